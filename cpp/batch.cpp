@@ -1,1 +1,121 @@
-// placeholder
+#include "batch.hpp"
+
+#include <sstream>
+
+#include "parallel.hpp"
+
+namespace alip {
+
+StructureView Batch::structure(int64_t k) const {
+    StructureView s;
+    s.positions = positions + 3 * offsets[k];
+    s.n_atoms = offsets[k + 1] - offsets[k];
+    s.cell = cells + 9 * k;
+    s.pbc = {pbc[3 * k] != 0, pbc[3 * k + 1] != 0, pbc[3 * k + 2] != 0};
+    s.species = species + offsets[k];
+    return s;
+}
+
+namespace {
+
+/// Parallel over structures when there are enough of them to keep every thread
+/// busy; otherwise structures run one after another, each using all threads.
+bool parallel_over_structures(const Batch& batch) {
+    const int threads = get_num_threads();
+    return threads > 1 && batch.n_structures >= 2 * threads;
+}
+
+template <class F>
+void for_each_structure(const Batch& batch, F&& work) {
+    const bool outer = parallel_over_structures(batch);
+    ExceptionCollector errors;
+    if (outer) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t k = 0; k < batch.n_structures; ++k) {
+            if (errors.failed()) continue;
+            errors.run([&] { work(k, /*inner_parallel=*/false); });
+        }
+        errors.rethrow();
+    } else {
+        for (int64_t k = 0; k < batch.n_structures; ++k) work(k, /*inner_parallel=*/true);
+    }
+}
+
+/// Prefixes an error with the index of the structure it comes from.
+template <class F>
+void in_structure(const Batch& batch, int64_t k, F&& f) {
+    try {
+        f();
+    } catch (const InvalidInput& e) {
+        if (batch.n_structures == 1) throw;
+        std::ostringstream msg;
+        msg << "structure " << k << ": " << e.what();
+        throw InvalidInput(msg.str());
+    }
+}
+
+}  // namespace
+
+void validate_batch(const Batch& batch, int32_t n_species, double cutoff) {
+    validate_cutoff(cutoff);
+    if (batch.n_structures < 1) throw InvalidInput("no structures given");
+    if (batch.offsets[0] != 0) throw InvalidInput("offsets must start at 0");
+    for (int64_t k = 0; k < batch.n_structures; ++k) {
+        if (batch.offsets[k + 1] < batch.offsets[k]) throw InvalidInput("offsets must be non-decreasing");
+        in_structure(batch, k, [&] { validate_structure(batch.structure(k), n_species); });
+    }
+}
+
+std::vector<NeighborList> batch_neighbor_lists(const Batch& batch, double cutoff) {
+    std::vector<NeighborList> lists(batch.n_structures);
+    for_each_structure(batch, [&](int64_t k, bool inner) {
+        in_structure(batch, k, [&] { lists[k] = build_neighbor_list(batch.structure(k), cutoff, inner); });
+    });
+    return lists;
+}
+
+void batch_values(const Acsf& acsf, const Batch& batch, double* out) {
+    const int64_t F = acsf.n_features();
+    for_each_structure(batch, [&](int64_t k, bool inner) {
+        const StructureView s = batch.structure(k);
+        NeighborList nl;
+        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner); });
+        acsf.values(s, nl, out + batch.offsets[k] * F, inner);
+    });
+}
+
+GradientPlan plan_gradients(const Acsf& acsf, const Batch& batch) {
+    GradientPlan plan;
+    plan.lists = batch_neighbor_lists(batch, acsf.spec().cutoff);
+    plan.rows.resize(batch.n_structures);
+    plan.row_start.assign(batch.n_structures + 1, 0);
+    for (int64_t k = 0; k < batch.n_structures; ++k) {
+        plan.rows[k] = acsf.gradient_rows(plan.lists[k]);
+        plan.row_start[k + 1] = plan.row_start[k] + plan.rows[k].back();
+    }
+    return plan;
+}
+
+void batch_gradients(const Acsf& acsf, const Batch& batch, const GradientPlan& plan, double* values, double* grad,
+                     int64_t* centers, int64_t* neighbors, double* strain) {
+    const int64_t F = acsf.n_features();
+    for_each_structure(batch, [&](int64_t k, bool inner) {
+        const int64_t a0 = batch.offsets[k], r0 = plan.row_start[k];
+        GradientOutput out{values + a0 * F, grad + r0 * 3 * F, centers + r0, neighbors + r0, strain + a0 * 9 * F, a0};
+        acsf.gradients(batch.structure(k), plan.lists[k], plan.rows[k], out, inner);
+    });
+}
+
+void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces,
+                         double* virials) {
+    const int64_t F = acsf.n_features();
+    for_each_structure(batch, [&](int64_t k, bool inner) {
+        const StructureView s = batch.structure(k);
+        NeighborList nl;
+        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner); });
+        const int64_t a0 = batch.offsets[k];
+        acsf.forces_virial(s, nl, dE_dG + a0 * F, forces + 3 * a0, virials + 9 * k, inner);
+    });
+}
+
+}  // namespace alip

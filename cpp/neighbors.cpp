@@ -1,1 +1,299 @@
-// placeholder
+#include "neighbors.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <sstream>
+
+#include "parallel.hpp"
+
+namespace alip {
+
+namespace {
+
+using Mat3 = std::array<double, 9>;
+
+void cross(const double* u, const double* v, double* out) {
+    out[0] = u[1] * v[2] - u[2] * v[1];
+    out[1] = u[2] * v[0] - u[0] * v[2];
+    out[2] = u[0] * v[1] - u[1] * v[0];
+}
+double dot(const double* u, const double* v) { return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]; }
+double norm(const double* u) { return std::sqrt(dot(u, u)); }
+
+double det3(const Mat3& h) {
+    return h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
+           h[2] * (h[3] * h[7] - h[4] * h[6]);
+}
+
+Mat3 inverse3(const Mat3& h) {
+    const double d = det3(h);
+    Mat3 inv;
+    inv[0] = (h[4] * h[8] - h[5] * h[7]) / d;
+    inv[1] = (h[2] * h[7] - h[1] * h[8]) / d;
+    inv[2] = (h[1] * h[5] - h[2] * h[4]) / d;
+    inv[3] = (h[5] * h[6] - h[3] * h[8]) / d;
+    inv[4] = (h[0] * h[8] - h[2] * h[6]) / d;
+    inv[5] = (h[2] * h[3] - h[0] * h[5]) / d;
+    inv[6] = (h[3] * h[7] - h[4] * h[6]) / d;
+    inv[7] = (h[1] * h[6] - h[0] * h[7]) / d;
+    inv[8] = (h[0] * h[4] - h[1] * h[3]) / d;
+    return inv;
+}
+
+void normalize(double* u) {
+    const double n = norm(u);
+    u[0] /= n;
+    u[1] /= n;
+    u[2] /= n;
+}
+
+/// Binning cell: the periodic lattice vectors, completed by unit vectors
+/// orthogonal to them along non-periodic axes (the user's cell is irrelevant there).
+Mat3 binning_cell(const StructureView& s) {
+    Mat3 h{};
+    const int n_periodic = int(s.pbc[0]) + int(s.pbc[1]) + int(s.pbc[2]);
+    if (n_periodic == 0) return {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    for (int a = 0; a < 3; ++a)
+        if (s.pbc[a])
+            for (int k = 0; k < 3; ++k) h[3 * a + k] = s.cell[3 * a + k];
+    if (n_periodic == 3) return h;
+    if (n_periodic == 2) {
+        int missing = !s.pbc[0] ? 0 : (!s.pbc[1] ? 1 : 2);
+        const double* u = &h[3 * ((missing + 1) % 3)];
+        const double* v = &h[3 * ((missing + 2) % 3)];
+        cross(u, v, &h[3 * missing]);
+        normalize(&h[3 * missing]);
+        return h;
+    }
+    // one periodic axis: two unit vectors orthogonal to it and to each other
+    int p = s.pbc[0] ? 0 : (s.pbc[1] ? 1 : 2);
+    double u[3] = {h[3 * p], h[3 * p + 1], h[3 * p + 2]};
+    normalize(u);
+    double trial[3] = {1, 0, 0};
+    if (std::abs(u[0]) > 0.9) trial[0] = 0, trial[1] = 1;
+    double w1[3], w2[3];
+    cross(u, trial, w1);
+    normalize(w1);
+    cross(u, w1, w2);
+    normalize(w2);
+    const int a1 = (p + 1) % 3, a2 = (p + 2) % 3;
+    for (int k = 0; k < 3; ++k) h[3 * a1 + k] = w1[k], h[3 * a2 + k] = w2[k];
+    return h;
+}
+
+int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+    return q;
+}
+
+struct Pair {
+    int64_t j;
+    int32_t s[3];
+    double d2;
+};
+
+}  // namespace
+
+NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel) {
+    validate_cutoff(cutoff);
+    const int64_t n = s.n_atoms;
+    const Mat3 h = binning_cell(s);
+    const Mat3 hinv = inverse3(h);
+    const double vol = std::abs(det3(h));
+
+    // fractional coordinates; wrap along periodic axes and remember the wrap
+    std::vector<double> frac(3 * n);
+    std::vector<int64_t> wrap(3 * n, 0);
+    for (int64_t i = 0; i < n; ++i) {
+        const double* r = s.positions + 3 * i;
+        for (int a = 0; a < 3; ++a) {
+            double f = r[0] * hinv[a] + r[1] * hinv[3 + a] + r[2] * hinv[6 + a];
+            if (s.pbc[a]) {
+                double fl = std::floor(f);
+                f -= fl;
+                if (f >= 1.0) f -= 1.0, fl += 1.0;
+                wrap[3 * i + a] = static_cast<int64_t>(fl);
+            }
+            frac[3 * i + a] = f;
+        }
+    }
+
+    // bins: per axis, width (in Å between bin planes) of at least the cutoff
+    std::array<double, 3> spacing, lo, width;
+    std::array<int64_t, 3> nbins, reach;
+    for (int a = 0; a < 3; ++a) {
+        double c[3];
+        cross(&h[3 * ((a + 1) % 3)], &h[3 * ((a + 2) % 3)], c);
+        spacing[a] = vol / norm(c);  // distance between lattice planes along a
+        double extent = 1.0;
+        lo[a] = 0.0;
+        if (!s.pbc[a]) {
+            double mn = frac[a], mx = frac[a];
+            for (int64_t i = 1; i < n; ++i) mn = std::min(mn, frac[3 * i + a]), mx = std::max(mx, frac[3 * i + a]);
+            lo[a] = mn;
+            extent = mx - mn;
+        }
+        double len = extent * spacing[a];
+        double nb = std::floor(len / cutoff);
+        nbins[a] = static_cast<int64_t>(std::max(1.0, std::min(nb, 1e6)));
+    }
+    // never more bins than ~2 per atom (sparse systems would waste memory)
+    const int64_t max_bins = std::max<int64_t>(8, 2 * n);
+    while (nbins[0] * nbins[1] * nbins[2] > max_bins) {
+        int a = int(std::max_element(nbins.begin(), nbins.end()) - nbins.begin());
+        nbins[a] = std::max<int64_t>(1, nbins[a] / 2);
+    }
+    for (int a = 0; a < 3; ++a) {
+        double extent = s.pbc[a] ? 1.0 : 0.0;
+        if (!s.pbc[a]) {
+            double mx = lo[a];
+            for (int64_t i = 0; i < n; ++i) mx = std::max(mx, frac[3 * i + a]);
+            extent = mx - lo[a];
+        }
+        width[a] = extent > 0 ? extent / double(nbins[a]) : 1.0;
+        const double width_len = width[a] * spacing[a];
+        if (s.pbc[a]) {
+            double r = std::ceil(cutoff / width_len);
+            if (r > 1e6) throw InvalidInput("cutoff is too large compared to the periodic cell (more than 1e6 images)");
+            reach[a] = static_cast<int64_t>(r);
+        } else {
+            reach[a] = extent > 0 ? std::min<int64_t>(nbins[a] - 1, int64_t(std::ceil(cutoff / width_len))) : 0;
+        }
+    }
+
+    auto bin_of = [&](int64_t i, int a) {
+        int64_t b = static_cast<int64_t>(std::floor((frac[3 * i + a] - lo[a]) / width[a]));
+        return std::min(std::max<int64_t>(b, 0), nbins[a] - 1);
+    };
+    const int64_t total_bins = nbins[0] * nbins[1] * nbins[2];
+    std::vector<int64_t> atom_bin(n), bin_start(total_bins + 1, 0), bin_atoms(n);
+    std::vector<std::array<int64_t, 3>> atom_bin3(n);
+    for (int64_t i = 0; i < n; ++i) {
+        atom_bin3[i] = {bin_of(i, 0), bin_of(i, 1), bin_of(i, 2)};
+        atom_bin[i] = (atom_bin3[i][0] * nbins[1] + atom_bin3[i][1]) * nbins[2] + atom_bin3[i][2];
+        ++bin_start[atom_bin[i] + 1];
+    }
+    std::partial_sum(bin_start.begin(), bin_start.end(), bin_start.begin());
+    {
+        std::vector<int64_t> fill(bin_start.begin(), bin_start.end() - 1);
+        for (int64_t i = 0; i < n; ++i) bin_atoms[fill[atom_bin[i]]++] = i;
+    }
+
+    // wrapped Cartesian positions
+    std::vector<double> wrapped(3 * n);
+    for (int64_t i = 0; i < n; ++i)
+        for (int k = 0; k < 3; ++k) {
+            double r = s.positions[3 * i + k];
+            for (int a = 0; a < 3; ++a) r -= double(wrap[3 * i + a]) * h[3 * a + k];
+            wrapped[3 * i + k] = r;
+        }
+
+    const double cutoff2 = cutoff * cutoff;
+    const double overlap2 = kOverlapDistance * kOverlapDistance;
+
+    // search one center; appends its pairs sorted by (j, shift)
+    auto search = [&](int64_t i, std::vector<Pair>& out) {
+        const size_t start = out.size();
+        const double* ri = &wrapped[3 * i];
+        for (int64_t dx = -reach[0]; dx <= reach[0]; ++dx) {
+            int64_t tx = atom_bin3[i][0] + dx, bx = tx, sx = 0;
+            if (s.pbc[0]) sx = floor_div(tx, nbins[0]), bx = tx - sx * nbins[0];
+            else if (tx < 0 || tx >= nbins[0]) continue;
+            for (int64_t dy = -reach[1]; dy <= reach[1]; ++dy) {
+                int64_t ty = atom_bin3[i][1] + dy, by = ty, sy = 0;
+                if (s.pbc[1]) sy = floor_div(ty, nbins[1]), by = ty - sy * nbins[1];
+                else if (ty < 0 || ty >= nbins[1]) continue;
+                for (int64_t dz = -reach[2]; dz <= reach[2]; ++dz) {
+                    int64_t tz = atom_bin3[i][2] + dz, bz = tz, sz = 0;
+                    if (s.pbc[2]) sz = floor_div(tz, nbins[2]), bz = tz - sz * nbins[2];
+                    else if (tz < 0 || tz >= nbins[2]) continue;
+                    const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6], sx * h[1] + sy * h[4] + sz * h[7],
+                                           sx * h[2] + sy * h[5] + sz * h[8]};
+                    const int64_t b = (bx * nbins[1] + by) * nbins[2] + bz;
+                    for (int64_t q = bin_start[b]; q < bin_start[b + 1]; ++q) {
+                        const int64_t j = bin_atoms[q];
+                        const double* rj = &wrapped[3 * j];
+                        const double d[3] = {rj[0] + off[0] - ri[0], rj[1] + off[1] - ri[1], rj[2] + off[2] - ri[2]};
+                        const double d2 = dot(d, d);
+                        if (d2 >= cutoff2) continue;
+                        if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
+                        if (d2 < overlap2) {
+                            std::ostringstream msg;
+                            msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2)
+                                << " Å < " << kOverlapDistance << " Å)";
+                            throw InvalidInput(msg.str());
+                        }
+                        Pair p;
+                        p.j = j;
+                        p.s[0] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
+                        p.s[1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
+                        p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
+                        p.d2 = d2;
+                        out.push_back(p);
+                    }
+                }
+            }
+        }
+        std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
+            if (x.j != y.j) return x.j < y.j;
+            if (x.s[0] != y.s[0]) return x.s[0] < y.s[0];
+            if (x.s[1] != y.s[1]) return x.s[1] < y.s[1];
+            return x.s[2] < y.s[2];
+        });
+    };
+
+    NeighborList nl;
+    nl.n_atoms = n;
+    nl.offsets.assign(n + 1, 0);
+    std::vector<std::vector<Pair>> chunks;
+    std::vector<int64_t> chunk_begin;
+    ExceptionCollector errors;
+    const int n_threads = parallel ? get_num_threads() : 1;
+    const int n_chunks = int(std::min<int64_t>(n, std::max(1, n_threads)));
+    chunks.resize(n_chunks);
+    chunk_begin.resize(n_chunks + 1);
+    for (int c = 0; c <= n_chunks; ++c) chunk_begin[c] = n * c / n_chunks;
+
+#pragma omp parallel for schedule(static, 1) if (n_chunks > 1)
+    for (int c = 0; c < n_chunks; ++c) {
+        errors.run([&] {
+            for (int64_t i = chunk_begin[c]; i < chunk_begin[c + 1]; ++i) {
+                const size_t before = chunks[c].size();
+                search(i, chunks[c]);
+                nl.offsets[i + 1] = int64_t(chunks[c].size() - before);
+            }
+        });
+    }
+    errors.rethrow();
+    std::partial_sum(nl.offsets.begin(), nl.offsets.end(), nl.offsets.begin());
+    const int64_t n_pairs = nl.offsets[n];
+    nl.neighbor.resize(n_pairs);
+    nl.shift.resize(3 * n_pairs);
+    nl.vector.resize(3 * n_pairs);
+    nl.distance.resize(n_pairs);
+
+#pragma omp parallel for schedule(static, 1) if (n_chunks > 1)
+    for (int c = 0; c < n_chunks; ++c) {
+        int64_t p = nl.offsets[chunk_begin[c]];
+        int64_t i = chunk_begin[c];
+        for (size_t q = 0; q < chunks[c].size(); ++q, ++p) {
+            while (p >= nl.offsets[i + 1]) ++i;
+            const Pair& pr = chunks[c][q];
+            nl.neighbor[p] = pr.j;
+            const double* ri = s.positions + 3 * i;
+            const double* rj = s.positions + 3 * pr.j;
+            for (int k = 0; k < 3; ++k) {
+                nl.shift[3 * p + k] = pr.s[k];
+                nl.vector[3 * p + k] = rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] +
+                                       pr.s[2] * s.cell[6 + k];
+            }
+            nl.distance[p] = norm(&nl.vector[3 * p]);
+        }
+        std::vector<Pair>().swap(chunks[c]);
+    }
+    return nl;
+}
+
+}  // namespace alip

@@ -1,5 +1,211 @@
+// The only file that knows pybind11: converts NumPy arrays to views of the core,
+// checks shapes, releases the GIL around the computation.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <sstream>
+#include <string>
+
+#include "acsf.hpp"
+#include "batch.hpp"
+#include "neighbors.hpp"
+#include "parallel.hpp"
+
 namespace py = pybind11;
+using namespace alip;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+void check_shape(const py::array& a, std::initializer_list<py::ssize_t> shape, const char* name) {
+    std::ostringstream expected;
+    bool ok = a.ndim() == py::ssize_t(shape.size());
+    size_t k = 0;
+    expected << "(";
+    for (py::ssize_t d : shape) {
+        if (ok && d >= 0 && a.shape(k) != d) ok = false;
+        expected << (d >= 0 ? std::to_string(d) : std::string("n")) << (k + 1 < shape.size() ? ", " : "");
+        ++k;
+    }
+    expected << ")";
+    if (!ok) {
+        std::ostringstream msg;
+        msg << name << " must have shape " << expected.str() << ", got (";
+        for (py::ssize_t d = 0; d < a.ndim(); ++d) msg << a.shape(d) << (d + 1 < a.ndim() ? ", " : "");
+        msg << ")";
+        throw InvalidInput(msg.str());
+    }
+}
+
+/// Owns the converted arrays of a batch for as long as the view is used.
+struct BatchArrays {
+    Array<double> positions, cells;
+    Array<int32_t> species;
+    Array<int64_t> offsets;
+    Array<uint8_t> pbc;
+    Batch view;
+
+    BatchArrays(Array<double> positions_, Array<int32_t> species_, Array<int64_t> offsets_, Array<double> cells_,
+                Array<uint8_t> pbc_)
+        : positions(std::move(positions_)),
+          cells(std::move(cells_)),
+          species(std::move(species_)),
+          offsets(std::move(offsets_)),
+          pbc(std::move(pbc_)) {
+        check_shape(offsets, {-1}, "offsets");
+        const py::ssize_t n_structures = offsets.shape(0) - 1;
+        if (n_structures < 1) throw InvalidInput("offsets must hold at least two entries");
+        const int64_t n_atoms = offsets.data()[n_structures];
+        check_shape(positions, {n_atoms, 3}, "positions");
+        check_shape(species, {n_atoms}, "species");
+        check_shape(cells, {n_structures, 3, 3}, "cells");
+        check_shape(pbc, {n_structures, 3}, "pbc");
+        view.positions = positions.data();
+        view.species = species.data();
+        view.offsets = offsets.data();
+        view.cells = cells.data();
+        view.pbc = pbc.data();
+        view.n_structures = n_structures;
+    }
+};
+
+CutoffFunction parse_cutoff_function(const std::string& name) {
+    if (name == "cosine") return CutoffFunction::Cosine;
+    if (name == "polynomial") return CutoffFunction::Polynomial;
+    throw InvalidInput("unknown cutoff_function '" + name + "' (expected 'cosine' or 'polynomial')");
+}
+
+Acsf make_acsf(int32_t n_species, double cutoff, const std::string& cutoff_function, Array<double> g2,
+               Array<double> g4, Array<double> g5) {
+    check_shape(g2, {-1, 2}, "g2");
+    check_shape(g4, {-1, 3}, "g4");
+    check_shape(g5, {-1, 3}, "g5");
+    AcsfSpec spec;
+    spec.n_species = n_species;
+    spec.cutoff = cutoff;
+    spec.cutoff_function = parse_cutoff_function(cutoff_function);
+    for (py::ssize_t k = 0; k < g2.shape(0); ++k) spec.g2.push_back({g2.at(k, 0), g2.at(k, 1)});
+    for (py::ssize_t k = 0; k < g4.shape(0); ++k) spec.g4.push_back({g4.at(k, 0), g4.at(k, 1), g4.at(k, 2)});
+    for (py::ssize_t k = 0; k < g5.shape(0); ++k) spec.g5.push_back({g5.at(k, 0), g5.at(k, 1), g5.at(k, 2)});
+    return Acsf(std::move(spec));
+}
+
+py::tuple neighbor_list(Array<double> positions, Array<double> cell, Array<uint8_t> pbc, double cutoff) {
+    check_shape(positions, {-1, 3}, "positions");
+    check_shape(cell, {3, 3}, "cell");
+    check_shape(pbc, {3}, "pbc");
+    StructureView s;
+    s.positions = positions.data();
+    s.n_atoms = positions.shape(0);
+    s.cell = cell.data();
+    s.pbc = {pbc.data()[0] != 0, pbc.data()[1] != 0, pbc.data()[2] != 0};
+    validate_cutoff(cutoff);
+    validate_structure(s, 0);
+    NeighborList nl;
+    {
+        py::gil_scoped_release release;
+        nl = build_neighbor_list(s, cutoff, true);
+    }
+    const py::ssize_t n = nl.n_pairs();
+    Array<int64_t> i(n), j(n), S({n, py::ssize_t(3)});
+    Array<double> D({n, py::ssize_t(3)}), d(n);
+    auto pi = i.mutable_data();
+    for (int64_t a = 0; a < nl.n_atoms; ++a)
+        for (int64_t p = nl.offsets[a]; p < nl.offsets[a + 1]; ++p) pi[p] = a;
+    std::copy(nl.neighbor.begin(), nl.neighbor.end(), j.mutable_data());
+    std::copy(nl.shift.begin(), nl.shift.end(), S.mutable_data());
+    std::copy(nl.vector.begin(), nl.vector.end(), D.mutable_data());
+    std::copy(nl.distance.begin(), nl.distance.end(), d.mutable_data());
+    return py::make_tuple(i, j, S, D, d);
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_core, m) {
-    m.def("build_info", []() { py::dict d; d["version"] = ALIP_VERSION; return d; });
+    m.doc() = "alip's compiled core: neighbor lists and ACSF descriptors with exact derivatives";
+    py::register_exception<InvalidInput>(m, "InvalidInput", PyExc_ValueError);
+
+    m.def("build_info", []() {
+        py::dict d;
+        d["version"] = ALIP_VERSION;
+        d["compiler"] = ALIP_CXX_COMPILER;
+        d["build_type"] = ALIP_BUILD_TYPE;
+        d["openmp"] = have_openmp();
+        d["cuda"] = bool(ALIP_HAVE_CUDA);
+        d["max_threads"] = get_num_threads();
+        return d;
+    });
+    m.def("get_num_threads", &get_num_threads);
+    m.def("set_num_threads", &set_num_threads, py::arg("n"));
+    m.def("neighbor_list", &neighbor_list, py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
+          "Full neighbor list of one structure: (i, j, S, D, d), sorted by i then j.");
+
+    py::class_<Acsf>(m, "Acsf")
+        .def(py::init(&make_acsf), py::arg("n_species"), py::arg("cutoff"), py::arg("cutoff_function"), py::arg("g2"),
+             py::arg("g4"), py::arg("g5"))
+        .def_property_readonly("n_features", &Acsf::n_features)
+        .def(
+            "values",
+            [](const Acsf& self, Array<double> positions, Array<int32_t> species, Array<int64_t> offsets,
+               Array<double> cells, Array<uint8_t> pbc) {
+                BatchArrays b(positions, species, offsets, cells, pbc);
+                validate_batch(b.view, self.spec().n_species, self.spec().cutoff);
+                Array<double> out({py::ssize_t(b.view.n_atoms()), py::ssize_t(self.n_features())});
+                double* data = out.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    batch_values(self, b.view, data);
+                }
+                return out;
+            },
+            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("cells"), py::arg("pbc"))
+        .def(
+            "gradients",
+            [](const Acsf& self, Array<double> positions, Array<int32_t> species, Array<int64_t> offsets,
+               Array<double> cells, Array<uint8_t> pbc) {
+                BatchArrays b(positions, species, offsets, cells, pbc);
+                validate_batch(b.view, self.spec().n_species, self.spec().cutoff);
+                const py::ssize_t N = b.view.n_atoms(), F = self.n_features();
+                GradientPlan plan;
+                {
+                    py::gil_scoped_release release;
+                    plan = plan_gradients(self, b.view);
+                }
+                const py::ssize_t R = plan.n_rows();
+                Array<double> values({N, F}), grad({R, py::ssize_t(3), F}), strain({N, py::ssize_t(3), py::ssize_t(3), F});
+                Array<int64_t> centers(R), neighbors(R);
+                double *pv = values.mutable_data(), *pg = grad.mutable_data(), *ps = strain.mutable_data();
+                int64_t *pc = centers.mutable_data(), *pn = neighbors.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    batch_gradients(self, b.view, plan, pv, pg, pc, pn, ps);
+                }
+                return py::make_tuple(values, grad, centers, neighbors, strain);
+            },
+            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("cells"), py::arg("pbc"),
+            "(values, grad_values, grad_centers, grad_neighbors, strain_grad) of a batch")
+        .def(
+            "forces_virial",
+            [](const Acsf& self, Array<double> positions, Array<int32_t> species, Array<int64_t> offsets,
+               Array<double> cells, Array<uint8_t> pbc, Array<double> dE_dG) {
+                BatchArrays b(positions, species, offsets, cells, pbc);
+                validate_batch(b.view, self.spec().n_species, self.spec().cutoff);
+                const py::ssize_t N = b.view.n_atoms();
+                check_shape(dE_dG, {N, py::ssize_t(self.n_features())}, "dE_dG");
+                const double* w = dE_dG.data();
+                for (py::ssize_t k = 0; k < N * py::ssize_t(self.n_features()); ++k)
+                    if (!std::isfinite(w[k])) throw InvalidInput("dE_dG contains NaN or inf");
+                Array<double> forces({N, py::ssize_t(3)}), virials({py::ssize_t(b.view.n_structures), py::ssize_t(3), py::ssize_t(3)});
+                double *pf = forces.mutable_data(), *pw = virials.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    batch_forces_virial(self, b.view, w, pf, pw);
+                }
+                return py::make_tuple(forces, virials);
+            },
+            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("cells"), py::arg("pbc"),
+            py::arg("dE_dG"), "(forces (N, 3), virials (n_structures, 3, 3)) from dE/dG without storing the Jacobian");
 }
