@@ -45,6 +45,20 @@ def si_primitive():
     return bulk("Si", "diamond", a=A_SI)
 
 
+def si_primitive_rattled():
+    """Primitive diamond cell with atoms displaced: non-zero forces, cutoff > cell."""
+    a = si_primitive()
+    a.rattle(0.08, seed=12)
+    return a
+
+
+def si_small_cell():
+    """Two Si atoms in a 2.9-3.2 A triclinic cell: ~100 image neighbours at a 6.5 A cutoff,
+    including images of the center itself."""
+    return Atoms("Si2", cell=[[3.0, 0.0, 0.0], [0.5, 2.9, 0.0], [0.3, -0.4, 3.2]], pbc=True,
+                 positions=[[0.3, 0.2, 0.1], [1.9, 1.45, 1.7]])
+
+
 def si_conventional():
     """Diamond Si, 8-atom cubic cell (5.431 A < 6 A cutoff)."""
     return bulk("Si", "diamond", a=A_SI, cubic=True)
@@ -143,6 +157,8 @@ def _min_distance(atoms):
 # reference stays fast; most are larger than at least one cell height.
 STRUCTURES = {
     "si_primitive": (si_primitive, ["Si"], 6.0),
+    "si_primitive_rattled": (si_primitive_rattled, ["Si"], 6.0),
+    "si_small_cell": (si_small_cell, ["Si"], 6.5),
     "si_conventional": (si_conventional, ["Si"], 6.0),
     "si_rattled": (si_rattled, ["Si"], 5.0),
     "si_triclinic": (si_triclinic, ["Si"], 5.0),
@@ -156,8 +172,9 @@ STRUCTURES = {
 }
 
 # Structures used for finite differences: smaller subset, all kinds of periodicity.
-FD_STRUCTURES = ["si_primitive", "si_triclinic", "sic_zincblende", "sio_triclinic", "sioh_molecule",
-                 "si_slab", "si_wire", "si_tiny_cell"]
+# (No ideal crystal and no one-atom cell here: their position derivatives vanish.)
+FD_STRUCTURES = ["si_primitive_rattled", "si_small_cell", "si_triclinic", "sic_zincblende", "sio_triclinic",
+                 "sioh_molecule", "si_slab", "si_wire"]
 
 
 @pytest.fixture(params=sorted(STRUCTURES))

@@ -187,7 +187,9 @@ class ReferenceACSF:
                     off = self.pair_offset[(a, b)]
                     rij, rik = ds[p], ds[q]
                     rjk = float(np.linalg.norm(Ds[q] - Ds[p]))
-                    cos_t = float(np.dot(Ds[p], Ds[q]) / (rij * rik))
+                    # clamp: collinear image triplets give |cos| = 1 + 1 ulp, and
+                    # (1 + lam cos)^zeta is NaN for a negative base and non-integer zeta
+                    cos_t = min(1.0, max(-1.0, float(np.dot(Ds[p], Ds[q]) / (rij * rik))))
                     fij, fik = fcs[p], fcs[q]
                     fjk = float(cutoff_cosine(rjk, rc))
                     for k, (eta, zeta, lam) in enumerate(self.g4):
