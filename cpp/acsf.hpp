@@ -11,6 +11,11 @@
 
 namespace alip {
 
+namespace detail {
+struct LocalNeighbors;
+struct BlockScratch;
+}  // namespace detail
+
 enum class CutoffFunction { Cosine, Polynomial };
 
 struct RadialParam {
@@ -68,8 +73,10 @@ public:
                        double* virial, bool parallel) const;
 
 private:
+    /// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.
     template <class Mode>
-    void center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode) const;
+    void center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode, detail::LocalNeighbors& local,
+                detail::BlockScratch& block) const;
 
     AcsfSpec spec_;
     int64_t n_features_ = 0;
@@ -83,6 +90,7 @@ private:
     struct AngularIndex {
         int eta, zl;
         double prefactor;  ///< 2^(1 - zeta)
+        double eta_value;
     };
     std::vector<AngularIndex> g4_index_, g5_index_;
     std::vector<int32_t> pair_index_;  ///< (n_species, n_species) -> unordered pair index

@@ -79,7 +79,7 @@ void batch_values(const Acsf& acsf, const Batch& batch, double* out) {
     for_each_structure(batch, [&](int64_t k, bool inner) {
         const StructureView s = batch.structure(k);
         NeighborList nl;
-        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner); });
+        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner, /*sorted=*/false); });
         acsf.values(s, nl, out + batch.offsets[k] * F, inner);
     });
 }
@@ -112,7 +112,7 @@ void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_
     for_each_structure(batch, [&](int64_t k, bool inner) {
         const StructureView s = batch.structure(k);
         NeighborList nl;
-        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner); });
+        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner, /*sorted=*/false); });
         const int64_t a0 = batch.offsets[k];
         acsf.forces_virial(s, nl, dE_dG + a0 * F, forces + 3 * a0, virials + 9 * k, inner);
     });

@@ -96,7 +96,7 @@ struct Pair {
 
 }  // namespace
 
-NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel) {
+NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted) {
     validate_cutoff(cutoff);
     const int64_t n = s.n_atoms;
     const Mat3 h = binning_cell(s);
@@ -236,7 +236,7 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
                 }
             }
         }
-        std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
+        if (sorted) std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
             if (x.j != y.j) return x.j < y.j;
             if (x.s[0] != y.s[0]) return x.s[0] < y.s[0];
             if (x.s[1] != y.s[1]) return x.s[1] < y.s[1];

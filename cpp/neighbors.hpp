@@ -11,7 +11,7 @@ namespace alip {
 
 /// Full neighbor list (i -> j and j -> i) in compressed rows over centers.
 /// For pair p of center i: vector[p] = positions[j] + shift[p] @ cell - positions[i].
-/// Within a center, pairs are sorted by (j, shift).
+/// Within a center, pairs are sorted by (j, shift) when built with `sorted`.
 struct NeighborList {
     int64_t n_atoms = 0;
     std::vector<int64_t> offsets;   ///< (n_atoms + 1,)
@@ -27,8 +27,9 @@ struct NeighborList {
 constexpr double kOverlapDistance = 1e-6;
 
 /// Builds the full neighbor list of `s` within `cutoff` (strictly less than).
-/// `parallel` lets the search use OpenMP threads over centers.
+/// `parallel` lets the search use OpenMP threads over centers; `sorted` orders each
+/// center's pairs by (j, shift) (needed for per-neighbor gradient rows, not for values).
 /// Throws InvalidInput for overlapping atoms (distance < kOverlapDistance).
-NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel);
+NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted = true);
 
 }  // namespace alip

@@ -1,0 +1,420 @@
+// Per-center ACSF kernel shared by the three modes (values, sparse gradients, fused
+// VJP). Private to acsf.cpp. Neighbors of a center are copied into species-sorted
+// structure-of-arrays so that the inner loops over the second neighbor of a triplet
+// run over contiguous memory with a constant feature offset, and vectorize.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "acsf.hpp"
+
+namespace alip {
+namespace detail {
+
+constexpr double kPi = 3.14159265358979323846;
+
+enum class Kind { Values, Gradients, Vjp };
+
+/// Neighbors of one center, sorted by species (stable in the neighbor-list order).
+struct LocalNeighbors {
+    int64_t m = 0;
+    std::vector<int64_t> entry;   ///< index of the pair in the neighbor list
+    std::vector<int64_t> local;   ///< inverse: pair (relative to the center's first) -> local index
+    std::vector<double> x, y, z, r, inv_r, fc, dfc;
+    std::vector<double> expo;     ///< (n_eta, m) exp(-eta r^2)
+    std::vector<int64_t> seg;     ///< (n_species + 1) species segments
+    std::vector<int32_t> sp;
+
+    void resize(int64_t n, int64_t n_eta, int32_t n_species) {
+        m = n;
+        for (auto* v : {&x, &y, &z, &r, &inv_r, &fc, &dfc}) v->resize(size_t(n));
+        entry.resize(size_t(n));
+        local.resize(size_t(n));
+        sp.resize(size_t(n));
+        expo.resize(size_t(n * n_eta));
+        seg.assign(size_t(n_species) + 1, 0);
+    }
+};
+
+/// Work arrays for a chunk of neighbor pairs (n1 < n2) of one center and one species pair.
+constexpr int64_t kPairChunk = 256;
+
+struct BlockScratch {
+    std::vector<int64_t> i1, i2, cursor;
+    std::vector<double> cos, r12sq, r12, fc12, dfc12, Fc, dF1, dF2, dFb, cos_r1, cos_r2, inv12, U, V, H, work;
+    std::vector<double> E;      ///< (n_eta, kPairChunk)
+    std::vector<double> P, dP;  ///< (n_zl, kPairChunk)
+
+    void resize(int64_t n_eta, int64_t n_zl) {
+        const size_t c = size_t(kPairChunk);
+        i1.resize(c);
+        i2.resize(c);
+        for (auto* v : {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H,
+                        &work})
+            v->resize(c);
+        E.resize(c * size_t(n_eta));
+        P.resize(c * size_t(n_zl));
+        dP.resize(c * size_t(n_zl));
+    }
+};
+
+struct ValuesMode {
+    static constexpr Kind kind = Kind::Values;
+    double* g = nullptr;
+};
+
+struct GradientMode {
+    static constexpr Kind kind = Kind::Gradients;
+    double* g = nullptr;
+    std::vector<double> d;  ///< (F, 3, m): d G_f / d v_n,c
+};
+
+struct VjpMode {
+    static constexpr Kind kind = Kind::Vjp;
+    const double* w = nullptr;     ///< dE/dG of this center (F,)
+    std::vector<double> coef;      ///< (m,) coefficient of v_n in dE/dv_n
+    std::vector<double> ex, ey, ez;  ///< (m,) remaining cross terms of dE/dv_n
+};
+
+inline void cutoff_values(CutoffFunction kind, double rc, const double* r, double* f, double* df, int64_t n,
+                          bool derivative) {
+    if (kind == CutoffFunction::Cosine) {
+        const double a = kPi / rc;
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) f[k] = r[k] < rc ? 0.5 * (std::cos(a * r[k]) + 1.0) : 0.0;
+        if (derivative) {
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) df[k] = r[k] < rc ? -0.5 * a * std::sin(a * r[k]) : 0.0;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) {
+            const double inside = r[k] < rc ? 1.0 : 0.0;
+            const double x = r[k] / rc, x2 = x * x;
+            f[k] = inside * (1.0 + x2 * x * (-10.0 + x * (15.0 - 6.0 * x)));
+            df[k] = inside * x2 * (-30.0 + x * (60.0 - 30.0 * x)) / rc;
+        }
+    }
+}
+
+/// P = (1 + lambda cos)^zeta and dP/dcos for n values; q = base^(zeta - 1) avoids 0/0.
+inline void angular_powers(double zeta, double lambda, int integer_zeta, bool derivative, const double* cos,
+                           double* P, double* dP, double* work, int64_t n) {
+    if (integer_zeta >= 1) {
+        // q = b^(zeta - 1) by squaring, vectorized over n
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) {
+            work[k] = std::max(0.0, 1.0 + lambda * cos[k]);
+            P[k] = 1.0;
+        }
+        for (int bit = integer_zeta - 1; bit > 0; bit >>= 1) {
+            if (bit & 1) {
+#pragma omp simd
+                for (int64_t k = 0; k < n; ++k) P[k] *= work[k];
+            }
+            if (bit > 1) {
+#pragma omp simd
+                for (int64_t k = 0; k < n; ++k) work[k] *= work[k];
+            }
+        }
+    } else {
+        for (int64_t k = 0; k < n; ++k) {
+            const double b = std::max(0.0, 1.0 + lambda * cos[k]);
+            P[k] = b > 0.0 ? std::pow(b, zeta - 1.0) : (zeta == 1.0 ? 1.0 : 0.0);
+        }
+    }
+    // P holds q; P = q b, dP = zeta lambda q
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) {
+        const double q = P[k];
+        if (derivative) dP[k] = zeta * lambda * q;
+        P[k] = q * std::max(0.0, 1.0 + lambda * cos[k]);
+    }
+}
+
+}  // namespace detail
+}  // namespace alip
+
+namespace alip {
+
+template <class Mode>
+void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode, detail::LocalNeighbors& L,
+                  detail::BlockScratch& B) const {
+    using namespace detail;
+    constexpr Kind kind = Mode::kind;
+    constexpr bool deriv = kind != Kind::Values;
+    const int64_t first = nl.offsets[i];
+    const int64_t m = nl.offsets[i + 1] - first;
+    const int64_t F = n_features_;
+    const int32_t ns = spec_.n_species;
+    const int64_t ne = int64_t(angular_etas_.size());
+    const int64_t nz = int64_t(zeta_lambdas_.size());
+    const double rc = spec_.cutoff;
+
+    // ---- gather the neighbors, sorted by species ---------------------------
+    L.resize(m, ne, ns);
+    for (int64_t p = 0; p < m; ++p) ++L.seg[size_t(s.species[nl.neighbor[first + p]]) + 1];
+    for (int32_t a = 0; a < ns; ++a) L.seg[a + 1] += L.seg[a];
+    {
+        std::vector<int64_t>& fill = B.cursor;
+        fill.assign(L.seg.begin(), L.seg.end());
+        for (int64_t p = 0; p < m; ++p) {
+            const int32_t sp = s.species[nl.neighbor[first + p]];
+            const int64_t k = fill[sp]++;
+            L.entry[k] = first + p;
+            L.local[p] = k;
+            L.sp[k] = sp;
+            L.x[k] = nl.vector[3 * (first + p)];
+            L.y[k] = nl.vector[3 * (first + p) + 1];
+            L.z[k] = nl.vector[3 * (first + p) + 2];
+            L.r[k] = nl.distance[first + p];
+            L.inv_r[k] = 1.0 / L.r[k];
+        }
+    }
+    cutoff_values(spec_.cutoff_function, rc, L.r.data(), L.fc.data(), L.dfc.data(), m, deriv);
+    for (int64_t e = 0; e < ne; ++e) {
+        const double eta = angular_etas_[e];
+        double* out = &L.expo[e * m];
+#pragma omp simd
+        for (int64_t n = 0; n < m; ++n) out[n] = std::exp(-eta * L.r[n] * L.r[n]);
+    }
+
+    // ---- mode state ----------------------------------------------------------
+    if constexpr (kind == Kind::Values) {
+        std::fill(mode.g, mode.g + F, 0.0);
+    } else if constexpr (kind == Kind::Gradients) {
+        std::fill(mode.g, mode.g + F, 0.0);
+        mode.d.assign(size_t(F * 3 * m), 0.0);
+    } else {
+        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(m), 0.0);
+    }
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+
+    // ---- G2 --------------------------------------------------------------------
+    const int64_t n_g2 = int64_t(spec_.g2.size());
+    for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
+        const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
+        for (int64_t p = 0; p < n_g2; ++p) {
+            const double eta = spec_.g2[p].eta, rs = spec_.g2[p].rs;
+            const int64_t f = int64_t(sp) * n_g2 + p;
+            if constexpr (kind == Kind::Values) {
+                double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t n = lo; n < hi; ++n) {
+                    const double dr = L.r[n] - rs;
+                    acc += std::exp(-eta * dr * dr) * L.fc[n];
+                }
+                mode.g[f] += acc;
+            } else if constexpr (kind == Kind::Gradients) {
+                double acc = 0.0;
+                double* dx = &mode.d[size_t((f * 3 + 0) * m)];
+                double* dy = dx + m;
+                double* dz = dy + m;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t n = lo; n < hi; ++n) {
+                    const double dr = L.r[n] - rs;
+                    const double e = std::exp(-eta * dr * dr);
+                    acc += e * L.fc[n];
+                    const double c = e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
+                    dx[n] += c * X[n];
+                    dy[n] += c * Y[n];
+                    dz[n] += c * Z[n];
+                }
+                mode.g[f] += acc;
+            } else {
+                const double w = mode.w[f];
+                if (w == 0.0) continue;
+#pragma omp simd
+                for (int64_t n = lo; n < hi; ++n) {
+                    const double dr = L.r[n] - rs;
+                    const double e = std::exp(-eta * dr * dr);
+                    mode.coef[n] += w * e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
+                }
+            }
+        }
+    }
+    if (n_angular_per_pair_ == 0) return;
+
+    // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
+    B.resize(ne, nz);
+    const int64_t n_radial = n_radial_features();
+    const double rc2 = rc * rc;
+    const int64_t C = kPairChunk;
+
+    // adds one chunk's contributions of one family (G4 or G5)
+    auto accumulate = [&](const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
+                          double b_eta) {
+        const int64_t* i1 = B.i1.data();
+        const int64_t* i2 = B.i2.data();
+        if constexpr (kind == Kind::Values) {
+            for (size_t p = 0; p < params.size(); ++p) {
+                const AngularIndex& ix = params[p];
+                const double* E = &B.E[size_t(ix.eta * C)];
+                const double* P = &B.P[size_t(ix.zl * C)];
+                const double* Fc = B.Fc.data();
+                double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t k = 0; k < cnt; ++k) acc += P[k] * E[k] * Fc[k];
+                mode.g[base + int64_t(p)] += ix.prefactor * acc;
+            }
+        } else if constexpr (kind == Kind::Gradients) {
+            for (size_t p = 0; p < params.size(); ++p) {
+                const AngularIndex& ix = params[p];
+                const int64_t f = base + int64_t(p);
+                const double* E = &B.E[size_t(ix.eta * C)];
+                const double* P = &B.P[size_t(ix.zl * C)];
+                const double* dP = &B.dP[size_t(ix.zl * C)];
+                const double eta = ix.eta_value, pre = ix.prefactor;
+                double* dx = &mode.d[size_t((f * 3 + 0) * m)];
+                double* dy = dx + m;
+                double* dz = dy + m;
+                double acc = 0.0;
+                for (int64_t k = 0; k < cnt; ++k) {
+                    const int64_t n1 = i1[k], n2 = i2[k];
+                    const double Xp = pre * E[k], Fc = B.Fc[k];
+                    const double T = Xp * P[k] * Fc;
+                    const double a1 = Xp * (-dP[k] * Fc * B.cos_r1[k] - a_eta * eta * P[k] * Fc + P[k] * B.dF1[k]);
+                    const double b = Xp * (dP[k] * Fc * B.inv12[k] + b_eta * eta * P[k] * Fc + P[k] * B.dFb[k]);
+                    const double a2 = Xp * (-dP[k] * Fc * B.cos_r2[k] - a_eta * eta * P[k] * Fc + P[k] * B.dF2[k]);
+                    acc += T;
+                    dx[n1] += a1 * X[n1] + b * X[n2];
+                    dy[n1] += a1 * Y[n1] + b * Y[n2];
+                    dz[n1] += a1 * Z[n1] + b * Z[n2];
+                    dx[n2] += a2 * X[n2] + b * X[n1];
+                    dy[n2] += a2 * Y[n2] + b * Y[n1];
+                    dz[n2] += a2 * Z[n2] + b * Z[n1];
+                }
+                mode.g[f] += acc;
+            }
+        } else {
+            double* U = B.U.data();
+            double* V = B.V.data();
+            double* H = B.H.data();
+            std::fill(U, U + cnt, 0.0);
+            std::fill(V, V + cnt, 0.0);
+            std::fill(H, H + cnt, 0.0);
+            bool any = false;
+            for (size_t p = 0; p < params.size(); ++p) {
+                const AngularIndex& ix = params[p];
+                const double wp = mode.w[base + int64_t(p)] * ix.prefactor;
+                if (wp == 0.0) continue;
+                any = true;
+                const double* E = &B.E[size_t(ix.eta * C)];
+                const double* P = &B.P[size_t(ix.zl * C)];
+                const double* dP = &B.dP[size_t(ix.zl * C)];
+                const double eta = ix.eta_value;
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) {
+                    const double Xw = wp * E[k];
+                    U[k] += Xw * dP[k];
+                    V[k] += Xw * P[k];
+                    H[k] += eta * Xw * P[k];
+                }
+            }
+            if (!any) return;
+            for (int64_t k = 0; k < cnt; ++k) {
+                const int64_t n1 = i1[k], n2 = i2[k];
+                const double Fc = B.Fc[k];
+                const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
+                const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
+                const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
+                mode.coef[n1] += sa1;
+                mode.coef[n2] += sa2;
+                mode.ex[n1] += sb * X[n2];
+                mode.ey[n1] += sb * Y[n2];
+                mode.ez[n1] += sb * Z[n2];
+                mode.ex[n2] += sb * X[n1];
+                mode.ey[n2] += sb * Y[n1];
+                mode.ez[n2] += sb * Z[n1];
+            }
+        }
+    };
+
+    // geometry of a chunk of pairs, then one family's terms
+    auto process = [&](bool g4, int64_t base, int64_t cnt) {
+        const int64_t* i1 = B.i1.data();
+        const int64_t* i2 = B.i2.data();
+#pragma omp simd
+        for (int64_t k = 0; k < cnt; ++k) {
+            const int64_t n1 = i1[k], n2 = i2[k];
+            const double c = (X[n1] * X[n2] + Y[n1] * Y[n2] + Z[n1] * Z[n2]) * L.inv_r[n1] * L.inv_r[n2];
+            B.cos[k] = std::min(1.0, std::max(-1.0, c));
+        }
+        if (g4) {
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) B.r12[k] = std::sqrt(B.r12sq[k]);
+            cutoff_values(spec_.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
+        }
+#pragma omp simd
+        for (int64_t k = 0; k < cnt; ++k) {
+            const int64_t n1 = i1[k], n2 = i2[k];
+            const double f1 = L.fc[n1], f2 = L.fc[n2], f12 = g4 ? B.fc12[k] : 1.0;
+            B.Fc[k] = f1 * f2 * f12;
+            if (deriv) {
+                const double ir1 = L.inv_r[n1], ir2 = L.inv_r[n2];
+                const double ir12 = g4 ? 1.0 / B.r12[k] : 0.0;
+                const double d12 = g4 ? f1 * f2 * B.dfc12[k] * ir12 : 0.0;
+                B.dF1[k] = L.dfc[n1] * f2 * f12 * ir1 + d12;
+                B.dF2[k] = f1 * L.dfc[n2] * f12 * ir2 + d12;
+                B.dFb[k] = -d12;
+                B.cos_r1[k] = B.cos[k] * ir1 * ir1;
+                B.cos_r2[k] = B.cos[k] * ir2 * ir2;
+                B.inv12[k] = ir1 * ir2;
+            }
+        }
+        for (int64_t e = 0; e < ne; ++e) {
+            const double eta = angular_etas_[e];
+            const double* ex = &L.expo[e * m];
+            double* E = &B.E[size_t(e * C)];
+            if (g4) {
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]] * std::exp(-eta * B.r12sq[k]);
+            } else {
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];
+            }
+        }
+        for (int64_t z = 0; z < nz; ++z) {
+            const ZetaLambda& zl = zeta_lambdas_[z];
+            angular_powers(zl.zeta, zl.lambda, zl.integer_zeta, deriv, B.cos.data(), &B.P[size_t(z * C)],
+                           &B.dP[size_t(z * C)], B.work.data(), cnt);
+        }
+        if (g4) accumulate(g4_index_, base, cnt, 4.0, 2.0);
+        else accumulate(g5_index_, base + int64_t(g4_index_.size()), cnt, 2.0, 0.0);
+    };
+
+    for (int32_t s1 = 0; s1 < ns; ++s1) {
+        for (int32_t s2 = s1; s2 < ns; ++s2) {
+            const int64_t base = n_radial + int64_t(pair_index_[s1 * ns + s2]) * n_angular_per_pair_;
+            for (int family = 0; family < 2; ++family) {
+                const bool g4 = family == 0;
+                if (g4 ? g4_index_.empty() : g5_index_.empty()) continue;
+                int64_t cnt = 0;
+                for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1) {
+                    const double x1 = X[n1], y1 = Y[n1], z1 = Z[n1];
+                    for (int64_t n2 = std::max(n1 + 1, L.seg[s2]); n2 < L.seg[s2 + 1]; ++n2) {
+                        if (g4) {  // the third side must be inside the cutoff
+                            const double dx = X[n2] - x1, dy = Y[n2] - y1, dz = Z[n2] - z1;
+                            const double r2 = dx * dx + dy * dy + dz * dz;
+                            if (r2 >= rc2) continue;
+                            B.r12sq[cnt] = r2;
+                        }
+                        B.i1[cnt] = n1;
+                        B.i2[cnt] = n2;
+                        if (++cnt == C) {
+                            process(g4, base, cnt);
+                            cnt = 0;
+                        }
+                    }
+                }
+                if (cnt > 0) process(g4, base, cnt);
+            }
+        }
+    }
+}
+
+}  // namespace alip
