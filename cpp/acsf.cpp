@@ -9,17 +9,6 @@
 
 namespace alip {
 
-namespace {
-
-void check_finite(double x, const char* what, size_t k) {
-    if (!std::isfinite(x)) {
-        std::ostringstream msg;
-        msg << what << " parameter " << k << " is not finite";
-        throw InvalidInput(msg.str());
-    }
-}
-
-}  // namespace
 
 Acsf::Acsf(AcsfSpec spec) : spec_(std::move(spec)) {
     if (spec_.n_species < 1) throw InvalidInput("at least one species is required");

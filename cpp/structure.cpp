@@ -10,6 +10,14 @@ namespace {
 double norm3(const double* v) { return std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]); }
 }  // namespace
 
+void check_finite(double x, const char* what, size_t index) {
+    if (!std::isfinite(x)) {
+        std::ostringstream msg;
+        msg << what << " parameter " << index << " is not finite";
+        throw InvalidInput(msg.str());
+    }
+}
+
 void validate_cutoff(double cutoff) {
     if (!std::isfinite(cutoff) || cutoff <= 0.0) {
         std::ostringstream msg;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,10 @@ struct StructureView {
 /// Throws InvalidInput for an empty structure, non-finite positions or cell,
 /// species out of range, or a degenerate / left-handed cell along periodic axes.
 void validate_structure(const StructureView& s, int32_t n_species);
+
+/// Throws InvalidInput naming `what` and `index` unless x is finite. Lives in a file
+/// compiled without -ffast-math, so the check is never optimized away.
+void check_finite(double x, const char* what, size_t index);
 
 /// Throws InvalidInput unless cutoff is finite and > 0.
 void validate_cutoff(double cutoff);

@@ -133,6 +133,7 @@ PYBIND11_MODULE(_core, m) {
         d["version"] = ALIP_VERSION;
         d["compiler"] = ALIP_CXX_COMPILER;
         d["build_type"] = ALIP_BUILD_TYPE;
+        d["kernel_flags"] = ALIP_KERNEL_FLAGS;
         d["openmp"] = have_openmp();
         d["cuda"] = bool(ALIP_HAVE_CUDA);
         d["max_threads"] = get_num_threads();
