@@ -88,25 +88,34 @@ std::vector<int64_t> Acsf::gradient_rows(const NeighborList& nl) const {
 
 namespace {
 
-/// Writes the strain gradient and the sparse rows of center i from d (F, 3, m).
+/// Writes the strain gradient and the sparse rows of center i from d (F, 3, m);
+/// `t` is scratch for d transposed to (m, 3F) so that rows are summed contiguously.
 void write_gradient_rows(const NeighborList& nl, int64_t i, const detail::LocalNeighbors& L, const std::vector<double>& d,
-                         int64_t F, int64_t first_row, const GradientOutput& out) {
-    const int64_t m = L.m, first = nl.offsets[i];
+                         std::vector<double>& t, int64_t F, int64_t first_row, const GradientOutput& out) {
+    const int64_t m = L.m, first = nl.offsets[i], F3 = 3 * F;
+    t.resize(size_t(m * F3));
+    for (int64_t fc = 0; fc < F3; ++fc) {
+        const double* src = &d[size_t(fc * m)];
+        for (int64_t n = 0; n < m; ++n) t[size_t(n * F3 + (fc % 3) * F + fc / 3)] = src[n];
+    }
     const double* v[3] = {L.x.data(), L.y.data(), L.z.data()};
     double* strain = out.strain + i * 9 * F;
-    for (int64_t f = 0; f < F; ++f)
-        for (int b = 0; b < 3; ++b) {
-            const double* db = &d[size_t((f * 3 + b) * m)];
-            for (int a = 0; a < 3; ++a) {
-                double acc = 0.0;
-                for (int64_t n = 0; n < m; ++n) acc += v[a][n] * db[n];
-                strain[(a * 3 + b) * F + f] = acc;
+    std::fill(strain, strain + 9 * F, 0.0);
+    for (int64_t n = 0; n < m; ++n) {
+        const double* tn = &t[size_t(n * F3)];
+        for (int a = 0; a < 3; ++a)
+            for (int b = 0; b < 3; ++b) {
+                double* s = strain + (a * 3 + b) * F;
+                const double* src = tn + b * F;
+                const double va = v[a][n];
+#pragma omp simd
+                for (int64_t f = 0; f < F; ++f) s[f] += va * src[f];
             }
-        }
+    }
     int64_t row = first_row;
     auto begin_row = [&](int64_t j) {
-        double* dst = out.grad + row * 3 * F;
-        std::fill(dst, dst + 3 * F, 0.0);
+        double* dst = out.grad + row * F3;
+        std::fill(dst, dst + F3, 0.0);
         out.centers[row] = i + out.atom_offset;
         out.neighbors[row] = j + out.atom_offset;
         return dst;
@@ -115,8 +124,9 @@ void write_gradient_rows(const NeighborList& nl, int64_t i, const detail::LocalN
         double* dst = begin_row(i);
         for (int64_t n = 0; n < m; ++n) {
             if (nl.neighbor[L.entry[n]] == i) continue;  // own images move with i
-            for (int64_t f = 0; f < F; ++f)
-                for (int c = 0; c < 3; ++c) dst[c * F + f] -= d[size_t((f * 3 + c) * m + n)];
+            const double* tn = &t[size_t(n * F3)];
+#pragma omp simd
+            for (int64_t k = 0; k < F3; ++k) dst[k] -= tn[k];
         }
         ++row;
     };
@@ -129,9 +139,9 @@ void write_gradient_rows(const NeighborList& nl, int64_t i, const detail::LocalN
         if (j != i) {
             double* dst = begin_row(j);
             for (int64_t q = p; q < p_end; ++q) {
-                const int64_t n = L.local[q];
-                for (int64_t f = 0; f < F; ++f)
-                    for (int c = 0; c < 3; ++c) dst[c * F + f] += d[size_t((f * 3 + c) * m + n)];
+                const double* tn = &t[size_t(L.local[q] * F3)];
+#pragma omp simd
+                for (int64_t k = 0; k < F3; ++k) dst[k] += tn[k];
             }
             ++row;
         }
@@ -151,11 +161,12 @@ void Acsf::gradients(const StructureView& s, const NeighborList& nl, const std::
             detail::LocalNeighbors local;
             detail::BlockScratch block;
             detail::GradientMode mode;
+            std::vector<double> transposed;
 #pragma omp for schedule(dynamic, 8)
             for (int64_t i = 0; i < s.n_atoms; ++i) {
                 mode.g = out.values + i * n_features_;
                 center(s, nl, i, mode, local, block);
-                write_gradient_rows(nl, i, local, mode.d, n_features_, rows[i], out);
+                write_gradient_rows(nl, i, local, mode.d, transposed, n_features_, rows[i], out);
             }
         });
     }
