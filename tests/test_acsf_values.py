@@ -326,3 +326,38 @@ def test_polynomial_cutoff_differs_but_shares_support():
 def test_unpack_helper():
     pos, cell, pbc, z = unpack(bulk("Si", "diamond", a=5.431))
     assert pos.shape == (2, 3) and cell.shape == (3, 3) and pbc.all() and list(z) == [14, 14]
+
+
+def test_pickle_roundtrip():
+    """ACSF objects travel to worker processes (process pools) by pickle."""
+    import pickle
+
+    acsf = make_acsf(["C", "Si"], 5.0)
+    back = pickle.loads(pickle.dumps(acsf))
+    atoms = STRUCTURES["sic_zincblende"][0]()
+    np.testing.assert_array_equal(back.compute(atoms), acsf.compute(atoms))
+
+
+def test_thread_count_does_not_change_results():
+    """1 and 2 OpenMP threads give the same values and gradients (batch and one big cell)."""
+    import alip
+
+    acsf = make_acsf(["Si"], 5.0)
+    big = bulk("Si", "diamond", a=5.431, cubic=True).repeat((3, 3, 2))
+    big.rattle(0.05, seed=3)
+    batch = [STRUCTURES[n][0]() for n in ("si_primitive_rattled", "si_triclinic", "si_slab", "si_wire")] * 3
+    old = alip.get_num_threads()
+    try:
+        out = {}
+        for nt in (1, 2):
+            alip.set_num_threads(nt)
+            assert alip.get_num_threads() == nt or alip.build_info().get("openmp") is False
+            out[nt] = (acsf.compute(big, gradients=True), acsf.compute(batch, gradients=True))
+    finally:
+        alip.set_num_threads(old)
+    for a, b in zip(out[1], out[2]):
+        np.testing.assert_allclose(b.values, a.values, rtol=1e-13, atol=0)
+        np.testing.assert_array_equal(b.grad_centers, a.grad_centers)
+        np.testing.assert_array_equal(b.grad_neighbors, a.grad_neighbors)
+        np.testing.assert_allclose(b.grad_values, a.grad_values, rtol=0, atol=1e-13 * np.abs(a.grad_values).max())
+        np.testing.assert_allclose(b.strain_grad, a.strain_grad, rtol=0, atol=1e-13 * np.abs(a.strain_grad).max())

@@ -172,3 +172,20 @@ def test_fuzz_arbitrary_input_never_crashes(data):
         else:
             assert np.all(np.isfinite(out))
             event("result")
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.lists(valid_structures(max_atoms=3), min_size=1, max_size=5))
+def test_fuzz_batch_equals_single(items):
+    acsf = make_acsf(SPECIES, 4.0)
+    structs = [a for a, _c in items]
+    b = acsf.compute(structs, gradients=True)
+    off = np.cumsum([0] + [len(a) for a in structs])
+    np.testing.assert_array_equal(b.offsets, off)
+    for k, a in enumerate(structs):
+        s = acsf.compute(a, gradients=True)
+        np.testing.assert_allclose(b.values[off[k]:off[k + 1]], s.values, rtol=1e-13, atol=1e-300)
+        rows = (b.grad_centers >= off[k]) & (b.grad_centers < off[k + 1])
+        np.testing.assert_array_equal(b.grad_centers[rows] - off[k], s.grad_centers)
+        np.testing.assert_array_equal(b.grad_neighbors[rows] - off[k], s.grad_neighbors)
+        np.testing.assert_allclose(b.grad_values[rows], s.grad_values, rtol=1e-13, atol=1e-300)
