@@ -60,9 +60,21 @@ def _queryable(info: dict[str, Any]) -> dict[str, Any]:
             out[key] = bool(value)
         elif isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
             out[key] = value.item() if hasattr(value, "item") else value
-        elif isinstance(value, str):
+        elif isinstance(value, str) and not _looks_numeric(value):
             out[key] = value
     return out
+
+
+def _looks_numeric(text: str) -> bool:
+    """ASE's database refuses text values that read as a bool, int or float."""
+    from ase.db.core import str_represents
+
+    return any(str_represents(text, t) for t in (bool, int, float))
+
+
+def _text(value: Any, prefix: str) -> str:
+    text = str(value)
+    return f"{prefix}{text}" if _looks_numeric(text) else text
 
 
 def _jsonable(value: Any) -> Any:
@@ -153,13 +165,14 @@ class LabelStore:
             for pid, atoms in zip(ids, atoms_list):
                 info = _jsonable({k: v for k, v in atoms.info.items() if k not in _OWNED - {"family"}})
                 kvp = _queryable(info)
-                kvp.update(pool_id=pid, family=str(atoms.info.get("family", "unknown")))
+                kvp.update(pool_id=pid, family=_text(atoms.info.get("family", "unknown"), "family-"))
                 if labeled:
                     res = atoms.calc.results if atoms.calc is not None else {}
                     if res.get("energy") is None or res.get("forces") is None:
                         raise ValueError(f"structure with pool_id {pid} carries no energy and forces")
                     row_atoms = attach_label(atoms, res["energy"], res["forces"], res.get("stress"))
-                    kvp.update(status="labeled", oracle=oracle, labeled_at=now, wall_time=0.0,
+                    kvp.update(status="labeled", oracle=_text(oracle, "oracle-"), labeled_at=now,
+                           wall_time=0.0,
                                oracle_settings=json.dumps(_jsonable(oracle_settings or {}),
                                                           sort_keys=True))
                 else:
@@ -215,7 +228,7 @@ class LabelStore:
         if oracle is not None:
             name = oracle if isinstance(oracle, str) else getattr(oracle, "name", type(oracle).__name__)
             settings = {} if isinstance(oracle, str) else getattr(oracle, "settings", {})
-            kvp.update(oracle=str(name),
+            kvp.update(oracle=_text(name, "oracle-"),
                        oracle_settings=json.dumps(_jsonable(settings), sort_keys=True, default=str))
         if iteration is not None:
             kvp["iteration"] = _as_int(iteration, "iteration")
@@ -228,7 +241,8 @@ class LabelStore:
                 kvp.update(status="labeled", labeled_at=time.time())
                 db.update(rid, atoms=atoms, delete_keys=["error"], **kvp)
             else:
-                kvp.update(status="failed", error=str(label.error)[:4000] or "unknown error",
+                kvp.update(status="failed", error=_text(str(label.error)[:4000] or "unknown error",
+                                                        "error: "),
                            n_failures=int(row.key_value_pairs.get("n_failures", 0)) + 1)
                 db.update(rid, **kvp)
 
