@@ -75,7 +75,8 @@ class LabeledStructure:
     stress: np.ndarray | None
 
 
-def _voigt(stress: object) -> np.ndarray | None:
+def voigt6(stress: object) -> np.ndarray | None:
+    """Stress as Voigt (xx, yy, zz, yz, xz, xy) from (6,), (9,) or (3, 3); None stays None."""
     if stress is None:
         return None
     s = np.asarray(stress, dtype=float)
@@ -98,7 +99,7 @@ def _from_atoms(a: Atoms, energy_key: str | None, forces_key: str | None,
         return None
     bare = a.copy()
     bare.calc = None
-    return LabeledStructure(bare, float(energy), np.array(forces, dtype=float), _voigt(stress))
+    return LabeledStructure(bare, float(energy), np.array(forces, dtype=float), voigt6(stress))
 
 
 def read_labeled(path: str | os.PathLike, energy_key: str | None = None,
@@ -131,3 +132,27 @@ def read_labeled(path: str | os.PathLike, energy_key: str | None = None,
         if item is not None:
             out.append(item)
     return out
+
+
+_INDEX_CACHE: dict[tuple, dict[tuple, list]] = {}
+
+
+def labeled_index(path: str, keys: tuple[str | None, str | None, str | None] = (None, None, None)
+                  ) -> dict[tuple, list]:
+    """Labels of a dataset grouped by (numbers bytes, pbc) for lookup by geometry.
+
+    Each entry is ``(cell, positions, energy, forces, stress)``.  Cached per
+    process and file version (path, mtime, size), so workers read a file once.
+    """
+    st = os.stat(path)
+    cache_key = (path, st.st_mtime_ns, st.st_size, tuple(keys))
+    if cache_key not in _INDEX_CACHE:
+        index: dict[tuple, list] = {}
+        for item in read_labeled(path, *keys):
+            a = item.atoms
+            group = (a.numbers.tobytes(), tuple(bool(p) for p in a.pbc))
+            index.setdefault(group, []).append(
+                (a.cell.array.copy(), a.positions.copy(), item.energy, item.forces, item.stress))
+        _INDEX_CACHE.clear()  # keep one dataset per process
+        _INDEX_CACHE[cache_key] = index
+    return _INDEX_CACHE[cache_key]

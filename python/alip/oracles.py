@@ -7,17 +7,8 @@ with ``status="failed"`` and the error text, so a batch can go on.
 
 Oracles are picklable (they hold settings, never a live calculator) so they can
 be shipped to process-pool or Dask workers; each worker builds its calculator
-lazily.  :func:`make_oracle` builds one from a short spec:
-
-============================  =================================================
-``"sw"``                      matscipy Stillinger--Weber Si (PRB 31, 5262, 1985)
-``"kumagai"``                 matscipy Kumagai Si (Comp. Mat. Sci. 39, 2007)
-``"tersoff"``                 matscipy Tersoff Si (PRB 39, 5566, 1989)
-``"gpaw"``                    GPAW plane waves, PBE (optional extra)
-``"stored:PATH"``             labels already in an extxyz file or ASE database
-``"module:factory"``          user code returning an ASE calculator
-``{"type": ..., **kwargs}``   the same with settings (see :meth:`Oracle.spec`)
-============================  =================================================
+lazily.  :func:`make_oracle` builds one from a short spec ("sw", "kumagai",
+"tersoff", "gpaw", "stored:PATH", "module:factory" or a ``{"type": ...}`` dict).
 """
 from __future__ import annotations
 
@@ -36,6 +27,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
+
+from .io import labeled_index, voigt6
 
 #: Thread settings applied in labeling workers (more threads measured 10x slower for DFT).
 THREAD_ENV: dict[str, str] = {
@@ -134,14 +127,9 @@ def _check_result(n: int, energy: Any, forces: Any, stress: Any
         raise FloatingPointError(f"non-finite energy {energy}")
     if not np.all(np.isfinite(forces)):
         raise FloatingPointError("non-finite forces")
-    if stress is not None:
-        stress = np.array(stress, dtype=float)
-        if stress.shape == (3, 3):
-            stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-        if stress.shape != (6,):
-            raise ValueError(f"stress has shape {stress.shape}, expected (6,) or (3, 3)")
-        if not np.all(np.isfinite(stress)):
-            raise FloatingPointError("non-finite stress")
+    stress = voigt6(stress)
+    if stress is not None and not np.all(np.isfinite(stress)):
+        raise FloatingPointError("non-finite stress")
     return energy, forces, stress
 
 
@@ -455,27 +443,6 @@ class UserOracle(Oracle):
 
 
 # ----------------------------------------------------------------------------- stored labels
-_DATASETS: dict[tuple, dict[tuple, list]] = {}
-
-
-def _load_index(path: str, keys: tuple[str | None, str | None, str | None]) -> dict[tuple, list]:
-    """Stored labels grouped by (numbers, pbc); cached per process and file version."""
-    from .io import read_labeled
-
-    st = os.stat(path)
-    cache_key = (path, st.st_mtime_ns, st.st_size, keys)
-    if cache_key not in _DATASETS:
-        index: dict[tuple, list] = {}
-        for item in read_labeled(path, *keys):
-            a = item.atoms
-            group = (a.numbers.tobytes(), tuple(bool(p) for p in a.pbc))
-            index.setdefault(group, []).append(
-                (a.cell.array.copy(), a.positions.copy(), item.energy, item.forces, item.stress))
-        _DATASETS.clear()  # keep one dataset per worker process
-        _DATASETS[cache_key] = index
-    return _DATASETS[cache_key]
-
-
 class StoredLabelOracle(Oracle):
     """Labels already stored in a dataset (extxyz file or ASE database).
 
@@ -498,7 +465,7 @@ class StoredLabelOracle(Oracle):
             raise ValueError(f"tol must be positive, got {tol!r}")
         self.tol = float(tol)
         self.keys = (energy_key, forces_key, stress_key)
-        if not _load_index(self.path, self.keys):
+        if not labeled_index(self.path, self.keys):
             raise ValueError(f"{self.path} holds no labeled structure (energy and forces)")
 
     @property
@@ -508,12 +475,12 @@ class StoredLabelOracle(Oracle):
                 "stress_key": s}
 
     def __len__(self) -> int:
-        return sum(len(v) for v in _load_index(self.path, self.keys).values())
+        return sum(len(v) for v in labeled_index(self.path, self.keys).values())
 
     def compute(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
         group = (atoms.numbers.tobytes(), tuple(bool(p) for p in atoms.pbc))
         cell = atoms.cell.array
-        for s_cell, s_pos, energy, forces, stress in _load_index(self.path, self.keys).get(group, []):
+        for s_cell, s_pos, energy, forces, stress in labeled_index(self.path, self.keys).get(group, []):
             if not np.allclose(s_cell, cell, rtol=0.0, atol=self.tol):
                 continue
             diff = atoms.positions - s_pos
