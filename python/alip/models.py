@@ -1,0 +1,179 @@
+"""Behler–Parrinello networks: K committee members stacked into one module.
+
+E_k(structure) = Σ_i [ e_ref[Z_i] + energy_scale · NN_{k,Z_i}((G_i − shift_{Z_i}) / scale_{Z_i}) ]
+
+All K members of a committee live in one :class:`CommitteeNetwork` whose weights
+carry a leading member axis, so one batched matmul evaluates (and trains) the whole
+committee.  :meth:`CommitteeNetwork.member` extracts one member as a plain,
+TorchScript-able :class:`MemberNetwork`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+    "celu": nn.CELU,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """Return the activation module called ``name`` (smooth ones only: forces need C¹)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+class StackedMLP(nn.Module):
+    """K independent MLPs ``n_in → hidden… → 1`` evaluated with batched matmuls."""
+
+    def __init__(self, n_in: int, hidden: Sequence[int], n_members: int, activation: str,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        sizes = [n_in, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            # Xavier-uniform per member, drawn from the caller's generator (reproducible)
+            bound = math.sqrt(6.0 / (a + b))
+            w = (torch.rand(n_members, a, b, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(n_members, 1, b, dtype=torch.float64)))
+        self.act = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (K, n, n_in) or (n, n_in) → (K, n) outputs of every member."""
+        n_layers = len(self.weights)
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.matmul(x, w) + b
+            if layer < n_layers - 1:
+                x = self.act(x)
+        return x.squeeze(-1)
+
+
+class CommitteeNetwork(nn.Module):
+    """K Behler–Parrinello networks (one MLP per element per member) on ACSF features.
+
+    Buffers (stored with the weights): ``feature_shift``/``feature_scale`` (n_species, F),
+    ``energy_ref`` (n_species,) eV per atom, ``energy_scale`` (scalar) eV.
+    """
+
+    def __init__(self, n_features: int, species: Sequence[int], n_members: int = 5,
+                 hidden: Sequence[int] = (48, 48), activation: str = "tanh", seed: int = 0) -> None:
+        super().__init__()
+        if n_members < 1:
+            raise ValueError("n_members must be >= 1")
+        self.n_features = int(n_features)
+        self.species = [int(z) for z in species]
+        self.n_members = int(n_members)
+        self.hidden = [int(h) for h in hidden]
+        self.activation = activation
+        gen = torch.Generator().manual_seed(int(seed))
+        self.nets = nn.ModuleList(
+            StackedMLP(self.n_features, self.hidden, self.n_members, activation, gen) for _ in self.species)
+        ns = len(self.species)
+        self.register_buffer("feature_shift", torch.zeros(ns, self.n_features, dtype=torch.float64))
+        self.register_buffer("feature_scale", torch.ones(ns, self.n_features, dtype=torch.float64))
+        self.register_buffer("energy_ref", torch.zeros(ns, dtype=torch.float64))
+        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
+
+    def architecture(self) -> dict:
+        """JSON-serialisable constructor arguments (without the seed)."""
+        return dict(n_features=self.n_features, species=list(self.species), n_members=self.n_members,
+                    hidden=list(self.hidden), activation=self.activation)
+
+    def atomic_energies(self, G: torch.Tensor, species_index: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies (K, N) from descriptors G of shape (N, F) or (K, N, F)."""
+        K = self.n_members
+        N = G.shape[-2]
+        if len(self.species) == 1:
+            x = (G - self.feature_shift[0]) / self.feature_scale[0]
+            return self.energy_ref[0] + self.energy_scale * self.nets[0](x)
+        out = G.new_zeros(K, N)
+        for s, net in enumerate(self.nets):
+            idx = torch.nonzero(species_index == s).squeeze(1)
+            if idx.numel() == 0:
+                continue
+            x = (G.index_select(-2, idx) - self.feature_shift[s]) / self.feature_scale[s]
+            e = self.energy_ref[s] + self.energy_scale * net(x)
+            out = out.index_copy(1, idx, e)
+        return out
+
+    def forward(self, G: torch.Tensor, species_index: torch.Tensor, structure_index: torch.Tensor,
+                n_structures: int) -> torch.Tensor:
+        """Total energies (K, n_structures)."""
+        e = self.atomic_energies(G, species_index)
+        return e.new_zeros(self.n_members, n_structures).index_add(1, structure_index, e)
+
+    def energies_and_gradients(self, G: torch.Tensor, species_index: torch.Tensor,
+                               structure_index: torch.Tensor, n_structures: int,
+                               create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Energies (K, S), atomic energies (K, N) and dE_k/dG (K, N, F) of every member.
+
+        G is replicated per member so one backward pass gives each member's own gradient.
+        """
+        X = G.detach().unsqueeze(0).expand(self.n_members, -1, -1).clone().requires_grad_(True)
+        e_atom = self.atomic_energies(X, species_index)
+        (dE_dG,) = torch.autograd.grad(e_atom.sum(), X, create_graph=create_graph)
+        E = e_atom.new_zeros(self.n_members, n_structures).index_add(1, structure_index, e_atom)
+        return E, e_atom, dE_dG
+
+    @torch.no_grad()
+    def member(self, k: int) -> "MemberNetwork":
+        """Member ``k`` as a standalone :class:`MemberNetwork` (same dtype, copied weights)."""
+        if not 0 <= k < self.n_members:
+            raise IndexError(f"member {k} out of range 0..{self.n_members - 1}")
+        m = MemberNetwork(self.n_features, self.species, self.hidden, self.activation)
+        m = m.to(self.feature_shift.dtype)
+        for s, net in enumerate(self.nets):
+            linears = [mod for mod in m.nets[s] if isinstance(mod, nn.Linear)]
+            for lin, w, b in zip(linears, net.weights, net.biases):
+                lin.weight.copy_(w[k].T)
+                lin.bias.copy_(b[k, 0])
+        m.feature_shift.copy_(self.feature_shift)
+        m.feature_scale.copy_(self.feature_scale)
+        m.energy_ref.copy_(self.energy_ref)
+        m.energy_scale.copy_(self.energy_scale)
+        return m
+
+
+class MemberNetwork(nn.Module):
+    """One committee member with ordinary ``nn.Linear`` layers; TorchScript-compatible.
+
+    ``forward(G (N, F), species_index (N,)) -> atomic energies (N,)``.
+    """
+
+    def __init__(self, n_features: int, species: Sequence[int], hidden: Sequence[int],
+                 activation: str) -> None:
+        super().__init__()
+        self.n_species = len(species)
+        nets = []
+        for _ in species:
+            layers: list[nn.Module] = []
+            sizes = [n_features, *hidden, 1]
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+                layers.append(nn.Linear(a, b))
+                if i < len(sizes) - 2:
+                    layers.append(make_activation(activation))
+            nets.append(nn.Sequential(*layers))
+        self.nets = nn.ModuleList(nets)
+        ns = len(species)
+        self.register_buffer("feature_shift", torch.zeros(ns, n_features))
+        self.register_buffer("feature_scale", torch.ones(ns, n_features))
+        self.register_buffer("energy_ref", torch.zeros(ns))
+        self.register_buffer("energy_scale", torch.ones(()))
+
+    def forward(self, G: torch.Tensor, species_index: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(G.shape[0], dtype=G.dtype, device=G.device)
+        for s, net in enumerate(self.nets):
+            mask = species_index == s
+            x = (G[mask] - self.feature_shift[s]) / self.feature_scale[s]
+            out[mask] = self.energy_ref[s] + self.energy_scale * net(x).squeeze(-1)
+        return out

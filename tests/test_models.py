@@ -1,0 +1,195 @@
+"""Committee networks: forces/stress against finite differences, invariances, multi-species,
+TorchScript export, save/load round trip and compatibility errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+import alip
+from alip.calculator import Calculator
+from alip.committee import Committee
+from alip.models import CommitteeNetwork
+
+
+def _committee(species=("Si",), n_members=3, hidden=(12, 10), activation="tanh", seed=0) -> Committee:
+    """An untrained committee whose feature scaling comes from a few reference structures."""
+    acsf = alip.ACSF.default_si() if list(species) == ["Si"] else alip.ACSF(
+        species=list(species), cutoff=5.0, g2=[(0.0, 0.0), (0.3, 0.0), (2.0, 2.4)],
+        g4=[(0.01, 1.0, 1.0), (0.01, 2.0, -1.0)], g5=[(0.02, 1.0, -1.0)])
+    net = CommitteeNetwork(acsf.n_features, acsf.species, n_members, hidden, activation, seed=seed)
+    refs = [_rattled(8, 0.1, seed=s, symbols=species) for s in range(3)]
+    G = torch.as_tensor(acsf.compute(refs))
+    with torch.no_grad():
+        net.feature_shift[:] = G.mean(0)
+        net.feature_scale[:] = G.std(0).clamp_min(1e-3)
+        net.energy_ref[:] = torch.linspace(-4.3, -3.9, len(acsf.species), dtype=torch.float64)
+        net.energy_scale.fill_(0.5)
+    return Committee(acsf, net)
+
+
+def _rattled(n_rep: int = 8, amp: float = 0.1, seed: int = 0, symbols=("Si",)) -> Atoms:
+    """Diamond Si (8-atom cubic cell), sheared, rattled; alternating symbols if several."""
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    rng = np.random.default_rng(seed)
+    strain = np.eye(3) + 0.03 * rng.standard_normal((3, 3))
+    atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+    atoms.positions += amp * rng.standard_normal(atoms.positions.shape)
+    if len(symbols) > 1:
+        atoms.set_chemical_symbols([symbols[i % len(symbols)] for i in range(len(atoms))])
+    return atoms
+
+
+def _cluster(seed: int = 0) -> Atoms:
+    """Non-periodic 10-atom Si cluster cut from diamond, rattled."""
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    center = atoms.positions.mean(0)
+    order = np.argsort(np.linalg.norm(atoms.positions - center, axis=1))[:10]
+    cluster = Atoms("Si10", positions=atoms.positions[order], pbc=False)
+    cluster.positions += 0.08 * np.random.default_rng(seed).standard_normal((10, 3))
+    return cluster
+
+
+def _energy(committee: Committee, atoms: Atoms) -> np.ndarray:
+    """Per-member energies (K,) from descriptor values only (no force path involved)."""
+    E, _, _ = committee.evaluate(committee.acsf.compute(atoms), atoms.numbers, np.array([0, len(atoms)]))
+    return E[:, 0]
+
+
+@pytest.mark.parametrize("make", [lambda: _rattled(), _cluster, lambda: _rattled(symbols=("Si", "Ge"))],
+                         ids=["periodic", "cluster", "SiGe"])
+def test_forces_are_minus_energy_gradient(make):
+    atoms = make()
+    species = sorted(set(atoms.get_chemical_symbols()))
+    committee = _committee(species=species)
+    pred = committee.predict(atoms)
+    h = 1e-4
+    fd = np.zeros((committee.n_members, len(atoms), 3))
+    for i in range(len(atoms)):
+        for a in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[i, a] += h
+            minus.positions[i, a] -= h
+            fd[:, i, a] = -(_energy(committee, plus) - _energy(committee, minus)) / (2 * h)
+    assert np.abs(fd).max() > 0.05  # the check is not vacuous
+    np.testing.assert_allclose(pred.forces, fd, atol=2e-6, rtol=0)
+
+
+def test_stress_is_strain_derivative():
+    atoms = _rattled(seed=3)
+    committee = _committee()
+    pred = committee.predict(atoms)
+    h = 1e-5
+    dE = np.zeros((committee.n_members, 3, 3))
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1, -1):
+                eps = np.zeros((3, 3))
+                eps[a, b] = sign * h
+                strained = atoms.copy()
+                strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+                energies.append(_energy(committee, strained))
+            dE[:, a, b] = (energies[0] - energies[1]) / (2 * h)
+    assert np.abs(dE).max() > 0.1
+    np.testing.assert_allclose(pred.virials[:, 0], -dE, atol=2e-5, rtol=0)
+    calc = Calculator(committee)
+    atoms.calc = calc
+    sym = 0.5 * (dE + dE.transpose(0, 2, 1)).mean(0) / atoms.get_volume()
+    expected = sym[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    np.testing.assert_allclose(atoms.get_stress(), expected, atol=1e-8, rtol=0)
+
+
+def test_energy_invariant_under_rotation_translation_permutation():
+    atoms = _rattled(seed=5)
+    committee = _committee()
+    ref = committee.predict(atoms)
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    rotated = atoms.copy()
+    rotated.set_cell(atoms.cell.array @ q.T, scale_atoms=False)
+    rotated.positions = atoms.positions @ q.T
+    shifted = atoms.copy()
+    shifted.positions += np.array([0.37, -1.2, 2.9])
+    perm = rng.permutation(len(atoms))
+    permuted = atoms[perm]
+    for other, forces in ((rotated, ref.forces @ q.T), (shifted, ref.forces), (permuted, ref.forces[:, perm])):
+        pred = committee.predict(other)
+        np.testing.assert_allclose(pred.energies, ref.energies, rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(pred.forces, forces, atol=1e-9)
+    # the committee does respond to geometry: a different structure gives a different energy
+    assert np.abs(committee.predict(_rattled(seed=6)).energies - ref.energies).max() > 1e-3
+
+
+def test_members_differ_and_member_network_matches():
+    committee = _committee(n_members=4, activation="silu")
+    atoms = _rattled(seed=2)
+    E = _energy(committee, atoms)
+    assert np.ptp(E) > 1e-3  # different initialisations
+    G = torch.as_tensor(committee.acsf.compute(atoms))
+    sidx = torch.zeros(len(atoms), dtype=torch.int64)
+    for k in range(committee.n_members):
+        member = committee.network.member(k)
+        assert member(G, sidx).sum().item() == pytest.approx(E[k], rel=1e-12)
+
+
+def test_torchscript_export(tmp_path):
+    committee = _committee(species=("Si", "Ge"))
+    atoms = _rattled(symbols=("Si", "Ge"))
+    E = _energy(committee, atoms)
+    path = tmp_path / "member1.pt"
+    committee.export_member(1, path)
+    scripted = torch.jit.load(str(path))
+    G = torch.as_tensor(committee.acsf.compute(atoms))
+    sidx = torch.as_tensor(committee.species_index(atoms.numbers))
+    assert scripted(G, sidx).sum().item() == pytest.approx(E[1], rel=1e-12)
+
+
+def test_save_load_gives_identical_predictions(tmp_path):
+    committee = _committee(species=("Si", "Ge"), n_members=2)
+    committee.metadata["note"] = {"numpy": np.float64(1.5), "array": np.arange(3)}
+    path = tmp_path / "committee.pt"
+    committee.save(path)
+    loaded = Committee.load(path, acsf=committee.acsf)
+    structures = [_rattled(symbols=("Si", "Ge")), _rattled(seed=4, symbols=("Si", "Ge"))]
+    a, b = committee.predict(structures), loaded.predict(structures)
+    assert np.array_equal(a.energies, b.energies)
+    assert np.array_equal(a.forces, b.forces)
+    assert np.array_equal(a.virials, b.virials)
+    assert loaded.metadata["note"] == {"numpy": 1.5, "array": [0, 1, 2]}
+    assert loaded.network.architecture() == committee.network.architecture()
+
+
+def test_load_rejects_mismatched_files(tmp_path):
+    committee = _committee(n_members=2)
+    path = tmp_path / "committee.pt"
+    committee.save(path)
+    other = alip.ACSF.from_dict({**committee.acsf.to_dict(), "cutoff": 5.0})
+    with pytest.raises(ValueError, match="cutoff"):
+        Committee.load(path, acsf=other)
+    payload = torch.load(path, weights_only=True)
+    bad = {
+        "newer": {**payload, "format_version": 99},
+        "foreign": {"state_dict": payload["state_dict"]},
+        "shapes": {**payload, "architecture": {**payload["architecture"], "hidden": [7, 7]}},
+        "species": {**payload, "architecture": {**payload["architecture"], "species": [14, 32]}},
+    }
+    messages = {"newer": "version", "foreign": "not an alip committee", "shapes": "do not match",
+                "species": "do not match|species"}
+    for name, content in bad.items():
+        p = tmp_path / f"{name}.pt"
+        torch.save(content, p)
+        with pytest.raises(ValueError, match=messages[name]):
+            Committee.load(p)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file at all")
+    with pytest.raises(ValueError, match="not a readable"):
+        Committee.load(junk)
+
+
+def test_unknown_element_raises():
+    committee = _committee()
+    with pytest.raises(ValueError, match="not in"):
+        committee.species_index(np.array([14, 32]))
