@@ -119,9 +119,10 @@ class CommitteeNetwork(nn.Module):
 
         G is replicated per member so one backward pass gives each member's own gradient.
         """
-        X = G.detach().unsqueeze(0).expand(self.n_members, -1, -1).clone().requires_grad_(True)
-        e_atom = self.atomic_energies(X, species_index)
-        (dE_dG,) = torch.autograd.grad(e_atom.sum(), X, create_graph=create_graph)
+        with torch.enable_grad():  # works inside torch.no_grad() blocks too
+            X = G.detach().unsqueeze(0).expand(self.n_members, -1, -1).clone().requires_grad_(True)
+            e_atom = self.atomic_energies(X, species_index)
+            (dE_dG,) = torch.autograd.grad(e_atom.sum(), X, create_graph=create_graph)
         E = e_atom.new_zeros(self.n_members, n_structures).index_add(1, structure_index, e_atom)
         return E, e_atom, dE_dG
 

@@ -316,7 +316,7 @@ def train_committee(atoms_list: Sequence[Atoms], acsf: Any | None = None,
     best = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
     best_params = [p.detach().clone() for p in params]
     since_best = torch.zeros(K, dtype=torch.int64)
-    history: list[dict] = [{"epoch": 0, "train": float("nan"), "val": best.tolist()}]
+    history: list[dict] = [{"epoch": 0, "train": None, "val": best.tolist()}]
     for epoch in range(1, cfg.epochs + 1):
         perm = rng.permutation(S)
         running = torch.zeros(K, dtype=torch.float64)

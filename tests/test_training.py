@@ -1,0 +1,173 @@
+"""Committee training: determinism, loss decrease, generalisation against a constant predictor,
+the force/stress loss gradient against finite differences, early stopping, label reading."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.calculators.singlepoint import SinglePointCalculator
+
+import alip
+from alip.descriptors_torch import sparse_forces, sparse_virial
+from alip.oracles import make_oracle
+from alip.structures import generate_si_pool
+from alip.training import (TrainConfig, committee_forces, committee_virials, errors,
+                           featurize, member_losses, read_labels, structure_weights, train_committee)
+
+SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
+         "random": {"n_atoms": (8, 16)}}
+
+
+def _labeled(n: int, seed: int) -> list:
+    """n Si structures (<= 16 atoms, four families) labelled by Stillinger–Weber."""
+    oracle = make_oracle("sw")
+    pool = generate_si_pool(n, seed=seed, family_kwargs=SMALL)
+    for atoms in pool:
+        label = oracle.label(atoms)
+        assert label.ok, label.error
+        atoms.calc = SinglePointCalculator(atoms, energy=label.energy, forces=label.forces, stress=label.stress)
+    return pool
+
+
+@pytest.fixture(scope="module")
+def pool() -> list:
+    """100 labelled structures, shuffled so that any slice mixes the families."""
+    structures = _labeled(100, seed=11)
+    return [structures[i] for i in np.random.default_rng(0).permutation(len(structures))]
+
+
+@pytest.fixture(scope="module")
+def acsf():
+    return alip.ACSF.default_si()
+
+
+def test_training_is_deterministic_and_reduces_loss(pool, acsf):
+    cfg = TrainConfig(n_members=2, hidden=(16, 16), epochs=15, batch_size=8, seed=3, val_fraction=0.25)
+    data = featurize(acsf, pool[:32], dtype=torch.float32)
+    a = train_committee(pool[:32], acsf, cfg, data=data)
+    b = train_committee(pool[:32], acsf, cfg, data=data)
+    assert a.history == b.history
+    for (name, x), y in zip(a.committee.network.state_dict().items(), b.committee.network.state_dict().values()):
+        assert torch.equal(x, y), name
+    train_losses = [h["train"] for h in a.history[1:]]
+    assert train_losses[-1] < 0.5 * train_losses[0]
+    assert np.all(np.array(a.history[-1]["val"]) < 0.8 * np.array(a.history[0]["val"]))
+    c = train_committee(pool[:32], acsf, TrainConfig(**{**cfg.__dict__, "seed": 4}), data=data)
+    w_a = a.committee.network.nets[0].weights[0]
+    assert not torch.equal(w_a, c.committee.network.nets[0].weights[0])
+
+
+def test_trained_committee_beats_constant_predictor(pool, acsf):
+    train, test = pool[:80], pool[80:]
+    cfg = TrainConfig(n_members=3, epochs=200, batch_size=8, seed=0)
+    result = train_committee(train, acsf, cfg)
+    err = errors(result.committee, test)
+    labels = [read_labels(a) for a in test]
+    e_train = np.mean([read_labels(a)[0] / len(a) for a in train])
+    e_test = np.array([e / len(a) for a, (e, _, _) in zip(test, labels)])
+    const_e = np.sqrt(np.mean((e_test - e_train) ** 2))              # constant energy per atom
+    const_f = np.sqrt(np.mean(np.concatenate([f for _, f, _ in labels]) ** 2))  # zero forces
+    const_s = np.sqrt(np.mean([s ** 2 for _, _, s in labels]))        # zero stress
+    assert err["energy_rmse"] < 0.1 * const_e, (err, const_e)
+    assert err["force_rmse"] < 0.3 * const_f, (err, const_f)
+    assert err["stress_rmse"] < 0.15 * const_s, (err, const_s)
+    pred = result.committee.predict(test)
+    assert np.all(pred.energy_std_per_atom() > 0)  # the members disagree somewhat
+
+
+def test_training_force_paths_equal_fused_and_core_sparse(pool, acsf):
+    result = train_committee(pool[:16], acsf, TrainConfig(n_members=3, hidden=(8,), epochs=1, seed=1))
+    committee = result.committee
+    structures = pool[16:24]
+    data = featurize(committee, structures)
+    S = data.n_structures
+    struct = torch.from_numpy(np.repeat(np.arange(S), np.diff(data.offsets)))
+    E, _, dE_dG = committee.network.energies_and_gradients(data.values, data.species_index, struct, S)
+    F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+    W = committee_virials(dE_dG, data.strain_grad, struct, S)
+    fused = committee.predict(structures, chunk_size=3)
+    np.testing.assert_allclose(E.detach().numpy(), fused.energies, rtol=1e-12)
+    np.testing.assert_allclose(F.detach().numpy(), fused.forces, atol=1e-10)
+    np.testing.assert_allclose(W.detach().numpy(), fused.virials, atol=1e-9)
+    for k in range(committee.n_members):
+        fk = sparse_forces(dE_dG[k], data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+        wk = sparse_virial(dE_dG[k], data.strain_grad, struct, S)
+        np.testing.assert_allclose(fk.detach().numpy(), fused.forces[k], atol=1e-10)
+        np.testing.assert_allclose(wk.detach().numpy(), fused.virials[k], atol=1e-9)
+
+
+def test_loss_gradient_matches_finite_differences(pool, acsf):
+    """The force and stress terms backpropagate correctly into the weights (double backward)."""
+    structures = pool[40:46]
+    cfg = TrainConfig(n_members=2, hidden=(6, 5), epochs=0, weight_energy=1.0, weight_forces=1.0,
+                      weight_stress=1.0, dtype="float64", seed=2)
+    net = train_committee(structures, acsf, cfg).committee.network
+    data = featurize(acsf, structures)
+    assert data.strain_grad is not None and bool(data.has_stress.all())
+    weights = torch.tensor([[1.0, 2.0, 0.0, 1.0, 3.0, 1.0], [1.0] * 6], dtype=torch.float64)
+    loss, parts = member_losses(net, data, weights, cfg)
+    assert set(parts) == {"energy", "forces", "stress"}
+    params = list(net.parameters())
+    grads = torch.autograd.grad(loss.sum(), params)
+    rng = np.random.default_rng(0)
+    h = 1e-6
+    for p, g in zip(params, grads):
+        for _ in range(3):
+            idx = tuple(int(rng.integers(n)) for n in p.shape)
+            with torch.no_grad():  # also checks that the loss works inside no_grad blocks
+                p[idx] += h
+                up = member_losses(net, data, weights, cfg, create_graph=False)[0].sum().item()
+                p[idx] -= 2 * h
+                down = member_losses(net, data, weights, cfg, create_graph=False)[0].sum().item()
+                p[idx] += h
+            assert g[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-7)
+
+
+def test_early_stopping_keeps_best_weights(pool, acsf):
+    cfg = TrainConfig(n_members=2, hidden=(16,), epochs=400, lr=3e-2, lr_final=3e-2, patience=4,
+                      batch_size=4, seed=5, val_fraction=0.3)
+    result = train_committee(pool[:24], acsf, cfg)
+    assert len(result.history) - 1 < cfg.epochs  # stopped early
+    best = np.min([h["val"] for h in result.history], axis=0)
+    val = [pool[i] for i in result.val_indices]
+    data = featurize(acsf, val)
+    w = structure_weights(data, cfg).unsqueeze(0).expand(2, -1)
+    loss, _ = member_losses(result.committee.network, data, w, cfg, create_graph=False)
+    np.testing.assert_allclose(loss.detach().numpy(), best, rtol=1e-4)
+
+
+def test_structure_weights_formula(pool, acsf):
+    data = featurize(acsf, pool[:10])
+    e = np.array([read_labels(a)[0] / len(a) for a in pool[:10]])
+    w = structure_weights(data, TrainConfig(energy_weighting=0.2)).numpy()
+    np.testing.assert_allclose(w, 1.0 / (1.0 + (e - e.min()) / 0.2), rtol=1e-12)
+    assert np.all(structure_weights(data, TrainConfig()).numpy() == 1.0)
+
+
+def test_read_labels_from_info_and_arrays(pool):
+    atoms = pool[3]
+    energy, forces, stress = read_labels(atoms)
+    plain = atoms.copy()
+    plain.calc = None
+    plain.info["energy"] = energy
+    plain.arrays["forces"] = forces
+    plain.info["stress"] = atoms.get_stress()  # Voigt
+    e2, f2, s2 = read_labels(plain)
+    assert e2 == energy and np.array_equal(f2, forces)
+    np.testing.assert_allclose(s2, stress, atol=1e-15)
+    del plain.info["energy"]
+    with pytest.raises(ValueError, match="energy"):
+        read_labels(plain)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        TrainConfig(n_members=0)
+    with pytest.raises(ValueError):
+        TrainConfig(val_fraction=1.0)
+    with pytest.raises(ValueError):
+        TrainConfig(feature_scaling="robust")
+    with pytest.raises(ValueError):
+        TrainConfig(energy_weighting=0.0)
+    with pytest.raises(ValueError, match="activation"):
+        train_committee(_labeled(4, seed=0), None, TrainConfig(activation="relu6", epochs=1))
