@@ -156,8 +156,8 @@ def test_failures_are_recorded_and_batch_goes_on(tmp_path, structures, reference
     store.add_pool(batch)
     t0 = time.perf_counter()
     result = label_batch(UserOracle("test_labeling:scripted"), batch, store,
-                         executor=process_pool, iteration=0, timeout=1.0, progress=False)
-    assert time.perf_counter() - t0 < 20  # the hanging label was cut off after 1 s
+                         executor=process_pool, iteration=0, timeout=5.0, progress=False)
+    assert time.perf_counter() - t0 < 25  # the 30 s hang was cut off after 5 s
     assert result.n_labeled == 3 and result.n_failed == 3
     assert store.ids("labeled") == [0, 2, 5] and store.ids("failed") == [1, 3, 4]
     errors = {k: store.get_label(k).error for k in store.ids("failed")}
@@ -192,7 +192,7 @@ CRASH_SCRIPT = textwrap.dedent("""
 
     if __name__ == "__main__":
         store = LabelStore(sys.argv[1])
-        label_batch(UserOracle("test_labeling:scripted", kwargs={"delay": 0.15}),
+        label_batch(UserOracle("test_labeling:scripted", kwargs={"delay": 0.05}),
                     store.ids("pool"), store, iteration=0, max_workers=2, progress=False)
 """)
 
@@ -210,7 +210,7 @@ def test_sigkill_mid_batch_loses_no_completed_label(tmp_path):
     watcher = LabelStore(path)
     deadline = time.monotonic() + 90
     try:
-        while watcher.counts()["labeled"] < 4:
+        while watcher.counts()["labeled"] < 6:
             assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
             assert time.monotonic() < deadline, "labeling did not start"
             time.sleep(0.02)
@@ -233,7 +233,7 @@ def test_sigkill_mid_batch_loses_no_completed_label(tmp_path):
             assert row.energy == pytest.approx(ref.energy, abs=1e-12)
             assert row.forces.shape == (row.natoms, 3) and np.allclose(row.forces, ref.forces, atol=1e-12)
             assert row.stress.shape == (6,) and np.all(np.isfinite(row.stress))
-            assert row.wall_time >= 0.15 and row.oracle == "test_labeling:scripted"
+            assert row.wall_time >= 0.05 and row.oracle == "test_labeling:scripted"
         else:  # queued: no partial label
             assert row.status == "queued" and row.get("energy") is None and row.get("forces") is None
 

@@ -207,3 +207,24 @@ def test_text_that_reads_as_a_number(tmp_path):
     assert s.ids(family="family-1") == [0]
     s.record(0, Label.failed("404"), oracle="7")
     assert s.get_label(0).error == "error: 404" and s.db.get(pool_id=0).oracle == "oracle-7"
+
+
+def test_stale_lock_file_of_a_killed_writer_does_not_block(tmp_path, pool):
+    # ase.db's default lock file "<path>.lock" outlives a SIGKILLed writer; the store
+    # must rely on SQLite's locking only, or a resumed run would wait forever.
+    import threading
+
+    s = LabelStore(tmp_path / "k.db")
+    s.add_pool(pool[:2])
+    (tmp_path / "k.db.lock").write_text("")
+    done = threading.Event()
+
+    def write():
+        s.record(0, fake_label(len(pool[0])))
+        s.mark_queued([1], iteration=0)
+        done.set()
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    assert done.wait(timeout=30), "store writes blocked by a stale lock file"
+    assert s.counts()["labeled"] == 1 and s.status(1) == "queued"

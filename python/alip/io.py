@@ -117,7 +117,7 @@ def read_labeled(path: str | os.PathLike, energy_key: str | None = None,
     if is_database(path):
         import ase.db
 
-        with ase.db.connect(str(path), type="db") as db:
+        with ase.db.connect(str(path), type="db", use_lock_file=False) as db:
             for row in db.select():
                 a = row.toatoms()
                 a.info.update(row.key_value_pairs)

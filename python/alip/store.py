@@ -101,7 +101,10 @@ class LabelStore:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"directory of the label store does not exist: {parent}")
-        self.db = ase.db.connect(self.path, type="db", append=True)
+        # No ASE lock file: SQLite's own locking makes each write atomic, while a
+        # writer killed inside a write would leave ASE's "<path>.lock" behind and
+        # block every later write forever.
+        self.db = ase.db.connect(self.path, type="db", append=True, use_lock_file=False)
         self._rowid: dict[int, int] = {}
         self._refresh_ids()
 
