@@ -197,6 +197,20 @@ CRASH_SCRIPT = textwrap.dedent("""
 """)
 
 
+def _group_alive(pgid):
+    """True while a (non-zombie) process of the group exists."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
 def test_sigkill_mid_batch_loses_no_completed_label(tmp_path):
     path = tmp_path / "crash.db"
     n = 40
@@ -214,8 +228,15 @@ def test_sigkill_mid_batch_loses_no_completed_label(tmp_path):
             assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
             assert time.monotonic() < deadline, "labeling did not start"
             time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # the labeling process, mid-batch
+        proc.wait(timeout=30)
+        # its pool workers notice and leave by themselves (no orphans left running)
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid), "labeling workers outlived their parent"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the labeling process and its workers
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 

@@ -45,8 +45,18 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                     os.environ[key] = value
 
 
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """Worker watchdog: leave when the parent dies (else orphans wait on their queue forever)."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="alip-parent-watchdog").start()
     try:  # also limit pools of libraries already loaded (optional dependency)
         from threadpoolctl import threadpool_limits
 
