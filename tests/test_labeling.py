@@ -22,6 +22,9 @@ from alip.oracles import ManybodyOracle, UserOracle, make_oracle
 from alip.store import LabelStore
 
 HERE = Path(__file__).resolve().parent
+# workers import this module by name ("test_labeling:scripted"); spawned ones inherit sys.path
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
 
 # ----------------------------------------------------------------------------- helper calculators
