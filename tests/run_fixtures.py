@@ -1,0 +1,151 @@
+"""Synthetic run directories that follow docs/run_directory.md, for the report tests.
+
+Structures, labels (Stillinger–Weber) and the committee checkpoints are real; the
+learning-curve numbers are synthetic but known (a power law in the number of labels,
+scaled per strategy and seed), so tests can check how the report aggregates them.
+One tiny committee is trained per process and saved as every checkpoint.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+
+SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
+         "random": {"n_atoms": (8, 12)}, "volume": {"volume_range": (0.88, 1.12)}}
+CURVE_COLUMNS = ["iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
+                 "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s"]
+STRATEGY_SCALE = {"qbc": 1.0, "emc": 1.2, "random": 2.0}
+
+
+def labeled(structures: Sequence[Atoms]) -> list[Atoms]:
+    """Copies of ``structures`` carrying Stillinger–Weber labels (SinglePointCalculator)."""
+    from alip.io import attach_label
+    from alip.oracles import make_oracle
+
+    oracle = make_oracle("sw")
+    out = []
+    for atoms in structures:
+        label = oracle.label(atoms)
+        assert label.ok, label.error
+        a = attach_label(atoms, label.energy, label.forces, label.stress)
+        a.info.update(atoms.info)
+        out.append(a)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(n: int, seed: int) -> tuple[Atoms, ...]:
+    from alip.structures import generate_si_pool
+
+    return tuple(generate_si_pool(n, seed=seed, family_kwargs=SMALL))
+
+
+@functools.lru_cache(maxsize=None)
+def _test_set(n: int) -> tuple[Atoms, ...]:
+    from alip.structures import generate_si_pool
+
+    return tuple(labeled(generate_si_pool(n, seed=99, family_kwargs=SMALL)))
+
+
+@functools.lru_cache(maxsize=None)
+def trained_checkpoint_bytes() -> bytes:
+    """A 3-member committee trained briefly on 16 labeled structures, as saved bytes."""
+    import tempfile
+
+    import alip
+    from alip.training import TrainConfig, train_committee
+
+    train = labeled(list(_pool(32, 0))[::2])
+    cfg = TrainConfig(n_members=3, hidden=(8,), epochs=6, batch_size=8, seed=0, val_fraction=0.0)
+    result = train_committee(train, alip.ACSF.default_si(), cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "c.pt")
+        result.committee.save(path)
+        return Path(path).read_bytes()
+
+
+def curve_value(strategy: str, seed: int, n_labels: int, metric: str) -> float:
+    """The synthetic learning-curve value a fixture run writes."""
+    base = {"energy_rmse_mev_per_atom": 400.0, "force_rmse_ev_per_ang": 3.0,
+            "ev_rmse_mev_per_atom": 150.0}[metric]
+    return base * STRATEGY_SCALE.get(strategy, 1.5) * (1 + 0.1 * seed) * (n_labels / 8.0) ** -0.5
+
+
+def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0, n_iterations: int = 3,
+                  n_initial: int = 8, batch: int = 4, n_pool: int = 32, n_test: int = 16,
+                  oracle: str | None = "sw") -> Path:
+    """A run directory with ``n_iterations`` finished iterations (labels.db, test set, jsons, csv)."""
+    from alip.io import write_extxyz
+    from alip.oracles import make_oracle
+    from alip.store import LabelStore
+
+    run = Path(path)
+    (run / "iterations").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoints").mkdir(exist_ok=True)
+    lines = [f'strategy = "{strategy}"', f"seed = {seed}"]
+    if oracle is not None:
+        lines.append(f'oracle = "{oracle}"')
+    (run / "config.toml").write_text("\n".join(lines) + "\n")
+    write_extxyz(run / "test.extxyz", list(_test_set(n_test)))
+    pool = [a.copy() for a in _pool(n_pool, 0)]
+    store = LabelStore(run / "labels.db")
+    store.add_pool(pool)
+    sw = make_oracle("sw")
+    rng = np.random.default_rng(1000 * seed + len(strategy))
+    order = [int(i) for i in rng.permutation(n_pool)]
+    to_label, cursor = order[:n_initial], n_initial
+    rows = []
+    n_labels = 0
+    for it in range(n_iterations):
+        store.mark_queued(to_label, it)
+        for pid in to_label:
+            store.record(pid, sw.label(store.get(pid)), oracle=sw, iteration=it)
+        n_labels += len(to_label)
+        selected = order[cursor:cursor + batch] if it < n_iterations - 1 else []
+        cursor += len(selected)
+        ckpt = f"checkpoints/committee_{it:03d}.pt"
+        (run / ckpt).write_bytes(trained_checkpoint_bytes())
+        errs = {m: curve_value(strategy, seed, n_labels, m) for m in
+                ("energy_rmse_mev_per_atom", "force_rmse_ev_per_ang", "ev_rmse_mev_per_atom")}
+        record = {"iteration": it, "strategy": strategy, "seed": seed, "n_labels": n_labels,
+                  "selected": selected, "selected_scores": [float(x) for x in rng.random(len(selected))],
+                  "selected_families": [pool[i].info["family"] for i in selected],
+                  "labeled_this_iteration": list(to_label), "failed_this_iteration": [],
+                  "errors": errs, "wall_s": {"label": 0.1, "train": 1.0, "score": 0.2},
+                  "checkpoint": ckpt}
+        (run / "iterations" / f"iter_{it:03d}.json").write_text(json.dumps(record, indent=1))
+        rows.append({"iteration": it, "n_labels": n_labels, **errs, "wall_label_s": 0.1,
+                     "wall_train_s": 1.0, "wall_score_s": 0.2})
+        to_label = selected
+    with open(run / "learning_curve.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    (run / "log.txt").write_text(f"synthetic run {strategy} seed {seed}\n")
+    return run
+
+
+def write_compare_dir(path: str | os.PathLike, strategies: Sequence[str] = ("qbc", "random"),
+                      seeds: int = 2, n_iterations: int = 3) -> Path:
+    """``DIR/<strategy>_seed<k>/`` run directories plus ``DIR/learning_curves.csv``."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for s in strategies:
+        for k in range(seeds):
+            run = write_run_dir(out / f"{s}_seed{k}", strategy=s, seed=k, n_iterations=n_iterations)
+            with open(run / "learning_curve.csv") as fh:
+                for r in csv.DictReader(fh):
+                    rows.append({"strategy": s, "seed": k, **{c: r[c] for c in CURVE_COLUMNS[:5]}})
+    with open(out / "learning_curves.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["strategy", "seed", *CURVE_COLUMNS[:5]])
+        w.writeheader()
+        w.writerows(rows)
+    return out
