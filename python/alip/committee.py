@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .models import CommitteeNetwork
+from .models import CommitteeNetwork, torch_threads
 
 FORMAT = "alip-committee"
 FORMAT_VERSION = 1
@@ -70,6 +70,9 @@ def _acsf_class() -> Any:
 class Committee:
     """K Behler–Parrinello networks sharing one ACSF descriptor spec."""
 
+    #: torch intra-op threads used while evaluating (None: torch's own setting)
+    threads: int | None = 1
+
     def __init__(self, acsf: Any, network: CommitteeNetwork, metadata: dict | None = None) -> None:
         if list(acsf.species) != list(network.species):
             raise ValueError(f"species of descriptor {list(acsf.species)} and network {network.species} differ")
@@ -108,7 +111,8 @@ class Committee:
         sidx = torch.from_numpy(self.species_index(numbers))
         struct = torch.from_numpy(np.repeat(np.arange(n_struct), np.diff(offsets)))
         G = torch.as_tensor(np.asarray(values), dtype=torch.float64)
-        E, e_atom, dE_dG = self.network.energies_and_gradients(G, sidx, struct, n_struct)
+        with torch_threads(self.threads):
+            E, e_atom, dE_dG = self.network.energies_and_gradients(G, sidx, struct, n_struct)
         return E.detach().numpy(), e_atom.detach().numpy(), dE_dG.detach().numpy()
 
     def predict(self, atoms_list: Sequence[Atoms] | Atoms, chunk_size: int = 64) -> Prediction:

@@ -20,7 +20,7 @@ from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from .committee import Committee
-from .models import CommitteeNetwork
+from .models import CommitteeNetwork, torch_threads
 
 
 @dataclass
@@ -45,6 +45,7 @@ class TrainConfig:
     energy_weighting: float | None = None  # Δ (eV/atom): structure weight 1 / (1 + (e − e_min) / Δ)
     seed: int = 0
     dtype: str = "float32"              # training precision; the returned committee is float64
+    threads: int | None = 1             # torch intra-op threads while training (None: unchanged)
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -284,6 +285,12 @@ def train_committee(atoms_list: Sequence[Atoms], acsf: Any | None = None,
     :func:`featurize` result for ``atoms_list`` (any dtype; it is cast to ``config.dtype``).
     """
     cfg = config or TrainConfig()
+    with torch_threads(cfg.threads):
+        return _train(atoms_list, acsf, cfg, data)
+
+
+def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
+           data: LabeledSet | None) -> TrainResult:
     t0 = time.perf_counter()
     if acsf is None:
         from .descriptors import ACSF
