@@ -1,0 +1,422 @@
+"""The active-learning run configuration: one TOML file, eight tables.
+
+:class:`Config` holds one dataclass per table; every key has a default and a
+one-line description (the ``doc`` metadata of its field), from which
+:func:`example_toml` writes a commented example with every key.  Unknown keys,
+wrong types and out-of-range values raise :class:`ConfigError` naming the
+table and key.  TOML has no null: "off" is written as 0 or "" where noted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .acquisition import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
+from .structures import FAMILIES, POLYMORPHS
+
+EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def _f(default: Any, doc: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class RunSection:
+    """What to run and when to stop."""
+
+    out: str = _f("alip_run", "output (run) directory; `alip run --resume DIR` continues it")
+    strategy: str = _f("qbc", f"acquisition strategy: {' | '.join(STRATEGIES)}")
+    seed: int = _f(0, "seed of the initial random set, committee training and random choices")
+    n_initial: int = _f(20, "structures in the initial random set (iteration 0)")
+    batch_size: int = _f(20, "structures selected per iteration")
+    budget: int = _f(200, "labels in all (successful + failed oracle calls, initial set included)")
+    max_iterations: int = _f(0, "stop after this many iterations (0: no limit)")
+    target_force_rmse: float = _f(0.0, "stop once the test force RMSE (eV/Å) is at most this (0: off)")
+    target_energy_rmse: float = _f(0.0, "stop once the test energy RMSE (meV/atom) is at most this (0: off)")
+    threads: int = _f(0, "torch threads for training and scoring (0: torch's default)")
+    progress: bool = _f(True, "show progress bars")
+
+
+@dataclass
+class OracleSection:
+    """Who labels: 'sw', 'kumagai', 'tersoff', 'gpaw', 'stored:PATH', 'stored' or 'module:factory'."""
+
+    spec: Any = _f("sw", "oracle spec string ('stored' = the labels of pool.file) or an inline table "
+                         "such as {type = \"gpaw\", ecut = 400.0}")
+    timeout: float = _f(0.0, "seconds per label before it counts as failed (0: no limit)")
+
+
+@dataclass
+class LabelingSection:
+    """Where labels are computed."""
+
+    executor: str = _f("process", f"{' | '.join(EXECUTORS)}: in this process, a local process pool, "
+                                  f"or a Dask distributed cluster")
+    max_workers: int = _f(2, "processes of the local pool (executor = \"process\")")
+    dask_address: str = _f("", "scheduler address for executor = \"dask\" (\"\": a new LocalCluster)")
+
+
+@dataclass
+class PoolSection:
+    """The unlabeled pool: a file, or generated Si structure families."""
+
+    file: str = _f("", "extxyz file of the pool (labels in it are ignored unless oracle is 'stored'); "
+                       "\"\": generate Si structures")
+    n: int = _f(1500, "structures to generate")
+    seed: int = _f(0, "seed of the generated pool")
+    families: list = _f(list(FAMILIES), f"families to generate, any of {list(FAMILIES)}")
+    fractions: list = _f([], "weights of the families ([]: equal)")
+    max_atoms: int = _f(64, "largest distorted supercell")
+    random_atoms: list = _f([8, 32], "atom-count range [min, max] of the random structures")
+    polymorphs: list = _f(["diamond"], f"polymorphs of the volume family, any of {list(POLYMORPHS)}")
+    volume_range: list = _f([0.85, 1.15], "V/V0 range of the volume family")
+
+
+@dataclass
+class TestSection:
+    """The held-out test set: a labeled file, a split of the pool file, or generated."""
+
+    file: str = _f("", "labeled extxyz file of the test set (\"\": split or generate)")
+    split: float = _f(0.0, "fraction of pool.file held out as the test set (replay; 0: off)")
+    n: int = _f(80, "generated test structures (same families as the pool)")
+    seed: int = _f(1000, "seed of the generated test set and of the split")
+    n_volume: int = _f(20, "extra diamond volume-series points in the generated test set (E-V error)")
+    volume_range: list = _f([0.88, 1.12], "V/V0 range of that volume series")
+
+
+@dataclass
+class DescriptorSection:
+    """The ACSF descriptor."""
+
+    preset: str = _f("default_si", "'default_si' (12 G2 + 24 G4, cutoff 5.5 Å)")
+    file: str = _f("", "JSON file of an ACSF spec (ACSF.to_dict()); overrides preset")
+
+
+@dataclass
+class TrainingSection:
+    """Committee training (alip.training.TrainConfig); retrained from scratch every iteration."""
+
+    n_members: int = _f(5, "committee members")
+    hidden: list = _f([24, 24], "hidden layer widths")
+    activation: str = _f("tanh", "tanh | silu | softplus | celu")
+    feature_scaling: str = _f("standard", "standard | minmax | none")
+    weight_energy: float = _f(1.0, "loss weight of (ΔE/N)², eV²")
+    weight_forces: float = _f(0.1, "loss weight of ΔF² per component, (eV/Å)²")
+    weight_stress: float = _f(0.1, "loss weight of (ΔW/N)² per component")
+    epochs: int = _f(80, "Adam epochs")
+    batch_size: int = _f(16, "structures per mini-batch")
+    lr: float = _f(5e-3, "initial learning rate")
+    lr_final: float = _f(5e-4, "learning rate at the last epoch (exponential decay)")
+    lbfgs_steps: int = _f(0, "full-batch L-BFGS steps after Adam (0: none)")
+    val_fraction: float = _f(0.1, "validation fraction (early stopping)")
+    patience: int = _f(40, "epochs without validation improvement before stopping")
+    bootstrap: bool = _f(True, "bootstrap resampling per member")
+    energy_weighting: float = _f(0.0, "Δ (eV/atom) of weights 1/(1 + (e − e_min)/Δ) (0: off)")
+    dtype: str = _f("float32", "training precision: float32 | float64")
+
+
+@dataclass
+class AcquisitionSection:
+    """Scoring and batch selection (see alip.acquisition)."""
+
+    qbc_score: str = _f("force", f"{' | '.join(QBC_KINDS)}: max atomic force deviation (eV/Å), energy "
+                                 f"std per atom (eV/atom), or both over their pool medians")
+    emc_forces: bool = _f(True, "EMC includes the force term of the loss")
+    emc_params: str = _f("all", f"{' | '.join(EMC_PARAMS)}: EMC gradient over all weights or the output layer")
+    diversity: str = _f("fps", f"{' | '.join(DIVERSITY)}: farthest-point, k-means or none among the top candidates")
+    candidates: float = _f(4.0, "candidates = this × batch_size top-scoring structures")
+    random_diversity: bool = _f(False, "apply the diversity step to the random strategy too")
+    chunk_atoms: int = _f(2048, "atoms per scoring chunk (bounds memory)")
+
+
+_SECTIONS: dict[str, type] = {
+    "run": RunSection, "oracle": OracleSection, "labeling": LabelingSection, "pool": PoolSection,
+    "test": TestSection, "descriptor": DescriptorSection, "training": TrainingSection,
+    "acquisition": AcquisitionSection,
+}
+
+
+@dataclass
+class Config:
+    """A complete run configuration (one dataclass per TOML table)."""
+
+    run: RunSection = field(default_factory=RunSection)
+    oracle: OracleSection = field(default_factory=OracleSection)
+    labeling: LabelingSection = field(default_factory=LabelingSection)
+    pool: PoolSection = field(default_factory=PoolSection)
+    test: TestSection = field(default_factory=TestSection)
+    descriptor: DescriptorSection = field(default_factory=DescriptorSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    acquisition: AcquisitionSection = field(default_factory=AcquisitionSection)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        """Build and validate a Config from nested dicts (missing keys take defaults)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"configuration must be a table, got {type(data).__name__}")
+        _unknown(data, _SECTIONS, "top level (tables)")
+        sections = {}
+        for name, klass in _SECTIONS.items():
+            table = data.get(name, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"[{name}] must be a table, got {type(table).__name__}")
+            sections[name] = _build(klass, name, table)
+        cfg = cls(**sections)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain dicts (a copy)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def replace(self, **tables: dict[str, Any]) -> "Config":
+        """A validated copy with some keys changed: ``cfg.replace(run={"seed": 2})``."""
+        data = self.to_dict()
+        for name, entries in tables.items():
+            if name not in _SECTIONS:
+                raise ConfigError(f"unknown table [{name}]")
+            data[name].update(entries)
+        return Config.from_dict(data)
+
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML (every key, with its description)."""
+        return _render(self, comments=True)
+
+    # ---------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range or inconsistent."""
+        r, lab, p, t, tr, a = self.run, self.labeling, self.pool, self.test, self.training, self.acquisition
+        _choice("run.strategy", r.strategy, STRATEGIES)
+        _positive("run.n_initial", r.n_initial)
+        _positive("run.batch_size", r.batch_size)
+        _nonneg("run.max_iterations", r.max_iterations)
+        _nonneg("run.threads", r.threads)
+        if r.budget < r.n_initial:
+            raise ConfigError(f"run.budget ({r.budget}) must be at least run.n_initial ({r.n_initial})")
+        _nonneg("run.target_force_rmse", r.target_force_rmse)
+        _nonneg("run.target_energy_rmse", r.target_energy_rmse)
+        if not r.out:
+            raise ConfigError("run.out (the output directory) must not be empty")
+        spec = self.oracle.spec
+        if not (isinstance(spec, str) and spec.strip()) and not (isinstance(spec, dict) and "type" in spec):
+            raise ConfigError("oracle.spec must be a non-empty string or a table with a 'type' key")
+        if spec == "stored" and not p.file:
+            raise ConfigError("oracle.spec = 'stored' replays the labels of pool.file, which is not set")
+        _nonneg("oracle.timeout", self.oracle.timeout)
+        _choice("labeling.executor", lab.executor, EXECUTORS)
+        _positive("labeling.max_workers", lab.max_workers)
+        if not p.file:
+            _positive("pool.n", p.n)
+            if not p.families or any(f not in FAMILIES for f in p.families):
+                raise ConfigError(f"pool.families must be a non-empty subset of {list(FAMILIES)}, got {p.families}")
+            if p.fractions and (len(p.fractions) != len(p.families) or min(p.fractions) < 0
+                                or sum(p.fractions) <= 0):
+                raise ConfigError("pool.fractions must be [] or one non-negative weight per family")
+            if any(x not in POLYMORPHS for x in p.polymorphs) or not p.polymorphs:
+                raise ConfigError(f"pool.polymorphs must be a non-empty subset of {list(POLYMORPHS)}")
+            _range_pair("pool.volume_range", p.volume_range)
+            _range_pair("pool.random_atoms", p.random_atoms)
+            if p.max_atoms < 8:
+                raise ConfigError(f"pool.max_atoms must be at least 8, got {p.max_atoms}")
+        if not 0.0 <= t.split < 1.0:
+            raise ConfigError(f"test.split must be in [0, 1), got {t.split}")
+        if t.split > 0 and not p.file:
+            raise ConfigError("test.split holds out part of pool.file, which is not set")
+        if t.split > 0 and t.file:
+            raise ConfigError("set either test.file or test.split, not both")
+        if not t.file and t.split == 0:
+            _nonneg("test.n", t.n)
+            _nonneg("test.n_volume", t.n_volume)
+            if t.n + t.n_volume < 1:
+                raise ConfigError("the generated test set is empty: set test.n or test.n_volume > 0")
+            _range_pair("test.volume_range", t.volume_range)
+        if self.descriptor.preset != "default_si" and not self.descriptor.file:
+            raise ConfigError(f"descriptor.preset must be 'default_si', got {self.descriptor.preset!r}")
+        try:
+            self.train_config(0)
+        except ValueError as exc:
+            raise ConfigError(f"[training]: {exc}") from None
+        _choice("acquisition.qbc_score", a.qbc_score, QBC_KINDS)
+        _choice("acquisition.emc_params", a.emc_params, EMC_PARAMS)
+        _choice("acquisition.diversity", a.diversity, DIVERSITY)
+        if not a.candidates >= 1:
+            raise ConfigError(f"acquisition.candidates must be >= 1, got {a.candidates}")
+        _positive("acquisition.chunk_atoms", a.chunk_atoms)
+
+    # ---------------------------------------------------------------- derived
+    def train_config(self, seed: int) -> Any:
+        """The alip.training.TrainConfig of one training (``seed`` per iteration)."""
+        from .training import TrainConfig
+
+        kw = dataclasses.asdict(self.training)
+        kw["hidden"] = tuple(kw["hidden"])
+        kw["energy_weighting"] = kw["energy_weighting"] or None
+        return TrainConfig(**kw, seed=int(seed))
+
+    def oracle_spec(self) -> Any:
+        """The spec for alip.oracles.make_oracle ('stored' resolved to pool.file)."""
+        spec = self.oracle.spec
+        if spec == "stored":
+            return f"stored:{os.path.abspath(self.pool.file)}"
+        return spec
+
+
+# ----------------------------------------------------------------------------- helpers
+def _unknown(table: dict, known: Any, where: str) -> None:
+    for key in table:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), list(known), n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"unknown key {key!r} in {where}{extra}; known: {sorted(known)}")
+
+
+def _build(klass: type, name: str, table: dict) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(klass)}
+    _unknown(table, fields, f"[{name}]")
+    defaults = klass()
+    kwargs = {}
+    for key, value in table.items():
+        kwargs[key] = _check_type(f"{name}.{key}", value, getattr(defaults, key))
+    return klass(**kwargs)
+
+
+def _check_type(where: str, value: Any, default: Any) -> Any:
+    if where == "oracle.spec":
+        if isinstance(value, (str, dict)):
+            return value
+        raise ConfigError(f"{where} must be a string or a table, got {type(value).__name__}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be an array, got {value!r}")
+        kinds = {type(x) for x in default}
+        for x in value:
+            ok = (isinstance(x, str) if str in kinds else
+                  isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+            if not ok and default:
+                raise ConfigError(f"{where} has an element of the wrong type: {x!r}")
+        return list(value)
+    return value
+
+
+def _choice(where: str, value: Any, options: tuple) -> None:
+    if value not in options:
+        raise ConfigError(f"{where} must be one of {list(options)}, got {value!r}")
+
+
+def _positive(where: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{where} must be positive, got {value!r}")
+
+
+def _nonneg(where: str, value: float) -> None:
+    if not value >= 0:
+        raise ConfigError(f"{where} must be non-negative, got {value!r}")
+
+
+def _range_pair(where: str, pair: list) -> None:
+    if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
+        raise ConfigError(f"{where} must be [low, high] with 0 < low <= high, got {pair!r}")
+
+
+# ----------------------------------------------------------------------------- TOML
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"cannot write non-finite number {value!r} to TOML")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _render(cfg: Config, comments: bool) -> str:
+    lines: list[str] = []
+    for name, klass in _SECTIONS.items():
+        section = getattr(cfg, name)
+        if lines:
+            lines.append("")
+        if comments:
+            lines.append(f"# {klass.__doc__.strip()}")
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(section):
+            text = f"{f.name} = {_value(getattr(section, f.name))}"
+            if comments:
+                text = f"{text:<40} # {f.metadata['doc']}"
+            lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def example_toml() -> str:
+    """A commented example configuration with every key at its default."""
+    head = ("# alip active-learning run configuration (alip run CONFIG.toml).\n"
+            "# Every key is optional; shown are the defaults.\n\n")
+    return head + Config().to_toml()
+
+
+def loads(text: str) -> Config:
+    """Parse TOML text into a validated Config."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}") from None
+    return Config.from_dict(data)
+
+
+def load_config(source: "Config | dict | str | os.PathLike") -> Config:
+    """A Config from a Config, a dict, or a TOML file path."""
+    if isinstance(source, Config):
+        source.validate()
+        return source
+    if isinstance(source, dict):
+        return Config.from_dict(source)
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"configuration file not found: {path}")
+    with open(path, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return Config.from_dict(data)
