@@ -89,9 +89,9 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
     run = Path(path)
     (run / "iterations").mkdir(parents=True, exist_ok=True)
     (run / "checkpoints").mkdir(exist_ok=True)
-    lines = [f'strategy = "{strategy}"', f"seed = {seed}"]
+    lines = ["[run]", f'strategy = "{strategy}"', f"seed = {seed}"]
     if oracle is not None:
-        lines.append(f'oracle = "{oracle}"')
+        lines += ["[oracle]", f'spec = "{oracle}"']
     (run / "config.toml").write_text("\n".join(lines) + "\n")
     write_extxyz(run / "test.extxyz", list(_test_set(n_test)))
     pool = [a.copy() for a in _pool(n_pool, 0)]

@@ -97,15 +97,16 @@ def test_broken_checkpoint_is_reported_not_fatal(tmp_path):
 
 
 def test_stored_volume_labels_give_the_oracle_eos(tmp_path):
-    """Without an oracle in the config, the E–V reference comes from labeled volume-series
-    structures; synthetic Birch–Murnaghan energies are fitted back to their parameters."""
+    """With enough labeled diamond volume-series structures in the run's files, the E–V
+    reference comes from them (the oracle is not called); synthetic Birch–Murnaghan
+    energies are fitted back to their parameters."""
     v0, e0, b0, bp = 20.3, -4.1, 95.0 * GPa, 4.2
 
     def bm(v):
         x = (v0 / v) ** (2 / 3) - 1
         return e0 + 9 * v0 * b0 / 16 * (x ** 3 * bp + x ** 2 * (6 - 4 * (v0 / v) ** (2 / 3)))
 
-    run = write_run_dir(tmp_path / "run", n_iterations=1, oracle=None)
+    run = write_run_dir(tmp_path / "run", n_iterations=1)
     test = []
     for a in np.linspace(5.2, 5.7, 9):
         atoms = bulk("Si", "diamond", a=float(a), cubic=True)
@@ -118,13 +119,18 @@ def test_stored_volume_labels_give_the_oracle_eos(tmp_path):
     (run / "labels.db").unlink()  # half of the points come from the label store
     LabelStore(run / "labels.db").add_labeled(test[1::2], oracle="bm")
     loaded = report.load_run(run)
-    ev = report.oracle_ev(loaded, report.diamond_cells({"a0_guess": 5.43, "n": 7, "rel_range": 0.04}),
-                          tmp_path / "cache.json")
+    ev = report.reference_ev(loaded, tmp_path / "cache.json")
     assert ev.label == "oracle (stored labels)" and len(ev.volumes) == 9
     assert ev.fit["v0"] == pytest.approx(v0, rel=1e-5)
     assert ev.fit["e0"] == pytest.approx(e0, abs=1e-6)
     assert ev.fit["B0"] == pytest.approx(95.0, rel=1e-4)
     assert not (tmp_path / "cache.json").exists()
+    # without an oracle in the config and with too few stored points: points, but no fit
+    (run / "config.toml").write_text("[run]\nstrategy = 'qbc'\n")
+    write_extxyz(run / "test.extxyz", test[:3])
+    (run / "labels.db").unlink()
+    few = report.reference_ev(report.load_run(run), tmp_path / "cache.json")
+    assert len(few.volumes) == 3 and few.fit is None
 
 
 def test_not_a_run_directory(tmp_path):
