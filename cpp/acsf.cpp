@@ -38,7 +38,11 @@ Acsf::Acsf(AcsfSpec spec) : spec_(std::move(spec)) {
                 ++z;
             if (z == int(zeta_lambdas_.size())) {
                 const bool is_int = p.zeta == std::floor(p.zeta) && p.zeta <= 64;
-                zeta_lambdas_.push_back({p.zeta, p.lambda, is_int ? int(p.zeta) : -1});
+                int l = int(std::find(lambdas_.begin(), lambdas_.end(), p.lambda) - lambdas_.begin());
+                if (l == int(lambdas_.size())) lambdas_.push_back(p.lambda);
+                const int iz = is_int ? int(p.zeta) : -1;
+                zeta_lambdas_.push_back({p.zeta, p.lambda, iz, l});
+                while (iz >= 1 && (1 << ladder_depth_) <= iz) ++ladder_depth_;
             }
             index.push_back({e, z, std::pow(2.0, 1.0 - p.zeta), p.eta});
         }
@@ -57,7 +61,7 @@ Acsf::Acsf(AcsfSpec spec) : spec_(std::move(spec)) {
 
 void Acsf::values(const StructureView& s, const NeighborList& nl, double* out, bool parallel) const {
     ExceptionCollector errors;
-#pragma omp parallel if (parallel && s.n_atoms > 1)
+#pragma omp parallel if (parallel && s.n_atoms >= kMinAtomsPerParallelRegion)
     {
         errors.run([&] {
             detail::LocalNeighbors local;
@@ -155,7 +159,7 @@ void write_gradient_rows(const NeighborList& nl, int64_t i, const detail::LocalN
 void Acsf::gradients(const StructureView& s, const NeighborList& nl, const std::vector<int64_t>& rows,
                      const GradientOutput& out, bool parallel) const {
     ExceptionCollector errors;
-#pragma omp parallel if (parallel && s.n_atoms > 1)
+#pragma omp parallel if (parallel && s.n_atoms >= kMinAtomsPerParallelRegion)
     {
         errors.run([&] {
             detail::LocalNeighbors local;
@@ -176,7 +180,7 @@ void Acsf::gradients(const StructureView& s, const NeighborList& nl, const std::
 void Acsf::forces_virial(const StructureView& s, const NeighborList& nl, const double* dE_dG, double* forces,
                          double* virial, bool parallel) const {
     const int64_t n = s.n_atoms;
-    const int n_threads = (parallel && n > 1) ? get_num_threads() : 1;
+    const int n_threads = (parallel && n >= kMinAtomsPerParallelRegion) ? get_num_threads() : 1;
     std::vector<double> buffers(size_t(n_threads > 1 ? n_threads : 0) * size_t(3 * n + 9), 0.0);
     std::fill(forces, forces + 3 * n, 0.0);
     std::fill(virial, virial + 9, 0.0);

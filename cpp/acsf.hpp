@@ -84,8 +84,11 @@ private:
     std::vector<double> angular_etas_;  ///< distinct etas over g4 and g5
     struct ZetaLambda {
         double zeta, lambda;
-        int integer_zeta;  ///< >= 0 when zeta is a small integer
+        int integer_zeta;  ///< >= 1 when zeta is a small integer, else -1
+        int lambda_index;  ///< into lambdas_
     };
+    std::vector<double> lambdas_;  ///< distinct lambdas
+    int ladder_depth_ = 0;         ///< powers b^(2^t), t < ladder_depth_, cover every integer zeta
     std::vector<ZetaLambda> zeta_lambdas_;  ///< distinct (zeta, lambda)
     struct AngularIndex {
         int eta, zl;

@@ -46,8 +46,12 @@ struct BlockScratch {
     std::vector<double> cos, r12sq, r12, fc12, dfc12, Fc, dF1, dF2, dFb, cos_r1, cos_r2, inv12, U, V, H, work;
     std::vector<double> E;      ///< (n_eta, kPairChunk)
     std::vector<double> P, dP;  ///< (n_zl, kPairChunk)
+    std::vector<double> ladder; ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
+    std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
 
-    void resize(int64_t n_eta, int64_t n_zl) {
+    void resize(int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth) {
+        ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kPairChunk));
+        Pz.resize(size_t(n_zl));
         const size_t c = size_t(kPairChunk);
         i1.resize(c);
         i2.resize(c);
@@ -99,39 +103,22 @@ inline void cutoff_values(CutoffFunction kind, double rc, const double* r, doubl
     }
 }
 
-/// P = (1 + lambda cos)^zeta and dP/dcos for n values; q = base^(zeta - 1) avoids 0/0.
-inline void angular_powers(double zeta, double lambda, int integer_zeta, bool derivative, const double* cos,
-                           double* P, double* dP, double* work, int64_t n) {
-    if (integer_zeta >= 1) {
-        // q = b^(zeta - 1) by squaring, vectorized over n
+/// out = product of ladder[t] over the set bits t of e (ladder[t] = b^(2^t)), i.e. b^e.
+inline void ladder_power(const double* ladder, int e, double* out, int64_t n) {
+    bool first = true;
+    for (int t = 0; e > 0; ++t, e >>= 1) {
+        if (!(e & 1)) continue;
+        const double* src = ladder + t * kPairChunk;
+        if (first) {
 #pragma omp simd
-        for (int64_t k = 0; k < n; ++k) {
-            work[k] = std::max(0.0, 1.0 + lambda * cos[k]);
-            P[k] = 1.0;
-        }
-        for (int bit = integer_zeta - 1; bit > 0; bit >>= 1) {
-            if (bit & 1) {
+            for (int64_t k = 0; k < n; ++k) out[k] = src[k];
+            first = false;
+        } else {
 #pragma omp simd
-                for (int64_t k = 0; k < n; ++k) P[k] *= work[k];
-            }
-            if (bit > 1) {
-#pragma omp simd
-                for (int64_t k = 0; k < n; ++k) work[k] *= work[k];
-            }
-        }
-    } else {
-        for (int64_t k = 0; k < n; ++k) {
-            const double b = std::max(0.0, 1.0 + lambda * cos[k]);
-            P[k] = b > 0.0 ? std::pow(b, zeta - 1.0) : (zeta == 1.0 ? 1.0 : 0.0);
+            for (int64_t k = 0; k < n; ++k) out[k] *= src[k];
         }
     }
-    // P holds q; P = q b, dP = zeta lambda q
-#pragma omp simd
-    for (int64_t k = 0; k < n; ++k) {
-        const double q = P[k];
-        if (derivative) dP[k] = zeta * lambda * q;
-        P[k] = q * std::max(0.0, 1.0 + lambda * cos[k]);
-    }
+    if (first) std::fill(out, out + n, 1.0);
 }
 
 }  // namespace detail
@@ -240,7 +227,8 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
     if (n_angular_per_pair_ == 0) return;
 
     // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
-    B.resize(ne, nz);
+    const int64_t nl_lambda = int64_t(lambdas_.size());
+    B.resize(ne, nz, nl_lambda, ladder_depth_);
     const int64_t n_radial = n_radial_features();
     const double rc2 = rc * rc;
     const int64_t C = kPairChunk;
@@ -254,7 +242,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
             for (size_t p = 0; p < params.size(); ++p) {
                 const AngularIndex& ix = params[p];
                 const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = &B.P[size_t(ix.zl * C)];
+                const double* P = B.Pz[size_t(ix.zl)];
                 const double* Fc = B.Fc.data();
                 double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
@@ -266,7 +254,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 const AngularIndex& ix = params[p];
                 const int64_t f = base + int64_t(p);
                 const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = &B.P[size_t(ix.zl * C)];
+                const double* P = B.Pz[size_t(ix.zl)];
                 const double* dP = &B.dP[size_t(ix.zl * C)];
                 const double eta = ix.eta_value, pre = ix.prefactor;
                 double* dx = &mode.d[size_t((f * 3 + 0) * m)];
@@ -304,7 +292,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 if (wp == 0.0) continue;
                 any = true;
                 const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = &B.P[size_t(ix.zl * C)];
+                const double* P = B.Pz[size_t(ix.zl)];
                 const double* dP = &B.dP[size_t(ix.zl * C)];
                 const double eta = ix.eta_value;
 #pragma omp simd
@@ -378,10 +366,49 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];
             }
         }
+        // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
+        for (int64_t l = 0; l < nl_lambda; ++l) {
+            const double lam = lambdas_[l];
+            double* rung = &B.ladder[size_t(l * ladder_depth_ * C)];
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) rung[k] = std::max(0.0, 1.0 + lam * B.cos[k]);
+            for (int t = 1; t < ladder_depth_; ++t) {
+                double* next = rung + t * C;
+                const double* prev = next - C;
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) next[k] = prev[k] * prev[k];
+            }
+        }
         for (int64_t z = 0; z < nz; ++z) {
             const ZetaLambda& zl = zeta_lambdas_[z];
-            angular_powers(zl.zeta, zl.lambda, zl.integer_zeta, deriv, B.cos.data(), &B.P[size_t(z * C)],
-                           &B.dP[size_t(z * C)], B.work.data(), cnt);
+            const double* rungs = &B.ladder[size_t(zl.lambda_index * ladder_depth_ * C)];
+            double* P = &B.P[size_t(z * C)];
+            double* dP = &B.dP[size_t(z * C)];
+            if (zl.integer_zeta >= 1) {
+                const int e = zl.integer_zeta;
+                if ((e & (e - 1)) == 0) {  // a power of two: one rung, no work
+                    int t = 0;
+                    while ((1 << t) < e) ++t;
+                    B.Pz[z] = rungs + t * C;
+                } else {
+                    ladder_power(rungs, e, P, cnt);
+                    B.Pz[z] = P;
+                }
+                if (deriv) {  // dP/dcos = zeta lambda b^(zeta - 1)
+                    ladder_power(rungs, e - 1, dP, cnt);
+                    const double c = zl.zeta * zl.lambda;
+#pragma omp simd
+                    for (int64_t k = 0; k < cnt; ++k) dP[k] *= c;
+                }
+            } else {
+                for (int64_t k = 0; k < cnt; ++k) {
+                    const double b = std::max(0.0, 1.0 + zl.lambda * B.cos[k]);
+                    const double q = b > 0.0 ? std::pow(b, zl.zeta - 1.0) : (zl.zeta == 1.0 ? 1.0 : 0.0);
+                    P[k] = q * b;
+                    if (deriv) dP[k] = zl.zeta * zl.lambda * q;
+                }
+                B.Pz[z] = P;
+            }
         }
         if (g4) accumulate(g4_index_, base, cnt, 4.0, 2.0);
         else accumulate(g5_index_, base + int64_t(g4_index_.size()), cnt, 2.0, 0.0);
@@ -396,16 +423,27 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 int64_t cnt = 0;
                 for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1) {
                     const double x1 = X[n1], y1 = Y[n1], z1 = Z[n1];
-                    for (int64_t n2 = std::max(n1 + 1, L.seg[s2]); n2 < L.seg[s2 + 1]; ++n2) {
-                        if (g4) {  // the third side must be inside the cutoff
-                            const double dx = X[n2] - x1, dy = Y[n2] - y1, dz = Z[n2] - z1;
-                            const double r2 = dx * dx + dy * dy + dz * dz;
-                            if (r2 >= rc2) continue;
-                            B.r12sq[cnt] = r2;
+                    int64_t n2 = std::max(n1 + 1, L.seg[s2]);
+                    const int64_t n2_end = L.seg[s2 + 1];
+                    while (n2 < n2_end) {
+                        // branch-free compaction of at most the room left in the chunk
+                        const int64_t stop = std::min(n2_end, n2 + (C - cnt));
+                        if (g4) {
+                            for (; n2 < stop; ++n2) {
+                                const double dx = X[n2] - x1, dy = Y[n2] - y1, dz = Z[n2] - z1;
+                                const double r2 = dx * dx + dy * dy + dz * dz;
+                                B.r12sq[cnt] = r2;  // the third side must be inside the cutoff
+                                B.i1[cnt] = n1;
+                                B.i2[cnt] = n2;
+                                cnt += r2 < rc2 ? 1 : 0;
+                            }
+                        } else {
+                            for (; n2 < stop; ++n2, ++cnt) {
+                                B.i1[cnt] = n1;
+                                B.i2[cnt] = n2;
+                            }
                         }
-                        B.i1[cnt] = n1;
-                        B.i2[cnt] = n2;
-                        if (++cnt == C) {
+                        if (cnt == C) {
                             process(g4, base, cnt);
                             cnt = 0;
                         }

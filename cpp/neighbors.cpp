@@ -250,7 +250,7 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     std::vector<std::vector<Pair>> chunks;
     std::vector<int64_t> chunk_begin;
     ExceptionCollector errors;
-    const int n_threads = parallel ? get_num_threads() : 1;
+    const int n_threads = (parallel && n >= kMinAtomsPerParallelRegion) ? get_num_threads() : 1;
     const int n_chunks = int(std::min<int64_t>(n, std::max(1, n_threads)));
     chunks.resize(n_chunks);
     chunk_begin.resize(n_chunks + 1);

@@ -6,6 +6,10 @@
 
 namespace alip {
 
+/// Structures smaller than this run on one thread: forking a team costs more than it
+/// saves, and on a busy machine idle team members can stall a tiny region for ms.
+constexpr long long kMinAtomsPerParallelRegion = 128;
+
 bool have_openmp();
 int get_num_threads();
 void set_num_threads(int n);
