@@ -49,6 +49,8 @@ Acsf::Acsf(AcsfSpec spec) : spec_(std::move(spec)) {
     };
     add_angular(spec_.g4, g4_index_, "g4");
     add_angular(spec_.g5, g5_index_, "g5");
+    for (const AngularParam& p : spec_.g4) g4_etas_.push_back(p.eta);
+    for (const AngularParam& p : spec_.g5) g5_etas_.push_back(p.eta);
     const int32_t ns = spec_.n_species;
     pair_index_.assign(size_t(ns) * ns, 0);
     int32_t q = 0;
@@ -92,16 +94,10 @@ std::vector<int64_t> Acsf::gradient_rows(const NeighborList& nl) const {
 
 namespace {
 
-/// Writes the strain gradient and the sparse rows of center i from d (F, 3, m);
-/// `t` is scratch for d transposed to (m, 3F) so that rows are summed contiguously.
-void write_gradient_rows(const NeighborList& nl, int64_t i, const detail::LocalNeighbors& L, const std::vector<double>& d,
-                         std::vector<double>& t, int64_t F, int64_t first_row, const GradientOutput& out) {
+/// Writes the strain gradient and the sparse rows of center i from t = d (m, 3, F).
+void write_gradient_rows(const NeighborList& nl, int64_t i, const detail::LocalNeighbors& L, const std::vector<double>& t,
+                         int64_t F, int64_t first_row, const GradientOutput& out) {
     const int64_t m = L.m, first = nl.offsets[i], F3 = 3 * F;
-    t.resize(size_t(m * F3));
-    for (int64_t fc = 0; fc < F3; ++fc) {
-        const double* src = &d[size_t(fc * m)];
-        for (int64_t n = 0; n < m; ++n) t[size_t(n * F3 + (fc % 3) * F + fc / 3)] = src[n];
-    }
     const double* v[3] = {L.x.data(), L.y.data(), L.z.data()};
     double* strain = out.strain + i * 9 * F;
     std::fill(strain, strain + 9 * F, 0.0);
@@ -165,12 +161,11 @@ void Acsf::gradients(const StructureView& s, const NeighborList& nl, const std::
             detail::LocalNeighbors local;
             detail::BlockScratch block;
             detail::GradientMode mode;
-            std::vector<double> transposed;
 #pragma omp for schedule(dynamic, 8)
             for (int64_t i = 0; i < s.n_atoms; ++i) {
                 mode.g = out.values + i * n_features_;
                 center(s, nl, i, mode, local, block);
-                write_gradient_rows(nl, i, local, mode.d, transposed, n_features_, rows[i], out);
+                write_gradient_rows(nl, i, local, mode.d, n_features_, rows[i], out);
             }
         });
     }

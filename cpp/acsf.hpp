@@ -96,6 +96,7 @@ private:
         double eta_value;
     };
     std::vector<AngularIndex> g4_index_, g5_index_;
+    std::vector<double> g4_etas_, g5_etas_;  ///< eta of each g4 / g5 function
     std::vector<int32_t> pair_index_;  ///< (n_species, n_species) -> unordered pair index
 };
 

@@ -48,10 +48,13 @@ struct BlockScratch {
     std::vector<double> P, dP;  ///< (n_zl, kPairChunk)
     std::vector<double> ladder; ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
     std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
+    std::vector<double> EP, EdP;    ///< (kPairChunk, n_params) for the gradient mode
 
-    void resize(int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth) {
+    void resize(int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
         ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kPairChunk));
         Pz.resize(size_t(n_zl));
+        EP.resize(size_t(kPairChunk) * size_t(std::max<int64_t>(n_params, 1)));
+        EdP.resize(EP.size());
         const size_t c = size_t(kPairChunk);
         i1.resize(c);
         i2.resize(c);
@@ -72,7 +75,7 @@ struct ValuesMode {
 struct GradientMode {
     static constexpr Kind kind = Kind::Gradients;
     double* g = nullptr;
-    std::vector<double> d;  ///< (F, 3, m): d G_f / d v_n,c
+    std::vector<double> d;  ///< (m, 3, F): d G_f / d v_n,c
 };
 
 struct VjpMode {
@@ -173,7 +176,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
         std::fill(mode.g, mode.g + F, 0.0);
     } else if constexpr (kind == Kind::Gradients) {
         std::fill(mode.g, mode.g + F, 0.0);
-        mode.d.assign(size_t(F * 3 * m), 0.0);
+        mode.d.assign(size_t(m * 3 * F), 0.0);
     } else {
         for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(m), 0.0);
     }
@@ -198,18 +201,15 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 mode.g[f] += acc;
             } else if constexpr (kind == Kind::Gradients) {
                 double acc = 0.0;
-                double* dx = &mode.d[size_t((f * 3 + 0) * m)];
-                double* dy = dx + m;
-                double* dz = dy + m;
-#pragma omp simd reduction(+ : acc)
+                double* d = mode.d.data();
                 for (int64_t n = lo; n < hi; ++n) {
                     const double dr = L.r[n] - rs;
                     const double e = std::exp(-eta * dr * dr);
                     acc += e * L.fc[n];
                     const double c = e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
-                    dx[n] += c * X[n];
-                    dy[n] += c * Y[n];
-                    dz[n] += c * Z[n];
+                    d[size_t((n * 3 + 0) * F + f)] += c * X[n];
+                    d[size_t((n * 3 + 1) * F + f)] += c * Y[n];
+                    d[size_t((n * 3 + 2) * F + f)] += c * Z[n];
                 }
                 mode.g[f] += acc;
             } else {
@@ -228,7 +228,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
 
     // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
     const int64_t nl_lambda = int64_t(lambdas_.size());
-    B.resize(ne, nz, nl_lambda, ladder_depth_);
+    B.resize(ne, nz, nl_lambda, ladder_depth_, int64_t(std::max(g4_index_.size(), g5_index_.size())));
     const int64_t n_radial = n_radial_features();
     const double rc2 = rc * rc;
     const int64_t C = kPairChunk;
@@ -250,33 +250,47 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 mode.g[base + int64_t(p)] += ix.prefactor * acc;
             }
         } else if constexpr (kind == Kind::Gradients) {
-            for (size_t p = 0; p < params.size(); ++p) {
-                const AngularIndex& ix = params[p];
-                const int64_t f = base + int64_t(p);
+            // per pair, vectorized over the family's parameters (contiguous features)
+            const int64_t np = int64_t(params.size());
+            double* EP = B.EP.data();    // (cnt, np): prefactor E P
+            double* EdP = B.EdP.data();  // (cnt, np): prefactor E dP
+            for (int64_t p = 0; p < np; ++p) {
+                const AngularIndex& ix = params[size_t(p)];
                 const double* E = &B.E[size_t(ix.eta * C)];
                 const double* P = B.Pz[size_t(ix.zl)];
                 const double* dP = &B.dP[size_t(ix.zl * C)];
-                const double eta = ix.eta_value, pre = ix.prefactor;
-                double* dx = &mode.d[size_t((f * 3 + 0) * m)];
-                double* dy = dx + m;
-                double* dz = dy + m;
-                double acc = 0.0;
                 for (int64_t k = 0; k < cnt; ++k) {
-                    const int64_t n1 = i1[k], n2 = i2[k];
-                    const double Xp = pre * E[k], Fc = B.Fc[k];
-                    const double T = Xp * P[k] * Fc;
-                    const double a1 = Xp * (-dP[k] * Fc * B.cos_r1[k] - a_eta * eta * P[k] * Fc + P[k] * B.dF1[k]);
-                    const double b = Xp * (dP[k] * Fc * B.inv12[k] + b_eta * eta * P[k] * Fc + P[k] * B.dFb[k]);
-                    const double a2 = Xp * (-dP[k] * Fc * B.cos_r2[k] - a_eta * eta * P[k] * Fc + P[k] * B.dF2[k]);
-                    acc += T;
-                    dx[n1] += a1 * X[n1] + b * X[n2];
-                    dy[n1] += a1 * Y[n1] + b * Y[n2];
-                    dz[n1] += a1 * Z[n1] + b * Z[n2];
-                    dx[n2] += a2 * X[n2] + b * X[n1];
-                    dy[n2] += a2 * Y[n2] + b * Y[n1];
-                    dz[n2] += a2 * Z[n2] + b * Z[n1];
+                    EP[k * np + p] = ix.prefactor * E[k] * P[k];
+                    EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
                 }
-                mode.g[f] += acc;
+            }
+            const double* etas = (&params == &g4_index_) ? g4_etas_.data() : g5_etas_.data();
+            double* d = mode.d.data();
+            double* g = mode.g + base;
+            for (int64_t k = 0; k < cnt; ++k) {
+                const int64_t n1 = i1[k], n2 = i2[k];
+                const double Fc = B.Fc[k];
+                const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
+                const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
+                const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
+                const double* ep = EP + k * np;
+                const double* edp = EdP + k * np;
+                double* d1 = d + (n1 * 3) * F + base;
+                double* d2 = d + (n2 * 3) * F + base;
+#pragma omp simd
+                for (int64_t p = 0; p < np; ++p) {
+                    const double eF = etas[p] * Fc;
+                    const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF);
+                    const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF);
+                    const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF);
+                    g[p] += ep[p] * Fc;
+                    d1[p] += a1 * v1[0] + b * v2[0];
+                    d1[F + p] += a1 * v1[1] + b * v2[1];
+                    d1[2 * F + p] += a1 * v1[2] + b * v2[2];
+                    d2[p] += a2 * v2[0] + b * v1[0];
+                    d2[F + p] += a2 * v2[1] + b * v1[1];
+                    d2[2 * F + p] += a2 * v2[2] + b * v1[2];
+                }
             }
         } else {
             double* U = B.U.data();
