@@ -46,7 +46,7 @@ class RunSection:
     max_iterations: int = _f(0, "stop after this many iterations (0: no limit)")
     target_force_rmse: float = _f(0.0, "stop once the test force RMSE (eV/Å) is at most this (0: off)")
     target_energy_rmse: float = _f(0.0, "stop once the test energy RMSE (meV/atom) is at most this (0: off)")
-    threads: int = _f(0, "torch threads for training and scoring (0: torch's default)")
+    threads: int = _f(1, "torch intra-op threads for training and scoring (1 is fastest on a shared small machine)")
     progress: bool = _f(True, "show progress bars")
 
 
@@ -204,7 +204,7 @@ class Config:
         _positive("run.n_initial", r.n_initial)
         _positive("run.batch_size", r.batch_size)
         _nonneg("run.max_iterations", r.max_iterations)
-        _nonneg("run.threads", r.threads)
+        _positive("run.threads", r.threads)
         if r.budget < r.n_initial:
             raise ConfigError(f"run.budget ({r.budget}) must be at least run.n_initial ({r.n_initial})")
         _nonneg("run.target_force_rmse", r.target_force_rmse)
@@ -265,7 +265,7 @@ class Config:
         kw = dataclasses.asdict(self.training)
         kw["hidden"] = tuple(kw["hidden"])
         kw["energy_weighting"] = kw["energy_weighting"] or None
-        return TrainConfig(**kw, seed=int(seed))
+        return TrainConfig(**kw, seed=int(seed), threads=self.run.threads)
 
     def oracle_spec(self) -> Any:
         """The spec for alip.oracles.make_oracle ('stored' resolved to pool.file)."""

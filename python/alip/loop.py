@@ -221,7 +221,7 @@ def evaluate_test_set(committee: Any, test: list[Atoms]) -> tuple[dict, dict]:
     vol = fam == "volume"
     overall = {"energy_rmse_mev_per_atom": rmse(de), "force_rmse_ev_per_ang": rmse(df),
                "ev_rmse_mev_per_atom": rmse(de[vol]) if vol.any() else None}
-    by_family = {f: {"n": int((fam == f).sum()), "energy_rmse_mev_per_atom": rmse(de[fam == f]),
+    by_family = {str(f): {"n": int((fam == f).sum()), "energy_rmse_mev_per_atom": rmse(de[fam == f]),
                      "force_rmse_ev_per_ang": rmse(df[atom_fam == f])} for f in sorted(set(fam))}
     return overall, by_family
 
@@ -379,6 +379,7 @@ class _Run:
         from .acquisition import score_pool, select_batch
         from .committee import Committee
         from .labeling import label_batch
+        from .models import torch_threads
         from .training import train_committee
 
         cfg = self.cfg
@@ -398,6 +399,7 @@ class _Run:
         ckpt = os.path.join(self.dir, ckpt_rel)
         if os.path.exists(ckpt):
             committee = Committee.load(ckpt)
+            committee.threads = cfg.run.threads
             wall_train = float(committee.metadata.get("train_seconds", 0.0))
             self.log(f"iteration {n}: loaded {ckpt_rel}")
         else:
@@ -413,6 +415,7 @@ class _Run:
             result.committee.save(tmp)
             os.replace(tmp, ckpt)
             committee = result.committee
+            committee.threads = cfg.run.threads
             self.log(f"iteration {n}: trained in {wall_train:.1f} s")
         errors, by_family = evaluate_test_set(committee, test)
         counts = self.store.counts()
@@ -426,11 +429,12 @@ class _Run:
         if reason is None:
             atoms = [pool_atoms[i] for i in pool_ids]
             a = cfg.acquisition
-            scored = score_pool(committee, atoms, cfg.run.strategy, qbc_kind=a.qbc_score,
-                                emc_forces=a.emc_forces, emc_params=a.emc_params,
-                                weight_energy=cfg.training.weight_energy,
-                                weight_forces=cfg.training.weight_forces, chunk_atoms=a.chunk_atoms,
-                                seed=_seed(cfg.run.seed, n, 1), progress=self.progress)
+            with torch_threads(cfg.run.threads):
+                scored = score_pool(committee, atoms, cfg.run.strategy, qbc_kind=a.qbc_score,
+                                    emc_forces=a.emc_forces, emc_params=a.emc_params,
+                                    weight_energy=cfg.training.weight_energy,
+                                    weight_forces=cfg.training.weight_forces, chunk_atoms=a.chunk_atoms,
+                                    seed=_seed(cfg.run.seed, n, 1), progress=self.progress)
             diversity = a.diversity if (cfg.run.strategy != "random" or a.random_diversity) else "none"
             features = scored.features
             if diversity != "none" and features is None:
@@ -479,13 +483,6 @@ class _Run:
     def execute(self) -> RunResult:
         from .io import read_extxyz
 
-        if self.cfg.run.threads:
-            import torch
-
-            from . import set_num_threads
-
-            torch.set_num_threads(self.cfg.run.threads)
-            set_num_threads(self.cfg.run.threads)
         try:
             records = read_iterations(self.dir)
             if records and records[-1].get("stop_reason"):

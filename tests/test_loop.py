@@ -1,0 +1,263 @@
+"""The active-learning loop end to end on tiny problems: the run-directory contract, recorded
+errors and scores against independent recomputation, replay on stored labels, failed labels,
+stop conditions, the configuration and the command line."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from alip import cli_loop
+from alip.acquisition import qbc_scores
+from alip.committee import Committee
+from alip.config import Config, ConfigError, example_toml, load_config, loads
+from alip.io import read_extxyz, write_extxyz
+from alip.loop import read_curve, run
+from alip.oracles import make_oracle
+from alip.store import LabelStore
+from alip.structures import generate_si_pool
+from alip.training import errors
+
+TINY = {
+    "run": {"n_initial": 6, "batch_size": 3, "budget": 12, "progress": False},
+    "labeling": {"executor": "serial"},
+    "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12]},
+    "test": {"n": 8, "n_volume": 5},
+    "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8},
+}
+CONTRACT_COLUMNS = ["iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
+                    "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s"]
+
+
+def tiny(out, **tables) -> Config:
+    data = json.loads(json.dumps(TINY))
+    data["run"]["out"] = str(out)
+    for name, entries in tables.items():
+        data.setdefault(name, {}).update(entries)
+    return Config.from_dict(data)
+
+
+def _iters(run_dir) -> list[dict]:
+    names = sorted(os.listdir(os.path.join(run_dir, "iterations")))
+    return [json.load(open(os.path.join(run_dir, "iterations", n))) for n in names]
+
+
+def test_loop_end_to_end_follows_the_run_directory_contract(tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny(out, labeling={"executor": "process", "max_workers": 1})
+    result = run(cfg)
+    assert result.stop_reason == "budget spent"
+    assert [r["n_labels"] for r in result.curve] == [6, 9, 12]
+    for name in ("config.toml", "labels.db", "test.extxyz", "learning_curve.csv", "log.txt"):
+        assert (out / name).is_file(), name
+    assert load_config(out / "config.toml") == cfg.replace(run={"out": str(out)})
+    with open(out / "learning_curve.csv") as fh:
+        assert next(csv.reader(fh)) == CONTRACT_COLUMNS
+    assert read_curve(str(out))[2]["n_labels"] == 12
+
+    store = LabelStore(out / "labels.db")
+    assert store.counts() == {"pool": 28, "queued": 0, "labeled": 12, "failed": 0}
+    records = _iters(out)
+    assert [r["iteration"] for r in records] == [0, 1, 2]
+    assert records[0]["labeled_this_iteration"] == store.meta["initial"]
+    assert len(store.meta["initial"]) == 6
+    for prev, nxt in zip(records, records[1:]):
+        assert sorted(prev["selected"]) == sorted(nxt["labeled_this_iteration"])
+        assert sorted(store.ids(iteration=nxt["iteration"])) == sorted(prev["selected"])
+        assert prev["selected_families"] == [store.get(i).info["family"] for i in prev["selected"]]
+        assert len(prev["selected"]) == 3 and prev["stop_reason"] is None
+    assert records[-1]["selected"] == [] and records[-1]["stop_reason"] == "budget spent"
+
+    test = read_extxyz(out / "test.extxyz")
+    assert len(test) == 13 and all(a.calc is not None for a in test)
+    volume = [a for a in test if a.info["family"] == "volume"]
+    assert len(volume) >= 5
+    for r in records:
+        com = Committee.load(out / r["checkpoint"])
+        ref = errors(com, test)
+        assert r["errors"]["energy_rmse_mev_per_atom"] == pytest.approx(1e3 * ref["energy_rmse"], rel=1e-9)
+        assert r["errors"]["force_rmse_ev_per_ang"] == pytest.approx(ref["force_rmse"], rel=1e-9)
+        assert r["errors"]["ev_rmse_mev_per_atom"] == pytest.approx(1e3 * errors(com, volume)["energy_rmse"],
+                                                                     rel=1e-9)
+        if r["selected"]:  # the recorded scores are that committee's QBC scores of those structures
+            pred = com.predict([store.get(i) for i in r["selected"]])
+            np.testing.assert_allclose(r["selected_scores"], qbc_scores(pred, "force"), rtol=1e-9)
+    assert "iteration 2" in (out / "log.txt").read_text()
+
+
+def test_strategies_share_initial_sets_and_random_is_reproducible(tmp_path):
+    runs = {}
+    for name, strategy, seed in (("q0", "qbc", 0), ("e0", "emc", 0), ("r0", "random", 0), ("r0b", "random", 0),
+                                 ("r1", "random", 1)):
+        runs[name] = _iters(run(tiny(tmp_path / name, run={"strategy": strategy, "seed": seed,
+                                                            "budget": 9})).run_dir)
+    first = {k: sorted(v[0]["labeled_this_iteration"]) for k, v in runs.items()}
+    assert first["q0"] == first["e0"] == first["r0"] != first["r1"]
+    # same seed, same labels: the first committees (and their test errors) are identical
+    assert runs["q0"][0]["errors"] == runs["e0"][0]["errors"] == runs["r0"][0]["errors"]
+    assert runs["r0"][0]["selected"] == runs["r0b"][0]["selected"]
+    assert runs["r0"][0]["selected"] != runs["r1"][0]["selected"]
+    assert all(v[-1]["n_labels"] == 9 for v in runs.values())
+
+
+def _fake_labeled_file(path, n: int, seed: int) -> list:
+    """SW geometries whose labels are *not* SW's: replay must return exactly these."""
+    oracle = make_oracle("sw")
+    structures = generate_si_pool(n, seed=seed, family_kwargs={"small_distortion": {"max_atoms": 16},
+                                                               "large_distortion": {"max_atoms": 16},
+                                                               "random": {"n_atoms": (8, 12)}})
+    for i, a in enumerate(structures):
+        lab = oracle.label(a)
+        a.info.pop("pool_id")
+        a.calc = SinglePointCalculator(a, energy=lab.energy + 0.25 * len(a) + 0.01 * i,
+                                       forces=1.5 * lab.forces + 0.1, stress=lab.stress)
+    write_extxyz(path, structures)
+    return read_extxyz(path)
+
+
+def test_replay_on_stored_labels_never_calls_a_real_calculator(tmp_path, monkeypatch):
+    data = tmp_path / "dft.extxyz"
+    dataset = _fake_labeled_file(data, 36, seed=5)
+    import alip.oracles as oracles
+
+    calls = []
+
+    def forbidden(self, atoms):
+        calls.append(type(self).__name__)
+        raise AssertionError("a real calculator was called during replay")
+
+    for klass in (oracles.ManybodyOracle, oracles.GPAWOracle, oracles.UserOracle):
+        monkeypatch.setattr(klass, "make_calculator", forbidden)
+    cfg = tiny(tmp_path / "replay", oracle={"spec": "stored"}, pool={"file": str(data)},
+               test={"split": 0.25, "seed": 3})
+    run(cfg)
+    assert calls == []
+    store = LabelStore(tmp_path / "replay" / "labels.db")
+    assert store.counts()["labeled"] == 12 and store.counts()["failed"] == 0
+    for pid in store.ids("labeled"):
+        ref = dataset[pid]  # pool ids are the positions in the file
+        lab = store.get_label(pid)
+        assert lab.energy == pytest.approx(ref.get_potential_energy(), abs=1e-9)
+        np.testing.assert_allclose(lab.forces, ref.get_forces(), atol=1e-9)
+        assert store.get(pid).info["oracle"] == "stored"
+    test = read_extxyz(tmp_path / "replay" / "test.extxyz")
+    assert len(test) == 9 and len(store) == 27
+    by_energy = sorted(a.get_potential_energy() for a in dataset)
+    for a in test:  # held-out labels are the file's labels, never recomputed
+        assert min(abs(a.get_potential_energy() - e) for e in by_energy) < 1e-9
+    assert not (tmp_path / "replay" / "test.db").exists()
+
+
+def test_failed_labels_are_recorded_counted_and_never_retried(tmp_path, monkeypatch):
+    mod = tmp_path / "flaky_oracle.py"
+    mod.write_text(textwrap.dedent("""
+        from alip.oracles import make_oracle
+
+        def make(atoms):
+            if len(atoms) in (10, 11):
+                raise RuntimeError("SCF did not converge")
+            return make_oracle("sw").make_calculator(atoms)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tiny(tmp_path / "run", oracle={"spec": "flaky_oracle:make"}, run={"budget": 15})
+    result = run(cfg)
+    store = LabelStore(tmp_path / "run" / "labels.db")
+    failed = store.ids("failed")
+    assert failed, "the pool should contain 10- or 11-atom structures"
+    assert all(len(store.get(i)) in (10, 11) for i in failed)
+    assert "SCF" in store.get_label(failed[0]).error
+    records = _iters(result.run_dir)
+    assert sorted(i for r in records for i in r["failed_this_iteration"]) == failed
+    assert store.counts()["labeled"] + len(failed) == 15
+    assert result.curve[-1]["n_labels"] == 15 - len(failed)
+    # a failed structure is never selected again
+    chosen = [i for r in records for i in r["selected"]] + store.meta["initial"]
+    assert len(chosen) == len(set(chosen))
+
+
+def test_stops_at_the_target_error(tmp_path):
+    result = run(tiny(tmp_path / "run", run={"target_force_rmse": 1e3, "target_energy_rmse": 1e6}))
+    assert result.stop_reason == "target reached"
+    assert [r["n_labels"] for r in result.curve] == [6]
+
+
+def test_existing_directory_is_not_overwritten_and_finished_runs_resume_instantly(tmp_path):
+    cfg = tiny(tmp_path / "run", run={"budget": 6})
+    first = run(cfg)
+    with pytest.raises(FileExistsError, match="--resume"):
+        run(cfg)
+    again = run(str(tmp_path / "run"), resume=True)
+    assert again.curve == first.curve and again.stop_reason == first.stop_reason
+    with pytest.raises(ConfigError, match="run.budget"):
+        run(cfg.replace(run={"budget": 9}), resume=True)
+    with pytest.raises(FileNotFoundError, match="config.toml"):
+        run(str(tmp_path), resume=True)
+
+
+# ----------------------------------------------------------------------------- configuration
+def test_example_toml_documents_every_key_and_parses_to_the_defaults():
+    text = example_toml()
+    assert loads(text) == Config()
+    data = Config().to_dict()
+    for table, keys in data.items():
+        assert f"[{table}]" in text
+        for key in keys:
+            line = next(ln for ln in text.splitlines() if ln.startswith(f"{key} = ") or ln.startswith(f"{key}="))
+            assert "#" in line and len(line.split("#", 1)[1].strip()) > 5, line
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"run": {"strategy": "bald"}}, "run.strategy"),
+    ({"run": {"budgett": 3}}, "did you mean 'budget'"),
+    ({"runn": {}}, "unknown key 'runn'"),
+    ({"run": {"batch_size": 2.5}}, "run.batch_size must be an integer"),
+    ({"run": {"budget": 5, "n_initial": 10}}, "at least run.n_initial"),
+    ({"training": {"hidden": ["a"]}}, "training.hidden"),
+    ({"training": {"dtype": "float16"}}, r"\[training\]"),
+    ({"pool": {"families": ["volume", "liquid"]}}, "pool.families"),
+    ({"test": {"split": 0.2}}, "test.split"),
+    ({"oracle": {"spec": "stored"}}, "pool.file"),
+    ({"acquisition": {"diversity": "greedy"}}, "acquisition.diversity"),
+    ({"run": {"progress": "yes"}}, "true or false"),
+    ({"run": {"target_force_rmse": float("nan")}}, "finite"),
+])
+def test_bad_configuration_raises_a_clear_error(data, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_dict(data)
+
+
+def test_config_round_trips_through_toml_with_tables():
+    cfg = Config().replace(oracle={"spec": {"type": "gpaw", "ecut": 350.0, "xc": "PBE"}},
+                           run={"strategy": "emc", "out": 'dir with "quotes"'}, training={"hidden": [16, 8]})
+    assert loads(cfg.to_toml()) == cfg
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        loads("[run\nseed = 1")
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_init_run_and_resume(tmp_path, capsys):
+    assert cli_loop.main(["init", str(tmp_path / "alip.toml")]) == 0
+    assert load_config(tmp_path / "alip.toml") == Config()
+    assert cli_loop.main(["init", str(tmp_path / "alip.toml")]) == 2
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(tiny("unused", run={"budget": 9}).to_toml())
+    out = tmp_path / "cli_run"
+    assert cli_loop.main(["run", str(cfg_path), "--out", str(out), "--strategy", "random", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "budget spent" in printed and load_config(out / "config.toml").run.strategy == "random"
+    assert cli_loop.main(["run", str(cfg_path), "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli_loop.main(["run", "--resume", str(out), "--no-progress"]) == 0
+    assert cli_loop.main(["run", "--resume", str(out), "--seed", "3"]) == 2
+    assert cli_loop.main(["run"]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nstrategy = 'bald'\n")
+    assert cli_loop.main(["run", str(bad)]) == 2
+    assert "run.strategy" in capsys.readouterr().err
+    assert sys.modules["alip.cli_loop"] is cli_loop
