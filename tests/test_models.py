@@ -135,6 +135,7 @@ def test_members_differ_and_member_network_matches():
         assert member(G, sidx).sum().item() == pytest.approx(E[k], rel=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:`torch\\.jit.*deprecated:DeprecationWarning")
 def test_torchscript_export(tmp_path):
     committee = _committee(species=("Si", "Ge"))
     atoms = _rattled(symbols=("Si", "Ge"))
