@@ -75,7 +75,7 @@ class PoolSection:
 
     file: str = _f("", "extxyz file of the pool (labels in it are ignored unless oracle is 'stored'); "
                        "\"\": generate Si structures")
-    n: int = _f(1500, "structures to generate")
+    n: int = _f(1000, "structures to generate")
     seed: int = _f(0, "seed of the generated pool")
     families: list = _f(list(FAMILIES), f"families to generate, any of {list(FAMILIES)}")
     fractions: list = _f([], "weights of the families ([]: equal)")
@@ -116,13 +116,13 @@ class TrainingSection:
     weight_energy: float = _f(1.0, "loss weight of (ΔE/N)², eV²")
     weight_forces: float = _f(0.1, "loss weight of ΔF² per component, (eV/Å)²")
     weight_stress: float = _f(0.1, "loss weight of (ΔW/N)² per component")
-    epochs: int = _f(80, "Adam epochs")
+    epochs: int = _f(100, "Adam epochs")
     batch_size: int = _f(16, "structures per mini-batch")
-    lr: float = _f(5e-3, "initial learning rate")
-    lr_final: float = _f(5e-4, "learning rate at the last epoch (exponential decay)")
+    lr: float = _f(1e-2, "initial learning rate")
+    lr_final: float = _f(1e-3, "learning rate at the last epoch (exponential decay)")
     lbfgs_steps: int = _f(0, "full-batch L-BFGS steps after Adam (0: none)")
     val_fraction: float = _f(0.1, "validation fraction (early stopping)")
-    patience: int = _f(40, "epochs without validation improvement before stopping")
+    patience: int = _f(50, "epochs without validation improvement before stopping")
     bootstrap: bool = _f(True, "bootstrap resampling per member")
     energy_weighting: float = _f(0.0, "Δ (eV/atom) of weights 1/(1 + (e − e_min)/Δ) (0: off)")
     dtype: str = _f("float32", "training precision: float32 | float64")
@@ -139,7 +139,7 @@ class AcquisitionSection:
     diversity: str = _f("fps", f"{' | '.join(DIVERSITY)}: farthest-point, k-means or none among the top candidates")
     candidates: float = _f(4.0, "candidates = this × batch_size top-scoring structures")
     random_diversity: bool = _f(False, "apply the diversity step to the random strategy too")
-    chunk_atoms: int = _f(2048, "atoms per scoring chunk (bounds memory)")
+    chunk_atoms: int = _f(1024, "atoms per scoring chunk (bounds memory)")
 
 
 _SECTIONS: dict[str, type] = {
