@@ -120,7 +120,7 @@ def test_stored_volume_labels_give_the_oracle_eos(tmp_path):
     LabelStore(run / "labels.db").add_labeled(test[1::2], oracle="bm")
     loaded = report.load_run(run)
     ev = report.reference_ev(loaded, tmp_path / "cache.json")
-    assert ev.label == "oracle (stored labels)" and len(ev.volumes) == 9
+    assert ev.label == "oracle (sw, stored labels)" and len(ev.volumes) == 9
     assert ev.fit["v0"] == pytest.approx(v0, rel=1e-5)
     assert ev.fit["e0"] == pytest.approx(e0, abs=1e-6)
     assert ev.fit["B0"] == pytest.approx(95.0, rel=1e-4)

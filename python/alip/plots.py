@@ -84,6 +84,12 @@ def strategy_colors(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def strategy_rank(name: str) -> tuple[int, str]:
+    """Sort key: qbc, emc, random first (in that order), then any other name alphabetically."""
+    order = list(STRATEGY_COLORS)
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
 def _ordered_families(names: Sequence[str]) -> list[str]:
     present = list(dict.fromkeys(str(n) for n in names))
     known = [f for f in FAMILY_COLORS if f in present]
@@ -144,7 +150,7 @@ def plot_ev_curve(oracle: EVSeries | None, models: Sequence[EVSeries], path: str
         ax.plot(m.volumes, m.energies, "-", color=c, lw=2, label=f"{m.label}: {_fit_text(m.fit)}")
         if m.spread is not None:
             ax.fill_between(m.volumes, m.energies - m.spread, m.energies + m.spread, color=c,
-                            alpha=0.2, lw=0)
+                            alpha=0.15, lw=0)
         if oracle is not None:
             on = (oracle.volumes >= m.volumes.min()) & (oracle.volumes <= m.volumes.max())
             v = oracle.volumes[on]
@@ -152,11 +158,7 @@ def plot_ev_curve(oracle: EVSeries | None, models: Sequence[EVSeries], path: str
             ax_res.plot(v, diff, "o-", color=c, lw=1.5, ms=3.5)
             if m.spread is not None:
                 s = 1e3 * np.interp(v, m.volumes, m.spread)
-                ax_res.fill_between(v, diff - s, diff + s, color=c, alpha=0.2, lw=0)
-        if m.fit:
-            ax.axvline(m.fit["v0"], color=c, lw=0.8, ls=":")
-    if oracle is not None and oracle.fit:
-        ax.axvline(oracle.fit["v0"], color="black", lw=0.8, ls=":")
+                ax_res.fill_between(v, diff - s, diff + s, color=c, alpha=0.15, lw=0)
     ax.set_ylabel("energy (eV/atom)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -241,19 +243,42 @@ def plot_learning_curves(rows: Sequence[Mapping[str, object]], path: str | os.Pa
             if ns > 1:
                 lo = np.maximum(a["mean"] - a["std"], a["min"])
                 ax.fill_between(a["n_labels"], lo, a["mean"] + a["std"], color=colors[s], alpha=0.18, lw=0)
-        positive = all((a["mean"] > 0).all() for a in agg.values())
-        if positive:
+        if all((a["mean"] > 0).all() for a in agg.values()):
             ax.set_yscale("log")
+            lo = min(np.maximum(a["mean"] - a["std"], a["min"]).min() for a in agg.values())
+            _plain_log_ticks(ax.yaxis, [lo, max((a["mean"] + a["std"]).max() for a in agg.values())])
         if n_all.min() > 0 and n_all.max() / n_all.min() >= 4:
             ax.set_xscale("log")
+            _plain_log_ticks(ax.xaxis, n_all, fixed=True)
         ax.set_xlabel("number of labels")
         ax.set_ylabel(CURVE_METRICS.get(metric, metric))
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=9)
     spread = "mean ± 1 std over seeds" if max_seeds > 1 else "single seed"
     fig.suptitle(f"Learning curves ({spread})", y=1.02)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _plain_log_ticks(axis: "matplotlib.axis.Axis", values: Sequence[float], fixed: bool = False) -> None:
+    """Log-axis ticks labelled as plain numbers (20, 0.5) instead of 2×10¹.
+
+    With ``fixed``, ticks sit at the data's own values when there are at most 10 integers
+    (label counts); else at 1, 2, 5 × 10^k (more steps when the data span less than
+    about a decade).
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    values = np.unique(np.asarray(values, dtype=float))
+    values = values[np.isfinite(values) & (values > 0)]
+    if fixed and 1 < len(values) <= 10 and np.allclose(values, np.round(values)):
+        axis.set_major_locator(FixedLocator(values))
+    else:
+        narrow = len(values) and values.max() / values.min() < 15
+        subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if narrow else (1.0, 2.0, 5.0)
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 # ----------------------------------------------------------------------------- parity
@@ -298,8 +323,32 @@ def plot_parity(predictions: Sequence[TestSetPrediction], path: str | os.PathLik
                             markerscale=2 if ax is ax_f else 1)
             for h in leg.legend_handles:
                 h.set_alpha(1)
+        _zoom_inset(ax_e, p, fams)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _zoom_inset(ax: plt.Axes, p: TestSetPrediction, fams: list[str]) -> None:
+    """An inset on the low-energy half of the structures when outliers squeeze them into a corner."""
+    if len(p.e_true) < 6:
+        return
+    lo = float(min(p.e_true.min(), p.e_pred.min()))
+    hi = float(np.quantile(p.e_true, 0.5))
+    full = float(max(p.e_true.max(), p.e_pred.max())) - lo
+    if not full > 8 * (hi - lo) > 0:
+        return
+    pad = 0.15 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    inset = ax.inset_axes([0.56, 0.07, 0.41, 0.41])
+    for fam in fams:
+        m = (p.families == fam) & (p.e_true <= hi)
+        inset.scatter(p.e_true[m], p.e_pred[m], s=14, alpha=0.8, color=family_color(fam), edgecolor="none")
+    inset.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    inset.set_xlim(lo, hi)
+    inset.set_ylim(lo, hi)
+    inset.tick_params(labelsize=7)
+    inset.set_title("zoom: lower half by energy", fontsize=7.5)
+    inset.grid(alpha=0.3)
 
 
 def _common_limits(ax: plt.Axes) -> tuple[float, float]:
@@ -357,6 +406,12 @@ def plot_uncertainty_vs_error(predictions: Sequence[TestSetPrediction], path: st
             if len(spread) != len(err):
                 ax.text(0.5, 0.5, "no committee spread stored", transform=ax.transAxes, ha="center")
                 continue
+            # atoms of ideal crystals: zero force by symmetry, error and spread are rounding noise
+            noise = (spread < 1e-6) & (err < 1e-6)
+            spread, err, fams = spread[~noise], err[~noise], np.asarray(fams)[~noise]
+            if not len(spread):
+                ax.text(0.5, 0.5, "all errors and spreads are zero", transform=ax.transAxes, ha="center")
+                continue
             floor = _log_floor(np.concatenate([spread, err]))
             s_plot, e_plot = np.maximum(spread, floor), np.maximum(err, floor)
             for fam in _ordered_families(fams):
@@ -373,15 +428,21 @@ def plot_uncertainty_vs_error(predictions: Sequence[TestSetPrediction], path: st
             ax.set_yscale("log")
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)
+            _plain_log_ticks(ax.xaxis, [lo, hi])
+            _plain_log_ticks(ax.yaxis, [lo, hi])
             rho = spearman(spread, err)
-            ax.set_title(f"{p.label}: {what}, Spearman ρ = {rho:.2f}", fontsize=10.5)
+            kind = "zero-force atoms" if what == "forces" else "structures at zero error"
+            omitted = f" ({int(noise.sum())} {kind} omitted)" if noise.any() else ""
+            ax.set_title(f"{p.label}: {what}, Spearman ρ = {rho:.2f}{omitted}", fontsize=10)
             unit_label = "ε_F,i" if what == "forces" else "std per atom"
             ax.set_xlabel(f"committee spread, {unit_label} ({unit})")
             ax.set_ylabel(f"true error |Δ| ({unit})")
-            ax.grid(alpha=0.3, which="both")
+            ax.grid(alpha=0.3)
             leg = ax.legend(fontsize=8, loc="upper left")
             for h in leg.legend_handles:
                 h.set_alpha(1)
+                if hasattr(h, "set_sizes"):
+                    h.set_sizes([25])
     fig.tight_layout()
     return _save(fig, path)
 

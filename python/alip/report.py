@@ -102,7 +102,7 @@ def find_runs(path: str | os.PathLike) -> list[Run]:
     if not runs:
         raise FileNotFoundError(f"{p} is neither a run directory nor a directory of runs "
                                 f"(see docs/run_directory.md)")
-    return sorted(runs, key=lambda r: (r.strategy, r.seed))
+    return sorted(runs, key=lambda r: (plots.strategy_rank(r.strategy), r.seed))
 
 
 def by_strategy(runs: list[Run]) -> dict[str, list[Run]]:
@@ -189,8 +189,7 @@ def _fit(volumes: np.ndarray, energies: np.ndarray) -> dict[str, float] | None:
 
     try:
         return fit_eos(volumes, energies)
-    except (ValueError, RuntimeError) as exc:
-        warnings.warn(f"E–V fit failed: {exc}")
+    except (ValueError, RuntimeError):  # e.g. no minimum inside the series: shown as "no EOS fit"
         return None
 
 
@@ -220,12 +219,13 @@ def reference_ev(run: Run, cache: Path, min_points: int = 7) -> plots.EVSeries |
     cached in ``cache`` (keyed by oracle spec and volumes) so that a DFT oracle is not
     called again when the report is rebuilt.
     """
-    stored = stored_ev(run)
-    if stored is not None and len(stored.volumes) >= min_points:
-        return stored
     cfg = read_config(run.path)
     spec = oracle_spec(cfg)
-    if spec is None:
+    stored = stored_ev(run)
+    if stored is not None and spec is not None:
+        name = spec.get("type", "?") if isinstance(spec, dict) else str(spec)
+        stored.label = f"oracle ({name}, stored labels)"
+    if (stored is not None and len(stored.volumes) >= min_points) or spec is None:
         return stored
     cells = diamond_cells(cfg.get("ev") if isinstance(cfg.get("ev"), dict) else None)
     v = np.array([c.get_volume() / len(c) for c in cells])
@@ -516,7 +516,8 @@ def _fmt(stat: dict[str, float] | None, digits: int) -> str:
     if not stat or not stat.get("n"):
         return "–"
     text = f"{stat['mean']:.{digits}f}"
-    return text + (f" ± {stat['std']:.{digits}f}" if stat["n"] > 1 else "")
+    spread = f"{stat['std']:.{digits}f}"
+    return text + (f" ± {spread}" if stat["n"] > 1 and float(spread) != 0 else "")
 
 
 def summary_table(summary: dict[str, Any]) -> list[list[str]]:
