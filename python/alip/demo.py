@@ -29,7 +29,8 @@ FULL: dict[str, dict[str, Any]] = {
     "pool": {"n": 400, "seed": 0, "max_atoms": 16, "random_atoms": [8, 16]},
     "test": {"n": 40, "n_volume": 12, "seed": 1000},
     "training": {"n_members": 4, "hidden": [24, 24], "epochs": 120, "patience": 40, "lbfgs_steps": 40,
-                 "energy_weighting": 0.1},
+                 "lr": 0.01, "lr_final": 0.001, "batch_size": 16, "energy_weighting": 0.1},
+    "acquisition": {"qbc_score": "force", "diversity": "fps"},
 }
 #: ``--quick``: the same mission at toy size (for the tests; the numbers mean little).
 QUICK: dict[str, dict[str, Any]] = {
@@ -38,7 +39,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "labeling": {"executor": "serial"},
     "pool": {"n": 80, "seed": 0, "max_atoms": 16, "random_atoms": [8, 12]},
     "test": {"n": 12, "n_volume": 8, "seed": 1000},
-    "training": {"n_members": 3, "hidden": [12], "epochs": 25, "patience": 25, "energy_weighting": 0.1},
+    "training": {"n_members": 3, "hidden": [12], "epochs": 25, "patience": 25, "lr": 0.01, "lr_final": 0.001,
+                 "batch_size": 16, "energy_weighting": 0.1},
 }
 
 

@@ -127,7 +127,7 @@ def short_feature_label(label: str) -> str:
 def _fit_text(fit: dict[str, float] | None) -> str:
     if not fit:
         return "no EOS fit"
-    return f"a₀={fit['a0']:.4f} Å, B₀={fit['B0']:.1f} GPa, E₀={fit['e0']:.4f} eV"
+    return f"a₀={fit['a0']:.4f} Å, B₀={fit['B0']:.1f} GPa, E₀={fit['e0']:.4f} eV/atom"
 
 
 def plot_ev_curve(oracle: EVSeries | None, models: Sequence[EVSeries], path: str | os.PathLike,
@@ -191,7 +191,7 @@ CURVE_METRICS: dict[str, str] = {
 
 def aggregate_learning_curves(rows: Sequence[Mapping[str, object]], metric: str
                               ) -> dict[str, dict[str, np.ndarray]]:
-    """Per strategy and iteration: mean n_labels, mean/std/min/max of ``metric`` over seeds.
+    """Per strategy and iteration: mean n_labels, mean/std (ddof=1)/min/max of ``metric`` over seeds.
 
     ``rows`` are learning-curve records with ``strategy``, ``seed``, ``iteration``,
     ``n_labels`` and the metric; non-finite values are skipped.  Returns
@@ -211,7 +211,7 @@ def aggregate_learning_curves(rows: Sequence[Mapping[str, object]], metric: str
             "iteration": np.array(its),
             "n_labels": np.array([np.mean([n for n, _ in by_iter[i]]) for i in its]),
             "mean": np.array([v.mean() for v in vals]),
-            "std": np.array([v.std() for v in vals]),
+            "std": np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals]),
             "min": np.array([v.min() for v in vals]),
             "max": np.array([v.max() for v in vals]),
             "n_seeds": np.array([len(v) for v in vals]),
@@ -221,7 +221,7 @@ def aggregate_learning_curves(rows: Sequence[Mapping[str, object]], metric: str
 
 def plot_learning_curves(rows: Sequence[Mapping[str, object]], path: str | os.PathLike,
                          metrics: Sequence[str] | None = None) -> str:
-    """Test errors versus number of labels, one line per strategy (mean ± 1 std over seeds)."""
+    """Test errors versus number of labels, one line per strategy (mean ± 1 sample std over seeds)."""
     metrics = [m for m in (metrics or CURVE_METRICS) if aggregate_learning_curves(rows, m)]
     if not metrics:
         raise ValueError("no finite learning-curve values to plot")
@@ -254,7 +254,7 @@ def plot_learning_curves(rows: Sequence[Mapping[str, object]], path: str | os.Pa
         ax.set_ylabel(CURVE_METRICS.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=9)
-    spread = "mean ± 1 std over seeds" if max_seeds > 1 else "single seed"
+    spread = "mean ± 1 sample std over seeds" if max_seeds > 1 else "single seed"
     fig.suptitle(f"Learning curves ({spread})", y=1.02)
     fig.tight_layout()
     return _save(fig, path)

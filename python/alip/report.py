@@ -347,7 +347,7 @@ def _stats(values: list[float]) -> dict[str, float]:
     a = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if not len(a):
         return {"mean": math.nan, "std": math.nan, "n": 0}
-    return {"mean": float(a.mean()), "std": float(a.std()), "n": int(len(a))}
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
 
 
 def summarize(runs: list[Run], ev_fits: dict[str, dict | None]) -> dict[str, dict[str, Any]]:
@@ -497,10 +497,11 @@ def _json_default(o: Any) -> Any:
 # ----------------------------------------------------------------------------- the page
 _CAPTIONS = {
     "ev_curve": ("Energy–volume curve", "Diamond Si over a range of lattice constants: the final committee of "
-                 "each strategy (mean, band = ±1 committee std) against the oracle; lower panel: model − oracle. "
+                 "each strategy (its lowest seed; mean, band = ±1 committee std) against the oracle; lower panel: "
+                 "model − oracle. "
                  "The legend gives the Birch–Murnaghan a₀, B₀ and E₀ of every curve."),
     "learning_curves": ("Learning curves", "Test-set errors of the committee mean versus the number of labels, "
-                        "one line per strategy, band = ±1 std over seeds."),
+                        "one line per strategy, band = ±1 sample std over seeds."),
     "parity": ("Parity on the test set", "Committee-mean prediction against the oracle, colored by structure "
                "family; legend: RMSE per family."),
     "uncertainty": ("Uncertainty versus error", "Is the committee's spread calibrated? Points near the dashed "
@@ -546,9 +547,10 @@ def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> 
     for i, row in enumerate(summary_table(summary)):
         tag = "th" if i == 0 else "td"
         parts.append("<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in row) + "</tr>")
-    parts.append("</table><p class=meta>Final iteration of each run; mean ± std over seeds.</p>")
+    parts.append("</table><p class=meta>Final iteration of each run; mean ± sample std over seeds.</p>")
     linked = set()
-    for key, file in figures.items():
+    order = list(_CAPTIONS)
+    for key, file in sorted(figures.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
         name = Path(file).name
         title, caption = _CAPTIONS.get(key, (None, None))
         if key.startswith("violins_selected_"):
