@@ -18,7 +18,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_featurize, cli_generate
+    from . import cli_featurize, cli_generate, cli_loop, cli_report
 
     parser = argparse.ArgumentParser(
         prog="alip", description="Active learning of machine-learned interatomic potentials."
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_info)
     cli_generate.add_parser(sub)
     cli_featurize.add_parser(sub)
+    cli_loop.add_parser(sub)
+    cli_report.add_parser(sub)
     return parser
 
 
