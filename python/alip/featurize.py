@@ -12,6 +12,7 @@ broadcast to the workers once, and the files are the same bytes as a local run's
 """
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import shutil
@@ -257,7 +258,7 @@ def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype
         return client.submit(process_chunk, out, k, ref, acsf_f, dtype, on_bad, threads,
                              key=f"alip-featurize-{token}-{k}", retries=1)
 
-    running = as_completed([submit(item) for item, _ in zip(pending, range(window))])
+    running = as_completed([submit(item) for item in itertools.islice(pending, window)])
     try:
         for fut in running:
             res = fut.result()
@@ -318,8 +319,8 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
             old = fs.load_json(os.path.join(out, "meta.json"))
             for key in _RESUME_KEYS:
                 if old.get(key) != meta[key]:
-                    raise ValueError(f"cannot resume {out}: its {key} differs from this run's "
-                                     f"(pass overwrite=True / --overwrite to start again)")
+                    raise ValueError(f"cannot resume {out}: its {key} is {old.get(key)!r}, this run's is "
+                                     f"{meta[key]!r} (pass overwrite=True / --overwrite to start again)")
             src_old, src_new = old.get("source", {}), meta["source"]
             if (src_old.get("size"), src_old.get("blake2b_head_tail")) != (src_new["size"],
                                                                            src_new["blake2b_head_tail"]):
