@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,9 @@ def run_demo(out_dir: str | os.PathLike = "alip_demo", quick: bool = False, seed
     say = print if progress else (lambda *_a, **_k: None)
     say(f"alip demo: {len(STRATEGIES)} strategies × {seeds} seed(s), budget {cfg.run.budget} labels, "
         f"pool {cfg.pool.n} Si structures, oracle Stillinger–Weber → {out}")
-    compare(cfg, STRATEGIES, seeds, out, jobs=jobs, progress=progress)
+    n_iter = 1 + -(-(cfg.run.budget - cfg.run.n_initial) // cfg.run.batch_size)
+    with _IterationProgress(out, len(STRATEGIES) * seeds * n_iter, enabled=progress and jobs > 1):
+        compare(cfg, STRATEGIES, seeds, out, jobs=jobs, progress=progress and jobs == 1)
     say("building the report …")
     index = build_report(out, progress=progress, descriptor_sample=150 if quick else 400)
     summary = json.loads((index.parent / "summary.json").read_text())
@@ -110,6 +113,39 @@ def run_demo(out_dir: str | os.PathLike = "alip_demo", quick: bool = False, seed
     say(f"finished in {result.seconds:.0f} s; rerun any part with `alip compare {out / 'demo.toml'}` "
         f"or `alip report {out}`")
     return result
+
+
+class _IterationProgress:
+    """A progress bar fed by the iteration files the runs write (parallel runs print nothing)."""
+
+    def __init__(self, out: Path, total: int, enabled: bool) -> None:
+        self.out, self.total, self.enabled = out, total, enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _count(self) -> int:
+        return len(list(self.out.glob("*_seed*/iterations/iter_*.json")))
+
+    def _watch(self) -> None:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.total, desc="active learning", unit="iteration") as bar:
+            while True:
+                stopping = self._stop.wait(1.0)
+                bar.update(max(0, min(self._count(), self.total) - bar.n))
+                if stopping:
+                    break
+
+    def __enter__(self) -> "_IterationProgress":
+        if self.enabled:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def format_table(summary: dict[str, Any]) -> str:
