@@ -400,7 +400,8 @@ def build_report(path: str | os.PathLike, progress: bool = True, strict: bool = 
     per-iteration violin figures; learning curves and the summary use every seed.
     ``descriptor_sample`` caps the pool structures featurized for the family violins.
     With ``strict`` a failing figure raises; otherwise the failure is shown on the page
-    and the other figures are still drawn.  Returns the path of index.html.
+    and the other figures are still drawn.  PNGs already in ``report/`` are removed first,
+    so the page shows exactly the current figures.  Returns the path of index.html.
     """
     t0 = time.perf_counter()
     root = Path(path)
