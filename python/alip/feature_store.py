@@ -176,8 +176,8 @@ class FeatureStore:
             self.check_spec(acsf)
         self.bounds: np.ndarray = np.load(os.path.join(self.path, "chunks.npy"))
         self.offsets: np.ndarray = np.load(os.path.join(self.path, "offsets.npy"))
-        self.skipped: dict[int, str] = {int(k): v for k, v in
-                                        load_json(os.path.join(self.path, "skipped.json")).items()}
+        raw = load_json(os.path.join(self.path, "skipped.json"))
+        self.skipped: dict[int, str] = {int(k): raw[k] for k in sorted(raw, key=int)}
         self._chunk_atoms = self.offsets[self.bounds]
 
     # ---- description

@@ -279,7 +279,10 @@ def _parse_atoms(lines: list[bytes], props: bytes) -> tuple[np.ndarray, np.ndarr
     if len(tokens) != len(lines) * ncol:
         raise ValueError(f"expected {ncol} columns per atom line ({props.decode(errors='replace')})")
     table = np.array(tokens).reshape(len(lines), ncol)
-    positions = table[:, pcol:pcol + 3].astype(np.float64)
+    try:
+        positions = table[:, pcol:pcol + 3].astype(np.float64)
+    except ValueError:
+        raise ValueError("a position is not a number") from None
     # a line with too few tokens followed by one with too many shifts a number into the
     # species column, which is then not an element: caught here, then located per frame
     numbers = table[:, scol].astype(np.int64) if is_z else _symbols_to_numbers(table[:, scol])
@@ -288,9 +291,21 @@ def _parse_atoms(lines: list[bytes], props: bytes) -> tuple[np.ndarray, np.ndarr
     return positions, numbers
 
 
+def _locate(body: list[bytes], props: bytes, line0: int, exc: Exception) -> str:
+    """Reason naming the first atom line (1-based file line number) that does not parse."""
+    for i, line in enumerate(body):
+        try:
+            _parse_atoms([line], props)
+        except ValueError as err:
+            return f"line {line0 + i}: {err}: {line[:80].decode(errors='replace')!r}"
+    return f"atom lines from line {line0}: {exc}"
+
+
 def _parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
     """Parse whole frames from ``data`` (a byte range of the file starting at a frame)."""
     lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()            # the file's final newline
     metas, bodies, bad = [], [], {}
     i, fid = 0, first_frame
     while i < len(lines) and lines[i].strip():
@@ -322,7 +337,7 @@ def _parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
                 try:
                     parsed[q] = _parse_atoms(bodies[q], metas[q][5])
                 except ValueError as exc:
-                    bad[metas[q][0]] = f"frame at line {first_line + metas[q][2] + 1}: {exc}"
+                    bad[metas[q][0]] = _locate(bodies[q], metas[q][5], first_line + metas[q][2] + 3, exc)
         k = j
     good = [q for q in range(len(metas)) if q in parsed]
     cells = np.zeros((len(good), 3, 3))
