@@ -15,6 +15,8 @@
 namespace py = pybind11;
 using namespace alip;
 
+void register_cuda(py::module_& m);  // cpp/bindings/cuda_module.cpp: alip._core.cuda
+
 namespace {
 
 template <class T>
@@ -209,4 +211,5 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("cells"), py::arg("pbc"),
             py::arg("dE_dG"), "(forces (N, 3), virials (n_structures, 3, 3)) from dE/dG without storing the Jacobian");
+    register_cuda(m);
 }
