@@ -96,8 +96,9 @@ def compare(config: "Config | dict | str | os.PathLike", strategies: Sequence[st
     """Run every strategy with every seed (same pool, test set and initial sets) and aggregate.
 
     ``seeds``: a count n (seeds run.seed … run.seed + n − 1) or explicit seeds.
-    ``jobs`` runs that many runs in parallel processes (each with run.threads
-    torch threads; set run.threads = 1 when jobs > 1 on a small machine).
+    ``jobs`` runs that many runs in parallel (spawned) processes, each with
+    run.threads torch threads; a script calling this with jobs > 1 needs the usual
+    ``if __name__ == "__main__":`` guard of multiprocessing.
     """
     cfg = resolve_paths(load_config(config)).replace(run={"progress": bool(progress)})
     strategies = [s.strip() for s in strategies]

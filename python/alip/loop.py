@@ -89,8 +89,9 @@ def read_iterations(run_dir: str) -> list[dict]:
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value) \
-        if isinstance(value, float) else str(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def curve_rows(records: list[dict]) -> list[dict]:
@@ -329,11 +330,6 @@ class _Run:
             close()
         self._closers = []
 
-    def oracle(self) -> Any:
-        from .oracles import make_oracle
-
-        return make_oracle(self.cfg.oracle_spec())
-
     def acsf(self) -> Any:
         from .descriptors import ACSF
 
@@ -357,7 +353,8 @@ class _Run:
                 self.store.add_pool(pool)  # one transaction: all rows or none
                 self.log(f"pool: {len(pool)} structures added to labels.db")
             if not os.path.exists(test_path):
-                test = self._label_test(test)
+                test = label_missing(test, self.cfg, os.path.join(self.dir, "test.db"), self.executor(),
+                                     self.log, self.progress)
                 tmp = f"{test_path}.tmp{os.getpid()}.extxyz"
                 write_extxyz(tmp, test)
                 os.replace(tmp, test_path)
@@ -370,16 +367,13 @@ class _Run:
             initial = sorted(rng.choice(ids, self.cfg.run.n_initial, replace=False).tolist())
             self.store.update_meta(initial=initial, strategy=self.cfg.run.strategy, seed=self.cfg.run.seed)
 
-    def _label_test(self, test: list[Atoms]) -> list[Atoms]:
-        return label_missing(test, self.cfg, os.path.join(self.dir, "test.db"), self.executor(),
-                             self.log, self.progress)
-
     # ---------------------------------------------------------------- one iteration
     def iterate(self, n: int, records: list[dict], pool_atoms: dict[int, Atoms], test: list[Atoms]) -> dict:
         from .acquisition import score_pool, select_batch
         from .committee import Committee
         from .labeling import label_batch
         from .models import torch_threads
+        from .oracles import make_oracle
         from .training import train_committee
 
         cfg = self.cfg
@@ -388,7 +382,7 @@ class _Run:
         t0 = time.perf_counter()
         if todo:
             self.log(f"iteration {n}: labeling {len(todo)} structures")
-            label_batch(self.oracle(), todo, self.store, executor=self.executor(), iteration=n,
+            label_batch(make_oracle(cfg.oracle_spec()), todo, self.store, executor=self.executor(), iteration=n,
                         timeout=cfg.oracle.timeout or None, progress=self.progress)
         wall_label = time.perf_counter() - t0
         status = {i: self.store.status(i) for i in batch}
