@@ -17,6 +17,8 @@
 #include <sstream>
 #include <vector>
 
+#include "acsf_math.cuh"
+#include "acsf_tables.hpp"
 #include "common.cuh"
 
 namespace alip {
@@ -26,105 +28,10 @@ namespace cuda {
 // -Wsubobject-linkage warnings; nothing outside this file uses them.
 namespace acsf_kernels {
 
+using namespace acsf_math;
 using detail::Buffer;
 
-constexpr int kWarp = 32;
 constexpr int kAccStride = kWarp + 1;  ///< shared accumulator row (padded against bank conflicts)
-constexpr double kPi = 3.14159265358979323846;
-
-struct AngularItem {
-    double zeta, lambda, prefactor;  ///< prefactor = 2^(1 - zeta)
-    int32_t izeta;                   ///< zeta when a small integer (<= 64), else -1
-    int32_t feature;                 ///< offset in the species-pair block (G4: k, G5: n_g4 + k)
-};
-
-struct EtaGroup {
-    double eta;
-    int32_t begin, end;  ///< items of this eta
-};
-
-/// Device view of the descriptor spec (tables grouped by eta so that an exponential
-/// is computed once per distinct eta and triplet).
-struct Tables {
-    int32_t ns = 1, ng2 = 0, n_g4 = 0, n_g5 = 0, n_ang = 0, n_radial = 0;
-    int64_t F = 0;
-    int32_t polynomial = 0;
-    double rc = 0;
-    const double* g2 = nullptr;  ///< (ng2, 2): eta, rs
-    const EtaGroup* groups4 = nullptr;
-    const EtaGroup* groups5 = nullptr;
-    int32_t n_groups4 = 0, n_groups5 = 0;
-    const AngularItem* items = nullptr;
-    const int32_t* pair_index = nullptr;  ///< (ns, ns)
-};
-
-struct ListView {
-    const int64_t* center_offset;
-    const int32_t* seg;
-    const int32_t* neighbor;
-    const double* vector;
-    const int32_t* structure;
-    int64_t n_atoms;
-};
-
-/// Per-pair quantities of one call, in the compute type.
-template <class T>
-struct PairData {
-    T *r, *fc, *dfc;
-    T *dx, *dy, *dz;  ///< JVP: the pair's tangent  u_j - u_i + v U
-};
-
-// ---- math helpers ------------------------------------------------------------------
-__device__ inline double dexp(double x) { return exp(x); }
-__device__ inline float dexp(float x) { return expf(x); }
-__device__ inline double dsqrt(double x) { return sqrt(x); }
-__device__ inline float dsqrt(float x) { return sqrtf(x); }
-__device__ inline double dpow(double x, double y) { return pow(x, y); }
-__device__ inline float dpow(float x, float y) { return powf(x, y); }
-__device__ inline void dsincos(double x, double* s, double* c) { sincos(x, s, c); }
-__device__ inline void dsincos(float x, float* s, float* c) { sincosf(x, s, c); }
-
-template <class T>
-__device__ inline void cutoff_fn(int polynomial, T rc, T r, T& f, T& df) {
-    if (!(r < rc)) {
-        f = T(0), df = T(0);
-        return;
-    }
-    if (!polynomial) {
-        const T a = T(kPi) / rc;
-        T s, c;
-        dsincos(a * r, &s, &c);
-        f = T(0.5) * (c + T(1));
-        df = T(-0.5) * a * s;
-    } else {
-        const T x = r / rc, x2 = x * x;
-        f = T(1) + x2 * x * (T(-10) + x * (T(15) - T(6) * x));
-        df = x2 * (T(-30) + x * (T(60) - T(30) * x)) / rc;
-    }
-}
-
-template <class T>
-__device__ inline T powi(T b, int n) {
-    T result = T(1);
-    while (n > 0) {
-        if (n & 1) result *= b;
-        b *= b;
-        n >>= 1;
-    }
-    return result;
-}
-
-/// P = (1 + lambda cos)^zeta (base clipped at 0, as on the CPU) and dP/dcos.
-template <class T>
-__device__ inline void angular_power(const AngularItem& it, T cosv, T& P, T& dP) {
-    const T lam = T(it.lambda), zeta = T(it.zeta);
-    const T b = fmax(T(0), T(1) + lam * cosv);
-    T q;
-    if (it.izeta >= 1) q = powi(b, it.izeta - 1);
-    else q = b > T(0) ? dpow(b, zeta - T(1)) : (zeta == T(1) ? T(1) : T(0));
-    P = q * b;
-    dP = zeta * lam * q;
-}
 
 template <class T>
 __device__ inline T warp_sum(T x) {
@@ -133,75 +40,13 @@ __device__ inline T warp_sum(T x) {
     return x;
 }
 
-/// Maps a flat index t to (a, b) with 0 <= a < b < K (row-major upper triangle).
-__device__ inline void triangle_index(int64_t t, int64_t K, int64_t& a, int64_t& b) {
-    const double k2 = double(2 * K - 1);
-    int64_t r = int64_t((k2 - sqrt(k2 * k2 - 8.0 * double(t))) * 0.5);
-    if (r < 0) r = 0;
-    auto start = [K](int64_t row) { return row * (2 * K - row - 1) / 2; };
-    while (r > 0 && start(r) > t) --r;
-    while (start(r + 1) <= t) ++r;
-    a = r;
-    b = r + 1 + (t - start(r));
-}
-
-// ---- per-pair data -----------------------------------------------------------------
 template <class T>
 __global__ void pair_kernel(Tables tab, ListView L, PairData<T> P, const T* displacement, const T* strain,
                             bool tangent) {
     const int lane = threadIdx.x & (kWarp - 1);
     const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarp);
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x / kWarp) + threadIdx.x / kWarp; i < L.n_atoms; i += warps) {
-        const int64_t first = L.center_offset[i], last = L.center_offset[i + 1];
-        T ui[3] = {T(0), T(0), T(0)};
-        if (tangent && displacement)
-            for (int c = 0; c < 3; ++c) ui[c] = displacement[3 * i + c];
-        const T* U = (tangent && strain) ? strain + 9 * int64_t(L.structure[i]) : nullptr;
-        for (int64_t p = first + lane; p < last; p += kWarp) {
-            const T v[3] = {T(L.vector[3 * p]), T(L.vector[3 * p + 1]), T(L.vector[3 * p + 2])};
-            const T r = dsqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-            T f, df;
-            cutoff_fn(tab.polynomial, T(tab.rc), r, f, df);
-            P.r[p] = r;
-            P.fc[p] = f;
-            P.dfc[p] = df;
-            if (tangent) {
-                T d[3] = {T(0), T(0), T(0)};
-                if (displacement) {
-                    const int64_t j = L.neighbor[p];
-                    for (int c = 0; c < 3; ++c) d[c] = displacement[3 * j + c] - ui[c];
-                }
-                if (U)
-                    for (int b = 0; b < 3; ++b) d[b] += v[0] * U[b] + v[1] * U[3 + b] + v[2] * U[6 + b];
-                P.dx[p] = d[0];
-                P.dy[p] = d[1];
-                P.dz[p] = d[2];
-            }
-        }
-    }
-}
-
-// ---- values and JVP ----------------------------------------------------------------
-/// Adds the G4 (or G5) terms of one triplet to the lane's accumulator column.
-/// kJvp: the directional derivative along the pair tangents (Dc = dcos, DF = dFc,
-/// Dr = d(sum of squared distances in the exponent)).
-template <class T, bool kJvp>
-__device__ inline void angular_terms(const Tables& tab, const EtaGroup* groups, int32_t n_groups, T cosv, T rsum,
-                                     T Fc, T Dc, T DF, T Dr, T* acc, int lane) {
-    for (int32_t g = 0; g < n_groups; ++g) {
-        const EtaGroup grp = groups[g];
-        const T eta = T(grp.eta);
-        const T E = dexp(-eta * rsum);
-        for (int32_t q = grp.begin; q < grp.end; ++q) {
-            const AngularItem it = tab.items[q];
-            T P, dP;
-            angular_power(it, cosv, P, dP);
-            T c;
-            if (kJvp) c = T(it.prefactor) * E * (dP * Fc * Dc + P * DF - eta * P * Fc * Dr);
-            else c = T(it.prefactor) * E * P * Fc;
-            acc[it.feature * kAccStride + lane] += c;
-        }
-    }
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x / kWarp) + threadIdx.x / kWarp; i < L.n_atoms; i += warps)
+        pair_lane(tab, L, P, i, lane, displacement, strain, tangent);
 }
 
 /// Writes the column sums of the first n rows of the warp's table to g[0..n) and clears it.
@@ -218,6 +63,8 @@ __device__ inline void flush(T* acc, int n, T* g, int lane) {
     __syncwarp();
 }
 
+/// values (kJvp = false) or JVP (kJvp = true) of every center: one warp per center, one
+/// shared (features x 33) table per warp.
 template <class T, bool kJvp>
 __global__ void forward_kernel(Tables tab, ListView L, PairData<T> P, T* out) {
     extern __shared__ unsigned char smem_raw[];
@@ -229,126 +76,23 @@ __global__ void forward_kernel(Tables tab, ListView L, PairData<T> P, T* out) {
     const int32_t ns = tab.ns;
     const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarp);
     for (int64_t i = blockIdx.x * int64_t(blockDim.x / kWarp) + warp; i < L.n_atoms; i += warps) {
-        const int64_t first = L.center_offset[i];
-        const int32_t* seg = L.seg + i * (ns + 1);
         T* g = out + i * tab.F;
-
-        // G2, one block per neighbor species
         for (int32_t s = 0; s < ns && tab.ng2 > 0; ++s) {
-            for (int64_t p = first + seg[s] + lane; p < first + seg[s + 1]; p += kWarp) {
-                const T r = P.r[p], fc = P.fc[p];
-                T dfc_r = T(0), fc_r = T(0), dot = T(0);
-                if (kJvp) {
-                    const T inv_r = T(1) / r;
-                    dfc_r = P.dfc[p] * inv_r;
-                    fc_r = fc * inv_r;
-                    dot = T(L.vector[3 * p]) * P.dx[p] + T(L.vector[3 * p + 1]) * P.dy[p] +
-                          T(L.vector[3 * p + 2]) * P.dz[p];
-                }
-                for (int32_t k = 0; k < tab.ng2; ++k) {
-                    const T eta = T(tab.g2[2 * k]), dr = r - T(tab.g2[2 * k + 1]);
-                    const T e = dexp(-eta * dr * dr);
-                    acc[k * kAccStride + lane] += kJvp ? e * (dfc_r - T(2) * eta * dr * fc_r) * dot : e * fc;
-                }
-            }
+            g2_lane<T, kJvp>(tab, L, P, i, s, lane, acc + lane, kAccStride);
             flush(acc, tab.ng2, g + int64_t(s) * tab.ng2, lane);
         }
         if (tab.n_ang == 0) continue;
-
-        // G4 / G5, one block per unordered species pair
         for (int32_t s1 = 0; s1 < ns; ++s1) {
             for (int32_t s2 = s1; s2 < ns; ++s2) {
-                const int64_t lo1 = first + seg[s1], lo2 = first + seg[s2];
-                const int64_t K1 = seg[s1 + 1] - seg[s1], K2 = seg[s2 + 1] - seg[s2];
-                const bool same = s1 == s2;
-                const int64_t count = same ? K1 * (K1 - 1) / 2 : K1 * K2;
-                for (int64_t t = lane; t < count; t += kWarp) {
-                    int64_t a, b;
-                    if (same) triangle_index(t, K1, a, b);
-                    else a = t / K2, b = t % K2;
-                    const int64_t n1 = lo1 + a, n2 = lo2 + b;
-                    const T x1 = T(L.vector[3 * n1]), y1 = T(L.vector[3 * n1 + 1]), z1 = T(L.vector[3 * n1 + 2]);
-                    const T x2 = T(L.vector[3 * n2]), y2 = T(L.vector[3 * n2 + 1]), z2 = T(L.vector[3 * n2 + 2]);
-                    const T r1 = P.r[n1], r2 = P.r[n2], fc1 = P.fc[n1], fc2 = P.fc[n2];
-                    const T inv1 = T(1) / r1, inv2 = T(1) / r2;
-                    const T cosv = fmin(T(1), fmax(T(-1), (x1 * x2 + y1 * y2 + z1 * z2) * inv1 * inv2));
-                    const T rsum5 = r1 * r1 + r2 * r2;
-                    T d11 = T(0), d12 = T(0), d22 = T(0), Dc = T(0), dfc1 = T(0), dfc2 = T(0);
-                    if (kJvp) {
-                        const T u1x = P.dx[n1], u1y = P.dy[n1], u1z = P.dz[n1];
-                        const T u2x = P.dx[n2], u2y = P.dy[n2], u2z = P.dz[n2];
-                        d11 = x1 * u1x + y1 * u1y + z1 * u1z;
-                        d22 = x2 * u2x + y2 * u2y + z2 * u2z;
-                        d12 = x2 * u1x + y2 * u1y + z2 * u1z + x1 * u2x + y1 * u2y + z1 * u2z;
-                        Dc = d12 * inv1 * inv2 - cosv * (d11 * inv1 * inv1 + d22 * inv2 * inv2);
-                        dfc1 = P.dfc[n1];
-                        dfc2 = P.dfc[n2];
-                    }
-                    T* acc_pair = acc;
-                    if (tab.n_g4 > 0) {
-                        const T ddx = x2 - x1, ddy = y2 - y1, ddz = z2 - z1;
-                        const T r12sq = ddx * ddx + ddy * ddy + ddz * ddz;
-                        if (r12sq < T(tab.rc) * T(tab.rc)) {
-                            const T r12 = dsqrt(r12sq);
-                            T fc12, dfc12;
-                            cutoff_fn(tab.polynomial, T(tab.rc), r12, fc12, dfc12);
-                            const T Fc = fc1 * fc2 * fc12;
-                            T DF = T(0), Dr = T(0);
-                            if (kJvp) {
-                                const T d12c = fc1 * fc2 * dfc12 / r12;
-                                const T dF1 = dfc1 * fc2 * fc12 * inv1 + d12c;
-                                const T dF2 = fc1 * dfc2 * fc12 * inv2 + d12c;
-                                DF = dF1 * d11 - d12c * d12 + dF2 * d22;
-                                Dr = T(4) * d11 - T(2) * d12 + T(4) * d22;
-                            }
-                            angular_terms<T, kJvp>(tab, tab.groups4, tab.n_groups4, cosv, rsum5 + r12sq, Fc, Dc, DF,
-                                                   Dr, acc_pair, lane);
-                        }
-                    }
-                    if (tab.n_g5 > 0) {
-                        const T Fc = fc1 * fc2;
-                        T DF = T(0), Dr = T(0);
-                        if (kJvp) {
-                            DF = dfc1 * fc2 * inv1 * d11 + fc1 * dfc2 * inv2 * d22;
-                            Dr = T(2) * d11 + T(2) * d22;
-                        }
-                        angular_terms<T, kJvp>(tab, tab.groups5, tab.n_groups5, cosv, rsum5, Fc, Dc, DF, Dr,
-                                               acc_pair, lane);
-                    }
-                }
+                angular_lane<T, kJvp>(tab, L, P, i, s1, s2, lane, acc + lane, kAccStride);
                 flush(acc, tab.n_ang, g + tab.n_radial + int64_t(tab.pair_index[s1 * ns + s2]) * tab.n_ang, lane);
             }
         }
     }
 }
 
-// ---- fused VJP -----------------------------------------------------------------------
-/// Sums over one family's parameters of w_f * prefactor * E * (dP, P, eta P).
-template <class T>
-__device__ inline void vjp_sums(const Tables& tab, const EtaGroup* groups, int32_t n_groups, const T* w, T cosv,
-                                T rsum, T& U, T& V, T& H) {
-    for (int32_t g = 0; g < n_groups; ++g) {
-        const EtaGroup grp = groups[g];
-        const T eta = T(grp.eta);
-        const T E = dexp(-eta * rsum);
-        T u = T(0), v = T(0);
-        for (int32_t q = grp.begin; q < grp.end; ++q) {
-            const AngularItem it = tab.items[q];
-            const T wp = w[it.feature] * T(it.prefactor);
-            if (wp == T(0)) continue;
-            T P, dP;
-            angular_power(it, cosv, P, dP);
-            u += wp * dP;
-            v += wp * P;
-        }
-        U += E * u;
-        V += E * v;
-        H += eta * E * v;
-    }
-}
-
-/// acc4 (n_pairs, 4) receives dE/dv_p = coef_p v_p + (ex, ey, ez)_p, then forces and the
-/// per-atom virial are assembled.
+/// Fused VJP: acc4 (n_pairs, 4) receives dE/dv per pair, then forces (atomics on the
+/// neighbor, one per center) and the per-atom virial are assembled.
 template <class T>
 __global__ void vjp_kernel(Tables tab, ListView L, PairData<T> P, const T* dE_dG, T* acc4, T* forces,
                            T* virial_atom) {
@@ -356,116 +100,30 @@ __global__ void vjp_kernel(Tables tab, ListView L, PairData<T> P, const T* dE_dG
     const int32_t ns = tab.ns;
     const int64_t warps = int64_t(gridDim.x) * (blockDim.x / kWarp);
     for (int64_t i = blockIdx.x * int64_t(blockDim.x / kWarp) + threadIdx.x / kWarp; i < L.n_atoms; i += warps) {
-        const int64_t first = L.center_offset[i], last = L.center_offset[i + 1];
-        const int32_t* seg = L.seg + i * (ns + 1);
         const T* w = dE_dG + i * tab.F;
-
-        // G2: lanes own pairs
-        for (int32_t s = 0; s < ns && tab.ng2 > 0; ++s) {
-            const T* ws = w + int64_t(s) * tab.ng2;
-            for (int64_t p = first + seg[s] + lane; p < first + seg[s + 1]; p += kWarp) {
-                const T r = P.r[p], fc = P.fc[p], dfc = P.dfc[p];
-                T c = T(0);
-                for (int32_t k = 0; k < tab.ng2; ++k) {
-                    const T eta = T(tab.g2[2 * k]), dr = r - T(tab.g2[2 * k + 1]);
-                    c += ws[k] * dexp(-eta * dr * dr) * (dfc - T(2) * eta * dr * fc);
-                }
-                acc4[4 * p] += c / r;
-            }
-        }
+        const int32_t* seg = L.seg + i * (ns + 1);
+        for (int32_t s = 0; s < ns && tab.ng2 > 0; ++s) g2_vjp_lane(tab, L, P, w, i, s, lane, acc4);
         __syncwarp();
-
-        // G4 / G5: n1 uniform over the warp, lanes over n2
         for (int32_t s1 = 0; s1 < ns && tab.n_ang > 0; ++s1) {
             for (int32_t s2 = s1; s2 < ns; ++s2) {
-                const T* wb = w + tab.n_radial + int64_t(tab.pair_index[s1 * ns + s2]) * tab.n_ang;
-                const int64_t lo1 = first + seg[s1], lo2 = first + seg[s2];
-                const int64_t K1 = seg[s1 + 1] - seg[s1], K2 = seg[s2 + 1] - seg[s2];
-                const bool same = s1 == s2;
+                const int64_t first = L.center_offset[i] + seg[s1], K1 = seg[s1 + 1] - seg[s1];
                 for (int64_t a = 0; a < K1; ++a) {
-                    const int64_t n1 = lo1 + a;
-                    const T x1 = T(L.vector[3 * n1]), y1 = T(L.vector[3 * n1 + 1]), z1 = T(L.vector[3 * n1 + 2]);
-                    const T r1 = P.r[n1], fc1 = P.fc[n1], dfc1 = P.dfc[n1], inv1 = T(1) / r1;
-                    T c1 = T(0), e1x = T(0), e1y = T(0), e1z = T(0);
-                    for (int64_t b = (same ? a + 1 : 0) + lane; b < K2; b += kWarp) {
-                        const int64_t n2 = lo2 + b;
-                        const T x2 = T(L.vector[3 * n2]), y2 = T(L.vector[3 * n2 + 1]), z2 = T(L.vector[3 * n2 + 2]);
-                        const T r2 = P.r[n2], fc2 = P.fc[n2], dfc2 = P.dfc[n2], inv2 = T(1) / r2;
-                        const T cosv = fmin(T(1), fmax(T(-1), (x1 * x2 + y1 * y2 + z1 * z2) * inv1 * inv2));
-                        const T rsum5 = r1 * r1 + r2 * r2;
-                        T sa1 = T(0), sb = T(0), sa2 = T(0);
-                        if (tab.n_g4 > 0) {
-                            const T ddx = x2 - x1, ddy = y2 - y1, ddz = z2 - z1;
-                            const T r12sq = ddx * ddx + ddy * ddy + ddz * ddz;
-                            if (r12sq < T(tab.rc) * T(tab.rc)) {
-                                const T r12 = dsqrt(r12sq);
-                                T fc12, dfc12;
-                                cutoff_fn(tab.polynomial, T(tab.rc), r12, fc12, dfc12);
-                                const T Fc = fc1 * fc2 * fc12;
-                                const T d12c = fc1 * fc2 * dfc12 / r12;
-                                const T dF1 = dfc1 * fc2 * fc12 * inv1 + d12c;
-                                const T dF2 = fc1 * dfc2 * fc12 * inv2 + d12c;
-                                T U = T(0), V = T(0), H = T(0);
-                                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, rsum5 + r12sq, U, V, H);
-                                sa1 += -Fc * cosv * inv1 * inv1 * U + V * dF1 - T(4) * Fc * H;
-                                sb += Fc * inv1 * inv2 * U + T(2) * Fc * H - V * d12c;
-                                sa2 += -Fc * cosv * inv2 * inv2 * U + V * dF2 - T(4) * Fc * H;
-                            }
-                        }
-                        if (tab.n_g5 > 0) {
-                            const T Fc = fc1 * fc2;
-                            T U = T(0), V = T(0), H = T(0);
-                            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, rsum5, U, V, H);
-                            sa1 += -Fc * cosv * inv1 * inv1 * U + V * dfc1 * fc2 * inv1 - T(2) * Fc * H;
-                            sb += Fc * inv1 * inv2 * U;
-                            sa2 += -Fc * cosv * inv2 * inv2 * U + V * fc1 * dfc2 * inv2 - T(2) * Fc * H;
-                        }
-                        c1 += sa1;
-                        e1x += sb * x2;
-                        e1y += sb * y2;
-                        e1z += sb * z2;
-                        T* a2 = acc4 + 4 * n2;  // this lane's own n2 in this step
-                        a2[0] += sa2;
-                        a2[1] += sb * x1;
-                        a2[2] += sb * y1;
-                        a2[3] += sb * z1;
-                    }
-                    c1 = warp_sum(c1);
-                    e1x = warp_sum(e1x);
-                    e1y = warp_sum(e1y);
-                    e1z = warp_sum(e1z);
+                    T part[4];
+                    vjp_row_lane(tab, L, P, w, i, s1, s2, a, lane, acc4, part);
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) part[q] = warp_sum(part[q]);
                     if (lane == 0) {
-                        T* a1 = acc4 + 4 * n1;
-                        a1[0] += c1;
-                        a1[1] += e1x;
-                        a1[2] += e1y;
-                        a1[3] += e1z;
+                        T* a1 = acc4 + 4 * (first + a);
+                        for (int q = 0; q < 4; ++q) a1[q] += part[q];
                     }
                     __syncwarp();
                 }
             }
         }
         __syncwarp();
-
-        // forces and virial: F_j -= g_p, F_i += g_p, W -= v_p (x) g_p
-        T fi[3] = {T(0), T(0), T(0)}, vir[9];
-#pragma unroll
-        for (int q = 0; q < 9; ++q) vir[q] = T(0);
-        for (int64_t p = first + lane; p < last; p += kWarp) {
-            const T v[3] = {T(L.vector[3 * p]), T(L.vector[3 * p + 1]), T(L.vector[3 * p + 2])};
-            const T* a = acc4 + 4 * p;
-            const T gv[3] = {a[0] * v[0] + a[1], a[0] * v[1] + a[2], a[0] * v[2] + a[3]};
-            const int64_t j = L.neighbor[p];
-#pragma unroll
-            for (int c = 0; c < 3; ++c) {
-                atomicAdd(forces + 3 * j + c, -gv[c]);
-                fi[c] += gv[c];
-            }
-#pragma unroll
-            for (int x = 0; x < 3; ++x)
-#pragma unroll
-                for (int y = 0; y < 3; ++y) vir[3 * x + y] -= v[x] * gv[y];
-        }
+        T fi[3], vir[9];
+        assemble_lane(L, acc4, i, lane, [forces](int64_t j, int c, T x) { atomicAdd(forces + 3 * j + c, x); }, fi,
+                      vir);
 #pragma unroll
         for (int c = 0; c < 3; ++c) fi[c] = warp_sum(fi[c]);
 #pragma unroll
@@ -506,35 +164,14 @@ using namespace acsf_kernels;
 struct AcsfKernels::Impl {
     int device = 0;
     AcsfSpec spec;
-    int64_t n_features = 0;
-    int32_t n_radial = 0;
+    HostTables host;
     Buffer<double> g2;
     Buffer<EtaGroup> groups;  // g4 groups, then g5 groups
     Buffer<AngularItem> items;
     Buffer<int32_t> pair_index;
-    int32_t n_groups4 = 0, n_groups5 = 0;
     int max_shared = 48 * 1024;  ///< opt-in shared memory per block on the device
 
-    Tables tables() const {
-        Tables t;
-        t.ns = spec.n_species;
-        t.ng2 = int32_t(spec.g2.size());
-        t.n_g4 = int32_t(spec.g4.size());
-        t.n_g5 = int32_t(spec.g5.size());
-        t.n_ang = t.n_g4 + t.n_g5;
-        t.n_radial = n_radial;
-        t.F = n_features;
-        t.polynomial = spec.cutoff_function == CutoffFunction::Polynomial ? 1 : 0;
-        t.rc = spec.cutoff;
-        t.g2 = g2.get();
-        t.groups4 = groups.get();
-        t.groups5 = groups.get() + n_groups4;
-        t.n_groups4 = n_groups4;
-        t.n_groups5 = n_groups5;
-        t.items = items.get();
-        t.pair_index = pair_index.get();
-        return t;
-    }
+    Tables tables() const { return host.view(spec, g2.get(), groups.get(), items.get(), pair_index.get()); }
 
     void check_list(const NeighborList& nl) const {
         if (nl.device() != device) {
@@ -650,57 +287,30 @@ AcsfKernels::AcsfKernels(const AcsfSpec& spec, int device) : impl_(std::make_uni
     detail::DeviceGuard guard(device);
     K.device = device;
     K.spec = spec;
-    K.n_features = validated.n_features();
-    K.n_radial = int32_t(validated.n_radial_features());
+    K.host = build_tables(spec);
+    if (K.host.n_features != validated.n_features()) throw std::logic_error("feature count differs from the CPU core");
     ALIP_CUDA_CHECK(cudaDeviceGetAttribute(&K.max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
 
-    std::vector<double> g2;
-    for (const RadialParam& p : spec.g2) g2.push_back(p.eta), g2.push_back(p.rs);
-    std::vector<EtaGroup> groups;
-    std::vector<AngularItem> items;
-    auto add_family = [&](const std::vector<AngularParam>& params, int32_t feature_base) {
-        std::vector<double> etas;
-        for (const AngularParam& p : params)
-            if (std::find(etas.begin(), etas.end(), p.eta) == etas.end()) etas.push_back(p.eta);
-        for (double eta : etas) {
-            EtaGroup g{eta, int32_t(items.size()), 0};
-            for (size_t k = 0; k < params.size(); ++k) {
-                const AngularParam& p = params[k];
-                if (p.eta != eta) continue;
-                const bool is_int = p.zeta == std::floor(p.zeta) && p.zeta <= 64;
-                items.push_back({p.zeta, p.lambda, std::pow(2.0, 1.0 - p.zeta), is_int ? int32_t(p.zeta) : -1,
-                                 feature_base + int32_t(k)});
-            }
-            g.end = int32_t(items.size());
-            groups.push_back(g);
-        }
-        return int32_t(etas.size());
-    };
-    K.n_groups4 = add_family(spec.g4, 0);
-    K.n_groups5 = add_family(spec.g5, int32_t(spec.g4.size()));
-    const int32_t ns = spec.n_species;
-    std::vector<int32_t> pair_index(size_t(ns) * ns, 0);
-    int32_t q = 0;
-    for (int32_t a = 0; a < ns; ++a)
-        for (int32_t b = a; b < ns; ++b) pair_index[size_t(a) * ns + b] = pair_index[size_t(b) * ns + a] = q++;
-
     cudaStream_t stream = nullptr;
-    K.g2 = detail::to_device(g2, stream);
-    K.groups = detail::to_device(groups, stream);
-    K.items = detail::to_device(items, stream);
-    K.pair_index = detail::to_device(pair_index, stream);
+    K.g2 = detail::to_device(K.host.g2, stream);
+    K.groups = detail::to_device(K.host.groups, stream);
+    K.items = detail::to_device(K.host.items, stream);
+    K.pair_index = detail::to_device(K.host.pair_index, stream);
     ALIP_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 AcsfKernels::~AcsfKernels() {
-    if (impl_) {
-        detail::DeviceGuard guard(impl_->device);
-        impl_.reset();
-    }
+    if (!impl_) return;
+    int previous = -1;  // no DeviceGuard: a destructor must not throw (e.g. at interpreter exit)
+    const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != impl_->device &&
+                          cudaSetDevice(impl_->device) == cudaSuccess;
+    impl_.reset();
+    cudaGetLastError();
+    if (switched) cudaSetDevice(previous);
 }
 
 int AcsfKernels::device() const { return impl_->device; }
-int64_t AcsfKernels::n_features() const { return impl_->n_features; }
+int64_t AcsfKernels::n_features() const { return impl_->host.n_features; }
 
 void AcsfKernels::values(const NeighborList& nl, Dtype dtype, void* out, void* stream) const {
     impl_->check_list(nl);

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "common.cuh"
+#include "nl_logic.cuh"
 #include "structure.hpp"
 
 namespace alip {
@@ -26,18 +27,7 @@ namespace cuda {
 namespace {
 
 using detail::Buffer;
-
-/// Per-structure binning parameters (POD, uploaded to the GPU).
-struct StructurePlan {
-    double h[9];     ///< binning cell: periodic lattice vectors, completed along open axes
-    double hinv[9];
-    double cell[9];  ///< the structure's cell (pair vectors use it, as on the CPU)
-    double lo[3], width[3];
-    int32_t nbins[3], reach[3];
-    int32_t pbc[3];
-    int64_t bin_offset;
-    int64_t atom_offset;
-};
+using namespace nl_logic;
 
 /// First error found on the GPU (codes below); -1: none.
 struct ErrorRecord {
@@ -49,60 +39,6 @@ struct ErrorRecord {
 };
 
 constexpr unsigned long long kNone = ~0ull;
-
-// ---- host helpers (same formulas as cpp/neighbors.cpp) -------------------------------
-using Mat3 = std::array<double, 9>;
-
-void cross(const double* u, const double* v, double* out) {
-    out[0] = u[1] * v[2] - u[2] * v[1];
-    out[1] = u[2] * v[0] - u[0] * v[2];
-    out[2] = u[0] * v[1] - u[1] * v[0];
-}
-double dot3(const double* u, const double* v) { return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]; }
-double norm3(const double* u) { return std::sqrt(dot3(u, u)); }
-void normalize(double* u) {
-    const double n = norm3(u);
-    u[0] /= n, u[1] /= n, u[2] /= n;
-}
-double det3(const Mat3& h) {
-    return h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
-           h[2] * (h[3] * h[7] - h[4] * h[6]);
-}
-Mat3 inverse3(const Mat3& h) {
-    const double d = det3(h);
-    return {(h[4] * h[8] - h[5] * h[7]) / d, (h[2] * h[7] - h[1] * h[8]) / d, (h[1] * h[5] - h[2] * h[4]) / d,
-            (h[5] * h[6] - h[3] * h[8]) / d, (h[0] * h[8] - h[2] * h[6]) / d, (h[2] * h[3] - h[0] * h[5]) / d,
-            (h[3] * h[7] - h[4] * h[6]) / d, (h[1] * h[6] - h[0] * h[7]) / d, (h[0] * h[4] - h[1] * h[3]) / d};
-}
-
-Mat3 binning_cell(const double* cell, const bool* pbc) {
-    Mat3 h{};
-    const int n_periodic = int(pbc[0]) + int(pbc[1]) + int(pbc[2]);
-    if (n_periodic == 0) return {1, 0, 0, 0, 1, 0, 0, 0, 1};
-    for (int a = 0; a < 3; ++a)
-        if (pbc[a])
-            for (int k = 0; k < 3; ++k) h[3 * a + k] = cell[3 * a + k];
-    if (n_periodic == 3) return h;
-    if (n_periodic == 2) {
-        const int missing = !pbc[0] ? 0 : (!pbc[1] ? 1 : 2);
-        cross(&h[3 * ((missing + 1) % 3)], &h[3 * ((missing + 2) % 3)], &h[3 * missing]);
-        normalize(&h[3 * missing]);
-        return h;
-    }
-    const int p = pbc[0] ? 0 : (pbc[1] ? 1 : 2);
-    double u[3] = {h[3 * p], h[3 * p + 1], h[3 * p + 2]};
-    normalize(u);
-    double trial[3] = {1, 0, 0};
-    if (std::abs(u[0]) > 0.9) trial[0] = 0, trial[1] = 1;
-    double w1[3], w2[3];
-    cross(u, trial, w1);
-    normalize(w1);
-    cross(u, w1, w2);
-    normalize(w2);
-    const int a1 = (p + 1) % 3, a2 = (p + 2) % 3;
-    for (int k = 0; k < 3; ++k) h[3 * a1 + k] = w1[k], h[3 * a2 + k] = w2[k];
-    return h;
-}
 
 /// Prefixes "structure k: " in batches of several structures (as cpp/batch.cpp does).
 [[noreturn]] void throw_in_structure(int64_t n_structures, int64_t k, const std::string& what) {
@@ -125,12 +61,6 @@ inline double from_order_key(unsigned long long k) {
     return x;
 }
 
-__device__ inline int64_t floor_div(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-    return q;
-}
-
 __global__ void structure_index_kernel(const int64_t* offsets, int64_t n_structures, int64_t n_atoms,
                                        int32_t* structure) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_atoms; i += int64_t(gridDim.x) * blockDim.x) {
@@ -151,32 +81,18 @@ __global__ void prepare_kernel(const double* positions, const int32_t* species, 
                                double* wrapped, unsigned long long* extent, ErrorRecord* err) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_atoms; i += int64_t(gridDim.x) * blockDim.x) {
         const double r[3] = {positions[3 * i], positions[3 * i + 1], positions[3 * i + 2]};
-        if (!(isfinite(r[0]) && isfinite(r[1]) && isfinite(r[2]))) {
+        if (!finite3(r)) {
             atomicMin(&err->bad_position, static_cast<unsigned long long>(i));
             continue;
         }
         if (species[i] < 0 || species[i] >= n_species) atomicMin(&err->bad_species, static_cast<unsigned long long>(i));
         const int32_t k = structure[i];
         const StructurePlan& P = plans[k];
+        prepare_atom(P, r, frac + 3 * i, wrap + 3 * i, wrapped + 3 * i);
         for (int a = 0; a < 3; ++a) {
-            double f = r[0] * P.hinv[a] + r[1] * P.hinv[3 + a] + r[2] * P.hinv[6 + a];
-            int32_t w = 0;
-            if (P.pbc[a]) {
-                double fl = floor(f);
-                f -= fl;
-                if (f >= 1.0) f -= 1.0, fl += 1.0;
-                w = int32_t(fl);
-            } else {
-                atomicMin(&extent[6 * k + 2 * a], order_key(f));
-                atomicMax(&extent[6 * k + 2 * a + 1], order_key(f));
-            }
-            frac[3 * i + a] = f;
-            wrap[3 * i + a] = w;
-        }
-        for (int c = 0; c < 3; ++c) {
-            double x = r[c];
-            for (int a = 0; a < 3; ++a) x -= double(wrap[3 * i + a]) * P.h[3 * a + c];
-            wrapped[3 * i + c] = x;
+            if (P.pbc[a]) continue;
+            atomicMin(&extent[6 * k + 2 * a], order_key(frac[3 * i + a]));
+            atomicMax(&extent[6 * k + 2 * a + 1], order_key(frac[3 * i + a]));
         }
     }
 }
@@ -184,57 +100,10 @@ __global__ void prepare_kernel(const double* positions, const int32_t* species, 
 __global__ void bin_kernel(const double* frac, int64_t n_atoms, const int32_t* structure, const StructurePlan* plans,
                            int32_t* bin3, unsigned long long* key, int32_t* atom, int64_t* bin_count) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_atoms; i += int64_t(gridDim.x) * blockDim.x) {
-        const StructurePlan& P = plans[structure[i]];
-        int64_t b[3];
-        for (int a = 0; a < 3; ++a) {
-            int64_t x = int64_t(floor((frac[3 * i + a] - P.lo[a]) / P.width[a]));
-            if (x < 0) x = 0;
-            if (x > int64_t(P.nbins[a]) - 1) x = int64_t(P.nbins[a]) - 1;
-            b[a] = x;
-            bin3[3 * i + a] = int32_t(b[a]);
-        }
-        const int64_t g = P.bin_offset + (b[0] * P.nbins[1] + b[1]) * P.nbins[2] + b[2];
+        const int64_t g = bin_of(plans[structure[i]], frac + 3 * i, bin3 + 3 * i);
         key[i] = static_cast<unsigned long long>(g);
         atom[i] = int32_t(i);
         atomicAdd(reinterpret_cast<unsigned long long*>(&bin_count[g]), 1ull);
-    }
-}
-
-/// Visits every (j, image) within the cutoff of center i; `emit(j, sx, sy, sz, d2)`.
-template <class Emit>
-__device__ inline void search(int64_t i, const StructurePlan& P, const int32_t* bin3, const double* wrapped,
-                              const int64_t* bin_start, const int32_t* bin_atoms, double cutoff2, Emit&& emit) {
-    const double ri[3] = {wrapped[3 * i], wrapped[3 * i + 1], wrapped[3 * i + 2]};
-    const int64_t nb0 = P.nbins[0], nb1 = P.nbins[1], nb2 = P.nbins[2];
-    for (int64_t dx = -P.reach[0]; dx <= P.reach[0]; ++dx) {
-        const int64_t tx = bin3[3 * i] + dx;
-        int64_t bx = tx, sx = 0;
-        if (P.pbc[0]) sx = floor_div(tx, nb0), bx = tx - sx * nb0;
-        else if (tx < 0 || tx >= nb0) continue;
-        for (int64_t dy = -P.reach[1]; dy <= P.reach[1]; ++dy) {
-            const int64_t ty = bin3[3 * i + 1] + dy;
-            int64_t by = ty, sy = 0;
-            if (P.pbc[1]) sy = floor_div(ty, nb1), by = ty - sy * nb1;
-            else if (ty < 0 || ty >= nb1) continue;
-            for (int64_t dz = -P.reach[2]; dz <= P.reach[2]; ++dz) {
-                const int64_t tz = bin3[3 * i + 2] + dz;
-                int64_t bz = tz, sz = 0;
-                if (P.pbc[2]) sz = floor_div(tz, nb2), bz = tz - sz * nb2;
-                else if (tz < 0 || tz >= nb2) continue;
-                const double off[3] = {sx * P.h[0] + sy * P.h[3] + sz * P.h[6], sx * P.h[1] + sy * P.h[4] + sz * P.h[7],
-                                       sx * P.h[2] + sy * P.h[5] + sz * P.h[8]};
-                const int64_t b = P.bin_offset + (bx * nb1 + by) * nb2 + bz;
-                for (int64_t q = bin_start[b]; q < bin_start[b + 1]; ++q) {
-                    const int64_t j = bin_atoms[q];
-                    const double d[3] = {wrapped[3 * j] + off[0] - ri[0], wrapped[3 * j + 1] + off[1] - ri[1],
-                                         wrapped[3 * j + 2] + off[2] - ri[2]};
-                    const double d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-                    if (d2 >= cutoff2) continue;
-                    if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
-                    emit(j, sx, sy, sz, d2);
-                }
-            }
-        }
     }
 }
 
@@ -266,9 +135,7 @@ __global__ void fill_kernel(int64_t n_atoms, const int32_t* structure, const Str
         search(i, plans[structure[i]], bin3, wrapped, bin_start, bin_atoms, cutoff2,
                [&](int64_t j, int64_t sx, int64_t sy, int64_t sz, double) {
                    tmp_j[p] = int32_t(j);
-                   tmp_shift[3 * p] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
-                   tmp_shift[3 * p + 1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
-                   tmp_shift[3 * p + 2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
+                   pair_shift(wrap, i, j, sx, sy, sz, tmp_shift + 3 * p);
                    ++p;
                });
     }
@@ -280,31 +147,9 @@ __global__ void group_kernel(int64_t n_atoms, int32_t n_species, const int32_t* 
                              const int32_t* structure, const StructurePlan* plans, const int64_t* center_offset,
                              const int32_t* tmp_j, const int32_t* tmp_shift, int32_t* seg, int32_t* neighbor,
                              int32_t* shift, double* vector, double* distance) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_atoms; i += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t first = center_offset[i], last = center_offset[i + 1];
-        const double* cell = plans[structure[i]].cell;
-        const double ri[3] = {positions[3 * i], positions[3 * i + 1], positions[3 * i + 2]};
-        int64_t out = first;
-        for (int32_t s = 0; s < n_species; ++s) {
-            seg[i * (n_species + 1) + s] = int32_t(out - first);
-            for (int64_t p = first; p < last; ++p) {
-                const int32_t j = tmp_j[p];
-                if (n_species > 1 && species[j] != s) continue;
-                const int32_t S[3] = {tmp_shift[3 * p], tmp_shift[3 * p + 1], tmp_shift[3 * p + 2]};
-                neighbor[out] = j;
-                double d2 = 0;
-                for (int c = 0; c < 3; ++c) {
-                    shift[3 * out + c] = S[c];
-                    const double v = positions[3 * j + c] - ri[c] + S[0] * cell[c] + S[1] * cell[3 + c] + S[2] * cell[6 + c];
-                    vector[3 * out + c] = v;
-                    d2 += v * v;
-                }
-                distance[out] = sqrt(d2);
-                ++out;
-            }
-        }
-        seg[i * (n_species + 1) + n_species] = int32_t(out - first);
-    }
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_atoms; i += int64_t(gridDim.x) * blockDim.x)
+        group_center(i, n_species, species, positions, plans[structure[i]].cell, center_offset[i],
+                     center_offset[i + 1], tmp_j, tmp_shift, seg, neighbor, shift, vector, distance);
 }
 
 __global__ void copy_pairs_kernel(int64_t n_atoms, const int64_t* center_offset, const int32_t* neighbor,
@@ -411,14 +256,8 @@ std::unique_ptr<NeighborList> build_neighbor_list(const DeviceBatch& batch, doub
         } catch (const InvalidInput& e) {
             throw_in_structure(S, k, e.what());
         }
-        StructurePlan& P = plans[size_t(k)];
         const bool pb[3] = {view.pbc[0], view.pbc[1], view.pbc[2]};
-        const Mat3 h = binning_cell(&cells[9 * k], pb);
-        const Mat3 hinv = inverse3(h);
-        for (int q = 0; q < 9; ++q) P.h[q] = h[q], P.hinv[q] = hinv[q], P.cell[q] = cells[9 * k + q];
-        for (int a = 0; a < 3; ++a) P.pbc[a] = pb[a] ? 1 : 0;
-        P.atom_offset = off[k];
-        P.bin_offset = 0;
+        plan_cell(plans[size_t(k)], &cells[9 * k], pb, off[k]);
     }
 
     Buffer<StructurePlan> d_plans = detail::to_device(plans, stream);
@@ -462,51 +301,17 @@ std::unique_ptr<NeighborList> build_neighbor_list(const DeviceBatch& batch, doub
     int64_t total_bins = 0;
     for (int64_t k = 0; k < S; ++k) {
         StructurePlan& P = plans[size_t(k)];
-        const int64_t n = off[k + 1] - off[k];
-        const Mat3 h = [&] {
-            Mat3 m;
-            for (int q = 0; q < 9; ++q) m[q] = P.h[q];
-            return m;
-        }();
-        const double vol = std::abs(det3(h));
-        double spacing[3], extent_a[3];
-        int64_t nbins[3];
+        double ext_min[3] = {0, 0, 0}, ext_max[3] = {0, 0, 0};
         for (int a = 0; a < 3; ++a) {
-            double c[3];
-            cross(&h[3 * ((a + 1) % 3)], &h[3 * ((a + 2) % 3)], c);
-            spacing[a] = vol / norm3(c);
-            extent_a[a] = 1.0;
-            P.lo[a] = 0.0;
-            if (!P.pbc[a]) {
-                const double mn = from_order_key(ext[size_t(6 * k + 2 * a)]);
-                const double mx = from_order_key(ext[size_t(6 * k + 2 * a + 1)]);
-                P.lo[a] = mn;
-                extent_a[a] = mx - mn;
-            }
-            const double nb = std::floor(extent_a[a] * spacing[a] / cutoff);
-            nbins[a] = static_cast<int64_t>(std::max(1.0, std::min(nb, 1e6)));
-        }
-        const int64_t max_bins = std::max<int64_t>(8, 2 * n);
-        while (nbins[0] * nbins[1] * nbins[2] > max_bins) {
-            const int a = int(std::max_element(nbins, nbins + 3) - nbins);
-            nbins[a] = std::max<int64_t>(1, nbins[a] / 2);
-        }
-        for (int a = 0; a < 3; ++a) {
-            const double ex = P.pbc[a] ? 1.0 : extent_a[a];
-            P.width[a] = ex > 0 ? ex / double(nbins[a]) : 1.0;
-            const double width_len = P.width[a] * spacing[a];
-            if (P.pbc[a]) {
-                const double r = std::ceil(cutoff / width_len);
-                if (r > 1e6)
-                    throw_in_structure(S, k, "cutoff is too large compared to the periodic cell (more than 1e6 images)");
-                P.reach[a] = int32_t(r);
-            } else {
-                P.reach[a] = ex > 0 ? int32_t(std::min<int64_t>(nbins[a] - 1, int64_t(std::ceil(cutoff / width_len)))) : 0;
-            }
-            P.nbins[a] = int32_t(nbins[a]);
+            if (P.pbc[a]) continue;
+            ext_min[a] = from_order_key(ext[size_t(6 * k + 2 * a)]);
+            ext_max[a] = from_order_key(ext[size_t(6 * k + 2 * a + 1)]);
         }
         P.bin_offset = total_bins;
-        total_bins += nbins[0] * nbins[1] * nbins[2];
+        const int64_t n_bins = plan_bins(P, off[k + 1] - off[k], ext_min, ext_max, cutoff);
+        if (n_bins < 0)
+            throw_in_structure(S, k, "cutoff is too large compared to the periodic cell (more than 1e6 images)");
+        total_bins += n_bins;
     }
     d_plans = detail::to_device(plans, stream);
 

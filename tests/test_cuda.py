@@ -1,0 +1,444 @@
+"""The CUDA path (issue 8): build flag, stub, dispatch, CPU emulation of the kernels,
+nvcc compilation, and GPU parity.
+
+- Everywhere: ``alip.build_info()["cuda"]`` agrees with the build; a build without CUDA
+  raises "alip was built without CUDA" from every GPU entry point; CPU tensors go to the
+  CPU core (equal to ``ACSF.compute`` / ``forces_and_virial``); the autograd wrappers of
+  ``alip.device`` are exact on the CPU path (gradcheck, adjoint identities).
+- Everywhere with a C++ compiler: ``cuda/host_emulation.cpp`` runs the kernels' own
+  functions (``cuda/acsf_math.cuh``, ``cuda/nl_logic.cuh``) lane by lane on the CPU; its
+  neighbor list, values, forces, virials and JVP equal the CPU core to 1e-10 (float64)
+  on every structure of conftest (triclinic, cutoff larger than the cell, 1-3 species,
+  partial periodicity) and on batches.
+- With nvcc on PATH: the CUDA sources compile (one architecture here; both sm_80 and
+  sm_90 in .ci/cuda_compile_check.sh).
+- With a CUDA build and a GPU (the only skips): GPU == CPU to 1e-10 in float64, and
+  within FLOAT32_RTOL (relative to the largest magnitude of the compared array) in float32.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+import alip
+from alip import device as dev
+from conftest import STRUCTURES, make_acsf
+
+ROOT = Path(__file__).resolve().parents[1]
+CUDA_DIR = ROOT / "cuda"
+TOL = 1e-10          # float64: |a - b| <= TOL * (1 + |b|) elementwise
+FLOAT32_RTOL = 2e-5  # float32: max |a - b| <= FLOAT32_RTOL * max |b| per array
+
+requires_gpu = pytest.mark.skipif(not dev.cuda_available(),
+                                  reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU")
+
+
+def close(a, b, tol=TOL):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    err = np.abs(a - b) / (1.0 + np.abs(b))
+    assert err.size == 0 or err.max() <= tol, f"max relative error {err.max():.3g} > {tol:g}"
+
+
+def close32(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape
+    scale = max(np.abs(b).max(initial=0.0), 1e-30)
+    assert np.abs(a - b).max(initial=0.0) <= FLOAT32_RTOL * scale
+
+
+def case_list():
+    """(name, list of Atoms, acsf): every conftest structure, plus batches."""
+    cases = []
+    for name, (factory, species, cutoff) in sorted(STRUCTURES.items()):
+        cases.append((name, [factory()], make_acsf(species, cutoff)))
+    si = [n for n, (_, sp, _) in sorted(STRUCTURES.items()) if sp == ["Si"]]
+    cases.append(("batch_si_mixed_pbc", [STRUCTURES[n][0]() for n in si], make_acsf(["Si"], 5.0)))
+    big = bulk("Si", "diamond", a=5.431, cubic=True).repeat(3)
+    big.set_cell(big.cell[:] @ np.array([[1.0, 0.0, 0.0], [0.2, 1.0, 0.0], [-0.1, 0.15, 1.0]]), scale_atoms=True)
+    big.rattle(0.07, seed=7)
+    cases.append(("si216_triclinic_binned", [big], make_acsf(["Si"], 5.0, cutoff_function="polynomial")))
+    multi = [STRUCTURES[n][0]() for n in ("sio_triclinic", "sioh_molecule")]
+    cases.append(("batch_three_species", multi, make_acsf(["H", "O", "Si"], 4.5)))
+    return cases
+
+
+CASES = case_list()
+CASE_IDS = [c[0] for c in CASES]
+
+
+def reference(acsf, atoms_list, w, u, U):
+    """CPU core: values, fused forces/virials, and the JVP from the sparse gradients."""
+    values = acsf.compute(atoms_list)
+    F, W = acsf.forces_and_virial(atoms_list, w)
+    d = acsf.compute(atoms_list, gradients=True)
+    jvp = np.zeros_like(values)
+    np.add.at(jvp, d.grad_centers, np.einsum("raf,ra->rf", d.grad_values, u[d.grad_neighbors]))
+    jvp += np.einsum("iabf,iab->if", d.strain_grad, U[d.structure_index])
+    return values, F, W.reshape(len(atoms_list), 3, 3), jvp
+
+
+def random_inputs(acsf, atoms_list, seed=0):
+    rng = np.random.default_rng(seed)
+    n = sum(len(a) for a in atoms_list)
+    return (rng.normal(size=(n, acsf.n_features)), rng.normal(size=(n, 3)),
+            rng.normal(size=(len(atoms_list), 3, 3)))
+
+
+def sorted_pairs(i, j, S, D, d):
+    i, j, S = (np.asarray(x, dtype=np.int64) for x in (i, j, S))
+    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+    return i[order], j[order], S[order], np.asarray(D)[order], np.asarray(d)[order]
+
+
+# =========================================================================== build flag, stub
+def test_build_info_reports_cuda_consistently():
+    info = alip.build_info()
+    assert info["cuda"] == dev.cuda_compiled() == alip._core.cuda.compiled()
+    if not info["cuda"]:
+        assert alip._core.cuda.describe() == "built without CUDA"
+        assert alip._core.cuda.device_count() == 0
+        assert not dev.cuda_available()
+
+
+@pytest.mark.skipif(dev.cuda_compiled(), reason="this build has CUDA: there is no stub")
+def test_stub_raises_clear_error():
+    core = alip._core
+    acsf = make_acsf(["Si"], 5.0)
+    calls = [
+        lambda: core.cuda.build_neighbor_list(0, 0, 0, 0, 0, 1, 1, 5.0, 1, 0),
+        lambda: core.cuda.AcsfKernels(acsf._core, 0),
+        lambda: dev.compute(acsf, bulk("Si", "diamond", a=5.431), device="cuda"),
+        lambda: dev.forces_and_virial(acsf, bulk("Si", "diamond", a=5.431), np.zeros((2, acsf.n_features)),
+                                      device="cuda"),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="alip was built without CUDA"):
+            call()
+
+
+@pytest.mark.skipif(dev.cuda_available(), reason="a GPU is available")
+def test_cuda_request_without_gpu_raises():
+    acsf = make_acsf(["Si"], 5.0)
+    with pytest.raises(RuntimeError, match="built without CUDA|no CUDA device|sees no GPU"):
+        dev.compute(acsf, bulk("Si", "diamond", a=5.431), device="cuda")
+
+
+# =========================================================================== dispatch (CPU)
+def test_select_device():
+    assert dev.select_device(torch.zeros(3)).type == "cpu"
+    assert dev.select_device(np.zeros(3), None).type == "cpu"
+    assert dev.select_device(torch.zeros(3), device="cpu").type == "cpu"
+    with pytest.raises(ValueError, match="device must be"):
+        dev.select_device(device="meta")
+
+
+@pytest.mark.parametrize("name,atoms_list,acsf", CASES[:4] + CASES[-3:], ids=CASE_IDS[:4] + CASE_IDS[-3:])
+def test_cpu_tensors_go_to_cpu_core(name, atoms_list, acsf):
+    batch = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    G = dev.compute(acsf, batch)
+    assert G.device.type == "cpu" and G.dtype == torch.float64
+    assert np.array_equal(G.numpy(), acsf.compute(atoms_list))
+    w, u, U = random_inputs(acsf, atoms_list)
+    F, W = dev.forces_and_virial(acsf, batch, torch.from_numpy(w))
+    F_ref, W_ref = acsf.forces_and_virial(atoms_list, w)
+    assert np.array_equal(F.numpy(), F_ref)
+    assert np.array_equal(W.numpy(), W_ref.reshape(len(atoms_list), 3, 3))
+    J = dev.jvp(acsf, batch, torch.from_numpy(u), torch.from_numpy(U))
+    close(J.numpy(), reference(acsf, atoms_list, w, u, U)[3])
+    # ASE input dispatches the same way
+    assert np.array_equal(dev.compute(acsf, atoms_list).numpy(), acsf.compute(atoms_list))
+    assert dev.compute(acsf, batch, dtype=torch.float32).dtype == torch.float32
+
+
+def test_forces_adjoint_of_jvp_cpu():
+    """<J u + J_eps U, w> = <u, -F(w)> + <U, -W(w)>: fused VJP and JVP are adjoint."""
+    factory, species, cutoff = STRUCTURES["sio_triclinic"]
+    atoms_list = [factory(), STRUCTURES["sioh_molecule"][0]()]
+    acsf = make_acsf(species, cutoff)
+    batch = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    w, u, U = (torch.from_numpy(x) for x in random_inputs(acsf, atoms_list, seed=3))
+    F, W = dev.forces_and_virial(acsf, batch, w)
+    J = dev.jvp(acsf, batch, u, U)
+    lhs = float((J * w).sum())
+    rhs = float(-(u * F).sum() - (U * W).sum())
+    assert abs(lhs - rhs) <= 1e-10 * (abs(lhs) + 1)
+
+
+def test_forces_differentiable_in_dE_dG_cpu():
+    """Training on forces: gradcheck/gradgradcheck of (F, W) in dE/dG (committee dims too)."""
+    factory, species, cutoff = STRUCTURES["sic_zincblende"]
+    atoms = factory()
+    acsf = make_acsf(species, cutoff, g2=[(0.5, 1.0)], g4=[(0.01, 2.0, -1.0)], g5=[(0.02, 1.0, 1.0)])
+    batch = dev.TorchBatch.from_atoms(atoms, acsf)
+    w = torch.randn(2, len(atoms), acsf.n_features, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
+    torch.autograd.gradgradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
+    u = torch.randn(len(atoms), 3, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda x: dev.jvp(acsf, batch, displacement=x), (u,))
+
+
+def test_acsf_values_autograd_cpu():
+    """First derivatives in positions and cells (gradcheck), and force training through
+    autograd.grad(E, positions, create_graph=True) reaching the weights."""
+    factory, species, cutoff = STRUCTURES["si_triclinic"]
+    atoms = factory()
+    acsf = make_acsf(species, cutoff)
+    batch = dev.TorchBatch.from_atoms(atoms, acsf)
+    pos = batch.positions.clone().requires_grad_(True)
+    cell = batch.cells.clone().requires_grad_(True)
+    torch.autograd.gradcheck(lambda p, c: dev.acsf_values(acsf, p, batch, cells=c), (pos, cell), atol=1e-7)
+
+    theta = torch.randn(acsf.n_features, dtype=torch.float64, requires_grad=True)
+    G = dev.acsf_values(acsf, pos, batch)
+    E = (torch.tanh(G) @ theta).sum()
+    (F,) = torch.autograd.grad(-E, pos, create_graph=True)
+    loss = (F ** 2).sum()
+    (g_theta,) = torch.autograd.grad(loss, theta)
+    # reference: F = -J^T dE/dG with dE/dG = (1 - tanh^2) theta, exact in theta
+    Gd = torch.from_numpy(acsf.compute(atoms))
+
+    def loss_of(th):
+        wt = (1 - torch.tanh(Gd) ** 2) * th
+        Fr, _ = dev.forces_and_virial(acsf, batch, wt)
+        return (Fr ** 2).sum()
+
+    (g_ref,) = torch.autograd.grad(loss_of(theta), theta)
+    close(g_theta.detach().numpy(), g_ref.numpy())
+    close(F.detach().numpy(), acsf.forces_and_virial(atoms, ((1 - np.tanh(Gd.numpy()) ** 2)
+                                                             * theta.detach().numpy()))[0])
+
+
+# =========================================================================== CPU emulation
+def _compiler():
+    for cxx in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if cxx and shutil.which(cxx):
+            return shutil.which(cxx)
+    return None
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    cxx = _compiler()
+    if cxx is None:
+        pytest.skip("no C++ compiler to build cuda/host_emulation.cpp")
+    exe = tmp_path_factory.mktemp("emu") / "host_emulation"
+    subprocess.run([cxx, "-std=c++17", "-O2", f"-I{CUDA_DIR}", f"-I{ROOT / 'cpp'}",
+                    str(CUDA_DIR / "host_emulation.cpp"), "-o", str(exe)], check=True, capture_output=True)
+    return exe
+
+
+def run_emulator(exe, tmp_path, acsf, atoms_list, w=None, u=None, U=None, float32=False):
+    b = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    N, S, ns, F = b.n_atoms, b.n_structures, len(acsf.species), acsf.n_features
+    header = np.array([N, S, ns, len(acsf.g2), len(acsf.g4), len(acsf.g5), acsf.cutoff_function == "polynomial",
+                       float32, w is not None, u is not None, U is not None], dtype=np.int64)
+    src, out = tmp_path / "in.bin", tmp_path / "out.bin"
+    with open(src, "wb") as f:
+        for arr in (header, np.array([acsf.cutoff]), b.positions.numpy(), b.species.numpy().astype(np.int32),
+                    b.offsets.numpy(), b.cells.numpy(), b.pbc.numpy().astype(np.uint8), acsf.g2, acsf.g4, acsf.g5):
+            f.write(np.ascontiguousarray(arr).tobytes())
+        for arr in (w, u, U):
+            if arr is not None:
+                f.write(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    subprocess.run([str(exe), str(src), str(out)], check=True, capture_output=True)
+    raw = out.read_bytes()
+    n = int(np.frombuffer(raw[:8], dtype=np.int64)[0])
+    pos = 8
+    res = {}
+    for key, dt, count, shape in (("i", np.int64, n, (n,)), ("j", np.int64, n, (n,)), ("S", np.int64, 3 * n, (n, 3)),
+                                  ("D", np.float64, 3 * n, (n, 3)), ("d", np.float64, n, (n,)),
+                                  ("values", np.float64, N * F, (N, F))):
+        res[key] = np.frombuffer(raw[pos:pos + 8 * count], dtype=dt).reshape(shape)
+        pos += 8 * count
+    if w is not None:
+        res["forces"] = np.frombuffer(raw[pos:pos + 8 * 3 * N]).reshape(N, 3)
+        pos += 8 * 3 * N
+        res["virials"] = np.frombuffer(raw[pos:pos + 8 * 9 * S]).reshape(S, 3, 3)
+        pos += 8 * 9 * S
+    if u is not None or U is not None:
+        res["jvp"] = np.frombuffer(raw[pos:pos + 8 * N * F]).reshape(N, F)
+        pos += 8 * N * F
+    assert pos == len(raw)
+    return res
+
+
+@pytest.mark.parametrize("name,atoms_list,acsf", CASES, ids=CASE_IDS)
+def test_emulated_kernels_equal_cpu(emulator, tmp_path, name, atoms_list, acsf):
+    w, u, U = random_inputs(acsf, atoms_list, seed=1)
+    r = run_emulator(emulator, tmp_path, acsf, atoms_list, w, u, U)
+    # neighbor list: the same pairs (i, j, shift), vectors and distances
+    b = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    ref = sorted_pairs(*(x.numpy() for x in dev.neighbor_list(acsf, b)))
+    got = sorted_pairs(r["i"], r["j"], r["S"], r["D"], r["d"])
+    for x, y in zip(got[:3], ref[:3]):
+        assert np.array_equal(x, y)
+    close(got[3], ref[3])
+    close(got[4], ref[4])
+    # grouped by center, then by neighbor species
+    assert np.all(np.diff(r["i"]) >= 0)
+    species = b.species.numpy()
+    for c in np.unique(r["i"]):
+        assert np.all(np.diff(species[r["j"][r["i"] == c]]) >= 0)
+    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
+    close(r["values"], values)
+    close(r["forces"], F)
+    close(r["virials"], W)
+    close(r["jvp"], jvp)
+
+
+@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned"])
+def test_emulated_kernels_float32(emulator, tmp_path, name):
+    _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
+    w, u, U = random_inputs(acsf, atoms_list, seed=2)
+    r = run_emulator(emulator, tmp_path, acsf, atoms_list, w, u, U, float32=True)
+    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
+    close32(r["values"], values)
+    close32(r["forces"], F)
+    close32(r["virials"], W)
+    close32(r["jvp"], jvp)
+
+
+def test_emulated_jvp_strain_only_and_displacement_only(emulator, tmp_path):
+    _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
+    w, u, U = random_inputs(acsf, atoms_list, seed=4)
+    ref = reference(acsf, atoms_list, w, u, np.zeros_like(U))[3]
+    close(run_emulator(emulator, tmp_path, acsf, atoms_list, u=u)["jvp"], ref)
+    ref = reference(acsf, atoms_list, w, np.zeros_like(u), U)[3]
+    close(run_emulator(emulator, tmp_path, acsf, atoms_list, U=U)["jvp"], ref)
+
+
+# =========================================================================== nvcc compiles
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+def test_cuda_sources_compile_with_nvcc(tmp_path):
+    """Compile (not link) every cuda/*.cu for sm_90 in parallel (both sm_80 and sm_90, and
+    the link of the module, are in .ci/cuda_compile_check.sh)."""
+    procs = []
+    for src in sorted(CUDA_DIR.glob("*.cu")):
+        cmd = ["nvcc", "-std=c++17", "-O3", f"-I{CUDA_DIR}", f"-I{ROOT / 'cpp'}",
+               "-gencode", "arch=compute_90,code=sm_90", "-Xcompiler", "-Wall", "-c", str(src),
+               "-o", str(tmp_path / (src.stem + ".o"))]
+        procs.append((src.name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    for name, p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, f"{name} failed to compile:\n{out}"
+        assert "warning" not in out.lower(), f"{name} compiles with warnings:\n{out}"
+
+
+# =========================================================================== GPU parity
+@pytest.fixture(scope="module")
+def gpu():
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+@requires_gpu
+@pytest.mark.parametrize("name,atoms_list,acsf", CASES, ids=CASE_IDS)
+def test_gpu_equals_cpu_float64(gpu, name, atoms_list, acsf):
+    w, u, U = random_inputs(acsf, atoms_list, seed=5)
+    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
+    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    G = dev.compute(acsf, batch)
+    assert G.is_cuda and G.dtype == torch.float64
+    close(G.cpu().numpy(), values)
+    Fg, Wg = dev.forces_and_virial(acsf, batch, torch.from_numpy(w).to(gpu))
+    close(Fg.cpu().numpy(), F)
+    close(Wg.cpu().numpy(), W)
+    Jg = dev.jvp(acsf, batch, torch.from_numpy(u).to(gpu), torch.from_numpy(U).to(gpu))
+    close(Jg.cpu().numpy(), jvp)
+    ref = sorted_pairs(*(x.numpy() for x in dev.neighbor_list(acsf, batch.to("cpu"))))
+    got = sorted_pairs(*(x.cpu().numpy() for x in dev.neighbor_list(acsf, batch)))
+    for x, y in zip(got[:3], ref[:3]):
+        assert np.array_equal(x, y)
+    close(got[3], ref[3])
+
+
+@requires_gpu
+@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned"])
+def test_gpu_equals_cpu_float32(gpu, name):
+    _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
+    w, u, U = random_inputs(acsf, atoms_list, seed=6)
+    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
+    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    close32(dev.compute(acsf, batch, dtype=torch.float32).cpu().numpy(), values)
+    Fg, Wg = dev.forces_and_virial(acsf, batch, torch.from_numpy(w).float().to(gpu))
+    assert Fg.dtype == torch.float32
+    close32(Fg.cpu().numpy(), F)
+    close32(Wg.cpu().numpy(), W)
+    Jg = dev.jvp(acsf, batch, torch.from_numpy(u).float().to(gpu), torch.from_numpy(U).float().to(gpu))
+    close32(Jg.cpu().numpy(), jvp)
+
+
+@requires_gpu
+def test_gpu_autograd_matches_cpu(gpu):
+    """Force training on the GPU: gradients of a force loss in the weights equal the CPU
+    path's; acsf_values' position gradient equals the CPU one; gradgradcheck in dE/dG."""
+    _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
+    results = []
+    for d in ("cpu", gpu):
+        torch.manual_seed(0)
+        batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=d)
+        pos = batch.positions.clone().requires_grad_(True)
+        theta = torch.randn(acsf.n_features, dtype=torch.float64, device=d, requires_grad=True)
+        G = dev.acsf_values(acsf, pos, batch)
+        E = (torch.tanh(G) @ theta).sum()
+        (F,) = torch.autograd.grad(-E, pos, create_graph=True)
+        (g,) = torch.autograd.grad((F ** 2).sum(), theta)
+        results.append((F.detach().cpu().numpy(), g.cpu().numpy()))
+    close(results[1][0], results[0][0])
+    close(results[1][1], results[0][1])
+    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    w = torch.randn(batch.n_atoms, acsf.n_features, dtype=torch.float64, device=gpu, requires_grad=True)
+    torch.autograd.gradgradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
+
+
+@requires_gpu
+def test_gpu_bad_input_raises(gpu):
+    acsf = make_acsf(["Si"], 5.0)
+    good = bulk("Si", "diamond", a=5.431, cubic=True)
+    nan = good.copy()
+    nan.positions[3, 1] = np.nan
+    overlap = good.copy()
+    overlap.positions[1] = overlap.positions[0]
+    flat = good.copy()
+    flat.set_cell([[5.4, 0, 0], [0, 5.4, 0], [0, 0, 0]])
+    for atoms, pattern in ((nan, "not finite"), (overlap, "overlap"), (flat, "zero")):
+        for structures in ([atoms], [good, atoms]):
+            with pytest.raises(ValueError, match=pattern):
+                dev.compute(acsf, dev.TorchBatch.from_atoms(structures, acsf, device=gpu))
+    batch = dev.TorchBatch.from_atoms(good, acsf, device=gpu)
+    batch.species[2] = 5
+    with pytest.raises(ValueError, match="out of range"):
+        dev.compute(acsf, batch)
+    # the device still works after errors
+    close(dev.compute(acsf, dev.TorchBatch.from_atoms(good, acsf, device=gpu)).cpu().numpy(), acsf.compute(good))
+
+
+@requires_gpu
+def test_gpu_large_pool_and_streams(gpu):
+    """A pool of 300 small cells and one 4096-atom cell in one call; a side stream."""
+    from alip.structures import generate_si_pool
+
+    pool = generate_si_pool(300, seed=0)
+    acsf = alip.ACSF.default_si()
+    batch = dev.TorchBatch.from_atoms(pool, acsf, device=gpu)
+    close(dev.compute(acsf, batch).cpu().numpy(), acsf.compute(pool))
+    big = bulk("Si", "diamond", a=5.431, cubic=True).repeat(8)
+    big.rattle(0.05, seed=1)
+    s = torch.cuda.Stream(gpu)
+    with torch.cuda.stream(s):
+        G = dev.compute(acsf, dev.TorchBatch.from_atoms(big, acsf, device=gpu))
+    s.synchronize()
+    close(G.cpu().numpy(), acsf.compute(big))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
