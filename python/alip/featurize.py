@@ -197,12 +197,12 @@ def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, o
     def writer() -> None:
         try:
             while (item := to_disk.get()) is not None:
-                res = _store_chunk(out, *item, dtype)
-                if not report(res):
-                    stop.set()
+                report(_store_chunk(out, *item, dtype))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
             stop.set()
+            while to_disk.get() is not None:   # drain, so the producer never blocks on a dead writer
+                pass
 
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
     for t in threads:

@@ -37,7 +37,7 @@ __all__ = ["Frames", "ChunkRef", "PoolReader", "PoolFormatError", "open_pool", "
            "pool_kind"]
 
 POOL_KINDS = ("extxyz", "db")
-_INDEX_BLOCK = 1 << 24
+_INDEX_BLOCK = 1 << 22   # 4 MiB read per step of the index pass: its memory bound
 
 
 class PoolFormatError(ValueError):
@@ -380,8 +380,20 @@ class ChunkRef:
     stop: int
     lo: int          # extxyz: first byte; db: first row id
     hi: int          # extxyz: byte past the last frame; db: last row id
-    first_line: int = 0
     allow_nonperiodic: bool = False
+
+
+def _count_lines(path: str, stop: int, block: int = _INDEX_BLOCK) -> int:
+    """Newlines in the first ``stop`` bytes of a file."""
+    n = 0
+    with open(path, "rb") as f:
+        while stop > 0:
+            data = f.read(min(block, stop))
+            if not data:
+                break
+            n += data.count(b"\n")
+            stop -= len(data)
+    return n
 
 
 def read_ref(ref: ChunkRef) -> Frames:
@@ -390,7 +402,9 @@ def read_ref(ref: ChunkRef) -> Frames:
         with open(ref.path, "rb") as f:
             f.seek(ref.lo)
             data = f.read(ref.hi - ref.lo)
-        frames = _parse_extxyz(data, ref.start, ref.first_line)
+        frames = _parse_extxyz(data, ref.start, 0)
+        if frames.bad:  # error path only: find the chunk's first line number for the messages
+            frames = _parse_extxyz(data, ref.start, _count_lines(ref.path, ref.lo))
     elif ref.kind == "db":
         frames = _read_db(ref)
     else:
@@ -467,7 +481,6 @@ class PoolReader:
         else:
             self._lo, self.counts = _index_db(self.path)
         self.fingerprint = _fingerprint(self.path)
-        self._line = np.concatenate([[0], np.cumsum(self.counts + 2)]) if self.kind == "extxyz" else None
 
     @property
     def n_frames(self) -> int:
@@ -482,8 +495,8 @@ class PoolReader:
             raise IndexError(f"frame range {start}:{stop} outside 0:{self.n_frames}")
         if self.kind == "extxyz":
             return ChunkRef("extxyz", self.path, start, stop, int(self._lo[start]), int(self._lo[stop]),
-                            int(self._line[start]), self.allow_nonperiodic)
-        return ChunkRef("db", self.path, start, stop, int(self._lo[start]), int(self._lo[stop - 1]), 0,
+                            self.allow_nonperiodic)
+        return ChunkRef("db", self.path, start, stop, int(self._lo[start]), int(self._lo[stop - 1]),
                         self.allow_nonperiodic)
 
     def read(self, start: int, stop: int) -> Frames:
@@ -502,23 +515,20 @@ def open_pool(path: str | os.PathLike, kind: str | None = None, allow_nonperiodi
 
 
 def chunk_bounds(counts: np.ndarray, chunk: int, chunk_atoms: int | None = None) -> np.ndarray:
-    """Frame boundaries (n_chunks + 1,): at most ``chunk`` frames and (beyond one frame)
-    at most ``chunk_atoms`` atoms per chunk. Depends only on the counts, so it is the
+    """Frame boundaries (n_chunks + 1,): greedy chunks of at most ``chunk`` frames and (beyond
+    one frame) at most ``chunk_atoms`` atoms. Depends only on the counts, so it is the
     same in every run over the same pool."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if chunk_atoms is not None and chunk_atoms < 1:
         raise ValueError(f"chunk_atoms must be >= 1, got {chunk_atoms}")
-    counts = np.asarray(counts, dtype=np.int64)
+    n = len(counts)
     if chunk_atoms is None:
-        return np.unique(np.concatenate([np.arange(0, len(counts), chunk), [len(counts)]])).astype(np.int64)
-    bounds, n, atoms = [0], 0, 0
-    for k, c in enumerate(counts.tolist()):
-        if n and (n == chunk or atoms + c > chunk_atoms):
-            bounds.append(k)
-            n, atoms = 0, 0
-        n += 1
-        atoms += c
-    if n:
-        bounds.append(len(counts))
+        return np.unique(np.concatenate([np.arange(0, n, chunk), [n]])).astype(np.int64)
+    cum = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))])
+    bounds = [0]
+    while bounds[-1] < n:   # one step per chunk, not per frame
+        s = bounds[-1]
+        by_atoms = int(np.searchsorted(cum, cum[s] + chunk_atoms, side="right")) - 1
+        bounds.append(max(s + 1, min(s + chunk, by_atoms, n)))
     return np.array(bounds, dtype=np.int64)
