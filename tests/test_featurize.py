@@ -228,7 +228,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_store(tmp_path):
 
 # ----------------------------------------------------------------------------- Dask
 def test_dask_local_cluster_writes_the_local_bytes(tmp_path, pool_file):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     acsf = _acsf(["Si", "C"])
     featurize_pool(pool_file, tmp_path / "local", acsf, chunk=4)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -123,7 +123,7 @@ def test_bad_frames_are_reported_not_scored():
 
 
 def test_dask_scoring_matches_local_and_broadcasts_the_committee_once(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     committee = _committee(CountingCommittee)
     pool = _pool(24, seed=2)
     write(tmp_path / "pool.extxyz", pool, format="extxyz")
