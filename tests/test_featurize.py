@@ -83,6 +83,31 @@ def test_reader_matches_ase_on_varied_extxyz(tmp_path):
     assert np.array_equal(part.positions, got.positions[got.offsets[4]:got.offsets[7]])
 
 
+@pytest.mark.parametrize("block", [37, 100, 4096])
+def test_index_is_independent_of_the_block_size(pool_file, tmp_path, block):
+    """Frames straddling blocks, frames longer than a block, trailing blank lines, no final newline."""
+    from alip.pool_extxyz import index_extxyz
+
+    ref_starts, ref_counts, _ = index_extxyz(str(pool_file))
+    starts, counts, bad = index_extxyz(str(pool_file), block=block)
+    assert np.array_equal(starts, ref_starts) and np.array_equal(counts, ref_counts) and bad == {}
+    assert len(counts) == 37 and starts[-1] == pool_file.stat().st_size
+    text = pool_file.read_bytes()
+    (tmp_path / "blank.extxyz").write_bytes(text + b"\n  \n\n")
+    s2, c2, _ = index_extxyz(str(tmp_path / "blank.extxyz"), block=block)
+    assert np.array_equal(c2, ref_counts) and np.array_equal(s2[:-1], ref_starts[:-1])
+    (tmp_path / "nonl.extxyz").write_bytes(text.rstrip(b"\n"))
+    s3, c3, bad3 = index_extxyz(str(tmp_path / "nonl.extxyz"), block=block)
+    assert np.array_equal(c3, ref_counts) and bad3 == {}
+    cut = int(ref_starts[36]) + 60                      # inside the last frame
+    (tmp_path / "cut.extxyz").write_bytes(text[:cut])
+    s4, c4, bad4 = index_extxyz(str(tmp_path / "cut.extxyz"), block=block)
+    assert len(c4) == 37 and list(bad4) == [36] and "truncated" in bad4[36]
+    (tmp_path / "gap.extxyz").write_bytes(text[:int(ref_starts[5])] + b"\n" + text[int(ref_starts[5]):])
+    with pytest.raises(PoolFormatError, match="blank line"):
+        index_extxyz(str(tmp_path / "gap.extxyz"), block=block)
+
+
 def test_chunk_bounds_respect_frame_and_atom_limits():
     counts = np.array([8, 8, 64, 8, 500, 8, 8])
     assert chunk_bounds(counts, 3).tolist() == [0, 3, 6, 7]
