@@ -21,10 +21,15 @@ void throw_cuda(cudaError_t err, const char* what, const char* file, int line) {
         case cudaErrorNoDevice:
             msg << "no CUDA device is visible (alip's CUDA kernels need an NVIDIA GPU)";
             break;
-        case cudaErrorInsufficientDriver:
-            msg << "the NVIDIA driver is older than the CUDA runtime alip was built with (" << describe()
-                << "); update the driver or rebuild alip with a matching CUDA toolkit";
+        case cudaErrorInsufficientDriver: {
+            int driver = 0;
+            if (cudaDriverGetVersion(&driver) != cudaSuccess) cudaGetLastError();
+            if (driver == 0) msg << "no NVIDIA driver found (alip's CUDA kernels need an NVIDIA GPU and its driver)";
+            else
+                msg << "the NVIDIA driver is older than the CUDA runtime alip was built with (" << describe()
+                    << "); update the driver or rebuild alip with a matching CUDA toolkit";
             break;
+        }
         case cudaErrorMemoryAllocation:
             msg << "out of GPU memory";
             break;
