@@ -246,7 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--threads", type=int, default=2, help="core threads of the local runs")
     p.add_argument("--stores", action="store_true", help="also compare npy / zarr / hdf5 stores")
-    p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--sections", default="readers,runs,scaling",
+                   help="comma-separated: readers, runs, scaling (default all; --stores adds stores)")
     p.add_argument("--json", default=None)
     p.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -270,6 +271,24 @@ def main(argv=None) -> int:
                   f"{time.perf_counter() - t:.1f} s")
     report: dict = {"load_start": os.getloadavg()}
 
+    sections = set(args.sections.split(","))
+    if "readers" in sections:
+        bench_reader_table(paths, scale, report)
+    if args.stores:
+        bench_store_table(paths, scale, args.dir, report)
+    if "runs" in sections:
+        bench_run_table(paths, args, report)
+    if "scaling" in sections:
+        bench_scaling_table(paths, args, report)
+    report["load_end"] = os.getloadavg()
+    print(f"\nload average at end: {report['load_end']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1, default=str)
+    return 0
+
+
+def bench_reader_table(paths: dict, scale: int, report: dict) -> None:
     print("\n## 1. Reading against featurizing (CPU seconds, same frames)\n")
     print("| pool subset | atoms | ase.io.iread | extxyz (C) | alip reader | featurize 1 thr (CPU) | "
           "featurize 2 thr (wall) | alip read share | ASE read share |")
@@ -284,20 +303,25 @@ def main(argv=None) -> int:
               f"{f1:.3f} | {r['featurize_wall_2']:.3f} | {r['alip_cpu'] / (r['alip_cpu'] + f1):.0%} | "
               f"{r['ase_cpu'] / (r['ase_cpu'] + f1):.0%} |")
 
-    if args.stores:
-        print("\n## 2. Store formats: 10^6 x 36 float64 in 8192-row chunks (best of 3)\n")
-        from alip.pool_reader import open_pool
-        from alip.featurize import core_values
-        frames = open_pool(paths["A"]).read(0, 5000 // scale)
-        vals = core_values(alip.ACSF.default_si(), frames)
-        vals = np.tile(vals, (-(-10**6 // len(vals)), 1))[:10**6]
-        print("| store | write wall s | write CPU s | read wall s | MB on disk |")
-        print("|---|---|---|---|---|")
-        report["stores"] = []
-        for row in bench_stores(vals, args.dir):
-            report["stores"].append(row)
-            print(f"| {row[0]} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.2f} | {row[4]:.0f} |")
 
+def bench_store_table(paths: dict, scale: int, work: str, report: dict) -> None:
+    import alip
+    from alip.featurize import core_values
+    from alip.pool_reader import open_pool
+
+    print("\n## 2. Store formats: 10^6 x 36 float64 in 8192-row chunks (best of 3)\n")
+    frames = open_pool(paths["A"]).read(0, 5000 // scale)
+    vals = core_values(alip.ACSF.default_si(), frames)
+    vals = np.tile(vals, (-(-10**6 // len(vals)), 1))[:10**6]
+    print("| store | write wall s | write CPU s | read wall s | MB on disk |")
+    print("|---|---|---|---|---|")
+    report["stores"] = []
+    for row in bench_stores(vals, work):
+        report["stores"].append(row)
+        print(f"| {row[0]} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.2f} | {row[4]:.0f} |")
+
+
+def bench_run_table(paths: dict, args: argparse.Namespace, report: dict) -> None:
     print("\n## 3. File -> feature store (fresh process per run)\n")
     print("| pool | mode | wall s | atoms/s | structures/s | CPU s | peak RSS MB (client / worker; after imports) | "
           "read / featurize / write share | cluster start s |")
@@ -313,49 +337,42 @@ def main(argv=None) -> int:
             sh = r["shares"]
             rss = (f"{r['peak_rss_mb']:.0f}" + (f" / {r['worker_peak_rss_mb']:.0f}" if "worker_peak_rss_mb" in r else "")
                    + f"; {r['rss0_mb']:.0f}")
+            start = f"{r['startup']:.1f}" if mode == "dask" else "-"
             print(f"| {name} ({r['structures']} x {r['atoms'] // r['structures']}) | {mode} | {r['wall']:.1f} | "
                   f"{r['atoms'] / r['wall']:,.0f} | {r['structures'] / r['wall']:,.0f} | {r['cpu_s']:.1f} | {rss} | "
-                  f"{sh['read']:.0%} / {sh['featurize']:.0%} / {sh['write']:.0%} | "
-                  f"{r['startup']:.1f} |" if mode == "dask" else
-                  f"| {name} ({r['structures']} x {r['atoms'] // r['structures']}) | {mode} | {r['wall']:.1f} | "
-                  f"{r['atoms'] / r['wall']:,.0f} | {r['structures'] / r['wall']:,.0f} | {r['cpu_s']:.1f} | {rss} | "
-                  f"{sh['read']:.0%} / {sh['featurize']:.0%} / {sh['write']:.0%} | - |", flush=True)
+                  f"{sh['read']:.0%} / {sh['featurize']:.0%} / {sh['write']:.0%} | {start} |", flush=True)
         same = _same_tree(os.path.join(args.dir, f"store_{name}_local-pipelined"),
                           os.path.join(args.dir, f"store_{name}_dask"))
         print(f"| {name} | Dask store == local store byte for byte | {same} | | | | | | |")
 
-    if not args.no_scaling:
-        print("\n## 4. Scaling with pool size (pool A prefixes, local pipelined)\n")
-        print("| atoms | structures | wall s | atoms/s | peak RSS MB |")
-        print("|---|---|---|---|---|")
-        sizes = [10**3, 10**4, 10**5] + ([] if args.quick else [10**6])
-        walls = []
-        report["scaling"] = []
-        for n_atoms in sizes:
-            n = n_atoms // 8
-            sub = paths["A"] + f".first{n}"
-            if not os.path.exists(sub):
-                prefix_pool(paths["A"], sub, n)
-            best = None
-            for _ in range(3 if n_atoms < 10**6 else 1):
-                r = spawn({"pool": sub, "out": os.path.join(args.dir, f"store_scaling_{n}"), "mode": "local-pipelined",
-                           "threads": args.threads, "workers": 0, "chunk": args.chunk})
-                best = r if best is None or r["wall"] < best["wall"] else best
-            walls.append(best["wall"])
-            report["scaling"].append(best)
-            print(f"| {n_atoms} | {n} | {best['wall']:.3f} | {n_atoms / best['wall']:,.0f} | "
-                  f"{best['peak_rss_mb']:.0f} |", flush=True)
-        slope = np.polyfit(np.log(sizes), np.log(walls), 1)[0]
-        slope_big = np.polyfit(np.log(sizes[1:]), np.log(walls[1:]), 1)[0]
-        report["scaling_exponent"] = [slope, slope_big]
-        print(f"\nfitted exponent (wall ∝ atoms^p): p = {slope:.3f} over {sizes[0]}..{sizes[-1]} atoms, "
-              f"p = {slope_big:.3f} from {sizes[1]} atoms on")
-    report["load_end"] = os.getloadavg()
-    print(f"\nload average at end: {report['load_end']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1, default=str)
-    return 0
+
+def bench_scaling_table(paths: dict, args: argparse.Namespace, report: dict) -> None:
+    print("\n## 4. Scaling with pool size (pool A prefixes, local pipelined, best of 3)\n")
+    print("| atoms | structures | wall s | CPU s | atoms/s (wall) | µs CPU per atom | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    sizes = [10**3, 10**4, 10**5] + ([] if args.quick else [10**6])
+    walls, cpus = [], []
+    report["scaling"] = []
+    for n_atoms in sizes:
+        n = n_atoms // 8
+        sub = paths["A"] + f".first{n}"
+        if not os.path.exists(sub):
+            prefix_pool(paths["A"], sub, n)
+        runs = [spawn({"pool": sub, "out": os.path.join(args.dir, f"store_scaling_{n}"), "mode": "local-pipelined",
+                       "threads": args.threads, "workers": 0, "chunk": args.chunk}) for _ in range(3)]
+        wall, cpu = min(r["wall"] for r in runs), min(r["cpu_s"] for r in runs)
+        walls.append(wall)
+        cpus.append(cpu)
+        report["scaling"].append({"atoms": n_atoms, "wall": wall, "cpu": cpu, "runs": runs})
+        print(f"| {n_atoms} | {n} | {wall:.3f} | {cpu:.3f} | {n_atoms / wall:,.0f} | {1e6 * cpu / n_atoms:.1f} | "
+              f"{max(r['peak_rss_mb'] for r in runs):.0f} |", flush=True)
+    fit = lambda y, k=0: float(np.polyfit(np.log(sizes[k:]), np.log(y[k:]), 1)[0])  # noqa: E731
+    report["scaling_exponent"] = {"wall_all": fit(walls), "wall_from_1e4": fit(walls, 1), "cpu_all": fit(cpus),
+                                  "cpu_from_1e4": fit(cpus, 1)}
+    e = report["scaling_exponent"]
+    print(f"\nfitted exponent p (time ∝ atoms^p), {sizes[0]}..{sizes[-1]} atoms: wall {e['wall_all']:.3f}, "
+          f"CPU {e['cpu_all']:.3f}; from {sizes[1]} atoms on: wall {e['wall_from_1e4']:.3f}, "
+          f"CPU {e['cpu_from_1e4']:.3f}")
 
 
 def _same_tree(a: str, b: str) -> bool:
