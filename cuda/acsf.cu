@@ -67,7 +67,7 @@ __device__ inline void flush(T* acc, int n, T* g, int lane) {
 /// shared (features x 33) table per warp.
 template <class T, bool kJvp>
 __global__ void forward_kernel(Tables tab, ListView L, PairData<T> P, T* out) {
-    extern __shared__ unsigned char smem_raw[];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
     const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
     const int n_acc = max(max(tab.ng2, tab.n_ang), 1);
     T* acc = reinterpret_cast<T*>(smem_raw) + size_t(warp) * n_acc * kAccStride;

@@ -110,37 +110,32 @@ def test_build_info_reports_cuda_consistently():
         assert not dev.cuda_available()
 
 
-@pytest.mark.skipif(dev.cuda_compiled(), reason="this build has CUDA: there is no stub")
-def test_stub_raises_clear_error():
+@pytest.mark.skipif(dev.cuda_available(), reason="a GPU is available: the GPU tests below cover it")
+def test_gpu_entry_points_fail_cleanly_without_gpu():
+    """Without CUDA in the build: the stub's "alip was built without CUDA" from every entry
+    point. With CUDA but no GPU or driver: a RuntimeError naming that, never a crash."""
     core = alip._core
     acsf = make_acsf(["Si"], 5.0)
-    calls = [
-        lambda: core.cuda.build_neighbor_list(0, 0, 0, 0, 0, 1, 1, 5.0, 1, 0),
-        lambda: core.cuda.AcsfKernels(acsf._core, 0),
-        lambda: dev.compute(acsf, bulk("Si", "diamond", a=5.431), device="cuda"),
-        lambda: dev.forces_and_virial(acsf, bulk("Si", "diamond", a=5.431), np.zeros((2, acsf.n_features)),
-                                      device="cuda"),
+    si = bulk("Si", "diamond", a=5.431)
+    via_device = [
+        lambda: dev.compute(acsf, si, device="cuda"),
+        lambda: dev.forces_and_virial(acsf, si, np.zeros((2, acsf.n_features)), device="cuda"),
+        lambda: dev.jvp(acsf, si, displacement=torch.zeros(2, 3), device="cuda"),
     ]
-    for call in calls:
-        with pytest.raises(RuntimeError, match="alip was built without CUDA"):
-            call()
-
-
-@pytest.mark.skipif(dev.cuda_available(), reason="a GPU is available")
-def test_cuda_request_without_gpu_raises():
-    acsf = make_acsf(["Si"], 5.0)
-    with pytest.raises(RuntimeError, match="built without CUDA|no CUDA device|sees no GPU"):
-        dev.compute(acsf, bulk("Si", "diamond", a=5.431), device="cuda")
-
-
-@pytest.mark.skipif(not dev.cuda_compiled() or dev.cuda_available(), reason="needs a CUDA build without a GPU")
-def test_cuda_build_without_gpu_raises_runtime_error():
-    """A CUDA build imports and fails cleanly where there is no GPU or driver."""
-    acsf = make_acsf(["Si"], 5.0)
+    if not dev.cuda_compiled():
+        direct = [lambda: core.cuda.build_neighbor_list(0, 0, 0, 0, 0, 1, 1, 5.0, 1, 0),
+                  lambda: core.cuda.AcsfKernels(acsf._core, 0)]
+        for call in direct + via_device:
+            with pytest.raises(RuntimeError, match="alip was built without CUDA"):
+                call()
+        return
     with pytest.raises(RuntimeError, match="NVIDIA|CUDA device"):
-        alip._core.cuda.AcsfKernels(acsf._core, 0)
+        core.cuda.AcsfKernels(acsf._core, 0)
     with pytest.raises((RuntimeError, ValueError), match="NVIDIA|CUDA device|GPU memory"):
-        alip._core.cuda.build_neighbor_list(12345678, 0, 0, 0, 0, 1, 1, 5.0, 1, 0)
+        core.cuda.build_neighbor_list(12345678, 0, 0, 0, 0, 1, 1, 5.0, 1, 0)
+    for call in via_device:
+        with pytest.raises(RuntimeError, match="no CUDA device|sees no GPU"):
+            call()
 
 
 # =========================================================================== dispatch (CPU)
