@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from .featurize import BadFrameError, ON_BAD, featurize_frames
+from .featurize import BadFrameError, ON_BAD, featurize_frames, tune_worker_malloc
 from .pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
 
 __all__ = ["StreamedScores", "score_pool_streamed", "score_frames"]
@@ -90,6 +90,7 @@ def score_frames(committee: Any, frames: Frames) -> tuple[Frames, dict[str, np.n
 def _score_task(committee: Any, source: ChunkRef | Frames, keep: np.ndarray | None,
                 threads: int | None, allow_nonperiodic: bool) -> tuple[Frames, dict[str, np.ndarray]]:
     """One chunk: read (a ChunkRef) or take (Frames), keep the wanted frames, score."""
+    tune_worker_malloc()
     if threads:
         from . import set_num_threads
 
