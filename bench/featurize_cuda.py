@@ -81,18 +81,14 @@ def alip_cases(acsf, structures, device, dtype):
     w = torch.randn(batch.n_atoms, acsf.n_features, dtype=dtype, device=device)
 
     def nl():
-        if device.type == "cuda":
-            p = dev._CudaPath(acsf, batch, device)  # builds the list
-            return p.nl
-        return dev.neighbor_list(acsf, batch)
+        return dev.prepare(acsf, batch)  # builds the neighbor list (on the batch's device)
 
     def values():
         return dev.compute(acsf, batch, dtype=dtype)
 
     def fused():
-        p = dev._path(acsf, batch)
-        G = p.values(dtype)
-        return G, p.forces_virial(w)
+        p = dev.prepare(acsf, batch)
+        return p.values(dtype), p.forces_and_virial(w)
 
     out = {"alip neighbor list": nl} if dtype == torch.float64 else {}
     out.update({f"alip values ({dtype_name(dtype)})": values, f"alip values + fused forces ({dtype_name(dtype)})": fused})

@@ -166,6 +166,21 @@ def test_cpu_tensors_go_to_cpu_core(name, atoms_list, acsf):
     assert dev.compute(acsf, batch, dtype=torch.float32).dtype == torch.float32
 
 
+def test_prepared_batch_reuses_one_list_cpu():
+    _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
+    w, u, U = (torch.from_numpy(x) for x in random_inputs(acsf, atoms_list, seed=8))
+    p = dev.prepare(acsf, atoms_list)
+    assert not p.on_gpu and p.device.type == "cpu"
+    assert np.array_equal(p.values().numpy(), acsf.compute(atoms_list))
+    F, W = p.forces_and_virial(w)
+    F1, W1 = dev.forces_and_virial(acsf, atoms_list, w)
+    close(F.numpy(), F1.numpy(), 1e-12)
+    close(W.numpy(), W1.numpy(), 1e-12)
+    close(p.jvp(u, U).numpy(), dev.jvp(acsf, atoms_list, u, U).numpy(), 1e-12)
+    Fk, Wk = p.forces_and_virial(torch.stack([w, 2 * w]))  # committee members
+    close(Fk[1].numpy(), 2 * F.numpy(), 1e-12)
+
+
 def test_forces_adjoint_of_jvp_cpu():
     """<J u + J_eps U, w> = <u, -F(w)> + <U, -W(w)>: fused VJP and JVP are adjoint."""
     factory, species, cutoff = STRUCTURES["sio_triclinic"]
@@ -404,6 +419,21 @@ def test_gpu_autograd_matches_cpu(gpu):
     batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
     w = torch.randn(batch.n_atoms, acsf.n_features, dtype=torch.float64, device=gpu, requires_grad=True)
     torch.autograd.gradgradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
+
+
+@requires_gpu
+def test_gpu_prepared_batch(gpu):
+    _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
+    w, u, U = random_inputs(acsf, atoms_list, seed=9)
+    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
+    p = dev.prepare(acsf, dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu))
+    assert p.on_gpu
+    for _ in range(2):  # the list is reused
+        close(p.values().cpu().numpy(), values)
+        Fg, Wg = p.forces_and_virial(torch.from_numpy(w).to(gpu))
+        close(Fg.cpu().numpy(), F)
+        close(Wg.cpu().numpy(), W)
+        close(p.jvp(torch.from_numpy(u).to(gpu), torch.from_numpy(U).to(gpu)).cpu().numpy(), jvp)
 
 
 @requires_gpu

@@ -9,6 +9,7 @@ made by :func:`select_device` and nowhere else.
 >>> G = compute(acsf, batch)                          # (N, F) on the GPU
 >>> F, W = forces_and_virial(acsf, batch, dE_dG)      # (N, 3), (S, 3, 3); no Jacobian stored
 >>> G = acsf_values(acsf, batch.positions.requires_grad_(), batch)  # autograd in positions/cells
+>>> p = prepare(acsf, batch); G = p.values(); F, W = p.forces_and_virial(dE_dG)  # one neighbor list
 
 Derivatives. ``forces_and_virial`` is differentiable in ``dE_dG`` (its backward is the
 Jacobian–vector product :func:`jvp`, and the backward of that is ``forces_and_virial``
@@ -41,8 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .descriptors import ACSF
 
 __all__ = [
-    "cuda_compiled", "cuda_available", "select_device", "TorchBatch", "compute", "forces_and_virial", "jvp",
-    "acsf_values", "neighbor_list",
+    "cuda_compiled", "cuda_available", "select_device", "TorchBatch", "prepare", "Prepared", "compute",
+    "forces_and_virial", "jvp", "acsf_values", "neighbor_list",
 ]
 
 NO_CUDA_MESSAGE = ("alip was built without CUDA: the GPU path is not available. Rebuild with nvcc on PATH: "
@@ -431,16 +432,68 @@ def _cell_gradient(dL_deps, positions, g_pos, cells, pbc, offsets):
 
 
 # --------------------------------------------------------------------------- public API
+class Prepared:
+    """A batch with its neighbor list built once (on the GPU or the CPU, by the dispatch
+    rule), for several calls on the same geometry: values, then forces from the network's
+    dE/dG (an MD or pool-scoring step), or a training step's forces and their backward."""
+
+    def __init__(self, acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any = None):
+        batch = _as_batch(acsf, structures, device)
+        self.acsf = acsf
+        self.batch = batch
+        self._path = _path(acsf, batch, device)
+
+    @property
+    def device(self) -> "torch.device":
+        return self._path.device
+
+    @property
+    def on_gpu(self) -> bool:
+        return isinstance(self._path, _CudaPath)
+
+    def values(self, dtype: Optional["torch.dtype"] = None) -> "torch.Tensor":
+        """(N, F); float64 by default, float32 on request (computed in it on the GPU)."""
+        import torch
+
+        return self._path.values(dtype or torch.float64).to(self._path.device)
+
+    def forces_and_virial(self, dE_dG: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Forces (..., N, 3) and virials (..., S, 3, 3); differentiable in dE_dG."""
+        import torch
+
+        if not isinstance(dE_dG, torch.Tensor):
+            dE_dG = torch.as_tensor(np.asarray(dE_dG, dtype=np.float64), device=self._path.device)
+        _check_w(self._path, dE_dG)
+        ForcesVirial, _, _ = _functions()
+        return ForcesVirial.apply(dE_dG, self._path)
+
+    def jvp(self, displacement: Optional["torch.Tensor"] = None,
+            strain: Optional["torch.Tensor"] = None) -> "torch.Tensor":
+        """(..., N, F) = J_r displacement + J_eps strain; differentiable in both."""
+        p = self._path
+        if displacement is None and strain is None:
+            raise ValueError("give a displacement, a strain or both")
+        if displacement is not None and displacement.shape[-2:] != (p.n_atoms, 3):
+            raise ValueError(f"displacement must have shape (..., {p.n_atoms}, 3), got {tuple(displacement.shape)}")
+        if strain is not None and strain.shape[-3:] != (p.n_structures, 3, 3):
+            raise ValueError(f"strain must have shape (..., {p.n_structures}, 3, 3), got {tuple(strain.shape)}")
+        if displacement is not None and strain is not None and displacement.dtype != strain.dtype:
+            strain = strain.to(displacement.dtype)
+        _, Jvp, _ = _functions()
+        return Jvp.apply(displacement, strain, p)
+
+
+def prepare(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any = None) -> Prepared:
+    """Builds the neighbor list of a batch once; see :class:`Prepared`."""
+    return Prepared(acsf, structures, device)
+
+
 def compute(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any = None,
             dtype: Optional["torch.dtype"] = None) -> "torch.Tensor":
     """Descriptor values (N, F) as a tensor on the batch's device (or ``device``).
     ``dtype``: float64 (default) or float32 (the GPU computes in it; the CPU core computes
     in float64 and casts)."""
-    import torch
-
-    batch = _as_batch(acsf, structures, device)
-    path = _path(acsf, batch, device)
-    return path.values(dtype or torch.float64).to(path.device)
+    return Prepared(acsf, structures, device).values(dtype)
 
 
 def forces_and_virial(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], dE_dG: "torch.Tensor",
@@ -453,10 +506,7 @@ def forces_and_virial(acsf: "ACSF", structures: Union[StructureOrList, TorchBatc
     batch = _as_batch(acsf, structures, device)
     if not isinstance(dE_dG, torch.Tensor):
         dE_dG = torch.as_tensor(np.asarray(dE_dG, dtype=np.float64))
-    path = _path(acsf, batch, select_device(batch.positions, dE_dG, device=device))
-    _check_w(path, dE_dG)
-    ForcesVirial, _, _ = _functions()
-    return ForcesVirial.apply(dE_dG, path)
+    return Prepared(acsf, batch, select_device(batch.positions, dE_dG, device=device)).forces_and_virial(dE_dG)
 
 
 def jvp(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], displacement: Optional["torch.Tensor"] = None,
@@ -464,20 +514,11 @@ def jvp(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], displaceme
     """dG (..., N, F) = sum_j dG_i/dr_j displacement_j + sum_ab dG_i/deps_ab strain_ab, for
     displacement (..., N, 3) and strain (..., S, 3, 3) (either may be None). The adjoint
     of :func:`forces_and_virial`; differentiable in both inputs."""
-    import torch
-
     if displacement is None and strain is None:
         raise ValueError("give a displacement, a strain or both")
     batch = _as_batch(acsf, structures, device)
-    path = _path(acsf, batch, select_device(batch.positions, displacement, strain, device=device))
-    if displacement is not None and displacement.shape[-2:] != (path.n_atoms, 3):
-        raise ValueError(f"displacement must have shape (..., {path.n_atoms}, 3), got {tuple(displacement.shape)}")
-    if strain is not None and strain.shape[-3:] != (path.n_structures, 3, 3):
-        raise ValueError(f"strain must have shape (..., {path.n_structures}, 3, 3), got {tuple(strain.shape)}")
-    if displacement is not None and strain is not None and displacement.dtype != strain.dtype:
-        strain = strain.to(displacement.dtype)
-    _, Jvp, _ = _functions()
-    return Jvp.apply(displacement, strain, path)
+    d = select_device(batch.positions, displacement, strain, device=device)
+    return Prepared(acsf, batch, d).jvp(displacement, strain)
 
 
 def acsf_values(acsf: "ACSF", positions: "torch.Tensor", batch: TorchBatch, cells: Optional["torch.Tensor"] = None,
