@@ -12,7 +12,8 @@ Sections:
 1. readers: CPU time of ase.io.iread, the C-backed ``extxyz`` package (if installed),
    alip's own reader (index + parse), and of the featurizer on the same frames;
 2. stores (``--stores``): writing and reading 10^6 x 36 float64 values in 8192-row
-   chunks as per-chunk .npy files, Zarr v3 and HDF5 (each if installed);
+   chunks as per-chunk .npy files, Zarr v3 and HDF5 (each if installed:
+   ``pip install zarr h5py extxyz`` for the peers of sections 1 and 2);
 3. file -> store, each run in a fresh subprocess: local (threads of the core, reading /
    featurizing / writing pipelined or serial) against a Dask LocalCluster with 2 worker
    processes of 1 thread; wall time, atoms/s, peak RSS (kernel counter), CPU time and

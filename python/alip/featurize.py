@@ -13,6 +13,7 @@ broadcast to the workers once, and the files are the same bytes as a local run's
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import queue
 import shutil
@@ -401,7 +402,7 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
             "n_frames": reader.n_frames, "n_chunks": len(bounds) - 1,
             "allow_nonperiodic": reader.allow_nonperiodic,
             "source": {"path": reader.path, "kind": reader.kind, **reader.fingerprint}}
-    meta = fs.json.loads(fs.json.dumps(meta))
+    meta = json.loads(json.dumps(meta))   # the types a reread meta.json has (lists, not tuples)
     done = _prepare_store(out, meta, bounds, resume, overwrite)
     refs = {k: reader.ref(int(bounds[k]), int(bounds[k + 1])) for k in range(len(bounds) - 1) if k not in done}
     summary = FeaturizeSummary(out, reader.n_frames, 0, 0, acsf.n_features, len(bounds) - 1, len(done),
