@@ -85,8 +85,8 @@ def combine_qbc(energy_std: np.ndarray, max_force_dev: np.ndarray) -> np.ndarray
 
 
 # ----------------------------------------------------------------------------- EMC
-def _functional_parts(net: Any, params: str) -> tuple[dict, dict, list]:
-    """(trainable, frozen) parameter dicts of a CommitteeNetwork and the per-species layout."""
+def _split_params(net: Any, params: str) -> tuple[dict, dict, list]:
+    """(differentiated, fixed) parameter dicts of a CommitteeNetwork and the per-species layout."""
     import torch
 
     trainable: dict[str, torch.Tensor] = {}
@@ -118,7 +118,7 @@ def _emc_sqnorms(net: Any, params: str, G: Any, V: Any | None, cE: Any, cF: Any,
     """
     import torch
 
-    trainable, frozen, layout = _functional_parts(net, params)
+    trainable, frozen, layout = _split_params(net, params)
     S, A, F = G.shape
     K = net.n_members
     with torch.enable_grad():
