@@ -15,6 +15,11 @@ _LAZY = {
     "ACSF": ("alip.descriptors", "ACSF"),
     "Descriptors": ("alip.descriptors", "Descriptors"),
     "neighbor_list": ("alip.neighbors", "neighbor_list"),
+    "Calculator": ("alip.calculator", "Calculator"),
+    "Committee": ("alip.committee", "Committee"),
+    "featurize_pool": ("alip.featurize", "featurize_pool"),
+    "FeatureStore": ("alip.feature_store", "FeatureStore"),
+    "score_pool_streamed": ("alip.pool_scoring", "score_pool_streamed"),
 }
 
 
