@@ -157,15 +157,9 @@ def add_parser(subparsers: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m alip.cli_loop {init,run,compare} ...``."""
-    parser = argparse.ArgumentParser(prog="alip", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+    from .cli import run_parser, subcommand_parser
+
+    return run_parser(subcommand_parser(__doc__, add_parser), argv)
 
 
 if __name__ == "__main__":

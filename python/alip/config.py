@@ -199,7 +199,7 @@ class Config:
     # ---------------------------------------------------------------- validation
     def validate(self) -> None:
         """Raise ConfigError for values out of range or inconsistent."""
-        r, lab, p, t, tr, a = self.run, self.labeling, self.pool, self.test, self.training, self.acquisition
+        r, lab, p, t, a = self.run, self.labeling, self.pool, self.test, self.acquisition
         _choice("run.strategy", r.strategy, STRATEGIES)
         _positive("run.n_initial", r.n_initial)
         _positive("run.batch_size", r.batch_size)

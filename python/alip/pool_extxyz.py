@@ -9,9 +9,13 @@ many frames at once; a frame that does not parse is reported with its line numbe
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase.data import atomic_numbers
+
+if TYPE_CHECKING:
+    from .pool_reader import Frames
 
 __all__ = ["PoolFormatError", "index_extxyz", "parse_extxyz", "count_lines"]
 
