@@ -91,6 +91,26 @@ def test_loop_end_to_end_follows_the_run_directory_contract(tmp_path):
     assert "iteration 2" in (out / "log.txt").read_text()
 
 
+def test_qbc_scoring_on_dask_selects_what_local_scoring_selects(tmp_path, monkeypatch):
+    """With a Dask executor the pool is scored by the streamed scorer on the workers; the
+    selections, scores and curve equal an in-process run's."""
+    import alip.loop as loop_module
+
+    calls = []
+    streamed = loop_module._score_qbc_on_dask
+    monkeypatch.setattr(loop_module, "_score_qbc_on_dask", lambda *a, **k: calls.append(1) or streamed(*a, **k))
+    local = run(tiny(tmp_path / "local", run={"strategy": "qbc"}))
+    assert calls == []
+    dask = run(tiny(tmp_path / "dask", run={"strategy": "qbc"}, labeling={"executor": "dask", "max_workers": 2}))
+    a, b = _iters(tmp_path / "local"), _iters(tmp_path / "dask")
+    assert [r["selected"] for r in a] == [r["selected"] for r in b]
+    assert len(a[0]["selected"]) == 3
+    for ra, rb in zip(a, b):
+        np.testing.assert_allclose(ra["selected_scores"], rb["selected_scores"], rtol=1e-10)
+    assert [r["n_labels"] for r in local.curve] == [r["n_labels"] for r in dask.curve]
+    assert len(calls) == len(b) - 1  # every iteration but the last (budget spent) scored on Dask
+
+
 def test_strategies_share_initial_sets_and_random_is_reproducible(tmp_path):
     runs = {}
     for name, strategy, seed in (("q0", "qbc", 0), ("e0", "emc", 0), ("r0", "random", 0), ("r0b", "random", 0),

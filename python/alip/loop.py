@@ -228,6 +228,25 @@ def evaluate_test_set(committee: Any, test: list[Atoms]) -> tuple[dict, dict]:
 
 
 
+def _is_dask_client(executor: Any) -> bool:
+    """True for a ``distributed.Client`` (not a plain concurrent.futures executor)."""
+    return type(executor).__module__.startswith("distributed") and hasattr(executor, "scatter")
+
+
+def _score_qbc_on_dask(committee: Any, atoms: list[Atoms], client: Any, a: Any, threads: int,
+                       progress: bool) -> Any:
+    """QBC scores of the pool through :func:`alip.pool_scoring.score_pool_streamed` on a Dask client."""
+    from .acquisition import PoolScores, combine_qbc
+    from .pool_scoring import score_pool_streamed
+
+    r = score_pool_streamed(committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop",
+                            threads=threads, progress=progress)
+    scores = {"force": r.max_force_dev, "energy": r.energy_std}.get(a.qbc_score)
+    if scores is None:
+        scores = combine_qbc(r.energy_std, r.max_force_dev)
+    return PoolScores(np.asarray(scores, dtype=np.float64), r.features, r.energy_std, r.max_force_dev)
+
+
 def open_executor(cfg: Config) -> tuple[Any, Any]:
     """(executor for label_batch, close function) as set in ``[labeling]``."""
     lab = cfg.labeling
@@ -423,12 +442,17 @@ class _Run:
         if reason is None:
             atoms = [pool_atoms[i] for i in pool_ids]
             a = cfg.acquisition
-            with torch_threads(cfg.run.threads):
-                scored = score_pool(committee, atoms, cfg.run.strategy, qbc_kind=a.qbc_score,
-                                    emc_forces=a.emc_forces, emc_params=a.emc_params,
-                                    weight_energy=cfg.training.weight_energy,
-                                    weight_forces=cfg.training.weight_forces, chunk_atoms=a.chunk_atoms,
-                                    seed=_seed(cfg.run.seed, n, 1), progress=self.progress)
+            client = self.executor()
+            if cfg.run.strategy == "qbc" and _is_dask_client(client):
+                # shard the scoring over the Dask workers; the committee is sent once per worker
+                scored = _score_qbc_on_dask(committee, atoms, client, a, cfg.run.threads, self.progress)
+            else:
+                with torch_threads(cfg.run.threads):
+                    scored = score_pool(committee, atoms, cfg.run.strategy, qbc_kind=a.qbc_score,
+                                        emc_forces=a.emc_forces, emc_params=a.emc_params,
+                                        weight_energy=cfg.training.weight_energy,
+                                        weight_forces=cfg.training.weight_forces, chunk_atoms=a.chunk_atoms,
+                                        seed=_seed(cfg.run.seed, n, 1), progress=self.progress)
             diversity = a.diversity if (cfg.run.strategy != "random" or a.random_diversity) else "none"
             features = scored.features
             if diversity != "none" and features is None:
