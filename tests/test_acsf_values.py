@@ -361,3 +361,24 @@ def test_thread_count_does_not_change_results():
         np.testing.assert_array_equal(b.grad_neighbors, a.grad_neighbors)
         np.testing.assert_allclose(b.grad_values, a.grad_values, rtol=0, atol=1e-13 * np.abs(a.grad_values).max())
         np.testing.assert_allclose(b.strain_grad, a.strain_grad, rtol=0, atol=1e-13 * np.abs(a.strain_grad).max())
+
+
+def test_packed_batch_api_equals_atoms_api():
+    """compute_packed / forces_and_virial_packed (readers that never build Atoms) give the
+    Atoms API's numbers, and bad shapes raise ValueError."""
+    from alip._structures_pack import pack
+    from alip.descriptors import ACSF, PackedBatch
+
+    acsf = ACSF.default_si()
+    structures = [bulk("Si", "diamond", a=5.43, cubic=True), bulk("Si", "diamond", a=5.5)]
+    structures[0].rattle(0.05, seed=3)
+    batch = pack(structures, acsf.species)
+    np.testing.assert_array_equal(acsf.compute_packed(batch), acsf.compute(structures))
+    w = np.random.default_rng(0).normal(size=(10, acsf.n_features))
+    f1, v1 = acsf.forces_and_virial_packed(batch, w)
+    f2, v2 = acsf.forces_and_virial(structures, w)
+    np.testing.assert_allclose(f1, f2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(v1, v2, rtol=0, atol=1e-12)
+    bad = PackedBatch(batch.positions[:-1], batch.species, batch.offsets, batch.cells, batch.pbc)
+    with pytest.raises(ValueError, match="positions"):
+        acsf.compute_packed(bad)

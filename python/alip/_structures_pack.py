@@ -26,6 +26,13 @@ class PackedBatch:
     def arrays(self) -> tuple:
         return self.positions, self.species, self.offsets, self.cells, self.pbc
 
+    def contiguous(self) -> "PackedBatch":
+        """The same batch with C-contiguous arrays of the dtypes the core reads."""
+        c = np.ascontiguousarray
+        return PackedBatch(c(self.positions, dtype=np.float64), c(self.species, dtype=np.int32),
+                           c(self.offsets, dtype=np.int64), c(self.cells, dtype=np.float64),
+                           c(self.pbc, dtype=np.uint8))
+
 
 def as_list(structures: StructureOrList) -> tuple[list[Atoms], bool]:
     """Returns (list of Atoms, whether a single Atoms was given)."""

@@ -15,9 +15,9 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
 from . import _core
-from ._structures_pack import StructureOrList, as_list, offsets_of, pack
+from ._structures_pack import PackedBatch, StructureOrList, as_list, offsets_of, pack
 
-__all__ = ["ACSF", "Descriptors", "offsets"]
+__all__ = ["ACSF", "Descriptors", "PackedBatch", "offsets"]
 
 CUTOFF_FUNCTIONS = ("cosine", "polynomial")
 
@@ -207,3 +207,13 @@ class ACSF:
             raise ValueError(f"dE_dG must have shape ({n}, {self.n_features}), got {dE_dG.shape}")
         forces, virials = self._core.forces_virial(*batch.arrays(), np.ascontiguousarray(dE_dG))
         return (forces, virials[0]) if single else (forces, virials)
+
+    # ---- packed batches (readers that never build ase.Atoms) ----------------
+    def compute_packed(self, batch: PackedBatch) -> np.ndarray:
+        """Values (N, F) of a batch already packed as flat arrays; `batch.species` holds
+        indices into `self.species`. Shapes are checked by the core."""
+        return self._core.values(*batch.contiguous().arrays())
+
+    def forces_and_virial_packed(self, batch: PackedBatch, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forces (N, 3) and virials (n_structures, 3, 3) of a packed batch given dE/dG (N, F)."""
+        return self._core.forces_virial(*batch.contiguous().arrays(), np.ascontiguousarray(dE_dG, dtype=np.float64))

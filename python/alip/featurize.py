@@ -71,10 +71,10 @@ def core_values(acsf: Any, frames: Frames, species_index: np.ndarray | None = No
         if bad:
             frame, reason = next(iter(bad.items()))
             raise ValueError(f"frame {frame}: {reason}")
-    return acsf._core.values(np.ascontiguousarray(frames.positions, dtype=np.float64),
-                             np.ascontiguousarray(species_index, dtype=np.int32), frames.offsets,
-                             np.ascontiguousarray(frames.cells, dtype=np.float64),
-                             np.ascontiguousarray(frames.pbc, dtype=np.uint8))
+    from .descriptors import PackedBatch
+
+    return acsf.compute_packed(PackedBatch(frames.positions, species_index, frames.offsets, frames.cells,
+                                           frames.pbc))
 
 
 def featurize_frames(acsf: Any, frames: Frames) -> tuple[Frames, np.ndarray]:
