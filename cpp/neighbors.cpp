@@ -5,81 +5,23 @@
 #include <numeric>
 #include <sstream>
 
+#include "cell_geometry.hpp"
 #include "parallel.hpp"
 
 namespace alip {
 
 namespace {
 
-using Mat3 = std::array<double, 9>;
+using geometry::cross;
+using geometry::det3;
+using geometry::dot;
+using geometry::inverse3;
+using geometry::Mat3;
+using geometry::norm3;
 
-void cross(const double* u, const double* v, double* out) {
-    out[0] = u[1] * v[2] - u[2] * v[1];
-    out[1] = u[2] * v[0] - u[0] * v[2];
-    out[2] = u[0] * v[1] - u[1] * v[0];
-}
-double dot(const double* u, const double* v) { return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]; }
-double norm(const double* u) { return std::sqrt(dot(u, u)); }
-
-double det3(const Mat3& h) {
-    return h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
-           h[2] * (h[3] * h[7] - h[4] * h[6]);
-}
-
-Mat3 inverse3(const Mat3& h) {
-    const double d = det3(h);
-    Mat3 inv;
-    inv[0] = (h[4] * h[8] - h[5] * h[7]) / d;
-    inv[1] = (h[2] * h[7] - h[1] * h[8]) / d;
-    inv[2] = (h[1] * h[5] - h[2] * h[4]) / d;
-    inv[3] = (h[5] * h[6] - h[3] * h[8]) / d;
-    inv[4] = (h[0] * h[8] - h[2] * h[6]) / d;
-    inv[5] = (h[2] * h[3] - h[0] * h[5]) / d;
-    inv[6] = (h[3] * h[7] - h[4] * h[6]) / d;
-    inv[7] = (h[1] * h[6] - h[0] * h[7]) / d;
-    inv[8] = (h[0] * h[4] - h[1] * h[3]) / d;
-    return inv;
-}
-
-void normalize(double* u) {
-    const double n = norm(u);
-    u[0] /= n;
-    u[1] /= n;
-    u[2] /= n;
-}
-
-/// Binning cell: the periodic lattice vectors, completed by unit vectors
-/// orthogonal to them along non-periodic axes (the user's cell is irrelevant there).
 Mat3 binning_cell(const StructureView& s) {
-    Mat3 h{};
-    const int n_periodic = int(s.pbc[0]) + int(s.pbc[1]) + int(s.pbc[2]);
-    if (n_periodic == 0) return {1, 0, 0, 0, 1, 0, 0, 0, 1};
-    for (int a = 0; a < 3; ++a)
-        if (s.pbc[a])
-            for (int k = 0; k < 3; ++k) h[3 * a + k] = s.cell[3 * a + k];
-    if (n_periodic == 3) return h;
-    if (n_periodic == 2) {
-        int missing = !s.pbc[0] ? 0 : (!s.pbc[1] ? 1 : 2);
-        const double* u = &h[3 * ((missing + 1) % 3)];
-        const double* v = &h[3 * ((missing + 2) % 3)];
-        cross(u, v, &h[3 * missing]);
-        normalize(&h[3 * missing]);
-        return h;
-    }
-    // one periodic axis: two unit vectors orthogonal to it and to each other
-    int p = s.pbc[0] ? 0 : (s.pbc[1] ? 1 : 2);
-    double u[3] = {h[3 * p], h[3 * p + 1], h[3 * p + 2]};
-    normalize(u);
-    double trial[3] = {1, 0, 0};
-    if (std::abs(u[0]) > 0.9) trial[0] = 0, trial[1] = 1;
-    double w1[3], w2[3];
-    cross(u, trial, w1);
-    normalize(w1);
-    cross(u, w1, w2);
-    normalize(w2);
-    const int a1 = (p + 1) % 3, a2 = (p + 2) % 3;
-    for (int k = 0; k < 3; ++k) h[3 * a1 + k] = w1[k], h[3 * a2 + k] = w2[k];
-    return h;
+    const bool pbc[3] = {s.pbc[0], s.pbc[1], s.pbc[2]};
+    return geometry::binning_cell(s.cell, pbc);
 }
 
 int64_t floor_div(int64_t a, int64_t b) {
@@ -101,7 +43,7 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     const int64_t n = s.n_atoms;
     const Mat3 h = binning_cell(s);
     const Mat3 hinv = inverse3(h);
-    const double vol = std::abs(det3(h));
+    const double vol = std::abs(det3(h.data()));
 
     // fractional coordinates; wrap along periodic axes and remember the wrap
     std::vector<double> frac(3 * n);
@@ -126,7 +68,7 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     for (int a = 0; a < 3; ++a) {
         double c[3];
         cross(&h[3 * ((a + 1) % 3)], &h[3 * ((a + 2) % 3)], c);
-        spacing[a] = vol / norm(c);  // distance between lattice planes along a
+        spacing[a] = vol / norm3(c);  // distance between lattice planes along a
         double extent = 1.0;
         lo[a] = 0.0;
         if (!s.pbc[a]) {
@@ -289,7 +231,7 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
                 nl.vector[3 * p + k] = rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] +
                                        pr.s[2] * s.cell[6 + k];
             }
-            nl.distance[p] = norm(&nl.vector[3 * p]);
+            nl.distance[p] = norm3(&nl.vector[3 * p]);
         }
         std::vector<Pair>().swap(chunks[c]);
     }
