@@ -33,7 +33,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -138,16 +138,6 @@ def cuaev_cases(structures, device, strategy="cuaev"):
     return {f"{name} forward (float32)": forward, f"{name} forward+backward (float32)": fwd_bwd}
 
 
-def fmt_rate(x: Optional[float]) -> str:
-    if x is None:
-        return "—"
-    if x >= 1e6:
-        return f"{x / 1e6:.2f} M"
-    if x >= 1e3:
-        return f"{x / 1e3:.1f} k"
-    return f"{x:.1f}"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="512 and 4096 atoms, a 64-cell pool, short timings")
@@ -226,7 +216,7 @@ def main(argv=None) -> int:
         cells = []
         for lab in labels:
             r = row.get(lab)
-            cells.append("—" if r is None else ("error" if "error" in r else fmt_rate(r["atoms_per_s"])))
+            cells.append("—" if r is None else ("error" if "error" in r else F.fmt_rate(r["atoms_per_s"])))
         print(f"| {name} | " + " | ".join(cells) + " |")
     errors = [(n, lab, r["error"]) for n, row in results.items() for lab, r in row.items() if "error" in r]
     for n, lab, e in errors:
