@@ -309,6 +309,21 @@ def test_bad_frames_stop_at_the_first_one(tmp_path):
     assert not (tmp_path / "out" / "complete.json").exists()
 
 
+def test_bad_frame_stops_a_dask_run_and_names_the_frame(tmp_path):
+    """On Dask a bad frame with on_bad="stop" also ends in a BadFrameError naming one of
+    the bad frames, and the store is not marked complete."""
+    import distributed
+
+    path, _, reasons = _bad_pool_text(tmp_path)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with pytest.raises(BadFrameError) as info:
+            featurize_pool(path, tmp_path / "out", _acsf(["Si", "C"]), chunk=2, client=client, threads=1)
+    assert info.value.frame in reasons
+    assert f"frame {info.value.frame}:" in str(info.value)
+    assert not (tmp_path / "out" / "complete.json").exists()
+
+
 @pytest.mark.parametrize("pipeline", [True, False])
 def test_bad_frames_skipped_are_recorded_in_place(tmp_path, pipeline):
     path, structures, reasons = _bad_pool_text(tmp_path)

@@ -12,7 +12,6 @@ broadcast to the workers once, and the files are the same bytes as a local run's
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import queue
@@ -26,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import feature_store as fs
+from ._dask_window import run_windowed
 from .feature_store import FeatureStore
 from .pool_reader import ChunkRef, Frames, PoolReader, chunk_bounds, open_pool, read_ref
 
@@ -264,8 +264,6 @@ def _workers_see(paths: list[str]) -> bool:
 def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
               threads: int | None, report: Callable[[ChunkResult], bool]) -> None:
     """One Dask task per chunk; a sliding window of tasks keeps worker memory bounded."""
-    from distributed import as_completed
-
     if not refs:
         return
     paths = [next(iter(refs.values())).path, out]
@@ -275,8 +273,6 @@ def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype
         raise ValueError(f"Dask workers {blind} cannot see {paths}: the pool and the store must be on a "
                          f"filesystem shared with the workers")
     acsf_f = client.scatter(acsf, broadcast=True, hash=False)
-    window = max(2, 2 * sum(client.nthreads().values()))
-    pending = iter(refs.items())
     token = uuid.uuid4().hex[:8]
 
     def submit(item: tuple[int, ChunkRef]) -> Any:
@@ -284,17 +280,9 @@ def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype
         return client.submit(process_chunk, out, k, ref, acsf_f, dtype, on_bad, threads,
                              key=f"alip-featurize-{token}-{k}", retries=1)
 
-    running = as_completed([submit(item) for item in itertools.islice(pending, window)])
     try:
-        for fut in running:
-            res = fut.result()
-            if not report(res):
-                break
-            nxt = next(pending, None)
-            if nxt is not None:
-                running.add(submit(nxt))
+        run_windowed(client, refs.items(), submit, report)
     finally:
-        client.cancel(list(running.futures))
         client.cancel(acsf_f)
 
 

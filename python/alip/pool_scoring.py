@@ -21,7 +21,6 @@ in-memory lists of structures travel as packed arrays, one chunk per task.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import time
 import uuid
@@ -31,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
+from ._dask_window import run_windowed
 from .featurize import BadFrameError, ON_BAD, featurize_frames, tune_worker_malloc
 from .pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
 
@@ -228,13 +228,9 @@ class _omp_threads:
 def _score_dask(client: Any, committee: Any, plan: list, source: Any, threads: int | None,
                 allow_nonperiodic: bool, collect: Any) -> None:
     """One task per chunk over a sliding window; the committee is scattered once to all workers."""
-    from distributed import as_completed
-
     if not plan:
         return
     committee_f = client.scatter(committee, broadcast=True, hash=False)
-    window = max(2, 2 * sum(client.nthreads().values()))
-    pending = iter(plan)
     token = uuid.uuid4().hex[:8]
     counter = iter(range(len(plan)))
 
@@ -243,14 +239,7 @@ def _score_dask(client: Any, committee: Any, plan: list, source: Any, threads: i
         return client.submit(_score_task, committee_f, source(a, b, keep), keep, threads, allow_nonperiodic,
                              key=f"alip-score-{token}-{next(counter)}", retries=1)
 
-    running = as_completed([submit(item) for item in itertools.islice(pending, window)])
     try:
-        for fut in running:
-            collect(*fut.result())
-            fut.release()
-            nxt = next(pending, None)
-            if nxt is not None:
-                running.add(submit(nxt))
+        run_windowed(client, plan, submit, lambda result: collect(*result))
     finally:
-        client.cancel(list(running.futures))
         client.cancel(committee_f)
