@@ -173,49 +173,58 @@ void Acsf::gradients(const StructureView& s, const NeighborList& nl, const std::
 }
 
 void Acsf::forces_virial(const StructureView& s, const NeighborList& nl, const double* dE_dG, double* forces,
-                         double* virial, bool parallel) const {
-    const int64_t n = s.n_atoms;
+                         double* virial, bool parallel, VjpRhs rhs) const {
+    const int64_t n = s.n_atoms, K = rhs.n;
+    const int64_t per_rhs = 3 * n + 9;  // one thread buffer per rhs: forces then virial
     const int n_threads = (parallel && n >= kMinAtomsPerParallelRegion) ? get_num_threads() : 1;
-    std::vector<double> buffers(size_t(n_threads > 1 ? n_threads : 0) * size_t(3 * n + 9), 0.0);
-    std::fill(forces, forces + 3 * n, 0.0);
-    std::fill(virial, virial + 9, 0.0);
+    std::vector<double> buffers(size_t(n_threads) * size_t(K * per_rhs), 0.0);
     ExceptionCollector errors;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
     {
         errors.run([&] {
-            double* f = forces;
-            double* w = virial;
-            if (n_threads > 1) {
-                f = &buffers[size_t(thread_id()) * size_t(3 * n + 9)];
-                w = f + 3 * n;
-            }
+            double* buf = &buffers[size_t(thread_id()) * size_t(K * per_rhs)];
             detail::LocalNeighbors L;
             detail::BlockScratch block;
             detail::VjpMode mode;
+            mode.n_rhs = K;
+            mode.w_stride = rhs.dE_dG_stride;
 #pragma omp for schedule(dynamic, 8)
             for (int64_t i = 0; i < n; ++i) {
                 mode.w = dE_dG + i * n_features_;
                 center(s, nl, i, mode, L, block);
-                for (int64_t k = 0; k < L.m; ++k) {
-                    const double v[3] = {L.x[k], L.y[k], L.z[k]};
-                    const double g[3] = {mode.coef[k] * v[0] + mode.ex[k], mode.coef[k] * v[1] + mode.ey[k],
-                                         mode.coef[k] * v[2] + mode.ez[k]};
-                    const int64_t j = nl.neighbor[L.entry[k]];
-                    for (int c = 0; c < 3; ++c) {
-                        f[3 * j + c] -= g[c];
-                        f[3 * i + c] += g[c];
+                for (int64_t r = 0; r < K; ++r) {
+                    double* f = buf + r * per_rhs;
+                    double* w = f + 3 * n;
+                    const double* coef = mode.coef.data() + r * L.m;
+                    const double* ex = mode.ex.data() + r * L.m;
+                    const double* ey = mode.ey.data() + r * L.m;
+                    const double* ez = mode.ez.data() + r * L.m;
+                    for (int64_t k = 0; k < L.m; ++k) {
+                        const double v[3] = {L.x[k], L.y[k], L.z[k]};
+                        const double g[3] = {coef[k] * v[0] + ex[k], coef[k] * v[1] + ey[k], coef[k] * v[2] + ez[k]};
+                        const int64_t j = nl.neighbor[L.entry[k]];
+                        for (int c = 0; c < 3; ++c) {
+                            f[3 * j + c] -= g[c];
+                            f[3 * i + c] += g[c];
+                        }
+                        for (int a = 0; a < 3; ++a)
+                            for (int b = 0; b < 3; ++b) w[3 * a + b] -= v[a] * g[b];
                     }
-                    for (int a = 0; a < 3; ++a)
-                        for (int b = 0; b < 3; ++b) w[3 * a + b] -= v[a] * g[b];
                 }
             }
         });
     }
     errors.rethrow();
-    for (int t = 0; t < (n_threads > 1 ? n_threads : 0); ++t) {
-        const double* f = &buffers[size_t(t) * size_t(3 * n + 9)];
-        for (int64_t k = 0; k < 3 * n; ++k) forces[k] += f[k];
-        for (int k = 0; k < 9; ++k) virial[k] += f[3 * n + k];
+    for (int64_t r = 0; r < K; ++r) {
+        double* fo = forces + r * rhs.forces_stride;
+        double* wo = virial + r * rhs.virial_stride;
+        std::fill(fo, fo + 3 * n, 0.0);
+        std::fill(wo, wo + 9, 0.0);
+        for (int t = 0; t < n_threads; ++t) {
+            const double* f = &buffers[size_t(t) * size_t(K * per_rhs) + size_t(r * per_rhs)];
+            for (int64_t k = 0; k < 3 * n; ++k) fo[k] += f[k];
+            for (int k = 0; k < 9; ++k) wo[k] += f[3 * n + k];
+        }
     }
 }
 

@@ -48,6 +48,14 @@ struct GradientOutput {
     int64_t atom_offset = 0;   ///< added to the atom indices written to centers/neighbors
 };
 
+/// Right-hand sides of the fused VJP sharing one geometry (e.g. committee members):
+/// rhs r is read at dE_dG + r * dE_dG_stride and written at forces + r * forces_stride,
+/// virial + r * virial_stride.
+struct VjpRhs {
+    int64_t n = 1;
+    int64_t dE_dG_stride = 0, forces_stride = 0, virial_stride = 0;
+};
+
 class Acsf {
 public:
     explicit Acsf(AcsfSpec spec);  ///< validates the parameters (throws InvalidInput)
@@ -68,9 +76,9 @@ public:
                    const GradientOutput& out, bool parallel) const;
 
     /// forces (n_atoms, 3) = -dE/dr and virial (3, 3) = -dE/deps given dE/dG (n_atoms, F).
-    /// Outputs are overwritten.
+    /// Outputs are overwritten. With `rhs.n` > 1 the same geometry serves several dE/dG.
     void forces_virial(const StructureView& s, const NeighborList& nl, const double* dE_dG, double* forces,
-                       double* virial, bool parallel) const;
+                       double* virial, bool parallel, VjpRhs rhs = VjpRhs()) const;
 
 private:
     /// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.

@@ -78,11 +78,14 @@ struct GradientMode {
     std::vector<double> d;  ///< (m, 3, F): d G_f / d v_n,c
 };
 
+/// Several right-hand sides (e.g. the K members of a committee) share the geometry.
 struct VjpMode {
     static constexpr Kind kind = Kind::Vjp;
-    const double* w = nullptr;     ///< dE/dG of this center (F,)
-    std::vector<double> coef;      ///< (m,) coefficient of v_n in dE/dv_n
-    std::vector<double> ex, ey, ez;  ///< (m,) remaining cross terms of dE/dv_n
+    const double* w = nullptr;     ///< dE/dG of this center for rhs 0 (F,)
+    int64_t n_rhs = 1;             ///< number of right-hand sides
+    int64_t w_stride = 0;          ///< distance between the dE/dG of consecutive rhs
+    std::vector<double> coef;      ///< (n_rhs, m) coefficient of v_n in dE/dv_n
+    std::vector<double> ex, ey, ez;  ///< (n_rhs, m) remaining cross terms of dE/dv_n
 };
 
 inline void cutoff_values(CutoffFunction kind, double rc, const double* r, double* f, double* df, int64_t n,
@@ -178,7 +181,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
         std::fill(mode.g, mode.g + F, 0.0);
         mode.d.assign(size_t(m * 3 * F), 0.0);
     } else {
-        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(m), 0.0);
+        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(mode.n_rhs * m), 0.0);
     }
     const double* X = L.x.data();
     const double* Y = L.y.data();
@@ -213,13 +216,16 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                 }
                 mode.g[f] += acc;
             } else {
-                const double w = mode.w[f];
-                if (w == 0.0) continue;
+                for (int64_t r = 0; r < mode.n_rhs; ++r) {
+                    const double w = mode.w[r * mode.w_stride + f];
+                    if (w == 0.0) continue;
+                    double* coef = mode.coef.data() + r * m;
 #pragma omp simd
-                for (int64_t n = lo; n < hi; ++n) {
-                    const double dr = L.r[n] - rs;
-                    const double e = std::exp(-eta * dr * dr);
-                    mode.coef[n] += w * e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
+                    for (int64_t n = lo; n < hi; ++n) {
+                        const double dr = L.r[n] - rs;
+                        const double e = std::exp(-eta * dr * dr);
+                        coef[n] += w * e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
+                    }
                 }
             }
         }
@@ -296,42 +302,49 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
             double* U = B.U.data();
             double* V = B.V.data();
             double* H = B.H.data();
-            std::fill(U, U + cnt, 0.0);
-            std::fill(V, V + cnt, 0.0);
-            std::fill(H, H + cnt, 0.0);
-            bool any = false;
-            for (size_t p = 0; p < params.size(); ++p) {
-                const AngularIndex& ix = params[p];
-                const double wp = mode.w[base + int64_t(p)] * ix.prefactor;
-                if (wp == 0.0) continue;
-                any = true;
-                const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = B.Pz[size_t(ix.zl)];
-                const double* dP = &B.dP[size_t(ix.zl * C)];
-                const double eta = ix.eta_value;
+            for (int64_t r = 0; r < mode.n_rhs; ++r) {
+                const double* w = mode.w + r * mode.w_stride;
+                std::fill(U, U + cnt, 0.0);
+                std::fill(V, V + cnt, 0.0);
+                std::fill(H, H + cnt, 0.0);
+                bool any = false;
+                for (size_t p = 0; p < params.size(); ++p) {
+                    const AngularIndex& ix = params[p];
+                    const double wp = w[base + int64_t(p)] * ix.prefactor;
+                    if (wp == 0.0) continue;
+                    any = true;
+                    const double* E = &B.E[size_t(ix.eta * C)];
+                    const double* P = B.Pz[size_t(ix.zl)];
+                    const double* dP = &B.dP[size_t(ix.zl * C)];
+                    const double eta = ix.eta_value;
 #pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) {
-                    const double Xw = wp * E[k];
-                    U[k] += Xw * dP[k];
-                    V[k] += Xw * P[k];
-                    H[k] += eta * Xw * P[k];
+                    for (int64_t k = 0; k < cnt; ++k) {
+                        const double Xw = wp * E[k];
+                        U[k] += Xw * dP[k];
+                        V[k] += Xw * P[k];
+                        H[k] += eta * Xw * P[k];
+                    }
                 }
-            }
-            if (!any) return;
-            for (int64_t k = 0; k < cnt; ++k) {
-                const int64_t n1 = i1[k], n2 = i2[k];
-                const double Fc = B.Fc[k];
-                const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
-                const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
-                const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
-                mode.coef[n1] += sa1;
-                mode.coef[n2] += sa2;
-                mode.ex[n1] += sb * X[n2];
-                mode.ey[n1] += sb * Y[n2];
-                mode.ez[n1] += sb * Z[n2];
-                mode.ex[n2] += sb * X[n1];
-                mode.ey[n2] += sb * Y[n1];
-                mode.ez[n2] += sb * Z[n1];
+                if (!any) continue;
+                double* coef = mode.coef.data() + r * m;
+                double* ex = mode.ex.data() + r * m;
+                double* ey = mode.ey.data() + r * m;
+                double* ez = mode.ez.data() + r * m;
+                for (int64_t k = 0; k < cnt; ++k) {
+                    const int64_t n1 = i1[k], n2 = i2[k];
+                    const double Fc = B.Fc[k];
+                    const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
+                    const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
+                    const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
+                    coef[n1] += sa1;
+                    coef[n2] += sa2;
+                    ex[n1] += sb * X[n2];
+                    ey[n1] += sb * Y[n2];
+                    ez[n1] += sb * Z[n2];
+                    ex[n2] += sb * X[n1];
+                    ey[n2] += sb * Y[n1];
+                    ez[n2] += sb * Z[n1];
+                }
             }
         }
     };

@@ -107,14 +107,15 @@ void batch_gradients(const Acsf& acsf, const Batch& batch, const GradientPlan& p
 }
 
 void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces,
-                         double* virials) {
-    const int64_t F = acsf.n_features();
+                         double* virials, int64_t n_rhs) {
+    const int64_t F = acsf.n_features(), N = batch.n_atoms();
+    const VjpRhs rhs{n_rhs, N * F, 3 * N, 9 * batch.n_structures};
     for_each_structure(batch, [&](int64_t k, bool inner) {
         const StructureView s = batch.structure(k);
         NeighborList nl;
         in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner, /*sorted=*/false); });
         const int64_t a0 = batch.offsets[k];
-        acsf.forces_virial(s, nl, dE_dG + a0 * F, forces + 3 * a0, virials + 9 * k, inner);
+        acsf.forces_virial(s, nl, dE_dG + a0 * F, forces + 3 * a0, virials + 9 * k, inner, rhs);
     });
 }
 

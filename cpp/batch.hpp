@@ -44,9 +44,10 @@ GradientPlan plan_gradients(const Acsf& acsf, const Batch& batch);
 void batch_gradients(const Acsf& acsf, const Batch& batch, const GradientPlan& plan, double* values, double* grad,
                      int64_t* centers, int64_t* neighbors, double* strain);
 
-/// forces (N, 3) and virials (n_structures, 3, 3) from dE/dG (N, F).
+/// forces (K, N, 3) and virials (K, n_structures, 3, 3) from dE/dG (K, N, F): the K
+/// right-hand sides (committee members) share one neighbor list and geometry.
 void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces,
-                         double* virials);
+                         double* virials, int64_t n_rhs = 1);
 
 /// Full neighbor lists of a batch, one per structure.
 std::vector<NeighborList> batch_neighbor_lists(const Batch& batch, double cutoff);

@@ -294,3 +294,26 @@ def test_batch_gradients_equal_single():
         f1, v1 = acsf.forces_and_virial(a, w[off[k]:off[k + 1]])
         np.testing.assert_allclose(forces[off[k]:off[k + 1]], f1, rtol=0, atol=1e-13 * max(1, np.abs(f1).max()))
         np.testing.assert_allclose(virials[k], v1, rtol=0, atol=1e-13 * max(1, np.abs(v1).max()))
+
+
+def test_stacked_right_hand_sides_equal_one_call_each():
+    """dE/dG of shape (K, N, F) (committee members) gives, per member, exactly the forces
+    and virials of a separate call: one neighbor list and geometry serve all K."""
+    from ase.build import bulk
+
+    acsf = make_acsf(["Si"], 5.0)
+    structures = [bulk("Si", "diamond", a=5.43, cubic=True), bulk("Si", "diamond", a=5.6)]
+    structures[0].rattle(0.05, seed=11)
+    n = sum(len(a) for a in structures)
+    W = np.random.default_rng(5).normal(size=(3, n, acsf.n_features))
+    forces, virials = acsf.forces_and_virial(structures, W)
+    assert forces.shape == (3, n, 3) and virials.shape == (3, 2, 3, 3)
+    for k in range(3):
+        f, v = acsf.forces_and_virial(structures, W[k])
+        np.testing.assert_array_equal(forces[k], f)
+        np.testing.assert_array_equal(virials[k], v)
+    f1, v1 = acsf.forces_and_virial(structures[0], W[:, :8])
+    assert f1.shape == (3, 8, 3) and v1.shape == (3, 3, 3)
+    np.testing.assert_array_equal(v1[2], acsf.forces_and_virial(structures[0], W[2, :8])[1])
+    with pytest.raises(ValueError, match="dE_dG"):
+        acsf.forces_and_virial(structures, W[:, :-1])

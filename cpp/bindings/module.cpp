@@ -196,20 +196,29 @@ PYBIND11_MODULE(_core, m) {
                Array<double> cells, Array<uint8_t> pbc, Array<double> dE_dG) {
                 BatchArrays b(positions, species, offsets, cells, pbc);
                 validate_batch(b.view, self.spec().n_species, self.spec().cutoff);
-                const py::ssize_t N = b.view.n_atoms();
-                check_shape(dE_dG, {N, py::ssize_t(self.n_features())}, "dE_dG");
+                const py::ssize_t N = b.view.n_atoms(), F = self.n_features();
+                const py::ssize_t S = b.view.n_structures;
+                // (N, F) or (K, N, F): K right-hand sides share the neighbor list and geometry
+                const bool stacked = dE_dG.ndim() == 3;
+                const py::ssize_t K = stacked ? dE_dG.shape(0) : 1;
+                if (stacked) check_shape(dE_dG, {K, N, F}, "dE_dG");
+                else check_shape(dE_dG, {N, F}, "dE_dG");
                 const double* w = dE_dG.data();
-                for (py::ssize_t k = 0; k < N * py::ssize_t(self.n_features()); ++k)
+                for (py::ssize_t k = 0; k < K * N * F; ++k)
                     if (!std::isfinite(w[k])) throw InvalidInput("dE_dG contains NaN or inf");
-                Array<double> forces({N, py::ssize_t(3)}), virials({py::ssize_t(b.view.n_structures), py::ssize_t(3), py::ssize_t(3)});
+                Array<double> forces = stacked ? Array<double>({K, N, py::ssize_t(3)}) : Array<double>({N, py::ssize_t(3)});
+                Array<double> virials = stacked ? Array<double>({K, S, py::ssize_t(3), py::ssize_t(3)})
+                                                : Array<double>({S, py::ssize_t(3), py::ssize_t(3)});
                 double *pf = forces.mutable_data(), *pw = virials.mutable_data();
                 {
                     py::gil_scoped_release release;
-                    batch_forces_virial(self, b.view, w, pf, pw);
+                    batch_forces_virial(self, b.view, w, pf, pw, K);
                 }
                 return py::make_tuple(forces, virials);
             },
             py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("cells"), py::arg("pbc"),
-            py::arg("dE_dG"), "(forces (N, 3), virials (n_structures, 3, 3)) from dE/dG without storing the Jacobian");
+            py::arg("dE_dG"),
+            "(forces, virials) from dE/dG without storing the Jacobian: dE/dG (N, F) gives (N, 3) and "
+            "(n_structures, 3, 3); (K, N, F) gives (K, N, 3) and (K, n_structures, 3, 3)");
     register_cuda(m);
 }

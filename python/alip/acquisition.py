@@ -245,15 +245,11 @@ def _qbc_chunk(committee: Any, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray
     """Committee Prediction (fused force path) and mean-pooled descriptors of one chunk."""
     from .committee import Prediction
 
-    K = committee.n_members
     numbers = np.concatenate([a.numbers for a in atoms_list])
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
     values = committee.acsf.compute(atoms_list)
     E, _, dE_dG = committee.evaluate(values, numbers, offsets)
-    forces = np.zeros((K, offsets[-1], 3))
-    virials = np.zeros((K, len(atoms_list), 3, 3))
-    for k in range(K):
-        forces[k], virials[k] = committee.acsf.forces_and_virial(atoms_list, dE_dG[k])
+    forces, virials = committee.acsf.forces_and_virial(atoms_list, dE_dG)  # all K members at once
     pooled = np.add.reduceat(values, offsets[:-1], axis=0) / np.diff(offsets)[:, None]
     return Prediction(E, forces, virials, offsets), pooled
 

@@ -132,10 +132,8 @@ class Committee:
             values = self.acsf.compute(chunk)
             E, _, dE_dG = self.evaluate(values, numbers, offsets[start:start + len(chunk) + 1] - offsets[start])
             energies[:, start:start + len(chunk)] = E
-            for k in range(K):
-                f, w = self.acsf.forces_and_virial(chunk, dE_dG[k])
-                forces[k, sl] = f
-                virials[k, start:start + len(chunk)] = w
+            # all K members in one fused call: one neighbor list and triplet geometry
+            forces[:, sl], virials[:, start:start + len(chunk)] = self.acsf.forces_and_virial(chunk, dE_dG)
         return Prediction(energies, forces, virials, offsets)
 
     # ------------------------------------------------------------------ persistence

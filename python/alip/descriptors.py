@@ -198,15 +198,19 @@ class ACSF:
 
     def forces_and_virial(self, structures: StructureOrList, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forces -dE/dr (N, 3) and virial W = -dE/deps (3, 3) for one structure,
-        (n_structures, 3, 3) for a list, given dE/dG (N, F). ASE stress = -W / volume."""
+        (n_structures, 3, 3) for a list, given dE/dG (N, F). ASE stress = -W / volume.
+
+        dE/dG of shape (K, N, F) (e.g. K committee members) adds a leading K axis to both
+        outputs; the K share one neighbor list and the triplet geometry."""
         items, single = as_list(structures)
         batch = pack(items, self.species)
         dE_dG = np.asarray(dE_dG, dtype=np.float64)
         n = int(batch.offsets[-1])
-        if dE_dG.shape != (n, self.n_features):
-            raise ValueError(f"dE_dG must have shape ({n}, {self.n_features}), got {dE_dG.shape}")
+        if dE_dG.shape[-2:] != (n, self.n_features) or dE_dG.ndim not in (2, 3):
+            raise ValueError(f"dE_dG must have shape ({n}, {self.n_features}) or (K, {n}, {self.n_features}), "
+                             f"got {dE_dG.shape}")
         forces, virials = self._core.forces_virial(*batch.arrays(), np.ascontiguousarray(dE_dG))
-        return (forces, virials[0]) if single else (forces, virials)
+        return (forces, virials[..., 0, :, :]) if single else (forces, virials)
 
     # ---- packed batches (readers that never build ase.Atoms) ----------------
     def compute_packed(self, batch: PackedBatch) -> np.ndarray:
@@ -215,5 +219,6 @@ class ACSF:
         return self._core.values(*batch.contiguous().arrays())
 
     def forces_and_virial_packed(self, batch: PackedBatch, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Forces (N, 3) and virials (n_structures, 3, 3) of a packed batch given dE/dG (N, F)."""
+        """Forces (N, 3) and virials (n_structures, 3, 3) of a packed batch given dE/dG (N, F);
+        (K, N, F) adds a leading K axis (one geometry for all K)."""
         return self._core.forces_virial(*batch.contiguous().arrays(), np.ascontiguousarray(dE_dG, dtype=np.float64))

@@ -72,15 +72,11 @@ def score_frames(committee: Any, frames: Frames) -> tuple[Frames, dict[str, np.n
                         "features": np.zeros((0, F))}
     offsets = frames.offsets
     E, _, dE_dG = committee.evaluate(values, frames.numbers, offsets)
-    K = committee.n_members
     idx = _species_index(committee.acsf, frames)[0]
     from .descriptors import PackedBatch
 
     batch = PackedBatch(frames.positions, idx, offsets, frames.cells, frames.pbc).contiguous()
-    forces = np.zeros((K, frames.n_atoms, 3))
-    virials = np.zeros((K, frames.n_structures, 3, 3))
-    for k in range(K):
-        forces[k], virials[k] = committee.acsf.forces_and_virial_packed(batch, dE_dG[k])
+    forces, virials = committee.acsf.forces_and_virial_packed(batch, dE_dG)  # all K members at once
     pred = Prediction(E, forces, virials, offsets)
     counts = frames.counts
     pooled = np.add.reduceat(values, offsets[:-1], axis=0) / counts[:, None]
