@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "acsf_kernel.hpp"
+#include "acsf_values.hpp"
 #include "parallel.hpp"
 
 namespace alip {
@@ -68,7 +69,9 @@ void Acsf::values(const StructureView& s, const NeighborList& nl, double* out, b
         errors.run([&] {
             detail::LocalNeighbors local;
             detail::BlockScratch block;
+            detail::ValuesScratch scratch;
             detail::ValuesMode mode;
+            mode.scratch = &scratch;
 #pragma omp for schedule(dynamic, 8)
             for (int64_t i = 0; i < s.n_atoms; ++i) {
                 mode.g = out + i * n_features_;

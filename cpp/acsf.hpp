@@ -14,6 +14,7 @@ namespace alip {
 namespace detail {
 struct LocalNeighbors;
 struct BlockScratch;
+struct ValuesScratch;
 }  // namespace detail
 
 enum class CutoffFunction { Cosine, Polynomial };
@@ -85,6 +86,9 @@ private:
     template <class Mode>
     void center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode, detail::LocalNeighbors& local,
                 detail::BlockScratch& block) const;
+
+    /// G4 / G5 sums of one center for the values-only mode (acsf_values.hpp).
+    void angular_values(const detail::LocalNeighbors& local, double* g, detail::ValuesScratch& scratch) const;
 
     AcsfSpec spec_;
     int64_t n_features_ = 0;

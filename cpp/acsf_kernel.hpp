@@ -67,9 +67,12 @@ struct BlockScratch {
     }
 };
 
+struct ValuesScratch;  // acsf_values.hpp
+
 struct ValuesMode {
     static constexpr Kind kind = Kind::Values;
     double* g = nullptr;
+    ValuesScratch* scratch = nullptr;  ///< work arrays of the angular values kernel
 };
 
 struct GradientMode {
@@ -104,7 +107,14 @@ inline void cutoff_values(CutoffFunction kind, double rc, const double* r, doubl
             const double inside = r[k] < rc ? 1.0 : 0.0;
             const double x = r[k] / rc, x2 = x * x;
             f[k] = inside * (1.0 + x2 * x * (-10.0 + x * (15.0 - 6.0 * x)));
-            df[k] = inside * x2 * (-30.0 + x * (60.0 - 30.0 * x)) / rc;
+        }
+        if (derivative) {
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) {
+                const double inside = r[k] < rc ? 1.0 : 0.0;
+                const double x = r[k] / rc, x2 = x * x;
+                df[k] = inside * x2 * (-30.0 + x * (60.0 - 30.0 * x)) / rc;
+            }
         }
     }
 }
@@ -231,6 +241,10 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
         }
     }
     if (n_angular_per_pair_ == 0) return;
+    if constexpr (kind == Kind::Values) {
+        angular_values(L, mode.g, *mode.scratch);  // acsf_values.hpp
+        return;
+    }
 
     // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
     const int64_t nl_lambda = int64_t(lambdas_.size());

@@ -1,0 +1,265 @@
+// Angular (G4 / G5) part of the values-only kernel. Private to acsf.cpp, included after
+// acsf_kernel.hpp (whose gather of the center's neighbors it reuses).
+//
+// Values need no per-pair derivative state, so the triplet sum is organised for speed:
+//  * per neighbor n, a_e(n) = exp(-eta_e r_n^2) f_c(r_n) and the unit vector are computed
+//    once, so a pair (n1, n2) needs only a dot product, |v2 - v1|^2 and a_e(n1) a_e(n2);
+//  * for a fixed n1 the second neighbors n2 are contiguous: the test r_12 < r_c and the
+//    pair quantities run 8 lanes wide without gathers, and the pairs that pass are packed
+//    (AVX-512 compress, or a branch-free scalar loop) into a chunk;
+//  * per chunk, one exp per distinct eta and one f_c for r_12, a ladder of squares per
+//    lambda for (1 + lambda cos)^zeta, then the sums over the chunk of P_zl * EF_e for all
+//    (zeta-lambda, eta) combinations at once, register-blocked (4 P rows x 2 EF rows).
+// The feature of parameter p is prefactor_p * M[zl_p][eta_p] summed over chunks.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "acsf_kernel.hpp"
+
+namespace alip {
+namespace detail {
+
+/// Work arrays of the values kernel (kept per thread across centers).
+struct ValuesScratch {
+    static constexpr int64_t kChunk = 512;  ///< packed pairs per chunk (a multiple of 8)
+    std::vector<double> ux, uy, uz;  ///< (m,) unit vectors of the neighbors
+    std::vector<double> A;           ///< (n_eta, m) exp(-eta r^2) f_c(r)
+    std::vector<double> cos, r2, r, fc;  ///< (kChunk,) per packed pair
+    std::vector<double> W;           ///< (n_eta, kChunk) a_e(n1) a_e(n2), then times exp f_c of r_12
+    std::vector<double> ladder;      ///< (n_lambda, depth, kChunk)
+    std::vector<double> P;           ///< (n_zl, kChunk) for zetas that are not a single rung
+    std::vector<const double*> Pz;   ///< (n_zl,) where P of each (zeta, lambda) is
+    std::vector<const double*> Ep;   ///< (n_eta,) rows of W
+    std::vector<double> M;           ///< (n_zl, n_eta) or (n_params,) accumulated sums
+
+    void resize(int64_t m, int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
+        for (auto* v : {&ux, &uy, &uz}) v->resize(size_t(m));
+        A.resize(size_t(n_eta * m));
+        for (auto* v : {&cos, &r2, &r, &fc}) v->resize(size_t(kChunk));
+        W.resize(size_t(n_eta * kChunk));
+        ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kChunk));
+        P.resize(size_t(n_zl * kChunk));
+        Pz.resize(size_t(n_zl));
+        Ep.resize(size_t(n_eta));
+        M.resize(size_t(std::max(n_zl * n_eta, n_params)));
+    }
+};
+
+/// M[a * ldm + b] += sum_k P[a][k] E[b][k] for a < NA, b < NB; n is a multiple of 8.
+template <int NA, int NB>
+inline void dot_tile(const double* const* P, const double* const* E, int64_t n, double* M, int64_t ldm) {
+    double acc[NA][NB][8] = {};
+    for (int64_t k = 0; k < n; k += 8) {
+        for (int a = 0; a < NA; ++a)
+            for (int b = 0; b < NB; ++b)
+#pragma omp simd
+                for (int l = 0; l < 8; ++l) acc[a][b][l] += P[a][k + l] * E[b][k + l];
+    }
+    for (int a = 0; a < NA; ++a)
+        for (int b = 0; b < NB; ++b) {
+            double s = 0.0;
+            for (int l = 0; l < 8; ++l) s += acc[a][b][l];
+            M[a * ldm + b] += s;
+        }
+}
+
+}  // namespace detail
+
+inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, detail::ValuesScratch& S) const {
+    using namespace detail;
+    const int64_t m = L.m;
+    const int32_t ns = spec_.n_species;
+    const int64_t ne = int64_t(angular_etas_.size());
+    const int64_t nz = int64_t(zeta_lambdas_.size());
+    const int64_t nlam = int64_t(lambdas_.size());
+    const int64_t C = ValuesScratch::kChunk;
+    const double rc = spec_.cutoff;
+    const int64_t n_params = int64_t(std::max(g4_index_.size(), g5_index_.size()));
+    S.resize(m, ne, nz, nlam, ladder_depth_, n_params);
+
+#pragma omp simd
+    for (int64_t n = 0; n < m; ++n) {
+        S.ux[n] = L.x[n] * L.inv_r[n];
+        S.uy[n] = L.y[n] * L.inv_r[n];
+        S.uz[n] = L.z[n] * L.inv_r[n];
+    }
+    for (int64_t e = 0; e < ne; ++e) {
+        const double* ex = &L.expo[size_t(e * m)];
+        double* a = &S.A[size_t(e * m)];
+#pragma omp simd
+        for (int64_t n = 0; n < m; ++n) a[n] = ex[n] * L.fc[n];
+    }
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const double* UX = S.ux.data();
+    const double* UY = S.uy.data();
+    const double* UZ = S.uz.data();
+
+    // sums of one family over a chunk of `cnt` packed pairs
+    auto process = [&](bool g4, int64_t cnt, bool full_matrix, const std::vector<AngularIndex>& params) {
+        const int64_t n = (cnt + 7) & ~int64_t(7);
+        for (int64_t k = cnt; k < n; ++k) {  // padding lanes contribute exactly 0
+            S.cos[k] = 0.0;
+            S.r2[k] = 0.0;
+            for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * C + k)] = 0.0;
+        }
+        if (g4) {
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) S.r[k] = std::sqrt(S.r2[k]);
+            cutoff_values(spec_.cutoff_function, rc, S.r.data(), S.fc.data(), nullptr, n, false);
+            for (int64_t e = 0; e < ne; ++e) {
+                const double eta = angular_etas_[e];
+                double* w = &S.W[size_t(e * C)];
+                const double* r2 = S.r2.data();
+                const double* fc = S.fc.data();
+#pragma omp simd
+                for (int64_t k = 0; k < n; ++k) w[k] *= std::exp(-eta * r2[k]) * fc[k];
+            }
+        }
+        for (int64_t l = 0; l < nlam; ++l) {
+            const double lam = lambdas_[l];
+            double* rung = &S.ladder[size_t(l * ladder_depth_ * C)];
+            const double* cs = S.cos.data();
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) rung[k] = std::max(0.0, 1.0 + lam * cs[k]);
+            for (int t = 1; t < ladder_depth_; ++t) {
+                double* next = rung + t * C;
+                const double* prev = next - C;
+#pragma omp simd
+                for (int64_t k = 0; k < n; ++k) next[k] = prev[k] * prev[k];
+            }
+        }
+        for (int64_t z = 0; z < nz; ++z) {
+            const ZetaLambda& zl = zeta_lambdas_[z];
+            const double* rungs = &S.ladder[size_t(zl.lambda_index * ladder_depth_ * C)];
+            double* P = &S.P[size_t(z * C)];
+            if (zl.integer_zeta >= 1) {
+                const int e = zl.integer_zeta;
+                if ((e & (e - 1)) == 0) {
+                    int t = 0;
+                    while ((1 << t) < e) ++t;
+                    S.Pz[z] = rungs + t * C;
+                } else {
+                    // ladder_power reads rungs kPairChunk apart; here they are C apart
+                    bool first = true;
+                    for (int t = 0, q = e; q > 0; ++t, q >>= 1) {
+                        if (!(q & 1)) continue;
+                        const double* src = rungs + t * C;
+                        if (first) {
+                            std::copy(src, src + n, P);
+                            first = false;
+                        } else {
+#pragma omp simd
+                            for (int64_t k = 0; k < n; ++k) P[k] *= src[k];
+                        }
+                    }
+                    S.Pz[z] = P;
+                }
+            } else {
+                for (int64_t k = 0; k < n; ++k) {
+                    const double b = std::max(0.0, 1.0 + zl.lambda * S.cos[k]);
+                    P[k] = b > 0.0 ? std::pow(b, zl.zeta) : 0.0;
+                }
+                S.Pz[z] = P;
+            }
+        }
+        for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * C)];
+        if (full_matrix) {  // every (zeta-lambda, eta) combination, register-blocked
+            int64_t z = 0;
+            for (; z + 4 <= nz; z += 4) {
+                int64_t e = 0;
+                for (; e + 2 <= ne; e += 2) dot_tile<4, 2>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+                for (; e < ne; ++e) dot_tile<4, 1>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+            }
+            for (; z < nz; ++z) {
+                int64_t e = 0;
+                for (; e + 2 <= ne; e += 2) dot_tile<1, 2>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+                for (; e < ne; ++e) dot_tile<1, 1>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+            }
+        } else {  // few of the combinations are used: one sum per parameter
+            for (size_t p = 0; p < params.size(); ++p)
+                dot_tile<1, 1>(&S.Pz[params[p].zl], &S.Ep[params[p].eta], n, &S.M[p], 1);
+        }
+    };
+
+    const int64_t n_radial = n_radial_features();
+    const double rc2 = rc * rc;
+    for (int32_t s1 = 0; s1 < ns; ++s1) {
+        for (int32_t s2 = s1; s2 < ns; ++s2) {
+            const int64_t base = n_radial + int64_t(pair_index_[s1 * ns + s2]) * n_angular_per_pair_;
+            for (int family = 0; family < 2; ++family) {
+                const bool g4 = family == 0;
+                const std::vector<AngularIndex>& params = g4 ? g4_index_ : g5_index_;
+                if (params.empty()) continue;
+                const bool full_matrix = nz * ne <= 2 * int64_t(params.size());
+                std::fill(S.M.begin(), S.M.end(), 0.0);
+                const double limit2 = g4 ? rc2 : std::numeric_limits<double>::max();  // G5 has no condition on r_12
+                int64_t cnt = 0;
+                for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1) {
+                    const double x1 = X[n1], y1 = Y[n1], z1 = Z[n1];
+                    const double u1 = UX[n1], v1 = UY[n1], w1 = UZ[n1];
+                    const int64_t lo = std::max(n1 + 1, L.seg[s2]), hi = L.seg[s2 + 1];
+                    for (int64_t n2 = lo; n2 < hi; n2 += 8) {
+                        if (cnt > C - 8) {
+                            process(g4, cnt, full_matrix, params);
+                            cnt = 0;
+                        }
+                        const int64_t width = std::min<int64_t>(8, hi - n2);
+#if defined(__AVX512F__)
+                        const __mmask8 live = __mmask8((1u << width) - 1u);
+                        const __m512d dx = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, X + n2), _mm512_set1_pd(x1));
+                        const __m512d dy = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, Y + n2), _mm512_set1_pd(y1));
+                        const __m512d dz = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, Z + n2), _mm512_set1_pd(z1));
+                        const __m512d r2 = _mm512_fmadd_pd(dz, dz, _mm512_fmadd_pd(dy, dy, _mm512_mul_pd(dx, dx)));
+                        const __mmask8 keep = _mm512_mask_cmp_pd_mask(live, r2, _mm512_set1_pd(limit2), _CMP_LT_OQ);
+                        __m512d c = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, UX + n2), _mm512_set1_pd(u1));
+                        c = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, UY + n2), _mm512_set1_pd(v1), c);
+                        c = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, UZ + n2), _mm512_set1_pd(w1), c);
+                        c = _mm512_min_pd(_mm512_set1_pd(1.0), _mm512_max_pd(_mm512_set1_pd(-1.0), c));
+                        _mm512_storeu_pd(&S.cos[cnt], _mm512_maskz_compress_pd(keep, c));
+                        _mm512_storeu_pd(&S.r2[cnt], _mm512_maskz_compress_pd(keep, r2));
+                        for (int64_t e = 0; e < ne; ++e) {
+                            const double* a = &S.A[size_t(e * m)];
+                            const __m512d w = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, a + n2), _mm512_set1_pd(a[n1]));
+                            _mm512_storeu_pd(&S.W[size_t(e * C + cnt)], _mm512_maskz_compress_pd(keep, w));
+                        }
+                        cnt += _mm_popcnt_u32(keep);
+#else
+                        for (int64_t q = n2; q < n2 + width; ++q) {
+                            const double dx = X[q] - x1, dy = Y[q] - y1, dz = Z[q] - z1;
+                            const double r2 = dx * dx + dy * dy + dz * dz;
+                            const double c = u1 * UX[q] + v1 * UY[q] + w1 * UZ[q];
+                            S.cos[cnt] = std::min(1.0, std::max(-1.0, c));
+                            S.r2[cnt] = r2;
+                            for (int64_t e = 0; e < ne; ++e) {
+                                const double* a = &S.A[size_t(e * m)];
+                                S.W[size_t(e * C + cnt)] = a[n1] * a[q];
+                            }
+                            cnt += r2 < limit2 ? 1 : 0;
+                        }
+#endif
+                    }
+                }
+                if (cnt > 0) process(g4, cnt, full_matrix, params);
+                const int64_t offset = base + (g4 ? 0 : int64_t(g4_index_.size()));
+                for (size_t p = 0; p < params.size(); ++p) {
+                    const AngularIndex& ix = params[p];
+                    const double sum = full_matrix ? S.M[size_t(ix.zl * ne + ix.eta)] : S.M[p];
+                    g[offset + int64_t(p)] += ix.prefactor * sum;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace alip
