@@ -281,3 +281,23 @@ def test_cli_init_run_and_resume(tmp_path, capsys):
     assert cli_loop.main(["run", str(bad)]) == 2
     assert "run.strategy" in capsys.readouterr().err
     assert sys.modules["alip.cli_loop"] is cli_loop
+
+
+def test_run_device_is_validated_passed_on_and_checked_before_labeling(tmp_path):
+    from alip import device as dev
+
+    with pytest.raises(ConfigError, match="run.device"):
+        tiny(tmp_path / "bad", run={"device": "gpu"})
+    cfg = tiny(tmp_path / "x", run={"device": "cuda:1"})
+    assert cfg.train_config(0).device == "cuda:1"
+    if dev.cuda_available():
+        return
+    out = tmp_path / "cuda_run"
+    with pytest.raises(RuntimeError, match="CUDA|GPU"):
+        run(tiny(out, run={"device": "cuda"}))
+    assert not (out / "labels.db").exists() or LabelStore(str(out / "labels.db")).counts()["labeled"] == 0
+    # the same run continues on the CPU: the device may change on resume
+    result = run(str(out), resume=True, device="cpu")
+    assert result.stop_reason == "budget spent"
+    assert load_config(out / "config.toml").run.device == "cuda"  # the stored config is unchanged
+    assert cli_loop.main(["run", "--resume", str(out), "--device", "cuda", "--no-progress"]) == 0  # finished

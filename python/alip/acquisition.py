@@ -242,16 +242,11 @@ def _chunks(sizes: np.ndarray, chunk_atoms: int) -> list[np.ndarray]:
 
 
 def _qbc_chunk(committee: Any, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray]:
-    """Committee Prediction (fused force path) and mean-pooled descriptors of one chunk."""
-    from .committee import Prediction
-
-    numbers = np.concatenate([a.numbers for a in atoms_list])
-    offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
-    values = committee.acsf.compute(atoms_list)
-    E, _, dE_dG = committee.evaluate(values, numbers, offsets)
-    forces, virials = committee.acsf.forces_and_virial(atoms_list, dE_dG)  # all K members at once
-    pooled = np.add.reduceat(values, offsets[:-1], axis=0) / np.diff(offsets)[:, None]
-    return Prediction(E, forces, virials, offsets), pooled
+    """Committee Prediction (fused force path, on ``committee.device``) and mean-pooled
+    descriptors of one chunk."""
+    pred, values = committee.predict_batch(atoms_list)
+    pooled = np.add.reduceat(values, pred.offsets[:-1], axis=0) / np.diff(pred.offsets)[:, None]
+    return pred, pooled
 
 
 def score_pool(committee: Any, atoms_list: Sequence[Atoms], strategy: str, qbc_kind: str = "force",

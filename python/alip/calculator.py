@@ -1,9 +1,11 @@
 """ASE calculator over a trained committee: mean prediction plus committee spread.
 
 Descriptor values are computed once per call; dE_k/dG of all K members comes from
-one backward pass; each member's forces and virial come from the core's fused
-vector–Jacobian product (``acsf.forces_and_virial``), so no descriptor Jacobian is
-stored and large cells (thousands of atoms) stay within a few MB per member.
+one backward pass; the forces and virials of all members come from one fused
+vector–Jacobian product (:meth:`alip.Committee.predict_batch`), so no descriptor
+Jacobian is stored and large cells (thousands of atoms) stay within a few MB per
+member. ``Calculator(committee, device="cuda")`` runs descriptors, networks and forces
+on the GPU.
 """
 from __future__ import annotations
 
@@ -32,9 +34,14 @@ class Calculator(_ASECalculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, committee: Committee | str | os.PathLike, **kwargs: Any) -> None:
+    def __init__(self, committee: Committee | str | os.PathLike, device: Any = "cpu", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.committee = committee if isinstance(committee, Committee) else Committee.load(committee)
+        if str(device) != "cpu":
+            from .device import select_device
+
+            device = select_device(device=device)  # raises now if there is no usable GPU
+        self.device = device
 
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | tuple[str, ...] = ("energy",),
                   system_changes: list[str] = all_changes) -> None:
@@ -42,20 +49,14 @@ class Calculator(_ASECalculator):
         atoms = self.atoms
         c = self.committee
         n = len(atoms)
-        values = c.acsf.compute(atoms)
-        E, e_atom, dE_dG = c.evaluate(values, atoms.numbers, np.array([0, n]))
-        E = E[:, 0]
-        K = c.n_members
-        forces = np.empty((K, n, 3))
-        virials = np.empty((K, 3, 3))
-        for k in range(K):
-            forces[k], virials[k] = c.acsf.forces_and_virial(atoms, dE_dG[k])
+        pred, _ = c.predict_batch([atoms], device=self.device)
+        E, forces, virials = pred.energies[:, 0], pred.forces, pred.virials[:, 0]
         mean_f = forces.mean(axis=0)
-        eps_f = np.sqrt(((forces - mean_f) ** 2).sum(axis=-1).mean(axis=0))
+        eps_f = pred.force_deviation()
         self.results = {
             "energy": float(E.mean()),
             "free_energy": float(E.mean()),
-            "energies": e_atom.mean(axis=0),
+            "energies": pred.atomic_energies.mean(axis=0),
             "forces": mean_f,
             "energy_std_per_atom": float(E.std() / n),
             "force_deviation": eps_f,

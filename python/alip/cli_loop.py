@@ -54,6 +54,7 @@ def _configure_run(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (overrides run.out)")
     p.add_argument("--strategy", help="override run.strategy (qbc, emc, random)")
     p.add_argument("--seed", type=int, help="override run.seed")
+    p.add_argument("--device", help="override run.device (cpu, cuda, cuda:N); allowed with --resume")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or log echo")
     p.set_defaults(func=run_run)
     return p
@@ -70,7 +71,7 @@ def run_run(args: argparse.Namespace) -> int:
             if args.config or args.out or args.strategy or args.seed is not None:
                 raise ValueError("--resume DIR takes no CONFIG, --out, --strategy or --seed: "
                                  "the run continues with DIR/config.toml")
-            result = run(args.resume, resume=True, progress=progress)
+            result = run(args.resume, resume=True, progress=progress, device=args.device)
         else:
             if not args.config:
                 raise ValueError("give a CONFIG.toml (write one with `alip init`) or --resume DIR")
@@ -82,7 +83,7 @@ def run_run(args: argparse.Namespace) -> int:
                 changes["seed"] = args.seed
             if changes:
                 cfg = cfg.replace(run=changes)
-            result = run(cfg, out=args.out, progress=progress)
+            result = run(cfg, out=args.out, progress=progress, device=args.device)
     except _ERRORS as exc:
         print(f"alip run: error: {exc}", file=sys.stderr)
         return 2

@@ -1,12 +1,14 @@
 """A trained committee: ACSF spec + stacked networks; prediction, save/load, export.
 
-Prediction uses the fused vector–Jacobian product of the core
-(``acsf.forces_and_virial``): descriptor values are computed once, dE_k/dG of all K
-members comes from one backward pass, and each member's forces and virial are
-contracted in C++ without storing the descriptor Jacobian.
+Prediction uses the fused vector–Jacobian product: descriptor values are computed
+once, dE_k/dG of all K members comes from one backward pass, and the forces and
+virials of all members are contracted in one call without storing the descriptor
+Jacobian. ``device="cuda"`` runs all of it on the GPU (:mod:`alip.device`), including
+the networks; the default runs the compiled CPU core.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ class Prediction:
     forces: np.ndarray     # (K, N, 3) eV/Å
     virials: np.ndarray    # (K, S, 3, 3) eV, W = -dE/dε
     offsets: np.ndarray    # (S + 1,) atom offsets
+    atomic_energies: np.ndarray | None = None  # (K, N) eV, when the predictor kept them
 
     @property
     def n_atoms(self) -> np.ndarray:
@@ -72,6 +75,8 @@ class Committee:
 
     #: torch intra-op threads used while evaluating (None: torch's own setting)
     threads: int | None = 1
+    #: where :meth:`predict` runs by default: "cpu" (compiled core) or "cuda[:i]" (GPU kernels)
+    device: str = "cpu"
 
     def __init__(self, acsf: Any, network: CommitteeNetwork, metadata: dict | None = None) -> None:
         if list(acsf.species) != list(network.species):
@@ -115,26 +120,70 @@ class Committee:
             E, e_atom, dE_dG = self.network.energies_and_gradients(G, sidx, struct, n_struct)
         return E.detach().numpy(), e_atom.detach().numpy(), dE_dG.detach().numpy()
 
-    def predict(self, atoms_list: Sequence[Atoms] | Atoms, chunk_size: int = 64) -> Prediction:
-        """Per-member energies, forces and virials of every structure (fused force path, chunked)."""
+    def predict_batch(self, atoms_list: Sequence[Atoms], device: Any = None) -> tuple[Prediction, np.ndarray]:
+        """Prediction (with atomic energies) and descriptor values (N, F) of one batch.
+
+        ``device`` (default :attr:`device`): "cpu" runs the compiled core and numpy;
+        anything else ("cuda", "cuda:1", a ``torch.device``) runs descriptors, networks
+        and forces through :mod:`alip.device` on that device.
+        """
+        atoms_list = list(atoms_list)
+        device = self.device if device is None else device
+        numbers = np.concatenate([a.numbers for a in atoms_list])
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
+        if str(device) == "cpu":
+            values = self.acsf.compute(atoms_list)
+            E, e_atom, dE_dG = self.evaluate(values, numbers, offsets)
+            # all K members in one fused call: one neighbor list and triplet geometry
+            forces, virials = self.acsf.forces_and_virial(atoms_list, dE_dG)
+        else:
+            values, E, e_atom, forces, virials = self._predict_torch(atoms_list, numbers, offsets, device)
+        return Prediction(E, forces, virials, offsets, e_atom), values
+
+    def _predict_torch(self, atoms_list: list[Atoms], numbers: np.ndarray, offsets: np.ndarray,
+                       device: Any) -> tuple[np.ndarray, ...]:
+        """The :mod:`alip.device` path: one neighbor list for values and forces."""
+        from .device import prepare, select_device
+
+        dev = select_device(device=device)
+        sidx = torch.as_tensor(self.species_index(numbers), device=dev)
+        struct = torch.as_tensor(np.repeat(np.arange(len(atoms_list)), np.diff(offsets)), device=dev)
+        p = prepare(self.acsf, atoms_list, dev)
+        with torch_threads(self.threads):
+            G = p.values(torch.float64)
+            E, e_atom, dE_dG = self._network_on(dev).energies_and_gradients(G, sidx, struct, len(atoms_list))
+            forces, virials = p.forces_and_virial(dE_dG.detach())
+        return tuple(t.detach().cpu().numpy() for t in (G, E, e_atom, forces, virials))
+
+    def _network_on(self, dev: "torch.device") -> CommitteeNetwork:
+        """The float64 network on ``dev`` (a cached copy, renewed when the weights change)."""
+        if dev.type == "cpu":
+            return self.network
+        versions = tuple(t._version for t in self.network.state_dict().values())
+        cached = getattr(self, "_device_networks", {}).get(str(dev))
+        if cached is None or cached[0] != versions:
+            self._device_networks = {str(dev): (versions, copy.deepcopy(self.network).to(dev))}
+        return self._device_networks[str(dev)][1]
+
+    def predict(self, atoms_list: Sequence[Atoms] | Atoms, chunk_size: int = 64, device: Any = None) -> Prediction:
+        """Per-member energies, forces and virials of every structure (fused force path, chunked);
+        ``device`` as in :meth:`predict_batch`."""
         if isinstance(atoms_list, Atoms):
             atoms_list = [atoms_list]
         atoms_list = list(atoms_list)
         K = self.n_members
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
         energies = np.zeros((K, len(atoms_list)))
+        e_atom = np.zeros((K, offsets[-1]))
         forces = np.zeros((K, offsets[-1], 3))
         virials = np.zeros((K, len(atoms_list), 3, 3))
         for start in range(0, len(atoms_list), chunk_size):
             chunk = atoms_list[start:start + chunk_size]
-            sl = slice(offsets[start], offsets[start + len(chunk)])
-            numbers = np.concatenate([a.numbers for a in chunk])
-            values = self.acsf.compute(chunk)
-            E, _, dE_dG = self.evaluate(values, numbers, offsets[start:start + len(chunk) + 1] - offsets[start])
-            energies[:, start:start + len(chunk)] = E
-            # all K members in one fused call: one neighbor list and triplet geometry
-            forces[:, sl], virials[:, start:start + len(chunk)] = self.acsf.forces_and_virial(chunk, dE_dG)
-        return Prediction(energies, forces, virials, offsets)
+            sl, ss = slice(offsets[start], offsets[start + len(chunk)]), slice(start, start + len(chunk))
+            p, _ = self.predict_batch(chunk, device)
+            energies[:, ss], e_atom[:, sl], forces[:, sl], virials[:, ss] = (
+                p.energies, p.atomic_energies, p.forces, p.virials)
+        return Prediction(energies, forces, virials, offsets, e_atom)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

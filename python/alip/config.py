@@ -47,6 +47,8 @@ class RunSection:
     target_force_rmse: float = _f(0.0, "stop once the test force RMSE (eV/Å) is at most this (0: off)")
     target_energy_rmse: float = _f(0.0, "stop once the test energy RMSE (meV/atom) is at most this (0: off)")
     threads: int = _f(1, "torch intra-op threads for training and scoring (1 is fastest on a shared small machine)")
+    device: str = _f("cpu", "where committees train, predict and score (QBC): cpu | cuda | cuda:N "
+                            "(needs a CUDA build; the oracle runs where [labeling] says)")
     progress: bool = _f(True, "show progress bars")
 
 
@@ -205,6 +207,12 @@ class Config:
         _positive("run.batch_size", r.batch_size)
         _nonneg("run.max_iterations", r.max_iterations)
         _positive("run.threads", r.threads)
+        try:
+            from .device import parse_device
+
+            parse_device(r.device)
+        except ValueError as exc:
+            raise ConfigError(f"run.device: {exc}") from None
         if r.budget < r.n_initial:
             raise ConfigError(f"run.budget ({r.budget}) must be at least run.n_initial ({r.n_initial})")
         _nonneg("run.target_force_rmse", r.target_force_rmse)
@@ -265,7 +273,7 @@ class Config:
         kw = dataclasses.asdict(self.training)
         kw["hidden"] = tuple(kw["hidden"])
         kw["energy_weighting"] = kw["energy_weighting"] or None
-        return TrainConfig(**kw, seed=int(seed), threads=self.run.threads)
+        return TrainConfig(**kw, seed=int(seed), threads=self.run.threads, device=self.run.device)
 
     def oracle_spec(self) -> Any:
         """The spec for alip.oracles.make_oracle ('stored' resolved to pool.file)."""

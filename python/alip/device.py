@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .descriptors import ACSF
 
 __all__ = [
-    "cuda_compiled", "cuda_available", "select_device", "TorchBatch", "prepare", "Prepared", "compute",
+    "cuda_compiled", "cuda_available", "parse_device", "select_device", "TorchBatch", "prepare", "Prepared", "compute",
     "forces_and_virial", "jvp", "acsf_values", "neighbor_list",
 ]
 
@@ -85,15 +85,27 @@ def _require_cuda() -> None:
 
 
 # --------------------------------------------------------------------------- dispatch
+def parse_device(device: Any) -> "torch.device":
+    """``device`` as a torch.device, or ValueError unless it is 'cpu' or 'cuda[:index]'
+    (syntax only: whether a GPU is usable is checked by :func:`select_device`)."""
+    import torch
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        d = None
+    if d is None or d.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}")
+    return d
+
+
 def select_device(*tensors: Any, device: Any = None) -> "torch.device":
     """The device a computation runs on: ``device`` when given, else CUDA when any of
     ``tensors`` is a CUDA tensor, else the CPU. The only place that decides."""
     import torch
 
     if device is not None:
-        d = torch.device(device)
-        if d.type not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}")
+        d = parse_device(device)
         if d.type == "cuda" and d.index is None:
             _require_cuda()
             d = torch.device("cuda", torch.cuda.current_device())

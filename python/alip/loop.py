@@ -412,7 +412,7 @@ class _Run:
         ckpt = os.path.join(self.dir, ckpt_rel)
         if os.path.exists(ckpt):
             committee = Committee.load(ckpt)
-            committee.threads = cfg.run.threads
+            committee.threads, committee.device = cfg.run.threads, cfg.run.device
             wall_train = float(committee.metadata.get("train_seconds", 0.0))
             self.log(f"iteration {n}: loaded {ckpt_rel}")
         else:
@@ -428,7 +428,7 @@ class _Run:
             result.committee.save(tmp)
             os.replace(tmp, ckpt)
             committee = result.committee
-            committee.threads = cfg.run.threads
+            committee.threads, committee.device = cfg.run.threads, cfg.run.device
             self.log(f"iteration {n}: trained in {wall_train:.1f} s")
         errors, by_family = evaluate_test_set(committee, test)
         counts = self.store.counts()
@@ -505,6 +505,10 @@ class _Run:
             records = read_iterations(self.dir)
             if records and records[-1].get("stop_reason"):
                 return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
+            if self.cfg.run.device != "cpu":
+                from .device import select_device
+
+                select_device(device=self.cfg.run.device)  # no usable GPU: fail before any labeling
             self.setup()
             test = read_extxyz(os.path.join(self.dir, "test.extxyz"))
             pool_atoms = {int(a.info["pool_id"]): a for a in self.store.structures()}
@@ -528,7 +532,7 @@ def _stored_config(run_dir: str) -> Config:
 
 
 def run(config: "Config | dict | str | os.PathLike", resume: bool = False, executor: Any = None,
-        out: str | None = None, progress: bool | None = None) -> RunResult:
+        out: str | None = None, progress: bool | None = None, device: str | None = None) -> RunResult:
     """Run active learning as configured; the Python face of ``alip run``.
 
     ``config``: a Config, a dict of tables, a TOML file, or (with ``resume=True``) a
@@ -537,7 +541,8 @@ def run(config: "Config | dict | str | os.PathLike", resume: bool = False, execu
     directory from its stored ``config.toml`` (a given config must then match it),
     or starts it when that directory holds no run yet.  ``executor`` (any
     ``concurrent.futures.Executor`` or Dask client) overrides ``[labeling]``;
-    ``out`` overrides ``run.out``; ``progress`` overrides ``run.progress``.
+    ``out`` overrides ``run.out``; ``progress`` and ``device`` override ``run.progress``
+    and ``run.device`` (also when resuming: a run may continue on another machine).
     """
     if resume and isinstance(config, (str, os.PathLike)) and os.path.isdir(config):
         cfg = _stored_config(os.fspath(config))
@@ -549,7 +554,7 @@ def run(config: "Config | dict | str | os.PathLike", resume: bool = False, execu
         stored = os.path.join(cfg.run.out, "config.toml")
         if resume and os.path.isfile(stored):
             old = _stored_config(cfg.run.out)
-            ignore = {"progress", "threads"}
+            ignore = {"progress", "threads", "device"}
             a = {k: v for k, v in cfg.to_dict().items()}
             b = {k: v for k, v in old.to_dict().items()}
             for d in (a, b):
@@ -567,4 +572,6 @@ def run(config: "Config | dict | str | os.PathLike", resume: bool = False, execu
             atomic_write_text(os.path.join(cfg.run.out, "config.toml"), cfg.to_toml())
     if progress is not None:
         cfg = cfg.replace(run={"progress": bool(progress)})
+    if device is not None:
+        cfg = cfg.replace(run={"device": str(device)})
     return _Run(cfg, executor).execute()

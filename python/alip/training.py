@@ -1,8 +1,9 @@
 """Training a committee of Behler–Parrinello networks on energies, forces and stresses.
 
-Descriptors and their sparse gradients are computed once per dataset; forces are
-F = −Jᵀ dE/dG with dE/dG from autograd (create_graph=True), so the force loss
-backpropagates into the weights.  All K members train in the same pass (stacked
+Forces are F = −Jᵀ dE/dG with dE/dG from autograd (create_graph=True), so the force
+loss backpropagates into the weights; Jᵀ is either the stored sparse descriptor
+gradients or the fused vector–Jacobian product (see :mod:`alip.training_data`).
+``TrainConfig(device="cuda")`` trains on the GPU.  All K members train in the same pass (stacked
 weights); members differ by initialisation and by bootstrap weights over the
 training structures.  Early stopping keeps, per member, the weights with the
 lowest validation loss.
@@ -17,10 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from ase import Atoms
-from ase.calculators.calculator import PropertyNotImplementedError
 
 from .committee import Committee
 from .models import CommitteeNetwork, torch_threads
+from .training_data import FORCE_MODES, LabeledSet, featurize, read_labels
+
+__all__ = ["TrainConfig", "TrainResult", "train_committee", "member_losses", "committee_forces",
+           "committee_virials", "structure_weights", "errors", "featurize", "read_labels", "LabeledSet"]
 
 
 @dataclass
@@ -46,6 +50,8 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"              # training precision; the returned committee is float64
     threads: int | None = 1             # torch intra-op threads while training (None: unchanged)
+    device: str = "cpu"                 # "cpu" or "cuda[:i]": where the networks train
+    forces: str = "auto"                # "sparse" | "fused" | "auto" (sparse on the CPU, fused on a GPU)
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -59,111 +65,18 @@ class TrainConfig:
             raise ValueError("energy_weighting must be a positive energy per atom or None")
         if self.dtype not in ("float32", "float64"):
             raise ValueError("dtype must be 'float32' or 'float64'")
+        from .device import parse_device
+
+        parse_device(self.device)
+        if self.forces not in FORCE_MODES + ("auto",):
+            raise ValueError(f"forces must be one of {FORCE_MODES + ('auto',)}, got {self.forces!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
 
-
-def read_labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
-    """(energy, forces, stress or None) from the attached calculator or from info/arrays."""
-    if atoms.calc is not None:
-        energy = float(atoms.get_potential_energy())
-        forces = np.asarray(atoms.get_forces(), dtype=np.float64)
-        stress = None
-        if atoms.pbc.all():
-            try:
-                stress = np.asarray(atoms.get_stress(voigt=False), dtype=np.float64)
-            except (PropertyNotImplementedError, NotImplementedError):
-                stress = None
-        return energy, forces, stress
-    try:
-        energy = float(atoms.info["energy"])
-        forces = np.asarray(atoms.arrays["forces"], dtype=np.float64)
-    except KeyError as exc:
-        raise ValueError(f"structure has no calculator and no {exc.args[0]!r} label") from None
-    stress = atoms.info.get("stress")
-    if stress is not None:
-        stress = np.asarray(stress, dtype=np.float64)
-        if stress.shape == (6,):
-            from ase.stress import voigt_6_to_full_3x3_stress
-            stress = voigt_6_to_full_3x3_stress(stress)
-    return energy, forces, stress
-
-
-@dataclass
-class LabeledSet:
-    """Descriptors, sparse gradients and labels of a list of structures, as tensors."""
-
-    values: torch.Tensor          # (N, F)
-    species_index: torch.Tensor   # (N,)
-    offsets: np.ndarray           # (S + 1,)
-    row_offsets: np.ndarray       # (S + 1,) gradient-row offsets per structure
-    grad_values: torch.Tensor     # (R, 3, F)
-    grad_centers: torch.Tensor    # (R,)
-    grad_neighbors: torch.Tensor  # (R,)
-    strain_grad: torch.Tensor | None  # (N, 3, 3, F) when any structure has a stress label
-    energies: torch.Tensor        # (S,)
-    forces: torch.Tensor          # (N, 3)
-    virials: torch.Tensor         # (S, 3, 3), W = −σV (zeros where no stress)
-    has_stress: torch.Tensor      # (S,) bool
-
-    @property
-    def n_structures(self) -> int:
-        return len(self.offsets) - 1
-
-    def n_atoms(self) -> torch.Tensor:
-        return torch.from_numpy(np.diff(self.offsets)).to(self.values.dtype)
-
-    def batch(self, idx: np.ndarray) -> "LabeledSet":
-        """The sub-set of structures ``idx`` with local atom indices."""
-        o, ro = self.offsets, self.row_offsets
-        na, nr = o[idx + 1] - o[idx], ro[idx + 1] - ro[idx]
-        new_off = np.concatenate([[0], np.cumsum(na)])
-        new_roff = np.concatenate([[0], np.cumsum(nr)])
-        atom_idx = torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na) + np.arange(new_off[-1]))
-        row_idx = torch.from_numpy(np.repeat(ro[idx] - new_roff[:-1], nr) + np.arange(new_roff[-1]))
-        shift = torch.from_numpy(np.repeat(o[idx] - new_off[:-1], nr))
-        sidx = torch.from_numpy(idx)
-        take = lambda x, i: None if x is None else x.index_select(0, i)  # noqa: E731
-        return LabeledSet(
-            values=take(self.values, atom_idx), species_index=take(self.species_index, atom_idx),
-            offsets=new_off, row_offsets=new_roff, grad_values=take(self.grad_values, row_idx),
-            grad_centers=take(self.grad_centers, row_idx) - shift,
-            grad_neighbors=take(self.grad_neighbors, row_idx) - shift,
-            strain_grad=take(self.strain_grad, atom_idx), energies=take(self.energies, sidx),
-            forces=take(self.forces, atom_idx), virials=take(self.virials, sidx),
-            has_stress=take(self.has_stress, sidx))
-
-
-def featurize(committee_or_acsf: Any, atoms_list: Sequence[Atoms], species_index: np.ndarray | None = None,
-              dtype: torch.dtype = torch.float64) -> LabeledSet:
-    """Compute descriptors with sparse gradients (one core call) and collect the labels."""
-    acsf = committee_or_acsf.acsf if isinstance(committee_or_acsf, Committee) else committee_or_acsf
-    atoms_list = list(atoms_list)
-    if not atoms_list:
-        raise ValueError("no structures to featurize")
-    labels = [read_labels(a) for a in atoms_list]
-    d = acsf.compute(atoms_list, gradients=True)
-    numbers = np.concatenate([a.numbers for a in atoms_list])
-    if species_index is None:
-        lookup = {z: i for i, z in enumerate(acsf.species)}
-        species_index = np.array([lookup[int(z)] for z in numbers], dtype=np.int64)
-    has_stress = np.array([s is not None for _, _, s in labels])
-    virials = np.zeros((len(atoms_list), 3, 3))
-    for s, (a, (_, _, stress)) in enumerate(zip(atoms_list, labels)):
-        if stress is not None:
-            virials[s] = -stress * a.get_volume()
-    offsets = np.asarray(d.offsets, dtype=np.int64)
-    centers = np.asarray(d.grad_centers, dtype=np.int64)
-    if np.any(np.diff(centers) < 0):
-        raise ValueError("gradient rows are not grouped by center")
-    t = lambda x: torch.as_tensor(np.asarray(x), dtype=dtype)  # noqa: E731
-    return LabeledSet(
-        values=t(d.values), species_index=torch.as_tensor(species_index, dtype=torch.int64),
-        offsets=offsets, row_offsets=np.searchsorted(centers, offsets).astype(np.int64),
-        grad_values=t(d.grad_values), grad_centers=torch.as_tensor(centers),
-        grad_neighbors=torch.as_tensor(np.asarray(d.grad_neighbors, dtype=np.int64)),
-        strain_grad=t(d.strain_grad) if has_stress.any() else None,
-        energies=t([e for e, _, _ in labels]), forces=t(np.concatenate([f for _, f, _ in labels])),
-        virials=t(virials), has_stress=torch.as_tensor(has_stress))
+    def force_mode(self, device: torch.device) -> str:
+        """The force mode on ``device`` ("auto" resolved)."""
+        if self.forces != "auto":
+            return self.forces
+        return "fused" if device.type == "cuda" else "sparse"
 
 
 def committee_forces(dE_dG: torch.Tensor, grad_values: torch.Tensor, grad_centers: torch.Tensor,
@@ -185,19 +98,27 @@ def member_losses(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor
     """Weighted loss per member (K,) on ``data``; ``weights`` (K, S) are bootstrap counts."""
     S = data.n_structures
     n_atoms = data.n_atoms()
-    struct = torch.from_numpy(np.repeat(np.arange(S), np.diff(data.offsets)))
+    struct = data.structure_index()
     E, _, dE_dG = net.energies_and_gradients(data.values, data.species_index, struct, S,
                                              create_graph=create_graph)
     w = weights.to(E.dtype)
     dE = (E - data.energies) / n_atoms
     loss_e = (w * dE ** 2).sum(1) / S
-    F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+    want_stress = cfg.weight_stress > 0 and bool(data.has_stress.any())
+    W = None
+    if data.fused:
+        from .device import Prepared
+
+        F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
+    else:
+        F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+        if want_stress and data.strain_grad is not None:
+            W = committee_virials(dE_dG, data.strain_grad, struct, S)
     w_atom = w[:, struct]
     loss_f = (w_atom * ((F - data.forces) ** 2).sum(-1)).sum(1) / (3 * len(struct))
     total = cfg.weight_energy * loss_e + cfg.weight_forces * loss_f
     parts = {"energy": loss_e.detach(), "forces": loss_f.detach()}
-    if data.strain_grad is not None and cfg.weight_stress > 0 and bool(data.has_stress.any()):
-        W = committee_virials(dE_dG, data.strain_grad, struct, S)
+    if want_stress and W is not None:
         dW = ((W - data.virials) / n_atoms[:, None, None]) ** 2
         m = data.has_stress.to(E.dtype)
         loss_s = (w * m * dW.sum((-1, -2))).sum(1) / (9 * m.sum().clamp_min(1.0))
@@ -209,9 +130,10 @@ def member_losses(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor
 def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConfig) -> None:
     """Feature shift/scale per element and per-element energy reference from the training split."""
     ns = len(net.species)
+    train = train.to("cpu", torch.float64)  # lstsq with gelsd is CPU-only; this runs once
     with torch.no_grad():
         for s in range(ns):
-            G = train.values[train.species_index == s].double()
+            G = train.values[train.species_index == s]
             if len(G) == 0:
                 continue
             if cfg.feature_scaling == "standard":
@@ -226,7 +148,7 @@ def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConf
             net.feature_scale[s] = scale
         S = train.n_structures
         counts = torch.zeros(S, ns, dtype=torch.float64)
-        struct = torch.from_numpy(np.repeat(np.arange(S), np.diff(train.offsets)))
+        struct = train.structure_index()
         counts.index_put_((struct, train.species_index), torch.ones(len(struct), dtype=torch.float64),
                           accumulate=True)
         E = train.energies.double()
@@ -247,7 +169,7 @@ def _split(n: int, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarr
 def structure_weights(data: LabeledSet, cfg: TrainConfig) -> torch.Tensor:
     """Per-structure loss weights (S,): ones, or energy-based 1 / (1 + (e − e_min)/Δ) per atom."""
     if cfg.energy_weighting is None:
-        return torch.ones(data.n_structures, dtype=data.values.dtype)
+        return torch.ones(data.n_structures, dtype=data.values.dtype, device=data.device)
     e = data.energies.double() / data.n_atoms().double()
     return (1.0 / (1.0 + (e - e.min()) / cfg.energy_weighting)).to(data.values.dtype)
 
@@ -260,9 +182,9 @@ def _evaluate(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cf
     for start in range(0, S, chunk):
         idx = np.arange(start, min(S, start + chunk))
         sub = data.batch(idx)
-        w = weights[idx].unsqueeze(0).expand(K, -1)
+        w = weights[start:start + len(idx)].unsqueeze(0).expand(K, -1)
         loss, _ = member_losses(net, sub, w, cfg, create_graph=False)
-        total += loss.detach().double() * len(idx)
+        total += loss.detach().double().cpu() * len(idx)
     return total / S
 
 
@@ -297,9 +219,16 @@ def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
         acsf = ACSF.default_si()
     atoms_list = list(atoms_list)
     dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
+    from .device import select_device
+
+    dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
+    mode = cfg.force_mode(dev)
     if data is None:
-        data = featurize(acsf, atoms_list, dtype=dtype)
-    data = _cast(data, dtype)
+        data = featurize(acsf, atoms_list, dtype=dtype, forces=mode, device=dev)
+    elif data.fused != (mode == "fused"):
+        raise ValueError(f"data was featurized for {'fused' if data.fused else 'sparse'} forces, "
+                         f"but the config asks for {mode!r}")
+    data = data.to(dev, dtype)
     rng = np.random.default_rng(cfg.seed)
     train_idx, val_idx = _split(data.n_structures, cfg, rng)
     train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
@@ -307,19 +236,19 @@ def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
     boot = (rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap
             else np.ones((K, S), dtype=np.int64))
     weights = structure_weights(data, cfg)
-    boot = torch.as_tensor(boot, dtype=dtype) * weights[train_idx]
+    boot = torch.as_tensor(boot, dtype=dtype, device=dev) * weights[torch.from_numpy(train_idx).to(dev)]
 
     torch_gen = torch.Generator().manual_seed(cfg.seed)
     net = CommitteeNetwork(acsf.n_features, acsf.species, K, cfg.hidden, cfg.activation,
                            seed=int(torch.randint(0, 2**62, (1,), generator=torch_gen)))
     _initialise_scaling(net, train, cfg)
-    net = net.to(dtype)
+    net = net.to(device=dev, dtype=dtype)
     params = [p for p in net.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(cfg.epochs - 1, 1))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
     monitor = val if val is not None else train
-    monitor_w = weights[val_idx] if val is not None else weights[train_idx]
+    monitor_w = weights[torch.from_numpy(val_idx if val is not None else train_idx).to(dev)]
     best = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
     best_params = [p.detach().clone() for p in params]
     since_best = torch.zeros(K, dtype=torch.int64)
@@ -329,11 +258,11 @@ def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
         running = torch.zeros(K, dtype=torch.float64)
         for start in range(0, S, cfg.batch_size):
             idx = perm[start:start + cfg.batch_size]
-            loss, _ = member_losses(net, train.batch(idx), boot[:, idx], cfg)
+            loss, _ = member_losses(net, train.batch(idx), boot[:, torch.from_numpy(idx).to(dev)], cfg)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
-            running += loss.detach().double() * len(idx)
+            running += loss.detach().double().cpu() * len(idx)
         sched.step()
         current = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
         since_best = _keep_best(params, best_params, current, best, since_best)
@@ -354,17 +283,8 @@ def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
     meta = {"train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
             "best_val_loss": best.tolist(), "train_seconds": elapsed}
-    committee = Committee(acsf, net.double(), meta)
+    committee = Committee(acsf, net.to(device="cpu", dtype=torch.float64), meta)
     return TrainResult(committee, history, train_idx, val_idx, elapsed)
-
-
-def _cast(data: LabeledSet, dtype: torch.dtype) -> LabeledSet:
-    if data.values.dtype == dtype:
-        return data
-    c = lambda x: None if x is None else x.to(dtype)  # noqa: E731
-    return LabeledSet(c(data.values), data.species_index, data.offsets, data.row_offsets,
-                      c(data.grad_values), data.grad_centers, data.grad_neighbors, c(data.strain_grad),
-                      c(data.energies), c(data.forces), c(data.virials), data.has_stress)
 
 
 @torch.no_grad()
@@ -373,7 +293,8 @@ def _keep_best(params: list[torch.Tensor], best_params: list[torch.Tensor], curr
     """Copy the members whose loss improved into ``best_params``; update ``best`` in place."""
     improved = current < best
     for p, bp in zip(params, best_params):
-        bp[improved] = p[improved]
+        mask = improved.to(p.device)
+        bp[mask] = p[mask]
     best[improved] = current[improved]
     return torch.where(improved, torch.zeros_like(since_best), since_best + 1)
 
@@ -393,10 +314,10 @@ def _lbfgs(net: CommitteeNetwork, params: list[torch.Tensor], train: LabeledSet,
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), dtype=boot.dtype)
+        total = torch.zeros((), dtype=boot.dtype, device=boot.device)
         for start in range(0, S, cfg.batch_size * 4):
             idx = np.arange(start, min(S, start + cfg.batch_size * 4))
-            loss, _ = member_losses(net, train.batch(idx), boot[:, idx], cfg)
+            loss, _ = member_losses(net, train.batch(idx), boot[:, start:start + len(idx)], cfg)
             scaled = loss.sum() * len(idx) / S
             scaled.backward()
             total = total + scaled.detach()
