@@ -3,8 +3,8 @@
 Two ways to get forces during training (``TrainConfig.forces``):
 
 * ``"sparse"``: the core's sparse per-pair descriptor gradients are computed once per
-  dataset and kept (about 3·F·(pairs per atom) numbers per atom, e.g. ~40 kB per Si atom
-  in float32); each step contracts them with dE/dG. Fastest on the CPU.
+  dataset and kept (3·F numbers per pair: 15 kB per atom of diamond Si with the default
+  descriptor in float32); each step contracts them with dE/dG. Fastest on the CPU.
 * ``"fused"``: only the geometry is kept; each step builds the batch's neighbor list and
   gets forces and virials from the fused vector–Jacobian product (its backward is the
   Jacobian–vector product), so no Jacobian is ever stored. The GPU default.
