@@ -151,6 +151,34 @@ def test_serial_and_pipelined_runs_write_the_same_bytes(tmp_path, pool_file):
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
 
 
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_device_path_writes_the_core_bytes_and_skips_the_same_frames(tmp_path, pool_file, pipeline):
+    """``device=`` routes every chunk through alip.device (here its CPU path: what a GPU run
+    does up to the kernels); the store, bad frames included, equals the core's."""
+    acsf = _acsf(["Si", "C"])
+    featurize_pool(pool_file, tmp_path / "core", acsf, chunk=6)
+    featurize_pool(pool_file, tmp_path / "dev", acsf, chunk=6, pipeline=pipeline, device="cpu")
+    assert _files(tmp_path / "core") == _files(tmp_path / "dev")
+    path, _, reasons = _bad_pool_text(tmp_path)
+    summary = featurize_pool(path, tmp_path / "bad", acsf, chunk=4, on_bad="skip", pipeline=pipeline,
+                             device="cpu")
+    assert sorted(summary.skipped) == sorted(reasons)
+    featurize_pool(path, tmp_path / "bad_core", acsf, chunk=4, on_bad="skip")
+    assert _files(tmp_path / "bad") == _files(tmp_path / "bad_core")
+
+
+def test_gpu_request_without_gpu_fails_before_writing(tmp_path, pool_file):
+    from alip import device as dev
+
+    if dev.cuda_available():
+        pytest.skip("checks the error raised without a usable GPU")
+    with pytest.raises(RuntimeError, match="CUDA|GPU"):
+        featurize_pool(pool_file, tmp_path / "out", _acsf(["Si", "C"]), device="cuda")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="device must be"):
+        featurize_pool(pool_file, tmp_path / "out", _acsf(["Si", "C"]), device="gpu")
+
+
 def test_ase_database_pool_and_float32(tmp_path):
     import ase.db
 

@@ -50,11 +50,11 @@ def _run(args: argparse.Namespace) -> int:
         summary = featurize_pool(args.pool, args.out, acsf, chunk=args.chunk, client=client, resume=args.resume,
                                  on_bad=args.on_bad, chunk_atoms=args.chunk_atoms or None, dtype=args.dtype,
                                  overwrite=args.overwrite, allow_nonperiodic=args.allow_nonperiodic,
-                                 threads=threads, progress=not args.no_progress)
+                                 threads=threads, progress=not args.no_progress, device=args.device)
     except BadFrameError as exc:
         print(f"alip featurize: stopped: {exc}", file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(f"alip featurize: error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -92,6 +92,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="accept structures without a cell as non-periodic clusters (default: a bad frame)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="stored value type")
     p.add_argument("--threads", type=int, help="OpenMP threads of the core (per Dask task with a cluster)")
+    p.add_argument("--device", help="cpu (default: the compiled core) or cuda[:N] (needs a CUDA build)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786)")
     p.add_argument("--workers", type=int, help="start a local Dask cluster with this many worker processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

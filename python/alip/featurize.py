@@ -64,8 +64,10 @@ def _species_index(acsf: Any, frames: Frames) -> tuple[np.ndarray, dict[int, str
     return idx, bad
 
 
-def core_values(acsf: Any, frames: Frames, species_index: np.ndarray | None = None) -> np.ndarray:
-    """ACSF values (N, F) of all frames in one batched core call (no ``ase.Atoms`` built)."""
+def core_values(acsf: Any, frames: Frames, species_index: np.ndarray | None = None,
+                device: Any = None) -> np.ndarray:
+    """ACSF values (N, F) of all frames in one batched call (no ``ase.Atoms`` built): the
+    compiled CPU core, or with ``device`` given the :mod:`alip.device` path on it ("cuda")."""
     if species_index is None:
         species_index, bad = _species_index(acsf, frames)
         if bad:
@@ -73,11 +75,21 @@ def core_values(acsf: Any, frames: Frames, species_index: np.ndarray | None = No
             raise ValueError(f"frame {frame}: {reason}")
     from .descriptors import PackedBatch
 
-    return acsf.compute_packed(PackedBatch(frames.positions, species_index, frames.offsets, frames.cells,
-                                           frames.pbc))
+    batch = PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc)
+    if device is None:
+        return acsf.compute_packed(batch)
+    import torch
+
+    from .device import TorchBatch, compute
+
+    b = batch.contiguous()
+    tb = TorchBatch(positions=torch.from_numpy(b.positions), species=torch.from_numpy(b.species),
+                    offsets=torch.from_numpy(b.offsets), cells=torch.from_numpy(b.cells),
+                    pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)))
+    return compute(acsf, tb, device=device).cpu().numpy()
 
 
-def featurize_frames(acsf: Any, frames: Frames) -> tuple[Frames, np.ndarray]:
+def featurize_frames(acsf: Any, frames: Frames, device: Any = None) -> tuple[Frames, np.ndarray]:
     """(frames the core accepted, their values); the rejected ones move to ``bad`` with the
     core's reason (unknown element, overlapping atoms, degenerate cell, ...)."""
     idx, bad = _species_index(acsf, frames)
@@ -89,19 +101,19 @@ def featurize_frames(acsf: Any, frames: Frames) -> tuple[Frames, np.ndarray]:
     if frames.n_structures == 0:
         return frames, np.zeros((0, acsf.n_features))
     try:
-        return frames, core_values(acsf, frames, idx)
+        return frames, core_values(acsf, frames, idx, device)
     except ValueError:
         pass
     keep = np.ones(frames.n_structures, dtype=bool)
     for k in range(frames.n_structures):   # locate the structures the core rejects
         one = frames.select(np.arange(frames.n_structures) == k)
         try:
-            core_values(acsf, one, _species_index(acsf, one)[0])
+            core_values(acsf, one, _species_index(acsf, one)[0], device)
         except ValueError as exc:
             keep[k] = False
             frames.bad[int(frames.frame_ids[k])] = str(exc)
     out = frames.select(keep)
-    return out, core_values(acsf, out, _species_index(acsf, out)[0]) if out.n_structures \
+    return out, core_values(acsf, out, _species_index(acsf, out)[0], device) if out.n_structures \
         else np.zeros((0, acsf.n_features))
 
 
@@ -127,10 +139,10 @@ def _read_chunk(ref: ChunkRef) -> tuple[Frames, float]:
     return frames, time.perf_counter() - t
 
 
-def _featurize_chunk(acsf: Any, k: int, ref: ChunkRef, frames: Frames, read_s: float
+def _featurize_chunk(acsf: Any, k: int, ref: ChunkRef, frames: Frames, read_s: float, device: Any = None
                      ) -> tuple[ChunkResult, Frames, np.ndarray]:
     t = time.perf_counter()
-    frames, values = featurize_frames(acsf, frames)
+    frames, values = featurize_frames(acsf, frames, device)
     res = ChunkResult(k, ref.start, ref.stop, frames.n_structures, frames.n_atoms, dict(frames.bad), read_s,
                       time.perf_counter() - t)
     return res, frames, values
@@ -168,7 +180,7 @@ def tune_worker_malloc() -> None:
 
 
 def process_chunk(out: str, k: int, ref: ChunkRef, acsf: Any, dtype: str, on_bad: str,
-                  threads: int | None = None) -> ChunkResult:
+                  threads: int | None = None, device: Any = None) -> ChunkResult:
     """Read, featurize and write chunk ``k`` (a Dask task); with ``on_bad="stop"`` a chunk
     holding a bad frame is not written and the result lists the bad frames."""
     tune_worker_malloc()
@@ -177,7 +189,7 @@ def process_chunk(out: str, k: int, ref: ChunkRef, acsf: Any, dtype: str, on_bad
 
         set_num_threads(threads)
     frames, read_s = _read_chunk(ref)
-    res, frames, values = _featurize_chunk(acsf, k, ref, frames, read_s)
+    res, frames, values = _featurize_chunk(acsf, k, ref, frames, read_s, device)
     if res.bad and on_bad == "stop":
         return res
     return _store_chunk(out, res, frames, values, dtype)
@@ -185,14 +197,14 @@ def process_chunk(out: str, k: int, ref: ChunkRef, acsf: Any, dtype: str, on_bad
 
 # ----------------------------------------------------------------------------- runners
 def _run_serial(out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
-                report: Callable[[ChunkResult], bool]) -> None:
+                report: Callable[[ChunkResult], bool], device: Any = None) -> None:
     for k, ref in refs.items():
-        if not report(process_chunk(out, k, ref, acsf, dtype, on_bad)):
+        if not report(process_chunk(out, k, ref, acsf, dtype, on_bad, device=device)):
             return
 
 
 def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
-                   report: Callable[[ChunkResult], bool]) -> None:
+                   report: Callable[[ChunkResult], bool], device: Any = None) -> None:
     """Reading, featurizing (GIL released in the core) and writing overlap in three threads;
     at most two chunks wait between stages, so memory stays bounded."""
     to_core: queue.Queue = queue.Queue(maxsize=2)
@@ -241,7 +253,7 @@ def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, o
                 continue
             if item is None:
                 break
-            res, frames, values = _featurize_chunk(acsf, *item)
+            res, frames, values = _featurize_chunk(acsf, *item, device)
             if res.bad and on_bad == "stop":
                 report(res)
                 break
@@ -262,7 +274,7 @@ def _workers_see(paths: list[str]) -> bool:
 
 
 def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
-              threads: int | None, report: Callable[[ChunkResult], bool]) -> None:
+              threads: int | None, report: Callable[[ChunkResult], bool], device: Any = None) -> None:
     """One Dask task per chunk; a sliding window of tasks keeps worker memory bounded."""
     if not refs:
         return
@@ -277,7 +289,7 @@ def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype
 
     def submit(item: tuple[int, ChunkRef]) -> Any:
         k, ref = item
-        return client.submit(process_chunk, out, k, ref, acsf_f, dtype, on_bad, threads,
+        return client.submit(process_chunk, out, k, ref, acsf_f, dtype, on_bad, threads, device,
                              key=f"alip-featurize-{token}-{k}", retries=1)
 
     try:
@@ -360,7 +372,7 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
                    chunk: int = 1024, client: Any = None, resume: bool = False, on_bad: str = "stop", *,
                    chunk_atoms: int | None = 65536, dtype: str = "float64", overwrite: bool = False,
                    allow_nonperiodic: bool = False, threads: int | None = None, pipeline: bool = True,
-                   progress: bool = False) -> FeaturizeSummary:
+                   progress: bool = False, device: str | None = None) -> FeaturizeSummary:
     """Featurize every frame of ``pool`` into the feature store ``out`` (a directory).
 
     Chunks hold at most ``chunk`` frames and (beyond one frame) ``chunk_atoms`` atoms.
@@ -368,7 +380,9 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
     before it stay written); "skip" records it in the store and goes on. ``client``: a
     ``distributed.Client``; chunks become tasks on its workers. ``threads``: OpenMP
     threads of the core (per task with a client). ``pipeline``: overlap reading,
-    featurizing and writing in threads (local runs).
+    featurizing and writing in threads (local runs). ``device``: None runs the compiled
+    CPU core; "cuda[:i]" computes on the GPU (in float64; on each Dask worker's GPU with a
+    client), checked before any chunk is read.
     """
     from .descriptors import ACSF
 
@@ -376,6 +390,11 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if device is not None:
+        from .device import select_device
+
+        select_device(device=device)  # a clear error now, not in the first chunk
+        device = str(device)
     t0 = time.perf_counter()
     acsf = acsf if acsf is not None else ACSF.default_si()
     reader = pool if isinstance(pool, PoolReader) else open_pool(pool, allow_nonperiodic=allow_nonperiodic)
@@ -414,13 +433,13 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
 
     try:
         if client is not None:
-            _run_dask(client, out, refs, acsf, dtype, on_bad, threads, report)
+            _run_dask(client, out, refs, acsf, dtype, on_bad, threads, report, device)
         else:
             if threads:
                 from . import set_num_threads
 
                 set_num_threads(threads)
-            (_run_pipelined if pipeline else _run_serial)(out, refs, acsf, dtype, on_bad, report)
+            (_run_pipelined if pipeline else _run_serial)(out, refs, acsf, dtype, on_bad, report, device)
     finally:
         if bar is not None:
             bar.close()
