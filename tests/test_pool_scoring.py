@@ -122,6 +122,25 @@ def test_bad_frames_are_reported_not_scored():
         score_pool_streamed(committee, pool, chunk=4, on_bad="stop")
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 100])
+def test_device_path_scores_equal_the_core_path(chunk):
+    """``device=`` runs values, networks and forces through alip.device in one pass (here its
+    CPU path: a GPU run up to the kernels); bad frames, including one only the core rejects,
+    are located as on the core path."""
+    committee, pool = _committee(), _pool(12)
+    pool[2].positions[3, 1] = np.nan
+    pool[6].numbers[0] = 8
+    pool[9].positions[1] = pool[9].positions[0]                 # overlapping atoms: the core rejects it
+    core = score_pool_streamed(committee, pool, chunk=chunk)
+    dev = score_pool_streamed(committee, pool, chunk=chunk, device="cpu")
+    assert sorted(dev.skipped) == sorted(core.skipped) == [2, 6, 9] and dev.skipped == core.skipped
+    assert np.array_equal(dev.ok, core.ok) and np.array_equal(dev.n_atoms, core.n_atoms)
+    for name in ("energy_std", "max_force_dev", "energy_mean", "features"):
+        assert np.allclose(getattr(dev, name), getattr(core, name), rtol=1e-12, atol=1e-15, equal_nan=True), name
+    with pytest.raises(ValueError, match="device must be"):
+        score_pool_streamed(committee, pool, device="gpu")
+
+
 def test_dask_scoring_matches_local_and_broadcasts_the_committee_once(tmp_path):
     import distributed
     committee = _committee(CountingCommittee)

@@ -140,18 +140,20 @@ class Committee:
             values, E, e_atom, forces, virials = self._predict_torch(atoms_list, numbers, offsets, device)
         return Prediction(E, forces, virials, offsets, e_atom), values
 
-    def _predict_torch(self, atoms_list: list[Atoms], numbers: np.ndarray, offsets: np.ndarray,
+    def _predict_torch(self, structures: Any, numbers: np.ndarray, offsets: np.ndarray,
                        device: Any) -> tuple[np.ndarray, ...]:
-        """The :mod:`alip.device` path: one neighbor list for values and forces."""
+        """(values, E, e_atom, forces, virials) through :mod:`alip.device` (one neighbor list
+        for values and forces); ``structures``: a list of Atoms or a TorchBatch."""
         from .device import prepare, select_device
 
         dev = select_device(device=device)
+        S = len(offsets) - 1
         sidx = torch.as_tensor(self.species_index(numbers), device=dev)
-        struct = torch.as_tensor(np.repeat(np.arange(len(atoms_list)), np.diff(offsets)), device=dev)
-        p = prepare(self.acsf, atoms_list, dev)
+        struct = torch.as_tensor(np.repeat(np.arange(S), np.diff(offsets)), device=dev)
+        p = prepare(self.acsf, structures, dev)
         with torch_threads(self.threads):
             G = p.values(torch.float64)
-            E, e_atom, dE_dG = self._network_on(dev).energies_and_gradients(G, sidx, struct, len(atoms_list))
+            E, e_atom, dE_dG = self._network_on(dev).energies_and_gradients(G, sidx, struct, S)
             forces, virials = p.forces_and_virial(dE_dG.detach())
         return tuple(t.detach().cpu().numpy() for t in (G, E, e_atom, forces, virials))
 

@@ -73,20 +73,27 @@ def core_values(acsf: Any, frames: Frames, species_index: np.ndarray | None = No
         if bad:
             frame, reason = next(iter(bad.items()))
             raise ValueError(f"frame {frame}: {reason}")
-    from .descriptors import PackedBatch
-
-    batch = PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc)
     if device is None:
-        return acsf.compute_packed(batch)
+        from .descriptors import PackedBatch
+
+        return acsf.compute_packed(PackedBatch(frames.positions, species_index, frames.offsets, frames.cells,
+                                               frames.pbc))
+    from .device import compute
+
+    return compute(acsf, frames_batch(frames, species_index), device=device).cpu().numpy()
+
+
+def frames_batch(frames: Frames, species_index: np.ndarray) -> Any:
+    """The frames as an :class:`alip.device.TorchBatch` (CPU tensors sharing the arrays)."""
     import torch
 
-    from .device import TorchBatch, compute
+    from .descriptors import PackedBatch
+    from .device import TorchBatch
 
-    b = batch.contiguous()
-    tb = TorchBatch(positions=torch.from_numpy(b.positions), species=torch.from_numpy(b.species),
-                    offsets=torch.from_numpy(b.offsets), cells=torch.from_numpy(b.cells),
-                    pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)))
-    return compute(acsf, tb, device=device).cpu().numpy()
+    b = PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc).contiguous()
+    return TorchBatch(positions=torch.from_numpy(b.positions), species=torch.from_numpy(b.species),
+                      offsets=torch.from_numpy(b.offsets), cells=torch.from_numpy(b.cells),
+                      pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)))
 
 
 def featurize_frames(acsf: Any, frames: Frames, device: Any = None) -> tuple[Frames, np.ndarray]:

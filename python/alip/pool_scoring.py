@@ -31,7 +31,7 @@ import numpy as np
 from ase import Atoms
 
 from ._dask_window import run_windowed
-from .featurize import BadFrameError, ON_BAD, featurize_frames, tune_worker_malloc
+from .featurize import BadFrameError, ON_BAD, _species_index, featurize_frames, frames_batch, tune_worker_malloc
 from .pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
 
 __all__ = ["StreamedScores", "score_pool_streamed", "score_frames"]
@@ -59,33 +59,62 @@ class StreamedScores:
         return len(self.frame_ids)
 
 
-def score_frames(committee: Any, frames: Frames) -> tuple[Frames, dict[str, np.ndarray]]:
-    """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``."""
+def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Frames, dict[str, np.ndarray]]:
+    """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``.
+    ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.device`."""
     from .committee import Prediction
-    from .featurize import _species_index
 
-    frames, values = featurize_frames(committee.acsf, frames)
     F = committee.acsf.n_features
+    if device is None:
+        frames, values = featurize_frames(committee.acsf, frames)
+        pred = None
+    else:
+        frames, pred, values = _predict_on_device(committee, frames, device)
     if frames.n_structures == 0:
         empty = np.zeros(0)
         return frames, {"energy_mean": empty, "energy_std": empty, "max_force_dev": empty,
                         "features": np.zeros((0, F))}
     offsets = frames.offsets
-    E, _, dE_dG = committee.evaluate(values, frames.numbers, offsets)
-    idx = _species_index(committee.acsf, frames)[0]
-    from .descriptors import PackedBatch
+    if pred is None:
+        E, _, dE_dG = committee.evaluate(values, frames.numbers, offsets)
+        from .descriptors import PackedBatch
 
-    batch = PackedBatch(frames.positions, idx, offsets, frames.cells, frames.pbc).contiguous()
-    forces, virials = committee.acsf.forces_and_virial_packed(batch, dE_dG)  # all K members at once
-    pred = Prediction(E, forces, virials, offsets)
+        idx = _species_index(committee.acsf, frames)[0]
+        batch = PackedBatch(frames.positions, idx, offsets, frames.cells, frames.pbc).contiguous()
+        forces, virials = committee.acsf.forces_and_virial_packed(batch, dE_dG)  # all K members at once
+        pred = Prediction(E, forces, virials, offsets)
     counts = frames.counts
     pooled = np.add.reduceat(values, offsets[:-1], axis=0) / counts[:, None]
-    return frames, {"energy_mean": E.mean(axis=0) / counts, "energy_std": pred.energy_std_per_atom(),
+    return frames, {"energy_mean": pred.energies.mean(axis=0) / counts, "energy_std": pred.energy_std_per_atom(),
                     "max_force_dev": pred.max_force_deviation(), "features": pooled}
 
 
+def _predict_on_device(committee: Any, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
+    """(frames kept, Prediction, values): one device pass for a clean chunk; a chunk the core
+    rejects is first filtered frame by frame, as on the CPU."""
+    from .committee import Prediction
+
+    idx, bad = _species_index(committee.acsf, frames)
+    if bad or frames.n_structures == 0:
+        frames, _ = featurize_frames(committee.acsf, frames, device)
+        idx = _species_index(committee.acsf, frames)[0]
+    if frames.n_structures == 0:
+        return frames, None, None
+    try:
+        out = committee._predict_torch(frames_batch(frames, idx), frames.numbers, frames.offsets, device)
+    except ValueError:
+        frames, _ = featurize_frames(committee.acsf, frames, device)
+        if frames.n_structures == 0:
+            return frames, None, None
+        idx = _species_index(committee.acsf, frames)[0]
+        out = committee._predict_torch(frames_batch(frames, idx), frames.numbers, frames.offsets, device)
+    values, E, e_atom, forces, virials = out
+    return frames, Prediction(E, forces, virials, frames.offsets, e_atom), values
+
+
 def _score_task(committee: Any, source: ChunkRef | Frames, keep: np.ndarray | None,
-                threads: int | None, allow_nonperiodic: bool) -> tuple[Frames, dict[str, np.ndarray]]:
+                threads: int | None, allow_nonperiodic: bool, device: Any = None
+                ) -> tuple[Frames, dict[str, np.ndarray]]:
     """One chunk: read (a ChunkRef) or take (Frames), keep the wanted frames, score."""
     tune_worker_malloc()
     if threads:
@@ -96,7 +125,7 @@ def _score_task(committee: Any, source: ChunkRef | Frames, keep: np.ndarray | No
     if keep is not None:
         frames = frames.select(np.isin(frames.frame_ids, keep))
         frames.bad = {f: r for f, r in frames.bad.items() if f in set(keep.tolist())}
-    return score_frames(committee, frames)
+    return score_frames(committee, frames, device)
 
 
 def _targets(n_frames: int, indices: Sequence[int] | None) -> np.ndarray:
@@ -131,7 +160,8 @@ def _plan(targets: np.ndarray, counts: np.ndarray, chunk: int, chunk_atoms: int 
 def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolReader | Sequence[Atoms],
                         chunk: int = 256, client: Any = None, *, indices: Sequence[int] | None = None,
                         chunk_atoms: int | None = 8192, on_bad: str = "skip", allow_nonperiodic: bool = False,
-                        threads: int | None = None, progress: bool = False) -> StreamedScores:
+                        threads: int | None = None, progress: bool = False,
+                        device: str | None = None) -> StreamedScores:
     """QBC scores and mean-pooled descriptors of every frame (or of ``indices``) of a pool.
 
     ``pool_source``: an extxyz / ASE ``*.db`` path, a :class:`~alip.pool_reader.PoolReader`,
@@ -139,10 +169,17 @@ def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolRea
     ``chunk_atoms`` atoms. ``on_bad="skip"`` scores the rest and reports unusable frames
     in ``skipped``; ``"stop"`` raises :class:`~alip.featurize.BadFrameError`.
     ``client``: a ``distributed.Client`` (the committee is broadcast to its workers once).
-    Results are in the order of ``indices`` (default: pool order).
+    Results are in the order of ``indices`` (default: pool order). ``device``: None runs
+    the compiled CPU core; "cuda[:i]" runs descriptors, networks and forces on the GPU
+    (on each worker's GPU with a client), checked before the first chunk.
     """
     if on_bad not in ON_BAD:
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
+    if device is not None:
+        from .device import select_device
+
+        select_device(device=device)
+        device = str(device)
     t0 = time.perf_counter()
     in_memory = not isinstance(pool_source, (str, os.PathLike, PoolReader))
     if in_memory:
@@ -191,9 +228,9 @@ def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolRea
         if client is None:
             with _omp_threads(threads):
                 for a, b, keep in plan:
-                    collect(*_score_task(committee, source(a, b, keep), keep, None, allow_nonperiodic))
+                    collect(*_score_task(committee, source(a, b, keep), keep, None, allow_nonperiodic, device))
         else:
-            _score_dask(client, committee, plan, source, threads, allow_nonperiodic, collect)
+            _score_dask(client, committee, plan, source, threads, allow_nonperiodic, collect, device)
     finally:
         if bar is not None:
             bar.close()
@@ -222,7 +259,7 @@ class _omp_threads:
 
 
 def _score_dask(client: Any, committee: Any, plan: list, source: Any, threads: int | None,
-                allow_nonperiodic: bool, collect: Any) -> None:
+                allow_nonperiodic: bool, collect: Any, device: Any = None) -> None:
     """One task per chunk over a sliding window; the committee is scattered once to all workers."""
     if not plan:
         return
@@ -233,7 +270,7 @@ def _score_dask(client: Any, committee: Any, plan: list, source: Any, threads: i
     def submit(item: tuple[int, int, np.ndarray | None]) -> Any:
         a, b, keep = item
         return client.submit(_score_task, committee_f, source(a, b, keep), keep, threads, allow_nonperiodic,
-                             key=f"alip-score-{token}-{next(counter)}", retries=1)
+                             device, key=f"alip-score-{token}-{next(counter)}", retries=1)
 
     try:
         run_windowed(client, plan, submit, lambda result: collect(*result))
