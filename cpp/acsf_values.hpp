@@ -31,23 +31,27 @@ namespace detail {
 /// Work arrays of the values kernel (kept per thread across centers).
 struct ValuesScratch {
     static constexpr int64_t kChunk = 512;  ///< packed pairs per chunk (a multiple of 8)
-    std::vector<double> ux, uy, uz;  ///< (m,) unit vectors of the neighbors
-    std::vector<double> A;           ///< (n_eta, m) exp(-eta r^2) f_c(r)
+    static constexpr int64_t kPad = 8;      ///< zero entries after each neighbor row (full-width loads)
+    static constexpr int64_t kStride = kChunk + 8;  ///< rows of W: not a multiple of 4 KiB apart
+    int64_t ma = 0;                  ///< row length of A: m + kPad
+    std::vector<double> x, y, z, ux, uy, uz;  ///< (m + kPad,) neighbor vectors and unit vectors
+    std::vector<double> A;           ///< (n_eta, ma) exp(-eta r^2) f_c(r)
     std::vector<double> cos, r2, r, fc;  ///< (kChunk,) per packed pair
-    std::vector<double> W;           ///< (n_eta, kChunk) a_e(n1) a_e(n2), then times exp f_c of r_12
-    std::vector<double> ladder;      ///< (n_lambda, depth, kChunk)
-    std::vector<double> P;           ///< (n_zl, kChunk) for zetas that are not a single rung
+    std::vector<double> W;           ///< (n_eta, kStride) a_e(n1) a_e(n2), then times exp f_c of r_12
+    std::vector<double> ladder;      ///< (n_lambda, depth, kStride)
+    std::vector<double> P;           ///< (n_zl, kStride) for zetas that are not a single rung
     std::vector<const double*> Pz;   ///< (n_zl,) where P of each (zeta, lambda) is
     std::vector<const double*> Ep;   ///< (n_eta,) rows of W
     std::vector<double> M;           ///< (n_zl, n_eta) or (n_params,) accumulated sums
 
     void resize(int64_t m, int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
-        for (auto* v : {&ux, &uy, &uz}) v->resize(size_t(m));
-        A.resize(size_t(n_eta * m));
+        ma = m + kPad;
+        for (auto* v : {&x, &y, &z, &ux, &uy, &uz}) v->assign(size_t(ma), 0.0);
+        A.assign(size_t(n_eta * ma), 0.0);
         for (auto* v : {&cos, &r2, &r, &fc}) v->resize(size_t(kChunk));
-        W.resize(size_t(n_eta * kChunk));
-        ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kChunk));
-        P.resize(size_t(n_zl * kChunk));
+        W.resize(size_t(n_eta * kStride));
+        ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kStride));
+        P.resize(size_t(n_zl * kStride));
         Pz.resize(size_t(n_zl));
         Ep.resize(size_t(n_eta));
         M.resize(size_t(std::max(n_zl * n_eta, n_params)));
@@ -82,28 +86,37 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
     const int64_t nz = int64_t(zeta_lambdas_.size());
     const int64_t nlam = int64_t(lambdas_.size());
     const int64_t C = ValuesScratch::kChunk;
+    const int64_t CR = ValuesScratch::kStride;  // distance between rows of chunk arrays
     const double rc = spec_.cutoff;
     const int64_t n_params = int64_t(std::max(g4_index_.size(), g5_index_.size()));
     S.resize(m, ne, nz, nlam, ladder_depth_, n_params);
 
+    const int64_t ma = S.ma, CW = CR;
 #pragma omp simd
     for (int64_t n = 0; n < m; ++n) {
+        S.x[n] = L.x[n];
+        S.y[n] = L.y[n];
+        S.z[n] = L.z[n];
         S.ux[n] = L.x[n] * L.inv_r[n];
         S.uy[n] = L.y[n] * L.inv_r[n];
         S.uz[n] = L.z[n] * L.inv_r[n];
     }
     for (int64_t e = 0; e < ne; ++e) {
         const double* ex = &L.expo[size_t(e * m)];
-        double* a = &S.A[size_t(e * m)];
+        double* a = &S.A[size_t(e * ma)];
 #pragma omp simd
         for (int64_t n = 0; n < m; ++n) a[n] = ex[n] * L.fc[n];
     }
-    const double* X = L.x.data();
-    const double* Y = L.y.data();
-    const double* Z = L.z.data();
+    const double* X = S.x.data();
+    const double* Y = S.y.data();
+    const double* Z = S.z.data();
     const double* UX = S.ux.data();
     const double* UY = S.uy.data();
     const double* UZ = S.uz.data();
+    const double* Arow = S.A.data();
+    double* Wrow = S.W.data();
+    double* cosb = S.cos.data();
+    double* r2b = S.r2.data();
 
     // sums of one family over a chunk of `cnt` packed pairs
     auto process = [&](bool g4, int64_t cnt, bool full_matrix, const std::vector<AngularIndex>& params) {
@@ -111,7 +124,7 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
         for (int64_t k = cnt; k < n; ++k) {  // padding lanes contribute exactly 0
             S.cos[k] = 0.0;
             S.r2[k] = 0.0;
-            for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * C + k)] = 0.0;
+            for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
         }
         if (g4) {
 #pragma omp simd
@@ -119,7 +132,7 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
             cutoff_values(spec_.cutoff_function, rc, S.r.data(), S.fc.data(), nullptr, n, false);
             for (int64_t e = 0; e < ne; ++e) {
                 const double eta = angular_etas_[e];
-                double* w = &S.W[size_t(e * C)];
+                double* w = &S.W[size_t(e * CW)];
                 const double* r2 = S.r2.data();
                 const double* fc = S.fc.data();
 #pragma omp simd
@@ -128,33 +141,32 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
         }
         for (int64_t l = 0; l < nlam; ++l) {
             const double lam = lambdas_[l];
-            double* rung = &S.ladder[size_t(l * ladder_depth_ * C)];
+            double* rung = &S.ladder[size_t(l * ladder_depth_ * CR)];
             const double* cs = S.cos.data();
 #pragma omp simd
             for (int64_t k = 0; k < n; ++k) rung[k] = std::max(0.0, 1.0 + lam * cs[k]);
             for (int t = 1; t < ladder_depth_; ++t) {
-                double* next = rung + t * C;
-                const double* prev = next - C;
+                double* next = rung + t * CR;
+                const double* prev = next - CR;
 #pragma omp simd
                 for (int64_t k = 0; k < n; ++k) next[k] = prev[k] * prev[k];
             }
         }
         for (int64_t z = 0; z < nz; ++z) {
             const ZetaLambda& zl = zeta_lambdas_[z];
-            const double* rungs = &S.ladder[size_t(zl.lambda_index * ladder_depth_ * C)];
-            double* P = &S.P[size_t(z * C)];
+            const double* rungs = &S.ladder[size_t(zl.lambda_index * ladder_depth_ * CR)];
+            double* P = &S.P[size_t(z * CR)];
             if (zl.integer_zeta >= 1) {
                 const int e = zl.integer_zeta;
                 if ((e & (e - 1)) == 0) {
                     int t = 0;
                     while ((1 << t) < e) ++t;
-                    S.Pz[z] = rungs + t * C;
+                    S.Pz[z] = rungs + t * CR;
                 } else {
-                    // ladder_power reads rungs kPairChunk apart; here they are C apart
-                    bool first = true;
+                                        bool first = true;
                     for (int t = 0, q = e; q > 0; ++t, q >>= 1) {
                         if (!(q & 1)) continue;
-                        const double* src = rungs + t * C;
+                        const double* src = rungs + t * CR;
                         if (first) {
                             std::copy(src, src + n, P);
                             first = false;
@@ -173,7 +185,7 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                 S.Pz[z] = P;
             }
         }
-        for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * C)];
+        for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
         if (full_matrix) {  // every (zeta-lambda, eta) combination, register-blocked
             int64_t z = 0;
             for (; z + 4 <= nz; z += 4) {
@@ -216,22 +228,23 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                         }
                         const int64_t width = std::min<int64_t>(8, hi - n2);
 #if defined(__AVX512F__)
-                        const __mmask8 live = __mmask8((1u << width) - 1u);
-                        const __m512d dx = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, X + n2), _mm512_set1_pd(x1));
-                        const __m512d dy = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, Y + n2), _mm512_set1_pd(y1));
-                        const __m512d dz = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, Z + n2), _mm512_set1_pd(z1));
+                        // full-width loads: rows are padded with kPad zeros
+                        const __mmask8 live = __mmask8(0xFFu >> (8 - width));
+                        const __m512d dx = _mm512_sub_pd(_mm512_loadu_pd(X + n2), _mm512_set1_pd(x1));
+                        const __m512d dy = _mm512_sub_pd(_mm512_loadu_pd(Y + n2), _mm512_set1_pd(y1));
+                        const __m512d dz = _mm512_sub_pd(_mm512_loadu_pd(Z + n2), _mm512_set1_pd(z1));
                         const __m512d r2 = _mm512_fmadd_pd(dz, dz, _mm512_fmadd_pd(dy, dy, _mm512_mul_pd(dx, dx)));
                         const __mmask8 keep = _mm512_mask_cmp_pd_mask(live, r2, _mm512_set1_pd(limit2), _CMP_LT_OQ);
-                        __m512d c = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, UX + n2), _mm512_set1_pd(u1));
-                        c = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, UY + n2), _mm512_set1_pd(v1), c);
-                        c = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, UZ + n2), _mm512_set1_pd(w1), c);
+                        __m512d c = _mm512_mul_pd(_mm512_loadu_pd(UX + n2), _mm512_set1_pd(u1));
+                        c = _mm512_fmadd_pd(_mm512_loadu_pd(UY + n2), _mm512_set1_pd(v1), c);
+                        c = _mm512_fmadd_pd(_mm512_loadu_pd(UZ + n2), _mm512_set1_pd(w1), c);
                         c = _mm512_min_pd(_mm512_set1_pd(1.0), _mm512_max_pd(_mm512_set1_pd(-1.0), c));
-                        _mm512_storeu_pd(&S.cos[cnt], _mm512_maskz_compress_pd(keep, c));
-                        _mm512_storeu_pd(&S.r2[cnt], _mm512_maskz_compress_pd(keep, r2));
+                        _mm512_storeu_pd(cosb + cnt, _mm512_maskz_compress_pd(keep, c));
+                        _mm512_storeu_pd(r2b + cnt, _mm512_maskz_compress_pd(keep, r2));
                         for (int64_t e = 0; e < ne; ++e) {
-                            const double* a = &S.A[size_t(e * m)];
-                            const __m512d w = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, a + n2), _mm512_set1_pd(a[n1]));
-                            _mm512_storeu_pd(&S.W[size_t(e * C + cnt)], _mm512_maskz_compress_pd(keep, w));
+                            const double* a = Arow + e * ma;
+                            const __m512d w = _mm512_mul_pd(_mm512_loadu_pd(a + n2), _mm512_set1_pd(a[n1]));
+                            _mm512_storeu_pd(Wrow + e * CW + cnt, _mm512_maskz_compress_pd(keep, w));
                         }
                         cnt += _mm_popcnt_u32(keep);
 #else
@@ -239,12 +252,9 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                             const double dx = X[q] - x1, dy = Y[q] - y1, dz = Z[q] - z1;
                             const double r2 = dx * dx + dy * dy + dz * dz;
                             const double c = u1 * UX[q] + v1 * UY[q] + w1 * UZ[q];
-                            S.cos[cnt] = std::min(1.0, std::max(-1.0, c));
-                            S.r2[cnt] = r2;
-                            for (int64_t e = 0; e < ne; ++e) {
-                                const double* a = &S.A[size_t(e * m)];
-                                S.W[size_t(e * C + cnt)] = a[n1] * a[q];
-                            }
+                            cosb[cnt] = std::min(1.0, std::max(-1.0, c));
+                            r2b[cnt] = r2;
+                            for (int64_t e = 0; e < ne; ++e) Wrow[e * CW + cnt] = Arow[e * ma + n1] * Arow[e * ma + q];
                             cnt += r2 < limit2 ? 1 : 0;
                         }
 #endif
