@@ -30,6 +30,8 @@ int64_t floor_div(int64_t a, int64_t b) {
     return q;
 }
 
+constexpr double kSubdivision = 2.0;
+
 struct Pair {
     int64_t j;
     int32_t s[3];
@@ -78,7 +80,10 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             extent = mx - mn;
         }
         double len = extent * spacing[a];
-        double nb = std::floor(len / cutoff);
+        // bins of at least cutoff / kSubdivision: a center visits (2 kSubdivision + 1)^3
+        // bins of ~ (cutoff / kSubdivision)^3 instead of 27 of >= cutoff^3, several times
+        // fewer candidates (corner bins out of reach are skipped below)
+        double nb = std::floor(len * kSubdivision / cutoff);
         nbins[a] = static_cast<int64_t>(std::max(1.0, std::min(nb, 1e6)));
     }
     // never more bins than ~2 per atom (sparse systems would waste memory)
@@ -104,6 +109,36 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             reach[a] = extent > 0 ? std::min<int64_t>(nbins[a] - 1, int64_t(std::ceil(cutoff / width_len))) : 0;
         }
     }
+
+    // bin offsets to visit, as rows along z; when the binning cell is orthogonal (to
+    // 1e-12 in the cosines), bins whose closest points are surely (margin 1e-9 on the
+    // squared cutoff, far above the skew error) at least a cutoff apart are dropped
+    bool orthogonal = true;
+    for (int a = 0; a < 3; ++a)
+        for (int c = a + 1; c < 3; ++c)
+            if (std::abs(dot(&h[3 * a], &h[3 * c])) > 1e-12 * norm3(&h[3 * a]) * norm3(&h[3 * c])) orthogonal = false;
+    struct Row {
+        int64_t dx, dy, dz_lo, dz_hi;  ///< bins (dx, dy, dz) for dz in [dz_lo, dz_hi]
+    };
+    std::vector<Row> rows;
+    for (int64_t dx = -reach[0]; dx <= reach[0]; ++dx)
+        for (int64_t dy = -reach[1]; dy <= reach[1]; ++dy) {
+            Row row{dx, dy, 0, -1};
+            for (int64_t dz = -reach[2]; dz <= reach[2]; ++dz) {
+                if (orthogonal) {
+                    const int64_t d[3] = {dx, dy, dz};
+                    double gap2 = 0.0;
+                    for (int a = 0; a < 3; ++a) {
+                        const double gap = double(std::max<int64_t>(0, std::abs(d[a]) - 1)) * width[a] * spacing[a];
+                        gap2 += gap * gap;
+                    }
+                    if (gap2 >= cutoff * cutoff * (1.0 + 1e-9)) continue;  // surely out of reach
+                }
+                if (row.dz_hi < row.dz_lo) row.dz_lo = dz;  // kept dz form one interval
+                row.dz_hi = dz;
+            }
+            if (row.dz_hi >= row.dz_lo) rows.push_back(row);
+        }
 
     auto bin_of = [&](int64_t i, int a) {
         int64_t b = static_cast<int64_t>(std::floor((frac[3 * i + a] - lo[a]) / width[a]));
@@ -132,6 +167,10 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             wrapped[3 * i + k] = r;
         }
 
+    std::vector<double> binned(3 * n);  // wrapped positions in bin order
+    for (int64_t q = 0; q < n; ++q)
+        for (int k = 0; k < 3; ++k) binned[3 * q + k] = wrapped[3 * bin_atoms[q] + k];
+
     const double cutoff2 = cutoff * cutoff;
     const double overlap2 = kOverlapDistance * kOverlapDistance;
 
@@ -139,42 +178,46 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     auto search = [&](int64_t i, std::vector<Pair>& out) {
         const size_t start = out.size();
         const double* ri = &wrapped[3 * i];
-        for (int64_t dx = -reach[0]; dx <= reach[0]; ++dx) {
-            int64_t tx = atom_bin3[i][0] + dx, bx = tx, sx = 0;
+        for (const Row& row : rows) {
+            const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
+            int64_t bx = tx, by = ty, sx = 0, sy = 0;
             if (s.pbc[0]) sx = floor_div(tx, nbins[0]), bx = tx - sx * nbins[0];
             else if (tx < 0 || tx >= nbins[0]) continue;
-            for (int64_t dy = -reach[1]; dy <= reach[1]; ++dy) {
-                int64_t ty = atom_bin3[i][1] + dy, by = ty, sy = 0;
-                if (s.pbc[1]) sy = floor_div(ty, nbins[1]), by = ty - sy * nbins[1];
-                else if (ty < 0 || ty >= nbins[1]) continue;
-                for (int64_t dz = -reach[2]; dz <= reach[2]; ++dz) {
-                    int64_t tz = atom_bin3[i][2] + dz, bz = tz, sz = 0;
-                    if (s.pbc[2]) sz = floor_div(tz, nbins[2]), bz = tz - sz * nbins[2];
-                    else if (tz < 0 || tz >= nbins[2]) continue;
-                    const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6], sx * h[1] + sy * h[4] + sz * h[7],
-                                           sx * h[2] + sy * h[5] + sz * h[8]};
-                    const int64_t b = (bx * nbins[1] + by) * nbins[2] + bz;
-                    for (int64_t q = bin_start[b]; q < bin_start[b + 1]; ++q) {
-                        const int64_t j = bin_atoms[q];
-                        const double* rj = &wrapped[3 * j];
-                        const double d[3] = {rj[0] + off[0] - ri[0], rj[1] + off[1] - ri[1], rj[2] + off[2] - ri[2]};
-                        const double d2 = dot(d, d);
-                        if (d2 >= cutoff2) continue;
-                        if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
-                        if (d2 < overlap2) {
-                            std::ostringstream msg;
-                            msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2)
-                                << " Å < " << kOverlapDistance << " Å)";
-                            throw InvalidInput(msg.str());
-                        }
-                        Pair p;
-                        p.j = j;
-                        p.s[0] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
-                        p.s[1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
-                        p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
-                        p.d2 = d2;
-                        out.push_back(p);
+            if (s.pbc[1]) sy = floor_div(ty, nbins[1]), by = ty - sy * nbins[1];
+            else if (ty < 0 || ty >= nbins[1]) continue;
+            int64_t tz = atom_bin3[i][2] + row.dz_lo, tz_end = atom_bin3[i][2] + row.dz_hi + 1;
+            if (!s.pbc[2]) tz = std::max<int64_t>(tz, 0), tz_end = std::min(tz_end, nbins[2]);
+            const int64_t row_base = (bx * nbins[1] + by) * nbins[2];
+            // runs of consecutive z bins of one periodic image: their atoms are contiguous
+            while (tz < tz_end) {
+                const int64_t sz = s.pbc[2] ? floor_div(tz, nbins[2]) : 0;
+                const int64_t bz = tz - sz * nbins[2];
+                const int64_t bz_end = std::min(nbins[2], bz + (tz_end - tz));
+                tz += bz_end - bz;
+                const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6] - ri[0],
+                                       sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
+                                       sx * h[2] + sy * h[5] + sz * h[8] - ri[2]};
+                const bool own_image = sx == 0 && sy == 0 && sz == 0;
+                for (int64_t q = bin_start[row_base + bz]; q < bin_start[row_base + bz_end]; ++q) {
+                    const double* rj = &binned[3 * q];
+                    const double d[3] = {rj[0] + off[0], rj[1] + off[1], rj[2] + off[2]};
+                    const double d2 = dot(d, d);
+                    if (d2 >= cutoff2) continue;
+                    const int64_t j = bin_atoms[q];
+                    if (j == i && own_image) continue;
+                    if (d2 < overlap2) {
+                        std::ostringstream msg;
+                        msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2) << " Å < "
+                            << kOverlapDistance << " Å)";
+                        throw InvalidInput(msg.str());
                     }
+                    Pair p;
+                    p.j = j;
+                    p.s[0] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
+                    p.s[1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
+                    p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
+                    p.d2 = d2;
+                    out.push_back(p);
                 }
             }
         }
