@@ -90,26 +90,25 @@ def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Fr
 
 
 def _predict_on_device(committee: Any, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
-    """(frames kept, Prediction, values): one device pass for a clean chunk; a chunk the core
-    rejects is first filtered frame by frame, as on the CPU."""
+    """(frames kept, Prediction, values): one device pass for a clean chunk; in a chunk with
+    rejected frames, those are first located frame by frame, as on the CPU."""
     from .committee import Prediction
 
+    def predict(frames: Frames, idx: np.ndarray) -> tuple[Frames, Any, np.ndarray]:
+        values, E, e_atom, F, W = committee._predict_torch(frames_batch(frames, idx), frames.numbers,
+                                                           frames.offsets, device)
+        return frames, Prediction(E, F, W, frames.offsets, e_atom), values
+
     idx, bad = _species_index(committee.acsf, frames)
-    if bad or frames.n_structures == 0:
-        frames, _ = featurize_frames(committee.acsf, frames, device)
-        idx = _species_index(committee.acsf, frames)[0]
+    if not bad and frames.n_structures:
+        try:
+            return predict(frames, idx)
+        except ValueError:   # a frame the core rejects: locate it below
+            pass
+    frames, _ = featurize_frames(committee.acsf, frames, device)   # rejected frames move to frames.bad
     if frames.n_structures == 0:
         return frames, None, None
-    try:
-        out = committee._predict_torch(frames_batch(frames, idx), frames.numbers, frames.offsets, device)
-    except ValueError:
-        frames, _ = featurize_frames(committee.acsf, frames, device)
-        if frames.n_structures == 0:
-            return frames, None, None
-        idx = _species_index(committee.acsf, frames)[0]
-        out = committee._predict_torch(frames_batch(frames, idx), frames.numbers, frames.offsets, device)
-    values, E, e_atom, forces, virials = out
-    return frames, Prediction(E, forces, virials, frames.offsets, e_atom), values
+    return predict(frames, _species_index(committee.acsf, frames)[0])
 
 
 def _score_task(committee: Any, source: ChunkRef | Frames, keep: np.ndarray | None,
