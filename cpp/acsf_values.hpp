@@ -43,6 +43,8 @@ struct ValuesScratch {
     std::vector<const double*> Pz;   ///< (n_zl,) where P of each (zeta, lambda) is
     std::vector<const double*> Ep;   ///< (n_eta,) rows of W
     std::vector<double> M;           ///< (n_zl, n_eta) or (n_params,) accumulated sums
+    std::vector<double> R;           ///< (n_lambda, depth, n_eta) sums of the rungs (power-of-two zetas)
+    double tmp[16];
 
     void resize(int64_t m, int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
         ma = m + kPad;
@@ -55,6 +57,7 @@ struct ValuesScratch {
         Pz.resize(size_t(n_zl));
         Ep.resize(size_t(n_eta));
         M.resize(size_t(std::max(n_zl * n_eta, n_params)));
+        R.resize(size_t(n_lambda * std::max(depth, 1) * n_eta));
     }
 };
 
@@ -76,6 +79,45 @@ inline void dot_tile(const double* const* P, const double* const* E, int64_t n, 
         }
 }
 
+#if defined(__AVX512F__)
+/// R[t * NE + b] += sum_k b_k^(2^t) E[b][k], b_k = max(0, 1 + lambda cos_k), t < D, with the
+/// ladder of squares kept in registers (no stores); n is a multiple of 8.
+template <int D, int NE>
+inline void ladder_dot(const double* cos, double lambda, const double* const* E, int64_t n, double* R) {
+    __m512d acc[D][NE];
+    for (int t = 0; t < D; ++t)
+        for (int b = 0; b < NE; ++b) acc[t][b] = _mm512_setzero_pd();
+    const __m512d lam = _mm512_set1_pd(lambda), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
+    for (int64_t k = 0; k < n; k += 8) {
+        __m512d rung = _mm512_max_pd(zero, _mm512_fmadd_pd(lam, _mm512_loadu_pd(cos + k), one));
+        __m512d e[NE];
+        for (int b = 0; b < NE; ++b) e[b] = _mm512_loadu_pd(E[b] + k);
+        for (int t = 0; t < D; ++t) {
+            for (int b = 0; b < NE; ++b) acc[t][b] = _mm512_fmadd_pd(rung, e[b], acc[t][b]);
+            rung = _mm512_mul_pd(rung, rung);
+        }
+    }
+    for (int t = 0; t < D; ++t)
+        for (int b = 0; b < NE; ++b) R[t * NE + b] += _mm512_reduce_add_pd(acc[t][b]);
+}
+
+template <int D>
+inline void ladder_dot_all(const double* cos, double lambda, const double* const* E, int64_t ne, int64_t n,
+                           double* R /* (D, ne) */, double* tmp /* (D, 2) */) {
+    int64_t e = 0;
+    for (; e + 2 <= ne; e += 2) {
+        std::fill(tmp, tmp + 2 * D, 0.0);
+        ladder_dot<D, 2>(cos, lambda, E + e, n, tmp);
+        for (int t = 0; t < D; ++t) R[t * ne + e] += tmp[2 * t], R[t * ne + e + 1] += tmp[2 * t + 1];
+    }
+    if (e < ne) {
+        std::fill(tmp, tmp + D, 0.0);
+        ladder_dot<D, 1>(cos, lambda, E + e, n, tmp);
+        for (int t = 0; t < D; ++t) R[t * ne + e] += tmp[t];
+    }
+}
+#endif
+
 }  // namespace detail
 
 inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, detail::ValuesScratch& S) const {
@@ -90,6 +132,17 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
     const double rc = spec_.cutoff;
     const int64_t n_params = int64_t(std::max(g4_index_.size(), g5_index_.size()));
     S.resize(m, ne, nz, nlam, ladder_depth_, n_params);
+
+    // zetas all powers of two (1, 2, 4, ...): sums of the ladder's rungs are all it takes
+    bool pow2_zetas = ladder_depth_ >= 1 && ladder_depth_ <= 7;
+    for (const ZetaLambda& zl : zeta_lambdas_)
+        if (zl.integer_zeta < 1 || (zl.integer_zeta & (zl.integer_zeta - 1)) != 0) pow2_zetas = false;
+    auto rung_of = [](int zeta) {
+        int t = 0;
+        while ((1 << t) < zeta) ++t;
+        return t;
+    };
+
 
     const int64_t ma = S.ma, CW = CR;
 #pragma omp simd
@@ -139,6 +192,25 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                 for (int64_t k = 0; k < n; ++k) w[k] *= std::exp(-eta * r2[k]) * fc[k];
             }
         }
+        for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
+#if defined(__AVX512F__)
+        if (full_matrix && pow2_zetas) {  // rung sums R[l][t][e]; M picks them up per family
+            for (int64_t l = 0; l < nlam; ++l) {
+                double* R = &S.R[size_t(l * ladder_depth_ * ne)];
+                const double lam = lambdas_[l];
+                switch (ladder_depth_) {
+                    case 1: ladder_dot_all<1>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                    case 2: ladder_dot_all<2>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                    case 3: ladder_dot_all<3>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                    case 4: ladder_dot_all<4>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                    case 5: ladder_dot_all<5>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                    case 6: ladder_dot_all<6>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                    default: ladder_dot_all<7>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                }
+            }
+            return;
+        }
+#endif
         for (int64_t l = 0; l < nlam; ++l) {
             const double lam = lambdas_[l];
             double* rung = &S.ladder[size_t(l * ladder_depth_ * CR)];
@@ -185,7 +257,6 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                 S.Pz[z] = P;
             }
         }
-        for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
         if (full_matrix) {  // every (zeta-lambda, eta) combination, register-blocked
             int64_t z = 0;
             for (; z + 4 <= nz; z += 4) {
@@ -215,6 +286,7 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                 if (params.empty()) continue;
                 const bool full_matrix = nz * ne <= 2 * int64_t(params.size());
                 std::fill(S.M.begin(), S.M.end(), 0.0);
+                std::fill(S.R.begin(), S.R.end(), 0.0);
                 const double limit2 = g4 ? rc2 : std::numeric_limits<double>::max();  // G5 has no condition on r_12
                 int64_t cnt = 0;
                 for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1) {
@@ -261,6 +333,14 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
                     }
                 }
                 if (cnt > 0) process(g4, cnt, full_matrix, params);
+#if defined(__AVX512F__)
+                if (full_matrix && pow2_zetas)
+                    for (int64_t z = 0; z < nz; ++z) {
+                        const ZetaLambda& zl = zeta_lambdas_[z];
+                        const double* R = &S.R[size_t((zl.lambda_index * ladder_depth_ + rung_of(zl.integer_zeta)) * ne)];
+                        for (int64_t e = 0; e < ne; ++e) S.M[size_t(z * ne + e)] += R[e];
+                    }
+#endif
                 const int64_t offset = base + (g4 ? 0 : int64_t(g4_index_.size()));
                 for (size_t p = 0; p < params.size(); ++p) {
                     const AngularIndex& ix = params[p];

@@ -240,6 +240,11 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     chunks.resize(n_chunks);
     chunk_begin.resize(n_chunks + 1);
     for (int c = 0; c <= n_chunks; ++c) chunk_begin[c] = n * c / n_chunks;
+    if (s.pbc[0] && s.pbc[1] && s.pbc[2]) {  // room for the expected pairs: no regrowth
+        const double per_atom = double(n) / vol * 4.18879020478639 * cutoff2 * cutoff;
+        for (int c = 0; c < n_chunks; ++c)
+            chunks[c].reserve(size_t(std::min(1e8, 1.15 * per_atom * double(chunk_begin[c + 1] - chunk_begin[c]) + 64)));
+    }
 
 #pragma omp parallel for schedule(static, 1) if (n_chunks > 1)
     for (int c = 0; c < n_chunks; ++c) {
