@@ -3,7 +3,8 @@
 #
 #   .ci/cuda_compile_check.sh            # exits 0 with a message when nvcc is absent
 #
-# 1. every cuda/*.cu with nvcc for sm_80 and sm_90, warnings as errors;
+# 1. every cuda/*.cu with nvcc for sm_80 and sm_90, warnings (nvcc's and the host
+#    compiler's) as errors;
 # 2. cuda/stub.cpp and the CPU emulation cuda/host_emulation.cpp with the host compiler;
 # 3. when cmake and pybind11 are available: the whole Python module with ALIP_CUDA=ON
 #    (compiled and linked), then tests/test_cuda.py against that build without
@@ -32,7 +33,7 @@ pids=()
 for src in cuda/*.cu; do
   obj="$work/$(basename "$src" .cu).o"
   log="$work/$(basename "$src" .cu).log"
-  nvcc -std=c++17 -O3 -Icuda -Icpp "${gencode[@]}" -Werror all-warnings -Xcompiler -Wall -c "$src" -o "$obj" \
+  nvcc -std=c++17 -O3 -Icuda -Icpp "${gencode[@]}" -Werror all-warnings -Xcompiler -Wall,-Werror -c "$src" -o "$obj" \
     >"$log" 2>&1 &
   pids+=("$!:$src:$log")
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done

@@ -64,13 +64,18 @@ __device__ inline void flush(T* acc, int n, T* g, int lane) {
 }
 
 /// values (kJvp = false) or JVP (kJvp = true) of every center: one warp per center, one
-/// shared (features x 33) table per warp.
+/// (features x 33) table per warp, in dynamic shared memory, or, when global_acc is not
+/// null (more functions than shared memory holds), at global_acc + (global warp index) *
+/// features * 33. Only lanes of one warp touch a table; __syncwarp orders both kinds of
+/// memory.
 template <class T, bool kJvp>
-__global__ void forward_kernel(Tables tab, ListView L, PairData<T> P, T* out) {
+__global__ void forward_kernel(Tables tab, ListView L, PairData<T> P, T* out, T* global_acc) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
     const int n_acc = max(max(tab.ng2, tab.n_ang), 1);
-    T* acc = reinterpret_cast<T*>(smem_raw) + size_t(warp) * n_acc * kAccStride;
+    T* tables = global_acc ? global_acc + size_t(blockIdx.x) * (blockDim.x / kWarp) * n_acc * kAccStride
+                           : reinterpret_cast<T*>(smem_raw);
+    T* acc = tables + size_t(warp) * n_acc * kAccStride;
     for (int k = 0; k < n_acc; ++k) acc[k * kAccStride + lane] = T(0);
     __syncwarp();
     const int32_t ns = tab.ns;
@@ -170,6 +175,11 @@ struct AcsfKernels::Impl {
     Buffer<AngularItem> items;
     Buffer<int32_t> pair_index;
     int max_shared = 48 * 1024;  ///< opt-in shared memory per block on the device
+    int n_sm = 1;                ///< multiprocessors on the device
+    /// Streams that ran kernels reading the tables; the destructor waits for them before
+    /// freeing (the tables are freed on the legacy default stream, which does not order
+    /// after torch's non-blocking streams).
+    mutable detail::StreamUses uses;
 
     Tables tables() const { return host.view(spec, g2.get(), groups.get(), items.get(), pair_index.get()); }
 
@@ -226,24 +236,35 @@ void run_forward(const AcsfKernels::Impl& K, const NeighborList& nl, const T* di
     pair_kernel<T><<<center_grid(L.n_atoms, kPairWarps), kPairWarps * kWarp, 0, stream>>>(tab, lv, pd, displacement,
                                                                                           strain, jvp);
     ALIP_CUDA_LAUNCH_CHECK();
-    // shared accumulators: (warps, max(ng2, n_ang), 33) of T
+    // accumulators: (warps, max(ng2, n_ang), 33) of T per block, in shared memory
     const int n_acc = std::max({tab.ng2, tab.n_ang, 1});
     const size_t per_warp = size_t(n_acc) * kAccStride * sizeof(T);
     int warps = 4;
     while (warps > 1 && size_t(warps) * per_warp > size_t(K.max_shared)) warps /= 2;
-    const size_t bytes = size_t(warps) * per_warp;
-    if (bytes > size_t(K.max_shared)) {
-        std::ostringstream msg;
-        msg << "too many symmetry functions for the GPU path: " << n_acc << " per block need " << bytes
-            << " bytes of shared memory, the device allows " << K.max_shared;
-        throw InvalidInput(msg.str());
-    }
+    size_t bytes = size_t(warps) * per_warp;
+    int blocks = center_grid(L.n_atoms, warps);
     auto kernel = jvp ? forward_kernel<T, true> : forward_kernel<T, false>;
-    if (bytes > 48 * 1024)
-        ALIP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-    kernel<<<center_grid(L.n_atoms, warps), warps * kWarp, bytes, stream>>>(tab, lv, pd, out);
+    Buffer<T> global_acc;
+    if (bytes > size_t(K.max_shared)) {
+        // More functions than one warp's table fits in shared memory: the tables go to
+        // global memory (L1/L2-cached), one per warp of a grid capped at ~256 MB of them;
+        // the kernel's grid-stride loop covers every center.
+        warps = 4;
+        bytes = 0;
+        const int64_t budget = int64_t(256) << 20;
+        const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(int64_t(4) * K.n_sm, budget / int64_t(warps * per_warp)));
+        blocks = int(std::min<int64_t>(blocks, cap));
+        global_acc = Buffer<T>(size_t(blocks) * size_t(warps) * size_t(n_acc) * kAccStride, stream);
+    } else if (bytes > 48 * 1024) {
+        // Opt in to more than 48 KB. Always the device's maximum, never `bytes`: the
+        // attribute is global to the kernel, and another thread may be launching it with a
+        // larger table right now.
+        ALIP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, K.max_shared));
+    }
+    kernel<<<blocks, warps * kWarp, bytes, stream>>>(tab, lv, pd, out, global_acc.get());
     ALIP_CUDA_LAUNCH_CHECK();
     L.record_use(stream);
+    K.uses.record(stream);
 }
 
 template <class T>
@@ -269,6 +290,7 @@ void run_vjp(const AcsfKernels::Impl& K, const NeighborList& nl, const T* dE_dG,
                                                          virials);
     ALIP_CUDA_LAUNCH_CHECK();
     L.record_use(stream);
+    K.uses.record(stream);
 }
 
 }  // namespace
@@ -290,6 +312,7 @@ AcsfKernels::AcsfKernels(const AcsfSpec& spec, int device) : impl_(std::make_uni
     K.host = build_tables(spec);
     if (K.host.n_features != validated.n_features()) throw std::logic_error("feature count differs from the CPU core");
     ALIP_CUDA_CHECK(cudaDeviceGetAttribute(&K.max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    ALIP_CUDA_CHECK(cudaDeviceGetAttribute(&K.n_sm, cudaDevAttrMultiProcessorCount, device));
 
     cudaStream_t stream = nullptr;
     K.g2 = detail::to_device(K.host.g2, stream);
@@ -304,6 +327,7 @@ AcsfKernels::~AcsfKernels() {
     int previous = -1;  // no DeviceGuard: a destructor must not throw (e.g. at interpreter exit)
     const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != impl_->device &&
                           cudaSetDevice(impl_->device) == cudaSuccess;
+    impl_->uses.wait();  // kernels that read the tables, on any stream, have finished
     impl_.reset();
     cudaGetLastError();
     if (switched) cudaSetDevice(previous);

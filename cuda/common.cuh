@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -92,6 +93,28 @@ private:
     cudaStream_t stream_ = nullptr;
 };
 
+/// The streams on which kernels that read an object's device memory were launched: one
+/// event per stream, recorded after each launch. wait() blocks until all of them have
+/// completed, so that the memory can then be freed in any stream order (an object may be
+/// used on several streams, e.g. torch side streams, and freeing it on its allocation
+/// stream alone would not wait for those). Thread-safe: the bindings release the GIL, so
+/// two Python threads may launch with one object at the same time.
+class StreamUses {
+public:
+    StreamUses() = default;
+    StreamUses(const StreamUses&) = delete;
+    StreamUses& operator=(const StreamUses&) = delete;
+    ~StreamUses() { wait(); }
+    /// Call after the launches on `stream`, with the object's device current.
+    void record(cudaStream_t stream);
+    /// Waits for every recorded use and destroys the events (never throws).
+    void wait() noexcept;
+
+private:
+    std::mutex mutex_;
+    std::vector<std::pair<cudaStream_t, cudaEvent_t>> uses_;
+};
+
 void allocate_bytes(void** ptr, size_t bytes, cudaStream_t stream);
 void release_bytes(void* ptr, cudaStream_t stream) noexcept;
 
@@ -152,11 +175,11 @@ struct NeighborList::Impl {
     std::vector<int64_t> host_offsets;      ///< (S + 1,)
     /// Records, after kernels that read the list on `stream`, an event that the
     /// destructor waits for before freeing (the list may be used on several streams).
-    void record_use(cudaStream_t stream) const;
+    void record_use(cudaStream_t stream) const { uses_.record(stream); }
     ~Impl();
 
 private:
-    mutable std::vector<std::pair<cudaStream_t, cudaEvent_t>> uses_;
+    mutable detail::StreamUses uses_;
 };
 
 }  // namespace cuda

@@ -141,10 +141,13 @@ List build_list(const Input& in) {
         int64_t p = L.center_offset[size_t(i)];
         search(i, plans[size_t(L.structure[size_t(i)])], bin3.data(), wrapped.data(), bin_start.data(),
                bin_atoms.data(), cutoff2, [&](int64_t j, int64_t sx, int64_t sy, int64_t sz, double) {
-                   tmp_j[size_t(p)] = int32_t(j);
-                   pair_shift(wrap.data(), i, j, sx, sy, sz, &tmp_shift[size_t(3 * p)]);
+                   if (p < L.center_offset[size_t(i + 1)]) {  // fill_kernel's bound
+                       tmp_j[size_t(p)] = int32_t(j);
+                       pair_shift(wrap.data(), i, j, sx, sy, sz, &tmp_shift[size_t(3 * p)]);
+                   }
                    ++p;
                });
+        if (p != L.center_offset[size_t(i + 1)]) throw std::runtime_error("fill and count passes disagree");
     }
     const int32_t ns = int32_t(in.ns);
     L.seg.resize(size_t(N * (ns + 1)));

@@ -34,6 +34,7 @@ struct ErrorRecord {
     unsigned long long bad_position;  ///< min global atom index with a non-finite position
     unsigned long long bad_species;   ///< min global atom index with species out of range
     int overlap_set;
+    int fill_mismatch;  ///< 1: fill_kernel found a different pair count than count_kernel (a bug)
     int64_t overlap_i, overlap_j;
     double overlap_d;
 };
@@ -129,15 +130,25 @@ __global__ void count_kernel(int64_t n_atoms, const int32_t* structure, const St
 __global__ void fill_kernel(int64_t n_atoms, const int32_t* structure, const StructurePlan* plans, const int32_t* bin3,
                             const double* wrapped, const int32_t* wrap, const int64_t* bin_start,
                             const int32_t* bin_atoms, double cutoff2, const int64_t* center_offset, int32_t* tmp_j,
-                            int32_t* tmp_shift) {
+                            int32_t* tmp_shift, ErrorRecord* err) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_atoms; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t p = center_offset[i];
+        const int64_t end = center_offset[i + 1];
+        // count_kernel sized [center_offset[i], end); never write past it, even if this
+        // search found more pairs (it runs the same code, so it should not)
         search(i, plans[structure[i]], bin3, wrapped, bin_start, bin_atoms, cutoff2,
                [&](int64_t j, int64_t sx, int64_t sy, int64_t sz, double) {
-                   tmp_j[p] = int32_t(j);
-                   pair_shift(wrap, i, j, sx, sy, sz, tmp_shift + 3 * p);
+                   if (p < end) {
+                       tmp_j[p] = int32_t(j);
+                       pair_shift(wrap, i, j, sx, sy, sz, tmp_shift + 3 * p);
+                   }
                    ++p;
                });
+        if (p != end) atomicExch(&err->fill_mismatch, 1);
+        for (; p < end; ++p) {  // keep group_kernel in bounds until the host raises
+            tmp_j[p] = int32_t(i);
+            for (int c = 0; c < 3; ++c) tmp_shift[3 * p + c] = 0;
+        }
     }
 }
 
@@ -271,7 +282,7 @@ std::unique_ptr<NeighborList> build_neighbor_list(const DeviceBatch& batch, doub
     std::vector<unsigned long long> extent_init(size_t(6 * S));
     for (int64_t k = 0; k < 6 * S; ++k) extent_init[size_t(k)] = (k % 2 == 0) ? kNone : 0ull;
     Buffer<unsigned long long> extent = detail::to_device(extent_init, stream);
-    ErrorRecord err_init{kNone, kNone, 0, -1, -1, 0.0};
+    ErrorRecord err_init{kNone, kNone, 0, 0, -1, -1, 0.0};
     Buffer<ErrorRecord> err = detail::to_device(std::vector<ErrorRecord>{err_init}, stream);
     prepare_kernel<<<detail::grid_for(N, kBlock), kBlock, 0, stream>>>(
         batch.positions, batch.species, n_species, N, structure.get(), d_plans.get(), frac.get(), wrap.get(),
@@ -290,8 +301,7 @@ std::unique_ptr<NeighborList> build_neighbor_list(const DeviceBatch& batch, doub
     }
     if (e.bad_species != kNone) {
         const int64_t i = int64_t(e.bad_species), k = structure_of(i);
-        int32_t sp = 0;
-        ALIP_CUDA_CHECK(cudaMemcpy(&sp, batch.species + i, sizeof(sp), cudaMemcpyDeviceToHost));
+        const int32_t sp = detail::to_host(batch.species + i, 1, stream)[0];  // on the caller's stream
         std::ostringstream msg;
         msg << "species index " << sp << " of atom " << (i - off[k]) << " is out of range [0, " << n_species << ")";
         throw_in_structure(S, k, msg.str());
@@ -368,7 +378,7 @@ std::unique_ptr<NeighborList> build_neighbor_list(const DeviceBatch& batch, doub
     if (n_pairs > 0) {
         fill_kernel<<<detail::grid_for(N, kBlock), kBlock, 0, stream>>>(
             N, structure.get(), d_plans.get(), bin3.get(), wrapped.get(), wrap.get(), bin_start.get(), bin_atoms.get(),
-            cutoff2, impl->center_offset.get(), tmp_j.get(), tmp_shift.get());
+            cutoff2, impl->center_offset.get(), tmp_j.get(), tmp_shift.get(), err.get());
         ALIP_CUDA_LAUNCH_CHECK();
     }
     group_kernel<<<detail::grid_for(N, kBlock), kBlock, 0, stream>>>(
@@ -378,8 +388,12 @@ std::unique_ptr<NeighborList> build_neighbor_list(const DeviceBatch& batch, doub
     ALIP_CUDA_LAUNCH_CHECK();
     impl->structure = std::move(structure);
     impl->atom_offsets = detail::to_device(off, stream);
-    // The list is complete before it is returned (it may be used on other streams).
-    ALIP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    // The list is complete before it is returned (it may be used on other streams):
+    // reading the error record back synchronizes the stream.
+    e = detail::to_host(err.get(), 1, stream)[0];
+    if (e.fill_mismatch)
+        throw std::runtime_error("internal error in alip's GPU neighbor list: the fill pass found a different number "
+                                 "of pairs than the count pass");
     return std::make_unique<NeighborList>(std::move(impl));
 }
 

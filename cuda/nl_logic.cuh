@@ -88,6 +88,29 @@ inline int64_t plan_bins(StructurePlan& P, int64_t n_atoms, const double* ext_mi
     return nbins[0] * nbins[1] * nbins[2];
 }
 
+// ---- arithmetic as the CPU list does it ------------------------------------------
+// Products and sums rounded one by one: nvcc contracts a * b + c into an FMA by default
+// (--fmad=true), which rounds differently. The wrapped positions and squared distances
+// below must be bit-identical to cpp/neighbors.cpp's (which runs without FMA) so that the
+// GPU list holds the same pairs at the cutoff, and count_kernel and fill_kernel (two
+// inlined copies of search()) must take the same decisions. __dmul_rn/__dadd_rn are never
+// contracted.
+ALIP_HD double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+ALIP_HD double add_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+ALIP_HD double sub_rn(double a, double b) { return add_rn(a, -b); }
+
 // ---- per atom ------------------------------------------------------------------------
 ALIP_HD bool finite3(const double* r) {
     // x - x is 0 for finite x, NaN for NaN and inf
@@ -98,7 +121,7 @@ ALIP_HD bool finite3(const double* r) {
 /// (wrap = the integer taken off), and the wrapped Cartesian position.
 ALIP_HD void prepare_atom(const StructurePlan& P, const double* r, double* frac, int32_t* wrap, double* wrapped) {
     for (int a = 0; a < 3; ++a) {
-        double f = r[0] * P.hinv[a] + r[1] * P.hinv[3 + a] + r[2] * P.hinv[6 + a];
+        double f = add_rn(add_rn(mul_rn(r[0], P.hinv[a]), mul_rn(r[1], P.hinv[3 + a])), mul_rn(r[2], P.hinv[6 + a]));
         int32_t w = 0;
         if (P.pbc[a]) {
             double fl = ::floor(f);
@@ -111,7 +134,7 @@ ALIP_HD void prepare_atom(const StructurePlan& P, const double* r, double* frac,
     }
     for (int c = 0; c < 3; ++c) {
         double x = r[c];
-        for (int a = 0; a < 3; ++a) x -= double(wrap[a]) * P.h[3 * a + c];
+        for (int a = 0; a < 3; ++a) x = sub_rn(x, mul_rn(double(wrap[a]), P.h[3 * a + c]));
         wrapped[c] = x;
     }
 }
@@ -157,14 +180,16 @@ ALIP_HD void search(int64_t i, const StructurePlan& P, const int32_t* bin3, cons
                 int64_t bz = tz, sz = 0;
                 if (P.pbc[2]) sz = floor_div(tz, nb2), bz = tz - sz * nb2;
                 else if (tz < 0 || tz >= nb2) continue;
-                const double off[3] = {sx * P.h[0] + sy * P.h[3] + sz * P.h[6], sx * P.h[1] + sy * P.h[4] + sz * P.h[7],
-                                       sx * P.h[2] + sy * P.h[5] + sz * P.h[8]};
+                double off[3];
+                for (int c = 0; c < 3; ++c)
+                    off[c] = add_rn(add_rn(mul_rn(double(sx), P.h[c]), mul_rn(double(sy), P.h[3 + c])),
+                                    mul_rn(double(sz), P.h[6 + c]));
                 const int64_t b = P.bin_offset + (bx * nb1 + by) * nb2 + bz;
                 for (int64_t q = bin_start[b]; q < bin_start[b + 1]; ++q) {
                     const int64_t j = bin_atoms[q];
-                    const double d[3] = {wrapped[3 * j] + off[0] - ri[0], wrapped[3 * j + 1] + off[1] - ri[1],
-                                         wrapped[3 * j + 2] + off[2] - ri[2]};
-                    const double d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                    double d[3];
+                    for (int c = 0; c < 3; ++c) d[c] = sub_rn(add_rn(wrapped[3 * j + c], off[c]), ri[c]);
+                    const double d2 = add_rn(add_rn(mul_rn(d[0], d[0]), mul_rn(d[1], d[1])), mul_rn(d[2], d[2]));
                     if (d2 >= cutoff2) continue;
                     if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
                     emit(j, sx, sy, sz, d2);

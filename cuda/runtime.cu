@@ -90,6 +90,34 @@ bool pools_supported() {
 }
 }  // namespace
 
+void StreamUses::record(cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& u : uses_) {
+        if (u.first == stream) {
+            ALIP_CUDA_CHECK(cudaEventRecord(u.second, stream));
+            return;
+        }
+    }
+    cudaEvent_t ev = nullptr;
+    ALIP_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    const cudaError_t err = cudaEventRecord(ev, stream);
+    if (err != cudaSuccess) {
+        cudaEventDestroy(ev);
+        throw_cuda(err, "cudaEventRecord(ev, stream)", __FILE__, __LINE__);
+    }
+    uses_.emplace_back(stream, ev);
+}
+
+void StreamUses::wait() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& u : uses_) {
+        cudaEventSynchronize(u.second);
+        cudaEventDestroy(u.second);
+    }
+    uses_.clear();
+    cudaGetLastError();
+}
+
 void allocate_bytes(void** ptr, size_t bytes, cudaStream_t stream) {
     if (pools_supported()) ALIP_CUDA_CHECK(cudaMallocAsync(ptr, bytes, stream));
     else ALIP_CUDA_CHECK(cudaMalloc(ptr, bytes));
@@ -125,27 +153,11 @@ std::string describe() {
     return s.str();
 }
 
-void NeighborList::Impl::record_use(cudaStream_t stream) const {
-    for (auto& u : uses_) {
-        if (u.first == stream) {
-            ALIP_CUDA_CHECK(cudaEventRecord(u.second, stream));
-            return;
-        }
-    }
-    cudaEvent_t ev = nullptr;
-    ALIP_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    uses_.emplace_back(stream, ev);
-    ALIP_CUDA_CHECK(cudaEventRecord(ev, stream));
-}
-
 NeighborList::Impl::~Impl() {
     int previous = -1;
     const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device &&
                           cudaSetDevice(device) == cudaSuccess;
-    for (auto& u : uses_) {
-        cudaEventSynchronize(u.second);
-        cudaEventDestroy(u.second);
-    }
+    uses_.wait();
     // Every use has finished (and construction ended with a synchronization), so the
     // buffers can be released in any stream order.
     for (auto* b : {&seg, &neighbor, &shift, &structure}) b->reset_on(nullptr);

@@ -89,7 +89,11 @@ void register_cuda(py::module_& m) {
 
     using AK = cuda::AcsfKernels;
     py::class_<AK, std::shared_ptr<AK>>(c, "AcsfKernels")
-        .def(py::init([](const Acsf& acsf, int device) { return std::make_shared<AK>(acsf.spec(), device); }),
+        .def(py::init([](const Acsf& acsf, int device) {
+                 const AcsfSpec spec = acsf.spec();
+                 py::gil_scoped_release release;  // uploads the tables and synchronizes
+                 return std::make_shared<AK>(spec, device);
+             }),
              py::arg("acsf"), py::arg("device") = -1)
         .def_property_readonly("device", &AK::device)
         .def_property_readonly("n_features", &AK::n_features)
