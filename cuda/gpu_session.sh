@@ -87,10 +87,12 @@ if command -v compute-sanitizer >/dev/null; then
   }
   sanitize memcheck "$(budget 90 140)" \
     "(gpu_equals_cpu_float64 and (si_small_cell or batch_three_species)) or gpu_objects_dropped or gpu_edge_batches"
-  # our kernels only (their names hold the namespace alip): torch's are not under review
+  # our kernels only (their mangled names hold the namespace alip): torch's are not under review
+  only_alip=()
+  compute-sanitizer --help 2>&1 | grep -q -- "--kernel-name" && only_alip=(--kernel-name kns=alip)
   sanitize racecheck "$(budget 60 90)" "gpu_equals_cpu_float64 and (si_small_cell or batch_three_species)" \
-    --kernel-name kns=alip
-  sanitize synccheck "$(budget 40 60)" "gpu_equals_cpu_float64 and batch_three_species" --kernel-name kns=alip
+    "${only_alip[@]}"
+  sanitize synccheck "$(budget 40 60)" "gpu_equals_cpu_float64 and batch_three_species" "${only_alip[@]}"
   tail -5 "$OUT/sanitizers.log"
 else
   summary+=("compute-sanitizer: not found")
