@@ -80,6 +80,49 @@ inline void dot_tile(const double* const* P, const double* const* E, int64_t n, 
 }
 
 #if defined(__AVX512F__)
+/// exp(x) for x <= 0 to ~1 ulp: x = n ln2 + r (|r| <= ln2 / 2, two-constant reduction),
+/// e^r by its Taylor series to r^13 (truncation < 1e-17), times 2^n by scalef (which
+/// flushes to 0 / denormals below -745 as exp does). FMAs only: nothing fast-math can
+/// reassociate.
+inline __m512d exp_nonpositive(__m512d x) {
+    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fmadd_pd(n, _mm512_set1_pd(-6.93147180369123816490e-01), x);
+    r = _mm512_fmadd_pd(n, _mm512_set1_pd(-1.90821492927058770002e-10), r);
+    static constexpr double c[14] = {1.0,
+                                     1.0,
+                                     1.0 / 2,
+                                     1.0 / 6,
+                                     1.0 / 24,
+                                     1.0 / 120,
+                                     1.0 / 720,
+                                     1.0 / 5040,
+                                     1.0 / 40320,
+                                     1.0 / 362880,
+                                     1.0 / 3628800,
+                                     1.0 / 39916800,
+                                     1.0 / 479001600,
+                                     1.0 / 6227020800.0};
+    __m512d p = _mm512_set1_pd(c[13]);
+    for (int k = 12; k >= 0; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[k]));
+    return _mm512_scalef_pd(p, n);
+}
+
+/// 0.5 (cos(a r) + 1) for a r in [0, pi] and 0 where r >= rc: cos(a r) = -sin(u),
+/// u = a r - pi/2 in [-pi/2, pi/2], sin by its Taylor series to u^21 (truncation < 2e-18).
+inline __m512d cosine_cutoff(__m512d r, double a, double rc) {
+    const __m512d u = _mm512_fmsub_pd(r, _mm512_set1_pd(a), _mm512_set1_pd(1.57079632679489661923));
+    const __m512d u2 = _mm512_mul_pd(u, u);
+    __m512d p = _mm512_set1_pd(1.0 / 51090942171709440000.0);  // 1/21!
+    static constexpr double c[10] = {-1.0 / 6,           1.0 / 120,           -1.0 / 5040,         1.0 / 362880,
+                                     -1.0 / 39916800,    1.0 / 6227020800.0,  -1.0 / 1307674368000.0,
+                                     1.0 / 355687428096000.0, -1.0 / 121645100408832000.0, 0.0};
+    for (int k = 8; k >= 0; --k) p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(c[k]));
+    const __m512d sin_u = _mm512_fmadd_pd(_mm512_mul_pd(p, u2), u, u);
+    const __m512d f = _mm512_fnmadd_pd(_mm512_set1_pd(0.5), sin_u, _mm512_set1_pd(0.5));
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(r, _mm512_set1_pd(rc), _CMP_LT_OQ), f);
+}
+
 /// R[t * NE + b] += sum_k b_k^(2^t) E[b][k], b_k = max(0, 1 + lambda cos_k), t < D, with the
 /// ladder of squares kept in registers (no stores); n is a multiple of 8.
 template <int D, int NE>
@@ -180,16 +223,32 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
             for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
         }
         if (g4) {
+#if defined(__AVX512F__)
+            if (spec_.cutoff_function == CutoffFunction::Cosine) {
+                for (int64_t k = 0; k < n; k += 8)
+                    _mm512_storeu_pd(&S.fc[k], cosine_cutoff(_mm512_sqrt_pd(_mm512_loadu_pd(&S.r2[k])), kPi / rc, rc));
+            } else
+#endif
+            {
 #pragma omp simd
-            for (int64_t k = 0; k < n; ++k) S.r[k] = std::sqrt(S.r2[k]);
-            cutoff_values(spec_.cutoff_function, rc, S.r.data(), S.fc.data(), nullptr, n, false);
+                for (int64_t k = 0; k < n; ++k) S.r[k] = std::sqrt(S.r2[k]);
+                cutoff_values(spec_.cutoff_function, rc, S.r.data(), S.fc.data(), nullptr, n, false);
+            }
             for (int64_t e = 0; e < ne; ++e) {
                 const double eta = angular_etas_[e];
                 double* w = &S.W[size_t(e * CW)];
                 const double* r2 = S.r2.data();
                 const double* fc = S.fc.data();
+#if defined(__AVX512F__)
+                const __m512d neg_eta = _mm512_set1_pd(-eta);
+                for (int64_t k = 0; k < n; k += 8) {
+                    const __m512d ex = exp_nonpositive(_mm512_mul_pd(neg_eta, _mm512_loadu_pd(r2 + k)));
+                    _mm512_storeu_pd(w + k, _mm512_mul_pd(_mm512_loadu_pd(w + k), _mm512_mul_pd(ex, _mm512_loadu_pd(fc + k))));
+                }
+#else
 #pragma omp simd
                 for (int64_t k = 0; k < n; ++k) w[k] *= std::exp(-eta * r2[k]) * fc[k];
+#endif
             }
         }
         for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
