@@ -87,8 +87,12 @@ private:
     void center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode, detail::LocalNeighbors& local,
                 detail::BlockScratch& block) const;
 
-    /// G4 / G5 sums of one center for the values-only mode (acsf_values.hpp).
-    void angular_values(const detail::LocalNeighbors& local, double* g, detail::ValuesScratch& scratch) const;
+    /// The derivative modes' part of center(), after the neighbors are gathered.
+    template <class Mode>
+    void derivative_terms(Mode& mode, detail::LocalNeighbors& local, detail::BlockScratch& block) const;
+
+    /// G2, G4, G5 of one center for the values-only mode (acsf_values.hpp).
+    void values_kernel(const detail::LocalNeighbors& local, double* g, detail::ValuesScratch& scratch) const;
 
     AcsfSpec spec_;
     int64_t n_features_ = 0;

@@ -150,10 +150,8 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
     constexpr bool deriv = kind != Kind::Values;
     const int64_t first = nl.offsets[i];
     const int64_t m = nl.offsets[i + 1] - first;
-    const int64_t F = n_features_;
     const int32_t ns = spec_.n_species;
     const int64_t ne = int64_t(angular_etas_.size());
-    const int64_t nz = int64_t(zeta_lambdas_.size());
     const double rc = spec_.cutoff;
 
     // ---- gather the neighbors, sorted by species ---------------------------
@@ -177,6 +175,24 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
         }
     }
     cutoff_values(spec_.cutoff_function, rc, L.r.data(), L.fc.data(), L.dfc.data(), m, deriv);
+    if constexpr (kind == Kind::Values) {
+        values_kernel(L, mode.g, *mode.scratch);  // G2, G4, G5 of values only: acsf_values.hpp
+    } else {
+        derivative_terms(mode, L, B);
+    }
+}
+
+template <class Mode>
+void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::BlockScratch& B) const {
+    using namespace detail;
+    constexpr Kind kind = Mode::kind;
+    constexpr bool deriv = true;
+    const int64_t m = L.m;
+    const int64_t F = n_features_;
+    const int32_t ns = spec_.n_species;
+    const int64_t ne = int64_t(angular_etas_.size());
+    const int64_t nz = int64_t(zeta_lambdas_.size());
+    const double rc = spec_.cutoff;
     for (int64_t e = 0; e < ne; ++e) {
         const double eta = angular_etas_[e];
         double* out = &L.expo[e * m];
@@ -185,9 +201,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
     }
 
     // ---- mode state ----------------------------------------------------------
-    if constexpr (kind == Kind::Values) {
-        std::fill(mode.g, mode.g + F, 0.0);
-    } else if constexpr (kind == Kind::Gradients) {
+    if constexpr (kind == Kind::Gradients) {
         std::fill(mode.g, mode.g + F, 0.0);
         mode.d.assign(size_t(m * 3 * F), 0.0);
     } else {
@@ -204,15 +218,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
         for (int64_t p = 0; p < n_g2; ++p) {
             const double eta = spec_.g2[p].eta, rs = spec_.g2[p].rs;
             const int64_t f = int64_t(sp) * n_g2 + p;
-            if constexpr (kind == Kind::Values) {
-                double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-                for (int64_t n = lo; n < hi; ++n) {
-                    const double dr = L.r[n] - rs;
-                    acc += std::exp(-eta * dr * dr) * L.fc[n];
-                }
-                mode.g[f] += acc;
-            } else if constexpr (kind == Kind::Gradients) {
+            if constexpr (kind == Kind::Gradients) {
                 double acc = 0.0;
                 double* d = mode.d.data();
                 for (int64_t n = lo; n < hi; ++n) {
@@ -241,10 +247,6 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
         }
     }
     if (n_angular_per_pair_ == 0) return;
-    if constexpr (kind == Kind::Values) {
-        angular_values(L, mode.g, *mode.scratch);  // acsf_values.hpp
-        return;
-    }
 
     // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
     const int64_t nl_lambda = int64_t(lambdas_.size());
@@ -258,18 +260,7 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
                           double b_eta) {
         const int64_t* i1 = B.i1.data();
         const int64_t* i2 = B.i2.data();
-        if constexpr (kind == Kind::Values) {
-            for (size_t p = 0; p < params.size(); ++p) {
-                const AngularIndex& ix = params[p];
-                const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = B.Pz[size_t(ix.zl)];
-                const double* Fc = B.Fc.data();
-                double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-                for (int64_t k = 0; k < cnt; ++k) acc += P[k] * E[k] * Fc[k];
-                mode.g[base + int64_t(p)] += ix.prefactor * acc;
-            }
-        } else if constexpr (kind == Kind::Gradients) {
+        if constexpr (kind == Kind::Gradients) {
             // per pair, vectorized over the family's parameters (contiguous features)
             const int64_t np = int64_t(params.size());
             double* EP = B.EP.data();    // (cnt, np): prefactor E P

@@ -34,9 +34,9 @@ struct ValuesScratch {
     static constexpr int64_t kPad = 8;      ///< zero entries after each neighbor row (full-width loads)
     static constexpr int64_t kStride = kChunk + 8;  ///< rows of W: not a multiple of 4 KiB apart
     int64_t ma = 0;                  ///< row length of A: m + kPad
-    std::vector<double> x, y, z, ux, uy, uz;  ///< (m + kPad,) neighbor vectors and unit vectors
+    std::vector<double> x, y, z, ux, uy, uz, r, f;  ///< (m + kPad,) vectors, unit vectors, r, f_c(r)
     std::vector<double> A;           ///< (n_eta, ma) exp(-eta r^2) f_c(r)
-    std::vector<double> cos, r2, r, fc;  ///< (kChunk,) per packed pair
+    std::vector<double> cos, r2, r12, fc;  ///< (kChunk,) per packed pair
     std::vector<double> W;           ///< (n_eta, kStride) a_e(n1) a_e(n2), then times exp f_c of r_12
     std::vector<double> ladder;      ///< (n_lambda, depth, kStride)
     std::vector<double> P;           ///< (n_zl, kStride) for zetas that are not a single rung
@@ -48,9 +48,13 @@ struct ValuesScratch {
 
     void resize(int64_t m, int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
         ma = m + kPad;
-        for (auto* v : {&x, &y, &z, &ux, &uy, &uz}) v->assign(size_t(ma), 0.0);
-        A.assign(size_t(n_eta * ma), 0.0);
-        for (auto* v : {&cos, &r2, &r, &fc}) v->resize(size_t(kChunk));
+        for (auto* v : {&x, &y, &z, &ux, &uy, &uz, &r, &f}) {
+            v->resize(size_t(ma));
+            std::fill(v->begin() + m, v->end(), 0.0);
+        }
+        A.resize(size_t(n_eta * ma));
+        for (int64_t e = 0; e < n_eta; ++e) std::fill(&A[size_t(e * ma + m)], &A[size_t(e * ma + ma)], 0.0);
+        for (auto* v : {&cos, &r2, &r12, &fc}) v->resize(size_t(kChunk));
         W.resize(size_t(n_eta * kStride));
         ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kStride));
         P.resize(size_t(n_zl * kStride));
@@ -163,7 +167,7 @@ inline void ladder_dot_all(const double* cos, double lambda, const double* const
 
 }  // namespace detail
 
-inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, detail::ValuesScratch& S) const {
+inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, detail::ValuesScratch& S) const {
     using namespace detail;
     const int64_t m = L.m;
     const int32_t ns = spec_.n_species;
@@ -196,12 +200,53 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
         S.ux[n] = L.x[n] * L.inv_r[n];
         S.uy[n] = L.y[n] * L.inv_r[n];
         S.uz[n] = L.z[n] * L.inv_r[n];
+        S.r[n] = L.r[n];
+        S.f[n] = L.fc[n];
     }
+
+    // ---- G2: per species block, sum over its neighbors ----------------------------
+    std::fill(g, g + n_features_, 0.0);
+    const int64_t n_g2 = int64_t(spec_.g2.size());
+    for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
+        const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
+        for (int64_t p = 0; p < n_g2; ++p) {
+            const double eta = spec_.g2[p].eta, rs = spec_.g2[p].rs;
+#if defined(__AVX512F__)
+            __m512d acc = _mm512_setzero_pd();
+            for (int64_t k = lo; k < hi; k += 8) {  // rows are padded: full-width loads
+                const __mmask8 live = __mmask8(0xFFu >> (8 - std::min<int64_t>(8, hi - k)));
+                const __m512d dr = _mm512_sub_pd(_mm512_loadu_pd(&S.r[k]), _mm512_set1_pd(rs));
+                const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(dr, dr)));
+                acc = _mm512_mask_add_pd(acc, live, acc, _mm512_mul_pd(ex, _mm512_loadu_pd(&S.f[k])));
+            }
+            g[int64_t(sp) * n_g2 + p] += _mm512_reduce_add_pd(acc);
+#else
+            double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t n = lo; n < hi; ++n) {
+                const double dr = L.r[n] - rs;
+                acc += std::exp(-eta * dr * dr) * L.fc[n];
+            }
+            g[int64_t(sp) * n_g2 + p] += acc;
+#endif
+        }
+    }
+    if (n_angular_per_pair_ == 0) return;
+
+    // ---- G4 / G5 --------------------------------------------------------------------
     for (int64_t e = 0; e < ne; ++e) {
-        const double* ex = &L.expo[size_t(e * m)];
+        const double eta = angular_etas_[e];
         double* a = &S.A[size_t(e * ma)];
+#if defined(__AVX512F__)
+        for (int64_t n = 0; n < m; n += 8) {  // padding: r = 0, f = 0 -> a = 0
+            const __m512d r = _mm512_loadu_pd(&S.r[n]);
+            const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(r, r)));
+            _mm512_storeu_pd(a + n, _mm512_mul_pd(ex, _mm512_loadu_pd(&S.f[n])));
+        }
+#else
 #pragma omp simd
-        for (int64_t n = 0; n < m; ++n) a[n] = ex[n] * L.fc[n];
+        for (int64_t n = 0; n < m; ++n) a[n] = std::exp(-eta * L.r[n] * L.r[n]) * L.fc[n];
+#endif
     }
     const double* X = S.x.data();
     const double* Y = S.y.data();
@@ -231,8 +276,8 @@ inline void Acsf::angular_values(const detail::LocalNeighbors& L, double* g, det
 #endif
             {
 #pragma omp simd
-                for (int64_t k = 0; k < n; ++k) S.r[k] = std::sqrt(S.r2[k]);
-                cutoff_values(spec_.cutoff_function, rc, S.r.data(), S.fc.data(), nullptr, n, false);
+                for (int64_t k = 0; k < n; ++k) S.r12[k] = std::sqrt(S.r2[k]);
+                cutoff_values(spec_.cutoff_function, rc, S.r12.data(), S.fc.data(), nullptr, n, false);
             }
             for (int64_t e = 0; e < ne; ++e) {
                 const double eta = angular_etas_[e];
