@@ -1,7 +1,9 @@
 // Cell-list neighbor search on the GPU for a batch of structures: periodic along any
 // subset of axes, triclinic cells, cutoffs larger than the cell (several images, an
-// atom's own images included). The binning follows cpp/neighbors.cpp (same bins, same
-// reach), so that the two lists hold the same pairs.
+// atom's own images included). Binning as cpp/neighbors.cpp did with bins of at least the
+// cutoff (the CPU list now uses cutoff/2: a different order, the same pairs); the
+// wrapped positions and d^2 are rounded as the CPU list rounds them (nl_logic.cuh), so
+// that the two lists hold the same pairs, also at the cutoff.
 //
 // Steps: (host) validate cells, binning cell per structure -> (GPU, per atom) checks,
 // fractional coordinates, wraps, extents along open axes -> (host) bins and reach ->

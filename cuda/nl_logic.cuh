@@ -1,5 +1,6 @@
 // The logic of the GPU neighbor search as host+device functions: per-structure
-// binning plans (host; the formulas of cpp/neighbors.cpp), per-atom wrapping and
+// binning plans (host; cpp/neighbors.cpp's formulas with bins of at least the cutoff; the
+// CPU now bins at cutoff/2, which changes the order, not the pairs), per-atom wrapping and
 // binning, the per-center cell-list search and the grouping by neighbor species.
 // neighbors.cu runs them in kernels; cuda/host_emulation.cpp runs them serially on the
 // CPU (tests/test_cuda.py), so the GPU list's logic is tested without a GPU.
@@ -92,7 +93,8 @@ inline int64_t plan_bins(StructurePlan& P, int64_t n_atoms, const double* ext_mi
 // Products and sums rounded one by one: nvcc contracts a * b + c into an FMA by default
 // (--fmad=true), which rounds differently. The wrapped positions and squared distances
 // below must be bit-identical to cpp/neighbors.cpp's (which runs without FMA) so that the
-// GPU list holds the same pairs at the cutoff, and count_kernel and fill_kernel (two
+// GPU list holds the same pairs at the cutoff (the operations and their order are those of
+// cpp/neighbors.cpp's search; keep them in step), and count_kernel and fill_kernel (two
 // inlined copies of search()) must take the same decisions. __dmul_rn/__dadd_rn are never
 // contracted.
 ALIP_HD double mul_rn(double a, double b) {
@@ -180,15 +182,17 @@ ALIP_HD void search(int64_t i, const StructurePlan& P, const int32_t* bin3, cons
                 int64_t bz = tz, sz = 0;
                 if (P.pbc[2]) sz = floor_div(tz, nb2), bz = tz - sz * nb2;
                 else if (tz < 0 || tz >= nb2) continue;
+                // image offset minus the center, then + the neighbor: cpp/neighbors.cpp's order
                 double off[3];
                 for (int c = 0; c < 3; ++c)
-                    off[c] = add_rn(add_rn(mul_rn(double(sx), P.h[c]), mul_rn(double(sy), P.h[3 + c])),
-                                    mul_rn(double(sz), P.h[6 + c]));
+                    off[c] = sub_rn(add_rn(add_rn(mul_rn(double(sx), P.h[c]), mul_rn(double(sy), P.h[3 + c])),
+                                           mul_rn(double(sz), P.h[6 + c])),
+                                    ri[c]);
                 const int64_t b = P.bin_offset + (bx * nb1 + by) * nb2 + bz;
                 for (int64_t q = bin_start[b]; q < bin_start[b + 1]; ++q) {
                     const int64_t j = bin_atoms[q];
                     double d[3];
-                    for (int c = 0; c < 3; ++c) d[c] = sub_rn(add_rn(wrapped[3 * j + c], off[c]), ri[c]);
+                    for (int c = 0; c < 3; ++c) d[c] = add_rn(wrapped[3 * j + c], off[c]);
                     const double d2 = add_rn(add_rn(mul_rn(d[0], d[0]), mul_rn(d[1], d[1])), mul_rn(d[2], d[2]));
                     if (d2 >= cutoff2) continue;
                     if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
