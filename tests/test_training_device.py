@@ -17,25 +17,39 @@ from ase.calculators.singlepoint import SinglePointCalculator
 import alip
 from alip import device as dev
 from alip.calculator import Calculator
-from alip.oracles import make_oracle
-from alip.structures import generate_si_pool
 from alip.training import TrainConfig, featurize, member_losses, train_committee
 
 requires_gpu = pytest.mark.skipif(not dev.cuda_available(),
                                   reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU")
-SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
-         "random": {"n_atoms": (8, 16)}}
+
+
+def _structures(n: int, seed: int) -> list:
+    """Strained, rattled diamond Si cells of 2, 8 and 16 atoms (ASE only, so this file runs on
+    the GPU image of cuda/gpu_session.sh, which has no matscipy)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=k % 3 != 0)
+        if k % 3 == 2:
+            atoms = atoms.repeat((2, 1, 1))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.normal(0, 0.03, (3, 3))), scale_atoms=True)
+        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
+        out.append(atoms)
+    return out
 
 
 @pytest.fixture(scope="module")
 def pool() -> list:
-    """24 SW-labelled Si structures of all four families (<= 16 atoms), stresses included."""
-    oracle = make_oracle("sw")
-    structures = generate_si_pool(24, seed=5, family_kwargs=SMALL)
+    """24 structures labelled (energy, forces, stress) by ASE's Lennard-Jones calculator:
+    the numbers only need to be smooth functions of the geometry here."""
+    from ase.calculators.lj import LennardJones
+
+    structures = _structures(24, seed=5)
     for atoms in structures:
-        label = oracle.label(atoms)
-        atoms.calc = SinglePointCalculator(atoms, energy=label.energy, forces=label.forces, stress=label.stress)
-    return [structures[i] for i in np.random.default_rng(1).permutation(len(structures))]
+        atoms.calc = LennardJones(sigma=2.1, epsilon=0.5, rc=5.0, smooth=True)
+        e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f, stress=s)
+    return structures
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +186,28 @@ def test_gpu_training_runs_and_matches_cpu_fused(pool, acsf):
     assert next(gpu.committee.network.parameters()).device.type == "cpu"  # returned on the CPU
     for hg, hc in zip(gpu.history[1:], cpu.history[1:]):
         np.testing.assert_allclose(hg["val"], hc["val"], rtol=1e-8)
+
+
+@requires_gpu
+def test_gpu_streamed_featurization_and_scoring_equal_cpu(committee, pool, acsf, tmp_path):
+    from ase.io import write
+
+    from alip.feature_store import FeatureStore
+    from alip.featurize import featurize_pool
+    from alip.pool_scoring import score_pool_streamed
+
+    structures = pool + [pool[0].repeat((2, 2, 2))]
+    structures[3] = structures[3].copy()
+    structures[3].positions[1] = structures[3].positions[0]        # a frame the core rejects
+    write(tmp_path / "pool.extxyz", [a.copy() for a in structures], format="extxyz")
+    for device in ("cuda", None):
+        featurize_pool(tmp_path / "pool.extxyz", tmp_path / f"store_{device}", acsf, chunk=5, on_bad="skip",
+                       device=device)
+    gpu, cpu = FeatureStore(tmp_path / "store_cuda"), FeatureStore(tmp_path / "store_None")
+    assert gpu.skipped.keys() == cpu.skipped.keys() == {3}
+    np.testing.assert_allclose(gpu.values(), cpu.values(), rtol=1e-10, atol=1e-10)
+    g = score_pool_streamed(committee, tmp_path / "pool.extxyz", chunk=5, device="cuda")
+    c = score_pool_streamed(committee, tmp_path / "pool.extxyz", chunk=5)
+    assert g.skipped.keys() == c.skipped.keys() == {3}
+    for name in ("energy_std", "max_force_dev", "energy_mean", "features"):
+        np.testing.assert_allclose(getattr(g, name), getattr(c, name), rtol=1e-9, atol=1e-12, equal_nan=True)
