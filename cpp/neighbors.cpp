@@ -178,6 +178,8 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     auto search = [&](int64_t i, std::vector<Pair>& out) {
         const size_t start = out.size();
         const double* ri = &wrapped[3 * i];
+        const double* bp = binned.data();
+        const double c2 = cutoff2;
         for (const Row& row : rows) {
             const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
             int64_t bx = tx, by = ty, sx = 0, sy = 0;
@@ -198,13 +200,9 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
                                        sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
                                        sx * h[2] + sy * h[5] + sz * h[8] - ri[2]};
                 const bool own_image = sx == 0 && sy == 0 && sz == 0;
-                for (int64_t q = bin_start[row_base + bz]; q < bin_start[row_base + bz_end]; ++q) {
-                    const double* rj = &binned[3 * q];
-                    const double d[3] = {rj[0] + off[0], rj[1] + off[1], rj[2] + off[2]};
-                    const double d2 = dot(d, d);
-                    if (d2 >= cutoff2) continue;
+                auto add = [&](int64_t q, double d2) {
                     const int64_t j = bin_atoms[q];
-                    if (j == i && own_image) continue;
+                    if (j == i && own_image) return;
                     if (d2 < overlap2) {
                         std::ostringstream msg;
                         msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2) << " Å < "
@@ -218,6 +216,13 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
                     p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
                     p.d2 = d2;
                     out.push_back(p);
+                };
+                const int64_t q_end = bin_start[row_base + bz_end];
+                for (int64_t q = bin_start[row_base + bz]; q < q_end; ++q) {
+                    const double* rj = bp + 3 * q;
+                    const double dx = rj[0] + off[0], dy = rj[1] + off[1], dz = rj[2] + off[2];
+                    const double d2 = dx * dx + dy * dy + dz * dz;
+                    if (d2 < c2) add(q, d2);
                 }
             }
         }
