@@ -10,7 +10,7 @@ from alip.cli import build_parser, main
 def test_all_subcommands_registered():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) >= {"info", "generate", "featurize", "init", "run", "compare", "report", "demo"}
+    assert set(sub.choices) >= {"info", "generate", "featurize", "init", "run", "compare", "report", "demo", "train", "select"}
 
 
 def test_info_matches_build_info(capsys):
