@@ -175,6 +175,15 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     const double overlap2 = kOverlapDistance * kOverlapDistance;
 
     // search one center; appends its pairs sorted by (j, shift)
+    // periodic image of bin coordinate t in [-reach, nbins + reach): image_of[a][t + reach[a]]
+    // (no integer division in the search)
+    std::array<std::vector<int64_t>, 3> image_of;
+    for (int a = 0; a < 3; ++a) {
+        image_of[a].resize(size_t(nbins[a] + 2 * reach[a]));
+        for (int64_t t = -reach[a]; t < nbins[a] + reach[a]; ++t)
+            image_of[a][size_t(t + reach[a])] = floor_div(t, nbins[a]);
+    }
+
     auto search = [&](int64_t i, std::vector<Pair>& out) {
         const size_t start = out.size();
         const double* ri = &wrapped[3 * i];
@@ -183,16 +192,16 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
         for (const Row& row : rows) {
             const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
             int64_t bx = tx, by = ty, sx = 0, sy = 0;
-            if (s.pbc[0]) sx = floor_div(tx, nbins[0]), bx = tx - sx * nbins[0];
+            if (s.pbc[0]) sx = image_of[0][size_t(tx + reach[0])], bx = tx - sx * nbins[0];
             else if (tx < 0 || tx >= nbins[0]) continue;
-            if (s.pbc[1]) sy = floor_div(ty, nbins[1]), by = ty - sy * nbins[1];
+            if (s.pbc[1]) sy = image_of[1][size_t(ty + reach[1])], by = ty - sy * nbins[1];
             else if (ty < 0 || ty >= nbins[1]) continue;
             int64_t tz = atom_bin3[i][2] + row.dz_lo, tz_end = atom_bin3[i][2] + row.dz_hi + 1;
             if (!s.pbc[2]) tz = std::max<int64_t>(tz, 0), tz_end = std::min(tz_end, nbins[2]);
             const int64_t row_base = (bx * nbins[1] + by) * nbins[2];
             // runs of consecutive z bins of one periodic image: their atoms are contiguous
             while (tz < tz_end) {
-                const int64_t sz = s.pbc[2] ? floor_div(tz, nbins[2]) : 0;
+                const int64_t sz = s.pbc[2] ? image_of[2][size_t(tz + reach[2])] : 0;
                 const int64_t bz = tz - sz * nbins[2];
                 const int64_t bz_end = std::min(nbins[2], bz + (tz_end - tz));
                 tz += bz_end - bz;
