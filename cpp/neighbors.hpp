@@ -3,11 +3,36 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "structure.hpp"
 
 namespace alip {
+
+/// std::allocator whose resize() leaves new elements of trivial types uninitialized:
+/// the neighbor list's arrays are sized serially and then filled in parallel.
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = UninitializedAllocator<U>;
+    };
+    UninitializedAllocator() = default;
+    template <class U>
+    UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+    template <class U>
+    void construct(U* p) noexcept {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+template <class T>
+using FillLaterVector = std::vector<T, UninitializedAllocator<T>>;
 
 /// Full neighbor list (i -> j and j -> i) in compressed rows over centers.
 /// For pair p of center i: vector[p] = positions[j] + shift[p] @ cell - positions[i].
@@ -15,10 +40,10 @@ namespace alip {
 struct NeighborList {
     int64_t n_atoms = 0;
     std::vector<int64_t> offsets;   ///< (n_atoms + 1,)
-    std::vector<int64_t> neighbor;  ///< (n_pairs,) atom index j
-    std::vector<int32_t> shift;     ///< (n_pairs, 3) integer cell shifts
-    std::vector<double> vector;     ///< (n_pairs, 3) r_ij
-    std::vector<double> distance;   ///< (n_pairs,)
+    FillLaterVector<int64_t> neighbor;  ///< (n_pairs,) atom index j
+    FillLaterVector<int32_t> shift;     ///< (n_pairs, 3) integer cell shifts
+    FillLaterVector<double> vector;     ///< (n_pairs, 3) r_ij
+    FillLaterVector<double> distance;   ///< (n_pairs,)
 
     int64_t n_pairs() const { return static_cast<int64_t>(neighbor.size()); }
 };
