@@ -1,7 +1,8 @@
-// Per-center ACSF kernel shared by the three modes (values, sparse gradients, fused
-// VJP). Private to acsf.cpp. Neighbors of a center are copied into species-sorted
-// structure-of-arrays so that the inner loops over the second neighbor of a triplet
-// run over contiguous memory with a constant feature offset, and vectorize.
+// Per-center ACSF kernel of the derivative modes (sparse gradients, fused VJP); the
+// values-only mode shares the gather and continues in acsf_values.hpp. Private to
+// acsf.cpp. Neighbors of a center are copied into species-sorted structure-of-arrays so
+// that the inner loops over the second neighbor of a triplet run over contiguous memory
+// with a constant feature offset, and vectorize.
 #pragma once
 
 #include <cmath>

@@ -1,16 +1,22 @@
-// Angular (G4 / G5) part of the values-only kernel. Private to acsf.cpp, included after
-// acsf_kernel.hpp (whose gather of the center's neighbors it reuses).
+// The values-only kernel (G2, G4, G5 of one center, no derivatives). Private to
+// acsf.cpp, included after acsf_kernel.hpp, whose center() gathers the neighbors.
 //
 // Values need no per-pair derivative state, so the triplet sum is organised for speed:
 //  * per neighbor n, a_e(n) = exp(-eta_e r_n^2) f_c(r_n) and the unit vector are computed
 //    once, so a pair (n1, n2) needs only a dot product, |v2 - v1|^2 and a_e(n1) a_e(n2);
-//  * for a fixed n1 the second neighbors n2 are contiguous: the test r_12 < r_c and the
-//    pair quantities run 8 lanes wide without gathers, and the pairs that pass are packed
-//    (AVX-512 compress, or a branch-free scalar loop) into a chunk;
-//  * per chunk, one exp per distinct eta and one f_c for r_12, a ladder of squares per
-//    lambda for (1 + lambda cos)^zeta, then the sums over the chunk of P_zl * EF_e for all
-//    (zeta-lambda, eta) combinations at once, register-blocked (4 P rows x 2 EF rows).
+//  * for a fixed n1 the second neighbors n2 are contiguous (rows padded with zeros): the
+//    test r_12 < r_c and the pair quantities run 8 lanes wide without gathers, and the
+//    pairs that pass are packed (AVX-512 compress, or a branch-free scalar loop) into a
+//    chunk;
+//  * per chunk, exp(-eta r_12^2) per distinct eta and f_c(r_12); then, when every zeta is
+//    a power of two (1, 2, 4, ...), the sums over the chunk of b^(2^t) * E_e,
+//    b = max(0, 1 + lambda cos), with the ladder of squares kept in registers; otherwise a
+//    ladder of squares in memory, products of its rungs, and register-blocked sums of
+//    P_zl * E_e over all (zeta-lambda, eta) combinations (or one sum per parameter when
+//    few combinations are used).
 // The feature of parameter p is prefactor_p * M[zl_p][eta_p] summed over chunks.
+// With AVX-512 the exps (G2 included) and the cosine cutoff of r_12 are inline
+// polynomials (<= 2 ulp / 2.2e-16 absolute); without it, the same loops call std::exp.
 #pragma once
 
 #include <algorithm>
