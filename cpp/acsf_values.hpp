@@ -273,18 +273,24 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
             S.r2[k] = 0.0;
             for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
         }
-        if (g4) {
 #if defined(__AVX512F__)
-            if (spec_.cutoff_function == CutoffFunction::Cosine) {
-                for (int64_t k = 0; k < n; k += 8)
-                    _mm512_storeu_pd(&S.fc[k], cosine_cutoff(_mm512_sqrt_pd(_mm512_loadu_pd(&S.r2[k])), kPi / rc, rc));
-            } else
-#endif
-            {
-#pragma omp simd
-                for (int64_t k = 0; k < n; ++k) S.r12[k] = std::sqrt(S.r2[k]);
-                cutoff_values(spec_.cutoff_function, rc, S.r12.data(), S.fc.data(), nullptr, n, false);
+        if (g4 && spec_.cutoff_function == CutoffFunction::Cosine) {  // one pass: f_c(r_12), then each W_e
+            const double a = kPi / rc;
+            for (int64_t k = 0; k < n; k += 8) {
+                const __m512d r2 = _mm512_loadu_pd(&S.r2[k]);
+                const __m512d fc = cosine_cutoff(_mm512_sqrt_pd(r2), a, rc);
+                for (int64_t e = 0; e < ne; ++e) {
+                    double* w = &S.W[size_t(e * CW + k)];
+                    const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-angular_etas_[e]), r2));
+                    _mm512_storeu_pd(w, _mm512_mul_pd(_mm512_loadu_pd(w), _mm512_mul_pd(ex, fc)));
+                }
             }
+        } else
+#endif
+        if (g4) {
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) S.r12[k] = std::sqrt(S.r2[k]);
+            cutoff_values(spec_.cutoff_function, rc, S.r12.data(), S.fc.data(), nullptr, n, false);
             for (int64_t e = 0; e < ne; ++e) {
                 const double eta = angular_etas_[e];
                 double* w = &S.W[size_t(e * CW)];
