@@ -3,6 +3,7 @@ the same structures.
 
     python bench/featurize.py            # full run (a few minutes on 2 cores)
     python bench/featurize.py --quick    # smoke run: small sizes, short timings
+    python bench/featurize.py --device cuda [--quick]   # the GPU benchmark (bench/featurize_cuda.py)
 
 Structures: diamond Si supercells of 8, 64, 512, 4096 atoms (conventional cell
 repeated, rattled 0.05 A) and one triclinic cell (3x3x3 conventional supercell under a
@@ -295,7 +296,17 @@ def fmt_ratio(x: Optional[float]) -> str:
 
 
 def main(argv=None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--device", default="cpu")
+    known, rest = pre.parse_known_args(argv)
+    if known.device != "cpu":   # the GPU benchmark has its own cases and peers (cuaev)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import featurize_cuda
+
+        return featurize_cuda.main(["--device", known.device, *rest])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu (this benchmark) or cuda (runs bench/featurize_cuda.py "
+                                                   "with the other arguments)")
     p.add_argument("--quick", action="store_true", help="small sizes and short timings (smoke test)")
     p.add_argument("--min-time", type=float, default=None, help="seconds spent per case (default 1.0, quick 0.1)")
     p.add_argument("--min-repeats", type=int, default=3)
