@@ -160,6 +160,12 @@ def test_emc_matches_per_structure_autograd(forces, params):
     chunked = score_pool(com, pool, "emc", emc_forces=forces, emc_params=params, weight_energy=1.3,
                          weight_forces=0.4, chunk_atoms=9).scores
     np.testing.assert_allclose(chunked, ref, rtol=1e-10)
+    # "cpu:0" takes the alip.device path (fused VJP + JVP instead of stored gradients), as
+    # "cuda" does, with the compiled core underneath
+    com.device = "cpu:0"
+    on_device, pooled_dev = emc_chunk(com, pool, 1.3, 0.4, forces, params)
+    np.testing.assert_allclose(on_device, ref, rtol=1e-10)
+    np.testing.assert_allclose(pooled_dev, pooled, rtol=1e-12)
 
 
 def test_emc_is_zero_where_members_agree():

@@ -211,3 +211,18 @@ def test_gpu_streamed_featurization_and_scoring_equal_cpu(committee, pool, acsf,
     assert g.skipped.keys() == c.skipped.keys() == {3}
     for name in ("energy_std", "max_force_dev", "energy_mean", "features"):
         np.testing.assert_allclose(getattr(g, name), getattr(c, name), rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+@requires_gpu
+@pytest.mark.parametrize("forces", [True, False])
+def test_gpu_emc_scores_equal_cpu(committee, pool, forces):
+    from alip.acquisition import emc_chunk
+
+    cpu = emc_chunk(committee, pool[:9], 1.0, 0.1, forces)
+    committee.device = "cuda"
+    try:
+        gpu = emc_chunk(committee, pool[:9], 1.0, 0.1, forces)
+    finally:
+        committee.device = "cpu"
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=1e-9)
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-10, atol=1e-12)

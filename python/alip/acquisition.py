@@ -35,10 +35,11 @@ descriptor space standardised per feature over the scored pool; ``"none"`` takes
 the top B.  Exact duplicates (distance 0) of a chosen structure are only taken
 when nothing else is left.
 
-Pool scoring (:func:`score_pool`) runs in chunks of at most ``chunk_atoms`` atoms:
-QBC uses the committee's fused force path (no descriptor Jacobian); EMC with forces
-needs the sparse descriptor gradients of the current chunk only, freed before the
-next one.  Memory is bounded by the chunk, whatever the pool size.
+Pool scoring (:func:`score_pool`) runs in chunks of at most ``chunk_atoms`` atoms,
+on ``committee.device``: QBC uses the committee's fused force path (no descriptor
+Jacobian); EMC with forces needs J_r (F̄ − F_k), from the sparse descriptor gradients
+of the current chunk on the CPU (freed before the next one) or from the JVP on a GPU.
+Memory is bounded by the chunk, whatever the pool size.
 """
 from __future__ import annotations
 
@@ -151,68 +152,97 @@ def _emc_sqnorms(net: Any, params: str, G: Any, V: Any | None, cE: Any, cF: Any,
     return out
 
 
-def _pad(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scatter atoms (N, ...) into (S, A_max, ...) with a mask; also the padded positions."""
+def _pad(x: Any, offsets: np.ndarray) -> Any:
+    """Scatter atoms (..., N, F) into structures (..., S, A_max, F), zeros in the padding."""
+    import torch
+
     counts = np.diff(offsets)
-    S, A = len(counts), int(counts.max())
-    struct = np.repeat(np.arange(S), counts)
+    struct = np.repeat(np.arange(len(counts)), counts)
     local = np.arange(offsets[-1]) - offsets[:-1][struct]
-    out = np.zeros((S, A) + values.shape[1:], dtype=values.dtype)
-    out[struct, local] = values
-    mask = np.zeros((S, A))
-    mask[struct, local] = 1.0
-    return out, mask, local
+    out = x.new_zeros(x.shape[:-2] + (len(counts), int(counts.max()), x.shape[-1]))
+    out[..., torch.from_numpy(struct).to(x.device), torch.from_numpy(local).to(x.device), :] = x
+    return out
+
+
+def _emc_inputs(committee: Any, atoms_list: list[Atoms], use_forces: bool
+                ) -> tuple[Any, np.ndarray, Any, Any | None]:
+    """Descriptors G (N, F), atom offsets, energies E (K, S) and, with forces, the
+    descriptor-space force residuals V (K, N, F) = J_r (F̄ − F_k), as float64 tensors on
+    ``committee.device``: the compiled core with stored sparse gradients on the CPU, one
+    :mod:`alip.device` pass (fused VJP for F, JVP for V) elsewhere."""
+    import torch
+
+    from .training import committee_forces
+
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
+    numbers = np.concatenate([a.numbers for a in atoms_list])
+    if str(committee.device) != "cpu":
+        return _emc_inputs_device(committee, atoms_list, numbers, offsets, use_forces, committee.device)
+    t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float64)  # noqa: E731
+    if not use_forces:
+        values = committee.acsf.compute(atoms_list)
+        E, _, _ = committee.evaluate(values, numbers, offsets)
+        return t(values), offsets, t(E), None
+    d = committee.acsf.compute(atoms_list, gradients=True)
+    values = np.asarray(d.values)
+    E, _, dE_dG = committee.evaluate(values, numbers, offsets)
+    gv = t(d.grad_values)
+    gc = torch.as_tensor(np.asarray(d.grad_centers, dtype=np.int64))
+    gn = torch.as_tensor(np.asarray(d.grad_neighbors, dtype=np.int64))
+    F = committee_forces(t(dE_dG), gv, gc, gn, len(numbers))         # (K, N, 3)
+    resid = F.mean(0, keepdim=True) - F                              # (K, N, 3): r_k = F̄ − F_k
+    V = torch.zeros(F.shape[0], len(numbers), values.shape[1], dtype=torch.float64)
+    for k in range(F.shape[0]):  # v_k,j = Σ_rows(center j) grad_values[row] · r_k[neighbor]: (N, F)
+        V[k].index_add_(0, gc, torch.einsum("raf,ra->rf", gv, resid[k].index_select(0, gn)))
+    return t(values), offsets, t(E), V
+
+
+def _emc_inputs_device(committee: Any, atoms_list: list[Atoms], numbers: np.ndarray, offsets: np.ndarray,
+                       use_forces: bool, device: Any) -> tuple[Any, np.ndarray, Any, Any | None]:
+    """:func:`_emc_inputs` through :mod:`alip.device` on ``device`` (one neighbor list)."""
+    import torch
+
+    from .device import prepare, select_device
+
+    dev = select_device(device=device)
+    p = prepare(committee.acsf, atoms_list, dev)
+    G = p.values(torch.float64)
+    sidx = torch.as_tensor(committee.species_index(numbers), device=dev)
+    struct = torch.as_tensor(np.repeat(np.arange(len(atoms_list)), np.diff(offsets)), device=dev)
+    E, _, dE_dG = committee._network_on(dev).energies_and_gradients(G, sidx, struct, len(atoms_list))
+    if not use_forces:
+        return G, offsets, E.detach(), None
+    F, _ = p.forces_and_virial(dE_dG.detach())
+    return G, offsets, E.detach(), p.jvp(F.mean(0, keepdim=True) - F).detach()
 
 
 def emc_chunk(committee: Any, atoms_list: Sequence[Atoms], weight_energy: float = 1.0,
               weight_forces: float = 0.1, forces: bool = True, params: str = "all"
               ) -> tuple[np.ndarray, np.ndarray]:
-    """EMC scores (S,) and mean-pooled descriptors (S, F) of one chunk of structures."""
+    """EMC scores (S,) and mean-pooled descriptors (S, F) of one chunk of structures
+    (on ``committee.device``)."""
     import torch
-
-    from .training import committee_forces
 
     if params not in EMC_PARAMS:
         raise ValueError(f"emc_params must be one of {EMC_PARAMS}, got {params!r}")
     if weight_energy < 0 or weight_forces < 0:
         raise ValueError("EMC loss weights must be non-negative")
     atoms_list = list(atoms_list)
-    net = committee.network
     K = committee.n_members
-    numbers = np.concatenate([a.numbers for a in atoms_list])
-    sidx = committee.species_index(numbers)
-    use_forces = forces and weight_forces > 0
-    if use_forces:
-        d = committee.acsf.compute(atoms_list, gradients=True)
-        values, offsets = np.asarray(d.values), np.asarray(d.offsets, dtype=np.int64)
-    else:
-        values = committee.acsf.compute(atoms_list)
-        offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
-    n_atoms = np.diff(offsets).astype(np.float64)
-    E, _, dE_dG = committee.evaluate(values, numbers, offsets)      # (K, S), (K, N, F)
-    cE = weight_energy * (E.mean(0)[None, :] - E) / n_atoms ** 2     # (K, S)
+    G, offsets, E, V = _emc_inputs(committee, atoms_list, forces and weight_forces > 0)
+    dev = G.device
+    n_atoms = torch.from_numpy(np.diff(offsets)).to(device=dev, dtype=torch.float64)
+    cE = weight_energy * (E.mean(0, keepdim=True) - E) / n_atoms ** 2  # (K, S)
     cF = weight_forces / (3.0 * n_atoms)
-    G_pad, mask, local = _pad(values, offsets)
-    onehot = np.eye(len(committee.species))[sidx]
-    onehot_pad, _, _ = _pad(onehot, offsets)
-    t = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
-    V_pad = None
-    if use_forces:
-        gv = t(d.grad_values)
-        gc = torch.as_tensor(np.asarray(d.grad_centers, dtype=np.int64))
-        gn = torch.as_tensor(np.asarray(d.grad_neighbors, dtype=np.int64))
-        F = committee_forces(t(dE_dG), gv, gc, gn, len(numbers))    # (K, N, 3)
-        resid = F.mean(0, keepdim=True) - F                          # (K, N, 3): r_k = F̄ − F_k
-        V = torch.zeros(K, len(numbers), values.shape[1], dtype=torch.float64)
-        for k in range(K):  # v_k,j = Σ_rows(center j) grad_values[row] · r_k[neighbor]: (N, F)
-            V[k].index_add_(0, gc, torch.einsum("raf,ra->rf", gv, resid[k].index_select(0, gn)))
-        V_pad, _, _ = _pad(V.permute(1, 0, 2).numpy(), offsets)     # (S, A, K, F)
-        V_pad = t(V_pad).permute(2, 0, 1, 3).contiguous()            # (K, S, A, F)
-        del d, gv, V
-    sq = _emc_sqnorms(net, params, t(G_pad), V_pad, t(cE), t(cF), t(onehot_pad), t(mask))
-    scores = (torch.sqrt(sq.sum(-1)) / K).mean(-1).numpy()          # (1/K) Σ_k (1/K) sqrt(Σ_m ‖·‖²)
-    pooled = np.add.reduceat(values, offsets[:-1], axis=0) / n_atoms[:, None]
-    return scores, pooled
+    sidx = torch.as_tensor(committee.species_index(np.concatenate([a.numbers for a in atoms_list])), device=dev)
+    onehot = torch.nn.functional.one_hot(sidx, len(committee.species)).to(torch.float64)
+    mask = _pad(torch.ones((len(sidx), 1), dtype=torch.float64, device=dev), offsets)[..., 0]
+    V_pad = None if V is None else _pad(V, offsets)                     # (K, S, A, F)
+    net = committee._network_on(dev)
+    sq = _emc_sqnorms(net, params, _pad(G, offsets), V_pad, cE, cF, _pad(onehot, offsets), mask)
+    scores = (torch.sqrt(sq.sum(-1)) / K).mean(-1)                     # (1/K) Σ_k (1/K) sqrt(Σ_m ‖·‖²)
+    pooled = _pad(G, offsets).sum(1) / n_atoms[:, None]
+    return scores.cpu().numpy(), pooled.cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- pool scoring
