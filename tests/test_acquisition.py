@@ -103,6 +103,30 @@ def test_real_committee_agreeing_except_one_structure_selects_it():
         assert select_batch(res.scores, res.features, 1).tolist() == [3]
 
 
+def test_virial_deviation_by_hand_and_where_forces_vanish():
+    """ε_W from its definition (loops over members and components), and the reason for it:
+    a strained ideal crystal has zero force deviation by symmetry but a virial spread."""
+    com = _committee(["Si"], n_members=4, seed=7)
+    pool = [_si(rattle=0.0, strain=s) for s in (-0.04, 0.05)] + [_si(seed=3), _si((2, 1, 1), seed=4),
+                                                                 _si(seed=5, strain=0.02), _si(seed=6)]
+    pred = com.predict(pool)
+    K = com.n_members
+    for s, atoms in enumerate(pool):
+        W = pred.virials[:, s]
+        mean = sum(W[k] for k in range(K)) / K
+        ref = np.sqrt(sum(((W[k] - mean) ** 2).sum() for k in range(K)) / K) / len(atoms)
+        assert pred.virial_deviation_per_atom()[s] == pytest.approx(ref, rel=1e-12)
+    ideal = pred.max_force_deviation()[:2]
+    assert np.all(ideal < 1e-10) and np.all(pred.virial_deviation_per_atom()[:2] > 1e-4)
+    e, f, w = pred.energy_std_per_atom(), pred.max_force_deviation(), pred.virial_deviation_per_atom()
+    np.testing.assert_allclose(qbc_scores(pred, "virial"), w)
+    np.testing.assert_allclose(qbc_scores(pred, "all"), e / np.median(e) + f / np.median(f) + w / np.median(w))
+    np.testing.assert_allclose(qbc_scores(pred, "combined"), e / np.median(e) + f / np.median(f))
+    got = score_pool(com, pool, "qbc", qbc_kind="all", chunk_atoms=9)
+    np.testing.assert_allclose(got.virial_dev, w, rtol=1e-12)
+    np.testing.assert_allclose(got.scores, qbc_scores(pred, "all"), rtol=1e-12)
+
+
 def test_qbc_scores_match_sparse_gradient_forces_in_any_chunking():
     com = _committee(["Si"], n_members=3, seed=2)
     pool = [_si((1, 1, 1), seed=i) for i in range(4)] + [_si((2, 1, 1), seed=10 + i) for i in range(3)]

@@ -75,6 +75,7 @@ def test_streamed_scores_equal_committee_predictions(chunk, chunk_atoms):
     pred = committee.predict(pool)            # public API: ACSF.forces_and_virial per chunk of Atoms
     assert np.allclose(got.energy_std, pred.energy_std_per_atom(), rtol=1e-12, atol=1e-15)
     assert np.allclose(got.max_force_dev, pred.max_force_deviation(), rtol=1e-12, atol=1e-15)
+    assert np.allclose(got.virial_dev, pred.virial_deviation_per_atom(), rtol=1e-12, atol=1e-15)
     assert np.allclose(got.energy_mean, pred.energies.mean(0) / pred.n_atoms, rtol=1e-12, atol=0)
     assert (got.energy_std > 0).all() and (got.max_force_dev > 0).all()
     assert got.n_atoms.tolist() == [len(a) for a in pool]
@@ -135,7 +136,7 @@ def test_device_path_scores_equal_the_core_path(chunk):
     dev = score_pool_streamed(committee, pool, chunk=chunk, device="cpu")
     assert sorted(dev.skipped) == sorted(core.skipped) == [2, 6, 9] and dev.skipped == core.skipped
     assert np.array_equal(dev.ok, core.ok) and np.array_equal(dev.n_atoms, core.n_atoms)
-    for name in ("energy_std", "max_force_dev", "energy_mean", "features"):
+    for name in ("energy_std", "max_force_dev", "virial_dev", "energy_mean", "features"):
         assert np.allclose(getattr(dev, name), getattr(core, name), rtol=1e-12, atol=1e-15, equal_nan=True), name
     with pytest.raises(ValueError, match="device must be"):
         score_pool_streamed(committee, pool, device="gpu")

@@ -51,7 +51,7 @@ import numpy as np
 from ase import Atoms
 
 STRATEGIES: tuple[str, ...] = ("qbc", "emc", "random")
-QBC_KINDS: tuple[str, ...] = ("force", "energy", "combined")
+QBC_KINDS: tuple[str, ...] = ("force", "energy", "virial", "combined", "all")
 DIVERSITY: tuple[str, ...] = ("fps", "kmeans", "none")
 EMC_PARAMS: tuple[str, ...] = ("all", "last")
 _DUPLICATE_TOL = 1e-9
@@ -59,30 +59,41 @@ _DUPLICATE_TOL = 1e-9
 
 # ----------------------------------------------------------------------------- QBC
 def qbc_scores(prediction: Any, kind: str = "force") -> np.ndarray:
-    """QBC score per structure (S,) from a :class:`~alip.committee.Prediction`.
+    """QBC score per structure (S,) from a :class:`~alip.committee.Prediction` (see
+    :func:`qbc_from_parts` for the kinds)."""
+    return qbc_from_parts(kind, prediction.energy_std_per_atom(), prediction.max_force_deviation(),
+                          prediction.virial_deviation_per_atom())
 
-    ``"force"``: max_i ε_F,i (eV/Å); ``"energy"``: std_k(E_k)/N (eV/atom);
-    ``"combined"``: both divided by their median over these structures, summed.
+
+def qbc_from_parts(kind: str, energy_std: np.ndarray, max_force_dev: np.ndarray,
+                   virial_dev: np.ndarray | None = None) -> np.ndarray:
+    """The QBC score ``kind`` from the per-structure committee spreads.
+
+    ``"force"``: max_i ε_F,i (eV/Å); ``"energy"``: std_k(E_k)/N (eV/atom); ``"virial"``:
+    ε_W = sqrt(⟨‖W_k − ⟨W⟩‖²⟩_k)/N (eV/atom); ``"combined"``: energy and force, each
+    divided by its median over these structures, summed; ``"all"``: the same over energy,
+    force and virial.
     """
     if kind not in QBC_KINDS:
         raise ValueError(f"unknown QBC score {kind!r}; choose from {QBC_KINDS}")
-    if kind == "force":
-        return np.asarray(prediction.max_force_deviation(), dtype=np.float64)
-    if kind == "energy":
-        return np.asarray(prediction.energy_std_per_atom(), dtype=np.float64)
-    return combine_qbc(prediction.energy_std_per_atom(), prediction.max_force_deviation())
+    if kind in ("virial", "all") and virial_dev is None:
+        raise ValueError(f"QBC score {kind!r} needs the virial deviation")
+    parts = {"force": max_force_dev, "energy": energy_std, "virial": virial_dev}
+    if kind in parts:
+        return np.asarray(parts[kind], dtype=np.float64)
+    if kind == "combined":
+        return combine_qbc(energy_std, max_force_dev)
+    return combine_qbc(energy_std, max_force_dev, virial_dev)
 
 
-def combine_qbc(energy_std: np.ndarray, max_force_dev: np.ndarray) -> np.ndarray:
-    """σ_E/N / median(σ_E/N) + max ε_F / median(max ε_F) (a zero median counts as 1)."""
-    e = np.asarray(energy_std, dtype=np.float64)
-    f = np.asarray(max_force_dev, dtype=np.float64)
-
+def combine_qbc(*spreads: np.ndarray) -> np.ndarray:
+    """Σ_j x_j / median(x_j) over the given per-structure spreads (a zero median counts as 1)."""
     def scaled(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
         med = float(np.median(x)) if len(x) else 0.0
         return x / med if med > 0 else x
 
-    return scaled(e) + scaled(f)
+    return sum(scaled(x) for x in spreads)
 
 
 # ----------------------------------------------------------------------------- EMC
@@ -254,6 +265,7 @@ class PoolScores:
     features: np.ndarray | None
     energy_std: np.ndarray | None = None      # σ_E/N (eV/atom), QBC only
     max_force_dev: np.ndarray | None = None   # max_i ε_F,i (eV/Å), QBC only
+    virial_dev: np.ndarray | None = None      # ε_W (eV/atom), QBC only
 
 
 def _chunks(sizes: np.ndarray, chunk_atoms: int) -> list[np.ndarray]:
@@ -305,7 +317,7 @@ def score_pool(committee: Any, atoms_list: Sequence[Atoms], strategy: str, qbc_k
     sizes = np.array([len(a) for a in atoms_list])
     scores = np.zeros(n)
     features = np.zeros((n, committee.acsf.n_features))
-    e_std, f_dev = np.zeros(n), np.zeros(n)
+    e_std, f_dev, w_dev = np.zeros(n), np.zeros(n), np.zeros(n)
     with tqdm(total=n, desc=f"scoring pool ({strategy})", unit="struct", disable=not progress) as bar:
         for idx in _chunks(sizes, chunk_atoms):
             chunk = [atoms_list[i] for i in idx]
@@ -313,15 +325,13 @@ def score_pool(committee: Any, atoms_list: Sequence[Atoms], strategy: str, qbc_k
                 pred, features[idx] = _qbc_chunk(committee, chunk)
                 e_std[idx] = pred.energy_std_per_atom()
                 f_dev[idx] = pred.max_force_deviation()
+                w_dev[idx] = pred.virial_deviation_per_atom()
             else:
                 scores[idx], features[idx] = emc_chunk(committee, chunk, weight_energy, weight_forces,
                                                        emc_forces, emc_params)
             bar.update(len(idx))
     if strategy == "qbc":
-        scores = {"force": f_dev, "energy": e_std}.get(qbc_kind)
-        if scores is None:
-            scores = combine_qbc(e_std, f_dev)
-        return PoolScores(np.array(scores), features, e_std, f_dev)
+        return PoolScores(qbc_from_parts(qbc_kind, e_std, f_dev, w_dev), features, e_std, f_dev, w_dev)
     return PoolScores(scores, features)
 
 

@@ -105,10 +105,10 @@ def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: 
     """Score POOL with ``committee`` (:func:`alip.score_pool_streamed`) and choose ``n`` frames.
 
     Order of filters: skipped (unusable) frames, then frames in ``exclude``, then the trust
-    window on the max force deviation (closed interval). ``score="combined"`` divides by the
+    window on the max force deviation (closed interval). ``score="combined"``/``"all"`` divide by the
     medians over all scored frames. ``device`` "cpu" or None: the compiled core.
     """
-    from .acquisition import QBC_KINDS, combine_qbc, select_batch
+    from .acquisition import QBC_KINDS, qbc_from_parts, select_batch
     from .pool_reader import open_pool
     from .pool_scoring import score_pool_streamed
 
@@ -126,8 +126,7 @@ def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: 
     s = score_pool_streamed(committee, reader, chunk=chunk, client=client, on_bad="skip", device=dev,
                             progress=progress)
     value = np.full(len(s), np.nan)
-    pick = {"force": s.max_force_dev, "energy": s.energy_std}.get(score)
-    value[s.ok] = pick[s.ok] if pick is not None else combine_qbc(s.energy_std[s.ok], s.max_force_dev[s.ok])
+    value[s.ok] = qbc_from_parts(score, s.energy_std[s.ok], s.max_force_dev[s.ok], s.virial_dev[s.ok])
     free = s.ok.copy()
     excl = np.isin(s.frame_ids, excluded_frames(reader, known, chunk)) & free
     free &= ~excl
@@ -232,6 +231,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``select`` (score a pool with a committee and write the next batch to label)."""
+    from .acquisition import QBC_KINDS
+
     p = subparsers.add_parser("select", help="pick the next structures to label (QBC, trust window, diversity)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("committee", help="committee file (alip train -o ...)")
@@ -240,8 +241,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="extxyz file for the selected structures")
     p.add_argument("--scores", help="CSV with one row per pool frame")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--score", choices=("force", "energy", "combined"), default="force",
-                   help="max force deviation (eV/Å, default), energy std per atom, or both over their medians")
+    p.add_argument("--score", choices=QBC_KINDS, default="force",
+                   help="max force deviation (eV/Å, default), energy std per atom, virial deviation per atom, "
+                        "energy+force (combined) or energy+force+virial (all) over their medians")
     p.add_argument("--diversity", choices=("fps", "kmeans", "none"), default="fps", help="batch diversity")
     p.add_argument("--candidates", type=float, default=4.0, help="diversity among the top CANDIDATES × n")
     p.add_argument("--trust-lo", type=float, help="drop frames with max force deviation below this (eV/Å)")

@@ -48,6 +48,12 @@ class Prediction:
         dev = self.forces - self.forces.mean(axis=0, keepdims=True)
         return np.sqrt((dev ** 2).sum(axis=-1).mean(axis=0))
 
+    def virial_deviation_per_atom(self) -> np.ndarray:
+        """ε_W = sqrt(⟨‖W_k − ⟨W⟩_k‖_F²⟩_k) / N, the committee spread of the virial per atom
+        (eV/atom), (S,): large for strained cells even where forces vanish by symmetry."""
+        dev = self.virials - self.virials.mean(axis=0, keepdims=True)
+        return np.sqrt((dev ** 2).sum(axis=(-1, -2)).mean(axis=0)) / self.n_atoms
+
     def max_force_deviation(self) -> np.ndarray:
         """max over the atoms of each structure of ε_F,i, (S,)."""
         eps = self.force_deviation()

@@ -135,7 +135,8 @@ class AcquisitionSection:
     """Scoring and batch selection (see alip.acquisition)."""
 
     qbc_score: str = _f("force", f"{' | '.join(QBC_KINDS)}: max atomic force deviation (eV/Å), energy "
-                                 f"std per atom (eV/atom), or both over their pool medians")
+                                 f"std per atom (eV/atom), virial deviation per atom (eV/atom), energy + force "
+                                 f"or energy + force + virial over their pool medians")
     emc_forces: bool = _f(True, "EMC includes the force term of the loss")
     emc_params: str = _f("all", f"{' | '.join(EMC_PARAMS)}: EMC gradient over all weights or the output layer")
     diversity: str = _f("fps", f"{' | '.join(DIVERSITY)}: farthest-point, k-means or none among the top candidates")

@@ -236,15 +236,13 @@ def _is_dask_client(executor: Any) -> bool:
 def _score_qbc_on_dask(committee: Any, atoms: list[Atoms], client: Any, a: Any, threads: int,
                        progress: bool) -> Any:
     """QBC scores of the pool through :func:`alip.pool_scoring.score_pool_streamed` on a Dask client."""
-    from .acquisition import PoolScores, combine_qbc
+    from .acquisition import PoolScores, qbc_from_parts
     from .pool_scoring import score_pool_streamed
 
     r = score_pool_streamed(committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop",
                             threads=threads, progress=progress)
-    scores = {"force": r.max_force_dev, "energy": r.energy_std}.get(a.qbc_score)
-    if scores is None:
-        scores = combine_qbc(r.energy_std, r.max_force_dev)
-    return PoolScores(np.asarray(scores, dtype=np.float64), r.features, r.energy_std, r.max_force_dev)
+    scores = qbc_from_parts(a.qbc_score, r.energy_std, r.max_force_dev, r.virial_dev)
+    return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
 
 
 def open_executor(cfg: Config) -> tuple[Any, Any]:

@@ -7,6 +7,7 @@ only per-structure numbers, so memory is bounded by the chunk:
 - ``energy_std``: standard deviation of the K members' energies (ddof = 0) divided by
   the atom count, eV/atom;
 - ``max_force_dev``: max over the atoms of ε_F,i = sqrt(⟨|F_ik − ⟨F_i⟩_k|²⟩_k) (DP-GEN), eV/Å;
+- ``virial_dev``: ε_W = sqrt(⟨‖W_k − ⟨W⟩_k‖²⟩_k) / N, the committee spread of the virial, eV/atom;
 - ``energy_mean``: the committee's mean energy per atom, eV/atom;
 - ``features``: mean-pooled descriptors (per-structure mean of the atomic ACSF rows),
   for diversity selection.
@@ -50,6 +51,7 @@ class StreamedScores:
     energy_mean: np.ndarray     # (S,) eV/atom
     energy_std: np.ndarray      # (S,) eV/atom
     max_force_dev: np.ndarray   # (S,) eV/Å
+    virial_dev: np.ndarray      # (S,) eV/atom
     features: np.ndarray        # (S, F) mean-pooled descriptors
     ok: np.ndarray              # (S,) bool
     skipped: dict[int, str] = field(default_factory=dict)
@@ -72,7 +74,7 @@ def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Fr
         frames, pred, values = _predict_on_device(committee, frames, device)
     if frames.n_structures == 0:
         empty = np.zeros(0)
-        return frames, {"energy_mean": empty, "energy_std": empty, "max_force_dev": empty,
+        return frames, {"energy_mean": empty, "energy_std": empty, "max_force_dev": empty, "virial_dev": empty,
                         "features": np.zeros((0, F))}
     offsets = frames.offsets
     if pred is None:
@@ -86,7 +88,8 @@ def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Fr
     counts = frames.counts
     pooled = np.add.reduceat(values, offsets[:-1], axis=0) / counts[:, None]
     return frames, {"energy_mean": pred.energies.mean(axis=0) / counts, "energy_std": pred.energy_std_per_atom(),
-                    "max_force_dev": pred.max_force_deviation(), "features": pooled}
+                    "max_force_dev": pred.max_force_deviation(), "virial_dev": pred.virial_deviation_per_atom(),
+                    "features": pooled}
 
 
 def _predict_on_device(committee: Any, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
@@ -202,8 +205,9 @@ def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolRea
     n = len(targets)
     pos_of = np.full(len(counts), -1, dtype=np.int64)
     pos_of[targets] = np.arange(n)
-    res = StreamedScores(targets.copy(), np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.full(n, np.nan),
-                         np.full(n, np.nan), np.full((n, F), np.nan), np.zeros(n, dtype=bool))
+    nan = lambda: np.full(n, np.nan)  # noqa: E731
+    res = StreamedScores(targets.copy(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(),
+                         np.full((n, F), np.nan), np.zeros(n, dtype=bool))
 
     def collect(frames: Frames, arrays: dict[str, np.ndarray]) -> None:
         if frames.bad and on_bad == "stop":
@@ -212,7 +216,7 @@ def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolRea
         p = pos_of[frames.frame_ids]
         res.n_atoms[p] = frames.counts
         res.ok[p] = True
-        for name in ("energy_mean", "energy_std", "max_force_dev", "features"):
+        for name in ("energy_mean", "energy_std", "max_force_dev", "virial_dev", "features"):
             getattr(res, name)[p] = arrays[name]
         res.skipped.update({int(f): r for f, r in frames.bad.items()})
         if bar is not None:
