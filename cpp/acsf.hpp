@@ -11,12 +11,6 @@
 
 namespace alip {
 
-namespace detail {
-struct LocalNeighbors;
-struct BlockScratch;
-struct ValuesScratch;
-}  // namespace detail
-
 enum class CutoffFunction { Cosine, Polynomial };
 
 struct RadialParam {
@@ -57,13 +51,43 @@ struct VjpRhs {
     int64_t dE_dG_stride = 0, forces_stride = 0, virial_stride = 0;
 };
 
+namespace detail {
+/// Everything the kernels read, derived once from the spec by Acsf's constructor.
+/// The kernels (acsf_kernel.hpp, acsf_values.hpp, acsf_variant.hpp) are compiled once
+/// per CPU variant (dispatch.hpp) and see the descriptor only through this table.
+struct AcsfTables {
+    AcsfSpec spec;
+    int64_t n_features = 0;
+    int64_t n_angular_per_pair = 0;
+    std::vector<double> angular_etas;  ///< distinct etas over g4 and g5
+    struct ZetaLambda {
+        double zeta, lambda;
+        int integer_zeta;  ///< >= 1 when zeta is a small integer, else -1
+        int lambda_index;  ///< into lambdas
+    };
+    std::vector<double> lambdas;  ///< distinct lambdas
+    int ladder_depth = 0;         ///< powers b^(2^t), t < ladder_depth, cover every integer zeta
+    std::vector<ZetaLambda> zeta_lambdas;  ///< distinct (zeta, lambda)
+    struct AngularIndex {
+        int eta, zl;
+        double prefactor;  ///< 2^(1 - zeta)
+        double eta_value;
+    };
+    std::vector<AngularIndex> g4_index, g5_index;
+    std::vector<double> g4_etas, g5_etas;  ///< eta of each g4 / g5 function
+    std::vector<int32_t> pair_index;  ///< (n_species, n_species) -> unordered pair index
+
+    int64_t n_radial_features() const { return int64_t(spec.n_species) * int64_t(spec.g2.size()); }
+};
+}  // namespace detail
+
 class Acsf {
 public:
     explicit Acsf(AcsfSpec spec);  ///< validates the parameters (throws InvalidInput)
 
-    const AcsfSpec& spec() const { return spec_; }
-    int64_t n_features() const { return n_features_; }
-    int64_t n_radial_features() const { return int64_t(spec_.n_species) * int64_t(spec_.g2.size()); }
+    const AcsfSpec& spec() const { return t_.spec; }
+    int64_t n_features() const { return t_.n_features; }
+    int64_t n_radial_features() const { return t_.n_radial_features(); }
 
     /// values (n_atoms, F) of one structure.
     void values(const StructureView& s, const NeighborList& nl, double* out, bool parallel) const;
@@ -82,38 +106,7 @@ public:
                        double* virial, bool parallel, VjpRhs rhs = VjpRhs()) const;
 
 private:
-    /// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.
-    template <class Mode>
-    void center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode, detail::LocalNeighbors& local,
-                detail::BlockScratch& block) const;
-
-    /// The derivative modes' part of center(), after the neighbors are gathered.
-    template <class Mode>
-    void derivative_terms(Mode& mode, detail::LocalNeighbors& local, detail::BlockScratch& block) const;
-
-    /// G2, G4, G5 of one center for the values-only mode (acsf_values.hpp).
-    void values_kernel(const detail::LocalNeighbors& local, double* g, detail::ValuesScratch& scratch) const;
-
-    AcsfSpec spec_;
-    int64_t n_features_ = 0;
-    int64_t n_angular_per_pair_ = 0;
-    std::vector<double> angular_etas_;  ///< distinct etas over g4 and g5
-    struct ZetaLambda {
-        double zeta, lambda;
-        int integer_zeta;  ///< >= 1 when zeta is a small integer, else -1
-        int lambda_index;  ///< into lambdas_
-    };
-    std::vector<double> lambdas_;  ///< distinct lambdas
-    int ladder_depth_ = 0;         ///< powers b^(2^t), t < ladder_depth_, cover every integer zeta
-    std::vector<ZetaLambda> zeta_lambdas_;  ///< distinct (zeta, lambda)
-    struct AngularIndex {
-        int eta, zl;
-        double prefactor;  ///< 2^(1 - zeta)
-        double eta_value;
-    };
-    std::vector<AngularIndex> g4_index_, g5_index_;
-    std::vector<double> g4_etas_, g5_etas_;  ///< eta of each g4 / g5 function
-    std::vector<int32_t> pair_index_;  ///< (n_species, n_species) -> unordered pair index
+    detail::AcsfTables t_;
 };
 
 }  // namespace alip

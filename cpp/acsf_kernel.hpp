@@ -1,18 +1,25 @@
 // Per-center ACSF kernel of the derivative modes (sparse gradients, fused VJP); the
-// values-only mode shares the gather and continues in acsf_values.hpp. Private to
-// acsf.cpp. Neighbors of a center are copied into species-sorted structure-of-arrays so
-// that the inner loops over the second neighbor of a triplet run over contiguous memory
-// with a constant feature offset, and vectorize.
+// values-only mode shares the gather and continues in acsf_values.hpp. Compiled once per
+// CPU variant, in that variant's namespace (kernel_variant.hpp, dispatch.hpp).
+// Neighbors of a center are copied into species-sorted structure-of-arrays so that the
+// inner loops over the second neighbor of a triplet run over contiguous memory with a
+// constant feature offset, and vectorize.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "acsf.hpp"
+#include "kernel_variant.hpp"
+#include "neighbors.hpp"
 
-namespace alip {
-namespace detail {
+ALIP_KERNEL_BEGIN
+
+using detail::AcsfTables;
+using AngularIndex = AcsfTables::AngularIndex;
+using ZetaLambda = AcsfTables::ZetaLambda;
 
 constexpr double kPi = 3.14159265358979323846;
 
@@ -138,22 +145,23 @@ inline void ladder_power(const double* ladder, int e, double* out, int64_t n) {
     if (first) std::fill(out, out + n, 1.0);
 }
 
-}  // namespace detail
-}  // namespace alip
-
-namespace alip {
+/// G2, G4, G5 of one center for the values-only mode (acsf_values.hpp).
+inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double* g, ValuesScratch& S);
 
 template <class Mode>
-void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode, detail::LocalNeighbors& L,
-                  detail::BlockScratch& B) const {
-    using namespace detail;
+void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B);
+
+/// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.
+template <class Mode>
+void center(const AcsfTables& tb, const StructureView& s, const NeighborList& nl, int64_t i, Mode& mode,
+            LocalNeighbors& L, BlockScratch& B) {
     constexpr Kind kind = Mode::kind;
     constexpr bool deriv = kind != Kind::Values;
     const int64_t first = nl.offsets[i];
     const int64_t m = nl.offsets[i + 1] - first;
-    const int32_t ns = spec_.n_species;
-    const int64_t ne = int64_t(angular_etas_.size());
-    const double rc = spec_.cutoff;
+    const int32_t ns = tb.spec.n_species;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const double rc = tb.spec.cutoff;
 
     // ---- gather the neighbors, sorted by species ---------------------------
     L.resize(m, ne, ns);
@@ -175,27 +183,27 @@ void Acsf::center(const StructureView& s, const NeighborList& nl, int64_t i, Mod
             L.inv_r[k] = 1.0 / L.r[k];
         }
     }
-    cutoff_values(spec_.cutoff_function, rc, L.r.data(), L.fc.data(), L.dfc.data(), m, deriv);
+    cutoff_values(tb.spec.cutoff_function, rc, L.r.data(), L.fc.data(), L.dfc.data(), m, deriv);
     if constexpr (kind == Kind::Values) {
-        values_kernel(L, mode.g, *mode.scratch);  // G2, G4, G5 of values only: acsf_values.hpp
+        values_kernel(tb, L, mode.g, *mode.scratch);  // G2, G4, G5 of values only: acsf_values.hpp
     } else {
-        derivative_terms(mode, L, B);
+        derivative_terms(tb, mode, L, B);
     }
 }
 
+/// The derivative modes' part of center(), after the neighbors are gathered.
 template <class Mode>
-void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::BlockScratch& B) const {
-    using namespace detail;
+void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B) {
     constexpr Kind kind = Mode::kind;
     constexpr bool deriv = true;
     const int64_t m = L.m;
-    const int64_t F = n_features_;
-    const int32_t ns = spec_.n_species;
-    const int64_t ne = int64_t(angular_etas_.size());
-    const int64_t nz = int64_t(zeta_lambdas_.size());
-    const double rc = spec_.cutoff;
+    const int64_t F = tb.n_features;
+    const int32_t ns = tb.spec.n_species;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const double rc = tb.spec.cutoff;
     for (int64_t e = 0; e < ne; ++e) {
-        const double eta = angular_etas_[e];
+        const double eta = tb.angular_etas[e];
         double* out = &L.expo[e * m];
 #pragma omp simd
         for (int64_t n = 0; n < m; ++n) out[n] = std::exp(-eta * L.r[n] * L.r[n]);
@@ -213,11 +221,11 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
     const double* Z = L.z.data();
 
     // ---- G2 --------------------------------------------------------------------
-    const int64_t n_g2 = int64_t(spec_.g2.size());
+    const int64_t n_g2 = int64_t(tb.spec.g2.size());
     for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
         const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
         for (int64_t p = 0; p < n_g2; ++p) {
-            const double eta = spec_.g2[p].eta, rs = spec_.g2[p].rs;
+            const double eta = tb.spec.g2[p].eta, rs = tb.spec.g2[p].rs;
             const int64_t f = int64_t(sp) * n_g2 + p;
             if constexpr (kind == Kind::Gradients) {
                 double acc = 0.0;
@@ -247,12 +255,12 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
             }
         }
     }
-    if (n_angular_per_pair_ == 0) return;
+    if (tb.n_angular_per_pair == 0) return;
 
     // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
-    const int64_t nl_lambda = int64_t(lambdas_.size());
-    B.resize(ne, nz, nl_lambda, ladder_depth_, int64_t(std::max(g4_index_.size(), g5_index_.size())));
-    const int64_t n_radial = n_radial_features();
+    const int64_t nl_lambda = int64_t(tb.lambdas.size());
+    B.resize(ne, nz, nl_lambda, tb.ladder_depth, int64_t(std::max(tb.g4_index.size(), tb.g5_index.size())));
+    const int64_t n_radial = tb.n_radial_features();
     const double rc2 = rc * rc;
     const int64_t C = kPairChunk;
 
@@ -276,7 +284,7 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
                     EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
                 }
             }
-            const double* etas = (&params == &g4_index_) ? g4_etas_.data() : g5_etas_.data();
+            const double* etas = (&params == &tb.g4_index) ? tb.g4_etas.data() : tb.g5_etas.data();
             double* d = mode.d.data();
             double* g = mode.g + base;
             for (int64_t k = 0; k < cnt; ++k) {
@@ -368,7 +376,7 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
         if (g4) {
 #pragma omp simd
             for (int64_t k = 0; k < cnt; ++k) B.r12[k] = std::sqrt(B.r12sq[k]);
-            cutoff_values(spec_.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
+            cutoff_values(tb.spec.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
         }
 #pragma omp simd
         for (int64_t k = 0; k < cnt; ++k) {
@@ -388,7 +396,7 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
             }
         }
         for (int64_t e = 0; e < ne; ++e) {
-            const double eta = angular_etas_[e];
+            const double eta = tb.angular_etas[e];
             const double* ex = &L.expo[e * m];
             double* E = &B.E[size_t(e * C)];
             if (g4) {
@@ -401,11 +409,11 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
         }
         // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
         for (int64_t l = 0; l < nl_lambda; ++l) {
-            const double lam = lambdas_[l];
-            double* rung = &B.ladder[size_t(l * ladder_depth_ * C)];
+            const double lam = tb.lambdas[l];
+            double* rung = &B.ladder[size_t(l * tb.ladder_depth * C)];
 #pragma omp simd
             for (int64_t k = 0; k < cnt; ++k) rung[k] = std::max(0.0, 1.0 + lam * B.cos[k]);
-            for (int t = 1; t < ladder_depth_; ++t) {
+            for (int t = 1; t < tb.ladder_depth; ++t) {
                 double* next = rung + t * C;
                 const double* prev = next - C;
 #pragma omp simd
@@ -413,8 +421,8 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
             }
         }
         for (int64_t z = 0; z < nz; ++z) {
-            const ZetaLambda& zl = zeta_lambdas_[z];
-            const double* rungs = &B.ladder[size_t(zl.lambda_index * ladder_depth_ * C)];
+            const ZetaLambda& zl = tb.zeta_lambdas[z];
+            const double* rungs = &B.ladder[size_t(zl.lambda_index * tb.ladder_depth * C)];
             double* P = &B.P[size_t(z * C)];
             double* dP = &B.dP[size_t(z * C)];
             if (zl.integer_zeta >= 1) {
@@ -443,16 +451,16 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
                 B.Pz[z] = P;
             }
         }
-        if (g4) accumulate(g4_index_, base, cnt, 4.0, 2.0);
-        else accumulate(g5_index_, base + int64_t(g4_index_.size()), cnt, 2.0, 0.0);
+        if (g4) accumulate(tb.g4_index, base, cnt, 4.0, 2.0);
+        else accumulate(tb.g5_index, base + int64_t(tb.g4_index.size()), cnt, 2.0, 0.0);
     };
 
     for (int32_t s1 = 0; s1 < ns; ++s1) {
         for (int32_t s2 = s1; s2 < ns; ++s2) {
-            const int64_t base = n_radial + int64_t(pair_index_[s1 * ns + s2]) * n_angular_per_pair_;
+            const int64_t base = n_radial + int64_t(tb.pair_index[s1 * ns + s2]) * tb.n_angular_per_pair;
             for (int family = 0; family < 2; ++family) {
                 const bool g4 = family == 0;
-                if (g4 ? g4_index_.empty() : g5_index_.empty()) continue;
+                if (g4 ? tb.g4_index.empty() : tb.g5_index.empty()) continue;
                 int64_t cnt = 0;
                 for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1) {
                     const double x1 = X[n1], y1 = Y[n1], z1 = Z[n1];
@@ -488,4 +496,4 @@ void Acsf::derivative_terms(Mode& mode, detail::LocalNeighbors& L, detail::Block
     }
 }
 
-}  // namespace alip
+ALIP_KERNEL_END

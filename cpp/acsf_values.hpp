@@ -1,5 +1,5 @@
-// The values-only kernel (G2, G4, G5 of one center, no derivatives). Private to
-// acsf.cpp, included after acsf_kernel.hpp, whose center() gathers the neighbors.
+// The values-only kernel (G2, G4, G5 of one center, no derivatives), included after
+// acsf_kernel.hpp, whose center() gathers the neighbors; one copy per CPU variant.
 //
 // Values need no per-pair derivative state, so the triplet sum is organised for speed:
 //  * per neighbor n, a_e(n) = exp(-eta_e r_n^2) f_c(r_n) and the unit vector are computed
@@ -15,8 +15,9 @@
 //    P_zl * E_e over all (zeta-lambda, eta) combinations (or one sum per parameter when
 //    few combinations are used).
 // The feature of parameter p is prefactor_p * M[zl_p][eta_p] summed over chunks.
-// With AVX-512 the exps (G2 included) and the cosine cutoff of r_12 are inline
-// polynomials (<= 2 ulp / 2.2e-16 absolute); without it, the same loops call std::exp.
+// In the AVX-512 variant (ALIP_KERNEL_AVX512) the exps (G2 included) and the cosine
+// cutoff of r_12 are inline polynomials (<= 2 ulp / 2.2e-16 absolute); in the baseline,
+// the same loops call std::exp.
 #pragma once
 
 #include <algorithm>
@@ -25,14 +26,10 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "acsf_kernel.hpp"
+#include "kernel_variant.hpp"
 
-namespace alip {
-namespace detail {
+ALIP_KERNEL_BEGIN
 
 /// Work arrays of the values kernel (kept per thread across centers).
 struct ValuesScratch {
@@ -89,7 +86,7 @@ inline void dot_tile(const double* const* P, const double* const* E, int64_t n, 
         }
 }
 
-#if defined(__AVX512F__)
+#if ALIP_KERNEL_AVX512
 /// exp(x) for x <= 0 to ~1 ulp: x = n ln2 + r (|r| <= ln2 / 2, two-constant reduction),
 /// e^r by its Taylor series to r^13 (truncation < 1e-17), times 2^n by scalef (which
 /// flushes to 0 / denormals below -745 as exp does). FMAs only: nothing fast-math can
@@ -171,31 +168,27 @@ inline void ladder_dot_all(const double* cos, double lambda, const double* const
 }
 #endif
 
-}  // namespace detail
-
-inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, detail::ValuesScratch& S) const {
-    using namespace detail;
+inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double* g, ValuesScratch& S) {
     const int64_t m = L.m;
-    const int32_t ns = spec_.n_species;
-    const int64_t ne = int64_t(angular_etas_.size());
-    const int64_t nz = int64_t(zeta_lambdas_.size());
-    const int64_t nlam = int64_t(lambdas_.size());
+    const int32_t ns = tb.spec.n_species;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const int64_t nlam = int64_t(tb.lambdas.size());
     const int64_t C = ValuesScratch::kChunk;
     const int64_t CR = ValuesScratch::kStride;  // distance between rows of chunk arrays
-    const double rc = spec_.cutoff;
-    const int64_t n_params = int64_t(std::max(g4_index_.size(), g5_index_.size()));
-    S.resize(m, ne, nz, nlam, ladder_depth_, n_params);
+    const double rc = tb.spec.cutoff;
+    const int64_t n_params = int64_t(std::max(tb.g4_index.size(), tb.g5_index.size()));
+    S.resize(m, ne, nz, nlam, tb.ladder_depth, n_params);
 
     // zetas all powers of two (1, 2, 4, ...): sums of the ladder's rungs are all it takes
-    bool pow2_zetas = ladder_depth_ >= 1 && ladder_depth_ <= 7;
-    for (const ZetaLambda& zl : zeta_lambdas_)
+    [[maybe_unused]] bool pow2_zetas = tb.ladder_depth >= 1 && tb.ladder_depth <= 7;
+    for (const ZetaLambda& zl : tb.zeta_lambdas)
         if (zl.integer_zeta < 1 || (zl.integer_zeta & (zl.integer_zeta - 1)) != 0) pow2_zetas = false;
-    auto rung_of = [](int zeta) {
+    [[maybe_unused]] auto rung_of = [](int zeta) {
         int t = 0;
         while ((1 << t) < zeta) ++t;
         return t;
     };
-
 
     const int64_t ma = S.ma, CW = CR;
 #pragma omp simd
@@ -211,13 +204,13 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
     }
 
     // ---- G2: per species block, sum over its neighbors ----------------------------
-    std::fill(g, g + n_features_, 0.0);
-    const int64_t n_g2 = int64_t(spec_.g2.size());
+    std::fill(g, g + tb.n_features, 0.0);
+    const int64_t n_g2 = int64_t(tb.spec.g2.size());
     for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
         const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
         for (int64_t p = 0; p < n_g2; ++p) {
-            const double eta = spec_.g2[p].eta, rs = spec_.g2[p].rs;
-#if defined(__AVX512F__)
+            const double eta = tb.spec.g2[p].eta, rs = tb.spec.g2[p].rs;
+#if ALIP_KERNEL_AVX512
             __m512d acc = _mm512_setzero_pd();
             for (int64_t k = lo; k < hi; k += 8) {  // rows are padded: full-width loads
                 const __mmask8 live = __mmask8(0xFFu >> (8 - std::min<int64_t>(8, hi - k)));
@@ -237,13 +230,13 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
 #endif
         }
     }
-    if (n_angular_per_pair_ == 0) return;
+    if (tb.n_angular_per_pair == 0) return;
 
     // ---- G4 / G5 --------------------------------------------------------------------
     for (int64_t e = 0; e < ne; ++e) {
-        const double eta = angular_etas_[e];
+        const double eta = tb.angular_etas[e];
         double* a = &S.A[size_t(e * ma)];
-#if defined(__AVX512F__)
+#if ALIP_KERNEL_AVX512
         for (int64_t n = 0; n < m; n += 8) {  // padding: r = 0, f = 0 -> a = 0
             const __m512d r = _mm512_loadu_pd(&S.r[n]);
             const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(r, r)));
@@ -273,15 +266,15 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
             S.r2[k] = 0.0;
             for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
         }
-#if defined(__AVX512F__)
-        if (g4 && spec_.cutoff_function == CutoffFunction::Cosine) {  // one pass: f_c(r_12), then each W_e
+#if ALIP_KERNEL_AVX512
+        if (g4 && tb.spec.cutoff_function == CutoffFunction::Cosine) {  // one pass: f_c(r_12), then each W_e
             const double a = kPi / rc;
             for (int64_t k = 0; k < n; k += 8) {
                 const __m512d r2 = _mm512_loadu_pd(&S.r2[k]);
                 const __m512d fc = cosine_cutoff(_mm512_sqrt_pd(r2), a, rc);
                 for (int64_t e = 0; e < ne; ++e) {
                     double* w = &S.W[size_t(e * CW + k)];
-                    const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-angular_etas_[e]), r2));
+                    const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-tb.angular_etas[e]), r2));
                     _mm512_storeu_pd(w, _mm512_mul_pd(_mm512_loadu_pd(w), _mm512_mul_pd(ex, fc)));
                 }
             }
@@ -290,13 +283,13 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
         if (g4) {
 #pragma omp simd
             for (int64_t k = 0; k < n; ++k) S.r12[k] = std::sqrt(S.r2[k]);
-            cutoff_values(spec_.cutoff_function, rc, S.r12.data(), S.fc.data(), nullptr, n, false);
+            cutoff_values(tb.spec.cutoff_function, rc, S.r12.data(), S.fc.data(), nullptr, n, false);
             for (int64_t e = 0; e < ne; ++e) {
-                const double eta = angular_etas_[e];
+                const double eta = tb.angular_etas[e];
                 double* w = &S.W[size_t(e * CW)];
                 const double* r2 = S.r2.data();
                 const double* fc = S.fc.data();
-#if defined(__AVX512F__)
+#if ALIP_KERNEL_AVX512
                 const __m512d neg_eta = _mm512_set1_pd(-eta);
                 for (int64_t k = 0; k < n; k += 8) {
                     const __m512d ex = exp_nonpositive(_mm512_mul_pd(neg_eta, _mm512_loadu_pd(r2 + k)));
@@ -309,12 +302,12 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
             }
         }
         for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
-#if defined(__AVX512F__)
+#if ALIP_KERNEL_AVX512
         if (full_matrix && pow2_zetas) {  // rung sums R[l][t][e]; M picks them up per family
             for (int64_t l = 0; l < nlam; ++l) {
-                double* R = &S.R[size_t(l * ladder_depth_ * ne)];
-                const double lam = lambdas_[l];
-                switch (ladder_depth_) {
+                double* R = &S.R[size_t(l * tb.ladder_depth * ne)];
+                const double lam = tb.lambdas[l];
+                switch (tb.ladder_depth) {
                     case 1: ladder_dot_all<1>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
                     case 2: ladder_dot_all<2>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
                     case 3: ladder_dot_all<3>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
@@ -328,12 +321,12 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
         }
 #endif
         for (int64_t l = 0; l < nlam; ++l) {
-            const double lam = lambdas_[l];
-            double* rung = &S.ladder[size_t(l * ladder_depth_ * CR)];
+            const double lam = tb.lambdas[l];
+            double* rung = &S.ladder[size_t(l * tb.ladder_depth * CR)];
             const double* cs = S.cos.data();
 #pragma omp simd
             for (int64_t k = 0; k < n; ++k) rung[k] = std::max(0.0, 1.0 + lam * cs[k]);
-            for (int t = 1; t < ladder_depth_; ++t) {
+            for (int t = 1; t < tb.ladder_depth; ++t) {
                 double* next = rung + t * CR;
                 const double* prev = next - CR;
 #pragma omp simd
@@ -341,8 +334,8 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
             }
         }
         for (int64_t z = 0; z < nz; ++z) {
-            const ZetaLambda& zl = zeta_lambdas_[z];
-            const double* rungs = &S.ladder[size_t(zl.lambda_index * ladder_depth_ * CR)];
+            const ZetaLambda& zl = tb.zeta_lambdas[z];
+            const double* rungs = &S.ladder[size_t(zl.lambda_index * tb.ladder_depth * CR)];
             double* P = &S.P[size_t(z * CR)];
             if (zl.integer_zeta >= 1) {
                 const int e = zl.integer_zeta;
@@ -391,14 +384,14 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
         }
     };
 
-    const int64_t n_radial = n_radial_features();
+    const int64_t n_radial = tb.n_radial_features();
     const double rc2 = rc * rc;
     for (int32_t s1 = 0; s1 < ns; ++s1) {
         for (int32_t s2 = s1; s2 < ns; ++s2) {
-            const int64_t base = n_radial + int64_t(pair_index_[s1 * ns + s2]) * n_angular_per_pair_;
+            const int64_t base = n_radial + int64_t(tb.pair_index[s1 * ns + s2]) * tb.n_angular_per_pair;
             for (int family = 0; family < 2; ++family) {
                 const bool g4 = family == 0;
-                const std::vector<AngularIndex>& params = g4 ? g4_index_ : g5_index_;
+                const std::vector<AngularIndex>& params = g4 ? tb.g4_index : tb.g5_index;
                 if (params.empty()) continue;
                 const bool full_matrix = nz * ne <= 2 * int64_t(params.size());
                 std::fill(S.M.begin(), S.M.end(), 0.0);
@@ -415,7 +408,7 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
                             cnt = 0;
                         }
                         const int64_t width = std::min<int64_t>(8, hi - n2);
-#if defined(__AVX512F__)
+#if ALIP_KERNEL_AVX512
                         // full-width loads: rows are padded with kPad zeros
                         const __mmask8 live = __mmask8(0xFFu >> (8 - width));
                         const __m512d dx = _mm512_sub_pd(_mm512_loadu_pd(X + n2), _mm512_set1_pd(x1));
@@ -449,15 +442,15 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
                     }
                 }
                 if (cnt > 0) process(g4, cnt, full_matrix, params);
-#if defined(__AVX512F__)
+#if ALIP_KERNEL_AVX512
                 if (full_matrix && pow2_zetas)
                     for (int64_t z = 0; z < nz; ++z) {
-                        const ZetaLambda& zl = zeta_lambdas_[z];
-                        const double* R = &S.R[size_t((zl.lambda_index * ladder_depth_ + rung_of(zl.integer_zeta)) * ne)];
+                        const ZetaLambda& zl = tb.zeta_lambdas[z];
+                        const double* R = &S.R[size_t((zl.lambda_index * tb.ladder_depth + rung_of(zl.integer_zeta)) * ne)];
                         for (int64_t e = 0; e < ne; ++e) S.M[size_t(z * ne + e)] += R[e];
                     }
 #endif
-                const int64_t offset = base + (g4 ? 0 : int64_t(g4_index_.size()));
+                const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));
                 for (size_t p = 0; p < params.size(); ++p) {
                     const AngularIndex& ix = params[p];
                     const double sum = full_matrix ? S.M[size_t(ix.zl * ne + ix.eta)] : S.M[p];
@@ -468,4 +461,4 @@ inline void Acsf::values_kernel(const detail::LocalNeighbors& L, double* g, deta
     }
 }
 
-}  // namespace alip
+ALIP_KERNEL_END

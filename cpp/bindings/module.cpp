@@ -9,6 +9,7 @@
 
 #include "acsf.hpp"
 #include "batch.hpp"
+#include "dispatch.hpp"
 #include "neighbors.hpp"
 #include "parallel.hpp"
 
@@ -129,6 +130,8 @@ py::tuple neighbor_list(Array<double> positions, Array<double> cell, Array<uint8
 PYBIND11_MODULE(_core, m) {
     m.doc() = "alip's compiled core: neighbor lists and ACSF descriptors with exact derivatives";
     py::register_exception<InvalidInput>(m, "InvalidInput", PyExc_ValueError);
+    // the kernel variant is chosen here, once: a bad ALIP_KERNEL fails the import with the reason
+    kernels();
 
     m.def("build_info", []() {
         py::dict d;
@@ -136,11 +139,16 @@ PYBIND11_MODULE(_core, m) {
         d["compiler"] = ALIP_CXX_COMPILER;
         d["build_type"] = ALIP_BUILD_TYPE;
         d["kernel_flags"] = ALIP_KERNEL_FLAGS;
+        d["kernel_variants"] = kernel_variants();
+        d["kernel_variant"] = std::string(kernels().name);
+        d["cpu_avx512"] = cpu_has_avx512();
         d["openmp"] = have_openmp();
         d["cuda"] = bool(ALIP_HAVE_CUDA);
         d["max_threads"] = get_num_threads();
         return d;
     });
+    m.def("_select_kernel_variant", &select_kernel_variant, py::arg("requested"), py::arg("has_avx512"),
+          "The kernel variant ALIP_KERNEL=requested selects on a CPU with or without AVX-512 (for tests).");
     m.def("get_num_threads", &get_num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("neighbor_list", &neighbor_list, py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
