@@ -168,6 +168,6 @@ void acsf_forces_virial(const AcsfTables& tb, const StructureView& s, const Neig
 }
 
 extern const KernelTable table;
-const KernelTable table = {ALIP_KERNEL_NAME, bool(ALIP_KERNEL_AVX512), &acsf_values, &acsf_gradients, &acsf_forces_virial};
+const KernelTable table = {ALIP_KERNEL_NAME, ALIP_KERNEL_ISA, &acsf_values, &acsf_gradients, &acsf_forces_virial};
 
 ALIP_KERNEL_END

@@ -1,14 +1,14 @@
 // Runtime CPU dispatch of the hot loops. The kernels (acsf_kernel.hpp, acsf_values.hpp,
 // acsf_variant.hpp) are compiled once per variant, each in its own namespace
-// (kernel_baseline.cpp, kernel_avx512.cpp); one table of entry points per variant, and
-// kernels() picks one, once, on first use (alip._core calls it at import):
-//   * the best variant this CPU and OS can run (AVX-512: cpuid and XCR0 via
-//     __builtin_cpu_supports), or
-//   * the one named by the environment variable ALIP_KERNEL (baseline, avx512; "auto"
-//     or empty: the default), which must be compiled in and runnable here, else
+// (kernel_baseline.cpp, kernel_avx2.cpp, kernel_avx512.cpp; kernel_variant.hpp); one
+// table of entry points per variant, and kernels() picks one, once, on first use
+// (alip._core calls it at import):
+//   * the best variant this CPU and OS can run (cpuid and XCR0 via __builtin_cpu_supports),
+//   * or the one named by the environment variable ALIP_KERNEL (baseline, avx2, avx512;
+//     "auto" or empty: the default), which must be compiled in and runnable here, else
 //     InvalidInput (the import fails with the reason).
-// A build with one variant (not x86-64, a compiler without the target pragmas, or
-// ALIP_NATIVE=ON) has no choice to make.
+// A build with one variant (not x86-64, or a compiler without the target pragmas) has
+// no choice to make.
 #pragma once
 
 #include <string>
@@ -16,16 +16,20 @@
 
 #include "acsf.hpp"
 
-/// Every ISA extension the AVX-512 variant may use (kernel_variant.hpp's target pragma);
-/// cpu_has_avx512() checks each of them at runtime.
+/// Every ISA extension each variant may use (kernel_variant.hpp's target pragma);
+/// cpu_isa() checks each of them at runtime. AVX-512 includes AVX2.
+#define ALIP_AVX2_FEATURES "avx2,avx,fma,bmi,bmi2,popcnt"
 #define ALIP_AVX512_FEATURES "avx512f,avx512dq,avx512bw,avx512vl,avx512cd,avx2,avx,fma,bmi,bmi2,popcnt"
 
 namespace alip {
 
+/// What a variant needs from the CPU, in increasing order.
+enum KernelIsa : int { kIsaBaseline = 0, kIsaAvx2 = 1, kIsaAvx512 = 2 };
+
 /// The entry points of one compiled variant.
 struct KernelTable {
     const char* name;
-    bool avx512;  ///< uses AVX-512 instructions: refused on a CPU without them
+    int isa;  ///< KernelIsa: refused on a CPU below it
     void (*acsf_values)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl, double* out,
                         bool parallel);
     void (*acsf_gradients)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl,
@@ -40,11 +44,11 @@ const KernelTable& kernels();
 /// Names of the variants compiled into this build, baseline first.
 std::vector<std::string> kernel_variants();
 
-/// Whether this CPU (and OS) can run the AVX-512 variant.
-bool cpu_has_avx512();
+/// The best KernelIsa this CPU (and OS) supports.
+int cpu_isa();
 
-/// The decision itself, without side effects (tests call it with a pretend CPU):
-/// the variant for ALIP_KERNEL=`requested` (empty or "auto": the default).
-std::string select_kernel_variant(const std::string& requested, bool has_avx512);
+/// The decision itself, without side effects (tests call it with a pretend CPU): the
+/// variant for ALIP_KERNEL=`requested` (empty or "auto": the default) on a CPU of `isa`.
+std::string select_kernel_variant(const std::string& requested, int isa);
 
 }  // namespace alip

@@ -1,63 +1,67 @@
 // Configuration of one compiled variant of the kernels (see dispatch.hpp). Included by
 // acsf_kernel.hpp, acsf_values.hpp and acsf_variant.hpp; the including TU
-// (kernel_baseline.cpp, kernel_avx512.cpp) defines first:
-//   ALIP_KERNEL_NS          the variant's namespace inside alip (one per TU: no ODR clash)
-//   ALIP_KERNEL_NAME        its name in build_info() and ALIP_KERNEL ("baseline", "avx512")
-//   ALIP_KERNEL_AVX512_TARGET  1: compile the kernel code for AVX-512 by a target pragma
+// (cpp/kernel_*.cpp) defines first:
+//   ALIP_KERNEL_NS      the variant's namespace inside alip (one per TU: no ODR clash)
+//   ALIP_KERNEL_NAME    its name in build_info() and ALIP_KERNEL ("baseline", "avx2", ...)
+//   ALIP_KERNEL_ISA     what the CPU needs: kIsaBaseline, kIsaAvx2 or kIsaAvx512
+//   ALIP_KERNEL_TARGET_FEATURES  (optional) compile the kernel code for these ISA
+//                       extensions by a target pragma (ALIP_AVX2_FEATURES, ...)
 // The TU itself is compiled with the baseline flags. The pragma covers only the code
 // between ALIP_KERNEL_BEGIN and ALIP_KERNEL_END, after every #include: the standard
 // library's inline functions and templates stay baseline code, so the copy the linker
-// keeps of, e.g., std::vector<double>::resize never holds AVX-512 instructions, whichever
-// TU it came from. (Compiling the whole TU with -mavx512f would not guarantee that.)
-// ALIP_KERNEL_AVX512 then says whether the kernels use their AVX-512 intrinsics paths.
+// keeps of, e.g., std::vector<double>::resize never holds AVX instructions, whichever TU
+// it came from (tests/test_kernel_dispatch.py checks the object). Compiling the whole TU
+// with -mavx512f would not guarantee that.
+// ALIP_KERNEL_AVX512 says whether the kernels take their AVX-512 intrinsics paths.
 #pragma once
 
-#if !defined(ALIP_KERNEL_NS) || !defined(ALIP_KERNEL_NAME)
+#if !defined(ALIP_KERNEL_NS) || !defined(ALIP_KERNEL_NAME) || !defined(ALIP_KERNEL_ISA)
 #error "kernel headers are compiled through a variant TU (cpp/kernel_*.cpp) that defines ALIP_KERNEL_NS"
 #endif
 
-#include "dispatch.hpp"  // ALIP_AVX512_FEATURES, KernelTable
+#include "dispatch.hpp"  // feature lists, KernelTable
 
 #define ALIP_STRINGIFY(...) #__VA_ARGS__
 #define ALIP_PRAGMA(...) _Pragma(ALIP_STRINGIFY(__VA_ARGS__))
 
-#if defined(ALIP_KERNEL_AVX512_TARGET) && ALIP_KERNEL_AVX512_TARGET
-#define ALIP_KERNEL_AVX512 1
+#if defined(ALIP_KERNEL_TARGET_FEATURES)
 #if defined(__clang__)
-#define ALIP_KERNEL_BEGIN                                                                                   \
-    ALIP_PRAGMA(clang attribute push(__attribute__((target(ALIP_AVX512_FEATURES))), apply_to = function)) \
-    namespace alip {                                                                                        \
+#define ALIP_KERNEL_BEGIN                                                                                          \
+    ALIP_PRAGMA(clang attribute push(__attribute__((target(ALIP_KERNEL_TARGET_FEATURES))), apply_to = function)) \
+    namespace alip {                                                                                               \
     namespace ALIP_KERNEL_NS {
 #define ALIP_KERNEL_END \
     }                   \
     }                   \
     ALIP_PRAGMA(clang attribute pop)
 #elif defined(__GNUC__)
-#define ALIP_KERNEL_BEGIN                         \
-    ALIP_PRAGMA(GCC push_options)                 \
-    ALIP_PRAGMA(GCC target(ALIP_AVX512_FEATURES)) \
-    namespace alip {                              \
+#define ALIP_KERNEL_BEGIN                                \
+    ALIP_PRAGMA(GCC push_options)                        \
+    ALIP_PRAGMA(GCC target(ALIP_KERNEL_TARGET_FEATURES)) \
+    namespace alip {                                     \
     namespace ALIP_KERNEL_NS {
 #define ALIP_KERNEL_END \
     }                   \
     }                   \
     ALIP_PRAGMA(GCC pop_options)
 #else
-#error "ALIP_KERNEL_AVX512_TARGET needs GCC or Clang"
+#error "ALIP_KERNEL_TARGET_FEATURES needs GCC or Clang"
 #endif
 #else
-// baseline, or a single variant for this machine (ALIP_NATIVE=ON: -march=native)
-#if defined(__AVX512F__)
-#define ALIP_KERNEL_AVX512 1
-#else
-#define ALIP_KERNEL_AVX512 0
-#endif
 #define ALIP_KERNEL_BEGIN \
     namespace alip {      \
     namespace ALIP_KERNEL_NS {
 #define ALIP_KERNEL_END \
     }                   \
     }
+#endif
+
+#if !defined(ALIP_KERNEL_AVX512)
+#if defined(__AVX512F__)  // the build's own flags target AVX-512
+#define ALIP_KERNEL_AVX512 1
+#else
+#define ALIP_KERNEL_AVX512 0
+#endif
 #endif
 
 #if ALIP_KERNEL_AVX512

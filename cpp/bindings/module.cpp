@@ -141,14 +141,20 @@ PYBIND11_MODULE(_core, m) {
         d["kernel_flags"] = ALIP_KERNEL_FLAGS;
         d["kernel_variants"] = kernel_variants();
         d["kernel_variant"] = std::string(kernels().name);
-        d["cpu_avx512"] = cpu_has_avx512();
+        d["cpu_isa"] = std::string(cpu_isa() == kIsaAvx512 ? "avx512" : cpu_isa() == kIsaAvx2 ? "avx2" : "baseline");
         d["openmp"] = have_openmp();
         d["cuda"] = bool(ALIP_HAVE_CUDA);
         d["max_threads"] = get_num_threads();
         return d;
     });
-    m.def("_select_kernel_variant", &select_kernel_variant, py::arg("requested"), py::arg("has_avx512"),
-          "The kernel variant ALIP_KERNEL=requested selects on a CPU with or without AVX-512 (for tests).");
+    m.def(
+        "_select_kernel_variant",
+        [](const std::string& requested, const std::string& cpu) {
+            const int isa = cpu == "avx512" ? kIsaAvx512 : cpu == "avx2" ? kIsaAvx2 : kIsaBaseline;
+            return select_kernel_variant(requested, isa);
+        },
+        py::arg("requested"), py::arg("cpu"),
+        "The kernel variant ALIP_KERNEL=requested selects on a CPU of `cpu` (baseline, avx2, avx512; for tests).");
     m.def("get_num_threads", &get_num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("neighbor_list", &neighbor_list, py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
