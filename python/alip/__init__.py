@@ -24,7 +24,13 @@ _LAZY = {
 
 
 def build_info() -> dict:
-    """How the compiled core was built: version, compiler, OpenMP, CUDA, threads."""
+    """How the compiled core was built: version, compiler, OpenMP, CUDA, threads.
+
+    ``kernel_variants`` lists the CPU variants of the kernels compiled in (e.g.
+    ``["baseline", "avx2", "avx512"]``), ``kernel_variant`` the one running (the best this
+    CPU supports, chosen once at import; the environment variable ``ALIP_KERNEL`` forces
+    one) and ``cpu_isa`` what this CPU supports.
+    """
     from . import _core
 
     return dict(_core.build_info())
