@@ -127,6 +127,19 @@ inline void cutoff_values(CutoffFunction kind, double rc, const double* r, doubl
     }
 }
 
+/// ladder[t * stride + k] = max(0, 1 + lambda cos_k)^(2^t) for t < depth: the rungs that
+/// ladder_power multiplies into (1 + lambda cos)^zeta.
+inline void fill_ladder(double* ladder, int depth, int64_t stride, double lambda, const double* cos, int64_t n) {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) ladder[k] = std::max(0.0, 1.0 + lambda * cos[k]);
+    for (int t = 1; t < depth; ++t) {
+        double* next = ladder + t * stride;
+        const double* prev = next - stride;
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) next[k] = prev[k] * prev[k];
+    }
+}
+
 /// out = product of ladder[t] over the set bits t of e (ladder[t] = b^(2^t)), i.e. b^e.
 inline void ladder_power(const double* ladder, int e, double* out, int64_t n) {
     bool first = true;
@@ -410,15 +423,7 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
         // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
         for (int64_t l = 0; l < nl_lambda; ++l) {
             const double lam = tb.lambdas[l];
-            double* rung = &B.ladder[size_t(l * tb.ladder_depth * C)];
-#pragma omp simd
-            for (int64_t k = 0; k < cnt; ++k) rung[k] = std::max(0.0, 1.0 + lam * B.cos[k]);
-            for (int t = 1; t < tb.ladder_depth; ++t) {
-                double* next = rung + t * C;
-                const double* prev = next - C;
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) next[k] = prev[k] * prev[k];
-            }
+            fill_ladder(&B.ladder[size_t(l * tb.ladder_depth * C)], tb.ladder_depth, C, lam, B.cos.data(), cnt);
         }
         for (int64_t z = 0; z < nz; ++z) {
             const ZetaLambda& zl = tb.zeta_lambdas[z];

@@ -322,16 +322,7 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
 #endif
         for (int64_t l = 0; l < nlam; ++l) {
             const double lam = tb.lambdas[l];
-            double* rung = &S.ladder[size_t(l * tb.ladder_depth * CR)];
-            const double* cs = S.cos.data();
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) rung[k] = std::max(0.0, 1.0 + lam * cs[k]);
-            for (int t = 1; t < tb.ladder_depth; ++t) {
-                double* next = rung + t * CR;
-                const double* prev = next - CR;
-#pragma omp simd
-                for (int64_t k = 0; k < n; ++k) next[k] = prev[k] * prev[k];
-            }
+            fill_ladder(&S.ladder[size_t(l * tb.ladder_depth * CR)], tb.ladder_depth, CR, lam, S.cos.data(), n);
         }
         for (int64_t z = 0; z < nz; ++z) {
             const ZetaLambda& zl = tb.zeta_lambdas[z];
