@@ -273,3 +273,24 @@ def test_select_batch_rejects_bad_input():
     with pytest.raises(ValueError, match="candidates"):
         select_batch(s, X, 2, candidates=0.5)
     assert select_batch(s, X, 5).tolist() == [2, 1, 0]  # batch larger than the pool: everything
+
+
+def test_random_fraction_mixes_top_scores_with_uniform_draws():
+    rng = np.random.default_rng(0)
+    scores = rng.random(200)
+    X = rng.normal(size=(200, 4))
+    top = select_batch(scores, X, 15, "fps", 4.0, seed=3)
+    mixed = select_batch(scores, X, 20, "fps", 4.0, seed=3, random_fraction=0.25)
+    assert len(mixed) == len(set(mixed.tolist())) == 20
+    np.testing.assert_array_equal(mixed[:15], top)               # the scored part is the plain selection
+    drawn = mixed[15:]
+    assert not set(drawn.tolist()) & set(top.tolist())
+    np.testing.assert_array_equal(drawn, select_batch(scores, X, 20, "fps", 4.0, seed=3, random_fraction=0.25)[15:])
+    # uniform over the rest: the drawn scores are not the top ones (their mean is near 0.5)
+    draws = np.concatenate([select_batch(scores, X, 20, "none", seed=s, random_fraction=0.5)[10:] for s in range(40)])
+    assert abs(scores[draws].mean() - 0.5) < 0.05 and len(np.unique(draws)) > 150
+    np.testing.assert_array_equal(select_batch(scores, X, 20, "none", random_fraction=0.0),
+                                  select_batch(scores, X, 20, "none"))
+    assert len(select_batch(scores, None, 4, "none", random_fraction=1.0)) == 4
+    with pytest.raises(ValueError, match="random_fraction"):
+        select_batch(scores, X, 5, random_fraction=1.5)

@@ -381,7 +381,8 @@ def _kmeans(X: np.ndarray, order: np.ndarray, k: int, seed: int) -> list[int]:
 
 
 def select_batch(scores: np.ndarray, features: np.ndarray | None, batch_size: int,
-                 diversity: str = "fps", candidates: float = 4.0, seed: int = 0) -> np.ndarray:
+                 diversity: str = "fps", candidates: float = 4.0, seed: int = 0,
+                 random_fraction: float = 0.0) -> np.ndarray:
     """Indices (into ``scores``) of a batch of ``batch_size`` high-scoring, diverse structures.
 
     The top ``ceil(candidates × batch_size)`` by score (ties: lower index first) are the
@@ -389,7 +390,19 @@ def select_batch(scores: np.ndarray, features: np.ndarray | None, batch_size: in
     the best of each of ``batch_size`` clusters, ``"none"`` the top ``batch_size``.
     When the candidates hold fewer distinct structures than needed, the rest of the
     pool (best first) joins them.  ``features`` may be None only with ``"none"``.
+    ``random_fraction``: round(fraction × batch_size) of the batch are instead drawn
+    uniformly (``seed``) from the structures not picked by score (exploration).
     """
+    if not 0.0 <= random_fraction <= 1.0:
+        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
+    b = min(int(batch_size), len(scores)) if isinstance(batch_size, (int, np.integer)) else batch_size
+    n_random = int(round(random_fraction * b)) if isinstance(b, int) and b > 0 else 0
+    if n_random:
+        by_score = (select_batch(scores, features, b - n_random, diversity, candidates, seed)
+                    if b > n_random else np.zeros(0, dtype=np.int64))
+        rest = np.setdiff1d(np.arange(len(scores)), by_score)
+        drawn = np.random.default_rng(seed).choice(rest, n_random, replace=False)
+        return np.concatenate([by_score, np.sort(drawn)]).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1:
         raise ValueError("scores must be a 1-d array")

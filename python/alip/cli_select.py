@@ -101,12 +101,13 @@ def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: 
                      diversity: str = "fps", candidates: float = 4.0, trust_lo: float | None = None,
                      trust_hi: float | None = None, exclude: Sequence[str | os.PathLike] = (),
                      device: str | None = None, chunk: int = 256, client: Any = None, seed: int = 0,
-                     progress: bool = False) -> Selection:
+                     random_fraction: float = 0.0, progress: bool = False) -> Selection:
     """Score POOL with ``committee`` (:func:`alip.score_pool_streamed`) and choose ``n`` frames.
 
     Order of filters: skipped (unusable) frames, then frames in ``exclude``, then the trust
     window on the max force deviation (closed interval). ``score="combined"``/``"all"`` divide by the
     medians over all scored frames. ``device`` "cpu" or None: the compiled core.
+    ``random_fraction`` of the batch is drawn uniformly from the candidates (exploration).
     """
     from .acquisition import QBC_KINDS, qbc_from_parts, select_batch
     from .pool_reader import open_pool
@@ -137,7 +138,7 @@ def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: 
                                               "max_force_dev > trust_hi"], "").astype(object)
     reason[~s.ok] = [s.skipped.get(int(f), "unusable frame") for f in s.frame_ids[~s.ok]]
     cand = np.flatnonzero(free)
-    chosen = (cand[select_batch(value[cand], s.features[cand], n, diversity, candidates, seed)]
+    chosen = (cand[select_batch(value[cand], s.features[cand], n, diversity, candidates, seed, random_fraction)]
               if len(cand) else np.zeros(0, dtype=np.int64))
     return Selection(s, value, reason, s.frame_ids[cand], s.frame_ids[chosen], int(excl.sum()),
                      int(below.sum()), int(above.sum()), score, reader)
@@ -218,7 +219,8 @@ def _run(args: argparse.Namespace) -> int:
         sel = select_from_pool(committee, args.pool, args.n, score=args.score, diversity=args.diversity,
                                candidates=args.candidates, trust_lo=args.trust_lo, trust_hi=args.trust_hi,
                                exclude=args.exclude or (), device=args.device, chunk=args.chunk, client=client,
-                               seed=args.seed, progress=not args.no_progress)
+                               seed=args.seed, random_fraction=args.random_fraction,
+                               progress=not args.no_progress)
         write_outputs(sel, args.out, args.scores)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(f"alip select: error: {exc}", file=sys.stderr)
@@ -246,6 +248,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "energy+force (combined) or energy+force+virial (all) over their medians")
     p.add_argument("--diversity", choices=("fps", "kmeans", "none"), default="fps", help="batch diversity")
     p.add_argument("--candidates", type=float, default=4.0, help="diversity among the top CANDIDATES × n")
+    p.add_argument("--random-fraction", type=float, default=0.0,
+                   help="this fraction of the n is drawn uniformly from the candidates (exploration; default 0)")
     p.add_argument("--trust-lo", type=float, help="drop frames with max force deviation below this (eV/Å)")
     p.add_argument("--trust-hi", type=float, help="drop frames with max force deviation above this (eV/Å)")
     p.add_argument("--exclude", action="append", metavar="FILE",

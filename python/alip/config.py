@@ -142,6 +142,8 @@ class AcquisitionSection:
     diversity: str = _f("fps", f"{' | '.join(DIVERSITY)}: farthest-point, k-means or none among the top candidates")
     candidates: float = _f(4.0, "candidates = this × batch_size top-scoring structures")
     random_diversity: bool = _f(False, "apply the diversity step to the random strategy too")
+    random_fraction: float = _f(0.0, "fraction of each batch drawn uniformly from the pool instead of by "
+                                     "score (exploration; 0: off)")
     chunk_atoms: int = _f(1024, "atoms per scoring chunk (bounds memory)")
 
 
@@ -265,6 +267,8 @@ class Config:
         if not a.candidates >= 1:
             raise ConfigError(f"acquisition.candidates must be >= 1, got {a.candidates}")
         _positive("acquisition.chunk_atoms", a.chunk_atoms)
+        if not 0.0 <= a.random_fraction <= 1.0:
+            raise ConfigError(f"acquisition.random_fraction must be in [0, 1], got {a.random_fraction}")
 
     # ---------------------------------------------------------------- derived
     def train_config(self, seed: int) -> Any:

@@ -456,7 +456,8 @@ class _Run:
             if diversity != "none" and features is None:
                 features = np.stack([self.acsf().compute(x).mean(0) for x in atoms])
             pick = select_batch(scored.scores, features, min(cfg.run.batch_size, remaining),
-                                diversity, a.candidates, seed=_seed(cfg.run.seed, n, 2))
+                                diversity, a.candidates, seed=_seed(cfg.run.seed, n, 2),
+                                random_fraction=a.random_fraction if cfg.run.strategy != "random" else 0.0)
             selected = [int(pool_ids[i]) for i in pick]
             sel_scores = [float(scored.scores[i]) for i in pick]
             sel_fam = [str(pool_atoms[i].info.get("family", "unknown")) for i in selected]
