@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "acsf.hpp"
+#include "acsf_simd.hpp"
 #include "kernel_variant.hpp"
 #include "neighbors.hpp"
 
@@ -20,8 +21,6 @@ ALIP_KERNEL_BEGIN
 using detail::AcsfTables;
 using AngularIndex = AcsfTables::AngularIndex;
 using ZetaLambda = AcsfTables::ZetaLambda;
-
-constexpr double kPi = 3.14159265358979323846;
 
 enum class Kind { Values, Gradients, Vjp };
 
@@ -46,8 +45,7 @@ struct LocalNeighbors {
     }
 };
 
-/// Work arrays for a chunk of neighbor pairs (n1 < n2) of one center and one species pair.
-constexpr int64_t kPairChunk = 256;
+/// Work arrays for a chunk of (kPairChunk) neighbor pairs (n1 < n2) of one center and one species pair.
 
 struct BlockScratch {
     std::vector<int64_t> i1, i2, cursor;
@@ -57,6 +55,8 @@ struct BlockScratch {
     std::vector<double> ladder; ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
     std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
     std::vector<double> EP, EdP;    ///< (kPairChunk, n_params) for the gradient mode
+    std::vector<double> fused;      ///< work arrays of the fused AVX-512 VJP (acsf_vjp.hpp)
+    std::vector<int64_t> fused_idx;
 
     void resize(int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
         ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kPairChunk));
@@ -99,70 +99,15 @@ struct VjpMode {
     std::vector<double> ex, ey, ez;  ///< (n_rhs, m) remaining cross terms of dE/dv_n
 };
 
-inline void cutoff_values(CutoffFunction kind, double rc, const double* r, double* f, double* df, int64_t n,
-                          bool derivative) {
-    if (kind == CutoffFunction::Cosine) {
-        const double a = kPi / rc;
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) f[k] = r[k] < rc ? 0.5 * (std::cos(a * r[k]) + 1.0) : 0.0;
-        if (derivative) {
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) df[k] = r[k] < rc ? -0.5 * a * std::sin(a * r[k]) : 0.0;
-        }
-    } else {
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) {
-            const double inside = r[k] < rc ? 1.0 : 0.0;
-            const double x = r[k] / rc, x2 = x * x;
-            f[k] = inside * (1.0 + x2 * x * (-10.0 + x * (15.0 - 6.0 * x)));
-        }
-        if (derivative) {
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) {
-                const double inside = r[k] < rc ? 1.0 : 0.0;
-                const double x = r[k] / rc, x2 = x * x;
-                df[k] = inside * x2 * (-30.0 + x * (60.0 - 30.0 * x)) / rc;
-            }
-        }
-    }
-}
-
-/// ladder[t * stride + k] = max(0, 1 + lambda cos_k)^(2^t) for t < depth: the rungs that
-/// ladder_power multiplies into (1 + lambda cos)^zeta.
-inline void fill_ladder(double* ladder, int depth, int64_t stride, double lambda, const double* cos, int64_t n) {
-#pragma omp simd
-    for (int64_t k = 0; k < n; ++k) ladder[k] = std::max(0.0, 1.0 + lambda * cos[k]);
-    for (int t = 1; t < depth; ++t) {
-        double* next = ladder + t * stride;
-        const double* prev = next - stride;
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) next[k] = prev[k] * prev[k];
-    }
-}
-
-/// out = product of ladder[t] over the set bits t of e (ladder[t] = b^(2^t)), i.e. b^e.
-inline void ladder_power(const double* ladder, int e, double* out, int64_t n) {
-    bool first = true;
-    for (int t = 0; e > 0; ++t, e >>= 1) {
-        if (!(e & 1)) continue;
-        const double* src = ladder + t * kPairChunk;
-        if (first) {
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) out[k] = src[k];
-            first = false;
-        } else {
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) out[k] *= src[k];
-        }
-    }
-    if (first) std::fill(out, out + n, 1.0);
-}
-
 /// G2, G4, G5 of one center for the values-only mode (acsf_values.hpp).
 inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double* g, ValuesScratch& S);
 
 template <class Mode>
 void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B);
+
+/// G4 / G5 terms of the VJP mode in one fused AVX-512 pass (acsf_vjp.hpp); false where
+/// it does not apply (non-integer zeta, variants without AVX-512).
+inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNeighbors& L, BlockScratch& B);
 
 /// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.
 template <class Mode>
@@ -215,12 +160,7 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
     const int64_t ne = int64_t(tb.angular_etas.size());
     const int64_t nz = int64_t(tb.zeta_lambdas.size());
     const double rc = tb.spec.cutoff;
-    for (int64_t e = 0; e < ne; ++e) {
-        const double eta = tb.angular_etas[e];
-        double* out = &L.expo[e * m];
-#pragma omp simd
-        for (int64_t n = 0; n < m; ++n) out[n] = std::exp(-eta * L.r[n] * L.r[n]);
-    }
+    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], L.r.data(), &L.expo[e * m], m);
 
     // ---- mode state ----------------------------------------------------------
     if constexpr (kind == Kind::Gradients) {
@@ -243,9 +183,20 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
             if constexpr (kind == Kind::Gradients) {
                 double acc = 0.0;
                 double* d = mode.d.data();
+                double ebuf[8];
                 for (int64_t n = lo; n < hi; ++n) {
                     const double dr = L.r[n] - rs;
+#if ALIP_KERNEL_AVX512
+                    if ((n - lo) % 8 == 0) {  // exp(-eta (r - rs)^2) of the next 8 neighbors
+                        const __mmask8 live = tail_mask(hi - n);
+                        const __m512d x = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, &L.r[n]), _mm512_set1_pd(rs));
+                        _mm512_storeu_pd(ebuf, exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(x, x))));
+                    }
+                    const double e = ebuf[(n - lo) % 8];
+#else
                     const double e = std::exp(-eta * dr * dr);
+                    (void)ebuf;
+#endif
                     acc += e * L.fc[n];
                     const double c = e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
                     d[size_t((n * 3 + 0) * F + f)] += c * X[n];
@@ -258,17 +209,35 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
                     const double w = mode.w[r * mode.w_stride + f];
                     if (w == 0.0) continue;
                     double* coef = mode.coef.data() + r * m;
+#if ALIP_KERNEL_AVX512
+                    for (int64_t n = lo; n < hi; n += 8) {
+                        const __mmask8 live = tail_mask(hi - n);
+                        const __m512d dr = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, &L.r[n]), _mm512_set1_pd(rs));
+                        const __m512d e = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(dr, dr)));
+                        const __m512d fc = _mm512_maskz_loadu_pd(live, &L.fc[n]);
+                        // dfc - 2 eta dr fc
+                        const __m512d inner = _mm512_fnmadd_pd(_mm512_mul_pd(_mm512_set1_pd(2.0 * eta), dr), fc,
+                                                               _mm512_maskz_loadu_pd(live, &L.dfc[n]));
+                        const __m512d t = _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(w), e),
+                                                        _mm512_mul_pd(inner, _mm512_maskz_loadu_pd(live, &L.inv_r[n])));
+                        _mm512_mask_storeu_pd(coef + n, live, _mm512_add_pd(_mm512_maskz_loadu_pd(live, coef + n), t));
+                    }
+#else
 #pragma omp simd
                     for (int64_t n = lo; n < hi; ++n) {
                         const double dr = L.r[n] - rs;
                         const double e = std::exp(-eta * dr * dr);
                         coef[n] += w * e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
                     }
+#endif
                 }
             }
         }
     }
     if (tb.n_angular_per_pair == 0) return;
+    if constexpr (kind == Kind::Vjp) {
+        if (vjp_angular_fused(tb, mode, L, B)) return;
+    }
 
     // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
     const int64_t nl_lambda = int64_t(tb.lambdas.size());
@@ -413,8 +382,18 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
             const double* ex = &L.expo[e * m];
             double* E = &B.E[size_t(e * C)];
             if (g4) {
+#if ALIP_KERNEL_AVX512
+                for (int64_t k = 0; k < cnt; k += 8) {
+                    const __mmask8 live = tail_mask(cnt - k);
+                    const __m512d x = _mm512_maskz_loadu_pd(live, &B.r12sq[k]);
+                    _mm512_storeu_pd(E + k, exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), x)));
+                }
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
+#else
 #pragma omp simd
                 for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]] * std::exp(-eta * B.r12sq[k]);
+#endif
             } else {
 #pragma omp simd
                 for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];

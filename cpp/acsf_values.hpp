@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "acsf_kernel.hpp"
+#include "acsf_simd.hpp"
 #include "kernel_variant.hpp"
 
 ALIP_KERNEL_BEGIN
@@ -87,49 +88,6 @@ inline void dot_tile(const double* const* P, const double* const* E, int64_t n, 
 }
 
 #if ALIP_KERNEL_AVX512
-/// exp(x) for x <= 0 to ~1 ulp: x = n ln2 + r (|r| <= ln2 / 2, two-constant reduction),
-/// e^r by its Taylor series to r^13 (truncation < 1e-17), times 2^n by scalef (which
-/// flushes to 0 / denormals below -745 as exp does). FMAs only: nothing fast-math can
-/// reassociate.
-inline __m512d exp_nonpositive(__m512d x) {
-    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fmadd_pd(n, _mm512_set1_pd(-6.93147180369123816490e-01), x);
-    r = _mm512_fmadd_pd(n, _mm512_set1_pd(-1.90821492927058770002e-10), r);
-    static constexpr double c[14] = {1.0,
-                                     1.0,
-                                     1.0 / 2,
-                                     1.0 / 6,
-                                     1.0 / 24,
-                                     1.0 / 120,
-                                     1.0 / 720,
-                                     1.0 / 5040,
-                                     1.0 / 40320,
-                                     1.0 / 362880,
-                                     1.0 / 3628800,
-                                     1.0 / 39916800,
-                                     1.0 / 479001600,
-                                     1.0 / 6227020800.0};
-    __m512d p = _mm512_set1_pd(c[13]);
-    for (int k = 12; k >= 0; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[k]));
-    return _mm512_scalef_pd(p, n);
-}
-
-/// 0.5 (cos(a r) + 1) for a r in [0, pi] and 0 where r >= rc: cos(a r) = -sin(u),
-/// u = a r - pi/2 in [-pi/2, pi/2], sin by its Taylor series to u^21 (truncation < 2e-18).
-inline __m512d cosine_cutoff(__m512d r, double a, double rc) {
-    const __m512d u = _mm512_fmsub_pd(r, _mm512_set1_pd(a), _mm512_set1_pd(1.57079632679489661923));
-    const __m512d u2 = _mm512_mul_pd(u, u);
-    __m512d p = _mm512_set1_pd(1.0 / 51090942171709440000.0);  // 1/21!
-    static constexpr double c[10] = {-1.0 / 6,           1.0 / 120,           -1.0 / 5040,         1.0 / 362880,
-                                     -1.0 / 39916800,    1.0 / 6227020800.0,  -1.0 / 1307674368000.0,
-                                     1.0 / 355687428096000.0, -1.0 / 121645100408832000.0, 0.0};
-    for (int k = 8; k >= 0; --k) p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(c[k]));
-    const __m512d sin_u = _mm512_fmadd_pd(_mm512_mul_pd(p, u2), u, u);
-    const __m512d f = _mm512_fnmadd_pd(_mm512_set1_pd(0.5), sin_u, _mm512_set1_pd(0.5));
-    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(r, _mm512_set1_pd(rc), _CMP_LT_OQ), f);
-}
-
 /// R[t * NE + b] += sum_k b_k^(2^t) E[b][k], b_k = max(0, 1 + lambda cos_k), t < D, with the
 /// ladder of squares kept in registers (no stores); n is a multiple of 8.
 template <int D, int NE>

@@ -9,6 +9,7 @@
 
 #include "acsf_kernel.hpp"
 #include "acsf_values.hpp"
+#include "acsf_vjp.hpp"
 #include "dispatch.hpp"
 #include "kernel_variant.hpp"
 #include "parallel.hpp"
