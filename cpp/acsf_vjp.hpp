@@ -68,11 +68,11 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     enum { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };  // per neighbor, then ne exp rows
     enum { PCOS, PR2, PA, PB1, PB2, PIR, PC1, PC2, PX1, PY1, PZ1, PX2, PY2, PZ2, PROWS };  // then ne W rows
     const size_t per_nb = size_t((NROWS + ne) * ma), per_pair = size_t((PROWS + ne) * CS);
-    const size_t blk = size_t((ne + 2 * nz + nlam * depth) * 8 + 32);
+    const size_t blk = size_t((ne + 2 * nz + nlam * depth) * 8 + 32 + nz);
     const size_t weights = size_t(mode.n_rhs * n_params);
     const size_t acc_size = size_t(mode.n_rhs * m * 4);
     B.fused.resize(per_nb + per_pair + blk + weights + acc_size);
-    B.fused_idx.resize(size_t(2 * CS + n_params + ne + 1 + mode.n_rhs));
+    B.fused_idx.resize(size_t(2 * CS + n_params + ne + 1 + mode.n_rhs + 16 * nz));
     double* nb = B.fused.data();
     double* pk = nb + per_nb;
     double* bk = pk + per_pair;
@@ -85,6 +85,19 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     int64_t* zq = I2 + CS;          // (n_params,) zeta-lambda index of the params, grouped by eta
     int64_t* gstart = zq + n_params;  // (ne + 1,) groups of equal eta
     int64_t* active = gstart + ne + 1;  // (n_rhs,) whether any weight of the family is nonzero
+    // (nz, 16): per (zeta, lambda), the rungs (offsets into the ladder block) whose product is
+    // b^zeta: count, then offsets; from slot 8, those of b^(zeta - 1)
+    int64_t* ztab = active + mode.n_rhs;
+    for (int64_t z = 0; z < nz; ++z) {
+        const ZetaLambda& zl = tb.zeta_lambdas[size_t(z)];
+        for (int half = 0; half < 2; ++half) {
+            int64_t* slot = ztab + 16 * z + 8 * half;
+            const int e = zl.integer_zeta - half;
+            slot[0] = 0;
+            for (int t = 0; (e >> t) > 0; ++t)
+                if ((e >> t) & 1) slot[1 + slot[0]++] = (zl.lambda_index * depth + t) * 8;
+        }
+    }
     auto nrow = [&](int64_t r) { return nb + r * ma; };
     auto prow = [&](int64_t r) { return pk + r * CS; };
     double* Eb = bk;                       // (ne, 8)
@@ -92,6 +105,8 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     double* dPb = Pb + nz * 8;             // (nz, 8)
     double* Rb = dPb + nz * 8;             // (nlam, depth, 8)
     double* Sb = Rb + nlam * depth * 8;    // (4, 8) transposed scatter terms
+    double* zl_scale = Sb + 32;            // (nz,) zeta lambda
+    for (int64_t z = 0; z < nz; ++z) zl_scale[z] = tb.zeta_lambdas[size_t(z)].zeta * tb.zeta_lambdas[size_t(z)].lambda;
 
     for (int64_t n = 0; n < ma; ++n) {
         const bool in = n < m;
@@ -109,7 +124,6 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     }
 
     // per (zeta, lambda): the rungs whose product is b^zeta, and those of b^(zeta - 1)
-    const ZetaLambda* zls = tb.zeta_lambdas.data();
     const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
     const double* X = nrow(NX);
     const double* Y = nrow(NY);
@@ -120,6 +134,15 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
         const double a_eta = g4 ? 4.0 : 2.0, b_eta = g4 ? 2.0 : 0.0;
         const int64_t np = int64_t(params.size());
         const double a = kPi / rc;
+        // local copies: the stores below would otherwise force reloads of the captures
+        const int dep = depth;
+        const int64_t n_lam = nlam, n_zl = nz;
+        const double* lambdas = tb.lambdas.data();
+        const double* zlc = zl_scale;
+        const int64_t* zt = ztab;
+        double* const rungs = Rb;
+        double* const Pb_ = Pb;
+        double* const dPb_ = dPb;
         for (int64_t k = 0; k < cnt; k += 8) {
             const __mmask8 live = tail_mask(cnt - k);
             const __m512d c = _mm512_maskz_loadu_pd(live, prow(PCOS) + k);
@@ -159,25 +182,23 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 for (int64_t e = 0; e < ne; ++e)
                     _mm512_storeu_pd(Eb + e * 8, _mm512_maskz_loadu_pd(live, prow(PROWS + e) + k));
             }
-            for (int64_t l = 0; l < nlam; ++l) {
-                __m512d rung = _mm512_max_pd(zero, _mm512_fmadd_pd(_mm512_set1_pd(tb.lambdas[l]), c, one));
-                double* R = Rb + l * depth * 8;
+            for (int64_t l = 0; l < n_lam; ++l) {
+                __m512d rung = _mm512_max_pd(zero, _mm512_fmadd_pd(_mm512_set1_pd(lambdas[l]), c, one));
+                double* R = rungs + l * dep * 8;
                 _mm512_storeu_pd(R, rung);
-                for (int t = 1; t < depth; ++t) {
+                for (int t = 1; t < dep; ++t) {
                     rung = _mm512_mul_pd(rung, rung);
                     _mm512_storeu_pd(R + t * 8, rung);
                 }
             }
-            for (int64_t z = 0; z < nz; ++z) {
-                const double* R = Rb + zls[z].lambda_index * depth * 8;
-                const int e = zls[z].integer_zeta;
-                __m512d P = one, dP = _mm512_set1_pd(zls[z].zeta * zls[z].lambda);
-                for (int t = 0; (e >> t) > 0; ++t)
-                    if ((e >> t) & 1) P = _mm512_mul_pd(P, _mm512_loadu_pd(R + t * 8));
-                for (int t = 0; ((e - 1) >> t) > 0; ++t)
-                    if (((e - 1) >> t) & 1) dP = _mm512_mul_pd(dP, _mm512_loadu_pd(R + t * 8));
-                _mm512_storeu_pd(Pb + z * 8, P);
-                _mm512_storeu_pd(dPb + z * 8, dP);
+            for (int64_t z = 0; z < n_zl; ++z) {
+                const int64_t* s = zt + 16 * z;
+                __m512d P = s[0] ? _mm512_loadu_pd(rungs + s[1]) : one;
+                for (int64_t i = 2; i <= s[0]; ++i) P = _mm512_mul_pd(P, _mm512_loadu_pd(rungs + s[i]));
+                __m512d dP = _mm512_set1_pd(zlc[z]);
+                for (int64_t i = 1; i <= s[8]; ++i) dP = _mm512_mul_pd(dP, _mm512_loadu_pd(rungs + s[8 + i]));
+                _mm512_storeu_pd(Pb_ + z * 8, P);
+                _mm512_storeu_pd(dPb_ + z * 8, dP);
             }
             const __m512d C1c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_maskz_loadu_pd(live, prow(PC1) + k));
             const __m512d C2c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_maskz_loadu_pd(live, prow(PC2) + k));
