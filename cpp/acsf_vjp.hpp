@@ -66,7 +66,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
 
     // ---- layout of the work arrays -----------------------------------------------
     enum { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };  // per neighbor, then ne exp rows
-    enum { PCOS, PR2, PA, PB1, PB2, PIR, PC1, PC2, PX1, PY1, PZ1, PX2, PY2, PZ2, PROWS };  // then ne W rows
+    enum { PCOS, PR2, PA, PB1, PB2, PIR, PC2, PX2, PY2, PZ2, PROWS };  // then ne W rows
     const size_t per_nb = size_t((NROWS + ne) * ma), per_pair = size_t((PROWS + ne) * CS);
     const size_t blk = size_t((ne + 2 * nz + nlam * depth) * 8 + 32 + nz);
     const size_t weights = size_t(mode.n_rhs * n_params);
@@ -128,6 +128,13 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     const double* X = nrow(NX);
     const double* Y = nrow(NY);
     const double* Z = nrow(NZ);
+    const double* UXn = nrow(NUX);
+    const double* UYn = nrow(NUY);
+    const double* UZn = nrow(NUZ);
+    const double* Fn = nrow(NF);
+    const double* Gn = nrow(NG);
+    const double* IRn = nrow(NIR);
+    const double* EXn = nrow(NROWS);
 
     // one chunk of `cnt` packed pairs of one family
     auto process = [&](bool g4, int64_t cnt, int64_t offset, const std::vector<AngularIndex>& params) {
@@ -152,7 +159,13 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
             __m512d Fc = A, dF1 = B1, dF2 = B2, dFb = zero;
             if (g4) {
                 const __m512d r2 = _mm512_maskz_loadu_pd(live, prow(PR2) + k);
-                const __m512d r12 = _mm512_sqrt_pd(r2);
+                // 1/r_12 from rsqrt14 (2^-14) and two Newton steps (~1e-16 relative), r_12 = r_12^2 / r_12;
+                // padding lanes (r2 = 0) get 0, not inf
+                __m512d ir12 = _mm512_maskz_rsqrt14_pd(live, r2);
+                const __m512d half_r2 = _mm512_mul_pd(_mm512_set1_pd(0.5), r2), three_halves = _mm512_set1_pd(1.5);
+                ir12 = _mm512_mul_pd(ir12, _mm512_fnmadd_pd(half_r2, _mm512_mul_pd(ir12, ir12), three_halves));
+                ir12 = _mm512_mul_pd(ir12, _mm512_fnmadd_pd(half_r2, _mm512_mul_pd(ir12, ir12), three_halves));
+                const __m512d r12 = _mm512_mul_pd(r2, ir12);
                 __m512d f12, df12;
                 if (cosine) {
                     cosine_cutoff_deriv(r12, a, rc, f12, df12);
@@ -168,7 +181,6 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                     q = _mm512_fmadd_pd(x, q, _mm512_set1_pd(-30.0));
                     df12 = _mm512_maskz_mov_pd(in, _mm512_div_pd(_mm512_mul_pd(x2, q), _mm512_set1_pd(rc)));
                 }
-                const __m512d ir12 = _mm512_maskz_div_pd(live, one, r12);
                 const __m512d d12 = _mm512_mul_pd(_mm512_mul_pd(A, df12), ir12);
                 Fc = _mm512_mul_pd(A, f12);
                 dF1 = _mm512_fmadd_pd(B1, f12, d12);
@@ -200,13 +212,27 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 _mm512_storeu_pd(Pb_ + z * 8, P);
                 _mm512_storeu_pd(dPb_ + z * 8, dP);
             }
-            const __m512d C1c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_maskz_loadu_pd(live, prow(PC1) + k));
-            const __m512d C2c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_maskz_loadu_pd(live, prow(PC2) + k));
-            const __m512d FIR = _mm512_mul_pd(Fc, _mm512_maskz_loadu_pd(live, prow(PIR) + k));
             const int64_t* i1 = I1 + k;
             const int64_t* i2 = I2 + k;
             const int lanes = int(std::min<int64_t>(8, cnt - k));
             const bool uniform = i1[0] == i1[lanes - 1];  // pairs are packed in n1 order
+            // quantities of n1: broadcast when the 8 pairs share it, else gathered
+            __m512d x1, y1, z1, ir1;
+            if (uniform) {
+                x1 = _mm512_set1_pd(X[i1[0]]);
+                y1 = _mm512_set1_pd(Y[i1[0]]);
+                z1 = _mm512_set1_pd(Z[i1[0]]);
+                ir1 = _mm512_set1_pd(IRn[i1[0]]);
+            } else {
+                const __m512i idx = _mm512_maskz_loadu_epi64(live, i1);
+                x1 = _mm512_i64gather_pd(idx, X, 8);
+                y1 = _mm512_i64gather_pd(idx, Y, 8);
+                z1 = _mm512_i64gather_pd(idx, Z, 8);
+                ir1 = _mm512_i64gather_pd(idx, IRn, 8);
+            }
+            const __m512d C1c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_mul_pd(ir1, ir1));
+            const __m512d C2c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_maskz_loadu_pd(live, prow(PC2) + k));
+            const __m512d FIR = _mm512_mul_pd(Fc, _mm512_maskz_loadu_pd(live, prow(PIR) + k));
             for (int64_t r = 0; r < mode.n_rhs; ++r) {
                 if (!active[r]) continue;
                 const double* wp = wt + r * np;
@@ -254,9 +280,8 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 } else {
                     transpose_add(sa1, bx2, by2, bz2, i1, lanes, acc, Sb);
                 }
-                transpose_add(sa2, _mm512_mul_pd(sb, _mm512_loadu_pd(prow(PX1) + k)),
-                              _mm512_mul_pd(sb, _mm512_loadu_pd(prow(PY1) + k)),
-                              _mm512_mul_pd(sb, _mm512_loadu_pd(prow(PZ1) + k)), i2, lanes, acc, Sb);
+                transpose_add(sa2, _mm512_mul_pd(sb, x1), _mm512_mul_pd(sb, y1), _mm512_mul_pd(sb, z1), i2, lanes, acc,
+                              Sb);
             }
         }
         (void)offset;
@@ -296,11 +321,9 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 int64_t cnt = 0;
                 for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1) {
                     const __m512d x1 = _mm512_set1_pd(X[n1]), y1 = _mm512_set1_pd(Y[n1]), z1 = _mm512_set1_pd(Z[n1]);
-                    const __m512d u1 = _mm512_set1_pd(nrow(NUX)[n1]), v1 = _mm512_set1_pd(nrow(NUY)[n1]),
-                                  w1 = _mm512_set1_pd(nrow(NUZ)[n1]);
-                    const __m512d f1 = _mm512_set1_pd(nrow(NF)[n1]), g1 = _mm512_set1_pd(nrow(NG)[n1]);
-                    const double ir1s = nrow(NIR)[n1];
-                    const __m512d ir1 = _mm512_set1_pd(ir1s), c1 = _mm512_set1_pd(ir1s * ir1s);
+                    const __m512d u1 = _mm512_set1_pd(UXn[n1]), v1 = _mm512_set1_pd(UYn[n1]), w1 = _mm512_set1_pd(UZn[n1]);
+                    const __m512d f1 = _mm512_set1_pd(Fn[n1]), g1 = _mm512_set1_pd(Gn[n1]);
+                    const __m512d ir1 = _mm512_set1_pd(IRn[n1]);
                     const __m512i n1v = _mm512_set1_epi64(n1);
                     const int64_t lo = std::max(n1 + 1, L.seg[s2]), hi = L.seg[s2 + 1];
                     for (int64_t n2 = lo; n2 < hi; n2 += 8) {
@@ -309,36 +332,33 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                             cnt = 0;
                         }
                         const __mmask8 live = tail_mask(hi - n2);
-                        const __m512d dx = _mm512_sub_pd(_mm512_loadu_pd(X + n2), x1);
-                        const __m512d dy = _mm512_sub_pd(_mm512_loadu_pd(Y + n2), y1);
-                        const __m512d dz = _mm512_sub_pd(_mm512_loadu_pd(Z + n2), z1);
+                        const __m512d x2 = _mm512_loadu_pd(X + n2), y2 = _mm512_loadu_pd(Y + n2),
+                                      z2 = _mm512_loadu_pd(Z + n2);
+                        const __m512d dx = _mm512_sub_pd(x2, x1), dy = _mm512_sub_pd(y2, y1), dz = _mm512_sub_pd(z2, z1);
                         const __m512d r2 = _mm512_fmadd_pd(dz, dz, _mm512_fmadd_pd(dy, dy, _mm512_mul_pd(dx, dx)));
                         const __mmask8 keep = _mm512_mask_cmp_pd_mask(live, r2, limit2, _CMP_LT_OQ);
-                        __m512d c = _mm512_mul_pd(_mm512_loadu_pd(nrow(NUX) + n2), u1);
-                        c = _mm512_fmadd_pd(_mm512_loadu_pd(nrow(NUY) + n2), v1, c);
-                        c = _mm512_fmadd_pd(_mm512_loadu_pd(nrow(NUZ) + n2), w1, c);
+                        __m512d c = _mm512_mul_pd(_mm512_loadu_pd(UXn + n2), u1);
+                        c = _mm512_fmadd_pd(_mm512_loadu_pd(UYn + n2), v1, c);
+                        c = _mm512_fmadd_pd(_mm512_loadu_pd(UZn + n2), w1, c);
                         c = _mm512_min_pd(one, _mm512_max_pd(_mm512_set1_pd(-1.0), c));
-                        const __m512d f2 = _mm512_loadu_pd(nrow(NF) + n2);
-                        const __m512d ir2 = _mm512_loadu_pd(nrow(NIR) + n2);
-                        auto put = [&](int row, __m512d v) {
-                            _mm512_storeu_pd(prow(row) + cnt, _mm512_maskz_compress_pd(keep, v));
+                        const __m512d f2 = _mm512_loadu_pd(Fn + n2);
+                        const __m512d ir2 = _mm512_loadu_pd(IRn + n2);
+                        double* const out = pk + cnt;
+                        auto put = [keep, out, CS](int row, __m512d v) {
+                            _mm512_storeu_pd(out + row * CS, _mm512_maskz_compress_pd(keep, v));
                         };
                         put(PCOS, c);
                         put(PR2, r2);
                         put(PA, _mm512_mul_pd(f1, f2));
                         put(PB1, _mm512_mul_pd(g1, f2));
-                        put(PB2, _mm512_mul_pd(f1, _mm512_loadu_pd(nrow(NG) + n2)));
+                        put(PB2, _mm512_mul_pd(f1, _mm512_loadu_pd(Gn + n2)));
                         put(PIR, _mm512_mul_pd(ir1, ir2));
-                        _mm512_storeu_pd(prow(PC1) + cnt, c1);
-                        _mm512_storeu_pd(prow(PX1) + cnt, x1);
-                        _mm512_storeu_pd(prow(PY1) + cnt, y1);
-                        _mm512_storeu_pd(prow(PZ1) + cnt, z1);
-                        put(PX2, _mm512_loadu_pd(X + n2));
-                        put(PY2, _mm512_loadu_pd(Y + n2));
-                        put(PZ2, _mm512_loadu_pd(Z + n2));
+                        put(PX2, x2);
+                        put(PY2, y2);
+                        put(PZ2, z2);
                         put(PC2, _mm512_mul_pd(ir2, ir2));
                         for (int64_t e = 0; e < ne; ++e) {
-                            const double* ex = nrow(NROWS + e);
+                            const double* ex = EXn + e * ma;
                             put(int(PROWS + e), _mm512_mul_pd(_mm512_set1_pd(ex[n1]), _mm512_loadu_pd(ex + n2)));
                         }
                         _mm512_storeu_si512(I1 + cnt, n1v);
