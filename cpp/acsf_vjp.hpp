@@ -3,13 +3,17 @@
 //  * per neighbor, the unit vector, f_c, f_c'/r, 1/r and exp(-eta r^2) are computed once,
 //    in rows padded with zeros;
 //  * for a fixed n1 the second neighbors n2 are contiguous: the test r_12 < r_c and the
-//    pair products (f1 f2, f1' f2 / r1, f1 f2' / r2, 1/(r1 r2), exp products) run 8 lanes
-//    wide without gathers, and the pairs that pass are packed (compress) into a chunk;
-//  * per 8 packed pairs, in one pass: f_c(r_12) and its derivative, exp(-eta r_12^2) (inline
-//    polynomials), the ladder of squares of 1 + lambda cos, P = b^zeta and
-//    dP/dcos = zeta lambda b^(zeta - 1) as products of its rungs, the dE/dG-contracted sums
-//    U, V, H of every parameter, and the three coefficients per pair that are scattered
-//    into dE/dv_n1 and dE/dv_n2.
+//    pair quantities (cos, r_12^2, f1 f2, f1' f2 / r1, f1 f2' / r2, 1/r2, v2, exp products)
+//    run 8 lanes wide without gathers, and the pairs that pass are packed (compress) into a
+//    chunk; quantities of n1 are broadcast again per 8 packed pairs (gathered when the 8
+//    span two n1);
+//  * per 8 packed pairs, in one pass: 1/r_12 (rsqrt14 + two Newton steps), f_c(r_12) and
+//    its derivative and exp(-eta r_12^2) (inline polynomials, acsf_simd.hpp), the ladder of
+//    squares of 1 + lambda cos, P = b^zeta and dP/dcos = zeta lambda b^(zeta - 1) as
+//    products of precomputed rungs, the dE/dG-contracted sums U, V, H (grouped by eta:
+//    H = sum_e eta_e E_e V_e), and the per-pair coefficients, added to (coef, x, y, z) of
+//    dE/dv_n1 and dE/dv_n2 kept interleaved (4 x 8 transpose, one 256-bit add per pair;
+//    one reduction when the 8 pairs share n1).
 // Integer zetas only (the ladder); other zetas, and the variants without AVX-512, keep the
 // chunked loops of derivative_terms (acsf_kernel.hpp).
 #pragma once
@@ -66,7 +70,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
 
     // ---- layout of the work arrays -----------------------------------------------
     enum { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };  // per neighbor, then ne exp rows
-    enum { PCOS, PR2, PA, PB1, PB2, PIR, PC2, PX2, PY2, PZ2, PROWS };  // then ne W rows
+    enum { PCOS, PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  // then ne W rows
     const size_t per_nb = size_t((NROWS + ne) * ma), per_pair = size_t((PROWS + ne) * CS);
     const size_t blk = size_t((ne + 2 * nz + nlam * depth) * 8 + 32 + nz);
     const size_t weights = size_t(mode.n_rhs * n_params);
@@ -231,8 +235,9 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 ir1 = _mm512_i64gather_pd(idx, IRn, 8);
             }
             const __m512d C1c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_mul_pd(ir1, ir1));
-            const __m512d C2c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_maskz_loadu_pd(live, prow(PC2) + k));
-            const __m512d FIR = _mm512_mul_pd(Fc, _mm512_maskz_loadu_pd(live, prow(PIR) + k));
+            const __m512d ir2 = _mm512_maskz_loadu_pd(live, prow(PIR2) + k);
+            const __m512d C2c = _mm512_mul_pd(_mm512_mul_pd(Fc, c), _mm512_mul_pd(ir2, ir2));
+            const __m512d FIR = _mm512_mul_pd(Fc, _mm512_mul_pd(ir1, ir2));
             for (int64_t r = 0; r < mode.n_rhs; ++r) {
                 if (!active[r]) continue;
                 const double* wp = wt + r * np;
@@ -323,7 +328,6 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                     const __m512d x1 = _mm512_set1_pd(X[n1]), y1 = _mm512_set1_pd(Y[n1]), z1 = _mm512_set1_pd(Z[n1]);
                     const __m512d u1 = _mm512_set1_pd(UXn[n1]), v1 = _mm512_set1_pd(UYn[n1]), w1 = _mm512_set1_pd(UZn[n1]);
                     const __m512d f1 = _mm512_set1_pd(Fn[n1]), g1 = _mm512_set1_pd(Gn[n1]);
-                    const __m512d ir1 = _mm512_set1_pd(IRn[n1]);
                     const __m512i n1v = _mm512_set1_epi64(n1);
                     const int64_t lo = std::max(n1 + 1, L.seg[s2]), hi = L.seg[s2 + 1];
                     for (int64_t n2 = lo; n2 < hi; n2 += 8) {
@@ -352,11 +356,10 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                         put(PA, _mm512_mul_pd(f1, f2));
                         put(PB1, _mm512_mul_pd(g1, f2));
                         put(PB2, _mm512_mul_pd(f1, _mm512_loadu_pd(Gn + n2)));
-                        put(PIR, _mm512_mul_pd(ir1, ir2));
+                        put(PIR2, ir2);
                         put(PX2, x2);
                         put(PY2, y2);
                         put(PZ2, z2);
-                        put(PC2, _mm512_mul_pd(ir2, ir2));
                         for (int64_t e = 0; e < ne; ++e) {
                             const double* ex = EXn + e * ma;
                             put(int(PROWS + e), _mm512_mul_pd(_mm512_set1_pd(ex[n1]), _mm512_loadu_pd(ex + n2)));
