@@ -294,3 +294,5 @@ def test_random_fraction_mixes_top_scores_with_uniform_draws():
     assert len(select_batch(scores, None, 4, "none", random_fraction=1.0)) == 4
     with pytest.raises(ValueError, match="random_fraction"):
         select_batch(scores, X, 5, random_fraction=1.5)
+    with pytest.raises(ValueError, match="NaN"):   # validated even when nothing is picked by score
+        select_batch(np.r_[scores[:-1], np.nan], X, 4, "none", random_fraction=1.0)

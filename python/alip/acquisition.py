@@ -393,16 +393,6 @@ def select_batch(scores: np.ndarray, features: np.ndarray | None, batch_size: in
     ``random_fraction``: round(fraction × batch_size) of the batch are instead drawn
     uniformly (``seed``) from the structures not picked by score (exploration).
     """
-    if not 0.0 <= random_fraction <= 1.0:
-        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
-    b = min(int(batch_size), len(scores)) if isinstance(batch_size, (int, np.integer)) else batch_size
-    n_random = int(round(random_fraction * b)) if isinstance(b, int) and b > 0 else 0
-    if n_random:
-        by_score = (select_batch(scores, features, b - n_random, diversity, candidates, seed)
-                    if b > n_random else np.zeros(0, dtype=np.int64))
-        rest = np.setdiff1d(np.arange(len(scores)), by_score)
-        drawn = np.random.default_rng(seed).choice(rest, n_random, replace=False)
-        return np.concatenate([by_score, np.sort(drawn)]).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1:
         raise ValueError("scores must be a 1-d array")
@@ -414,8 +404,17 @@ def select_batch(scores: np.ndarray, features: np.ndarray | None, batch_size: in
         raise ValueError(f"unknown diversity {diversity!r}; choose from {DIVERSITY}")
     if not candidates >= 1:
         raise ValueError(f"candidates must be >= 1 (a multiple of the batch size), got {candidates!r}")
-    order = np.lexsort((np.arange(len(scores)), -scores))
+    if not 0.0 <= random_fraction <= 1.0:
+        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
     b = min(int(batch_size), len(scores))
+    n_random = int(round(random_fraction * b))
+    if n_random:
+        by_score = (select_batch(scores, features, b - n_random, diversity, candidates, seed)
+                    if b > n_random else np.zeros(0, dtype=np.int64))
+        rest = np.setdiff1d(np.arange(len(scores)), by_score)
+        drawn = np.random.default_rng(seed).choice(rest, n_random, replace=False)
+        return np.concatenate([by_score, np.sort(drawn)]).astype(np.int64)
+    order = np.lexsort((np.arange(len(scores)), -scores))
     if diversity == "none" or b == len(scores):
         return order[:b]
     if features is None or len(features) != len(scores):
