@@ -75,7 +75,7 @@ def timed(fn: Callable[[], object], device: torch.device, min_time: float, min_r
 
 
 def alip_cases(acsf, structures, device, dtype):
-    from alip import device as dev
+    from alip.core import device as dev
 
     batch = dev.TorchBatch.from_atoms(structures, acsf, device=device)
     w = torch.randn(batch.n_atoms, acsf.n_features, dtype=dtype, device=device)
@@ -150,13 +150,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import alip
-    from alip import device as dev
+    from alip.core import device as dev
 
     device = torch.device(args.device)
     if device.type == "cuda":
         if not dev.cuda_available():
             print("no CUDA: this benchmark needs a CUDA build of alip (pip install . -C "
-                  "cmake.define.ALIP_CUDA=ON) and an NVIDIA GPU; alip.device.cuda_compiled() = "
+                  "cmake.define.ALIP_CUDA=ON) and an NVIDIA GPU; alip.core.device.cuda_compiled() = "
                   f"{dev.cuda_compiled()}, torch.cuda.is_available() = {torch.cuda.is_available()}", file=sys.stderr)
             return 2
         device = torch.device("cuda", torch.cuda.current_device())

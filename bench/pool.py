@@ -57,7 +57,7 @@ def write_pool(path: str, n_frames: int, rep: int, seed: int) -> None:
 
 
 def prefix_pool(src: str, dst: str, n_frames: int) -> None:
-    from alip.pool_reader import open_pool
+    from alip.data.pool_reader import open_pool
 
     hi = open_pool(src).ref(0, n_frames).hi
     with open(src, "rb") as f, open(dst, "wb") as g:
@@ -67,8 +67,8 @@ def prefix_pool(src: str, dst: str, n_frames: int) -> None:
 # ----------------------------------------------------------------------------- 1. readers
 def bench_readers(path: str, n_frames: int) -> dict:
     import alip
-    from alip.featurize import core_values
-    from alip.pool_reader import open_pool
+    from alip.data.featurize import core_values
+    from alip.data.pool_reader import open_pool
 
     sub = path + f".first{n_frames}"
     if not os.path.exists(sub):
@@ -109,7 +109,7 @@ def bench_stores(values: np.ndarray, work: str, rows: int = 8192) -> list[tuple]
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs)
 
     def npy_w(p):
-        from alip.feature_store import save_npy
+        from alip.data.feature_store import save_npy
         os.makedirs(p)
         for k, c in enumerate(chunks):
             save_npy(os.path.join(p, f"{k}.npy"), c)
@@ -192,7 +192,7 @@ def run_one(cfg: dict) -> dict:
     import psutil
 
     import alip
-    from alip.featurize import featurize_pool
+    from alip.data.featurize import featurize_pool
 
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
@@ -307,8 +307,8 @@ def bench_reader_table(paths: dict, scale: int, report: dict) -> None:
 
 def bench_store_table(paths: dict, scale: int, work: str, report: dict) -> None:
     import alip
-    from alip.featurize import core_values
-    from alip.pool_reader import open_pool
+    from alip.data.featurize import core_values
+    from alip.data.pool_reader import open_pool
 
     print("\n## 2. Store formats: 10^6 x 36 float64 in 8192-row chunks (best of 3)\n")
     frames = open_pool(paths["A"]).read(0, 5000 // scale)

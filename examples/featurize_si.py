@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 import alip
-from alip.structures import generate_si_pool
+from alip.data.structures import generate_si_pool
 
 pool = generate_si_pool(500, seed=0, progress=False)
 n_atoms = sum(len(a) for a in pool)
@@ -33,7 +33,7 @@ dt = time.perf_counter() - t
 print(f"fused forces + virials: {n_atoms / dt:,.0f} atoms/s; |sum of forces| = {np.abs(forces.sum(0)).max():.1e}")
 
 families = np.array([a.info["family"] for a in pool])
-per_structure = np.add.reduceat(X, alip.descriptors.offsets(pool)[:-1]) / np.diff(alip.descriptors.offsets(pool))[:, None]
+per_structure = np.add.reduceat(X, alip.core.descriptors.offsets(pool)[:-1]) / np.diff(alip.core.descriptors.offsets(pool))[:, None]
 for fam in ("volume", "small_distortion", "large_distortion", "random"):
     g = per_structure[families == fam]
     print(f"{fam:>17}: mean G2[eta=0] per atom = {g[:, 0].mean():6.2f} +- {g[:, 0].std():5.2f}")

@@ -26,8 +26,8 @@ STRATEGY_SCALE = {"qbc": 1.0, "emc": 1.2, "random": 2.0}
 
 def labeled(structures: Sequence[Atoms]) -> list[Atoms]:
     """Copies of ``structures`` carrying Stillinger–Weber labels (SinglePointCalculator)."""
-    from alip.io import attach_label
-    from alip.oracles import make_oracle
+    from alip.data.io import attach_label
+    from alip.data.oracles import make_oracle
 
     oracle = make_oracle("sw")
     out = []
@@ -42,14 +42,14 @@ def labeled(structures: Sequence[Atoms]) -> list[Atoms]:
 
 @functools.lru_cache(maxsize=None)
 def _pool(n: int, seed: int) -> tuple[Atoms, ...]:
-    from alip.structures import generate_si_pool
+    from alip.data.structures import generate_si_pool
 
     return tuple(generate_si_pool(n, seed=seed, family_kwargs=SMALL))
 
 
 @functools.lru_cache(maxsize=None)
 def _test_set(n: int) -> tuple[Atoms, ...]:
-    from alip.structures import generate_si_pool
+    from alip.data.structures import generate_si_pool
 
     return tuple(labeled(generate_si_pool(n, seed=99, family_kwargs=SMALL)))
 
@@ -60,7 +60,7 @@ def trained_checkpoint_bytes() -> bytes:
     import tempfile
 
     import alip
-    from alip.training import TrainConfig, train_committee
+    from alip.models.training import TrainConfig, train_committee
 
     train = labeled(list(_pool(32, 0))[::2])
     cfg = TrainConfig(n_members=3, hidden=(8,), epochs=6, batch_size=8, seed=0, val_fraction=0.0)
@@ -82,9 +82,9 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
                   n_initial: int = 8, batch: int = 4, n_pool: int = 32, n_test: int = 16,
                   oracle: str | None = "sw") -> Path:
     """A run directory with ``n_iterations`` finished iterations (labels.db, test set, jsons, csv)."""
-    from alip.io import write_extxyz
-    from alip.oracles import make_oracle
-    from alip.store import LabelStore
+    from alip.data.io import write_extxyz
+    from alip.data.oracles import make_oracle
+    from alip.data.store import LabelStore
 
     run = Path(path)
     (run / "iterations").mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,11 @@ from ase import Atoms
 from ase.build import bulk
 
 import alip
-from alip.acquisition import (combine_qbc, emc_chunk, farthest_point, qbc_scores, score_pool,
+from alip.al.acquisition import (combine_qbc, emc_chunk, farthest_point, qbc_scores, score_pool,
                               select_batch)
-from alip.committee import Committee, Prediction
-from alip.models import CommitteeNetwork
-from alip.training import committee_forces
+from alip.models.committee import Committee, Prediction
+from alip.models.networks import CommitteeNetwork
+from alip.models.training import committee_forces
 
 SMALL_G2 = [(0.5, 0.0), (1.0, 2.2), (0.2, 3.5)]
 SMALL_G4 = [(0.01, 1.0, 1.0), (0.02, 2.0, -1.0)]
@@ -184,7 +184,7 @@ def test_emc_matches_per_structure_autograd(forces, params):
     chunked = score_pool(com, pool, "emc", emc_forces=forces, emc_params=params, weight_energy=1.3,
                          weight_forces=0.4, chunk_atoms=9).scores
     np.testing.assert_allclose(chunked, ref, rtol=1e-10)
-    # "cpu:0" takes the alip.device path (fused VJP + JVP instead of stored gradients), as
+    # "cpu:0" takes the alip.core.device path (fused VJP + JVP instead of stored gradients), as
     # "cuda" does, with the compiled core underneath
     com.device = "cpu:0"
     on_device, pooled_dev = emc_chunk(com, pool, 1.3, 0.4, forces, params)

@@ -1,4 +1,4 @@
-"""The torch bridge alip.descriptors_torch: gradcheck/gradgradcheck in float64 of the
+"""The torch bridge alip.core.descriptors_torch: gradcheck/gradgradcheck in float64 of the
 autograd function of positions and cell; sparse_forces / sparse_virial against the
 fused C++ path and differentiable in dE_dG (what create_graph force training needs).
 Kept tiny (2-3 atoms, few functions) so gradcheck runs in seconds."""
@@ -30,7 +30,7 @@ def as_tensors(atoms, requires_grad=True):
 
 
 def test_values_match_compute():
-    from alip.descriptors_torch import acsf_torch
+    from alip.core.descriptors_torch import acsf_torch
 
     acsf, atoms = tiny()
     pos, cell, z, pbc = as_tensors(atoms)
@@ -42,7 +42,7 @@ def test_values_match_compute():
 
 @pytest.mark.parametrize("name", ["si_triclinic", "sic_zincblende", "sioh_molecule"])
 def test_gradcheck_positions_and_cell(name):
-    from alip.descriptors_torch import acsf_torch
+    from alip.core.descriptors_torch import acsf_torch
 
     acsf, atoms = tiny(name, cutoff=3.5)
     pos, cell, z, pbc = as_tensors(atoms)
@@ -61,7 +61,7 @@ def test_gradcheck_positions_and_cell(name):
 
 
 def test_gradgradcheck_positions_and_cell():
-    from alip.descriptors_torch import acsf_torch
+    from alip.core.descriptors_torch import acsf_torch
 
     acsf, atoms = tiny("sic_zincblende", cutoff=3.5)
     pos, cell, z, pbc = as_tensors(atoms)
@@ -76,7 +76,7 @@ def test_cell_gradient_is_strain_gradient():
     """With positions in fractional coordinates held fixed, d/d eps of G(r(I+eps), h(I+eps))
     = r^T dG/dr + h^T dG/dh; this must equal the C++ strain_grad (links torch's cell
     derivative to the contract's strain convention)."""
-    from alip.descriptors_torch import acsf_torch
+    from alip.core.descriptors_torch import acsf_torch
 
     acsf, atoms = tiny("sic_zincblende")
     pos, cell, z, pbc = as_tensors(atoms)
@@ -89,7 +89,7 @@ def test_cell_gradient_is_strain_gradient():
 
 
 def test_sparse_forces_and_virial_match_fused_path():
-    from alip.descriptors_torch import sparse_forces, sparse_virial
+    from alip.core.descriptors_torch import sparse_forces, sparse_virial
 
     names = ["si_triclinic", "sic_zincblende", "si_wire"]
     structs = [STRUCTURES[n][0]() for n in names]
@@ -109,7 +109,7 @@ def test_sparse_forces_and_virial_match_fused_path():
 
 
 def test_sparse_forces_gradcheck_in_dE_dG():
-    from alip.descriptors_torch import sparse_forces, sparse_virial
+    from alip.core.descriptors_torch import sparse_forces, sparse_virial
 
     acsf, atoms = tiny("sic_zincblende")
     d = acsf.compute(atoms, gradients=True)
@@ -125,7 +125,7 @@ def test_force_training_paths_agree():
     """A small MLP energy model: forces by double backprop through acsf_torch and by
     sparse_forces(dE/dG) agree, and so do the parameter gradients of a force loss
     (create_graph=True), which is what force training needs."""
-    from alip.descriptors_torch import acsf_torch, sparse_forces
+    from alip.core.descriptors_torch import acsf_torch, sparse_forces
 
     acsf, atoms = tiny("sic_zincblende")
     torch.manual_seed(0)

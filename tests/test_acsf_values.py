@@ -233,7 +233,7 @@ def test_batch_equals_single_and_offsets():
     batch = acsf.compute(structs)
     single = np.concatenate([acsf.compute(a) for a in structs])
     np.testing.assert_allclose(batch, single, rtol=0, atol=1e-13 * np.abs(single).max())
-    off = alip.descriptors.offsets(structs)
+    off = alip.core.descriptors.offsets(structs)
     np.testing.assert_array_equal(off, np.cumsum([0] + [len(a) for a in structs]))
     assert off.dtype == np.int64
 
@@ -366,8 +366,8 @@ def test_thread_count_does_not_change_results():
 def test_packed_batch_api_equals_atoms_api():
     """compute_packed / forces_and_virial_packed (readers that never build Atoms) give the
     Atoms API's numbers, and bad shapes raise ValueError."""
-    from alip._structures_pack import pack
-    from alip.descriptors import ACSF, PackedBatch
+    from alip.core.batch import pack
+    from alip.core.descriptors import ACSF, PackedBatch
 
     acsf = ACSF.default_si()
     structures = [bulk("Si", "diamond", a=5.43, cubic=True), bulk("Si", "diamond", a=5.5)]

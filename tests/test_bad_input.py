@@ -166,7 +166,7 @@ def test_valid_edge_cases_do_not_raise():
 
 def test_torch_bridge_bad_input():
     torch = pytest.importorskip("torch")  # torch is an optional extra of alip
-    from alip.descriptors_torch import acsf_torch
+    from alip.core.descriptors_torch import acsf_torch
 
     acsf = make_acsf(["Si"], 5.0)
     atoms = si2()

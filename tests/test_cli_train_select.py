@@ -18,14 +18,14 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from alip.acquisition import combine_qbc, qbc_scores, select_batch
+from alip.al.acquisition import combine_qbc, qbc_scores, select_batch
 from alip.cli import main
-from alip.cli_select import CSV_COLUMNS, select_from_pool
-from alip.cli_train import read_structures, train_from_file
-from alip.committee import Committee
-from alip.oracles import make_oracle
-from alip.structures import generate_si_pool
-from alip.training import TrainConfig
+from alip.cli.select import CSV_COLUMNS, select_from_pool
+from alip.cli.train import read_structures, train_from_file
+from alip.models.committee import Committee
+from alip.data.oracles import make_oracle
+from alip.data.structures import generate_si_pool
+from alip.models.training import TrainConfig
 
 SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
          "random": {"n_atoms": (8, 16)}}
@@ -270,7 +270,7 @@ def test_select_bad_inputs_exit_2(files, tmp_path):
 
 
 def test_modules_run_standalone():
-    for module, command in (("alip.cli_train", "train"), ("alip.cli_select", "select")):
+    for module, command in (("alip.cli.train", "train"), ("alip.cli.select", "select")):
         done = subprocess.run([sys.executable, "-m", module, command, "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and f"alip {command}" in done.stdout
 
@@ -278,7 +278,7 @@ def test_modules_run_standalone():
 def test_select_from_ase_database_pool(files, tmp_path):
     import ase.db
 
-    from alip.cli_select import selected_atoms
+    from alip.cli.select import selected_atoms
 
     ref = _independent(files)
     with ase.db.connect(str(tmp_path / "pool.db")) as db:

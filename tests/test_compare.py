@@ -10,10 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from alip import cli_loop
-from alip.compare import compare, first_reaching, labels_to_target, summarise
+from alip.cli import loop as cli_loop
+from alip.al.compare import compare, first_reaching, labels_to_target, summarise
 from alip.config import Config, ConfigError
-from alip.loop import read_curve
+from alip.al.loop import read_curve
 
 TINY = {
     "run": {"n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},

@@ -4,7 +4,7 @@ nvcc compilation, and GPU parity.
 - Everywhere: ``alip.build_info()["cuda"]`` agrees with the build; a build without CUDA
   raises "alip was built without CUDA" from every GPU entry point; CPU tensors go to the
   CPU core (equal to ``ACSF.compute`` / ``forces_and_virial``); the autograd wrappers of
-  ``alip.device`` are exact on the CPU path (gradcheck, adjoint identities).
+  ``alip.core.device`` are exact on the CPU path (gradcheck, adjoint identities).
 - Everywhere with a C++ compiler: ``cuda/host_emulation.cpp`` runs the kernels' own
   functions (``cuda/acsf_math.cuh``, ``cuda/nl_logic.cuh``) lane by lane on the CPU; its
   neighbor list, values, forces, virials and JVP equal the CPU core to 1e-10 (float64)
@@ -36,7 +36,7 @@ from ase import Atoms
 from ase.build import bulk
 
 import alip
-from alip import device as dev
+from alip.core import device as dev
 from conftest import STRUCTURES, make_acsf
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from alip import cli_report, demo
+from alip.cli import report as cli_report
+from alip.reports import demo
 
 
 def test_demo_quick_end_to_end(tmp_path, capsys):

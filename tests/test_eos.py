@@ -9,11 +9,11 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import GPa
 
 import alip
-from alip.calculator import Calculator
-from alip.eos import compare_eos, ev_curve, fit_eos
-from alip.oracles import make_oracle
-from alip.structures import generate_si_pool
-from alip.training import TrainConfig, train_committee
+from alip.models.calculator import Calculator
+from alip.models.eos import compare_eos, ev_curve, fit_eos
+from alip.data.oracles import make_oracle
+from alip.data.structures import generate_si_pool
+from alip.models.training import TrainConfig, train_committee
 
 SW_EPSILON = 2.1683  # eV; SW diamond Si has E0 = -2 epsilon per atom at a0 = 5.431 Å
 

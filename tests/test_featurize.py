@@ -17,9 +17,9 @@ from ase.build import bulk
 from ase.io import read, write
 
 import alip
-from alip.feature_store import FeatureStore
-from alip.featurize import BadFrameError, featurize_pool
-from alip.pool_reader import PoolFormatError, chunk_bounds, open_pool
+from alip.data.feature_store import FeatureStore
+from alip.data.featurize import BadFrameError, featurize_pool
+from alip.data.pool_reader import PoolFormatError, chunk_bounds, open_pool
 
 from conftest import SMALL_G2, SMALL_G4, SMALL_G5
 
@@ -86,7 +86,7 @@ def test_reader_matches_ase_on_varied_extxyz(tmp_path):
 @pytest.mark.parametrize("block", [37, 100, 4096])
 def test_index_is_independent_of_the_block_size(pool_file, tmp_path, block):
     """Frames straddling blocks, frames longer than a block, trailing blank lines, no final newline."""
-    from alip.pool_extxyz import index_extxyz
+    from alip.data.pool_extxyz import index_extxyz
 
     ref_starts, ref_counts, _ = index_extxyz(str(pool_file))
     starts, counts, bad = index_extxyz(str(pool_file), block=block)
@@ -134,7 +134,7 @@ def test_streamed_store_equals_in_memory_compute(tmp_path, pool_file, chunk, chu
     assert summary.n_chunks == store.n_chunks == n_chunks and summary.n_skipped == 0
     assert summary.atoms_run == len(expected) == store.n_atoms
     assert np.array_equal(store.values(), expected)
-    assert np.array_equal(store.offsets, alip.descriptors.offsets(structures))
+    assert np.array_equal(store.offsets, alip.core.descriptors.offsets(structures))
     assert np.array_equal(store.numbers(), np.concatenate([a.numbers for a in structures]))
     assert np.array_equal(store.structure(3), acsf.compute(structures[3]))
     assert np.array_equal(store.values(5, 9), acsf.compute(structures[5:9]))
@@ -153,7 +153,7 @@ def test_serial_and_pipelined_runs_write_the_same_bytes(tmp_path, pool_file):
 
 @pytest.mark.parametrize("pipeline", [True, False])
 def test_device_path_writes_the_core_bytes_and_skips_the_same_frames(tmp_path, pool_file, pipeline):
-    """``device=`` routes every chunk through alip.device (here its CPU path: what a GPU run
+    """``device=`` routes every chunk through alip.core.device (here its CPU path: what a GPU run
     does up to the kernels); the store, bad frames included, equals the core's."""
     acsf = _acsf(["Si", "C"])
     featurize_pool(pool_file, tmp_path / "core", acsf, chunk=6)
@@ -168,7 +168,7 @@ def test_device_path_writes_the_core_bytes_and_skips_the_same_frames(tmp_path, p
 
 
 def test_gpu_request_without_gpu_fails_before_writing(tmp_path, pool_file):
-    from alip import device as dev
+    from alip.core import device as dev
 
     if dev.cuda_available():
         pytest.skip("checks the error raised without a usable GPU")
@@ -238,7 +238,7 @@ def test_resume_recomputes_only_missing_chunks(tmp_path, pool_file):
 
 _KILL_SCRIPT = """
 import sys, alip
-from alip.featurize import featurize_pool
+from alip.data.featurize import featurize_pool
 acsf = alip.ACSF.default_si()
 acsf = alip.ACSF(species=["Si"], cutoff=8.0, g2=acsf.g2.tolist(), g4=acsf.g4.tolist())
 featurize_pool(sys.argv[1], sys.argv[2], acsf, chunk=25, pipeline=False, threads=1)

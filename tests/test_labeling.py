@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from alip import structures as st
-from alip.labeling import (InlineExecutor, ThreadLimitedProcessPool, label_batch,
+from alip.data import structures as st
+from alip.al.labeling import (InlineExecutor, ThreadLimitedProcessPool, label_batch,
                            make_process_pool)
-from alip.oracles import ManybodyOracle, UserOracle, make_oracle
-from alip.store import LabelStore
+from alip.data.oracles import ManybodyOracle, UserOracle, make_oracle
+from alip.data.store import LabelStore
 
 HERE = Path(__file__).resolve().parent
 # workers import this module by name ("test_labeling:scripted"); spawned ones inherit sys.path
@@ -189,9 +189,9 @@ def test_bad_arguments(tmp_path, structures):
 # ----------------------------------------------------------------------------- crash safety
 CRASH_SCRIPT = textwrap.dedent("""
     import sys
-    from alip.labeling import label_batch
-    from alip.oracles import UserOracle
-    from alip.store import LabelStore
+    from alip.al.labeling import label_batch
+    from alip.data.oracles import UserOracle
+    from alip.data.store import LabelStore
 
     if __name__ == "__main__":
         store = LabelStore(sys.argv[1])

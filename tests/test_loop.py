@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from alip import cli_loop
-from alip.acquisition import qbc_scores
-from alip.committee import Committee
+from alip.cli import loop as cli_loop
+from alip.al.acquisition import qbc_scores
+from alip.models.committee import Committee
 from alip.config import Config, ConfigError, example_toml, load_config, loads
-from alip.io import read_extxyz, write_extxyz
-from alip.loop import read_curve, run
-from alip.oracles import make_oracle
-from alip.store import LabelStore
-from alip.structures import generate_si_pool
-from alip.training import errors
+from alip.data.io import read_extxyz, write_extxyz
+from alip.al.loop import read_curve, run
+from alip.data.oracles import make_oracle
+from alip.data.store import LabelStore
+from alip.data.structures import generate_si_pool
+from alip.models.training import errors
 
 TINY = {
     "run": {"n_initial": 6, "batch_size": 3, "budget": 12, "progress": False},
@@ -94,7 +94,7 @@ def test_loop_end_to_end_follows_the_run_directory_contract(tmp_path):
 def test_qbc_scoring_on_dask_selects_what_local_scoring_selects(tmp_path, monkeypatch):
     """With a Dask executor the pool is scored by the streamed scorer on the workers; the
     selections, scores and curve equal an in-process run's."""
-    import alip.loop as loop_module
+    import alip.al.loop as loop_module
 
     calls = []
     streamed = loop_module._score_qbc_on_dask
@@ -144,7 +144,7 @@ def _fake_labeled_file(path, n: int, seed: int) -> list:
 def test_replay_on_stored_labels_never_calls_a_real_calculator(tmp_path, monkeypatch):
     data = tmp_path / "dft.extxyz"
     dataset = _fake_labeled_file(data, 36, seed=5)
-    import alip.oracles as oracles
+    import alip.data.oracles as oracles
 
     calls = []
 
@@ -177,7 +177,7 @@ def test_replay_on_stored_labels_never_calls_a_real_calculator(tmp_path, monkeyp
 def test_failed_labels_are_recorded_counted_and_never_retried(tmp_path, monkeypatch):
     mod = tmp_path / "flaky_oracle.py"
     mod.write_text(textwrap.dedent("""
-        from alip.oracles import make_oracle
+        from alip.data.oracles import make_oracle
 
         def make(atoms):
             if len(atoms) in (10, 11):
@@ -280,11 +280,11 @@ def test_cli_init_run_and_resume(tmp_path, capsys):
     bad.write_text("[run]\nstrategy = 'bald'\n")
     assert cli_loop.main(["run", str(bad)]) == 2
     assert "run.strategy" in capsys.readouterr().err
-    assert sys.modules["alip.cli_loop"] is cli_loop
+    assert sys.modules["alip.cli.loop"] is cli_loop
 
 
 def test_run_device_is_validated_passed_on_and_checked_before_labeling(tmp_path):
-    from alip import device as dev
+    from alip.core import device as dev
 
     with pytest.raises(ConfigError, match="run.device"):
         tiny(tmp_path / "bad", run={"device": "gpu"})

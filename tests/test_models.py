@@ -9,9 +9,9 @@ from ase import Atoms
 from ase.build import bulk
 
 import alip
-from alip.calculator import Calculator
-from alip.committee import Committee
-from alip.models import CommitteeNetwork
+from alip.models.calculator import Calculator
+from alip.models.committee import Committee
+from alip.models.networks import CommitteeNetwork
 
 
 def _committee(species=("Si",), n_members=3, hidden=(12, 10), activation="tanh", seed=0) -> Committee:

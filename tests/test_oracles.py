@@ -17,9 +17,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.units import GPa
 from scipy.optimize import minimize_scalar
 
-from alip import structures as st
-from alip.io import attach_label, write_extxyz
-from alip.oracles import (GPAWOracle, Label, ManybodyOracle, StoredLabelOracle, UserOracle,
+from alip.data import structures as st
+from alip.data.io import attach_label, write_extxyz
+from alip.data.oracles import (GPAWOracle, Label, ManybodyOracle, StoredLabelOracle, UserOracle,
                           kpoint_grid, make_oracle)
 
 HAVE_GPAW = importlib.util.find_spec("gpaw") is not None

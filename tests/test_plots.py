@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from run_fixtures import curve_value, write_run_dir
 
-from alip import plots, report
+from alip.reports import plots, report
 
 
 def _assert_image(path, min_px=(300, 300)):

@@ -14,11 +14,11 @@ from ase.build import bulk
 from ase.io import read, write
 
 import alip
-from alip.acquisition import score_pool
-from alip.committee import Committee
-from alip.featurize import BadFrameError
-from alip.models import CommitteeNetwork
-from alip.pool_scoring import score_pool_streamed
+from alip.al.acquisition import score_pool
+from alip.models.committee import Committee
+from alip.data.featurize import BadFrameError
+from alip.models.networks import CommitteeNetwork
+from alip.al.pool_scoring import score_pool_streamed
 
 from conftest import SMALL_G2, SMALL_G4
 
@@ -125,7 +125,7 @@ def test_bad_frames_are_reported_not_scored():
 
 @pytest.mark.parametrize("chunk", [1, 4, 100])
 def test_device_path_scores_equal_the_core_path(chunk):
-    """``device=`` runs values, networks and forces through alip.device in one pass (here its
+    """``device=`` runs values, networks and forces through alip.core.device in one pass (here its
     CPU path: a GPU run up to the kernels); bad frames, including one only the core rejects,
     are located as on the core path."""
     committee, pool = _committee(), _pool(12)

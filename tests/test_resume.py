@@ -17,9 +17,9 @@ from collections import Counter
 import pytest
 import torch
 
-from alip.committee import Committee
+from alip.models.committee import Committee
 from alip.config import Config
-from alip.store import LabelStore
+from alip.data.store import LabelStore
 
 ORACLE = textwrap.dedent('''
     """SW labels through a calculator that logs each finished label and can SIGKILL its own process."""
@@ -28,7 +28,7 @@ ORACLE = textwrap.dedent('''
 
     from ase.calculators.calculator import Calculator, all_changes
 
-    from alip.oracles import make_oracle
+    from alip.data.oracles import make_oracle
 
 
     class CountingSW(Calculator):
@@ -59,7 +59,7 @@ ORACLE = textwrap.dedent('''
         return CountingSW(log, kill_at, flag_dir)
 ''')
 
-RUNNER = "import sys; from alip.loop import run; run(sys.argv[1], resume=True)"
+RUNNER = "import sys; from alip.al.loop import run; run(sys.argv[1], resume=True)"
 
 
 def _config(tmp_path, name: str, kill_at: list[int]) -> str:
@@ -168,7 +168,7 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_result(tm
 
 def test_resume_of_a_kill_between_selection_and_queueing(tmp_path):
     """The iteration file is the commit point: a selection written but not yet queued is labeled next."""
-    from alip.loop import run
+    from alip.al.loop import run
 
     cfg = Config.from_dict({
         "run": {"out": str(tmp_path / "run"), "n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},

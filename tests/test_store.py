@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from alip import structures as st
-from alip.io import attach_label, read_extxyz, write_extxyz
-from alip.oracles import Label, make_oracle
-from alip.store import STATUSES, LabelStore
+from alip.data import structures as st
+from alip.data.io import attach_label, read_extxyz, write_extxyz
+from alip.data.oracles import Label, make_oracle
+from alip.data.store import STATUSES, LabelStore
 
 
 @pytest.fixture()

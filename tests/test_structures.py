@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from alip import structures as st
-from alip.cli_generate import main as generate_main
+from alip.data import structures as st
+from alip.cli.generate import main as generate_main
 
 
 def brute_min_distance(atoms, shells=2):
@@ -182,7 +182,7 @@ def test_cli_generate_extxyz_and_db(tmp_path, capsys):
     db = tmp_path / "pool.db"
     assert generate_main(["si", "--n", "9", "--out", str(db), "--families", "volume,random",
                           "--polymorphs", "diamond,fcc", "--no-progress"]) == 0
-    from alip.store import LabelStore
+    from alip.data.store import LabelStore
 
     store = LabelStore(db)
     assert store.counts()["pool"] == 9
@@ -191,7 +191,7 @@ def test_cli_generate_extxyz_and_db(tmp_path, capsys):
 
 def test_cli_module_entry_point(tmp_path):
     out = tmp_path / "x.extxyz"
-    proc = subprocess.run([sys.executable, "-m", "alip.cli_generate", "si", "--n", "4",
+    proc = subprocess.run([sys.executable, "-m", "alip.cli.generate", "si", "--n", "4",
                            "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len(read(out, ":")) == 4

@@ -8,10 +8,10 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 import alip
-from alip.descriptors_torch import sparse_forces, sparse_virial
-from alip.oracles import make_oracle
-from alip.structures import generate_si_pool
-from alip.training import (TrainConfig, committee_forces, committee_virials, errors,
+from alip.core.descriptors_torch import sparse_forces, sparse_virial
+from alip.data.oracles import make_oracle
+from alip.data.structures import generate_si_pool
+from alip.models.training import (TrainConfig, committee_forces, committee_virials, errors,
                            featurize, member_losses, read_labels, structure_weights, train_committee)
 
 SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},

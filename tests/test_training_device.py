@@ -2,7 +2,7 @@
 torch path of prediction, the calculator's device, and the errors when no GPU is usable.
 
 On the CPU the fused mode and the torch prediction path run through the compiled core
-(``alip.device``'s CPU path), so every line of the GPU wiring except the kernels is
+(``alip.core.device``'s CPU path), so every line of the GPU wiring except the kernels is
 exercised here against the sparse-gradient and numpy paths. With a CUDA build and a GPU,
 the same comparisons run between the GPU and the CPU (the only skips).
 """
@@ -15,9 +15,9 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
 import alip
-from alip import device as dev
-from alip.calculator import Calculator
-from alip.training import TrainConfig, featurize, member_losses, train_committee
+from alip.core import device as dev
+from alip.models.calculator import Calculator
+from alip.models.training import TrainConfig, featurize, member_losses, train_committee
 
 requires_gpu = pytest.mark.skipif(not dev.cuda_available(),
                                   reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU")
@@ -192,9 +192,9 @@ def test_gpu_training_runs_and_matches_cpu_fused(pool, acsf):
 def test_gpu_streamed_featurization_and_scoring_equal_cpu(committee, pool, acsf, tmp_path):
     from ase.io import write
 
-    from alip.feature_store import FeatureStore
-    from alip.featurize import featurize_pool
-    from alip.pool_scoring import score_pool_streamed
+    from alip.data.feature_store import FeatureStore
+    from alip.data.featurize import featurize_pool
+    from alip.al.pool_scoring import score_pool_streamed
 
     structures = pool + [pool[0].repeat((2, 2, 2))]
     structures[3] = structures[3].copy()
@@ -216,7 +216,7 @@ def test_gpu_streamed_featurization_and_scoring_equal_cpu(committee, pool, acsf,
 @requires_gpu
 @pytest.mark.parametrize("forces", [True, False])
 def test_gpu_emc_scores_equal_cpu(committee, pool, forces):
-    from alip.acquisition import emc_chunk
+    from alip.al.acquisition import emc_chunk
 
     cpu = emc_chunk(committee, pool[:9], 1.0, 0.1, forces)
     committee.device = "cuda"

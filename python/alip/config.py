@@ -17,8 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .acquisition import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
-from .structures import FAMILIES, POLYMORPHS
+from alip.al.acquisition import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
+from alip.data.structures import FAMILIES, POLYMORPHS
 
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
 
@@ -109,7 +109,7 @@ class DescriptorSection:
 
 @dataclass
 class TrainingSection:
-    """Committee training (alip.training.TrainConfig); retrained from scratch every iteration."""
+    """Committee training (alip.models.training.TrainConfig); retrained from scratch every iteration."""
 
     n_members: int = _f(5, "committee members")
     hidden: list = _f([24, 24], "hidden layer widths")
@@ -132,7 +132,7 @@ class TrainingSection:
 
 @dataclass
 class AcquisitionSection:
-    """Scoring and batch selection (see alip.acquisition)."""
+    """Scoring and batch selection (see alip.al.acquisition)."""
 
     qbc_score: str = _f("force", f"{' | '.join(QBC_KINDS)}: max atomic force deviation (eV/Å), energy "
                                  f"std per atom (eV/atom), virial deviation per atom (eV/atom), energy + force "
@@ -211,7 +211,7 @@ class Config:
         _nonneg("run.max_iterations", r.max_iterations)
         _positive("run.threads", r.threads)
         try:
-            from .device import parse_device
+            from alip.core.device import parse_device
 
             parse_device(r.device)
         except ValueError as exc:
@@ -272,8 +272,8 @@ class Config:
 
     # ---------------------------------------------------------------- derived
     def train_config(self, seed: int) -> Any:
-        """The alip.training.TrainConfig of one training (``seed`` per iteration)."""
-        from .training import TrainConfig
+        """The alip.models.training.TrainConfig of one training (``seed`` per iteration)."""
+        from alip.models.training import TrainConfig
 
         kw = dataclasses.asdict(self.training)
         kw["hidden"] = tuple(kw["hidden"])
@@ -281,7 +281,7 @@ class Config:
         return TrainConfig(**kw, seed=int(seed), threads=self.run.threads, device=self.run.device)
 
     def oracle_spec(self) -> Any:
-        """The spec for alip.oracles.make_oracle ('stored' resolved to pool.file)."""
+        """The spec for alip.data.oracles.make_oracle ('stored' resolved to pool.file)."""
         spec = self.oracle.spec
         if spec == "stored":
             return f"stored:{os.path.abspath(self.pool.file)}"

@@ -1,0 +1,576 @@
+"""The active-learning loop: label → train → score → select → label …, crash-safe.
+
+Run directory: see docs/run_directory.md.  Iteration n labels its batch (the
+initial random set for n = 0, else the ``selected`` ids of ``iter_{n-1}.json``),
+trains a committee on every label so far, evaluates it on the test set and, unless
+a stop condition holds, scores the pool and selects the next batch.
+
+Crash safety (a SIGKILL at any moment):
+
+* the pool is added to ``labels.db`` in one transaction; the initial set is drawn
+  from the seed and kept in the store's meta; the test set is labeled through its
+  own store ``test.db`` (each label committed) before ``test.extxyz`` is written;
+* each label is committed to ``labels.db`` as it arrives; a resumed run labels only
+  the batch members still ``pool``/``queued`` (labeled and failed ones are never
+  sent again), so no label is lost and none is computed twice;
+* training is deterministic under the seed of ``(run.seed, iteration)``; an
+  interrupted training is redone; the committee is written to a temporary file and
+  renamed (``os.replace``), and a resumed run loads it instead of retraining;
+* ``iter_NNN.json`` (with the selection) is written atomically *before* the
+  selection is marked queued in the store, so an iteration is complete exactly
+  when its file exists; ``learning_curve.csv`` is rebuilt from those files.
+
+A resumed run therefore ends in the same state as an uninterrupted one when the
+oracle is deterministic (wall times excepted: they count the process that
+finished each step, and a loaded checkpoint reports its original training time).
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from alip.config import Config, ConfigError, load_config
+
+CURVE_COLUMNS: tuple[str, ...] = ("iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
+                                  "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s")
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run left: its directory, learning curve and stop reason."""
+
+    run_dir: str
+    curve: list[dict] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    @property
+    def n_labels(self) -> int:
+        """Labels at the last finished iteration."""
+        return int(self.curve[-1]["n_labels"]) if self.curve else 0
+
+
+# ----------------------------------------------------------------------------- files
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def iteration_files(run_dir: str) -> list[str]:
+    """``iterations/iter_NNN.json`` paths in order; raises if the numbering has a gap."""
+    files = sorted(glob.glob(os.path.join(run_dir, "iterations", "iter_[0-9][0-9][0-9].json")))
+    for n, path in enumerate(files):
+        if os.path.basename(path) != f"iter_{n:03d}.json":
+            raise RuntimeError(f"{run_dir}: iteration files are not contiguous at {path}")
+    return files
+
+
+def read_iterations(run_dir: str) -> list[dict]:
+    """Every finished iteration's record."""
+    out = []
+    for path in iteration_files(run_dir):
+        with open(path, encoding="utf-8") as fh:
+            out.append(json.load(fh))
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def curve_rows(records: list[dict]) -> list[dict]:
+    """Learning-curve rows (CURVE_COLUMNS) from iteration records."""
+    rows = []
+    for r in records:
+        err, wall = r["errors"], r["wall_s"]
+        rows.append({"iteration": r["iteration"], "n_labels": r["n_labels"],
+                     "energy_rmse_mev_per_atom": err["energy_rmse_mev_per_atom"],
+                     "force_rmse_ev_per_ang": err["force_rmse_ev_per_ang"],
+                     "ev_rmse_mev_per_atom": err.get("ev_rmse_mev_per_atom"),
+                     "wall_label_s": wall["label"], "wall_train_s": wall["train"], "wall_score_s": wall["score"]})
+    return rows
+
+
+def write_curve(run_dir: str) -> list[dict]:
+    """Rebuild ``learning_curve.csv`` from the iteration files; returns the rows."""
+    rows = curve_rows(read_iterations(run_dir))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CURVE_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in CURVE_COLUMNS])
+    atomic_write_text(os.path.join(run_dir, "learning_curve.csv"), buf.getvalue())
+    return rows
+
+
+def read_curve(run_dir: str) -> list[dict]:
+    """``learning_curve.csv`` as dicts of numbers (empty cells are NaN)."""
+    with open(os.path.join(run_dir, "learning_curve.csv"), encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    conv = lambda k, v: int(v) if k in ("iteration", "n_labels") else (float(v) if v else math.nan)  # noqa: E731
+    return [{k: conv(k, v) for k, v in row.items()} for row in rows]
+
+
+# ----------------------------------------------------------------------------- set-up helpers
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def resolve_paths(cfg: Config) -> Config:
+    """A copy with every file path absolute (relative to the current directory)."""
+    spec = cfg.oracle.spec
+    if isinstance(spec, str) and spec.startswith("stored:"):
+        spec = "stored:" + os.path.abspath(spec[len("stored:"):])
+    elif isinstance(spec, dict) and spec.get("type") == "stored" and "path" in spec:
+        spec = {**spec, "path": os.path.abspath(spec["path"])}
+    ab = lambda p: os.path.abspath(p) if p else ""  # noqa: E731
+    return cfg.replace(run={"out": os.path.abspath(cfg.run.out)}, oracle={"spec": spec},
+                       pool={"file": ab(cfg.pool.file)}, test={"file": ab(cfg.test.file)},
+                       descriptor={"file": ab(cfg.descriptor.file)})
+
+
+def _has_label(atoms: Atoms) -> bool:
+    res = atoms.calc.results if atoms.calc is not None else {}
+    return res.get("energy") is not None and res.get("forces") is not None
+
+
+def _family_kwargs(cfg: Config) -> dict[str, dict]:
+    p = cfg.pool
+    kw: dict[str, dict] = {"volume": {"polymorphs": list(p.polymorphs), "volume_range": tuple(p.volume_range)},
+                           "small_distortion": {"max_atoms": p.max_atoms},
+                           "large_distortion": {"max_atoms": p.max_atoms},
+                           "random": {"n_atoms": tuple(int(x) for x in p.random_atoms)}}
+    return {f: kw[f] for f in p.families}
+
+
+def make_pool_and_test(cfg: Config) -> tuple[list[Atoms], list[Atoms]]:
+    """The pool (with ``info["pool_id"]``) and the test set (labels attached where available)."""
+    from alip.data.io import read_extxyz
+    from alip.data.structures import generate_si_pool, volume_series
+
+    if cfg.pool.file:
+        structures = read_extxyz(cfg.pool.file)
+        for i, a in enumerate(structures):
+            a.info.setdefault("pool_id", i)
+            a.info.setdefault("family", "unknown")
+        if cfg.test.split > 0:
+            perm = np.random.default_rng(cfg.test.seed).permutation(len(structures))
+            n_test = int(round(cfg.test.split * len(structures)))
+            if not 0 < n_test < len(structures):
+                raise ConfigError(f"test.split = {cfg.test.split} leaves no test or no pool structure")
+            held = set(perm[:n_test].tolist())
+            test = [structures[i] for i in sorted(held)]
+            pool = [a for i, a in enumerate(structures) if i not in held]
+            return pool, test
+        pool = structures
+    else:
+        pool = generate_si_pool(cfg.pool.n, seed=cfg.pool.seed, families=cfg.pool.families,
+                                fractions=cfg.pool.fractions or None, family_kwargs=_family_kwargs(cfg),
+                                progress=cfg.run.progress)
+    if cfg.test.file:
+        test = read_extxyz(cfg.test.file)
+    else:
+        p = cfg.pool
+        test = generate_si_pool(cfg.test.n, seed=cfg.test.seed, families=p.families,
+                                fractions=p.fractions or None, family_kwargs=_family_kwargs(cfg)) \
+            if cfg.test.n else []
+        if cfg.test.n_volume:
+            test += volume_series(cfg.test.n_volume, polymorphs=("diamond",),
+                                  volume_range=tuple(cfg.test.volume_range))
+    for i, a in enumerate(test):
+        a.info.pop("pool_id", None)
+        a.info["test_id"] = i
+        a.info.setdefault("family", "unknown")
+    return pool, test
+
+
+def evaluate_test_set(committee: Any, test: list[Atoms]) -> tuple[dict, dict]:
+    """Committee-mean test errors: overall and per family.
+
+    energy RMSE per atom (meV/atom), force RMSE over Cartesian components (eV/Å), and
+    the energy RMSE per atom of the ``volume`` family (the E–V curve; None without it).
+    """
+    from alip.models.training import read_labels
+
+    pred = committee.predict(test)
+    labels = [read_labels(a) for a in test]
+    n_atoms = pred.n_atoms
+    de = (pred.energies.mean(0) - np.array([e for e, _, _ in labels])) / n_atoms * 1e3
+    df = pred.forces.mean(0) - np.concatenate([f for _, f, _ in labels])
+    fam = np.array([str(a.info.get("family", "unknown")) for a in test])
+    atom_fam = np.repeat(fam, n_atoms)
+
+    def rmse(x: np.ndarray) -> float | None:
+        return float(np.sqrt(np.mean(x ** 2))) if x.size else None
+
+    vol = fam == "volume"
+    overall = {"energy_rmse_mev_per_atom": rmse(de), "force_rmse_ev_per_ang": rmse(df),
+               "ev_rmse_mev_per_atom": rmse(de[vol]) if vol.any() else None}
+    by_family = {str(f): {"n": int((fam == f).sum()), "energy_rmse_mev_per_atom": rmse(de[fam == f]),
+                     "force_rmse_ev_per_ang": rmse(df[atom_fam == f])} for f in sorted(set(fam))}
+    return overall, by_family
+
+
+
+def _is_dask_client(executor: Any) -> bool:
+    """True for a ``distributed.Client`` (not a plain concurrent.futures executor)."""
+    return type(executor).__module__.startswith("distributed") and hasattr(executor, "scatter")
+
+
+def _score_qbc_on_dask(committee: Any, atoms: list[Atoms], client: Any, a: Any, threads: int,
+                       progress: bool) -> Any:
+    """QBC scores of the pool through :func:`alip.al.pool_scoring.score_pool_streamed` on a Dask client."""
+    from alip.al.acquisition import PoolScores, qbc_from_parts
+    from alip.al.pool_scoring import score_pool_streamed
+
+    r = score_pool_streamed(committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop",
+                            threads=threads, progress=progress)
+    scores = qbc_from_parts(a.qbc_score, r.energy_std, r.max_force_dev, r.virial_dev)
+    return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
+
+
+def open_executor(cfg: Config) -> tuple[Any, Any]:
+    """(executor for label_batch, close function) as set in ``[labeling]``."""
+    lab = cfg.labeling
+    if lab.executor == "serial":
+        return "serial", lambda: None
+    if lab.executor == "process":
+        from alip.al.labeling import make_process_pool
+
+        pool = make_process_pool(lab.max_workers)
+        return pool, lambda: pool.shutdown(wait=True)
+    from distributed import Client, LocalCluster
+
+    if lab.dask_address:
+        client = Client(lab.dask_address)
+        return client, client.close
+    cluster = LocalCluster(n_workers=lab.max_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    return client, lambda: (client.close(), cluster.close())
+
+
+def label_missing(structures: list[Atoms], cfg: Config, store_path: str, executor: Any,
+                  log: Any = print, progress: bool = False) -> list[Atoms]:
+    """The structures with oracle labels attached where they had none (crash-safe).
+
+    Labels go through their own LabelStore at ``store_path`` (committed one by one),
+    so a rerun after a crash labels only what is still missing.  Structures whose
+    label failed are left out (and logged).
+    """
+    from alip.data.io import attach_label
+    from alip.al.labeling import label_batch
+    from alip.data.oracles import make_oracle
+    from alip.data.store import LabelStore
+
+    structures = list(structures)
+    missing = [i for i, a in enumerate(structures) if not _has_label(a)]
+    if missing:
+        store = LabelStore(store_path)
+        if len(store) == 0:
+            bare = []
+            for i in missing:
+                a = structures[i].copy()
+                a.info["pool_id"] = i
+                bare.append(a)
+            store.add_pool(bare)
+        todo = [i for i in missing if store.status(i) in ("pool", "queued")]
+        if todo:
+            log(f"labeling {len(todo)} test structures")
+            label_batch(make_oracle(cfg.oracle_spec()), todo, store, executor=executor,
+                        timeout=cfg.oracle.timeout or None, progress=progress)
+        for i in missing:
+            lab = store.get_label(i)
+            if lab is not None and lab.ok:
+                structures[i] = attach_label(structures[i], lab.energy, lab.forces, lab.stress)
+        dropped = [i for i in missing if not _has_label(structures[i])]
+        if dropped:
+            log(f"test set: {len(dropped)} structures failed to label and are left out")
+    out = [a for a in structures if _has_label(a)]
+    if not out:
+        raise RuntimeError("the test set has no labeled structure")
+    return out
+
+
+# ----------------------------------------------------------------------------- the driver
+class _Run:
+    """One run directory being driven forward."""
+
+    def __init__(self, cfg: Config, executor: Any = None) -> None:
+        self.cfg = cfg
+        self.dir = cfg.run.out
+        self.progress = cfg.run.progress
+        self.user_executor = executor
+        self._executor: Any = None
+        self._closers: list[Any] = []
+        os.makedirs(os.path.join(self.dir, "iterations"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "checkpoints"), exist_ok=True)
+        from alip.data.store import LabelStore
+
+        self.store = LabelStore(os.path.join(self.dir, "labels.db"))
+
+    # ---------------------------------------------------------------- utilities
+    def log(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with open(os.path.join(self.dir, "log.txt"), "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+        if self.progress:
+            print(line, flush=True)
+
+    def executor(self) -> Any:
+        if self.user_executor is not None:
+            return self.user_executor
+        if self._executor is None:
+            self._executor, close = open_executor(self.cfg)
+            self._closers.append(close)
+        return self._executor
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+        self._closers = []
+
+    def acsf(self) -> Any:
+        from alip.core.descriptors import ACSF
+
+        if self.cfg.descriptor.file:
+            with open(self.cfg.descriptor.file, encoding="utf-8") as fh:
+                return ACSF.from_dict(json.load(fh))
+        return ACSF.default_si()
+
+    # ---------------------------------------------------------------- set-up
+    def setup(self) -> None:
+        """Pool in the store, labeled test set, initial selection (each step idempotent)."""
+        from alip.data.io import write_extxyz
+
+        test_path = os.path.join(self.dir, "test.extxyz")
+        need_pool = len(self.store) == 0
+        if need_pool or not os.path.exists(test_path):
+            pool, test = make_pool_and_test(self.cfg)
+            if not pool:
+                raise ConfigError("the pool is empty")
+            if need_pool:
+                self.store.add_pool(pool)  # one transaction: all rows or none
+                self.log(f"pool: {len(pool)} structures added to labels.db")
+            if not os.path.exists(test_path):
+                test = label_missing(test, self.cfg, os.path.join(self.dir, "test.db"), self.executor(),
+                                     self.log, self.progress)
+                tmp = f"{test_path}.tmp{os.getpid()}.extxyz"
+                write_extxyz(tmp, test)
+                os.replace(tmp, test_path)
+                self.log(f"test set: {len(test)} labeled structures in test.extxyz")
+        if "initial" not in self.store.meta:
+            ids = np.array(self.store.ids())
+            if self.cfg.run.n_initial > len(ids):
+                raise ConfigError(f"run.n_initial = {self.cfg.run.n_initial} exceeds the pool ({len(ids)})")
+            rng = np.random.default_rng(_seed(self.cfg.run.seed, 0x1417))
+            initial = sorted(rng.choice(ids, self.cfg.run.n_initial, replace=False).tolist())
+            self.store.update_meta(initial=initial, strategy=self.cfg.run.strategy, seed=self.cfg.run.seed)
+
+    # ---------------------------------------------------------------- one iteration
+    def iterate(self, n: int, records: list[dict], pool_atoms: dict[int, Atoms], test: list[Atoms]) -> dict:
+        from alip.al.acquisition import score_pool, select_batch
+        from alip.models.committee import Committee
+        from alip.al.labeling import label_batch
+        from alip.models.networks import torch_threads
+        from alip.data.oracles import make_oracle
+        from alip.models.training import train_committee
+
+        cfg = self.cfg
+        batch = list(self.store.meta["initial"]) if n == 0 else list(records[-1]["selected"])
+        todo = [i for i in batch if self.store.status(i) in ("pool", "queued")]
+        t0 = time.perf_counter()
+        if todo:
+            self.log(f"iteration {n}: labeling {len(todo)} structures")
+            label_batch(make_oracle(cfg.oracle_spec()), todo, self.store, executor=self.executor(), iteration=n,
+                        timeout=cfg.oracle.timeout or None, progress=self.progress)
+        wall_label = time.perf_counter() - t0
+        status = {i: self.store.status(i) for i in batch}
+        labeled_now = [i for i in batch if status[i] == "labeled"]
+        failed_now = [i for i in batch if status[i] == "failed"]
+
+        ckpt_rel = os.path.join("checkpoints", f"committee_{n:03d}.pt")
+        ckpt = os.path.join(self.dir, ckpt_rel)
+        if os.path.exists(ckpt):
+            committee = Committee.load(ckpt)
+            committee.threads, committee.device = cfg.run.threads, cfg.run.device
+            wall_train = float(committee.metadata.get("train_seconds", 0.0))
+            self.log(f"iteration {n}: loaded {ckpt_rel}")
+        else:
+            labeled = self.store.labeled()
+            if not labeled:
+                raise RuntimeError(f"iteration {n}: no labeled structure to train on "
+                                   f"({len(failed_now)} labels failed; see labels.db)")
+            self.log(f"iteration {n}: training on {len(labeled)} structures")
+            t0 = time.perf_counter()
+            result = train_committee(labeled, self.acsf(), cfg.train_config(_seed(cfg.run.seed, n)))
+            wall_train = time.perf_counter() - t0
+            tmp = f"{ckpt}.tmp{os.getpid()}"
+            result.committee.save(tmp)
+            os.replace(tmp, ckpt)
+            committee = result.committee
+            committee.threads, committee.device = cfg.run.threads, cfg.run.device
+            self.log(f"iteration {n}: trained in {wall_train:.1f} s")
+        errors, by_family = evaluate_test_set(committee, test)
+        counts = self.store.counts()
+        n_labels, n_failed = counts["labeled"], counts["failed"]
+        remaining = cfg.run.budget - n_labels - n_failed
+        pool_ids = self.store.ids("pool")
+        reason = self._stop_reason(n, errors, remaining, len(pool_ids))
+
+        selected, sel_scores, sel_fam = [], [], []
+        t0 = time.perf_counter()
+        if reason is None:
+            atoms = [pool_atoms[i] for i in pool_ids]
+            a = cfg.acquisition
+            client = self.executor()
+            if cfg.run.strategy == "qbc" and _is_dask_client(client):
+                # shard the scoring over the Dask workers; the committee is sent once per worker
+                scored = _score_qbc_on_dask(committee, atoms, client, a, cfg.run.threads, self.progress)
+            else:
+                with torch_threads(cfg.run.threads):
+                    scored = score_pool(committee, atoms, cfg.run.strategy, qbc_kind=a.qbc_score,
+                                        emc_forces=a.emc_forces, emc_params=a.emc_params,
+                                        weight_energy=cfg.training.weight_energy,
+                                        weight_forces=cfg.training.weight_forces, chunk_atoms=a.chunk_atoms,
+                                        seed=_seed(cfg.run.seed, n, 1), progress=self.progress)
+            diversity = a.diversity if (cfg.run.strategy != "random" or a.random_diversity) else "none"
+            features = scored.features
+            if diversity != "none" and features is None:
+                features = np.stack([self.acsf().compute(x).mean(0) for x in atoms])
+            pick = select_batch(scored.scores, features, min(cfg.run.batch_size, remaining),
+                                diversity, a.candidates, seed=_seed(cfg.run.seed, n, 2),
+                                random_fraction=a.random_fraction if cfg.run.strategy != "random" else 0.0)
+            selected = [int(pool_ids[i]) for i in pick]
+            sel_scores = [float(scored.scores[i]) for i in pick]
+            sel_fam = [str(pool_atoms[i].info.get("family", "unknown")) for i in selected]
+        wall_score = time.perf_counter() - t0
+        record = {"iteration": n, "strategy": cfg.run.strategy, "seed": cfg.run.seed, "n_labels": n_labels,
+                  "n_failed": n_failed, "n_pool": len(pool_ids), "selected": selected,
+                  "selected_scores": sel_scores, "selected_families": sel_fam,
+                  "labeled_this_iteration": labeled_now, "failed_this_iteration": failed_now,
+                  "errors": errors, "errors_by_family": by_family,
+                  "wall_s": {"label": wall_label, "train": wall_train, "score": wall_score},
+                  "checkpoint": ckpt_rel, "stop_reason": reason}
+        path = os.path.join(self.dir, "iterations", f"iter_{n:03d}.json")
+        atomic_write_text(path, json.dumps(record, indent=1))
+        if selected:
+            self.store.mark_queued(selected, n + 1)
+        f_rmse, e_rmse = errors["force_rmse_ev_per_ang"], errors["energy_rmse_mev_per_atom"]
+        self.log(f"iteration {n}: {n_labels} labels, test energy RMSE {e_rmse:.2f} meV/atom, "
+                 f"force RMSE {f_rmse:.4f} eV/Å" + (f"; stop: {reason}" if reason else
+                                                     f"; selected {len(selected)} ({cfg.run.strategy})"))
+        return record
+
+    def _stop_reason(self, n: int, errors: dict, remaining: int, n_pool: int) -> str | None:
+        r = self.cfg.run
+        targets = []
+        if r.target_force_rmse > 0:
+            targets.append(errors["force_rmse_ev_per_ang"] <= r.target_force_rmse)
+        if r.target_energy_rmse > 0:
+            targets.append(errors["energy_rmse_mev_per_atom"] <= r.target_energy_rmse)
+        if targets and all(targets):
+            return "target reached"
+        if remaining <= 0:
+            return "budget spent"
+        if n_pool == 0:
+            return "pool exhausted"
+        if r.max_iterations and n + 1 >= r.max_iterations:
+            return "max_iterations reached"
+        return None
+
+    # ---------------------------------------------------------------- driver
+    def execute(self) -> RunResult:
+        from alip.data.io import read_extxyz
+
+        try:
+            records = read_iterations(self.dir)
+            if records and records[-1].get("stop_reason"):
+                return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
+            if self.cfg.run.device != "cpu":
+                from alip.core.device import select_device
+
+                select_device(device=self.cfg.run.device)  # no usable GPU: fail before any labeling
+            self.setup()
+            test = read_extxyz(os.path.join(self.dir, "test.extxyz"))
+            pool_atoms = {int(a.info["pool_id"]): a for a in self.store.structures()}
+            if records:
+                write_curve(self.dir)
+                self.log(f"resuming at iteration {len(records)}")
+            while not records or not records[-1].get("stop_reason"):
+                records.append(self.iterate(len(records), records, pool_atoms, test))
+                write_curve(self.dir)
+            self.store.update_meta(finished=True, stop_reason=records[-1]["stop_reason"])
+            return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
+        finally:
+            self.close()
+
+
+def _stored_config(run_dir: str) -> Config:
+    path = os.path.join(run_dir, "config.toml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir} has no config.toml: not an alip run directory (nothing to resume)")
+    return load_config(path)
+
+
+def run(config: "Config | dict | str | os.PathLike", resume: bool = False, executor: Any = None,
+        out: str | None = None, progress: bool | None = None, device: str | None = None) -> RunResult:
+    """Run active learning as configured; the Python face of ``alip run``.
+
+    ``config``: a Config, a dict of tables, a TOML file, or (with ``resume=True``) a
+    run directory.  ``resume=False`` starts a new run and refuses an existing,
+    non-empty output directory; ``resume=True`` continues the run in the output
+    directory from its stored ``config.toml`` (a given config must then match it),
+    or starts it when that directory holds no run yet.  ``executor`` (any
+    ``concurrent.futures.Executor`` or Dask client) overrides ``[labeling]``;
+    ``out`` overrides ``run.out``; ``progress`` and ``device`` override ``run.progress``
+    and ``run.device`` (also when resuming: a run may continue on another machine).
+    """
+    if resume and isinstance(config, (str, os.PathLike)) and os.path.isdir(config):
+        cfg = _stored_config(os.fspath(config))
+    else:
+        cfg = load_config(config)
+        if out is not None:
+            cfg = cfg.replace(run={"out": os.fspath(out)})
+        cfg = resolve_paths(cfg)
+        stored = os.path.join(cfg.run.out, "config.toml")
+        if resume and os.path.isfile(stored):
+            old = _stored_config(cfg.run.out)
+            ignore = {"progress", "threads", "device"}
+            a = {k: v for k, v in cfg.to_dict().items()}
+            b = {k: v for k, v in old.to_dict().items()}
+            for d in (a, b):
+                d["run"] = {k: v for k, v in d["run"].items() if k not in ignore}
+            if a != b:
+                diff = sorted(f"{t}.{k}" for t in a for k in a[t] if a[t][k] != b[t].get(k))
+                raise ConfigError(f"the configuration differs from the one stored in {stored} at "
+                                  f"{diff}; resume with the run directory alone")
+            cfg = old
+        elif not resume and os.path.isdir(cfg.run.out) and os.listdir(cfg.run.out):
+            raise FileExistsError(f"output directory {cfg.run.out} exists and is not empty; "
+                                  f"continue it with `alip run --resume {cfg.run.out}` or choose another run.out")
+        else:
+            os.makedirs(cfg.run.out, exist_ok=True)
+            atomic_write_text(os.path.join(cfg.run.out, "config.toml"), cfg.to_toml())
+    if progress is not None:
+        cfg = cfg.replace(run={"progress": bool(progress)})
+    if device is not None:
+        cfg = cfg.replace(run={"device": str(device)})
+    return _Run(cfg, executor).execute()

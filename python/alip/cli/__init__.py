@@ -1,0 +1,41 @@
+"""The `alip` command line. Each subcommand lives in its own module of this package and
+registers itself through an ``add_parser(subparsers)`` function; helpers they share are in
+:mod:`alip.cli._common`."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Sequence
+
+from alip._version import __version__
+from alip.cli import featurize, generate, loop, report, select, train
+from alip.cli._common import run_parser
+
+
+def _info(args: argparse.Namespace) -> int:
+    from alip.core.build import build_info
+
+    print(json.dumps(build_info(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alip", description="Active learning of machine-learned interatomic potentials."
+    )
+    parser.add_argument("--version", action="version", version=f"alip {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    info = sub.add_parser("info", help="how the compiled core was built (compiler, OpenMP, CUDA, threads)")
+    info.set_defaults(func=_info)
+    generate.add_parser(sub)
+    featurize.add_parser(sub)
+    loop.add_parser(sub)
+    report.add_parser(sub)
+    train.add_parser(sub)
+    select.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_parser(build_parser(), argv)
+

@@ -1,0 +1,204 @@
+"""``alip train LABELED -o committee.pt``: train a committee on structures labelled elsewhere.
+
+For users who run DFT with their own scripts (the DP-GEN-style cycle): LABELED is an
+extxyz file with energies and forces (and stress) as ASE writes them, or an ASE
+``*.db``; every frame must carry a label. The committee is written atomically (a
+temporary file renamed into place), so OUT is either the old file or the new one.
+
+Examples::
+
+    alip train labeled.extxyz -o committee.pt --members 5 --epochs 300
+    alip train labeled.db -o committee.pt --hidden 24,24 --energy-weighting 0.1 --lbfgs-steps 100 --force
+    python -m alip.cli.train train labeled.extxyz -o committee.pt   # without the `alip` script
+
+Exit status: 0 done, 2 bad arguments or input (unlabelled frame, unknown element, empty
+file, existing output without --force).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from alip.data.io import is_database
+
+
+class InputError(ValueError):
+    """A bad input file or argument; the CLI prints it and exits with status 2."""
+
+
+def read_structures(path: str | os.PathLike) -> list[Atoms]:
+    """Every frame of an extxyz file (or any ASE-readable file) or ASE ``*.db``, labels attached."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"no such file: {path}")
+    if is_database(path):
+        import ase.db
+
+        with ase.db.connect(path, type="db", use_lock_file=False) as db:
+            out = []
+            for row in db.select(sort="id"):
+                atoms = row.toatoms()
+                atoms.info.update(row.key_value_pairs)
+                out.append(atoms)
+            return out
+    from ase.io import read
+
+    try:
+        frames = read(path, index=":", format="extxyz" if path.endswith((".extxyz", ".xyz")) else None)
+    except Exception as exc:  # ASE raises many types for malformed files
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    return frames if isinstance(frames, list) else [frames]
+
+
+def check_labeled(atoms_list: Sequence[Atoms], species: Sequence[int], path: str = "") -> None:
+    """Raise :class:`InputError` naming the first frame without finite energy and forces or
+    with an element outside ``species``."""
+    from ase.data import chemical_symbols
+
+    from alip.models.training_data import read_labels
+
+    if not atoms_list:
+        raise InputError(f"{path}: no structures")
+    allowed = set(int(z) for z in species)
+    for i, atoms in enumerate(atoms_list):
+        unknown = sorted(set(atoms.numbers.tolist()) - allowed)
+        if unknown:
+            raise InputError(f"{path}: frame {i} has elements {[chemical_symbols[z] for z in unknown]} that the "
+                             f"descriptor spec does not cover (species {[chemical_symbols[z] for z in allowed]})")
+        try:
+            energy, forces, _ = read_labels(atoms)
+        except Exception as exc:  # no calculator, or one without energy/forces
+            raise InputError(f"{path}: frame {i} is not labelled (needs energy and forces): {exc}") from None
+        if not np.isfinite(energy) or forces.shape != (len(atoms), 3) or not np.isfinite(forces).all():
+            raise InputError(f"{path}: frame {i} has a non-finite energy or forces of the wrong shape")
+
+
+@dataclass
+class TrainSummary:
+    """What :func:`train_from_file` did: the committee, the split and the errors."""
+
+    committee: Any
+    result: Any                      # alip.models.training.TrainResult
+    n_structures: int
+    n_atoms: int
+    train_errors: dict[str, float]
+    val_errors: dict[str, float] | None   # None without a validation split
+    out: str
+
+
+def save_atomic(committee: Any, out: str | os.PathLike) -> None:
+    """``committee.save`` to a temporary file in OUT's directory, then rename over OUT."""
+    out = os.fspath(out)
+    tmp = f"{out}.tmp{os.getpid()}"
+    try:
+        committee.save(tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def train_from_file(labeled: str | os.PathLike, out: str | os.PathLike, config: Any = None,
+                    acsf: Any = None, force: bool = False) -> TrainSummary:
+    """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
+
+    Errors (``alip.models.training.errors``) are computed on the training and validation splits.
+    """
+    from alip.core.descriptors import ACSF
+    from alip.models.training import TrainConfig, errors, train_committee
+
+    out = os.fspath(out)
+    if os.path.exists(out) and not force:
+        raise InputError(f"{out} exists; pass --force to overwrite")
+    acsf = acsf or ACSF.default_si()
+    structures = read_structures(labeled)
+    check_labeled(structures, acsf.species, os.fspath(labeled))
+    result = train_committee(structures, acsf, config or TrainConfig())
+    save_atomic(result.committee, out)
+    train = [structures[i] for i in result.train_indices]
+    val = [structures[i] for i in result.val_indices]
+    return TrainSummary(result.committee, result, len(structures), sum(len(a) for a in structures),
+                        errors(result.committee, train), errors(result.committee, val) if val else None, out)
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes like 24,24, got {text!r}")
+    return sizes
+
+
+def _format(err: dict[str, float]) -> str:
+    s = f"energy {1000 * err['energy_rmse']:.2f} meV/atom, forces {err['force_rmse']:.4f} eV/Å"
+    if np.isfinite(err["stress_rmse"]):
+        s += f", stress {err['stress_rmse']:.5f} eV/Å³"
+    return s
+
+
+def _run(args: argparse.Namespace) -> int:
+    from alip.core.descriptors import ACSF
+    from alip.models.training import TrainConfig
+
+    try:
+        acsf = None
+        if args.spec:
+            with open(args.spec, encoding="utf-8") as fh:
+                acsf = ACSF.from_dict(json.load(fh))
+        given = {"n_members": args.members, "hidden": args.hidden, "epochs": args.epochs,
+                 "energy_weighting": args.energy_weighting, "lbfgs_steps": args.lbfgs_steps, "dtype": args.dtype,
+                 "device": args.device, "seed": args.seed, "val_fraction": args.val_fraction}
+        cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})   # the rest: TrainConfig's defaults
+        s = train_from_file(args.labeled, args.out, cfg, acsf, force=args.force)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+        print(f"alip train: error: {exc}", file=sys.stderr)
+        return 2
+    r = s.result
+    print(f"trained {s.committee.n_members} members on {len(r.train_indices)} of {s.n_structures} structures "
+          f"({s.n_atoms} atoms; {len(r.val_indices)} for validation) in {r.seconds:.1f} s -> {s.out}")
+    print(f"RMSE train      ({len(r.train_indices)} structures): {_format(s.train_errors)}")
+    if s.val_errors is not None:
+        print(f"RMSE validation ({len(r.val_indices)} structures): {_format(s.val_errors)}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``train`` (a committee from a labelled extxyz / ASE db)."""
+    p = subparsers.add_parser("train", help="train a committee on labelled structures (extxyz or ASE db)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("labeled", help="labelled structures: extxyz (energy/forces/stress as ASE writes them) or *.db")
+    p.add_argument("-o", "--out", required=True, help="committee file to write (e.g. committee.pt)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing OUT")
+    p.add_argument("--members", type=int, help="committee size K (default 5)")
+    p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 24,24 (default 32,32)")
+    p.add_argument("--epochs", type=int, help="Adam epochs (default 300)")
+    p.add_argument("--energy-weighting", type=float, help="Δ in eV/atom: weight 1/(1 + (e - e_min)/Δ) (default off)")
+    p.add_argument("--lbfgs-steps", type=int, help="full-batch L-BFGS iterations after Adam (default 0)")
+    p.add_argument("--dtype", choices=("float32", "float64"), help="training precision (default float32)")
+    p.add_argument("--device", help="cpu (default) or cuda[:N]")
+    p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
+    p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.default_si()")
+    p.add_argument("--val-fraction", type=float, help="validation split (default 0.1)")
+    p.set_defaults(func=_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point: ``python -m alip.cli.train train ...``."""
+    from alip.cli._common import run_parser, subcommand_parser
+
+    return run_parser(subcommand_parser(__doc__, add_parser), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

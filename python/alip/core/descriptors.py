@@ -1,0 +1,224 @@
+"""Atom-centered symmetry functions (Behler–Parrinello G2, G4, G5) from the compiled core.
+
+Conventions are DScribe's (see docs/descriptor_api.md): eta in Å^-2, r_s and the cutoff
+in Å, G4/G5 summed over unordered neighbor pairs with the 2^(1-zeta) prefactor. Feature
+order: for each neighbor species (ascending Z) the G2 block; then for each unordered
+species pair (a <= b) the G4 block followed by the G5 block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+
+from alip import _core
+from alip.core.batch import PackedBatch, StructureOrList, as_list, offsets_of, pack
+
+__all__ = ["ACSF", "Descriptors", "PackedBatch", "offsets"]
+
+CUTOFF_FUNCTIONS = ("cosine", "polynomial")
+
+
+def offsets(structures: Sequence[Atoms]) -> np.ndarray:
+    """(n_structures + 1,) int64 atom offsets of structures concatenated in order."""
+    return offsets_of(list(structures))
+
+
+@dataclass
+class Descriptors:
+    """Values and sparse exact derivatives of a batch of structures.
+
+    grad_values[r, a, f] = d values[grad_centers[r], f] / d positions[grad_neighbors[r], a];
+    one row per (center, neighbor atom) within the cutoff, periodic images summed, plus
+    the self row; rows sorted by center then neighbor; atom indices are global.
+    strain_grad[i, a, b, f] = d values[i, f] / d eps_ab for r -> r (I + eps), h -> h (I + eps).
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+    grad_values: np.ndarray | None = None
+    grad_centers: np.ndarray | None = None
+    grad_neighbors: np.ndarray | None = None
+    strain_grad: np.ndarray | None = None
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def structure_index(self) -> np.ndarray:
+        """(N,) index of the structure each atom belongs to."""
+        return np.repeat(np.arange(self.n_structures), np.diff(self.offsets))
+
+    @property
+    def row_offsets(self) -> np.ndarray:
+        """(n_structures + 1,) offsets of each structure's gradient rows."""
+        if self.grad_centers is None:
+            raise ValueError("computed without gradients")
+        return np.searchsorted(self.grad_centers, self.offsets).astype(np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.values, self.grad_values, self.grad_centers, self.grad_neighbors, self.strain_grad)
+        return int(sum(a.nbytes for a in arrays if a is not None))
+
+
+def _species_numbers(species: Sequence[Union[str, int]]) -> list[int]:
+    numbers = []
+    for s in species:
+        if isinstance(s, str):
+            if s not in atomic_numbers:
+                raise ValueError(f"unknown element symbol {s!r}")
+            numbers.append(atomic_numbers[s])
+        else:
+            z = int(s)
+            if not 1 <= z < len(chemical_symbols):
+                raise ValueError(f"invalid atomic number {s!r}")
+            numbers.append(z)
+    if not numbers:
+        raise ValueError("at least one species is required")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"duplicate species in {list(species)!r}")
+    return sorted(numbers)
+
+
+def _params(values: Any, width: int, name: str) -> np.ndarray:
+    arr = np.asarray(values if values is not None else [], dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, width))
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise ValueError(f"{name} must be a list of {width}-tuples, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} parameters must be finite")
+    return np.ascontiguousarray(arr)
+
+
+class ACSF:
+    """Behler–Parrinello symmetry functions with exact derivatives.
+
+    >>> acsf = ACSF(species=["Si"], cutoff=6.0, g2=[(0.5, 2.0)], g4=[(0.01, 1.0, 1.0)])
+    >>> X = acsf.compute(atoms)                       # (n_atoms, n_features)
+    >>> d = acsf.compute(atoms, gradients=True)       # Descriptors with sparse gradients
+    >>> F, W = acsf.forces_and_virial(atoms, dE_dG)   # fused, no Jacobian stored
+    """
+
+    def __init__(
+        self,
+        species: Sequence[Union[str, int]],
+        cutoff: float,
+        g2: Sequence[tuple[float, float]] = (),
+        g4: Sequence[tuple[float, float, float]] = (),
+        g5: Sequence[tuple[float, float, float]] = (),
+        cutoff_function: str = "cosine",
+    ) -> None:
+        if cutoff_function not in CUTOFF_FUNCTIONS:
+            raise ValueError(f"cutoff_function must be one of {CUTOFF_FUNCTIONS}, got {cutoff_function!r}")
+        self.species: list[int] = _species_numbers(species)
+        self.cutoff = float(cutoff)
+        self.cutoff_function = cutoff_function
+        self.g2 = _params(g2, 2, "g2")
+        self.g4 = _params(g4, 3, "g4")
+        self.g5 = _params(g5, 3, "g5")
+        self._core = _core.Acsf(len(self.species), self.cutoff, cutoff_function, self.g2, self.g4, self.g5)
+
+    # ---- description -------------------------------------------------------
+    @classmethod
+    def default_si(cls) -> "ACSF":
+        """The default silicon set: 12 G2 + 24 G4 = 36 functions, cutoff 5.5 Å.
+
+        G2: four centered Gaussians (r_s = 0) and eight shifted ones (η = 4 Å^-2)
+        between the first (2.35 Å) and third neighbor shells; G4: η in
+        {0, 0.01, 0.03, 0.08} Å^-2 × ζ in {1, 2, 4} × λ = ±1.
+        """
+        g2 = [(eta, 0.0) for eta in (0.0, 0.04, 0.14, 0.32)]
+        g2 += [(4.0, rs) for rs in (2.2, 2.6, 3.0, 3.4, 3.8, 4.2, 4.6, 5.0)]
+        g4 = [(eta, zeta, lam) for eta in (0.0, 0.01, 0.03, 0.08) for zeta in (1.0, 2.0, 4.0) for lam in (1.0, -1.0)]
+        return cls(species=["Si"], cutoff=5.5, g2=g2, g4=g4, cutoff_function="cosine")
+
+    @property
+    def n_features(self) -> int:
+        return int(self._core.n_features)
+
+    @property
+    def species_pairs(self) -> list[tuple[int, int]]:
+        s = self.species
+        return [(s[a], s[b]) for a in range(len(s)) for b in range(a, len(s))]
+
+    def feature_labels(self) -> list[str]:
+        """One name per column, e.g. 'G2[Si](eta=0.04,rs=0)', 'G4[Si-Si](eta=0.01,zeta=2,lambda=-1)'."""
+        sym = chemical_symbols
+        labels = [f"G2[{sym[z]}](eta={e:g},rs={r:g})" for z in self.species for e, r in self.g2]
+        for a, b in self.species_pairs:
+            pair = f"{sym[a]}-{sym[b]}"
+            for kind, params in (("G4", self.g4), ("G5", self.g5)):
+                labels += [f"{kind}[{pair}](eta={e:g},zeta={z:g},lambda={lam:+g})" for e, z, lam in params]
+        return labels
+
+    def to_dict(self) -> dict:
+        return {
+            "species": list(self.species),
+            "cutoff": self.cutoff,
+            "g2": self.g2.tolist(),
+            "g4": self.g4.tolist(),
+            "g5": self.g5.tolist(),
+            "cutoff_function": self.cutoff_function,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ACSF":
+        return cls(**d)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ACSF) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        names = ",".join(chemical_symbols[z] for z in self.species)
+        return (f"ACSF(species=[{names}], cutoff={self.cutoff:g}, n_g2={len(self.g2)}, n_g4={len(self.g4)}, "
+                f"n_g5={len(self.g5)}, n_features={self.n_features})")
+
+    def __getstate__(self) -> dict:
+        return self.to_dict()
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    # ---- computation -------------------------------------------------------
+    def compute(self, structures: StructureOrList, gradients: bool = False) -> Union[np.ndarray, Descriptors]:
+        """Values (N, F) of one structure or a batch (concatenated), or with
+        ``gradients=True`` a :class:`Descriptors` with sparse position and strain gradients."""
+        items, _ = as_list(structures)
+        batch = pack(items, self.species)
+        if not gradients:
+            return self._core.values(*batch.arrays())
+        values, grad, centers, neighbors, strain = self._core.gradients(*batch.arrays())
+        return Descriptors(values, batch.offsets, grad, centers, neighbors, strain)
+
+    def forces_and_virial(self, structures: StructureOrList, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forces -dE/dr (N, 3) and virial W = -dE/deps (3, 3) for one structure,
+        (n_structures, 3, 3) for a list, given dE/dG (N, F). ASE stress = -W / volume.
+
+        dE/dG of shape (K, N, F) (e.g. K committee members) adds a leading K axis to both
+        outputs; the K share one neighbor list and the triplet geometry."""
+        items, single = as_list(structures)
+        batch = pack(items, self.species)
+        dE_dG = np.asarray(dE_dG, dtype=np.float64)
+        n = int(batch.offsets[-1])
+        if dE_dG.shape[-2:] != (n, self.n_features) or dE_dG.ndim not in (2, 3):
+            raise ValueError(f"dE_dG must have shape ({n}, {self.n_features}) or (K, {n}, {self.n_features}), "
+                             f"got {dE_dG.shape}")
+        forces, virials = self._core.forces_virial(*batch.arrays(), np.ascontiguousarray(dE_dG))
+        return (forces, virials[..., 0, :, :]) if single else (forces, virials)
+
+    # ---- packed batches (readers that never build ase.Atoms) ----------------
+    def compute_packed(self, batch: PackedBatch) -> np.ndarray:
+        """Values (N, F) of a batch already packed as flat arrays; `batch.species` holds
+        indices into `self.species`. Shapes are checked by the core."""
+        return self._core.values(*batch.contiguous().arrays())
+
+    def forces_and_virial_packed(self, batch: PackedBatch, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forces (N, 3) and virials (n_structures, 3, 3) of a packed batch given dE/dG (N, F);
+        (K, N, F) adds a leading K axis (one geometry for all K)."""
+        return self._core.forces_virial(*batch.contiguous().arrays(), np.ascontiguousarray(dE_dG, dtype=np.float64))

@@ -1,0 +1,342 @@
+"""Training a committee of Behler–Parrinello networks on energies, forces and stresses.
+
+Forces are F = −Jᵀ dE/dG with dE/dG from autograd (create_graph=True), so the force
+loss backpropagates into the weights; Jᵀ is either the stored sparse descriptor
+gradients or the fused vector–Jacobian product (see :mod:`alip.models.training_data`).
+``TrainConfig(device="cuda")`` trains on the GPU.  All K members train in the same pass (stacked
+weights); members differ by initialisation and by bootstrap weights over the
+training structures.  Early stopping keeps, per member, the weights with the
+lowest validation loss.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from alip.models.committee import Committee
+from alip.models.networks import CommitteeNetwork, torch_threads
+from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, read_labels
+
+__all__ = ["TrainConfig", "TrainResult", "train_committee", "member_losses", "committee_forces",
+           "committee_virials", "structure_weights", "errors", "featurize", "read_labels", "LabeledSet"]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of committee training (defaults suit small Si cells)."""
+
+    n_members: int = 5
+    hidden: tuple[int, ...] = (32, 32)
+    activation: str = "tanh"
+    feature_scaling: str = "standard"   # "standard" (mean/std), "minmax" (to [-1, 1]) or "none"
+    weight_energy: float = 1.0          # on (ΔE / n_atoms)², eV²
+    weight_forces: float = 0.1          # on ΔF² per component, (eV/Å)²
+    weight_stress: float = 0.1          # on (ΔW / n_atoms)² per component (W = −σV), eV²
+    epochs: int = 300
+    batch_size: int = 16                # structures per mini-batch
+    lr: float = 5e-3
+    lr_final: float = 2e-4              # exponential decay from lr to lr_final over the epochs
+    lbfgs_steps: int = 0                # optional full-batch L-BFGS iterations after Adam
+    val_fraction: float = 0.1
+    patience: int = 100                 # epochs without validation improvement (all members)
+    bootstrap: bool = True
+    energy_weighting: float | None = None  # Δ (eV/atom): structure weight 1 / (1 + (e − e_min) / Δ)
+    seed: int = 0
+    dtype: str = "float32"              # training precision; the returned committee is float64
+    threads: int | None = 1             # torch intra-op threads while training (None: unchanged)
+    device: str = "cpu"                 # "cpu" or "cuda[:i]": where the networks train
+    forces: str = "auto"                # "sparse" | "fused" | "auto" (sparse on the CPU, fused on a GPU)
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_members < 1 or self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("n_members and batch_size must be >= 1, epochs >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError("val_fraction must be in [0, 1)")
+        if self.feature_scaling not in ("standard", "minmax", "none"):
+            raise ValueError(f"unknown feature_scaling {self.feature_scaling!r}")
+        if self.energy_weighting is not None and not self.energy_weighting > 0:
+            raise ValueError("energy_weighting must be a positive energy per atom or None")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError("dtype must be 'float32' or 'float64'")
+        from alip.core.device import parse_device
+
+        parse_device(self.device)
+        if self.forces not in FORCE_MODES + ("auto",):
+            raise ValueError(f"forces must be one of {FORCE_MODES + ('auto',)}, got {self.forces!r}")
+        self.hidden = tuple(int(h) for h in self.hidden)
+
+    def force_mode(self, device: torch.device) -> str:
+        """The force mode on ``device`` ("auto" resolved)."""
+        if self.forces != "auto":
+            return self.forces
+        return "fused" if device.type == "cuda" else "sparse"
+
+
+def committee_forces(dE_dG: torch.Tensor, grad_values: torch.Tensor, grad_centers: torch.Tensor,
+                     grad_neighbors: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable)."""
+    contrib = torch.einsum("raf,krf->kra", grad_values, dE_dG.index_select(1, grad_centers))
+    return dE_dG.new_zeros(dE_dG.shape[0], n_atoms, 3).index_add(1, grad_neighbors, -contrib)
+
+
+def committee_virials(dE_dG: torch.Tensor, strain_grad: torch.Tensor, structure_index: torch.Tensor,
+                      n_structures: int) -> torch.Tensor:
+    """Virials (K, S, 3, 3) = −∂E_k/∂ε for all K members at once (differentiable)."""
+    per_atom = -torch.einsum("iabf,kif->kiab", strain_grad, dE_dG)
+    return dE_dG.new_zeros(dE_dG.shape[0], n_structures, 3, 3).index_add(1, structure_index, per_atom)
+
+
+def member_losses(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig,
+                  create_graph: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted loss per member (K,) on ``data``; ``weights`` (K, S) are bootstrap counts."""
+    S = data.n_structures
+    n_atoms = data.n_atoms()
+    struct = data.structure_index()
+    E, _, dE_dG = net.energies_and_gradients(data.values, data.species_index, struct, S,
+                                             create_graph=create_graph)
+    w = weights.to(E.dtype)
+    dE = (E - data.energies) / n_atoms
+    loss_e = (w * dE ** 2).sum(1) / S
+    want_stress = cfg.weight_stress > 0 and bool(data.has_stress.any())
+    W = None
+    if data.fused:
+        from alip.core.device import Prepared
+
+        F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
+    else:
+        F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+        if want_stress and data.strain_grad is not None:
+            W = committee_virials(dE_dG, data.strain_grad, struct, S)
+    w_atom = w[:, struct]
+    loss_f = (w_atom * ((F - data.forces) ** 2).sum(-1)).sum(1) / (3 * len(struct))
+    total = cfg.weight_energy * loss_e + cfg.weight_forces * loss_f
+    parts = {"energy": loss_e.detach(), "forces": loss_f.detach()}
+    if want_stress and W is not None:
+        dW = ((W - data.virials) / n_atoms[:, None, None]) ** 2
+        m = data.has_stress.to(E.dtype)
+        loss_s = (w * m * dW.sum((-1, -2))).sum(1) / (9 * m.sum().clamp_min(1.0))
+        total = total + cfg.weight_stress * loss_s
+        parts["stress"] = loss_s.detach()
+    return total, parts
+
+
+def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConfig) -> None:
+    """Feature shift/scale per element and per-element energy reference from the training split."""
+    ns = len(net.species)
+    train = train.to("cpu", torch.float64)  # lstsq with gelsd is CPU-only; this runs once
+    with torch.no_grad():
+        for s in range(ns):
+            G = train.values[train.species_index == s]
+            if len(G) == 0:
+                continue
+            if cfg.feature_scaling == "standard":
+                shift, scale = G.mean(0), G.std(0, unbiased=False)
+            elif cfg.feature_scaling == "minmax":
+                lo, hi = G.min(0).values, G.max(0).values
+                shift, scale = (hi + lo) / 2, (hi - lo) / 2
+            else:
+                shift, scale = torch.zeros_like(G[0]), torch.ones_like(G[0])
+            scale = torch.where(scale > 1e-12 * (1 + shift.abs()), scale, torch.ones_like(scale))
+            net.feature_shift[s] = shift
+            net.feature_scale[s] = scale
+        S = train.n_structures
+        counts = torch.zeros(S, ns, dtype=torch.float64)
+        struct = train.structure_index()
+        counts.index_put_((struct, train.species_index), torch.ones(len(struct), dtype=torch.float64),
+                          accumulate=True)
+        E = train.energies.double()
+        ref = torch.linalg.lstsq(counts, E[:, None], driver="gelsd").solution[:, 0]
+        net.energy_ref.copy_(ref)
+        resid = (E - counts @ ref) / counts.sum(1)
+        net.energy_scale.fill_(max(float(resid.std(unbiased=False)) if S > 1 else 1.0, 1e-2))
+
+
+def _split(n: int, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    perm = rng.permutation(n)
+    n_val = int(round(cfg.val_fraction * n))
+    if n - n_val < 1:
+        n_val = n - 1
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def structure_weights(data: LabeledSet, cfg: TrainConfig) -> torch.Tensor:
+    """Per-structure loss weights (S,): ones, or energy-based 1 / (1 + (e − e_min)/Δ) per atom."""
+    if cfg.energy_weighting is None:
+        return torch.ones(data.n_structures, dtype=data.values.dtype, device=data.device)
+    e = data.energies.double() / data.n_atoms().double()
+    return (1.0 / (1.0 + (e - e.min()) / cfg.energy_weighting)).to(data.values.dtype)
+
+
+def _evaluate(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig,
+              chunk: int) -> torch.Tensor:
+    """Loss per member (K,) over ``data`` (structure weights (S,), no bootstrap) in chunks."""
+    K, S = net.n_members, data.n_structures
+    total = torch.zeros(K, dtype=torch.float64)
+    for start in range(0, S, chunk):
+        idx = np.arange(start, min(S, start + chunk))
+        sub = data.batch(idx)
+        w = weights[start:start + len(idx)].unsqueeze(0).expand(K, -1)
+        loss, _ = member_losses(net, sub, w, cfg, create_graph=False)
+        total += loss.detach().double().cpu() * len(idx)
+    return total / S
+
+
+@dataclass
+class TrainResult:
+    """A trained committee with its training history."""
+
+    committee: Committee
+    history: list[dict] = field(default_factory=list)
+    train_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    val_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    seconds: float = 0.0
+
+
+def train_committee(atoms_list: Sequence[Atoms], acsf: Any | None = None,
+                    config: TrainConfig | None = None, data: LabeledSet | None = None) -> TrainResult:
+    """Train K members on labelled structures; returns the committee (float64) and its history.
+
+    ``acsf`` defaults to ``ACSF.default_si()``; ``data`` may pass a precomputed
+    :func:`featurize` result for ``atoms_list`` (any dtype; it is cast to ``config.dtype``).
+    """
+    cfg = config or TrainConfig()
+    with torch_threads(cfg.threads):
+        return _train(atoms_list, acsf, cfg, data)
+
+
+def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
+           data: LabeledSet | None) -> TrainResult:
+    t0 = time.perf_counter()
+    if acsf is None:
+        from alip.core.descriptors import ACSF
+        acsf = ACSF.default_si()
+    atoms_list = list(atoms_list)
+    dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
+    from alip.core.device import select_device
+
+    dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
+    mode = cfg.force_mode(dev)
+    if data is None:
+        data = featurize(acsf, atoms_list, dtype=dtype, forces=mode, device=dev)
+    elif data.fused != (mode == "fused"):
+        raise ValueError(f"data was featurized for {'fused' if data.fused else 'sparse'} forces, "
+                         f"but the config asks for {mode!r}")
+    data = data.to(dev, dtype)
+    rng = np.random.default_rng(cfg.seed)
+    train_idx, val_idx = _split(data.n_structures, cfg, rng)
+    train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
+    K, S = cfg.n_members, train.n_structures
+    boot = (rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap
+            else np.ones((K, S), dtype=np.int64))
+    weights = structure_weights(data, cfg)
+    boot = torch.as_tensor(boot, dtype=dtype, device=dev) * weights[torch.from_numpy(train_idx).to(dev)]
+
+    torch_gen = torch.Generator().manual_seed(cfg.seed)
+    net = CommitteeNetwork(acsf.n_features, acsf.species, K, cfg.hidden, cfg.activation,
+                           seed=int(torch.randint(0, 2**62, (1,), generator=torch_gen)))
+    _initialise_scaling(net, train, cfg)
+    net = net.to(device=dev, dtype=dtype)
+    params = [p for p in net.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(cfg.epochs - 1, 1))
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+    monitor = val if val is not None else train
+    monitor_w = weights[torch.from_numpy(val_idx if val is not None else train_idx).to(dev)]
+    best = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
+    best_params = [p.detach().clone() for p in params]
+    since_best = torch.zeros(K, dtype=torch.int64)
+    history: list[dict] = [{"epoch": 0, "train": None, "val": best.tolist()}]
+    for epoch in range(1, cfg.epochs + 1):
+        perm = rng.permutation(S)
+        running = torch.zeros(K, dtype=torch.float64)
+        for start in range(0, S, cfg.batch_size):
+            idx = perm[start:start + cfg.batch_size]
+            loss, _ = member_losses(net, train.batch(idx), boot[:, torch.from_numpy(idx).to(dev)], cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            running += loss.detach().double().cpu() * len(idx)
+        sched.step()
+        current = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
+        since_best = _keep_best(params, best_params, current, best, since_best)
+        history.append({"epoch": epoch, "train": float(running.mean() / S), "val": current.tolist(),
+                        "lr": opt.param_groups[0]["lr"]})
+        if cfg.verbose and (epoch % 10 == 0 or epoch == 1):
+            print(f"epoch {epoch:4d} train {running.mean() / S:.3e} val {current.mean():.3e}")
+        if bool((since_best >= cfg.patience).all()):
+            break
+    _restore(params, best_params)
+    if cfg.lbfgs_steps > 0:
+        _lbfgs(net, params, train, boot, cfg)
+        current = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
+        history.append({"epoch": "lbfgs", "val": current.tolist()})
+        _keep_best(params, best_params, current, best, since_best)
+        _restore(params, best_params)
+    elapsed = time.perf_counter() - t0
+    meta = {"train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
+            "best_val_loss": best.tolist(), "train_seconds": elapsed}
+    committee = Committee(acsf, net.to(device="cpu", dtype=torch.float64), meta)
+    return TrainResult(committee, history, train_idx, val_idx, elapsed)
+
+
+@torch.no_grad()
+def _keep_best(params: list[torch.Tensor], best_params: list[torch.Tensor], current: torch.Tensor,
+               best: torch.Tensor, since_best: torch.Tensor) -> torch.Tensor:
+    """Copy the members whose loss improved into ``best_params``; update ``best`` in place."""
+    improved = current < best
+    for p, bp in zip(params, best_params):
+        mask = improved.to(p.device)
+        bp[mask] = p[mask]
+    best[improved] = current[improved]
+    return torch.where(improved, torch.zeros_like(since_best), since_best + 1)
+
+
+@torch.no_grad()
+def _restore(params: list[torch.Tensor], best_params: list[torch.Tensor]) -> None:
+    for p, bp in zip(params, best_params):
+        p.copy_(bp)
+
+
+def _lbfgs(net: CommitteeNetwork, params: list[torch.Tensor], train: LabeledSet, boot: torch.Tensor,
+           cfg: TrainConfig) -> None:
+    """Full-batch L-BFGS on the summed member losses (members couple only via the line search)."""
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=20,
+                            line_search_fn="strong_wolfe")
+    S = train.n_structures
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), dtype=boot.dtype, device=boot.device)
+        for start in range(0, S, cfg.batch_size * 4):
+            idx = np.arange(start, min(S, start + cfg.batch_size * 4))
+            loss, _ = member_losses(net, train.batch(idx), boot[:, start:start + len(idx)], cfg)
+            scaled = loss.sum() * len(idx) / S
+            scaled.backward()
+            total = total + scaled.detach()
+        return total
+
+    opt.step(closure)
+
+
+def errors(committee: Committee, atoms_list: Sequence[Atoms]) -> dict[str, float]:
+    """RMSE of the committee mean vs labels: energy per atom (eV), forces (eV/Å), stress (eV/Å³)."""
+    atoms_list = list(atoms_list)
+    pred = committee.predict(atoms_list)
+    labels = [read_labels(a) for a in atoms_list]
+    n = pred.n_atoms
+    e_ref = np.array([e for e, _, _ in labels])
+    f_ref = np.concatenate([f for _, f, _ in labels])
+    out = {"energy_rmse": float(np.sqrt(np.mean(((pred.energies.mean(0) - e_ref) / n) ** 2))),
+           "force_rmse": float(np.sqrt(np.mean((pred.forces.mean(0) - f_ref) ** 2)))}
+    s_err = [(-pred.virials.mean(0)[s] / a.get_volume() - st) for s, (a, (_, _, st))
+             in enumerate(zip(atoms_list, labels)) if st is not None]
+    out["stress_rmse"] = float(np.sqrt(np.mean(np.square(s_err)))) if s_err else math.nan
+    return out

@@ -1,0 +1,579 @@
+"""`alip report`: rebuild every figure of a run (or a comparison) from its files alone.
+
+:func:`build_report` reads a run directory or an ``alip compare`` directory as laid out
+in docs/run_directory.md (iteration jsons, learning curves, committee checkpoints,
+labels.db, test.extxyz, config.toml), draws the figures of :mod:`alip.reports.plots` into
+``DIR/report/`` and writes ``index.html`` (linking every image) and ``summary.json``.
+Nothing comes from in-memory state of the loop, so old runs can be re-plotted.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from alip.reports import plots
+
+REPORT_DIR = "report"
+_RUN_NAME = re.compile(r"^(?P<strategy>.+)_seed(?P<seed>\d+)$")
+
+
+# ----------------------------------------------------------------------------- run discovery
+@dataclass
+class Run:
+    """One run directory with its iteration records (sorted by iteration)."""
+
+    path: Path
+    strategy: str
+    seed: int
+    iterations: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.strategy} seed {self.seed}"
+
+    @property
+    def final(self) -> dict | None:
+        return self.iterations[-1] if self.iterations else None
+
+    def checkpoint(self) -> Path | None:
+        """The committee of the last finished iteration that has a checkpoint file."""
+        for rec in reversed(self.iterations):
+            p = self.path / str(rec.get("checkpoint", f"checkpoints/committee_{rec['iteration']:03d}.pt"))
+            if p.is_file():
+                return p
+        found = sorted((self.path / "checkpoints").glob("committee_*.pt"))
+        return found[-1] if found else None
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return (p / "iterations").is_dir() or (p / "learning_curve.csv").is_file()
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """config.toml of a run as a dict ({} when absent or unreadable)."""
+    import tomllib
+
+    p = Path(run_dir) / "config.toml"
+    if not p.is_file():
+        return {}
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        warnings.warn(f"cannot read {p}: {exc}")
+        return {}
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """A run's iteration records; strategy and seed from them, the config or the directory name."""
+    p = Path(path)
+    records = []
+    for f in sorted((p / "iterations").glob("iter_*.json")):
+        try:
+            records.append(json.loads(f.read_text()))
+        except json.JSONDecodeError as exc:  # a run killed while writing: skip that record
+            warnings.warn(f"skipping unreadable {f}: {exc}")
+    records.sort(key=lambda r: int(r["iteration"]))
+    cfg = read_config(p).get("run", {})
+    m = _RUN_NAME.match(p.name)
+    first = records[0] if records else {}
+    strategy = first.get("strategy") or cfg.get("strategy") or (m.group("strategy") if m else p.name)
+    seed = first.get("seed", cfg.get("seed", int(m.group("seed")) if m else 0))
+    return Run(p, str(strategy), int(seed), records)
+
+
+def find_runs(path: str | os.PathLike) -> list[Run]:
+    """The run itself, or every run directory directly below a compare directory."""
+    p = Path(path)
+    if is_run_dir(p):
+        return [load_run(p)]
+    runs = [load_run(d) for d in sorted(p.iterdir()) if d.is_dir() and is_run_dir(d)]
+    if not runs:
+        raise FileNotFoundError(f"{p} is neither a run directory nor a directory of runs "
+                                f"(see docs/run_directory.md)")
+    return sorted(runs, key=lambda r: (plots.strategy_rank(r.strategy), r.seed))
+
+
+def by_strategy(runs: list[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.strategy, []).append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- learning curves
+def _number(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def learning_rows(path: str | os.PathLike, runs: list[Run]) -> list[dict[str, Any]]:
+    """Learning-curve records with strategy and seed: the compare CSV, else each run's CSV."""
+    combined = Path(path) / "learning_curves.csv"
+    rows: list[dict[str, Any]] = []
+    if combined.is_file() and not is_run_dir(path):
+        with open(combined, newline="") as fh:
+            for r in csv.DictReader(fh):
+                rows.append({k: (v if k == "strategy" else _number(v)) for k, v in r.items()})
+        return rows
+    for run in runs:
+        f = run.path / "learning_curve.csv"
+        if f.is_file():
+            with open(f, newline="") as fh:
+                for r in csv.DictReader(fh):
+                    rows.append({**{k: _number(v) for k, v in r.items()}, "strategy": run.strategy,
+                                 "seed": run.seed})
+        else:  # fall back to the iteration records
+            for rec in run.iterations:
+                rows.append({"strategy": run.strategy, "seed": run.seed, "iteration": rec["iteration"],
+                             "n_labels": rec["n_labels"], **rec.get("errors", {})})
+    return rows
+
+
+# ----------------------------------------------------------------------------- test set, committee
+def load_committee(path: Path) -> Any:
+    from alip.models.committee import Committee
+
+    return Committee.load(path)
+
+
+def read_test_set(run: Run) -> list:
+    from alip.data.io import read_extxyz
+
+    f = run.path / "test.extxyz"
+    return read_extxyz(f) if f.is_file() else []
+
+
+def predict_test_set(committee: Any, test: list, label: str) -> plots.TestSetPrediction:
+    """Committee mean, spread and oracle labels on the test set."""
+    from alip.models.training import read_labels
+
+    pred = committee.predict(test)
+    n = pred.n_atoms.astype(float)
+    labels = [read_labels(a) for a in test]
+    fams = np.array([str(a.info.get("family", "unknown")) for a in test])
+    return plots.TestSetPrediction(
+        label=label, families=fams,
+        e_true=np.array([e for e, _, _ in labels]) / n, e_pred=pred.energies.mean(0) / n,
+        e_std=pred.energy_std_per_atom(), atom_families=np.repeat(fams, pred.n_atoms),
+        f_true=np.concatenate([f for _, f, _ in labels]), f_pred=pred.forces.mean(0),
+        f_dev=pred.force_deviation())
+
+
+# ----------------------------------------------------------------------------- E–V curve
+def diamond_cells(settings: dict[str, float] | None = None, volumes: np.ndarray | None = None) -> list:
+    """2-atom diamond cells at ``volumes`` (Å³/atom), or a0_guess·(1 ± rel_range) in ``n`` steps."""
+    from ase.build import bulk
+
+    s = {"a0_guess": 5.431, "n": 15, "rel_range": 0.05, **(settings or {})}
+    a = (np.cbrt(8 * np.asarray(volumes, dtype=float)) if volumes is not None else
+         s["a0_guess"] * np.linspace(1 - s["rel_range"], 1 + s["rel_range"], int(s["n"])))
+    return [bulk("Si", "diamond", a=float(x)) for x in a]
+
+
+def _fit(volumes: np.ndarray, energies: np.ndarray) -> dict[str, float] | None:
+    from alip.models.eos import fit_eos
+
+    try:
+        return fit_eos(volumes, energies)
+    except (ValueError, RuntimeError):  # e.g. no minimum inside the series: shown as "no EOS fit"
+        return None
+
+
+def model_ev(committee: Any, cells: list, label: str) -> plots.EVSeries:
+    """Committee mean ± std (per atom) over the diamond series, with the EOS fit of the mean."""
+    pred = committee.predict(cells)
+    e = pred.energies / pred.n_atoms
+    v = np.array([c.get_volume() / len(c) for c in cells])
+    mean = e.mean(0)
+    return plots.EVSeries(label, v, mean, e.std(0), _fit(v, mean))
+
+
+def oracle_spec(cfg: dict[str, Any]) -> Any:
+    """The oracle spec of a run config (``[oracle] spec``, or a plain ``oracle`` string); None if absent."""
+    spec = cfg.get("oracle")
+    if isinstance(spec, dict) and "spec" in spec:
+        spec = spec["spec"]
+    return None if spec in (None, "", "stored") else spec
+
+
+def reference_ev(run: Run, cache: Path, min_points: int = 7) -> plots.EVSeries | None:
+    """The oracle's E–V curve of diamond Si, preferring labels already in the run's files.
+
+    With at least ``min_points`` labeled diamond volume-series structures (test set and
+    label store) those are used, so no oracle is called; otherwise the run's oracle is
+    evaluated on a grid (``[ev]`` table of the config, a0 ± 5 % by default) and the result
+    cached in ``cache`` (keyed by oracle spec and volumes) so that a DFT oracle is not
+    called again when the report is rebuilt.
+    """
+    cfg = read_config(run.path)
+    spec = oracle_spec(cfg)
+    stored = stored_ev(run)
+    if stored is not None and spec is not None:
+        name = spec.get("type", "?") if isinstance(spec, dict) else str(spec)
+        stored.label = f"oracle ({name}, stored labels)"
+    if (stored is not None and len(stored.volumes) >= min_points) or spec is None:
+        return stored
+    cells = diamond_cells(cfg.get("ev") if isinstance(cfg.get("ev"), dict) else None)
+    v = np.array([c.get_volume() / len(c) for c in cells])
+    key = json.dumps(spec, sort_keys=True)
+    if cache.is_file():
+        data = json.loads(cache.read_text())
+        if data.get("spec") == key and len(data.get("volumes", [])) == len(v) and np.allclose(data["volumes"], v):
+            e = np.array(data["energies"])
+            return plots.EVSeries(f"oracle ({data['name']})", v, e, None, _fit(v, e))
+    try:
+        from alip.data.oracles import make_oracle
+
+        oracle = make_oracle(spec)
+        labels = [oracle.label(c) for c in cells]
+    except Exception as exc:  # noqa: BLE001 - an oracle we cannot build here: use what is stored
+        warnings.warn(f"cannot evaluate the oracle {spec!r} for the E–V curve: {exc}")
+        return stored
+    if not all(lab.ok for lab in labels):
+        warnings.warn(f"the oracle failed on the E–V series: {[lab.error for lab in labels if not lab.ok][0]}")
+        return stored
+    e = np.array([lab.energy / len(c) for lab, c in zip(labels, cells)])
+    name = getattr(oracle, "name", str(spec))
+    cache.write_text(json.dumps({"spec": key, "name": name, "volumes": v.tolist(), "energies": e.tolist()}))
+    return plots.EVSeries(f"oracle ({name})", v, e, None, _fit(v, e))
+
+
+def stored_ev(run: Run) -> plots.EVSeries | None:
+    """Oracle E–V points from labeled diamond volume-series structures of the test set and store."""
+    from alip.models.training import read_labels
+
+    points: dict[float, float] = {}
+    structures = read_test_set(run)
+    if (run.path / "labels.db").is_file():
+        from alip.data.store import LabelStore
+
+        structures += LabelStore(run.path / "labels.db").structures("labeled", family="volume")
+    for a in structures:
+        if a.info.get("family") == "volume" and a.info.get("parent", "diamond") == "diamond":
+            try:
+                e, _, _ = read_labels(a)
+            except ValueError:
+                continue
+            points[round(a.get_volume() / len(a), 6)] = e / len(a)
+    if len(points) < 2:
+        return None
+    v = np.array(sorted(points))
+    e = np.array([points[x] for x in v])
+    return plots.EVSeries("oracle (stored labels)", v, e, None, _fit(v, e) if len(v) >= 5 else None)
+
+
+# ----------------------------------------------------------------------------- selections, descriptors
+def selections(runs: list[Run]) -> tuple[dict[str, dict[int, dict[str, float]]], dict[str, int]]:
+    """Mean number of structures of each family selected per iteration, per strategy."""
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    n_runs: dict[str, int] = {}
+    for strategy, group in by_strategy(runs).items():
+        acc: dict[int, dict[str, float]] = {}
+        for run in group:
+            for rec in run.iterations:
+                fams = rec.get("selected_families") or []
+                slot = acc.setdefault(int(rec["iteration"]), {})
+                for f in fams:
+                    slot[f] = slot.get(f, 0.0) + 1.0 / len(group)
+        if any(acc.values()):
+            out[strategy] = {i: c for i, c in acc.items() if c or i < max(acc)}
+            n_runs[strategy] = len(group)
+    return out, n_runs
+
+
+def pool_structures(run: Run) -> list:
+    from alip.data.store import LabelStore
+
+    f = run.path / "labels.db"
+    return LabelStore(f).structures() if f.is_file() else []
+
+
+def family_groups(acsf: Any, structures: list) -> dict[str, np.ndarray]:
+    """Per-atom descriptor values of ``structures`` split by ``info["family"]``."""
+    fams = [str(a.info.get("family", "unknown")) for a in structures]
+    out: dict[str, np.ndarray] = {}
+    for fam in plots._ordered_families(fams):
+        members = [a for a, f in zip(structures, fams) if f == fam]
+        out[fam] = np.asarray(acsf.compute(members))
+    return out
+
+
+def iteration_groups(acsf: Any, run: Run, pool: list, sample: int = 600, max_groups: int = 12
+                     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Descriptor values of the pool (``sample`` structures), the initial set and each selection.
+
+    More than ``max_groups`` selecting iterations are merged into consecutive blocks.
+    Returns the groups and their colors (grays, then viridis from early to late).
+    """
+    import matplotlib
+
+    by_id = {int(a.info["pool_id"]): a for a in pool if "pool_id" in a.info}
+    groups = {"pool (all)": np.asarray(acsf.compute(_subsample(pool, sample)))} if pool else {}
+    colors = {"pool (all)": "#b5b5b5", "initial set": "#5a5a5a"}
+    first = run.iterations[0] if run.iterations else {}
+    initial = [by_id[i] for i in first.get("labeled_this_iteration", []) if i in by_id]
+    if initial:
+        groups["initial set"] = np.asarray(acsf.compute(initial))
+    its = [r for r in run.iterations if r.get("selected")]
+    blocks = np.array_split(np.arange(len(its)), min(len(its), max_groups)) if its else []
+    cmap = matplotlib.colormaps["viridis"]
+    for b, idx in enumerate(blocks):
+        recs = [its[i] for i in idx]
+        lo, hi = recs[0]["iteration"], recs[-1]["iteration"]
+        name = f"iter {lo}" if lo == hi else f"iters {lo}–{hi}"
+        chosen = [by_id[i] for r in recs for i in r["selected"] if i in by_id]
+        if chosen:
+            groups[name] = np.asarray(acsf.compute(chosen))
+            colors[name] = matplotlib.colors.to_hex(cmap(0.05 + 0.85 * b / max(len(blocks) - 1, 1)))
+    return groups, colors
+
+
+# ----------------------------------------------------------------------------- summary
+def _stats(values: list[float]) -> dict[str, float]:
+    a = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if not len(a):
+        return {"mean": math.nan, "std": math.nan, "n": 0}
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": int(len(a))}
+
+
+def summarize(runs: list[Run], ev_fits: dict[str, dict | None]) -> dict[str, dict[str, Any]]:
+    """Per strategy: final labels and errors, E–V fit parameters (mean/std over seeds)."""
+    out = {}
+    for strategy, group in by_strategy(runs).items():
+        finals = [r.final for r in group if r.final]
+        errs = [f.get("errors", {}) for f in finals]
+        fits = [ev_fits.get(r.name) for r in group]
+        fits = [f for f in fits if f]
+        out[strategy] = {
+            "n_seeds": len(group), "iterations": _stats([f["iteration"] for f in finals]),
+            "n_labels": _stats([f["n_labels"] for f in finals]),
+            **{k: _stats([_number(e.get(k)) for e in errs]) for k in plots.CURVE_METRICS},
+            **{k: _stats([f[k] for f in fits]) for k in ("a0", "B0", "e0")},
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- driver
+class _Steps:
+    """Named report steps with a progress bar; failures are kept unless ``strict``."""
+
+    def __init__(self, total: int, progress: bool, strict: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="report", unit="step", disable=not progress, file=sys.stderr)
+        self.strict = strict
+        self.failures: dict[str, str] = {}
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        self.bar.set_postfix_str(name)
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the others
+            if self.strict:
+                raise
+            self.failures[name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"report step {name!r} failed: {exc}")
+            return None
+        finally:
+            self.bar.update(1)
+
+
+def build_report(path: str | os.PathLike, progress: bool = True, strict: bool = False,
+                 descriptor_sample: int = 600) -> Path:
+    """Write ``PATH/report/`` (PNGs, index.html, summary.json) for a run or compare directory.
+
+    The lowest seed of each strategy is drawn in the E–V, parity, uncertainty and
+    per-iteration violin figures; learning curves and the summary use every seed.
+    ``descriptor_sample`` caps the pool structures featurized for the family violins.
+    With ``strict`` a failing figure raises; otherwise the failure is shown on the page
+    and the other figures are still drawn.  PNGs already in ``report/`` are removed first,
+    so the page shows exactly the current figures.  Returns the path of index.html.
+    """
+    t0 = time.perf_counter()
+    root = Path(path)
+    runs = find_runs(root)
+    out = root / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):
+        old.unlink()
+    shown = {s: g[0] for s, g in by_strategy(runs).items()}
+    step = _Steps(8 + len(runs) + 3 * len(shown), progress, strict)
+    fig: dict[str, str | None] = {}
+    rows = step("learning curves", lambda: learning_rows(root, runs)) or []
+    fig["learning_curves"] = step("learning curves", lambda: plots.plot_learning_curves(
+        rows, out / "learning_curves.png") if rows else None)
+    committees = {r.name: step(f"load {r.name}", lambda r=r: _maybe(load_committee, r.checkpoint()))
+                  for r in runs}
+    oracle = step("oracle E–V", lambda: reference_ev(runs[0], out / "ev_oracle.json"))
+    cells = diamond_cells(volumes=oracle.volumes) if oracle else diamond_cells()
+    ev = {r.name: model_ev(committees[r.name], cells, _label(r)) for r in runs if committees[r.name]}
+    fig["ev_curve"] = step("E–V curve", lambda: plots.plot_ev_curve(
+        oracle, [ev[r.name] for r in shown.values() if r.name in ev], out / "ev_curve.png")
+        if oracle or ev else None)
+    preds = [step(f"test set {s}", lambda r=r: predict_test_set(committees[r.name], read_test_set(r), _label(r)))
+             for s, r in shown.items() if committees[r.name] and (r.path / "test.extxyz").is_file()]
+    preds = [p for p in preds if p is not None]
+    fig["parity"] = step("parity", lambda: plots.plot_parity(preds, out / "parity.png") if preds else None)
+    fig["uncertainty"] = step("uncertainty vs error", lambda: plots.plot_uncertainty_vs_error(
+        preds, out / "uncertainty_vs_error.png") if preds else None)
+    pools = {r.name: step(f"read pool {s}", lambda r=r: pool_structures(r)) or [] for s, r in shown.items()}
+    first_pool = pools[next(iter(shown.values())).name]
+    sel, n_runs = selections(runs)
+    fracs = _fractions([str(a.info.get("family")) for a in first_pool])
+    fig["selection"] = step("selection over time", lambda: plots.plot_selection_over_time(
+        sel, out / "selection_over_time.png", n_runs, fracs) if sel else None)
+    acsf = next((c.acsf for c in committees.values() if c is not None), None)
+    if acsf is None:
+        from alip.core.descriptors import ACSF
+        acsf = ACSF.default_si()
+    sample = _subsample(first_pool, descriptor_sample)
+    fig["violins_family"] = step("violins by family", lambda: plots.plot_descriptor_violins(
+        family_groups(acsf, sample), acsf.feature_labels(), out / "violins_by_family.png",
+        f"Descriptor activation by structure family (per atom, {len(sample)} pool structures)")
+        if sample else None)
+    for s, r in shown.items():
+        def draw(r: Run = r, s: str = s) -> str | None:
+            groups, colors = iteration_groups(acsf, r, pools[r.name], descriptor_sample)
+            if len(groups) < 2:
+                return None
+            return plots.plot_descriptor_violins(
+                groups, acsf.feature_labels(), out / f"violins_selected_{_slug(s)}.png",
+                f"Descriptor activation of the structures selected per iteration: {r.name}", colors=colors)
+        fig[f"violins_selected_{s}"] = step(f"violins selected {s}", draw)
+    step.bar.close()
+    summary = {"kind": "run" if is_run_dir(root) else "compare", "path": str(root.resolve()),
+               "runs": [str(r.path.relative_to(root)) if r.path != root else "." for r in runs],
+               "strategies": summarize(runs, {k: v.fit for k, v in ev.items()}),
+               "oracle_ev": {"label": oracle.label, "fit": oracle.fit} if oracle else None,
+               "ev_models": {k: v.fit for k, v in ev.items()}, "failures": step.failures,
+               "seconds": round(time.perf_counter() - t0, 2)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    return write_index(out, summary, {k: v for k, v in fig.items() if v})
+
+
+def _maybe(fn: Callable[[Any], Any], arg: Any) -> Any:
+    return fn(arg) if arg is not None else None
+
+
+def _label(run: Run) -> str:
+    n = run.final["n_labels"] if run.final else "?"
+    return f"{run.strategy} (seed {run.seed}, {n} labels)"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _fractions(fams: list[str]) -> dict[str, float]:
+    return {f: fams.count(f) / len(fams) for f in set(fams)} if fams else {}
+
+
+def _subsample(structures: list, n: int) -> list:
+    if len(structures) <= n:
+        return structures
+    idx = np.random.default_rng(0).choice(len(structures), n, replace=False)
+    return [structures[i] for i in sorted(idx)]
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.generic, np.ndarray)):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+# ----------------------------------------------------------------------------- the page
+_CAPTIONS = {
+    "ev_curve": ("Energy–volume curve", "Diamond Si over a range of lattice constants: the final committee of "
+                 "each strategy (its lowest seed; mean, band = ±1 committee std) against the oracle; lower panel: "
+                 "model − oracle. "
+                 "The legend gives the Birch–Murnaghan a₀, B₀ and E₀ of every curve."),
+    "learning_curves": ("Learning curves", "Test-set errors of the committee mean versus the number of labels, "
+                        "one line per strategy, band = ±1 sample std over seeds."),
+    "parity": ("Parity on the test set", "Committee-mean prediction against the oracle, colored by structure "
+               "family; legend: RMSE per family."),
+    "uncertainty": ("Uncertainty versus error", "Is the committee's spread calibrated? Points near the dashed "
+                    "line have an error equal to their spread; the black line is the RMS error in bins of the "
+                    "spread, ρ the rank correlation."),
+    "selection": ("Selection over time", "Families of the structures each iteration selected for labeling."),
+    "violins_family": ("Descriptor activation by family", "Per-atom distribution of every descriptor over the "
+                       "pool, one violin per structure family (median marked)."),
+}
+
+
+def _fmt(stat: dict[str, float] | None, digits: int) -> str:
+    if not stat or not stat.get("n"):
+        return "–"
+    text = f"{stat['mean']:.{digits}f}"
+    spread = f"{stat['std']:.{digits}f}"
+    return text + (f" ± {spread}" if stat["n"] > 1 and float(spread) != 0 else "")
+
+
+def summary_table(summary: dict[str, Any]) -> list[list[str]]:
+    """Header and rows of the summary table (strategies, then the oracle's E–V fit)."""
+    head = ["", "seeds", "labels", "energy RMSE (meV/atom)", "force RMSE (eV/Å)", "E–V RMSE (meV/atom)",
+            "a₀ (Å)", "B₀ (GPa)", "E₀ (eV/atom)"]
+    rows = [head]
+    for s, st in summary["strategies"].items():
+        rows.append([s, str(st["n_seeds"]), _fmt(st["n_labels"], 0), _fmt(st["energy_rmse_mev_per_atom"], 1),
+                     _fmt(st["force_rmse_ev_per_ang"], 3), _fmt(st["ev_rmse_mev_per_atom"], 1),
+                     _fmt(st["a0"], 4), _fmt(st["B0"], 1), _fmt(st["e0"], 4)])
+    fit = (summary.get("oracle_ev") or {}).get("fit")
+    if fit:
+        rows.append([summary["oracle_ev"]["label"], "", "", "", "", "", f"{fit['a0']:.4f}", f"{fit['B0']:.1f}",
+                     f"{fit['e0']:.4f}"])
+    return rows
+
+
+def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> Path:
+    """report/index.html: summary table, every figure with a caption, failures, other images."""
+    from html import escape
+
+    parts = [f"<h1>alip report: {escape(Path(summary['path']).name)}</h1>",
+             f"<p class=meta>{escape(summary['path'])} · {len(summary['runs'])} run(s) · built "
+             f"{time.strftime('%Y-%m-%d %H:%M')} in {summary['seconds']:.0f} s</p>", "<h2>Summary</h2><table>"]
+    for i, row in enumerate(summary_table(summary)):
+        tag = "th" if i == 0 else "td"
+        parts.append("<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in row) + "</tr>")
+    parts.append("</table><p class=meta>Final iteration of each run; mean ± sample std over seeds.</p>")
+    linked = set()
+    order = list(_CAPTIONS)
+    for key, file in sorted(figures.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
+        name = Path(file).name
+        title, caption = _CAPTIONS.get(key, (None, None))
+        if key.startswith("violins_selected_"):
+            title = f"Descriptor activation of the selected structures: {key[len('violins_selected_'):]}"
+            caption = ("Per-atom descriptor distributions of the whole pool (gray), the initial training set "
+                       "(dark gray) and the structures selected in each iteration (viridis, early → late).")
+        parts.append(f"<h2>{escape(title or key)}</h2><p>{escape(caption or '')}</p>"
+                     f"<a href='{escape(name)}'><img src='{escape(name)}' alt='{escape(title or key)}'></a>")
+        linked.add(name)
+    others = sorted(p.name for p in out.glob("*.png") if p.name not in linked)
+    if others:
+        parts.append("<h2>Other images</h2>" + "".join(
+            f"<a href='{escape(n)}'><img src='{escape(n)}' alt='{escape(n)}'></a>" for n in others))
+    if summary["failures"]:
+        parts.append("<h2>Figures that could not be drawn</h2><ul>" + "".join(
+            f"<li>{escape(k)}: {escape(v)}</li>" for k, v in summary["failures"].items()) + "</ul>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1500px;margin:2em auto;padding:0 1em;color:#222}"
+             "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}th{background:#f3f3f3}"
+             "td:first-child{text-align:left}.meta{color:#666;font-size:.9em}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>alip report</title><style>{style}"
+            f"</style></head><body>{''.join(parts)}</body></html>\n")
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
