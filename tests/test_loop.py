@@ -285,11 +285,12 @@ def test_cli_init_run_and_resume(tmp_path, capsys):
 
 def test_run_device_is_validated_passed_on_and_checked_before_labeling(tmp_path):
     from alip.core import device as dev
+    from alip.models.training import TrainConfig
 
     with pytest.raises(ConfigError, match="run.device"):
         tiny(tmp_path / "bad", run={"device": "gpu"})
     cfg = tiny(tmp_path / "x", run={"device": "cuda:1"})
-    assert cfg.train_config(0).device == "cuda:1"
+    assert TrainConfig.from_config(cfg, 0).device == "cuda:1"
     if dev.cuda_available():
         return
     out = tmp_path / "cuda_run"

@@ -13,18 +13,35 @@ import difflib
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from alip.al.acquisition import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
-from alip.data.structures import FAMILIES, POLYMORPHS
-
+# The choices of the run configuration, defined here (a leaf module) and imported by the
+# modules that implement them (alip.al.acquisition, alip.data.structures, alip.al.loop).
+STRATEGIES: tuple[str, ...] = ("qbc", "emc", "random")
+QBC_KINDS: tuple[str, ...] = ("force", "energy", "virial", "combined", "all")
+DIVERSITY: tuple[str, ...] = ("fps", "kmeans", "none")
+EMC_PARAMS: tuple[str, ...] = ("all", "last")
+FAMILIES: tuple[str, ...] = ("volume", "small_distortion", "large_distortion", "random")
+POLYMORPHS: tuple[str, ...] = ("diamond", "beta_tin", "sc", "bcc", "fcc", "hcp")
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
+FEATURE_SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
+TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
+
+_DEVICE = re.compile(r"(cpu|cuda)(:[0-9]+)?")
 
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def check_device_name(device: str) -> str:
+    """``device`` unchanged, or ValueError unless it is 'cpu' or 'cuda[:index]' (syntax only)."""
+    if not (isinstance(device, str) and _DEVICE.fullmatch(device)):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}")
+    return device
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -109,25 +126,42 @@ class DescriptorSection:
 
 @dataclass
 class TrainingSection:
-    """Committee training (alip.models.training.TrainConfig); retrained from scratch every iteration."""
+    """Committee training; retrained from scratch every iteration.
+
+    The single source of the training defaults: the TOML [training] table, `alip train`
+    and :class:`alip.models.training.TrainConfig` (which adds seed, threads, device and
+    the force mode) all take them from here."""
 
     n_members: int = _f(5, "committee members")
     hidden: list = _f([24, 24], "hidden layer widths")
     activation: str = _f("tanh", "tanh | silu | softplus | celu")
-    feature_scaling: str = _f("standard", "standard | minmax | none")
+    feature_scaling: str = _f("standard", f"{' | '.join(FEATURE_SCALINGS)}: mean/std, to [-1, 1], or unscaled")
     weight_energy: float = _f(1.0, "loss weight of (ΔE/N)², eV²")
     weight_forces: float = _f(0.1, "loss weight of ΔF² per component, (eV/Å)²")
-    weight_stress: float = _f(0.1, "loss weight of (ΔW/N)² per component")
+    weight_stress: float = _f(0.1, "loss weight of (ΔW/N)² per component (W = −σV), eV²")
     epochs: int = _f(100, "Adam epochs")
     batch_size: int = _f(16, "structures per mini-batch")
     lr: float = _f(1e-2, "initial learning rate")
     lr_final: float = _f(1e-3, "learning rate at the last epoch (exponential decay)")
     lbfgs_steps: int = _f(0, "full-batch L-BFGS steps after Adam (0: none)")
     val_fraction: float = _f(0.1, "validation fraction (early stopping)")
-    patience: int = _f(50, "epochs without validation improvement before stopping")
+    patience: int = _f(50, "epochs without validation improvement (all members) before stopping")
     bootstrap: bool = _f(True, "bootstrap resampling per member")
     energy_weighting: float = _f(0.0, "Δ (eV/atom) of weights 1/(1 + (e − e_min)/Δ) (0: off)")
-    dtype: str = _f("float32", "training precision: float32 | float64")
+    dtype: str = _f("float32", f"training precision: {' | '.join(TRAIN_DTYPES)} (the committee is float64)")
+
+    def check(self) -> None:
+        """ValueError for values out of range (the rules that do not need torch)."""
+        if self.n_members < 1 or self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("n_members and batch_size must be >= 1, epochs >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError("val_fraction must be in [0, 1)")
+        if self.feature_scaling not in FEATURE_SCALINGS:
+            raise ValueError(f"unknown feature_scaling {self.feature_scaling!r}")
+        if self.energy_weighting is not None and not self.energy_weighting >= 0:
+            raise ValueError("energy_weighting must be a positive energy per atom (0: off)")
+        if self.dtype not in TRAIN_DTYPES:
+            raise ValueError("dtype must be 'float32' or 'float64'")
 
 
 @dataclass
@@ -211,9 +245,7 @@ class Config:
         _nonneg("run.max_iterations", r.max_iterations)
         _positive("run.threads", r.threads)
         try:
-            from alip.core.device import parse_device
-
-            parse_device(r.device)
+            check_device_name(r.device)
         except ValueError as exc:
             raise ConfigError(f"run.device: {exc}") from None
         if r.budget < r.n_initial:
@@ -258,7 +290,7 @@ class Config:
         if self.descriptor.preset != "default_si" and not self.descriptor.file:
             raise ConfigError(f"descriptor.preset must be 'default_si', got {self.descriptor.preset!r}")
         try:
-            self.train_config(0)
+            self.training.check()
         except ValueError as exc:
             raise ConfigError(f"[training]: {exc}") from None
         _choice("acquisition.qbc_score", a.qbc_score, QBC_KINDS)
@@ -271,15 +303,6 @@ class Config:
             raise ConfigError(f"acquisition.random_fraction must be in [0, 1], got {a.random_fraction}")
 
     # ---------------------------------------------------------------- derived
-    def train_config(self, seed: int) -> Any:
-        """The alip.models.training.TrainConfig of one training (``seed`` per iteration)."""
-        from alip.models.training import TrainConfig
-
-        kw = dataclasses.asdict(self.training)
-        kw["hidden"] = tuple(kw["hidden"])
-        kw["energy_weighting"] = kw["energy_weighting"] or None
-        return TrainConfig(**kw, seed=int(seed), threads=self.run.threads, device=self.run.device)
-
     def oracle_spec(self) -> Any:
         """The spec for alip.data.oracles.make_oracle ('stored' resolved to pool.file)."""
         spec = self.oracle.spec
@@ -391,7 +414,7 @@ def _render(cfg: Config, comments: bool) -> str:
         if lines:
             lines.append("")
         if comments:
-            lines.append(f"# {klass.__doc__.strip()}")
+            lines.append(f"# {klass.__doc__.strip().splitlines()[0]}")
         lines.append(f"[{name}]")
         for f in dataclasses.fields(section):
             text = f"{f.name} = {_value(getattr(section, f.name))}"

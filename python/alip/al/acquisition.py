@@ -50,10 +50,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-STRATEGIES: tuple[str, ...] = ("qbc", "emc", "random")
-QBC_KINDS: tuple[str, ...] = ("force", "energy", "virial", "combined", "all")
-DIVERSITY: tuple[str, ...] = ("fps", "kmeans", "none")
-EMC_PARAMS: tuple[str, ...] = ("all", "last")
+
+from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
+
 _DUPLICATE_TOL = 1e-9
 
 

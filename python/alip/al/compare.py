@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from alip.al.acquisition import STRATEGIES
+from alip.config import STRATEGIES
 from alip.config import Config, ConfigError, load_config
 from alip.al.loop import (atomic_write_text, label_missing, make_pool_and_test, open_executor, read_curve,
                    resolve_paths, run)

@@ -391,7 +391,7 @@ class _Run:
         from alip.al.labeling import label_batch
         from alip.models.networks import torch_threads
         from alip.data.oracles import make_oracle
-        from alip.models.training import train_committee
+        from alip.models.training import TrainConfig, train_committee
 
         cfg = self.cfg
         batch = list(self.store.meta["initial"]) if n == 0 else list(records[-1]["selected"])
@@ -420,7 +420,7 @@ class _Run:
                                    f"({len(failed_now)} labels failed; see labels.db)")
             self.log(f"iteration {n}: training on {len(labeled)} structures")
             t0 = time.perf_counter()
-            result = train_committee(labeled, self.acsf(), cfg.train_config(_seed(cfg.run.seed, n)))
+            result = train_committee(labeled, self.acsf(), TrainConfig.from_config(cfg, _seed(cfg.run.seed, n)))
             wall_train = time.perf_counter() - t0
             tmp = f"{ckpt}.tmp{os.getpid()}"
             result.committee.save(tmp)

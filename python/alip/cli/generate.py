@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from alip.data.structures import FAMILIES, POLYMORPHS
+from alip.config import FAMILIES, POLYMORPHS
 
 _EXTXYZ = (".extxyz", ".xyz")
 

@@ -32,6 +32,7 @@ import numpy as np
 from ase import Atoms
 
 from alip.cli.train import InputError, read_structures
+from alip.config import QBC_KINDS
 
 MATCH_TOL = 1e-8  # Å: positions and cell of an excluded structure
 CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev", "score", "selected",
@@ -109,7 +110,7 @@ def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: 
     medians over all scored frames. ``device`` "cpu" or None: the compiled core.
     ``random_fraction`` of the batch is drawn uniformly from the candidates (exploration).
     """
-    from alip.al.acquisition import QBC_KINDS, qbc_from_parts, select_batch
+    from alip.al.acquisition import qbc_from_parts, select_batch
     from alip.data.pool_reader import open_pool
     from alip.al.pool_scoring import score_pool_streamed
 
@@ -233,7 +234,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``select`` (score a pool with a committee and write the next batch to label)."""
-    from alip.al.acquisition import QBC_KINDS
 
     p = subparsers.add_parser("select", help="pick the next structures to label (QBC, trust window, diversity)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,7 +7,7 @@ temporary file renamed into place), so OUT is either the old file or the new one
 
 Examples::
 
-    alip train labeled.extxyz -o committee.pt --members 5 --epochs 300
+    alip train labeled.extxyz -o committee.pt --members 5 --epochs 200
     alip train labeled.db -o committee.pt --hidden 24,24 --energy-weighting 0.1 --lbfgs-steps 100 --force
     python -m alip.cli.train train labeled.extxyz -o committee.pt   # without the `alip` script
 
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from alip.config import TrainingSection
 from alip.data.io import is_database
 
 
@@ -173,22 +174,24 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``train`` (a committee from a labelled extxyz / ASE db)."""
+    """Add ``train`` (a committee from a labelled extxyz / ASE db); the defaults shown are
+    :class:`alip.config.TrainingSection`'s, the ones TrainConfig applies."""
+    d = TrainingSection()
     p = subparsers.add_parser("train", help="train a committee on labelled structures (extxyz or ASE db)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("labeled", help="labelled structures: extxyz (energy/forces/stress as ASE writes them) or *.db")
     p.add_argument("-o", "--out", required=True, help="committee file to write (e.g. committee.pt)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT")
-    p.add_argument("--members", type=int, help="committee size K (default 5)")
-    p.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. 24,24 (default 32,32)")
-    p.add_argument("--epochs", type=int, help="Adam epochs (default 300)")
+    p.add_argument("--members", type=int, help=f"committee size K (default {d.n_members})")
+    p.add_argument("--hidden", type=_hidden, help=f"hidden layer sizes, e.g. 24,24 (default {','.join(map(str, d.hidden))})")
+    p.add_argument("--epochs", type=int, help=f"Adam epochs (default {d.epochs})")
     p.add_argument("--energy-weighting", type=float, help="Δ in eV/atom: weight 1/(1 + (e - e_min)/Δ) (default off)")
-    p.add_argument("--lbfgs-steps", type=int, help="full-batch L-BFGS iterations after Adam (default 0)")
-    p.add_argument("--dtype", choices=("float32", "float64"), help="training precision (default float32)")
+    p.add_argument("--lbfgs-steps", type=int, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
+    p.add_argument("--dtype", choices=("float32", "float64"), help=f"training precision (default {d.dtype})")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.default_si()")
-    p.add_argument("--val-fraction", type=float, help="validation split (default 0.1)")
+    p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
     p.set_defaults(func=_run)
     return p
 

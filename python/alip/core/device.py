@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from alip import _core
+from alip.config import check_device_name
 from alip.core.batch import StructureOrList, as_list, pack
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +91,8 @@ def parse_device(device: Any) -> "torch.device":
     (syntax only: whether a GPU is usable is checked by :func:`select_device`)."""
     import torch
 
+    if isinstance(device, str):
+        check_device_name(device)
     try:
         d = torch.device(device)
     except (RuntimeError, TypeError):

@@ -29,8 +29,9 @@ from ase import Atoms
 from ase.build import bulk
 from ase.units import kB
 
-FAMILIES: tuple[str, ...] = ("volume", "small_distortion", "large_distortion", "random")
-POLYMORPHS: tuple[str, ...] = ("diamond", "beta_tin", "sc", "bcc", "fcc", "hcp")
+
+from alip.config import FAMILIES, POLYMORPHS
+
 
 #: Approximate equilibrium volumes per atom (A^3).  They only centre the volume
 #: ranges; diamond uses the experimental a0 = 5.431 A (also SW's minimum).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -19,6 +20,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from alip.config import Config, TrainingSection
+from alip.core.device import parse_device
 from alip.models.committee import Committee
 from alip.models.networks import CommitteeNetwork, torch_threads
 from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, read_labels
@@ -28,49 +31,34 @@ __all__ = ["TrainConfig", "TrainResult", "train_committee", "member_losses", "co
 
 
 @dataclass
-class TrainConfig:
-    """Hyper-parameters of committee training (defaults suit small Si cells)."""
+class TrainConfig(TrainingSection):
+    """Hyper-parameters of one committee training: the [training] table of
+    :class:`alip.config.TrainingSection` (whose defaults are the only ones) plus the
+    seed, threads and device of the run and the force mode."""
 
-    n_members: int = 5
-    hidden: tuple[int, ...] = (32, 32)
-    activation: str = "tanh"
-    feature_scaling: str = "standard"   # "standard" (mean/std), "minmax" (to [-1, 1]) or "none"
-    weight_energy: float = 1.0          # on (ΔE / n_atoms)², eV²
-    weight_forces: float = 0.1          # on ΔF² per component, (eV/Å)²
-    weight_stress: float = 0.1          # on (ΔW / n_atoms)² per component (W = −σV), eV²
-    epochs: int = 300
-    batch_size: int = 16                # structures per mini-batch
-    lr: float = 5e-3
-    lr_final: float = 2e-4              # exponential decay from lr to lr_final over the epochs
-    lbfgs_steps: int = 0                # optional full-batch L-BFGS iterations after Adam
-    val_fraction: float = 0.1
-    patience: int = 100                 # epochs without validation improvement (all members)
-    bootstrap: bool = True
-    energy_weighting: float | None = None  # Δ (eV/atom): structure weight 1 / (1 + (e − e_min) / Δ)
+    energy_weighting: float | None = None  # Δ (eV/atom): structure weight 1 / (1 + (e − e_min) / Δ); None: off
     seed: int = 0
-    dtype: str = "float32"              # training precision; the returned committee is float64
     threads: int | None = 1             # torch intra-op threads while training (None: unchanged)
     device: str = "cpu"                 # "cpu" or "cuda[:i]": where the networks train
     forces: str = "auto"                # "sparse" | "fused" | "auto" (sparse on the CPU, fused on a GPU)
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        if self.n_members < 1 or self.epochs < 0 or self.batch_size < 1:
-            raise ValueError("n_members and batch_size must be >= 1, epochs >= 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError("val_fraction must be in [0, 1)")
-        if self.feature_scaling not in ("standard", "minmax", "none"):
-            raise ValueError(f"unknown feature_scaling {self.feature_scaling!r}")
+        self.check()
         if self.energy_weighting is not None and not self.energy_weighting > 0:
             raise ValueError("energy_weighting must be a positive energy per atom or None")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError("dtype must be 'float32' or 'float64'")
-        from alip.core.device import parse_device
-
         parse_device(self.device)
         if self.forces not in FORCE_MODES + ("auto",):
             raise ValueError(f"forces must be one of {FORCE_MODES + ('auto',)}, got {self.forces!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
+
+    @classmethod
+    def from_config(cls, config: Config, seed: int) -> "TrainConfig":
+        """The training of one active-learning iteration: ``config.training`` with the run's
+        threads and device (an energy_weighting of 0 in the TOML means off)."""
+        kw = dataclasses.asdict(config.training)
+        kw["energy_weighting"] = kw["energy_weighting"] or None
+        return cls(**kw, seed=int(seed), threads=config.run.threads, device=config.run.device)
 
     def force_mode(self, device: torch.device) -> str:
         """The force mode on ``device`` ("auto" resolved)."""
