@@ -17,10 +17,11 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
+from alip.al.run_dir import (CHECKPOINTS, CONFIG, CURVE, CURVE_COLUMNS, ITERATIONS, LABELS, TEST, checkpoint_name,
+                             write_curve, write_iteration)
+
 SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
          "random": {"n_atoms": (8, 12)}, "volume": {"volume_range": (0.88, 1.12)}}
-CURVE_COLUMNS = ["iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
-                 "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s"]
 STRATEGY_SCALE = {"qbc": 1.0, "emc": 1.2, "random": 2.0}
 
 
@@ -87,21 +88,20 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
     from alip.data.store import LabelStore
 
     run = Path(path)
-    (run / "iterations").mkdir(parents=True, exist_ok=True)
-    (run / "checkpoints").mkdir(exist_ok=True)
+    (run / ITERATIONS).mkdir(parents=True, exist_ok=True)
+    (run / CHECKPOINTS).mkdir(exist_ok=True)
     lines = ["[run]", f'strategy = "{strategy}"', f"seed = {seed}"]
     if oracle is not None:
         lines += ["[oracle]", f'spec = "{oracle}"']
-    (run / "config.toml").write_text("\n".join(lines) + "\n")
-    write_extxyz(run / "test.extxyz", list(_test_set(n_test)))
+    (run / CONFIG).write_text("\n".join(lines) + "\n")
+    write_extxyz(run / TEST, list(_test_set(n_test)))
     pool = [a.copy() for a in _pool(n_pool, 0)]
-    store = LabelStore(run / "labels.db")
+    store = LabelStore(run / LABELS)
     store.add_pool(pool)
     sw = make_oracle("sw")
     rng = np.random.default_rng(1000 * seed + len(strategy))
     order = [int(i) for i in rng.permutation(n_pool)]
     to_label, cursor = order[:n_initial], n_initial
-    rows = []
     n_labels = 0
     for it in range(n_iterations):
         store.mark_queued(to_label, it)
@@ -110,7 +110,7 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
         n_labels += len(to_label)
         selected = order[cursor:cursor + batch] if it < n_iterations - 1 else []
         cursor += len(selected)
-        ckpt = f"checkpoints/committee_{it:03d}.pt"
+        ckpt = checkpoint_name(it)
         (run / ckpt).write_bytes(trained_checkpoint_bytes())
         errs = {m: curve_value(strategy, seed, n_labels, m) for m in
                 ("energy_rmse_mev_per_atom", "force_rmse_ev_per_ang", "ev_rmse_mev_per_atom")}
@@ -120,14 +120,9 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
                   "labeled_this_iteration": list(to_label), "failed_this_iteration": [],
                   "errors": errs, "wall_s": {"label": 0.1, "train": 1.0, "score": 0.2},
                   "checkpoint": ckpt}
-        (run / "iterations" / f"iter_{it:03d}.json").write_text(json.dumps(record, indent=1))
-        rows.append({"iteration": it, "n_labels": n_labels, **errs, "wall_label_s": 0.1,
-                     "wall_train_s": 1.0, "wall_score_s": 0.2})
+        write_iteration(run, record)
         to_label = selected
-    with open(run / "learning_curve.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    write_curve(run)
     (run / "log.txt").write_text(f"synthetic run {strategy} seed {seed}\n")
     return run
 
@@ -141,7 +136,7 @@ def write_compare_dir(path: str | os.PathLike, strategies: Sequence[str] = ("qbc
     for s in strategies:
         for k in range(seeds):
             run = write_run_dir(out / f"{s}_seed{k}", strategy=s, seed=k, n_iterations=n_iterations)
-            with open(run / "learning_curve.csv") as fh:
+            with open(run / CURVE) as fh:
                 for r in csv.DictReader(fh):
                     rows.append({"strategy": s, "seed": k, **{c: r[c] for c in CURVE_COLUMNS[:5]}})
     with open(out / "learning_curves.csv", "w", newline="") as fh:

@@ -18,7 +18,8 @@ from alip.al.acquisition import qbc_scores
 from alip.models.committee import Committee
 from alip.config import Config, ConfigError, example_toml, load_config, loads
 from alip.data.io import read_extxyz, write_extxyz
-from alip.al.loop import read_curve, run
+from alip.al.loop import run
+from alip.al.run_dir import read_curve
 from alip.data.oracles import make_oracle
 from alip.data.store import LabelStore
 from alip.data.structures import generate_si_pool

@@ -33,8 +33,9 @@ import numpy as np
 
 from alip.config import STRATEGIES
 from alip.config import Config, ConfigError, load_config
-from alip.al.loop import (atomic_write_text, label_missing, make_pool_and_test, open_executor, read_curve,
-                   resolve_paths, run)
+from alip.al.loop import label_missing, make_pool_and_test, open_executor, resolve_paths, run
+from alip.al.run_dir import read_curve
+from alip.files import atomic_path, atomic_write_text
 
 METRICS: tuple[str, ...] = ("energy_rmse_mev_per_atom", "force_rmse_ev_per_ang", "ev_rmse_mev_per_atom")
 COLUMNS: tuple[str, ...] = ("strategy", "seed", "iteration", "n_labels") + METRICS
@@ -67,13 +68,11 @@ def prepare_shared(cfg: Config, shared: str, progress: bool = False) -> Config:
                                      log=(print if progress else (lambda _m: None)), progress=progress)
             finally:
                 close()
-            tmp = f"{test_path}.tmp{os.getpid()}.extxyz"
-            write_extxyz(tmp, test)
-            os.replace(tmp, test_path)
+            with atomic_path(test_path, ".extxyz") as tmp:
+                write_extxyz(tmp, test)
         if not os.path.exists(pool_path):
-            tmp = f"{pool_path}.tmp{os.getpid()}.extxyz"
-            write_extxyz(tmp, pool)
-            os.replace(tmp, pool_path)
+            with atomic_path(pool_path, ".extxyz") as tmp:
+                write_extxyz(tmp, pool)
     if not read_extxyz(pool_path):
         raise ConfigError(f"{pool_path} holds no structure")
     return cfg.replace(oracle={"spec": spec}, pool={"file": pool_path},
@@ -238,10 +237,9 @@ def plot_curves(summary: list[dict], path: str) -> None:
         ax.legend()
     fig.suptitle("test error vs labels: mean ± std over seeds")
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def aggregate(out: str, strategies: Sequence[str], seeds: Sequence[int]) -> CompareResult:

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from alip.al.run_dir import (CHECKPOINTS, CONFIG, ITERATIONS, LABELS, TEST, TEST_LABELS, checkpoint_name,
+                              read_iterations, write_curve, write_iteration)
 from alip.config import Config, ConfigError, load_config
-
-CURVE_COLUMNS: tuple[str, ...] = ("iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
-                                  "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s")
+from alip.files import atomic_path, atomic_write_text
 
 
 @dataclass
@@ -57,74 +57,6 @@ class RunResult:
     def n_labels(self) -> int:
         """Labels at the last finished iteration."""
         return int(self.curve[-1]["n_labels"]) if self.curve else 0
-
-
-# ----------------------------------------------------------------------------- files
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def iteration_files(run_dir: str) -> list[str]:
-    """``iterations/iter_NNN.json`` paths in order; raises if the numbering has a gap."""
-    files = sorted(glob.glob(os.path.join(run_dir, "iterations", "iter_[0-9][0-9][0-9].json")))
-    for n, path in enumerate(files):
-        if os.path.basename(path) != f"iter_{n:03d}.json":
-            raise RuntimeError(f"{run_dir}: iteration files are not contiguous at {path}")
-    return files
-
-
-def read_iterations(run_dir: str) -> list[dict]:
-    """Every finished iteration's record."""
-    out = []
-    for path in iteration_files(run_dir):
-        with open(path, encoding="utf-8") as fh:
-            out.append(json.load(fh))
-    return out
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def curve_rows(records: list[dict]) -> list[dict]:
-    """Learning-curve rows (CURVE_COLUMNS) from iteration records."""
-    rows = []
-    for r in records:
-        err, wall = r["errors"], r["wall_s"]
-        rows.append({"iteration": r["iteration"], "n_labels": r["n_labels"],
-                     "energy_rmse_mev_per_atom": err["energy_rmse_mev_per_atom"],
-                     "force_rmse_ev_per_ang": err["force_rmse_ev_per_ang"],
-                     "ev_rmse_mev_per_atom": err.get("ev_rmse_mev_per_atom"),
-                     "wall_label_s": wall["label"], "wall_train_s": wall["train"], "wall_score_s": wall["score"]})
-    return rows
-
-
-def write_curve(run_dir: str) -> list[dict]:
-    """Rebuild ``learning_curve.csv`` from the iteration files; returns the rows."""
-    rows = curve_rows(read_iterations(run_dir))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CURVE_COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row[c]) for c in CURVE_COLUMNS])
-    atomic_write_text(os.path.join(run_dir, "learning_curve.csv"), buf.getvalue())
-    return rows
-
-
-def read_curve(run_dir: str) -> list[dict]:
-    """``learning_curve.csv`` as dicts of numbers (empty cells are NaN)."""
-    with open(os.path.join(run_dir, "learning_curve.csv"), encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    conv = lambda k, v: int(v) if k in ("iteration", "n_labels") else (float(v) if v else math.nan)  # noqa: E731
-    return [{k: conv(k, v) for k, v in row.items()} for row in rows]
 
 
 # ----------------------------------------------------------------------------- set-up helpers
@@ -319,11 +251,11 @@ class _Run:
         self.user_executor = executor
         self._executor: Any = None
         self._closers: list[Any] = []
-        os.makedirs(os.path.join(self.dir, "iterations"), exist_ok=True)
-        os.makedirs(os.path.join(self.dir, "checkpoints"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, ITERATIONS), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, CHECKPOINTS), exist_ok=True)
         from alip.data.store import LabelStore
 
-        self.store = LabelStore(os.path.join(self.dir, "labels.db"))
+        self.store = LabelStore(os.path.join(self.dir, LABELS))
 
     # ---------------------------------------------------------------- utilities
     def log(self, message: str) -> None:
@@ -360,7 +292,7 @@ class _Run:
         """Pool in the store, labeled test set, initial selection (each step idempotent)."""
         from alip.data.io import write_extxyz
 
-        test_path = os.path.join(self.dir, "test.extxyz")
+        test_path = os.path.join(self.dir, TEST)
         need_pool = len(self.store) == 0
         if need_pool or not os.path.exists(test_path):
             pool, test = make_pool_and_test(self.cfg)
@@ -370,11 +302,10 @@ class _Run:
                 self.store.add_pool(pool)  # one transaction: all rows or none
                 self.log(f"pool: {len(pool)} structures added to labels.db")
             if not os.path.exists(test_path):
-                test = label_missing(test, self.cfg, os.path.join(self.dir, "test.db"), self.executor(),
+                test = label_missing(test, self.cfg, os.path.join(self.dir, TEST_LABELS), self.executor(),
                                      self.log, self.progress)
-                tmp = f"{test_path}.tmp{os.getpid()}.extxyz"
-                write_extxyz(tmp, test)
-                os.replace(tmp, test_path)
+                with atomic_path(test_path, ".extxyz") as tmp:
+                    write_extxyz(tmp, test)
                 self.log(f"test set: {len(test)} labeled structures in test.extxyz")
         if "initial" not in self.store.meta:
             ids = np.array(self.store.ids())
@@ -406,7 +337,7 @@ class _Run:
         labeled_now = [i for i in batch if status[i] == "labeled"]
         failed_now = [i for i in batch if status[i] == "failed"]
 
-        ckpt_rel = os.path.join("checkpoints", f"committee_{n:03d}.pt")
+        ckpt_rel = checkpoint_name(n)
         ckpt = os.path.join(self.dir, ckpt_rel)
         if os.path.exists(ckpt):
             committee = Committee.load(ckpt)
@@ -422,9 +353,8 @@ class _Run:
             t0 = time.perf_counter()
             result = train_committee(labeled, self.acsf(), TrainConfig.from_config(cfg, _seed(cfg.run.seed, n)))
             wall_train = time.perf_counter() - t0
-            tmp = f"{ckpt}.tmp{os.getpid()}"
-            result.committee.save(tmp)
-            os.replace(tmp, ckpt)
+            with atomic_path(ckpt) as tmp:
+                result.committee.save(tmp)
             committee = result.committee
             committee.threads, committee.device = cfg.run.threads, cfg.run.device
             self.log(f"iteration {n}: trained in {wall_train:.1f} s")
@@ -469,8 +399,7 @@ class _Run:
                   "errors": errors, "errors_by_family": by_family,
                   "wall_s": {"label": wall_label, "train": wall_train, "score": wall_score},
                   "checkpoint": ckpt_rel, "stop_reason": reason}
-        path = os.path.join(self.dir, "iterations", f"iter_{n:03d}.json")
-        atomic_write_text(path, json.dumps(record, indent=1))
+        write_iteration(self.dir, record)
         if selected:
             self.store.mark_queued(selected, n + 1)
         f_rmse, e_rmse = errors["force_rmse_ev_per_ang"], errors["energy_rmse_mev_per_atom"]
@@ -509,7 +438,7 @@ class _Run:
 
                 select_device(device=self.cfg.run.device)  # no usable GPU: fail before any labeling
             self.setup()
-            test = read_extxyz(os.path.join(self.dir, "test.extxyz"))
+            test = read_extxyz(os.path.join(self.dir, TEST))
             pool_atoms = {int(a.info["pool_id"]): a for a in self.store.structures()}
             if records:
                 write_curve(self.dir)
@@ -524,7 +453,7 @@ class _Run:
 
 
 def _stored_config(run_dir: str) -> Config:
-    path = os.path.join(run_dir, "config.toml")
+    path = os.path.join(run_dir, CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir} has no config.toml: not an alip run directory (nothing to resume)")
     return load_config(path)
@@ -550,7 +479,7 @@ def run(config: "Config | dict | str | os.PathLike", resume: bool = False, execu
         if out is not None:
             cfg = cfg.replace(run={"out": os.fspath(out)})
         cfg = resolve_paths(cfg)
-        stored = os.path.join(cfg.run.out, "config.toml")
+        stored = os.path.join(cfg.run.out, CONFIG)
         if resume and os.path.isfile(stored):
             old = _stored_config(cfg.run.out)
             ignore = {"progress", "threads", "device"}
@@ -568,7 +497,7 @@ def run(config: "Config | dict | str | os.PathLike", resume: bool = False, execu
                                   f"continue it with `alip run --resume {cfg.run.out}` or choose another run.out")
         else:
             os.makedirs(cfg.run.out, exist_ok=True)
-            atomic_write_text(os.path.join(cfg.run.out, "config.toml"), cfg.to_toml())
+            atomic_write_text(os.path.join(cfg.run.out, CONFIG), cfg.to_toml())
     if progress is not None:
         cfg = cfg.replace(run={"progress": bool(progress)})
     if device is not None:

@@ -33,6 +33,7 @@ from ase import Atoms
 
 from alip.cli.train import InputError, read_structures
 from alip.config import QBC_KINDS
+from alip.files import atomic_write
 
 MATCH_TOL = 1e-8  # Å: positions and cell of an excluded structure
 CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev", "score", "selected",
@@ -163,7 +164,6 @@ def write_outputs(selection: Selection, out: str | os.PathLike, scores_csv: str 
     """Write the selected structures (extxyz) and, if asked, the CSV of every frame, each atomically."""
     from ase.io import write
 
-    from alip.data.feature_store import atomic_write
 
     def text(fn: Any) -> Any:
         def body(raw: Any) -> None:   # atomic_write's binary temporary file, seen as UTF-8 text

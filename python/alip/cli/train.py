@@ -29,6 +29,7 @@ from ase import Atoms
 
 from alip.config import TrainingSection
 from alip.data.io import is_database
+from alip.files import atomic_path
 
 
 class InputError(ValueError):
@@ -97,14 +98,8 @@ class TrainSummary:
 
 def save_atomic(committee: Any, out: str | os.PathLike) -> None:
     """``committee.save`` to a temporary file in OUT's directory, then rename over OUT."""
-    out = os.fspath(out)
-    tmp = f"{out}.tmp{os.getpid()}"
-    try:
+    with atomic_path(out) as tmp:
         committee.save(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def train_from_file(labeled: str | os.PathLike, out: str | os.PathLike, config: Any = None,

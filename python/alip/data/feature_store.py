@@ -31,12 +31,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import uuid
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from alip.data.pool_reader import Frames
+from alip.core.batch import Frames
+from alip.files import TMP_MARK, atomic_write
 
 __all__ = ["FeatureStore", "FORMAT", "FORMAT_VERSION"]
 
@@ -45,20 +45,12 @@ FORMAT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------- writing
-def atomic_write(path: str, data: Callable[[Any], None]) -> None:
-    """Write through ``data(file)`` to a temporary name, then rename over ``path``."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with open(tmp, "wb") as f:
-        data(f)
-    os.replace(tmp, path)
-
-
 def save_npy(path: str, arr: np.ndarray) -> None:
-    atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False))
+    atomic_write(path, lambda f: np.save(f, arr, allow_pickle=False), durable=False)
 
 
 def save_json(path: str, obj: Any) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()), durable=False)
 
 
 def load_json(path: str) -> Any:
@@ -105,7 +97,7 @@ def done_chunks(out: str, n_chunks: int) -> set[int]:
     for sub in ("values", "numbers", "parts"):
         d = os.path.join(out, sub)
         for name in os.listdir(d):
-            if ".tmp-" in name:
+            if TMP_MARK in name:
                 os.remove(os.path.join(d, name))
     done = set()
     for k in range(n_chunks):
@@ -134,7 +126,7 @@ def finalize(out: str) -> dict:
     save_npy(os.path.join(out, "offsets.npy"), offsets)
     save_json(os.path.join(out, "skipped.json"), dict(sorted(skipped.items(), key=lambda kv: int(kv[0]))))
     info = {"chunks": (tuple(rows), (int(meta["n_features"]),)), "dtype": np.dtype(meta["dtype"]), "axis": 0}
-    atomic_write(os.path.join(out, "values", "info"), lambda f: pickle.dump(info, f, protocol=4))
+    atomic_write(os.path.join(out, "values", "info"), lambda f: pickle.dump(info, f, protocol=4), durable=False)
     totals = {"n_frames": int(meta["n_frames"]), "n_featurized": int(meta["n_frames"]) - len(skipped),
               "n_skipped": len(skipped), "n_atoms": int(offsets[-1]), "n_chunks": len(rows)}
     save_json(os.path.join(out, "complete.json"), totals)

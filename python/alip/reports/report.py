@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from alip.al.run_dir import CHECKPOINTS, CONFIG, CURVE, ITERATIONS, LABELS, TEST, checkpoint_name, is_run_dir
 from alip.reports import plots
 
 REPORT_DIR = "report"
@@ -49,23 +50,18 @@ class Run:
     def checkpoint(self) -> Path | None:
         """The committee of the last finished iteration that has a checkpoint file."""
         for rec in reversed(self.iterations):
-            p = self.path / str(rec.get("checkpoint", f"checkpoints/committee_{rec['iteration']:03d}.pt"))
+            p = self.path / str(rec.get("checkpoint", checkpoint_name(int(rec["iteration"]))))
             if p.is_file():
                 return p
-        found = sorted((self.path / "checkpoints").glob("committee_*.pt"))
+        found = sorted((self.path / CHECKPOINTS).glob("committee_*.pt"))
         return found[-1] if found else None
-
-
-def is_run_dir(path: str | os.PathLike) -> bool:
-    p = Path(path)
-    return (p / "iterations").is_dir() or (p / "learning_curve.csv").is_file()
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """config.toml of a run as a dict ({} when absent or unreadable)."""
     import tomllib
 
-    p = Path(run_dir) / "config.toml"
+    p = Path(run_dir) / CONFIG
     if not p.is_file():
         return {}
     try:
@@ -79,7 +75,7 @@ def load_run(path: str | os.PathLike) -> Run:
     """A run's iteration records; strategy and seed from them, the config or the directory name."""
     p = Path(path)
     records = []
-    for f in sorted((p / "iterations").glob("iter_*.json")):
+    for f in sorted((p / ITERATIONS).glob("iter_*.json")):
         try:
             records.append(json.loads(f.read_text()))
         except json.JSONDecodeError as exc:  # a run killed while writing: skip that record
@@ -130,7 +126,7 @@ def learning_rows(path: str | os.PathLike, runs: list[Run]) -> list[dict[str, An
                 rows.append({k: (v if k == "strategy" else _number(v)) for k, v in r.items()})
         return rows
     for run in runs:
-        f = run.path / "learning_curve.csv"
+        f = run.path / CURVE
         if f.is_file():
             with open(f, newline="") as fh:
                 for r in csv.DictReader(fh):
@@ -153,7 +149,7 @@ def load_committee(path: Path) -> Any:
 def read_test_set(run: Run) -> list:
     from alip.data.io import read_extxyz
 
-    f = run.path / "test.extxyz"
+    f = run.path / TEST
     return read_extxyz(f) if f.is_file() else []
 
 
@@ -258,10 +254,10 @@ def stored_ev(run: Run) -> plots.EVSeries | None:
 
     points: dict[float, float] = {}
     structures = read_test_set(run)
-    if (run.path / "labels.db").is_file():
+    if (run.path / LABELS).is_file():
         from alip.data.store import LabelStore
 
-        structures += LabelStore(run.path / "labels.db").structures("labeled", family="volume")
+        structures += LabelStore(run.path / LABELS).structures("labeled", family="volume")
     for a in structures:
         if a.info.get("family") == "volume" and a.info.get("parent", "diamond") == "diamond":
             try:
@@ -298,7 +294,7 @@ def selections(runs: list[Run]) -> tuple[dict[str, dict[int, dict[str, float]]],
 def pool_structures(run: Run) -> list:
     from alip.data.store import LabelStore
 
-    f = run.path / "labels.db"
+    f = run.path / LABELS
     return LabelStore(f).structures() if f.is_file() else []
 
 
@@ -425,7 +421,7 @@ def build_report(path: str | os.PathLike, progress: bool = True, strict: bool = 
         oracle, [ev[r.name] for r in shown.values() if r.name in ev], out / "ev_curve.png")
         if oracle or ev else None)
     preds = [step(f"test set {s}", lambda r=r: predict_test_set(committees[r.name], read_test_set(r), _label(r)))
-             for s, r in shown.items() if committees[r.name] and (r.path / "test.extxyz").is_file()]
+             for s, r in shown.items() if committees[r.name] and (r.path / TEST).is_file()]
     preds = [p for p in preds if p is not None]
     fig["parity"] = step("parity", lambda: plots.plot_parity(preds, out / "parity.png") if preds else None)
     fig["uncertainty"] = step("uncertainty vs error", lambda: plots.plot_uncertainty_vs_error(
