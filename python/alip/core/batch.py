@@ -53,18 +53,27 @@ def offsets_of(structures: Sequence[Atoms]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(a) for a in structures])]).astype(np.int64)
 
 
-def pack(structures: Sequence[Atoms], species: Sequence[int]) -> PackedBatch:
-    """Concatenates structures; raises ValueError for elements not in `species`."""
+def species_index(species: Sequence[int], numbers: np.ndarray) -> np.ndarray:
+    """The element → species-index map of alip: (N,) int32 index of each atomic number in
+    ``species`` (the descriptor's or committee's element list), -1 for any other number."""
+    numbers = np.asarray(numbers, dtype=np.int64)
     lookup = np.full(max(max(species), 118) + 1, -1, dtype=np.int32)
     lookup[np.asarray(species)] = np.arange(len(species), dtype=np.int32)
+    inside = (numbers >= 0) & (numbers < len(lookup))
+    return np.where(inside, lookup[np.clip(numbers, 0, len(lookup) - 1)], -1).astype(np.int32)
+
+
+def pack(structures: Sequence[Atoms], species: Sequence[int]) -> PackedBatch:
+    """Concatenates structures; raises ValueError for elements not in `species`."""
     offsets = offsets_of(structures)
     numbers = np.concatenate([a.numbers for a in structures]) if offsets[-1] else np.zeros(0, int)
     for k, a in enumerate(structures):
         if len(a) == 0:
             raise ValueError(f"structure {k} has no atoms" if len(structures) > 1 else "structure has no atoms")
-    if numbers.size and (numbers.min() < 0 or numbers.max() >= len(lookup)):
-        raise ValueError(f"invalid atomic number in structures (valid: 0..{len(lookup) - 1})")
-    index = lookup[numbers]
+    n_z = max(max(species), 118) + 1
+    if numbers.size and (numbers.min() < 0 or numbers.max() >= n_z):
+        raise ValueError(f"invalid atomic number in structures (valid: 0..{n_z - 1})")
+    index = species_index(species, numbers)
     if (index < 0).any():
         bad = int(np.flatnonzero(index < 0)[0])
         k = int(np.searchsorted(offsets, bad, side="right") - 1)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from alip.core.batch import species_index
 from alip.core.descriptors import ACSF, Descriptors
 from alip.core.neighbors import neighbor_list
 
@@ -101,8 +102,9 @@ def reference_acsf(acsf: ACSF, positions: torch.Tensor, cell: torch.Tensor, numb
                   cell=cell.detach().cpu().numpy(), pbc=pbc)
     i, j, S, _, _ = neighbor_list(atoms, acsf.cutoff)
     n, F = len(atoms), acsf.n_features
-    lookup = {z: k for k, z in enumerate(acsf.species)}
-    sp = torch.as_tensor([lookup[int(z)] for z in numbers], dtype=torch.int64)
+    sp = torch.as_tensor(species_index(acsf.species, np.asarray(numbers)), dtype=torch.int64)
+    if (sp < 0).any():
+        raise ValueError(f"elements outside the descriptor species {list(acsf.species)}")
     ti, tj = torch.as_tensor(i), torch.as_tensor(j)
     D = positions[tj] - positions[ti] + torch.as_tensor(S, dtype=positions.dtype) @ cell
     r = torch.linalg.norm(D, dim=1)

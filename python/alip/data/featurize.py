@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from alip.core.batch import species_index
 from alip.data import feature_store as fs
 from alip.data.dask_window import run_windowed
 from alip.data.feature_store import FeatureStore
@@ -50,9 +51,7 @@ def _species_index(acsf: Any, frames: Frames) -> tuple[np.ndarray, dict[int, str
     """(species index per atom (-1 for elements not in the spec), {frame: reason} for such frames)."""
     from ase.data import chemical_symbols
 
-    lookup = np.full(256, -1, dtype=np.int32)
-    lookup[np.asarray(acsf.species)] = np.arange(len(acsf.species), dtype=np.int32)
-    idx = lookup[np.clip(frames.numbers, 0, 255)]
+    idx = species_index(acsf.species, frames.numbers)
     bad: dict[int, str] = {}
     if (idx < 0).any():
         per_frame = np.add.reduceat(np.concatenate([(idx < 0).astype(np.int64), [0]]), frames.offsets[:-1])

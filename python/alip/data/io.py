@@ -34,16 +34,6 @@ def attach_label(atoms: Atoms, energy: float, forces: np.ndarray,
     return out
 
 
-def strip_labels(atoms_list: Iterable[Atoms]) -> list[Atoms]:
-    """Copies without calculators (unlabeled structures)."""
-    out = []
-    for atoms in atoms_list:
-        a = atoms.copy()
-        a.calc = None
-        out.append(a)
-    return out
-
-
 def write_extxyz(path: str | os.PathLike, atoms_list: Sequence[Atoms], append: bool = False) -> None:
     """Write structures (with their info and any attached labels) to extended XYZ."""
     from ase.io import write

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from alip.core.batch import species_index
 from alip.models.networks import CommitteeNetwork, torch_threads
 
 FORMAT = "alip-committee"
@@ -92,8 +93,6 @@ class Committee:
         self.acsf = acsf
         self.network = network.double().eval()
         self.metadata: dict = dict(metadata or {})
-        self._lookup = np.full(max(self.species) + 1, -1, dtype=np.int64)
-        self._lookup[self.species] = np.arange(len(self.species))
 
     @property
     def n_members(self) -> int:
@@ -106,8 +105,7 @@ class Committee:
     def species_index(self, numbers: np.ndarray) -> np.ndarray:
         """Map atomic numbers to 0..n_species-1; unknown elements raise ValueError."""
         numbers = np.asarray(numbers, dtype=np.int64)
-        bad = (numbers < 0) | (numbers >= len(self._lookup))
-        idx = np.where(bad, -1, self._lookup[np.clip(numbers, 0, len(self._lookup) - 1)])
+        idx = species_index(self.species, numbers).astype(np.int64)
         if (idx < 0).any():
             unknown = sorted(set(numbers[idx < 0].tolist()))
             raise ValueError(f"elements {unknown} are not in the committee's species {self.species}")

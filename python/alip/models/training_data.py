@@ -21,6 +21,8 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 
+from alip.core.batch import species_index as species_of
+
 FORCE_MODES = ("sparse", "fused")
 
 
@@ -151,8 +153,10 @@ def featurize(committee_or_acsf: Any, atoms_list: Sequence[Atoms], species_index
     labels = [read_labels(a) for a in atoms_list]
     numbers = np.concatenate([a.numbers for a in atoms_list])
     if species_index is None:
-        lookup = {z: i for i, z in enumerate(acsf.species)}
-        species_index = np.array([lookup[int(z)] for z in numbers], dtype=np.int64)
+        species_index = species_of(acsf.species, numbers).astype(np.int64)
+        if (species_index < 0).any():
+            unknown = sorted(set(numbers[species_index < 0].tolist()))
+            raise ValueError(f"elements {unknown} are not in the descriptor species {list(acsf.species)}")
     has_stress = np.array([s is not None for _, _, s in labels])
     virials = np.zeros((len(atoms_list), 3, 3))
     for s, (a, (_, _, stress)) in enumerate(zip(atoms_list, labels)):

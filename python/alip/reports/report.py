@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from alip.al.run_dir import CHECKPOINTS, CONFIG, CURVE, ITERATIONS, LABELS, TEST, checkpoint_name, is_run_dir
+from alip.config import Config, ConfigError
 from alip.reports import plots
 
 REPORT_DIR = "report"
@@ -170,13 +171,13 @@ def predict_test_set(committee: Any, test: list, label: str) -> plots.TestSetPre
 
 
 # ----------------------------------------------------------------------------- E–V curve
-def diamond_cells(settings: dict[str, float] | None = None, volumes: np.ndarray | None = None) -> list:
-    """2-atom diamond cells at ``volumes`` (Å³/atom), or a0_guess·(1 ± rel_range) in ``n`` steps."""
+def diamond_cells(volumes: np.ndarray | None = None, a0: float = 5.431, rel_range: float = 0.05,
+                  n: int = 15) -> list:
+    """2-atom diamond cells at ``volumes`` (Å³/atom), or a0·(1 ± rel_range) in ``n`` steps."""
     from ase.build import bulk
 
-    s = {"a0_guess": 5.431, "n": 15, "rel_range": 0.05, **(settings or {})}
     a = (np.cbrt(8 * np.asarray(volumes, dtype=float)) if volumes is not None else
-         s["a0_guess"] * np.linspace(1 - s["rel_range"], 1 + s["rel_range"], int(s["n"])))
+         a0 * np.linspace(1 - rel_range, 1 + rel_range, int(n)))
     return [bulk("Si", "diamond", a=float(x)) for x in a]
 
 
@@ -198,12 +199,18 @@ def model_ev(committee: Any, cells: list, label: str) -> plots.EVSeries:
     return plots.EVSeries(label, v, mean, e.std(0), _fit(v, mean))
 
 
-def oracle_spec(cfg: dict[str, Any]) -> Any:
-    """The oracle spec of a run config (``[oracle] spec``, or a plain ``oracle`` string); None if absent."""
-    spec = cfg.get("oracle")
-    if isinstance(spec, dict) and "spec" in spec:
-        spec = spec["spec"]
-    return None if spec in (None, "", "stored") else spec
+def run_oracle_spec(run_dir: str | os.PathLike) -> Any:
+    """The oracle spec of a run (:meth:`alip.config.Config.oracle_spec`); None when its
+    config has no [oracle] table, cannot be read, or replays stored labels."""
+    raw = read_config(run_dir)
+    if "oracle" not in raw:
+        return None
+    try:
+        cfg = Config.from_dict(raw)
+    except ConfigError as exc:
+        warnings.warn(f"{Path(run_dir) / CONFIG}: {exc}")
+        return None
+    return None if cfg.oracle.spec == "stored" else cfg.oracle_spec()
 
 
 def reference_ev(run: Run, cache: Path, min_points: int = 7) -> plots.EVSeries | None:
@@ -211,19 +218,18 @@ def reference_ev(run: Run, cache: Path, min_points: int = 7) -> plots.EVSeries |
 
     With at least ``min_points`` labeled diamond volume-series structures (test set and
     label store) those are used, so no oracle is called; otherwise the run's oracle is
-    evaluated on a grid (``[ev]`` table of the config, a0 ± 5 % by default) and the result
+    evaluated on a grid (a0 = 5.431 Å ± 5 %, 15 points) and the result
     cached in ``cache`` (keyed by oracle spec and volumes) so that a DFT oracle is not
     called again when the report is rebuilt.
     """
-    cfg = read_config(run.path)
-    spec = oracle_spec(cfg)
+    spec = run_oracle_spec(run.path)
     stored = stored_ev(run)
     if stored is not None and spec is not None:
         name = spec.get("type", "?") if isinstance(spec, dict) else str(spec)
         stored.label = f"oracle ({name}, stored labels)"
     if (stored is not None and len(stored.volumes) >= min_points) or spec is None:
         return stored
-    cells = diamond_cells(cfg.get("ev") if isinstance(cfg.get("ev"), dict) else None)
+    cells = diamond_cells()
     v = np.array([c.get_volume() / len(c) for c in cells])
     key = json.dumps(spec, sort_keys=True)
     if cache.is_file():
