@@ -30,7 +30,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
 
@@ -281,7 +281,7 @@ def measure_memory(n: int, threads: int = 1) -> dict:
 
 
 # ----------------------------------------------------------------------------- main
-def fmt_rate(x: Optional[float]) -> str:
+def fmt_rate(x: float | None) -> str:
     if x is None:
         return "—"
     if x >= 1e6:
@@ -291,7 +291,7 @@ def fmt_rate(x: Optional[float]) -> str:
     return f"{x:.1f}"
 
 
-def fmt_ratio(x: Optional[float]) -> str:
+def fmt_ratio(x: float | None) -> str:
     return "—" if x is None else (f"{x:.0f}×" if x >= 100 else f"{x:.1f}×" if x >= 10 else f"{x:.2f}×")
 
 
@@ -344,7 +344,7 @@ def main(argv=None) -> int:
             print(f"(TorchANI not available: {err}; pip install torchani --no-deps)", file=sys.stderr)
     methods.update(neighbor_methods())
 
-    rates: dict[str, dict[str, Optional[float]]] = {m: {} for m in methods}
+    rates: dict[str, dict[str, float | None]] = {m: {} for m in methods}
     with Threads(1):
         for sname, atoms in structures.items():
             for mname, make in methods.items():

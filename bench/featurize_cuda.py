@@ -33,15 +33,14 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import featurize as F  # noqa: E402  (bench/featurize.py: structures and parameters)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import featurize as F  # noqa: E402  (bench/featurize.py: structures and parameters)
 
 SIZES = [512, 4096, 32768, 262144, 1_000_000]
 QUICK_SIZES = [512, 4096]

@@ -255,7 +255,6 @@ def main(argv=None) -> int:
     if args.run_one:
         run_one(json.loads(args.run_one))
         return 0
-    import alip
 
     os.makedirs(args.dir, exist_ok=True)
     scale = 10 if args.quick else 1

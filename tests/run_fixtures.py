@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from ase import Atoms
 
-from alip.al.run_dir import (CHECKPOINTS, CONFIG, CURVE, CURVE_COLUMNS, ITERATIONS, LABELS, TEST, checkpoint_name,
-                             write_curve, write_iteration)
+from alip.al.run_dir import (
+    CHECKPOINTS,
+    CONFIG,
+    CURVE,
+    CURVE_COLUMNS,
+    ITERATIONS,
+    LABELS,
+    TEST,
+    checkpoint_name,
+    write_curve,
+    write_iteration,
+)
 
 SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
          "random": {"n_atoms": (8, 12)}, "volume": {"volume_range": (0.88, 1.12)}}
@@ -41,21 +50,21 @@ def labeled(structures: Sequence[Atoms]) -> list[Atoms]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pool(n: int, seed: int) -> tuple[Atoms, ...]:
     from alip.data.structures import generate_si_pool
 
     return tuple(generate_si_pool(n, seed=seed, family_kwargs=SMALL))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _test_set(n: int) -> tuple[Atoms, ...]:
     from alip.data.structures import generate_si_pool
 
     return tuple(labeled(generate_si_pool(n, seed=99, family_kwargs=SMALL)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained_checkpoint_bytes() -> bytes:
     """A 3-member committee trained briefly on 16 labeled structures, as saved bytes."""
     import tempfile

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list as ase_neighbor_list
-
 from conftest import STRUCTURES, make_acsf
 
 H = 1e-5

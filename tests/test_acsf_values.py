@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-
 from conftest import SMALL_G2, SMALL_G4, SMALL_G5, STRUCTURES, make_acsf, make_reference
 from reference_acsf import ReferenceACSF, _completed_cell, cutoff_cosine, dscribe_columns, dscribe_g1_columns, unpack
 

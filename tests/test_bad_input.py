@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-
 from conftest import make_acsf
 
 NAN = r"(?i)nan|finite|inf"

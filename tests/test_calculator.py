@@ -12,9 +12,9 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 import alip
-from alip.models.calculator import Calculator
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
+from alip.models.calculator import Calculator
 from alip.models.training import TrainConfig, train_committee
 
 #: NVE bound: max |E_total(t) − E_total(0)| per atom over 300 steps of 1 fs, 64 atoms started

@@ -22,9 +22,9 @@ from alip.al.acquisition import combine_qbc, qbc_scores, select_batch
 from alip.cli import main
 from alip.cli.select import CSV_COLUMNS, select_from_pool
 from alip.cli.train import read_structures, train_from_file
-from alip.models.committee import Committee
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
+from alip.models.committee import Committee
 from alip.models.training import TrainConfig
 
 SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},

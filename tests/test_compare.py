@@ -10,10 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from alip.cli import loop as cli_loop
 from alip.al.compare import compare, first_reaching, labels_to_target, summarise
-from alip.config import Config, ConfigError
 from alip.al.run_dir import read_curve
+from alip.cli import loop as cli_loop
+from alip.config import Config, ConfigError
 
 TINY = {
     "run": {"n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},

@@ -34,10 +34,10 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
+from conftest import STRUCTURES, make_acsf
 
 import alip
 from alip.core import device as dev
-from conftest import STRUCTURES, make_acsf
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_DIR = ROOT / "cuda"

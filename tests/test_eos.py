@@ -9,10 +9,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import GPa
 
 import alip
-from alip.models.calculator import Calculator
-from alip.models.eos import compare_eos, ev_curve, fit_eos
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
+from alip.models.calculator import Calculator
+from alip.models.eos import compare_eos, ev_curve, fit_eos
 from alip.models.training import TrainConfig, train_committee
 
 SW_EPSILON = 2.1683  # eV; SW diamond Si has E0 = -2 epsilon per atom at a0 = 5.431 Å

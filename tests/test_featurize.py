@@ -15,13 +15,12 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.io import read, write
+from conftest import SMALL_G2, SMALL_G4, SMALL_G5
 
 import alip
 from alip.data.feature_store import FeatureStore
 from alip.data.featurize import BadFrameError, featurize_pool
 from alip.data.pool_reader import PoolFormatError, chunk_bounds, open_pool
-
-from conftest import SMALL_G2, SMALL_G4, SMALL_G5
 
 
 def _acsf(species=("Si",), cutoff=4.5) -> alip.ACSF:

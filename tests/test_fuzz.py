@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
+from conftest import make_acsf, make_reference
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
-from conftest import make_acsf, make_reference
 
 SPECIES = [1, 8, 14]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
+from alip.al.labeling import InlineExecutor, ThreadLimitedProcessPool, label_batch, make_process_pool
 from alip.data import structures as st
-from alip.al.labeling import (InlineExecutor, ThreadLimitedProcessPool, label_batch,
-                           make_process_pool)
 from alip.data.oracles import ManybodyOracle, UserOracle, make_oracle
 from alip.data.store import LabelStore
 

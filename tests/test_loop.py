@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from alip.cli import loop as cli_loop
 from alip.al.acquisition import qbc_scores
-from alip.models.committee import Committee
-from alip.config import Config, ConfigError, example_toml, load_config, loads
-from alip.data.io import read_extxyz, write_extxyz
 from alip.al.loop import run
 from alip.al.run_dir import read_curve
+from alip.cli import loop as cli_loop
+from alip.config import Config, ConfigError, example_toml, load_config, loads
+from alip.data.io import read_extxyz, write_extxyz
 from alip.data.oracles import make_oracle
 from alip.data.store import LabelStore
 from alip.data.structures import generate_si_pool
+from alip.models.committee import Committee
 from alip.models.training import errors
 
 TINY = {

@@ -7,7 +7,6 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
-
 from conftest import STRUCTURES
 from reference_acsf import reference_neighbor_list, unpack
 

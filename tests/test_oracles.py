@@ -19,8 +19,7 @@ from scipy.optimize import minimize_scalar
 
 from alip.data import structures as st
 from alip.data.io import attach_label, write_extxyz
-from alip.data.oracles import (GPAWOracle, Label, ManybodyOracle, StoredLabelOracle, UserOracle,
-                          kpoint_grid, make_oracle)
+from alip.data.oracles import GPAWOracle, Label, ManybodyOracle, StoredLabelOracle, UserOracle, kpoint_grid, make_oracle
 
 HAVE_GPAW = importlib.util.find_spec("gpaw") is not None
 # the user-code oracles below import this module by name ("test_oracles:toy_factory")
@@ -108,8 +107,7 @@ def test_forces_and_stress_match_finite_differences(potential):
 def test_fast_neighbourhood_agrees_with_stock_matscipy():
     from matscipy.calculators.manybody import Manybody
     from matscipy.calculators.manybody.explicit_forms import StillingerWeber
-    from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
-        Stillinger_Weber_PRB_31_5262_Si)
+    from matscipy.calculators.manybody.explicit_forms.stillinger_weber import Stillinger_Weber_PRB_31_5262_Si
 
     ref = Manybody(**StillingerWeber(Stillinger_Weber_PRB_31_5262_Si))
     oracle = ManybodyOracle("sw")

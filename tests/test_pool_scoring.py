@@ -12,15 +12,14 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.io import read, write
+from conftest import SMALL_G2, SMALL_G4
 
 import alip
 from alip.al.acquisition import score_pool
-from alip.models.committee import Committee
-from alip.data.featurize import BadFrameError
-from alip.models.networks import CommitteeNetwork
 from alip.al.pool_scoring import score_pool_streamed
-
-from conftest import SMALL_G2, SMALL_G4
+from alip.data.featurize import BadFrameError
+from alip.models.committee import Committee
+from alip.models.networks import CommitteeNetwork
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:   # Dask workers unpickle CountingCommittee from this module

@@ -12,9 +12,9 @@ from ase.build import bulk
 from ase.units import GPa
 from run_fixtures import curve_value, labeled, write_compare_dir, write_run_dir
 
-from alip.reports import report
 from alip.data.io import attach_label, write_extxyz
 from alip.data.store import LabelStore
+from alip.reports import report
 
 FIGURES = ["learning_curves.png", "ev_curve.png", "parity.png", "uncertainty_vs_error.png",
            "selection_over_time.png", "violins_by_family.png"]

@@ -17,9 +17,9 @@ from collections import Counter
 import pytest
 import torch
 
-from alip.models.committee import Committee
 from alip.config import Config
 from alip.data.store import LabelStore
+from alip.models.committee import Committee
 
 ORACLE = textwrap.dedent('''
     """SW labels through a calculator that logs each finished label and can SIGKILL its own process."""

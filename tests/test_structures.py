@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from alip.data import structures as st
 from alip.cli.generate import main as generate_main
+from alip.data import structures as st
 
 
 def brute_min_distance(atoms, shells=2):

@@ -11,8 +11,17 @@ import alip
 from alip.core.descriptors_torch import sparse_forces, sparse_virial
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
-from alip.models.training import (TrainConfig, committee_forces, committee_virials, errors,
-                           featurize, member_losses, read_labels, structure_weights, train_committee)
+from alip.models.training import (
+    TrainConfig,
+    committee_forces,
+    committee_virials,
+    errors,
+    featurize,
+    member_losses,
+    read_labels,
+    structure_weights,
+    train_committee,
+)
 
 SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
          "random": {"n_atoms": (8, 16)}}

@@ -192,9 +192,9 @@ def test_gpu_training_runs_and_matches_cpu_fused(pool, acsf):
 def test_gpu_streamed_featurization_and_scoring_equal_cpu(committee, pool, acsf, tmp_path):
     from ase.io import write
 
+    from alip.al.pool_scoring import score_pool_streamed
     from alip.data.feature_store import FeatureStore
     from alip.data.featurize import featurize_pool
-    from alip.al.pool_scoring import score_pool_streamed
 
     structures = pool + [pool[0].repeat((2, 2, 2))]
     structures[3] = structures[3].copy()

@@ -203,7 +203,7 @@ class Config:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         """Build and validate a Config from nested dicts (missing keys take defaults)."""
         if not isinstance(data, dict):
             raise ConfigError(f"configuration must be a table, got {type(data).__name__}")
@@ -222,7 +222,7 @@ class Config:
         """Nested plain dicts (a copy)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    def replace(self, **tables: dict[str, Any]) -> "Config":
+    def replace(self, **tables: dict[str, Any]) -> Config:
         """A validated copy with some keys changed: ``cfg.replace(run={"seed": 2})``."""
         data = self.to_dict()
         for name, entries in tables.items():
@@ -440,7 +440,7 @@ def loads(text: str) -> Config:
     return Config.from_dict(data)
 
 
-def load_config(source: "Config | dict | str | os.PathLike") -> Config:
+def load_config(source: Config | dict | str | os.PathLike) -> Config:
     """A Config from a Config, a dict, or a TOML file path."""
     if isinstance(source, Config):
         source.validate()

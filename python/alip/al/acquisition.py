@@ -49,9 +49,12 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-
+from scipy.cluster.vq import kmeans2
+from tqdm.auto import tqdm
 
 from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
+from alip.core.device import prepare, select_device
+from alip.models.training import committee_forces
 
 _DUPLICATE_TOL = 1e-9
 
@@ -182,7 +185,6 @@ def _emc_inputs(committee: Any, atoms_list: list[Atoms], use_forces: bool
     :mod:`alip.core.device` pass (fused VJP for F, JVP for V) elsewhere."""
     import torch
 
-    from alip.models.training import committee_forces
 
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
     numbers = np.concatenate([a.numbers for a in atoms_list])
@@ -212,7 +214,6 @@ def _emc_inputs_device(committee: Any, atoms_list: list[Atoms], numbers: np.ndar
     """:func:`_emc_inputs` through :mod:`alip.core.device` on ``device`` (one neighbor list)."""
     import torch
 
-    from alip.core.device import prepare, select_device
 
     dev = select_device(device=device)
     p = prepare(committee.acsf, atoms_list, dev)
@@ -299,8 +300,6 @@ def score_pool(committee: Any, atoms_list: Sequence[Atoms], strategy: str, qbc_k
     ``random`` draws uniform scores from ``seed`` and computes no descriptors
     (``features`` is None).  EMC's ``weight_*`` are the training loss weights.
     """
-    from tqdm.auto import tqdm
-
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     if chunk_atoms < 1:
@@ -362,8 +361,6 @@ def farthest_point(X: np.ndarray, order: np.ndarray, k: int) -> list[int]:
 
 def _kmeans(X: np.ndarray, order: np.ndarray, k: int, seed: int) -> list[int]:
     """Best-scoring row of each of k k-means clusters of X[order] (empty clusters filled by FPS)."""
-    from scipy.cluster.vq import kmeans2
-
     sub = X[order]
     n_distinct = len(np.unique(np.round(sub, 9), axis=0))
     k_eff = min(k, n_distinct)

@@ -25,16 +25,17 @@ import io
 import math
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from alip.config import STRATEGIES
-from alip.config import Config, ConfigError, load_config
 from alip.al.loop import label_missing, make_pool_and_test, open_executor, resolve_paths, run
 from alip.al.run_dir import read_curve
+from alip.config import STRATEGIES, Config, ConfigError, load_config
+from alip.data.io import read_extxyz, write_extxyz
 from alip.files import atomic_path, atomic_write_text
 
 METRICS: tuple[str, ...] = ("energy_rmse_mev_per_atom", "force_rmse_ev_per_ang", "ev_rmse_mev_per_atom")
@@ -54,8 +55,6 @@ class CompareResult:
 
 def prepare_shared(cfg: Config, shared: str, progress: bool = False) -> Config:
     """Write the pool and the labeled test set once; the config every run then uses."""
-    from alip.data.io import read_extxyz, write_extxyz
-
     os.makedirs(shared, exist_ok=True)
     pool_path, test_path = os.path.join(shared, "pool.extxyz"), os.path.join(shared, "test.extxyz")
     spec = cfg.oracle_spec()  # resolve 'stored' against the original pool file
@@ -89,7 +88,7 @@ def run_dir_name(strategy: str, seed: int) -> str:
     return f"{strategy}_seed{seed}"
 
 
-def compare(config: "Config | dict | str | os.PathLike", strategies: Sequence[str] = ("qbc", "emc", "random"),
+def compare(config: Config | dict | str | os.PathLike, strategies: Sequence[str] = ("qbc", "emc", "random"),
             seeds: int | Sequence[int] = 3, out: str | os.PathLike = "alip_compare", jobs: int = 1,
             progress: bool = True) -> CompareResult:
     """Run every strategy with every seed (same pool, test set and initial sets) and aggregate.

@@ -15,13 +15,14 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ase import Atoms
+from tqdm.auto import tqdm
 
 from alip.data.oracles import THREAD_ENV, Label, Oracle, make_oracle
 from alip.data.store import LabelStore
@@ -194,8 +195,6 @@ def label_batch(oracle: Oracle | str | dict, structures: Sequence[Atoms | int],
     ``max_in_flight`` bounds the tasks submitted but not finished (default:
     all at once; 1 for ``"serial"``).
     """
-    from tqdm.auto import tqdm
-
     oracle = make_oracle(oracle)
     t0 = time.perf_counter()
     result = BatchResult()

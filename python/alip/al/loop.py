@@ -26,11 +26,7 @@ finished each step, and a loaded checkpoint reports its original training time).
 """
 from __future__ import annotations
 
-import csv
-import glob
-import io
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -39,10 +35,32 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from alip.al.run_dir import (CHECKPOINTS, CONFIG, ITERATIONS, LABELS, TEST, TEST_LABELS, checkpoint_name,
-                              read_iterations, write_curve, write_iteration)
+from alip.al.acquisition import PoolScores, qbc_from_parts, score_pool, select_batch
+from alip.al.labeling import label_batch, make_process_pool
+from alip.al.pool_scoring import score_pool_streamed
+from alip.al.run_dir import (
+    CHECKPOINTS,
+    CONFIG,
+    ITERATIONS,
+    LABELS,
+    TEST,
+    TEST_LABELS,
+    checkpoint_name,
+    read_iterations,
+    write_curve,
+    write_iteration,
+)
 from alip.config import Config, ConfigError, load_config
+from alip.core.descriptors import ACSF
+from alip.core.device import select_device
+from alip.data.io import attach_label, read_extxyz, write_extxyz
+from alip.data.oracles import make_oracle
+from alip.data.store import LabelStore
+from alip.data.structures import generate_si_pool, volume_series
 from alip.files import atomic_path, atomic_write_text
+from alip.models.committee import Committee
+from alip.models.networks import torch_threads
+from alip.models.training import TrainConfig, read_labels, train_committee
 
 
 @dataclass
@@ -93,9 +111,6 @@ def _family_kwargs(cfg: Config) -> dict[str, dict]:
 
 def make_pool_and_test(cfg: Config) -> tuple[list[Atoms], list[Atoms]]:
     """The pool (with ``info["pool_id"]``) and the test set (labels attached where available)."""
-    from alip.data.io import read_extxyz
-    from alip.data.structures import generate_si_pool, volume_series
-
     if cfg.pool.file:
         structures = read_extxyz(cfg.pool.file)
         for i, a in enumerate(structures):
@@ -138,8 +153,6 @@ def evaluate_test_set(committee: Any, test: list[Atoms]) -> tuple[dict, dict]:
     energy RMSE per atom (meV/atom), force RMSE over Cartesian components (eV/Å), and
     the energy RMSE per atom of the ``volume`` family (the E–V curve; None without it).
     """
-    from alip.models.training import read_labels
-
     pred = committee.predict(test)
     labels = [read_labels(a) for a in test]
     n_atoms = pred.n_atoms
@@ -168,9 +181,6 @@ def _is_dask_client(executor: Any) -> bool:
 def _score_qbc_on_dask(committee: Any, atoms: list[Atoms], client: Any, a: Any, threads: int,
                        progress: bool) -> Any:
     """QBC scores of the pool through :func:`alip.al.pool_scoring.score_pool_streamed` on a Dask client."""
-    from alip.al.acquisition import PoolScores, qbc_from_parts
-    from alip.al.pool_scoring import score_pool_streamed
-
     r = score_pool_streamed(committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop",
                             threads=threads, progress=progress)
     scores = qbc_from_parts(a.qbc_score, r.energy_std, r.max_force_dev, r.virial_dev)
@@ -183,8 +193,6 @@ def open_executor(cfg: Config) -> tuple[Any, Any]:
     if lab.executor == "serial":
         return "serial", lambda: None
     if lab.executor == "process":
-        from alip.al.labeling import make_process_pool
-
         pool = make_process_pool(lab.max_workers)
         return pool, lambda: pool.shutdown(wait=True)
     from distributed import Client, LocalCluster
@@ -206,11 +214,6 @@ def label_missing(structures: list[Atoms], cfg: Config, store_path: str, executo
     so a rerun after a crash labels only what is still missing.  Structures whose
     label failed are left out (and logged).
     """
-    from alip.data.io import attach_label
-    from alip.al.labeling import label_batch
-    from alip.data.oracles import make_oracle
-    from alip.data.store import LabelStore
-
     structures = list(structures)
     missing = [i for i, a in enumerate(structures) if not _has_label(a)]
     if missing:
@@ -253,7 +256,6 @@ class _Run:
         self._closers: list[Any] = []
         os.makedirs(os.path.join(self.dir, ITERATIONS), exist_ok=True)
         os.makedirs(os.path.join(self.dir, CHECKPOINTS), exist_ok=True)
-        from alip.data.store import LabelStore
 
         self.store = LabelStore(os.path.join(self.dir, LABELS))
 
@@ -280,8 +282,6 @@ class _Run:
         self._closers = []
 
     def acsf(self) -> Any:
-        from alip.core.descriptors import ACSF
-
         if self.cfg.descriptor.file:
             with open(self.cfg.descriptor.file, encoding="utf-8") as fh:
                 return ACSF.from_dict(json.load(fh))
@@ -290,8 +290,6 @@ class _Run:
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
         """Pool in the store, labeled test set, initial selection (each step idempotent)."""
-        from alip.data.io import write_extxyz
-
         test_path = os.path.join(self.dir, TEST)
         need_pool = len(self.store) == 0
         if need_pool or not os.path.exists(test_path):
@@ -317,13 +315,6 @@ class _Run:
 
     # ---------------------------------------------------------------- one iteration
     def iterate(self, n: int, records: list[dict], pool_atoms: dict[int, Atoms], test: list[Atoms]) -> dict:
-        from alip.al.acquisition import score_pool, select_batch
-        from alip.models.committee import Committee
-        from alip.al.labeling import label_batch
-        from alip.models.networks import torch_threads
-        from alip.data.oracles import make_oracle
-        from alip.models.training import TrainConfig, train_committee
-
         cfg = self.cfg
         batch = list(self.store.meta["initial"]) if n == 0 else list(records[-1]["selected"])
         todo = [i for i in batch if self.store.status(i) in ("pool", "queued")]
@@ -427,15 +418,11 @@ class _Run:
 
     # ---------------------------------------------------------------- driver
     def execute(self) -> RunResult:
-        from alip.data.io import read_extxyz
-
         try:
             records = read_iterations(self.dir)
             if records and records[-1].get("stop_reason"):
                 return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
             if self.cfg.run.device != "cpu":
-                from alip.core.device import select_device
-
                 select_device(device=self.cfg.run.device)  # no usable GPU: fail before any labeling
             self.setup()
             test = read_extxyz(os.path.join(self.dir, TEST))
@@ -459,7 +446,7 @@ def _stored_config(run_dir: str) -> Config:
     return load_config(path)
 
 
-def run(config: "Config | dict | str | os.PathLike", resume: bool = False, executor: Any = None,
+def run(config: Config | dict | str | os.PathLike, resume: bool = False, executor: Any = None,
         out: str | None = None, progress: bool | None = None, device: str | None = None) -> RunResult:
     """Run active learning as configured; the Python face of ``alip run``.
 

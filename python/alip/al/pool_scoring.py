@@ -25,15 +25,28 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
+from tqdm.auto import tqdm
 
+from alip.core.build import get_num_threads, set_num_threads
+from alip.core.descriptors import PackedBatch
+from alip.core.device import select_device
 from alip.data.dask_window import run_windowed
-from alip.data.featurize import BadFrameError, ON_BAD, _species_index, featurize_frames, frames_batch, tune_worker_malloc
+from alip.data.featurize import (
+    ON_BAD,
+    BadFrameError,
+    _species_index,
+    featurize_frames,
+    frames_batch,
+    tune_worker_malloc,
+)
 from alip.data.pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
+from alip.models.committee import Prediction
 
 __all__ = ["StreamedScores", "score_pool_streamed", "score_frames"]
 
@@ -64,8 +77,6 @@ class StreamedScores:
 def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Frames, dict[str, np.ndarray]]:
     """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``.
     ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.core.device`."""
-    from alip.models.committee import Prediction
-
     F = committee.acsf.n_features
     if device is None:
         frames, values = featurize_frames(committee.acsf, frames)
@@ -79,7 +90,6 @@ def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Fr
     offsets = frames.offsets
     if pred is None:
         E, _, dE_dG = committee.evaluate(values, frames.numbers, offsets)
-        from alip.core.descriptors import PackedBatch
 
         idx = _species_index(committee.acsf, frames)[0]
         batch = PackedBatch(frames.positions, idx, offsets, frames.cells, frames.pbc).contiguous()
@@ -95,8 +105,6 @@ def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Fr
 def _predict_on_device(committee: Any, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
     """(frames kept, Prediction, values): one device pass for a clean chunk; in a chunk with
     rejected frames, those are first located frame by frame, as on the CPU."""
-    from alip.models.committee import Prediction
-
     def predict(frames: Frames, idx: np.ndarray) -> tuple[Frames, Any, np.ndarray]:
         values, E, e_atom, F, W = committee._predict_torch(frames_batch(frames, idx), frames.numbers,
                                                            frames.offsets, device)
@@ -120,8 +128,6 @@ def _score_task(committee: Any, source: ChunkRef | Frames, keep: np.ndarray | No
     """One chunk: read (a ChunkRef) or take (Frames), keep the wanted frames, score."""
     tune_worker_malloc()
     if threads:
-        from alip.core.build import set_num_threads
-
         set_num_threads(threads)
     frames = read_ref(source) if isinstance(source, ChunkRef) else check_frames(source, allow_nonperiodic)
     if keep is not None:
@@ -178,8 +184,6 @@ def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolRea
     if on_bad not in ON_BAD:
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
     if device is not None:
-        from alip.core.device import select_device
-
         select_device(device=device)
         device = str(device)
     t0 = time.perf_counter()
@@ -224,8 +228,6 @@ def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolRea
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=n, desc="scoring pool", unit=" structures")
     try:
         if client is None:
@@ -249,15 +251,11 @@ class _omp_threads:
 
     def __enter__(self) -> None:
         if self.n:
-            from alip.core.build import get_num_threads, set_num_threads
-
             self.old = get_num_threads()
             set_num_threads(self.n)
 
     def __exit__(self, *exc: Any) -> None:
         if self.old:
-            from alip.core.build import set_num_threads
-
             set_num_threads(self.old)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from alip._version import __version__
 from alip.cli import featurize, generate, loop, report, select, train

@@ -62,8 +62,8 @@ def _configure_run(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_run(args: argparse.Namespace) -> int:
     """Start or resume a run; prints the learning curve."""
-    from alip.config import load_config
     from alip.al.loop import run
+    from alip.config import load_config
 
     progress = False if args.no_progress else None
     try:

@@ -112,8 +112,8 @@ def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: 
     ``random_fraction`` of the batch is drawn uniformly from the candidates (exploration).
     """
     from alip.al.acquisition import qbc_from_parts, select_batch
-    from alip.data.pool_reader import open_pool
     from alip.al.pool_scoring import score_pool_streamed
+    from alip.data.pool_reader import open_pool
 
     if score not in QBC_KINDS:
         raise InputError(f"unknown score {score!r}; choose from {QBC_KINDS}")

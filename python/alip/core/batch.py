@@ -2,14 +2,14 @@
 from a pool) and :class:`PackedBatch` (species indices, the layout the compiled core reads)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, Union
 
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-StructureOrList = Union[Atoms, Sequence[Atoms]]
+StructureOrList = Atoms | Sequence[Atoms]
 
 
 @dataclass
@@ -27,7 +27,7 @@ class PackedBatch:
     def arrays(self) -> tuple:
         return self.positions, self.species, self.offsets, self.cells, self.pbc
 
-    def contiguous(self) -> "PackedBatch":
+    def contiguous(self) -> PackedBatch:
         """The same batch with C-contiguous arrays of the dtypes the core reads."""
         c = np.ascontiguousarray
         return PackedBatch(c(self.positions, dtype=np.float64), c(self.species, dtype=np.int32),
@@ -114,7 +114,7 @@ class Frames:
         """(S + 1,) int64 atom offsets."""
         return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
 
-    def select(self, keep: np.ndarray) -> "Frames":
+    def select(self, keep: np.ndarray) -> Frames:
         """The frames where the boolean mask ``keep`` (S,) is true; ``bad`` is kept."""
         keep = np.asarray(keep, dtype=bool)
         atom_keep = np.repeat(keep, self.counts)
@@ -128,7 +128,7 @@ class Frames:
                       cell=self.cells[k], pbc=self.pbc[k]) for k in range(self.n_structures)]
 
     @classmethod
-    def from_atoms(cls, atoms_list: Sequence[Atoms], frame_ids: Sequence[int] | None = None) -> "Frames":
+    def from_atoms(cls, atoms_list: Sequence[Atoms], frame_ids: Sequence[int] | None = None) -> Frames:
         """Pack structures (in order) into one Frames; ``frame_ids`` default to 0..S-1."""
         atoms_list = list(atoms_list)
         for k, a in enumerate(atoms_list):

@@ -7,8 +7,9 @@ species pair (a <= b) the G4 block followed by the G5 block.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -66,7 +67,7 @@ class Descriptors:
         return int(sum(a.nbytes for a in arrays if a is not None))
 
 
-def _species_numbers(species: Sequence[Union[str, int]]) -> list[int]:
+def _species_numbers(species: Sequence[str | int]) -> list[int]:
     numbers = []
     for s in species:
         if isinstance(s, str):
@@ -107,7 +108,7 @@ class ACSF:
 
     def __init__(
         self,
-        species: Sequence[Union[str, int]],
+        species: Sequence[str | int],
         cutoff: float,
         g2: Sequence[tuple[float, float]] = (),
         g4: Sequence[tuple[float, float, float]] = (),
@@ -126,7 +127,7 @@ class ACSF:
 
     # ---- description -------------------------------------------------------
     @classmethod
-    def default_si(cls) -> "ACSF":
+    def default_si(cls) -> ACSF:
         """The default silicon set: 12 G2 + 24 G4 = 36 functions, cutoff 5.5 Å.
 
         G2: four centered Gaussians (r_s = 0) and eight shifted ones (η = 4 Å^-2)
@@ -168,7 +169,7 @@ class ACSF:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ACSF":
+    def from_dict(cls, d: dict) -> ACSF:
         return cls(**d)
 
     def __eq__(self, other: object) -> bool:
@@ -186,7 +187,7 @@ class ACSF:
         self.__init__(**state)
 
     # ---- computation -------------------------------------------------------
-    def compute(self, structures: StructureOrList, gradients: bool = False) -> Union[np.ndarray, Descriptors]:
+    def compute(self, structures: StructureOrList, gradients: bool = False) -> np.ndarray | Descriptors:
         """Values (N, F) of one structure or a batch (concatenated), or with
         ``gradients=True`` a :class:`Descriptors` with sparse position and strain gradients."""
         items, _ = as_list(structures)

@@ -7,7 +7,7 @@ torch is imported here only; ``alip.core.descriptors`` works without it.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ class DescriptorTensors:
     """A :class:`Descriptors` batch as torch tensors (float64 unless `dtype` says otherwise)."""
 
     def __init__(self, d: Descriptors, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
-        def t(a: Optional[np.ndarray], dt: torch.dtype = dtype) -> Optional[torch.Tensor]:
+        def t(a: np.ndarray | None, dt: torch.dtype = dtype) -> torch.Tensor | None:
             return None if a is None else torch.as_tensor(a, dtype=dt, device=device)
 
         self.values = t(d.values)

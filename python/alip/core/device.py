@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def _require_cuda() -> None:
 
 
 # --------------------------------------------------------------------------- dispatch
-def parse_device(device: Any) -> "torch.device":
+def parse_device(device: Any) -> torch.device:
     """``device`` as a torch.device, or ValueError unless it is 'cpu' or 'cuda[:index]'
     (syntax only: whether a GPU is usable is checked by :func:`select_device`)."""
     import torch
@@ -102,7 +102,7 @@ def parse_device(device: Any) -> "torch.device":
     return d
 
 
-def select_device(*tensors: Any, device: Any = None) -> "torch.device":
+def select_device(*tensors: Any, device: Any = None) -> torch.device:
     """The device a computation runs on: ``device`` when given, else CUDA when any of
     ``tensors`` is a CUDA tensor, else the CPU. The only place that decides."""
     import torch
@@ -128,14 +128,14 @@ class TorchBatch:
     offsets (S + 1,) int64, cells (S, 3, 3) float64, pbc (S, 3) bool.
     """
 
-    positions: "torch.Tensor"
-    species: "torch.Tensor"
-    offsets: "torch.Tensor"
-    cells: "torch.Tensor"
-    pbc: "torch.Tensor"
+    positions: torch.Tensor
+    species: torch.Tensor
+    offsets: torch.Tensor
+    cells: torch.Tensor
+    pbc: torch.Tensor
 
     @classmethod
-    def from_atoms(cls, structures: StructureOrList, acsf: "ACSF", device: Any = "cpu") -> "TorchBatch":
+    def from_atoms(cls, structures: StructureOrList, acsf: ACSF, device: Any = "cpu") -> TorchBatch:
         import torch
 
         items, _ = as_list(structures)
@@ -156,13 +156,13 @@ class TorchBatch:
         return int(self.offsets.shape[0]) - 1
 
     @property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         return self.positions.device
 
-    def to(self, device: Any) -> "TorchBatch":
+    def to(self, device: Any) -> TorchBatch:
         return TorchBatch(*(t.to(device) for t in (self.positions, self.species, self.offsets, self.cells, self.pbc)))
 
-    def structure_index(self) -> "torch.Tensor":
+    def structure_index(self) -> torch.Tensor:
         """(N,) structure of each atom (on the batch's device)."""
         import torch
 
@@ -181,7 +181,7 @@ class TorchBatch:
                 raise ValueError(f"{name} must have shape {want}, got {got}")
 
 
-def _as_batch(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any) -> TorchBatch:
+def _as_batch(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any) -> TorchBatch:
     if isinstance(structures, TorchBatch):
         return structures
     return TorchBatch.from_atoms(structures, acsf, device="cpu")
@@ -192,7 +192,7 @@ class _CpuPath:
     """The compiled CPU core. Forces are the fused VJP; the JVP (backward of forces)
     uses the core's sparse gradients, computed the first time it is needed."""
 
-    def __init__(self, acsf: "ACSF", batch: TorchBatch):
+    def __init__(self, acsf: ACSF, batch: TorchBatch):
         batch.check()
         self.acsf = acsf
         self.device = batch.device
@@ -205,20 +205,20 @@ class _CpuPath:
         self.n_atoms, self.n_structures = batch.n_atoms, batch.n_structures
         self._sparse = None
 
-    def values(self, dtype: "torch.dtype") -> "torch.Tensor":
+    def values(self, dtype: torch.dtype) -> torch.Tensor:
         import torch
 
         return torch.from_numpy(self.acsf._core.values(*self.arrays)).to(dtype)
 
-    def forces_virial(self, w: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    def forces_virial(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         f, v = self.acsf._core.forces_virial(*self.arrays, np.ascontiguousarray(w.detach().cpu().numpy(),
                                                                                 dtype=np.float64))
         return torch.from_numpy(f).to(w.dtype), torch.from_numpy(v).to(w.dtype)
 
-    def jvp(self, u: Optional["torch.Tensor"], strain: Optional["torch.Tensor"],
-            dtype: "torch.dtype") -> "torch.Tensor":
+    def jvp(self, u: torch.Tensor | None, strain: torch.Tensor | None,
+            dtype: torch.dtype) -> torch.Tensor:
         import torch
 
         if self._sparse is None:
@@ -240,7 +240,7 @@ _KERNELS: dict = {}
 _KERNELS_LOCK = threading.Lock()
 
 
-def _kernels(acsf: "ACSF", device_index: int):
+def _kernels(acsf: ACSF, device_index: int):
     key = (json.dumps(acsf.to_dict(), sort_keys=True), device_index)
     with _KERNELS_LOCK:
         k = _KERNELS.get(key)
@@ -249,7 +249,7 @@ def _kernels(acsf: "ACSF", device_index: int):
         return k
 
 
-def _dtype_name(dtype: "torch.dtype") -> str:
+def _dtype_name(dtype: torch.dtype) -> str:
     import torch
 
     if dtype == torch.float64:
@@ -263,7 +263,7 @@ class _CudaPath:
     """The CUDA kernels: the neighbor list is built once on the GPU and reused by
     values, forces (fused VJP) and the JVP."""
 
-    def __init__(self, acsf: "ACSF", batch: TorchBatch, device: "torch.device"):
+    def __init__(self, acsf: ACSF, batch: TorchBatch, device: torch.device):
         import torch
 
         _require_cuda()
@@ -289,7 +289,7 @@ class _CudaPath:
 
         return int(torch.cuda.current_stream(self.device).cuda_stream)
 
-    def values(self, dtype: "torch.dtype") -> "torch.Tensor":
+    def values(self, dtype: torch.dtype) -> torch.Tensor:
         import torch
 
         out = torch.empty((self.n_atoms, self.acsf.n_features), dtype=dtype, device=self.device)
@@ -297,7 +297,7 @@ class _CudaPath:
             self.kernels.values(self.nl, _dtype_name(dtype), out.data_ptr(), self._stream())
         return out
 
-    def forces_virial(self, w: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    def forces_virial(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         name = _dtype_name(w.dtype)
@@ -309,8 +309,8 @@ class _CudaPath:
                                        self._stream())
         return forces, virials
 
-    def jvp(self, u: Optional["torch.Tensor"], strain: Optional["torch.Tensor"],
-            dtype: "torch.dtype") -> "torch.Tensor":
+    def jvp(self, u: torch.Tensor | None, strain: torch.Tensor | None,
+            dtype: torch.dtype) -> torch.Tensor:
         import torch
 
         name = _dtype_name(dtype)
@@ -323,7 +323,7 @@ class _CudaPath:
         return out
 
 
-def _path(acsf: "ACSF", batch: TorchBatch, device: Any = None) -> Union[_CpuPath, _CudaPath]:
+def _path(acsf: ACSF, batch: TorchBatch, device: Any = None) -> _CpuPath | _CudaPath:
     d = select_device(batch.positions, device=device)
     if d.type == "cuda":
         return _CudaPath(acsf, batch, d)
@@ -331,7 +331,7 @@ def _path(acsf: "ACSF", batch: TorchBatch, device: Any = None) -> Union[_CpuPath
 
 
 # --------------------------------------------------------------------------- autograd
-def _check_w(path, w: "torch.Tensor") -> None:
+def _check_w(path, w: torch.Tensor) -> None:
     if w.shape[-2:] != (path.n_atoms, path.acsf.n_features):
         raise ValueError(f"dE_dG must have shape (..., {path.n_atoms}, {path.acsf.n_features}), got {tuple(w.shape)}")
     import torch
@@ -340,7 +340,7 @@ def _check_w(path, w: "torch.Tensor") -> None:
         raise ValueError("dE_dG contains NaN or inf")
 
 
-def _vjp_batched(path, w: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+def _vjp_batched(path, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """forces (..., N, 3), virials (..., S, 3, 3) for dE_dG (..., N, F) (loops over leading dims)."""
     import torch
 
@@ -355,7 +355,7 @@ def _vjp_batched(path, w: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor
     return F, W
 
 
-def _jvp_batched(path, u, strain, dtype, device) -> "torch.Tensor":
+def _jvp_batched(path, u, strain, dtype, device) -> torch.Tensor:
     import torch
 
     lead = tuple(u.shape[:-2]) if u is not None else tuple(strain.shape[:-3])
@@ -452,27 +452,27 @@ class Prepared:
     rule), for several calls on the same geometry: values, then forces from the network's
     dE/dG (an MD or pool-scoring step), or a training step's forces and their backward."""
 
-    def __init__(self, acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any = None):
+    def __init__(self, acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None):
         batch = _as_batch(acsf, structures, device)
         self.acsf = acsf
         self.batch = batch
         self._path = _path(acsf, batch, device)
 
     @property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         return self._path.device
 
     @property
     def on_gpu(self) -> bool:
         return isinstance(self._path, _CudaPath)
 
-    def values(self, dtype: Optional["torch.dtype"] = None) -> "torch.Tensor":
+    def values(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """(N, F); float64 by default, float32 on request (computed in it on the GPU)."""
         import torch
 
         return self._path.values(dtype or torch.float64).to(self._path.device)
 
-    def forces_and_virial(self, dE_dG: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    def forces_and_virial(self, dE_dG: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forces (..., N, 3) and virials (..., S, 3, 3); differentiable in dE_dG."""
         import torch
 
@@ -482,8 +482,8 @@ class Prepared:
         ForcesVirial, _, _ = _functions()
         return ForcesVirial.apply(dE_dG, self._path)
 
-    def jvp(self, displacement: Optional["torch.Tensor"] = None,
-            strain: Optional["torch.Tensor"] = None) -> "torch.Tensor":
+    def jvp(self, displacement: torch.Tensor | None = None,
+            strain: torch.Tensor | None = None) -> torch.Tensor:
         """(..., N, F) = J_r displacement + J_eps strain; differentiable in both."""
         p = self._path
         if displacement is None and strain is None:
@@ -498,21 +498,21 @@ class Prepared:
         return Jvp.apply(displacement, strain, p)
 
 
-def prepare(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any = None) -> Prepared:
+def prepare(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None) -> Prepared:
     """Builds the neighbor list of a batch once; see :class:`Prepared`."""
     return Prepared(acsf, structures, device)
 
 
-def compute(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], device: Any = None,
-            dtype: Optional["torch.dtype"] = None) -> "torch.Tensor":
+def compute(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None,
+            dtype: torch.dtype | None = None) -> torch.Tensor:
     """Descriptor values (N, F) as a tensor on the batch's device (or ``device``).
     ``dtype``: float64 (default) or float32 (the GPU computes in it; the CPU core computes
     in float64 and casts)."""
     return Prepared(acsf, structures, device).values(dtype)
 
 
-def forces_and_virial(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], dE_dG: "torch.Tensor",
-                      device: Any = None) -> tuple["torch.Tensor", "torch.Tensor"]:
+def forces_and_virial(acsf: ACSF, structures: StructureOrList | TorchBatch, dE_dG: torch.Tensor,
+                      device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forces -dE/dr (..., N, 3) and virials -dE/deps (..., S, 3, 3) from dE/dG (..., N, F)
     (leading dimensions: e.g. committee members), without storing the Jacobian.
     Differentiable in ``dE_dG`` to any order (training on forces and stresses)."""
@@ -524,8 +524,8 @@ def forces_and_virial(acsf: "ACSF", structures: Union[StructureOrList, TorchBatc
     return Prepared(acsf, batch, select_device(batch.positions, dE_dG, device=device)).forces_and_virial(dE_dG)
 
 
-def jvp(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], displacement: Optional["torch.Tensor"] = None,
-        strain: Optional["torch.Tensor"] = None, device: Any = None) -> "torch.Tensor":
+def jvp(acsf: ACSF, structures: StructureOrList | TorchBatch, displacement: torch.Tensor | None = None,
+        strain: torch.Tensor | None = None, device: Any = None) -> torch.Tensor:
     """dG (..., N, F) = sum_j dG_i/dr_j displacement_j + sum_ab dG_i/deps_ab strain_ab, for
     displacement (..., N, 3) and strain (..., S, 3, 3) (either may be None). The adjoint
     of :func:`forces_and_virial`; differentiable in both inputs."""
@@ -536,8 +536,8 @@ def jvp(acsf: "ACSF", structures: Union[StructureOrList, TorchBatch], displaceme
     return Prepared(acsf, batch, d).jvp(displacement, strain)
 
 
-def acsf_values(acsf: "ACSF", positions: "torch.Tensor", batch: TorchBatch, cells: Optional["torch.Tensor"] = None,
-                dtype: Optional["torch.dtype"] = None) -> "torch.Tensor":
+def acsf_values(acsf: ACSF, positions: torch.Tensor, batch: TorchBatch, cells: torch.Tensor | None = None,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
     """Values (N, F) as an autograd function of ``positions`` (N, 3) and ``cells`` (S, 3, 3)
     (default: the batch's). Species, offsets and pbc come from ``batch``; the device is
     that of ``positions``. First derivatives are exact (fused VJP); see the module notes
@@ -553,8 +553,8 @@ def acsf_values(acsf: "ACSF", positions: "torch.Tensor", batch: TorchBatch, cell
                                   else torch.float64))
 
 
-def neighbor_list(acsf_or_cutoff: Union["ACSF", float], batch: TorchBatch, device: Any = None,
-                  n_species: Optional[int] = None) -> tuple["torch.Tensor", ...]:
+def neighbor_list(acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any = None,
+                  n_species: int | None = None) -> tuple[torch.Tensor, ...]:
     """(i, j, S, D, d) of a batch with global atom indices: the pairs of
     :func:`alip.neighbor_list` for each structure, grouped by center. On the CPU they are
     sorted by (i, j) within a structure; on the GPU, within a center, by neighbor species

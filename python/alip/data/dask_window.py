@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def run_windowed(client: Any, items: Iterable[Any], submit: Callable[[Any], Any],

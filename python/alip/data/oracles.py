@@ -20,9 +20,10 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -84,7 +85,7 @@ class Label:
         return self.status == "labeled"
 
     @classmethod
-    def failed(cls, error: str, wall_time: float = 0.0) -> "Label":
+    def failed(cls, error: str, wall_time: float = 0.0) -> Label:
         """A failed label carrying ``error``."""
         return cls(status="failed", error=str(error), wall_time=float(wall_time))
 
@@ -230,10 +231,8 @@ class Oracle:
 def _manybody_table() -> dict[str, tuple[Callable[[dict], dict], dict, str]]:
     from matscipy.calculators.manybody.explicit_forms import Kumagai, StillingerWeber, TersoffBrenner
     from matscipy.calculators.manybody.explicit_forms.kumagai import Kumagai_Comp_Mat_Sci_39_Si
-    from matscipy.calculators.manybody.explicit_forms.stillinger_weber import (
-        Stillinger_Weber_PRB_31_5262_Si)
-    from matscipy.calculators.manybody.explicit_forms.tersoff_brenner import (
-        Tersoff_PRB_39_5566_Si_C)
+    from matscipy.calculators.manybody.explicit_forms.stillinger_weber import Stillinger_Weber_PRB_31_5262_Si
+    from matscipy.calculators.manybody.explicit_forms.tersoff_brenner import Tersoff_PRB_39_5566_Si_C
 
     # Pure-Si Tersoff: the Si entries of the published Si-C set (last element / pair).
     si_c = Tersoff_PRB_39_5566_Si_C
@@ -253,11 +252,10 @@ def _triplet_neighbourhood() -> type:
     ``get_triplets`` also looks up each j-k pair in a Python loop, which costs
     ~0.3 s for a compressed 64-atom cell.  Results are identical (see tests).
     """
-    from matscipy.neighbours import (CutoffNeighbourhood, first_neighbours, neighbour_list,
-                                     triplet_list)
+    from matscipy.neighbours import CutoffNeighbourhood, first_neighbours, neighbour_list, triplet_list
 
     class PairTripletNeighbourhood(CutoffNeighbourhood):
-        def get_triplets(self, atoms, quantities, neighbours=None, cutoff=None):  # noqa: ANN
+        def get_triplets(self, atoms, quantities, neighbours=None, cutoff=None):
             if "k" in quantities:
                 return super().get_triplets(atoms, quantities, neighbours, cutoff)
             cutoff = self.cutoff if cutoff is None else cutoff
@@ -495,7 +493,7 @@ class StoredLabelOracle(Oracle):
 
 
 # ----------------------------------------------------------------------------- factory
-def make_oracle(spec: "str | dict[str, Any] | Oracle") -> Oracle:
+def make_oracle(spec: str | dict[str, Any] | Oracle) -> Oracle:
     """Build an oracle from a spec string, a ``{"type": ...}`` dict or an Oracle."""
     if isinstance(spec, Oracle):
         return spec

@@ -9,6 +9,7 @@ many frames at once; a frame that does not parse is reported with its line numbe
 from __future__ import annotations
 
 import re
+
 import numpy as np
 from ase.data import atomic_numbers
 

@@ -26,11 +26,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms
 
 from alip.core.batch import Frames
 from alip.data.pool_extxyz import PoolFormatError, count_lines, index_extxyz, parse_extxyz

@@ -369,7 +369,7 @@ class LabelStore:
 
     @classmethod
     def from_extxyz(cls, extxyz: str | os.PathLike, path: str | os.PathLike,
-                    oracle: str = "imported") -> "LabelStore":
+                    oracle: str = "imported") -> LabelStore:
         """A new store at ``path`` holding the structures of ``extxyz``."""
         if os.path.exists(path):
             raise FileExistsError(f"label store {path} already exists")

@@ -29,9 +29,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.units import kB
 
-
 from alip.config import FAMILIES, POLYMORPHS
-
 
 #: Approximate equilibrium volumes per atom (A^3).  They only centre the volume
 #: ranges; diamond uses the experimental a0 = 5.431 A (also SW's minimum).

@@ -18,6 +18,7 @@ from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from alip.core.device import select_device
 from alip.models.committee import Committee
 
 
@@ -38,8 +39,6 @@ class Calculator(_ASECalculator):
         super().__init__(**kwargs)
         self.committee = committee if isinstance(committee, Committee) else Committee.load(committee)
         if str(device) != "cpu":
-            from alip.core.device import select_device
-
             device = select_device(device=device)  # raises now if there is no usable GPU
         self.device = device
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from ase import Atoms
 
+from alip._version import __version__
 from alip.core.batch import species_index
+from alip.core.descriptors import ACSF
+from alip.core.device import prepare, select_device
 from alip.models.networks import CommitteeNetwork, torch_threads
 
 FORMAT = "alip-committee"
@@ -73,7 +77,6 @@ def _plain(obj: Any) -> Any:
 
 
 def _acsf_class() -> Any:
-    from alip.core.descriptors import ACSF
     return ACSF
 
 
@@ -148,8 +151,6 @@ class Committee:
                        device: Any) -> tuple[np.ndarray, ...]:
         """(values, E, e_atom, forces, virials) through :mod:`alip.core.device` (one neighbor list
         for values and forces); ``structures``: a list of Atoms or a TorchBatch."""
-        from alip.core.device import prepare, select_device
-
         dev = select_device(device=device)
         S = len(offsets) - 1
         sidx = torch.as_tensor(self.species_index(numbers), device=dev)
@@ -161,7 +162,7 @@ class Committee:
             forces, virials = p.forces_and_virial(dE_dG.detach())
         return tuple(t.detach().cpu().numpy() for t in (G, E, e_atom, forces, virials))
 
-    def _network_on(self, dev: "torch.device") -> CommitteeNetwork:
+    def _network_on(self, dev: torch.device) -> CommitteeNetwork:
         """The float64 network on ``dev`` (a cached copy, renewed when the weights change)."""
         if dev.type == "cpu":
             return self.network
@@ -194,7 +195,6 @@ class Committee:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write weights, scaling, descriptor spec, species and versions to one file."""
-        from alip._version import __version__
         payload = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -208,7 +208,7 @@ class Committee:
         torch.save(payload, os.fspath(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, acsf: Any | None = None) -> "Committee":
+    def load(cls, path: str | os.PathLike, acsf: Any | None = None) -> Committee:
         """Read a committee; with ``acsf`` given, require that its spec matches the file's.
 
         Raises ValueError for files that are not committees, newer format versions,

@@ -10,8 +10,8 @@ TorchScript-able :class:`MemberNetwork`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -146,7 +146,7 @@ class CommitteeNetwork(nn.Module):
         return E, e_atom, dE_dG
 
     @torch.no_grad()
-    def member(self, k: int) -> "MemberNetwork":
+    def member(self, k: int) -> MemberNetwork:
         """Member ``k`` as a standalone :class:`MemberNetwork` (same dtype, copied weights)."""
         if not 0 <= k < self.n_members:
             raise IndexError(f"member {k} out of range 0..{self.n_members - 1}")

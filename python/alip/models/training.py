@@ -10,18 +10,20 @@ lowest validation loss.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-import dataclasses
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from ase import Atoms
 
 from alip.config import Config, TrainingSection
-from alip.core.device import parse_device
+from alip.core.descriptors import ACSF
+from alip.core.device import Prepared, parse_device, select_device
 from alip.models.committee import Committee
 from alip.models.networks import CommitteeNetwork, torch_threads
 from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, read_labels
@@ -53,7 +55,7 @@ class TrainConfig(TrainingSection):
         self.hidden = tuple(int(h) for h in self.hidden)
 
     @classmethod
-    def from_config(cls, config: Config, seed: int) -> "TrainConfig":
+    def from_config(cls, config: Config, seed: int) -> TrainConfig:
         """The training of one active-learning iteration: ``config.training`` with the run's
         threads and device (an energy_weighting of 0 in the TOML means off)."""
         kw = dataclasses.asdict(config.training)
@@ -95,8 +97,6 @@ def member_losses(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor
     want_stress = cfg.weight_stress > 0 and bool(data.has_stress.any())
     W = None
     if data.fused:
-        from alip.core.device import Prepared
-
         F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
     else:
         F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
@@ -203,11 +203,9 @@ def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
            data: LabeledSet | None) -> TrainResult:
     t0 = time.perf_counter()
     if acsf is None:
-        from alip.core.descriptors import ACSF
         acsf = ACSF.default_si()
     atoms_list = list(atoms_list)
     dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
-    from alip.core.device import select_device
 
     dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
     mode = cfg.force_mode(dev)

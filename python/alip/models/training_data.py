@@ -13,15 +13,19 @@ Both run on any device: tensors live on ``LabeledSet.values.device``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from alip.core.batch import species_index as species_of
+from alip.core.device import Prepared, TorchBatch, select_device
+from alip.models.committee import Committee
 
 FORCE_MODES = ("sparse", "fused")
 
@@ -47,7 +51,6 @@ def read_labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
     if stress is not None:
         stress = np.asarray(stress, dtype=np.float64)
         if stress.shape == (6,):
-            from ase.stress import voigt_6_to_full_3x3_stress
             stress = voigt_6_to_full_3x3_stress(stress)
     return energy, forces, stress
 
@@ -94,7 +97,7 @@ class LabeledSet:
         """(N,) structure of each atom, on the data's device."""
         return torch.from_numpy(np.repeat(np.arange(self.n_structures), np.diff(self.offsets))).to(self.device)
 
-    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> "LabeledSet":
+    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> LabeledSet:
         """A copy on ``device`` with floating tensors cast to ``dtype`` (geometry stays float64)."""
         def move(x: Any) -> Any:
             if not isinstance(x, torch.Tensor):
@@ -106,7 +109,7 @@ class LabeledSet:
             kw["geometry"] = self.geometry.to(device)
         return LabeledSet(**kw)
 
-    def batch(self, idx: np.ndarray) -> "LabeledSet":
+    def batch(self, idx: np.ndarray) -> LabeledSet:
         """The sub-set of structures ``idx`` with local atom indices."""
         idx = np.asarray(idx, dtype=np.int64)
         dev = self.device
@@ -142,8 +145,6 @@ def featurize(committee_or_acsf: Any, atoms_list: Sequence[Atoms], species_index
               dtype: torch.dtype = torch.float64, forces: str = "sparse", device: Any = "cpu") -> LabeledSet:
     """Descriptors and labels of ``atoms_list`` on ``device``: with sparse gradients (one core
     call, on the CPU) or, ``forces="fused"``, with the geometry (values computed on ``device``)."""
-    from alip.models.committee import Committee
-
     if forces not in FORCE_MODES:
         raise ValueError(f"forces must be one of {FORCE_MODES}, got {forces!r}")
     acsf = committee_or_acsf.acsf if isinstance(committee_or_acsf, Committee) else committee_or_acsf
@@ -167,8 +168,6 @@ def featurize(committee_or_acsf: Any, atoms_list: Sequence[Atoms], species_index
                   energies=t([e for e, _, _ in labels]), forces=t(np.concatenate([f for _, f, _ in labels])),
                   virials=t(virials), has_stress=torch.as_tensor(has_stress))
     if forces == "fused":
-        from alip.core.device import Prepared, TorchBatch, select_device
-
         dev = select_device(device=device)
         geometry = TorchBatch.from_atoms(atoms_list, acsf, device=dev)
         values = Prepared(acsf, geometry, dev).values(torch.float64).to(dtype)

@@ -136,7 +136,7 @@ class _IterationProgress:
                 if stopping:
                     break
 
-    def __enter__(self) -> "_IterationProgress":
+    def __enter__(self) -> _IterationProgress:
         if self.enabled:
             self._thread = threading.Thread(target=self._watch, daemon=True)
             self._thread.start()

@@ -11,8 +11,8 @@ import math
 import os
 import re
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -260,7 +260,7 @@ def plot_learning_curves(rows: Sequence[Mapping[str, object]], path: str | os.Pa
     return _save(fig, path)
 
 
-def _plain_log_ticks(axis: "matplotlib.axis.Axis", values: Sequence[float], fixed: bool = False) -> None:
+def _plain_log_ticks(axis: matplotlib.axis.Axis, values: Sequence[float], fixed: bool = False) -> None:
     """Log-axis ticks labelled as plain numbers (20, 0.5) instead of 2×10¹.
 
     With ``fixed``, ticks sit at the data's own values when there are at most 10 integers

@@ -15,15 +15,25 @@ import os
 import re
 import sys
 import time
+import tomllib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+from ase.build import bulk
+from tqdm.auto import tqdm
 
 from alip.al.run_dir import CHECKPOINTS, CONFIG, CURVE, ITERATIONS, LABELS, TEST, checkpoint_name, is_run_dir
 from alip.config import Config, ConfigError
+from alip.core.descriptors import ACSF
+from alip.data.io import read_extxyz
+from alip.data.store import LabelStore
+from alip.models.committee import Committee
+from alip.models.eos import fit_eos
+from alip.models.training import read_labels
 from alip.reports import plots
 
 REPORT_DIR = "report"
@@ -60,8 +70,6 @@ class Run:
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """config.toml of a run as a dict ({} when absent or unreadable)."""
-    import tomllib
-
     p = Path(run_dir) / CONFIG
     if not p.is_file():
         return {}
@@ -142,22 +150,16 @@ def learning_rows(path: str | os.PathLike, runs: list[Run]) -> list[dict[str, An
 
 # ----------------------------------------------------------------------------- test set, committee
 def load_committee(path: Path) -> Any:
-    from alip.models.committee import Committee
-
     return Committee.load(path)
 
 
 def read_test_set(run: Run) -> list:
-    from alip.data.io import read_extxyz
-
     f = run.path / TEST
     return read_extxyz(f) if f.is_file() else []
 
 
 def predict_test_set(committee: Any, test: list, label: str) -> plots.TestSetPrediction:
     """Committee mean, spread and oracle labels on the test set."""
-    from alip.models.training import read_labels
-
     pred = committee.predict(test)
     n = pred.n_atoms.astype(float)
     labels = [read_labels(a) for a in test]
@@ -174,16 +176,12 @@ def predict_test_set(committee: Any, test: list, label: str) -> plots.TestSetPre
 def diamond_cells(volumes: np.ndarray | None = None, a0: float = 5.431, rel_range: float = 0.05,
                   n: int = 15) -> list:
     """2-atom diamond cells at ``volumes`` (Å³/atom), or a0·(1 ± rel_range) in ``n`` steps."""
-    from ase.build import bulk
-
     a = (np.cbrt(8 * np.asarray(volumes, dtype=float)) if volumes is not None else
          a0 * np.linspace(1 - rel_range, 1 + rel_range, int(n)))
     return [bulk("Si", "diamond", a=float(x)) for x in a]
 
 
 def _fit(volumes: np.ndarray, energies: np.ndarray) -> dict[str, float] | None:
-    from alip.models.eos import fit_eos
-
     try:
         return fit_eos(volumes, energies)
     except (ValueError, RuntimeError):  # e.g. no minimum inside the series: shown as "no EOS fit"
@@ -256,13 +254,9 @@ def reference_ev(run: Run, cache: Path, min_points: int = 7) -> plots.EVSeries |
 
 def stored_ev(run: Run) -> plots.EVSeries | None:
     """Oracle E–V points from labeled diamond volume-series structures of the test set and store."""
-    from alip.models.training import read_labels
-
     points: dict[float, float] = {}
     structures = read_test_set(run)
     if (run.path / LABELS).is_file():
-        from alip.data.store import LabelStore
-
         structures += LabelStore(run.path / LABELS).structures("labeled", family="volume")
     for a in structures:
         if a.info.get("family") == "volume" and a.info.get("parent", "diamond") == "diamond":
@@ -298,8 +292,6 @@ def selections(runs: list[Run]) -> tuple[dict[str, dict[int, dict[str, float]]],
 
 
 def pool_structures(run: Run) -> list:
-    from alip.data.store import LabelStore
-
     f = run.path / LABELS
     return LabelStore(f).structures() if f.is_file() else []
 
@@ -374,8 +366,6 @@ class _Steps:
     """Named report steps with a progress bar; failures are kept unless ``strict``."""
 
     def __init__(self, total: int, progress: bool, strict: bool) -> None:
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(total=total, desc="report", unit="step", disable=not progress, file=sys.stderr)
         self.strict = strict
         self.failures: dict[str, str] = {}
@@ -440,7 +430,6 @@ def build_report(path: str | os.PathLike, progress: bool = True, strict: bool = 
         sel, out / "selection_over_time.png", n_runs, fracs) if sel else None)
     acsf = next((c.acsf for c in committees.values() if c is not None), None)
     if acsf is None:
-        from alip.core.descriptors import ACSF
         acsf = ACSF.default_si()
     sample = _subsample(first_pool, descriptor_sample)
     fig["violins_family"] = step("violins by family", lambda: plots.plot_descriptor_violins(
