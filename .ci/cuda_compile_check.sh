@@ -7,7 +7,7 @@
 #    compiler's) as errors;
 # 2. cuda/stub.cpp and the CPU emulation cuda/host_emulation.cpp with the host compiler;
 # 3. when cmake and pybind11 are available: the whole Python module with ALIP_CUDA=ON
-#    (compiled and linked), then tests/test_cuda.py against that build without
+#    (compiled and linked), then the tests/core/test_cuda_*.py and test_device_cpu.py against that build without
 #    installing it. Without a GPU the GPU parity tests skip and the build must import
 #    and report build_info()["cuda"] == True; on a machine with a GPU they run.
 #
@@ -63,5 +63,5 @@ cmake -S . -B "$work/build" "${generator[@]}" -DSKBUILD=ON -DALIP_CUDA=ON -DCMAK
   || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build" -j "$jobs" >"$work/build.log" 2>&1 || { tail -50 "$work/build.log"; exit 1; }
 echo "  module with ALIP_CUDA=ON: compiled and linked"
-python cuda/run_tests_with_build.py "$work/build" -q tests/test_cuda.py -k "not nvcc"
+python cuda/run_tests_with_build.py "$work/build" -q tests/core/test_device_cpu.py tests/core/test_cuda_emulator.py tests/core/test_cuda_gpu.py -k "not nvcc"
 echo "cuda_compile_check: OK"

@@ -2,7 +2,7 @@
 // acsf.cu wraps them in kernels (one warp per center, lane = threadIdx.x % 32, warp
 // reductions); cuda/host_emulation.cpp runs the very same functions lane by lane on
 // the CPU, which is how the kernels' arithmetic, index mappings and loop bounds are
-// tested on machines without a GPU (tests/test_cuda.py).
+// tested on machines without a GPU (tests/core/test_cuda_emulator.py).
 //
 // Plain C++17 when not compiled by nvcc (ALIP_HD expands to `inline`).
 #pragma once

@@ -12,7 +12,7 @@
 # 600 s), giving each step what is left after reserving time for the later, more
 # important ones. Order: build alip with ALIP_CUDA=ON for sm_90; check that the GPU path
 # is really available (else every GPU test would merely skip: that is a failure here);
-# tests/test_cuda.py + tests/test_training_device.py; compute-sanitizer memcheck, racecheck (shared memory) and synccheck
+# tests/core/test_{device_cpu,cuda_emulator,cuda_gpu}.py + tests/models/test_training_device.py; compute-sanitizer memcheck, racecheck (shared memory) and synccheck
 # (__syncwarp) on small cases; the benchmark; TorchANI's cuaev extension.
 # $OUT receives at most 7 files (the tool returns 8): summary.txt, build.log,
 # test_cuda.log, sanitizers.log, bench.log, bench.json, cuaev_build.log. The last lines
@@ -68,8 +68,8 @@ then
   summary+=("GPU path NOT available (see the lines above): nothing was tested on the GPU"); exit 1
 fi
 
-step "tests/test_cuda.py tests/test_training_device.py"
-timeout "$(budget 200 200)" $PY -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py tests/test_training_device.py >"$OUT/test_cuda.log" 2>&1
+step "tests/core tests/models/test_training_device.py"
+timeout "$(budget 200 200)" $PY -m pytest -q -rs -p no:cacheprovider tests/core/test_device_cpu.py tests/core/test_cuda_emulator.py tests/core/test_cuda_gpu.py tests/models/test_training_device.py >"$OUT/test_cuda.log" 2>&1
 rc=$?; tail -30 "$OUT/test_cuda.log"
 gpu_skips=$(grep -c "needs a CUDA build" "$OUT/test_cuda.log")
 summary+=("GPU tests (test_cuda, test_training_device): rc=$rc ($(tail -1 "$OUT/test_cuda.log")); GPU tests skipped: $gpu_skips (must be 0)")
@@ -81,7 +81,7 @@ if command -v compute-sanitizer >/dev/null; then
     local tool=$1 t=$2 k=$3; shift 3
     echo "---- $tool: -k '$k'" >>"$OUT/sanitizers.log"
     timeout "$t" compute-sanitizer --tool "$tool" --error-exitcode 9 "$@" $PY -m pytest -q -x -p no:cacheprovider \
-      tests/test_cuda.py -k "$k" >>"$OUT/sanitizers.log" 2>&1
+      tests/core/test_device_cpu.py tests/core/test_cuda_emulator.py tests/core/test_cuda_gpu.py -k "$k" >>"$OUT/sanitizers.log" 2>&1
     local r=$?
     summary+=("$tool: rc=$r (0 clean, 9 errors found, 124 timeout)")
   }

@@ -1,4 +1,4 @@
-// CPU emulation of the CUDA path, for testing without a GPU (tests/test_cuda.py).
+// CPU emulation of the CUDA path, for testing without a GPU (tests/core/test_cuda_emulator.py).
 //
 // Runs the functions the kernels run (acsf_math.cuh, nl_logic.cuh, acsf_tables.hpp),
 // serially: every step of neighbors.cu (plans, wrapping, bins sorted stably by key,

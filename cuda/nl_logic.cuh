@@ -3,7 +3,7 @@
 // CPU now bins at cutoff/2, which changes the order, not the pairs), per-atom wrapping and
 // binning, the per-center cell-list search and the grouping by neighbor species.
 // neighbors.cu runs them in kernels; cuda/host_emulation.cpp runs them serially on the
-// CPU (tests/test_cuda.py), so the GPU list's logic is tested without a GPU.
+// CPU (tests/core/test_cuda_emulator.py), so the GPU list's logic is tested without a GPU.
 #pragma once
 
 #include <algorithm>

@@ -26,7 +26,7 @@ import pytest
 alip = pytest.importorskip("alip")
 _core = pytest.importorskip("alip._core")
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]   # tests/: conftest.py
 REPO = TESTS.parent
 INFO = alip.build_info()
 VARIANTS = INFO["kernel_variants"]

@@ -12,6 +12,7 @@ from alip.cli import report as cli_report
 from alip.reports import demo
 
 
+@pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli_report.main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0

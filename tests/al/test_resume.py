@@ -122,6 +122,7 @@ def _labels(run_dir) -> dict[int, tuple]:
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_result(tmp_path):
     (tmp_path / "counting_oracle.py").write_text(ORACLE)
     # calls: test set 1-13, initial set 14-19, iteration 1: 20-22, iteration 2: 23-25, iteration 3: 26-28

@@ -64,6 +64,7 @@ def test_sw_oracle_eos_matches_known_values():
     assert fit["B0"] == pytest.approx(b_local, rel=0.01)
 
 
+@pytest.mark.slow
 def test_committee_reproduces_sw_eos():
     """300 SW-labelled structures (four families, <= 16 atoms), a committee of 3:
     a0 within 0.2 %, B0 within 5 %, energy RMSE along the curve within 3 meV/atom."""

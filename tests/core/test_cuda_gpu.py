@@ -1,5 +1,6 @@
-"""The CUDA path (issue 8): build flag, stub, dispatch, CPU emulation of the kernels,
-nvcc compilation, and GPU parity.
+"""The CUDA path (issue 8) on real hardware: nvcc compilation and GPU parity. (The CPU
+autograd and emulator parts of the former test_cuda.py are test_device_cpu.py and
+test_cuda_emulator.py.)
 
 - Everywhere: ``alip.build_info()["cuda"]`` agrees with the build; a build without CUDA
   raises "alip was built without CUDA" from every GPU entry point; CPU tensors go to the
@@ -18,16 +19,13 @@ nvcc compilation, and GPU parity.
   structures, seven species, accumulator tables beyond 48 KB of shared memory and beyond
   the device's limit, cutoffs equal to pair distances (rounding of d²), side streams
   (ordering after producers, four threads sharing one list), objects dropped while their
-  kernels are queued, bitwise repeatability, host pointers refused.
-"""
+  kernels are queued, bitwise repeatability, host pointers refused."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,383 +33,24 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 from conftest import STRUCTURES, make_acsf
+from cuda_cases import (
+    CASE_IDS,
+    CASES,
+    CUDA_DIR,
+    ROOT,
+    ase_pool,
+    close,
+    close32,
+    large_spec_params,
+    many_species_box,
+    random_inputs,
+    reference,
+    requires_gpu,
+    sorted_pairs,
+)
 
 import alip
 from alip.core import device as dev
-
-ROOT = Path(__file__).resolve().parents[1]
-CUDA_DIR = ROOT / "cuda"
-TOL = 1e-10          # float64: |a - b| <= TOL * (1 + |b|) elementwise
-FLOAT32_RTOL = 2e-5  # float32: max |a - b| <= FLOAT32_RTOL * max |b| per array
-
-requires_gpu = pytest.mark.skipif(not dev.cuda_available(),
-                                  reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU")
-
-
-def close(a, b, tol=TOL):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    err = np.abs(a - b) / (1.0 + np.abs(b))
-    assert err.size == 0 or err.max() <= tol, f"max relative error {err.max():.3g} > {tol:g}"
-
-
-def close32(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape
-    scale = max(np.abs(b).max(initial=0.0), 1e-30)
-    assert np.abs(a - b).max(initial=0.0) <= FLOAT32_RTOL * scale
-
-
-def case_list():
-    """(name, list of Atoms, acsf): every conftest structure, plus batches."""
-    cases = []
-    for name, (factory, species, cutoff) in sorted(STRUCTURES.items()):
-        cases.append((name, [factory()], make_acsf(species, cutoff)))
-    si = [n for n, (_, sp, _) in sorted(STRUCTURES.items()) if sp == ["Si"]]
-    cases.append(("batch_si_mixed_pbc", [STRUCTURES[n][0]() for n in si], make_acsf(["Si"], 5.0)))
-    big = bulk("Si", "diamond", a=5.431, cubic=True).repeat(3)
-    big.set_cell(big.cell[:] @ np.array([[1.0, 0.0, 0.0], [0.2, 1.0, 0.0], [-0.1, 0.15, 1.0]]), scale_atoms=True)
-    big.rattle(0.07, seed=7)
-    cases.append(("si216_triclinic_binned", [big], make_acsf(["Si"], 5.0, cutoff_function="polynomial")))
-    multi = [STRUCTURES[n][0]() for n in ("sio_triclinic", "sioh_molecule")]
-    cases.append(("batch_three_species", multi, make_acsf(["H", "O", "Si"], 4.5)))
-    return cases
-
-
-CASES = case_list()
-CASE_IDS = [c[0] for c in CASES]
-
-
-def reference(acsf, atoms_list, w, u, U):
-    """CPU core: values, fused forces/virials, and the JVP from the sparse gradients."""
-    values = acsf.compute(atoms_list)
-    F, W = acsf.forces_and_virial(atoms_list, w)
-    d = acsf.compute(atoms_list, gradients=True)
-    jvp = np.zeros_like(values)
-    np.add.at(jvp, d.grad_centers, np.einsum("raf,ra->rf", d.grad_values, u[d.grad_neighbors]))
-    jvp += np.einsum("iabf,iab->if", d.strain_grad, U[d.structure_index])
-    return values, F, W.reshape(len(atoms_list), 3, 3), jvp
-
-
-def random_inputs(acsf, atoms_list, seed=0):
-    rng = np.random.default_rng(seed)
-    n = sum(len(a) for a in atoms_list)
-    return (rng.normal(size=(n, acsf.n_features)), rng.normal(size=(n, 3)),
-            rng.normal(size=(len(atoms_list), 3, 3)))
-
-
-def sorted_pairs(i, j, S, D, d):
-    i, j, S = (np.asarray(x, dtype=np.int64) for x in (i, j, S))
-    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
-    return i[order], j[order], S[order], np.asarray(D)[order], np.asarray(d)[order]
-
-
-def many_species_box(seed=3, n=40, symbols=("H", "C", "N", "O", "Si", "Ge"), pbc=True):
-    """Random atoms of six species in a triclinic box (no two closer than 1.2 Å, minimum
-    image); periodic or an open cluster."""
-    rng = np.random.default_rng(seed)
-    cell = np.array([[7.5, 0.0, 0.0], [0.6, 7.2, 0.0], [-0.4, 0.5, 7.8]])
-    frac = []
-    while len(frac) < n:
-        f = rng.random(3)
-        if frac:
-            df = np.asarray(frac) - f
-            df -= np.round(df)
-            if np.linalg.norm(df @ cell, axis=1).min() < 1.2:
-                continue
-        frac.append(f)
-    atoms = Atoms([symbols[k % len(symbols)] for k in range(n)], cell=cell, pbc=True, scaled_positions=frac)
-    if not pbc:
-        atoms.pbc = False
-    return atoms
-
-
-def large_spec_params():
-    """200 radial and 2 x 450 angular functions: one warp's accumulator table needs more
-    than 48 KB of shared memory (double: 200 x 33 x 8 = 52.8 KB; 900 x 33 x 8 = 237.6 KB,
-    more than any GPU's shared memory per block)."""
-    etas = np.geomspace(0.001, 0.1, 75)
-    ang = [(float(e), z, lam) for e in etas for z in (1.0, 2.0, 4.0) for lam in (1.0, -1.0)]
-    g2 = [(float(e), float(r)) for e, r in zip(np.geomspace(0.05, 4.0, 200), np.linspace(0.0, 4.5, 200))]
-    return g2, ang
-
-
-def ase_pool(n, seed=0):
-    """Small Si cells of several kinds (primitive and cubic diamond, strained; open
-    clusters; slabs), from ASE alone."""
-    rng = np.random.default_rng(seed)
-    pool = []
-    for k in range(n):
-        if k % 4 == 0:
-            a = bulk("Si", "diamond", a=5.431 * rng.uniform(0.97, 1.03))
-        else:
-            a = bulk("Si", "diamond", a=5.431, cubic=True)
-        a.set_cell(a.cell[:] @ (np.eye(3) + rng.normal(scale=0.02, size=(3, 3))), scale_atoms=True)
-        a.rattle(0.05, seed=int(rng.integers(1 << 30)))
-        if k % 4 == 2:
-            a.pbc = False
-        elif k % 4 == 3:
-            a.pbc = [True, True, False]
-        pool.append(a)
-    return pool
-
-
-# =========================================================================== build flag, stub
-def test_build_info_reports_cuda_consistently():
-    info = alip.build_info()
-    assert info["cuda"] == dev.cuda_compiled() == alip._core.cuda.compiled()
-    if not info["cuda"]:
-        assert alip._core.cuda.describe() == "built without CUDA"
-        assert alip._core.cuda.device_count() == 0
-        assert not dev.cuda_available()
-
-
-@pytest.mark.skipif(dev.cuda_available(), reason="a GPU is available: the GPU tests below cover it")
-def test_gpu_entry_points_fail_cleanly_without_gpu():
-    """Without CUDA in the build: the stub's "alip was built without CUDA" from every entry
-    point. With CUDA but no GPU or driver: a RuntimeError naming that, never a crash."""
-    core = alip._core
-    acsf = make_acsf(["Si"], 5.0)
-    si = bulk("Si", "diamond", a=5.431)
-    via_device = [
-        lambda: dev.compute(acsf, si, device="cuda"),
-        lambda: dev.forces_and_virial(acsf, si, np.zeros((2, acsf.n_features)), device="cuda"),
-        lambda: dev.jvp(acsf, si, displacement=torch.zeros(2, 3), device="cuda"),
-    ]
-    if not dev.cuda_compiled():
-        direct = [lambda: core.cuda.build_neighbor_list(0, 0, 0, 0, 0, 1, 1, 5.0, 1, 0),
-                  lambda: core.cuda.AcsfKernels(acsf._core, 0)]
-        for call in direct + via_device:
-            with pytest.raises(RuntimeError, match="alip was built without CUDA"):
-                call()
-        return
-    with pytest.raises(RuntimeError, match="NVIDIA|CUDA device"):
-        core.cuda.AcsfKernels(acsf._core, 0)
-    with pytest.raises((RuntimeError, ValueError), match="NVIDIA|CUDA device|GPU memory"):
-        core.cuda.build_neighbor_list(12345678, 0, 0, 0, 0, 1, 1, 5.0, 1, 0)
-    for call in via_device:
-        with pytest.raises(RuntimeError, match="no CUDA device|sees no GPU"):
-            call()
-
-
-# =========================================================================== dispatch (CPU)
-def test_select_device():
-    assert dev.select_device(torch.zeros(3)).type == "cpu"
-    assert dev.select_device(np.zeros(3), None).type == "cpu"
-    assert dev.select_device(torch.zeros(3), device="cpu").type == "cpu"
-    with pytest.raises(ValueError, match="device must be"):
-        dev.select_device(device="meta")
-
-
-@pytest.mark.parametrize("name,atoms_list,acsf", CASES[:4] + CASES[-3:], ids=CASE_IDS[:4] + CASE_IDS[-3:])
-def test_cpu_tensors_go_to_cpu_core(name, atoms_list, acsf):
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf)
-    G = dev.compute(acsf, batch)
-    assert G.device.type == "cpu" and G.dtype == torch.float64
-    assert np.array_equal(G.numpy(), acsf.compute(atoms_list))
-    w, u, U = random_inputs(acsf, atoms_list)
-    F, W = dev.forces_and_virial(acsf, batch, torch.from_numpy(w))
-    F_ref, W_ref = acsf.forces_and_virial(atoms_list, w)
-    # not bit-equal: with OpenMP, atoms of large cells are summed in a run-dependent order
-    close(F.numpy(), F_ref, 1e-12)
-    close(W.numpy(), W_ref.reshape(len(atoms_list), 3, 3), 1e-12)
-    J = dev.jvp(acsf, batch, torch.from_numpy(u), torch.from_numpy(U))
-    close(J.numpy(), reference(acsf, atoms_list, w, u, U)[3])
-    # ASE input dispatches the same way
-    assert np.array_equal(dev.compute(acsf, atoms_list).numpy(), acsf.compute(atoms_list))
-    assert dev.compute(acsf, batch, dtype=torch.float32).dtype == torch.float32
-
-
-def test_prepared_batch_reuses_one_list_cpu():
-    _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
-    w, u, U = (torch.from_numpy(x) for x in random_inputs(acsf, atoms_list, seed=8))
-    p = dev.prepare(acsf, atoms_list)
-    assert not p.on_gpu and p.device.type == "cpu"
-    assert np.array_equal(p.values().numpy(), acsf.compute(atoms_list))
-    F, W = p.forces_and_virial(w)
-    F1, W1 = dev.forces_and_virial(acsf, atoms_list, w)
-    close(F.numpy(), F1.numpy(), 1e-12)
-    close(W.numpy(), W1.numpy(), 1e-12)
-    close(p.jvp(u, U).numpy(), dev.jvp(acsf, atoms_list, u, U).numpy(), 1e-12)
-    Fk, Wk = p.forces_and_virial(torch.stack([w, 2 * w]))  # committee members
-    close(Fk[1].numpy(), 2 * F.numpy(), 1e-12)
-
-
-def test_forces_adjoint_of_jvp_cpu():
-    """<J u + J_eps U, w> = <u, -F(w)> + <U, -W(w)>: fused VJP and JVP are adjoint."""
-    factory, species, cutoff = STRUCTURES["sio_triclinic"]
-    atoms_list = [factory(), STRUCTURES["sioh_molecule"][0]()]
-    acsf = make_acsf(species, cutoff)
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf)
-    w, u, U = (torch.from_numpy(x) for x in random_inputs(acsf, atoms_list, seed=3))
-    F, W = dev.forces_and_virial(acsf, batch, w)
-    J = dev.jvp(acsf, batch, u, U)
-    lhs = float((J * w).sum())
-    rhs = float(-(u * F).sum() - (U * W).sum())
-    assert abs(lhs - rhs) <= 1e-10 * (abs(lhs) + 1)
-
-
-def test_forces_differentiable_in_dE_dG_cpu():
-    """Training on forces: gradcheck/gradgradcheck of (F, W) in dE/dG (committee dims too)."""
-    factory, species, cutoff = STRUCTURES["sic_zincblende"]
-    atoms = factory()
-    acsf = make_acsf(species, cutoff, g2=[(0.5, 1.0)], g4=[(0.01, 2.0, -1.0)], g5=[(0.02, 1.0, 1.0)])
-    batch = dev.TorchBatch.from_atoms(atoms, acsf)
-    w = torch.randn(2, len(atoms), acsf.n_features, dtype=torch.float64, requires_grad=True)
-    torch.autograd.gradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
-    torch.autograd.gradgradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
-    u = torch.randn(len(atoms), 3, dtype=torch.float64, requires_grad=True)
-    torch.autograd.gradcheck(lambda x: dev.jvp(acsf, batch, displacement=x), (u,))
-
-
-def test_acsf_values_autograd_cpu():
-    """First derivatives in positions and cells (gradcheck), and force training through
-    autograd.grad(E, positions, create_graph=True) reaching the weights."""
-    factory, species, cutoff = STRUCTURES["si_triclinic"]
-    atoms = factory()
-    acsf = make_acsf(species, cutoff)
-    batch = dev.TorchBatch.from_atoms(atoms, acsf)
-    pos = batch.positions.clone().requires_grad_(True)
-    cell = batch.cells.clone().requires_grad_(True)
-    torch.autograd.gradcheck(lambda p, c: dev.acsf_values(acsf, p, batch, cells=c), (pos, cell), atol=1e-7)
-
-    theta = torch.randn(acsf.n_features, dtype=torch.float64, requires_grad=True)
-    G = dev.acsf_values(acsf, pos, batch)
-    E = (torch.tanh(G) @ theta).sum()
-    (F,) = torch.autograd.grad(-E, pos, create_graph=True)
-    loss = (F ** 2).sum()
-    (g_theta,) = torch.autograd.grad(loss, theta)
-    # reference: F = -J^T dE/dG with dE/dG = (1 - tanh^2) theta, exact in theta
-    Gd = torch.from_numpy(acsf.compute(atoms))
-
-    def loss_of(th):
-        wt = (1 - torch.tanh(Gd) ** 2) * th
-        Fr, _ = dev.forces_and_virial(acsf, batch, wt)
-        return (Fr ** 2).sum()
-
-    (g_ref,) = torch.autograd.grad(loss_of(theta), theta)
-    close(g_theta.detach().numpy(), g_ref.numpy())
-    close(F.detach().numpy(), acsf.forces_and_virial(atoms, ((1 - np.tanh(Gd.numpy()) ** 2)
-                                                             * theta.detach().numpy()))[0])
-
-
-# =========================================================================== CPU emulation
-def _compiler():
-    for cxx in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if cxx and shutil.which(cxx):
-            return shutil.which(cxx)
-    return None
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    cxx = _compiler()
-    if cxx is None:
-        pytest.skip("no C++ compiler to build cuda/host_emulation.cpp")
-    exe = tmp_path_factory.mktemp("emu") / "host_emulation"
-    subprocess.run([cxx, "-std=c++17", "-O2", f"-I{CUDA_DIR}", f"-I{ROOT / 'cpp'}",
-                    str(CUDA_DIR / "host_emulation.cpp"), "-o", str(exe)], check=True, capture_output=True)
-    return exe
-
-
-def run_emulator(exe, tmp_path, acsf, atoms_list, w=None, u=None, U=None, float32=False):
-    b = dev.TorchBatch.from_atoms(atoms_list, acsf)
-    N, S, ns, F = b.n_atoms, b.n_structures, len(acsf.species), acsf.n_features
-    header = np.array([N, S, ns, len(acsf.g2), len(acsf.g4), len(acsf.g5), acsf.cutoff_function == "polynomial",
-                       float32, w is not None, u is not None, U is not None], dtype=np.int64)
-    src, out = tmp_path / "in.bin", tmp_path / "out.bin"
-    with open(src, "wb") as f:
-        for arr in (header, np.array([acsf.cutoff]), b.positions.numpy(), b.species.numpy().astype(np.int32),
-                    b.offsets.numpy(), b.cells.numpy(), b.pbc.numpy().astype(np.uint8), acsf.g2, acsf.g4, acsf.g5):
-            f.write(np.ascontiguousarray(arr).tobytes())
-        for arr in (w, u, U):
-            if arr is not None:
-                f.write(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-    subprocess.run([str(exe), str(src), str(out)], check=True, capture_output=True)
-    raw = out.read_bytes()
-    n = int(np.frombuffer(raw[:8], dtype=np.int64)[0])
-    pos = 8
-    res = {}
-    for key, dt, count, shape in (("i", np.int64, n, (n,)), ("j", np.int64, n, (n,)), ("S", np.int64, 3 * n, (n, 3)),
-                                  ("D", np.float64, 3 * n, (n, 3)), ("d", np.float64, n, (n,)),
-                                  ("values", np.float64, N * F, (N, F))):
-        res[key] = np.frombuffer(raw[pos:pos + 8 * count], dtype=dt).reshape(shape)
-        pos += 8 * count
-    if w is not None:
-        res["forces"] = np.frombuffer(raw[pos:pos + 8 * 3 * N]).reshape(N, 3)
-        pos += 8 * 3 * N
-        res["virials"] = np.frombuffer(raw[pos:pos + 8 * 9 * S]).reshape(S, 3, 3)
-        pos += 8 * 9 * S
-    if u is not None or U is not None:
-        res["jvp"] = np.frombuffer(raw[pos:pos + 8 * N * F]).reshape(N, F)
-        pos += 8 * N * F
-    assert pos == len(raw)
-    return res
-
-
-@pytest.mark.parametrize("name,atoms_list,acsf", CASES, ids=CASE_IDS)
-def test_emulated_kernels_equal_cpu(emulator, tmp_path, name, atoms_list, acsf):
-    w, u, U = random_inputs(acsf, atoms_list, seed=1)
-    r = run_emulator(emulator, tmp_path, acsf, atoms_list, w, u, U)
-    # neighbor list: the same pairs (i, j, shift), vectors and distances
-    b = dev.TorchBatch.from_atoms(atoms_list, acsf)
-    ref = sorted_pairs(*(x.numpy() for x in dev.neighbor_list(acsf, b)))
-    got = sorted_pairs(r["i"], r["j"], r["S"], r["D"], r["d"])
-    for x, y in zip(got[:3], ref[:3]):
-        assert np.array_equal(x, y)
-    close(got[3], ref[3])
-    close(got[4], ref[4])
-    # grouped by center, then by neighbor species
-    assert np.all(np.diff(r["i"]) >= 0)
-    species = b.species.numpy()
-    for c in np.unique(r["i"]):
-        assert np.all(np.diff(species[r["j"][r["i"] == c]]) >= 0)
-    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    close(r["values"], values)
-    close(r["forces"], F)
-    close(r["virials"], W)
-    close(r["jvp"], jvp)
-
-
-@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned"])
-def test_emulated_kernels_float32(emulator, tmp_path, name):
-    _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
-    w, u, U = random_inputs(acsf, atoms_list, seed=2)
-    r = run_emulator(emulator, tmp_path, acsf, atoms_list, w, u, U, float32=True)
-    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    close32(r["values"], values)
-    close32(r["forces"], F)
-    close32(r["virials"], W)
-    close32(r["jvp"], jvp)
-
-
-def test_emulated_jvp_strain_only_and_displacement_only(emulator, tmp_path):
-    _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
-    w, u, U = random_inputs(acsf, atoms_list, seed=4)
-    ref = reference(acsf, atoms_list, w, u, np.zeros_like(U))[3]
-    close(run_emulator(emulator, tmp_path, acsf, atoms_list, u=u)["jvp"], ref)
-    ref = reference(acsf, atoms_list, w, np.zeros_like(u), U)[3]
-    close(run_emulator(emulator, tmp_path, acsf, atoms_list, U=U)["jvp"], ref)
-
-
-@pytest.mark.parametrize("kind", ["many_species", "large_feature_count"])
-def test_emulated_many_species_and_large_feature_counts(emulator, tmp_path, kind):
-    """Seven species (one absent: empty species blocks) in a periodic box and a cluster;
-    a spec with 200 radial and 900 angular functions per species pair."""
-    if kind == "many_species":
-        atoms_list = [many_species_box(), many_species_box(seed=5, n=24, pbc=False)]
-        acsf = make_acsf(["H", "C", "N", "O", "Si", "Ge", "Sn"], 4.0)
-    else:
-        g2, ang = large_spec_params()
-        atoms_list = [STRUCTURES["si_rattled"][0]()]
-        acsf = make_acsf(["Si"], 5.0, g2=g2, g4=ang, g5=ang)
-    w, u, U = random_inputs(acsf, atoms_list, seed=13)
-    r = run_emulator(emulator, tmp_path, acsf, atoms_list, w, u, U)
-    values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    close(r["values"], values)
-    close(r["forces"], F)
-    close(r["virials"], W)
-    close(r["jvp"], jvp)
 
 
 # =========================================================================== nvcc compiles
