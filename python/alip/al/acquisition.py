@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
 from alip.core.device import prepare, select_device
+from alip.models.committee import Committee
 from alip.models.training import committee_forces
 
 _DUPLICATE_TOL = 1e-9
@@ -177,7 +178,7 @@ def _pad(x: Any, offsets: np.ndarray) -> Any:
     return out
 
 
-def _emc_inputs(committee: Any, atoms_list: list[Atoms], use_forces: bool
+def _emc_inputs(committee: Committee, atoms_list: list[Atoms], use_forces: bool
                 ) -> tuple[Any, np.ndarray, Any, Any | None]:
     """Descriptors G (N, F), atom offsets, energies E (K, S) and, with forces, the
     descriptor-space force residuals V (K, N, F) = J_r (F̄ − F_k), as float64 tensors on
@@ -209,7 +210,7 @@ def _emc_inputs(committee: Any, atoms_list: list[Atoms], use_forces: bool
     return t(values), offsets, t(E), V
 
 
-def _emc_inputs_device(committee: Any, atoms_list: list[Atoms], numbers: np.ndarray, offsets: np.ndarray,
+def _emc_inputs_device(committee: Committee, atoms_list: list[Atoms], numbers: np.ndarray, offsets: np.ndarray,
                        use_forces: bool, device: Any) -> tuple[Any, np.ndarray, Any, Any | None]:
     """:func:`_emc_inputs` through :mod:`alip.core.device` on ``device`` (one neighbor list)."""
     import torch
@@ -227,7 +228,7 @@ def _emc_inputs_device(committee: Any, atoms_list: list[Atoms], numbers: np.ndar
     return G, offsets, E.detach(), p.jvp(F.mean(0, keepdim=True) - F).detach()
 
 
-def emc_chunk(committee: Any, atoms_list: Sequence[Atoms], weight_energy: float = 1.0,
+def emc_chunk(committee: Committee, atoms_list: Sequence[Atoms], weight_energy: float = 1.0,
               weight_forces: float = 0.1, forces: bool = True, params: str = "all"
               ) -> tuple[np.ndarray, np.ndarray]:
     """EMC scores (S,) and mean-pooled descriptors (S, F) of one chunk of structures
@@ -283,7 +284,7 @@ def _chunks(sizes: np.ndarray, chunk_atoms: int) -> list[np.ndarray]:
     return chunks
 
 
-def _qbc_chunk(committee: Any, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray]:
+def _qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray]:
     """Committee Prediction (fused force path, on ``committee.device``) and mean-pooled
     descriptors of one chunk."""
     pred, values = committee.predict_batch(atoms_list)
@@ -291,7 +292,7 @@ def _qbc_chunk(committee: Any, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray
     return pred, pooled
 
 
-def score_pool(committee: Any, atoms_list: Sequence[Atoms], strategy: str, qbc_kind: str = "force",
+def score_pool(committee: Committee, atoms_list: Sequence[Atoms], strategy: str, qbc_kind: str = "force",
                emc_forces: bool = True, emc_params: str = "all", weight_energy: float = 1.0,
                weight_forces: float = 0.1, chunk_atoms: int = 2048, seed: int = 0,
                progress: bool = False) -> PoolScores:

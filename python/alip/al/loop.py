@@ -147,7 +147,7 @@ def make_pool_and_test(cfg: Config) -> tuple[list[Atoms], list[Atoms]]:
     return pool, test
 
 
-def evaluate_test_set(committee: Any, test: list[Atoms]) -> tuple[dict, dict]:
+def evaluate_test_set(committee: Committee, test: list[Atoms]) -> tuple[dict, dict]:
     """Committee-mean test errors: overall and per family.
 
     energy RMSE per atom (meV/atom), force RMSE over Cartesian components (eV/Å), and
@@ -178,7 +178,7 @@ def _is_dask_client(executor: Any) -> bool:
     return type(executor).__module__.startswith("distributed") and hasattr(executor, "scatter")
 
 
-def _score_qbc_on_dask(committee: Any, atoms: list[Atoms], client: Any, a: Any, threads: int,
+def _score_qbc_on_dask(committee: Committee, atoms: list[Atoms], client: Any, a: Any, threads: int,
                        progress: bool) -> Any:
     """QBC scores of the pool through :func:`alip.al.pool_scoring.score_pool_streamed` on a Dask client."""
     r = score_pool_streamed(committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop",
@@ -281,7 +281,7 @@ class _Run:
             close()
         self._closers = []
 
-    def acsf(self) -> Any:
+    def acsf(self) -> ACSF:
         if self.cfg.descriptor.file:
             with open(self.cfg.descriptor.file, encoding="utf-8") as fh:
                 return ACSF.from_dict(json.load(fh))

@@ -46,7 +46,7 @@ from alip.data.featurize import (
     tune_worker_malloc,
 )
 from alip.data.pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
-from alip.models.committee import Prediction
+from alip.models.committee import Committee, Prediction
 
 __all__ = ["StreamedScores", "score_pool_streamed", "score_frames"]
 
@@ -74,7 +74,7 @@ class StreamedScores:
         return len(self.frame_ids)
 
 
-def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Frames, dict[str, np.ndarray]]:
+def score_frames(committee: Committee, frames: Frames, device: Any = None) -> tuple[Frames, dict[str, np.ndarray]]:
     """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``.
     ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.core.device`."""
     F = committee.acsf.n_features
@@ -102,7 +102,7 @@ def score_frames(committee: Any, frames: Frames, device: Any = None) -> tuple[Fr
                     "features": pooled}
 
 
-def _predict_on_device(committee: Any, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
+def _predict_on_device(committee: Committee, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
     """(frames kept, Prediction, values): one device pass for a clean chunk; in a chunk with
     rejected frames, those are first located frame by frame, as on the CPU."""
     def predict(frames: Frames, idx: np.ndarray) -> tuple[Frames, Any, np.ndarray]:
@@ -122,7 +122,7 @@ def _predict_on_device(committee: Any, frames: Frames, device: Any) -> tuple[Fra
     return predict(frames, _species_index(committee.acsf, frames)[0])
 
 
-def _score_task(committee: Any, source: ChunkRef | Frames, keep: np.ndarray | None,
+def _score_task(committee: Committee, source: ChunkRef | Frames, keep: np.ndarray | None,
                 threads: int | None, allow_nonperiodic: bool, device: Any = None
                 ) -> tuple[Frames, dict[str, np.ndarray]]:
     """One chunk: read (a ChunkRef) or take (Frames), keep the wanted frames, score."""
@@ -165,7 +165,7 @@ def _plan(targets: np.ndarray, counts: np.ndarray, chunk: int, chunk_atoms: int 
     return plan
 
 
-def score_pool_streamed(committee: Any, pool_source: str | os.PathLike | PoolReader | Sequence[Atoms],
+def score_pool_streamed(committee: Committee, pool_source: str | os.PathLike | PoolReader | Sequence[Atoms],
                         chunk: int = 256, client: Any = None, *, indices: Sequence[int] | None = None,
                         chunk_atoms: int | None = 8192, on_bad: str = "skip", allow_nonperiodic: bool = False,
                         threads: int | None = None, progress: bool = False,
@@ -259,7 +259,7 @@ class _omp_threads:
             set_num_threads(self.old)
 
 
-def _score_dask(client: Any, committee: Any, plan: list, source: Any, threads: int | None,
+def _score_dask(client: Any, committee: Committee, plan: list, source: Any, threads: int | None,
                 allow_nonperiodic: bool, collect: Any, device: Any = None) -> None:
     """One task per chunk over a sliding window; the committee is scattered once to all workers."""
     if not plan:

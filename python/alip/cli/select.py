@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -34,6 +34,10 @@ from ase import Atoms
 from alip.cli.train import InputError, read_structures
 from alip.config import QBC_KINDS
 from alip.files import atomic_write
+
+if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
+    from alip.models.committee import Committee
+
 
 MATCH_TOL = 1e-8  # Å: positions and cell of an excluded structure
 CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev", "score", "selected",
@@ -99,7 +103,7 @@ def read_frame(reader: Any, i: int) -> Atoms:
     return read(io.StringIO(text), index=0, format="extxyz")
 
 
-def select_from_pool(committee: Any, pool: str | os.PathLike, n: int, *, score: str = "force",
+def select_from_pool(committee: Committee, pool: str | os.PathLike, n: int, *, score: str = "force",
                      diversity: str = "fps", candidates: float = 4.0, trust_lo: float | None = None,
                      trust_hi: float | None = None, exclude: Sequence[str | os.PathLike] = (),
                      device: str | None = None, chunk: int = 256, client: Any = None, seed: int = 0,

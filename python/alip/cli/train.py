@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -30,6 +30,11 @@ from ase import Atoms
 from alip.config import TrainingSection
 from alip.data.io import is_database
 from alip.files import atomic_path
+
+if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
+    from alip.core.descriptors import ACSF
+    from alip.models.committee import Committee
+
 
 
 class InputError(ValueError):
@@ -87,7 +92,7 @@ def check_labeled(atoms_list: Sequence[Atoms], species: Sequence[int], path: str
 class TrainSummary:
     """What :func:`train_from_file` did: the committee, the split and the errors."""
 
-    committee: Any
+    committee: Committee
     result: Any                      # alip.models.training.TrainResult
     n_structures: int
     n_atoms: int
@@ -96,14 +101,14 @@ class TrainSummary:
     out: str
 
 
-def save_atomic(committee: Any, out: str | os.PathLike) -> None:
+def save_atomic(committee: Committee, out: str | os.PathLike) -> None:
     """``committee.save`` to a temporary file in OUT's directory, then rename over OUT."""
     with atomic_path(out) as tmp:
         committee.save(tmp)
 
 
 def train_from_file(labeled: str | os.PathLike, out: str | os.PathLike, config: Any = None,
-                    acsf: Any = None, force: bool = False) -> TrainSummary:
+                    acsf: ACSF = None, force: bool = False) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 
     Errors (``alip.models.training.errors``) are computed on the training and validation splits.

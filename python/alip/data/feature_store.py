@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from alip.core.batch import Frames
+from alip.core.descriptors import ACSF
 from alip.files import TMP_MARK, atomic_write
 
 __all__ = ["FeatureStore", "FORMAT", "FORMAT_VERSION"]
@@ -152,7 +153,7 @@ class FeatureStore:
     ValueError, so features of different specs can never be mixed.
     """
 
-    def __init__(self, path: str | os.PathLike, acsf: Any = None) -> None:
+    def __init__(self, path: str | os.PathLike, acsf: ACSF = None) -> None:
         self.path = os.fspath(path)
         if not is_store(self.path):
             raise ValueError(f"{self.path} is not an alip feature store (no meta.json of format {FORMAT!r})")
@@ -179,12 +180,10 @@ class FeatureStore:
         return dict(self.meta["spec"])
 
     @property
-    def acsf(self) -> Any:
-        from alip.core.descriptors import ACSF
-
+    def acsf(self) -> ACSF:
         return ACSF.from_dict(self.spec)
 
-    def check_spec(self, acsf: Any) -> None:
+    def check_spec(self, acsf: ACSF) -> None:
         """Raise ValueError when ``acsf`` (an ACSF or its dict) is not the store's spec."""
         want = acsf if isinstance(acsf, dict) else acsf.to_dict()
         want = json.loads(json.dumps(want))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from alip.core.batch import species_index
+from alip.core.descriptors import ACSF
 from alip.data import feature_store as fs
 from alip.data.dask_window import run_windowed
 from alip.data.feature_store import FeatureStore
@@ -48,7 +49,7 @@ class BadFrameError(ValueError):
 
 
 # ----------------------------------------------------------------------------- core adapter
-def _species_index(acsf: Any, frames: Frames) -> tuple[np.ndarray, dict[int, str]]:
+def _species_index(acsf: ACSF, frames: Frames) -> tuple[np.ndarray, dict[int, str]]:
     """(species index per atom (-1 for elements not in the spec), {frame: reason} for such frames)."""
     from ase.data import chemical_symbols
 
@@ -64,7 +65,7 @@ def _species_index(acsf: Any, frames: Frames) -> tuple[np.ndarray, dict[int, str
     return idx, bad
 
 
-def core_values(acsf: Any, frames: Frames, species_index: np.ndarray | None = None,
+def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = None,
                 device: Any = None) -> np.ndarray:
     """ACSF values (N, F) of all frames in one batched call (no ``ase.Atoms`` built): the
     compiled CPU core, or with ``device`` given the :mod:`alip.core.device` path on it ("cuda")."""
@@ -96,7 +97,7 @@ def frames_batch(frames: Frames, species_index: np.ndarray) -> Any:
                       pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)))
 
 
-def featurize_frames(acsf: Any, frames: Frames, device: Any = None) -> tuple[Frames, np.ndarray]:
+def featurize_frames(acsf: ACSF, frames: Frames, device: Any = None) -> tuple[Frames, np.ndarray]:
     """(frames the core accepted, their values); the rejected ones move to ``bad`` with the
     core's reason (unknown element, overlapping atoms, degenerate cell, ...)."""
     idx, bad = _species_index(acsf, frames)
@@ -146,7 +147,7 @@ def _read_chunk(ref: ChunkRef) -> tuple[Frames, float]:
     return frames, time.perf_counter() - t
 
 
-def _featurize_chunk(acsf: Any, k: int, ref: ChunkRef, frames: Frames, read_s: float, device: Any = None
+def _featurize_chunk(acsf: ACSF, k: int, ref: ChunkRef, frames: Frames, read_s: float, device: Any = None
                      ) -> tuple[ChunkResult, Frames, np.ndarray]:
     t = time.perf_counter()
     frames, values = featurize_frames(acsf, frames, device)
@@ -186,7 +187,7 @@ def tune_worker_malloc() -> None:
         pass
 
 
-def process_chunk(out: str, k: int, ref: ChunkRef, acsf: Any, dtype: str, on_bad: str,
+def process_chunk(out: str, k: int, ref: ChunkRef, acsf: ACSF, dtype: str, on_bad: str,
                   threads: int | None = None, device: Any = None) -> ChunkResult:
     """Read, featurize and write chunk ``k`` (a Dask task); with ``on_bad="stop"`` a chunk
     holding a bad frame is not written and the result lists the bad frames."""
@@ -203,14 +204,14 @@ def process_chunk(out: str, k: int, ref: ChunkRef, acsf: Any, dtype: str, on_bad
 
 
 # ----------------------------------------------------------------------------- runners
-def _run_serial(out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
+def _run_serial(out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, on_bad: str,
                 report: Callable[[ChunkResult], bool], device: Any = None) -> None:
     for k, ref in refs.items():
         if not report(process_chunk(out, k, ref, acsf, dtype, on_bad, device=device)):
             return
 
 
-def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
+def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, on_bad: str,
                    report: Callable[[ChunkResult], bool], device: Any = None) -> None:
     """Reading, featurizing (GIL released in the core) and writing overlap in three threads;
     at most two chunks wait between stages, so memory stays bounded."""
@@ -280,7 +281,7 @@ def _workers_see(paths: list[str]) -> bool:
     return all(os.path.exists(p) for p in paths)
 
 
-def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: Any, dtype: str, on_bad: str,
+def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, on_bad: str,
               threads: int | None, report: Callable[[ChunkResult], bool], device: Any = None) -> None:
     """One Dask task per chunk; a sliding window of tasks keeps worker memory bounded."""
     if not refs:
@@ -375,7 +376,7 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
     return set()
 
 
-def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike, acsf: Any = None,
+def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike, acsf: ACSF = None,
                    chunk: int = 1024, client: Any = None, resume: bool = False, on_bad: str = "stop", *,
                    chunk_atoms: int | None = 65536, dtype: str = "float64", overwrite: bool = False,
                    allow_nonperiodic: bool = False, threads: int | None = None, pipeline: bool = True,
@@ -391,8 +392,6 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
     CPU core; "cuda[:i]" computes on the GPU (in float64; on each Dask worker's GPU with a
     client), checked before any chunk is read.
     """
-    from alip.core.descriptors import ACSF
-
     if on_bad not in ON_BAD:
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
     if dtype not in DTYPES:

@@ -88,7 +88,7 @@ class Committee:
     #: where :meth:`predict` runs by default: "cpu" (compiled core) or "cuda[:i]" (GPU kernels)
     device: str = "cpu"
 
-    def __init__(self, acsf: Any, network: CommitteeNetwork, metadata: dict | None = None) -> None:
+    def __init__(self, acsf: ACSF, network: CommitteeNetwork, metadata: dict | None = None) -> None:
         if list(acsf.species) != list(network.species):
             raise ValueError(f"species of descriptor {list(acsf.species)} and network {network.species} differ")
         if acsf.n_features != network.n_features:
@@ -208,7 +208,7 @@ class Committee:
         torch.save(payload, os.fspath(path))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, acsf: Any | None = None) -> Committee:
+    def load(cls, path: str | os.PathLike, acsf: ACSF | None = None) -> Committee:
         """Read a committee; with ``acsf`` given, require that its spec matches the file's.
 
         Raises ValueError for files that are not committees, newer format versions,

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -187,7 +186,7 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def train_committee(atoms_list: Sequence[Atoms], acsf: Any | None = None,
+def train_committee(atoms_list: Sequence[Atoms], acsf: ACSF | None = None,
                     config: TrainConfig | None = None, data: LabeledSet | None = None) -> TrainResult:
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
@@ -199,7 +198,7 @@ def train_committee(atoms_list: Sequence[Atoms], acsf: Any | None = None,
         return _train(atoms_list, acsf, cfg, data)
 
 
-def _train(atoms_list: Sequence[Atoms], acsf: Any | None, cfg: TrainConfig,
+def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig,
            data: LabeledSet | None) -> TrainResult:
     t0 = time.perf_counter()
     if acsf is None:

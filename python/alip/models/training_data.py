@@ -24,6 +24,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from alip.core.batch import species_index as species_of
+from alip.core.descriptors import ACSF
 from alip.core.device import Prepared, TorchBatch, select_device
 from alip.models.committee import Committee
 
@@ -76,7 +77,7 @@ class LabeledSet:
     virials: torch.Tensor         # (S, 3, 3), W = −σV (zeros where no stress)
     has_stress: torch.Tensor      # (S,) bool
     geometry: Any = None          # TorchBatch (fused)
-    acsf: Any = None              # the ACSF spec (fused)
+    acsf: ACSF = None              # the ACSF spec (fused)
 
     @property
     def n_structures(self) -> int:
@@ -141,7 +142,7 @@ class LabeledSet:
         return LabeledSet(**kw)
 
 
-def featurize(committee_or_acsf: Any, atoms_list: Sequence[Atoms], species_index: np.ndarray | None = None,
+def featurize(committee_or_acsf: Committee | ACSF, atoms_list: Sequence[Atoms], species_index: np.ndarray | None = None,
               dtype: torch.dtype = torch.float64, forces: str = "sparse", device: Any = "cpu") -> LabeledSet:
     """Descriptors and labels of ``atoms_list`` on ``device``: with sparse gradients (one core
     call, on the CPU) or, ``forces="fused"``, with the geometry (values computed on ``device``)."""

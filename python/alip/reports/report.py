@@ -158,7 +158,7 @@ def read_test_set(run: Run) -> list:
     return read_extxyz(f) if f.is_file() else []
 
 
-def predict_test_set(committee: Any, test: list, label: str) -> plots.TestSetPrediction:
+def predict_test_set(committee: Committee, test: list, label: str) -> plots.TestSetPrediction:
     """Committee mean, spread and oracle labels on the test set."""
     pred = committee.predict(test)
     n = pred.n_atoms.astype(float)
@@ -188,7 +188,7 @@ def _fit(volumes: np.ndarray, energies: np.ndarray) -> dict[str, float] | None:
         return None
 
 
-def model_ev(committee: Any, cells: list, label: str) -> plots.EVSeries:
+def model_ev(committee: Committee, cells: list, label: str) -> plots.EVSeries:
     """Committee mean ± std (per atom) over the diamond series, with the EOS fit of the mean."""
     pred = committee.predict(cells)
     e = pred.energies / pred.n_atoms
@@ -296,7 +296,7 @@ def pool_structures(run: Run) -> list:
     return LabelStore(f).structures() if f.is_file() else []
 
 
-def family_groups(acsf: Any, structures: list) -> dict[str, np.ndarray]:
+def family_groups(acsf: ACSF, structures: list) -> dict[str, np.ndarray]:
     """Per-atom descriptor values of ``structures`` split by ``info["family"]``."""
     fams = [str(a.info.get("family", "unknown")) for a in structures]
     out: dict[str, np.ndarray] = {}
@@ -306,7 +306,7 @@ def family_groups(acsf: Any, structures: list) -> dict[str, np.ndarray]:
     return out
 
 
-def iteration_groups(acsf: Any, run: Run, pool: list, sample: int = 600, max_groups: int = 12
+def iteration_groups(acsf: ACSF, run: Run, pool: list, sample: int = 600, max_groups: int = 12
                      ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Descriptor values of the pool (``sample`` structures), the initial set and each selection.
 
