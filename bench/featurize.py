@@ -21,6 +21,7 @@ scaling at 4096 atoms and the peak memory with gradients at 4096 atoms (measured
 fresh subprocess from the kernel's peak-RSS counter), then the targets of issue 2 with
 PASS/FAIL.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,14 @@ CUTOFF = 6.0
 G2 = [(1.0, float(rs)) for rs in np.linspace(1.0, 4.5, 8)]
 G4 = [(eta, zeta, lam) for eta in (0.005, 0.05) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)]
 # TorchANI: 8 radial shifts, 4 angular shifts x 4 angle sections = 16 angular terms.
-ANI = dict(radial_eta=1.0, radial_shifts=[float(r) for r in np.linspace(1.0, 4.5, 8)], angular_eta=0.05,
-           angular_zeta=4.0, angular_shifts=[1.0, 2.0, 3.0, 4.0], sections=[0.4, 1.2, 2.0, 2.8])
+ANI = dict(
+    radial_eta=1.0,
+    radial_shifts=[float(r) for r in np.linspace(1.0, 4.5, 8)],
+    angular_eta=0.05,
+    angular_zeta=4.0,
+    angular_shifts=[1.0, 2.0, 3.0, 4.0],
+    sections=[0.4, 1.2, 2.0, 2.8],
+)
 
 
 # ----------------------------------------------------------------------------- structures
@@ -142,13 +149,18 @@ def alip_methods():
         def run():
             acsf.compute(a)
             acsf.forces_and_virial(a, w)
+
         return run
 
     def nl(a):
         return lambda: alip.neighbor_list(a, CUTOFF)
 
-    return {"alip values": values, "alip values+sparse grads": grads, "alip values+fused forces/virial": fused,
-            "alip neighbor list": nl}
+    return {
+        "alip values": values,
+        "alip values+sparse grads": grads,
+        "alip values+fused forces/virial": fused,
+        "alip neighbor list": nl,
+    }
 
 
 _ACSF = None
@@ -164,8 +176,9 @@ def make_acsf_cached():
 def dscribe_methods():
     from dscribe.descriptors import ACSF as DScribeACSF
 
-    d = DScribeACSF(r_cut=CUTOFF, g2_params=[list(p) for p in G2], g4_params=[list(p) for p in G4],
-                    species=["Si"], periodic=True)
+    d = DScribeACSF(
+        r_cut=CUTOFF, g2_params=[list(p) for p in G2], g4_params=[list(p) for p in G4], species=["Si"], periodic=True
+    )
 
     def values(a):
         return lambda: d.create(a, n_jobs=1)
@@ -185,8 +198,9 @@ def torchani_methods(dtype_name: str):
 
     def computer(nl):
         if nl not in cache:
-            cache[nl] = AEVComputer.from_constants(radial_cutoff=CUTOFF, angular_cutoff=CUTOFF - 1e-6,
-                                                   num_species=1, neighborlist=nl, **ANI).to(dtype)
+            cache[nl] = AEVComputer.from_constants(
+                radial_cutoff=CUTOFF, angular_cutoff=CUTOFF - 1e-6, num_species=1, neighborlist=nl, **ANI
+            ).to(dtype)
         return cache[nl]
 
     def prepare(a):
@@ -206,6 +220,7 @@ def torchani_methods(dtype_name: str):
         def run():
             with torch.no_grad():
                 aev(sp, x, cell, pbc)
+
         return run
 
     def fwd_bwd(a):
@@ -215,10 +230,10 @@ def torchani_methods(dtype_name: str):
             x = torch.tensor(a.positions[None], dtype=dtype, requires_grad=True)
             e = (aev(sp, x, cell, pbc) * w).sum()
             e.backward()
+
         return run
 
-    return {f"TorchANI AEV forward ({dtype_name})": forward,
-            f"TorchANI AEV forward+backward ({dtype_name})": fwd_bwd}
+    return {f"TorchANI AEV forward ({dtype_name})": forward, f"TorchANI AEV forward+backward ({dtype_name})": fwd_bwd}
 
 
 def neighbor_methods():
@@ -299,14 +314,17 @@ def main(argv=None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--device", default="cpu")
     known, rest = pre.parse_known_args(argv)
-    if known.device != "cpu":   # the GPU benchmark has its own cases and peers (cuaev)
+    if known.device != "cpu":  # the GPU benchmark has its own cases and peers (cuaev)
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import featurize_cuda
 
         return featurize_cuda.main(["--device", known.device, *rest])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cpu", help="cpu (this benchmark) or cuda (runs bench/featurize_cuda.py "
-                                                   "with the other arguments)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (this benchmark) or cuda (runs bench/featurize_cuda.py with the other arguments)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes and short timings (smoke test)")
     p.add_argument("--min-time", type=float, default=None, help="seconds spent per case (default 1.0, quick 0.1)")
     p.add_argument("--min-repeats", type=int, default=3)
@@ -324,8 +342,11 @@ def main(argv=None) -> int:
     # Peers whose cost explodes are limited to sizes that run in reasonable time/memory
     # (DScribe's derivatives are numerical, O(N^2) time and a dense (n, n, 3, F) array).
     # DScribe derivatives: 8.6 s per call at 64 atoms, O(N^2): ~10 min at 512.
-    limits = {"DScribe derivatives (numerical)": 64,
-              "TorchANI AEV forward (float64)": 512, "TorchANI AEV forward+backward (float64)": 512}
+    limits = {
+        "DScribe derivatives (numerical)": 64,
+        "TorchANI AEV forward (float64)": 512,
+        "TorchANI AEV forward+backward (float64)": 512,
+    }
 
     structures = {f"Si {n}": si_supercell(n) for n in sizes}
     structures["triclinic 216"] = si_triclinic()
@@ -353,21 +374,32 @@ def main(argv=None) -> int:
                     continue
                 t = best_time(make(atoms), min_time, args.min_repeats)
                 rates[mname][sname] = len(atoms) / t
-                print(f"  {mname:45s} {sname:14s} {t * 1e3:10.2f} ms  {len(atoms) / t:12.0f} atoms/s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {mname:45s} {sname:14s} {t * 1e3:10.2f} ms  {len(atoms) / t:12.0f} atoms/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         # batched pool of small cells: one call for 64 structures of 8 atoms
         acsf = make_acsf_cached()
         from dscribe.descriptors import ACSF as DScribeACSF
 
-        dsc = DScribeACSF(r_cut=CUTOFF, g2_params=[list(q) for q in G2], g4_params=[list(q) for q in G4],
-                          species=["Si"], periodic=True)
+        dsc = DScribeACSF(
+            r_cut=CUTOFF,
+            g2_params=[list(q) for q in G2],
+            g4_params=[list(q) for q in G4],
+            species=["Si"],
+            periodic=True,
+        )
         n_batch = sum(len(a) for a in batch)
-        rates["alip values"]["64 × Si 8 (batch)"] = n_batch / best_time(lambda: acsf.compute(batch), min_time,
-                                                                         args.min_repeats)
+        rates["alip values"]["64 × Si 8 (batch)"] = n_batch / best_time(
+            lambda: acsf.compute(batch), min_time, args.min_repeats
+        )
         rates["alip values+sparse grads"]["64 × Si 8 (batch)"] = n_batch / best_time(
-            lambda: acsf.compute(batch, gradients=True), min_time, args.min_repeats)
-        rates["DScribe values"]["64 × Si 8 (batch)"] = n_batch / best_time(lambda: dsc.create(batch, n_jobs=1),
-                                                                            min_time, args.min_repeats)
+            lambda: acsf.compute(batch, gradients=True), min_time, args.min_repeats
+        )
+        rates["DScribe values"]["64 × Si 8 (batch)"] = n_batch / best_time(
+            lambda: dsc.create(batch, n_jobs=1), min_time, args.min_repeats
+        )
 
     # threads at the largest size
     threads = {}
@@ -377,10 +409,9 @@ def main(argv=None) -> int:
         with Threads(nt):
             threads[nt] = {
                 "values": len(big_atoms) / best_time(lambda: acsf.compute(big_atoms), min_time, args.min_repeats),
-                "values+sparse grads": len(big_atoms) / best_time(lambda: acsf.compute(big_atoms, gradients=True),
-                                                                  min_time, args.min_repeats),
-                "batch 64 × Si 8 values": n_batch / best_time(lambda: acsf.compute(batch), min_time,
-                                                              args.min_repeats),
+                "values+sparse grads": len(big_atoms)
+                / best_time(lambda: acsf.compute(big_atoms, gradients=True), min_time, args.min_repeats),
+                "batch 64 × Si 8 values": n_batch / best_time(lambda: acsf.compute(batch), min_time, args.min_repeats),
             }
 
     memory = measure_memory(big)
@@ -389,15 +420,25 @@ def main(argv=None) -> int:
     cols = list(structures) + ["64 × Si 8 (batch)"]
     info = alip.build_info() if hasattr(alip, "build_info") else {}
     print(f"\n## alip featurization benchmark ({'quick' if args.quick else 'full'})\n")
-    print(f"Machine: {platform.processor() or platform.machine()}, {n_cores} cores, Python {platform.python_version()}; "
-          f"alip core: {info}")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {n_cores} cores, Python {platform.python_version()}; "
+        f"alip core: {info}"
+    )
     load_end = os.getloadavg()
-    print(f"Load average (1 min) at start / end: {load_start[0]:.2f} / {load_end[0]:.2f} on {n_cores} cores"
-          + ("  **WARNING: other processes were competing for the CPU; thread scaling and absolute rates "
-             "are unreliable**" if max(load_start[0], load_end[0]) > 0.5 * n_cores else ""))
-    print(f"Cutoff {CUTOFF} Å, {len(G2)} G2 + {len(G4)} G4 = {make_acsf_cached().n_features} features; "
-          f"TorchANI: {len(ANI['radial_shifts'])} radial + "
-          f"{len(ANI['angular_shifts']) * len(ANI['sections'])} angular terms. Single thread unless stated.\n")
+    print(
+        f"Load average (1 min) at start / end: {load_start[0]:.2f} / {load_end[0]:.2f} on {n_cores} cores"
+        + (
+            "  **WARNING: other processes were competing for the CPU; thread scaling and absolute rates "
+            "are unreliable**"
+            if max(load_start[0], load_end[0]) > 0.5 * n_cores
+            else ""
+        )
+    )
+    print(
+        f"Cutoff {CUTOFF} Å, {len(G2)} G2 + {len(G4)} G4 = {make_acsf_cached().n_features} features; "
+        f"TorchANI: {len(ANI['radial_shifts'])} radial + "
+        f"{len(ANI['angular_shifts']) * len(ANI['sections'])} angular terms. Single thread unless stated.\n"
+    )
     print("### Throughput (atoms/s)\n")
     print("| method | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
@@ -408,16 +449,20 @@ def main(argv=None) -> int:
         x, y = rates[a].get(c), rates[b].get(c)
         return None if x is None or y is None else x / y
 
-    comparisons = [("alip values", "DScribe values"),
-                   ("alip values+sparse grads", "DScribe derivatives (numerical)"),
-                   ("alip neighbor list", "ASE neighbor list"),
-                   ("alip neighbor list", "matscipy neighbor list"),
-                   ("alip neighbor list", "vesin neighbor list (1 thread)")]
+    comparisons = [
+        ("alip values", "DScribe values"),
+        ("alip values+sparse grads", "DScribe derivatives (numerical)"),
+        ("alip neighbor list", "ASE neighbor list"),
+        ("alip neighbor list", "matscipy neighbor list"),
+        ("alip neighbor list", "vesin neighbor list (1 thread)"),
+    ]
     if have_torchani:
         for dt in ("float32", "float64"):
-            comparisons += [("alip values", f"TorchANI AEV forward ({dt})"),
-                            ("alip values+sparse grads", f"TorchANI AEV forward+backward ({dt})"),
-                            ("alip values+fused forces/virial", f"TorchANI AEV forward+backward ({dt})")]
+            comparisons += [
+                ("alip values", f"TorchANI AEV forward ({dt})"),
+                ("alip values+sparse grads", f"TorchANI AEV forward+backward ({dt})"),
+                ("alip values+fused forces/virial", f"TorchANI AEV forward+backward ({dt})"),
+            ]
     print("\n### Ratios (alip atoms/s ÷ peer atoms/s, same run, 1 thread)\n")
     print("| alip | peer | " + " | ".join(cols) + " |")
     print("|---|---|" + "---:|" * len(cols))
@@ -432,11 +477,15 @@ def main(argv=None) -> int:
 
     mib = 1024**2
     print(f"\n### Memory with gradients (Si {big}, 1 thread, fresh process)\n")
-    print(f"- peak RSS increase during compute(gradients=True): {memory['peak_increase'] / mib:.1f} MiB"
-          f"{'' if memory['peak_counter_reset'] else ' (ru_maxrss, counter not reset)'}")
-    print(f"- sparse gradient arrays (grad_values + grad_centers + grad_neighbors + strain_grad): "
-          f"{memory['grad_bytes'] / mib:.1f} MiB ({memory['n_rows']} rows); grad_values alone "
-          f"{memory['grad_values_bytes'] / mib:.1f} MiB; all returned arrays {memory['output_bytes'] / mib:.1f} MiB")
+    print(
+        f"- peak RSS increase during compute(gradients=True): {memory['peak_increase'] / mib:.1f} MiB"
+        f"{'' if memory['peak_counter_reset'] else ' (ru_maxrss, counter not reset)'}"
+    )
+    print(
+        f"- sparse gradient arrays (grad_values + grad_centers + grad_neighbors + strain_grad): "
+        f"{memory['grad_bytes'] / mib:.1f} MiB ({memory['n_rows']} rows); grad_values alone "
+        f"{memory['grad_values_bytes'] / mib:.1f} MiB; all returned arrays {memory['output_bytes'] / mib:.1f} MiB"
+    )
     mem_ratio = memory["peak_increase"] / memory["grad_bytes"]
     print(f"- ratio peak increase / sparse gradient arrays: {mem_ratio:.2f}")
 
@@ -445,19 +494,31 @@ def main(argv=None) -> int:
     targets = [
         (f"values ≥ 30× DScribe ACSF ({ref}, 1 thread)", ratio("alip values", "DScribe values", ref), 30.0),
         (f"2 threads ≥ 1.7× 1 thread (Si {big}, values)", threads[2]["values"] / threads[1]["values"], 1.7),
-        (f"2 threads ≥ 1.7× 1 thread (Si {big}, values+sparse grads)",
-         threads[2]["values+sparse grads"] / threads[1]["values+sparse grads"], 1.7),
-        (f"neighbor list within 2× of vesin ({ref}): alip/vesin ≥ 0.5",
-         ratio("alip neighbor list", "vesin neighbor list (1 thread)", ref), 0.5),
+        (
+            f"2 threads ≥ 1.7× 1 thread (Si {big}, values+sparse grads)",
+            threads[2]["values+sparse grads"] / threads[1]["values+sparse grads"],
+            1.7,
+        ),
+        (
+            f"neighbor list within 2× of vesin ({ref}): alip/vesin ≥ 0.5",
+            ratio("alip neighbor list", "vesin neighbor list (1 thread)", ref),
+            0.5,
+        ),
         (f"memory with gradients ≤ 1.5× sparse gradient arrays (Si {big})", 1.5 / mem_ratio, 1.0),
     ]
     if have_torchani:
         for dt in ("float32", "float64"):
             targets += [
-                (f"values+sparse grads ≥ 20× TorchANI fwd+bwd {dt} ({ref})",
-                 ratio("alip values+sparse grads", f"TorchANI AEV forward+backward ({dt})", ref), 20.0),
-                (f"values+fused forces ≥ 20× TorchANI fwd+bwd {dt} ({ref})",
-                 ratio("alip values+fused forces/virial", f"TorchANI AEV forward+backward ({dt})", ref), 20.0),
+                (
+                    f"values+sparse grads ≥ 20× TorchANI fwd+bwd {dt} ({ref})",
+                    ratio("alip values+sparse grads", f"TorchANI AEV forward+backward ({dt})", ref),
+                    20.0,
+                ),
+                (
+                    f"values+fused forces ≥ 20× TorchANI fwd+bwd {dt} ({ref})",
+                    ratio("alip values+fused forces/virial", f"TorchANI AEV forward+backward ({dt})", ref),
+                    20.0,
+                ),
             ]
     print("\n### Targets (issue 2)\n")
     print("| target | measured | status |")

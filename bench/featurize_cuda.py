@@ -25,6 +25,7 @@ cuaev forward+backward at equal function counts. Printed as PASS/FAIL with the c
 TorchANI's CUDA extensions must be built first (`ani build-extensions`, needs nvcc and a
 CUDA torch); without them the cuaev rows are skipped and the comparison says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,7 +93,9 @@ def alip_cases(acsf, structures, device, dtype):
         return p.values(dtype), p.forces_and_virial(w)
 
     out = {"alip neighbor list": nl} if dtype == torch.float64 else {}
-    out.update({f"alip values ({dtype_name(dtype)})": values, f"alip values + fused forces ({dtype_name(dtype)})": fused})
+    out.update(
+        {f"alip values ({dtype_name(dtype)})": values, f"alip values + fused forces ({dtype_name(dtype)})": fused}
+    )
     return out
 
 
@@ -112,8 +115,14 @@ def cuaev_cases(structures, device, strategy="cuaev"):
     a = structures[0]
     heights = a.get_volume() / np.linalg.norm(np.cross(a.cell[[1, 2, 0]], a.cell[[2, 0, 1]]), axis=1)
     nl_name = "cell_list" if heights.min() >= F.CUTOFF else "all_pairs"
-    aev = AEVComputer.from_constants(radial_cutoff=F.CUTOFF, angular_cutoff=F.CUTOFF - 1e-6, num_species=1,
-                                     neighborlist=nl_name, strategy=strategy, **F.ANI).to(device)
+    aev = AEVComputer.from_constants(
+        radial_cutoff=F.CUTOFF,
+        angular_cutoff=F.CUTOFF - 1e-6,
+        num_species=1,
+        neighborlist=nl_name,
+        strategy=strategy,
+        **F.ANI,
+    ).to(device)
     sp = torch.zeros(1, len(a), dtype=torch.long, device=device)
     x0 = torch.tensor(a.positions[None], dtype=torch.float32, device=device)
     cell = torch.tensor(np.asarray(a.cell[:]), dtype=torch.float32, device=device)
@@ -154,9 +163,12 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda":
         if not dev.cuda_available():
-            print("no CUDA: this benchmark needs a CUDA build of alip (pip install . -C "
-                  "cmake.define.ALIP_CUDA=ON) and an NVIDIA GPU; alip.core.device.cuda_compiled() = "
-                  f"{dev.cuda_compiled()}, torch.cuda.is_available() = {torch.cuda.is_available()}", file=sys.stderr)
+            print(
+                "no CUDA: this benchmark needs a CUDA build of alip (pip install . -C "
+                "cmake.define.ALIP_CUDA=ON) and an NVIDIA GPU; alip.core.device.cuda_compiled() = "
+                f"{dev.cuda_compiled()}, torch.cuda.is_available() = {torch.cuda.is_available()}",
+                file=sys.stderr,
+            )
             return 2
         device = torch.device("cuda", torch.cuda.current_device())
         card = torch.cuda.get_device_name(device)
@@ -175,8 +187,11 @@ def main(argv=None) -> int:
             have_torchani = True
             have_cuaev = bool(CUAEV_IS_INSTALLED)
             if not have_cuaev:
-                print("(TorchANI's cuaev extension is not built: run `ani build-extensions`; cuaev rows skipped, "
-                      "TorchANI pyaev on the GPU timed instead)", file=sys.stderr)
+                print(
+                    "(TorchANI's cuaev extension is not built: run `ani build-extensions`; cuaev rows skipped, "
+                    "TorchANI pyaev on the GPU timed instead)",
+                    file=sys.stderr,
+                )
         except ImportError as err:
             print(f"(TorchANI not available: {err}; cuaev rows skipped)", file=sys.stderr)
 
@@ -207,8 +222,10 @@ def main(argv=None) -> int:
                 json.dump({"card": card, "results": results, "complete": False}, f, indent=1)
 
     labels = [c[0] for c in cases]
-    print(f"\n## GPU featurization, {card} — atoms/s (alip {alip.__version__}, torch {torch.__version__}, "
-          f"{alip._core.cuda.describe()})\n")
+    print(
+        f"\n## GPU featurization, {card} — atoms/s (alip {alip.__version__}, torch {torch.__version__}, "
+        f"{alip._core.cuda.describe()})\n"
+    )
     print("| method | " + " | ".join(labels) + " |")
     print("|---|" + "---|" * len(labels))
     for name, row in results.items():
@@ -231,16 +248,26 @@ def main(argv=None) -> int:
     big = [lab for lab in labels if lab.startswith("pool") or int(lab.split()[0]) >= 262144]
     if device.type == "cuda" and big:
         best = max((rate("alip values (float64)", lab) or 0.0) for lab in big)
-        verdicts.append(("values >= 1e7 atoms/s on large pools (float64, best of " + ", ".join(big) + ")",
-                         best >= 1e7, f"{best / 1e6:.2f} M atoms/s"))
+        verdicts.append(
+            (
+                "values >= 1e7 atoms/s on large pools (float64, best of " + ", ".join(big) + ")",
+                best >= 1e7,
+                f"{best / 1e6:.2f} M atoms/s",
+            )
+        )
     if have_cuaev:
         for lab in labels:
             ref = rate("cuaev forward+backward (float32)", lab)
             for dt in ("float32", "float64"):
                 ours = rate(f"alip values + fused forces ({dt})", lab)
                 if ref and ours:
-                    verdicts.append((f"values + fused forces ({dt}) faster than cuaev fwd+bwd, {lab}", ours > ref,
-                                     f"{ours / ref:.2f}×"))
+                    verdicts.append(
+                        (
+                            f"values + fused forces ({dt}) faster than cuaev fwd+bwd, {lab}",
+                            ours > ref,
+                            f"{ours / ref:.2f}×",
+                        )
+                    )
     elif device.type == "cuda":
         print("cuaev comparison: NOT RUN (TorchANI cuaev unavailable)")
     for what, ok, detail in verdicts:

@@ -22,6 +22,7 @@ Sections:
 
 The machine's load average is printed: the 2 cores are shared, so timings are noisy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,10 +82,12 @@ def bench_readers(path: str, n_frames: int) -> dict:
         return r, time.process_time() - t, time.perf_counter() - w
 
     from ase.io import iread
+
     atoms, out["ase_cpu"], _ = cpu(lambda: list(iread(sub, index=":", format="extxyz")))
     n_atoms = sum(len(a) for a in atoms)
     try:
         import extxyz
+
         _, out["extxyz_c_cpu"], _ = cpu(lambda: extxyz.read_dicts(sub))
     except ImportError:
         out["extxyz_c_cpu"] = None
@@ -99,7 +102,7 @@ def bench_readers(path: str, n_frames: int) -> dict:
 
 # ----------------------------------------------------------------------------- 2. stores
 def bench_stores(values: np.ndarray, work: str, rows: int = 8192) -> list[tuple]:
-    chunks = [values[i:i + rows] for i in range(0, len(values), rows)]
+    chunks = [values[i : i + rows] for i in range(0, len(values), rows)]
     F = values.shape[1]
     results = []
 
@@ -110,6 +113,7 @@ def bench_stores(values: np.ndarray, work: str, rows: int = 8192) -> list[tuple]
 
     def npy_w(p):
         from alip.data.feature_store import save_npy
+
         os.makedirs(p)
         for k, c in enumerate(chunks):
             save_npy(os.path.join(p, f"{k}.npy"), c)
@@ -127,11 +131,15 @@ def bench_stores(values: np.ndarray, work: str, rows: int = 8192) -> list[tuple]
                 n = 0
                 for c in chunks:
                     z.resize((n + len(c), F))
-                    z[n:n + len(c)] = c
+                    z[n : n + len(c)] = c
                     n += len(c)
+
             return w
-        cases += [("zarr v3, uncompressed", zarr_w(None), lambda p: zarr.open_array(p, mode="r")[:]),
-                  ("zarr v3, zstd (default)", zarr_w("auto"), lambda p: zarr.open_array(p, mode="r")[:])]
+
+        cases += [
+            ("zarr v3, uncompressed", zarr_w(None), lambda p: zarr.open_array(p, mode="r")[:]),
+            ("zarr v3, zstd (default)", zarr_w("auto"), lambda p: zarr.open_array(p, mode="r")[:]),
+        ]
     except ImportError:
         pass
     try:
@@ -140,18 +148,21 @@ def bench_stores(values: np.ndarray, work: str, rows: int = 8192) -> list[tuple]
         def h5_w(comp):
             def w(p):
                 with h5py.File(p, "w") as f:
-                    d = f.create_dataset("v", shape=(0, F), maxshape=(None, F), chunks=(rows, F), dtype="f8",
-                                         compression=comp)
+                    d = f.create_dataset(
+                        "v", shape=(0, F), maxshape=(None, F), chunks=(rows, F), dtype="f8", compression=comp
+                    )
                     n = 0
                     for c in chunks:
                         d.resize((n + len(c), F))
-                        d[n:n + len(c)] = c
+                        d[n : n + len(c)] = c
                         n += len(c)
+
             return w
 
         def h5_r(p):
             with h5py.File(p, "r") as f:
                 return f["v"][:]
+
         cases += [("hdf5, uncompressed", h5_w(None), h5_r), ("hdf5, lzf", h5_w("lzf"), h5_r)]
     except ImportError:
         pass
@@ -203,8 +214,9 @@ def run_one(cfg: dict) -> dict:
         from distributed import Client, LocalCluster
 
         t = time.perf_counter()
-        cluster = LocalCluster(n_workers=cfg["workers"], threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
+        cluster = LocalCluster(
+            n_workers=cfg["workers"], threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        )
         client = Client(cluster)
         startup = time.perf_counter() - t
         threads = 1
@@ -213,14 +225,29 @@ def run_one(cfg: dict) -> dict:
     cpu0 = proc.cpu_times()
     worker_cpu0 = client.run(lambda: sum(psutil.Process().cpu_times()[:2])) if client else {}
     t = time.perf_counter()
-    s = featurize_pool(cfg["pool"], cfg["out"], chunk=cfg["chunk"], client=client, threads=threads,
-                       pipeline=cfg["mode"] == "local-pipelined", overwrite=True)
+    s = featurize_pool(
+        cfg["pool"],
+        cfg["out"],
+        chunk=cfg["chunk"],
+        client=client,
+        threads=threads,
+        pipeline=cfg["mode"] == "local-pipelined",
+        overwrite=True,
+    )
     wall = time.perf_counter() - t
     cpu1 = proc.cpu_times()
-    res = {"mode": cfg["mode"], "wall": wall, "startup": startup, "atoms": s.atoms_run,
-           "structures": s.structures_run, "shares": s.shares(), "index_s": s.index_s,
-           "peak_rss_mb": peak_rss_mb(), "rss0_mb": rss0 / 2**20,
-           "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)}
+    res = {
+        "mode": cfg["mode"],
+        "wall": wall,
+        "startup": startup,
+        "atoms": s.atoms_run,
+        "structures": s.structures_run,
+        "shares": s.shares(),
+        "index_s": s.index_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss0_mb": rss0 / 2**20,
+        "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+    }
     if client is not None:
         cpu_w = client.run(lambda: sum(psutil.Process().cpu_times()[:2]))
         res["cpu_s"] += sum(cpu_w[w] - worker_cpu0[w] for w in cpu_w)
@@ -247,8 +274,11 @@ def main(argv=None) -> int:
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--threads", type=int, default=2, help="core threads of the local runs")
     p.add_argument("--stores", action="store_true", help="also compare npy / zarr / hdf5 stores")
-    p.add_argument("--sections", default="readers,runs,scaling",
-                   help="comma-separated: readers, runs, scaling (default all; --stores adds stores)")
+    p.add_argument(
+        "--sections",
+        default="readers,runs,scaling",
+        help="comma-separated: readers, runs, scaling (default all; --stores adds stores)",
+    )
     p.add_argument("--json", default=None)
     p.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -260,15 +290,18 @@ def main(argv=None) -> int:
     scale = 10 if args.quick else 1
     pools = {"A": (125_000 // scale, 1), "B": (2_000 // scale, 4)}
     paths = {}
-    print(f"# alip pool benchmark  (load average at start: {os.getloadavg()}, cores: {os.cpu_count()}, "
-          f"alip threads: {args.threads})\n")
+    print(
+        f"# alip pool benchmark  (load average at start: {os.getloadavg()}, cores: {os.cpu_count()}, "
+        f"alip threads: {args.threads})\n"
+    )
     for name, (n, rep) in pools.items():
-        paths[name] = os.path.join(args.dir, f"pool_{name}_{n}x{8 * rep ** 3}.extxyz")
+        paths[name] = os.path.join(args.dir, f"pool_{name}_{n}x{8 * rep**3}.extxyz")
         if not os.path.exists(paths[name]):
             t = time.perf_counter()
             write_pool(paths[name], n, rep, seed=ord(name))
-            print(f"wrote {paths[name]} ({os.path.getsize(paths[name]) / 1e6:.0f} MB) in "
-                  f"{time.perf_counter() - t:.1f} s")
+            print(
+                f"wrote {paths[name]} ({os.path.getsize(paths[name]) / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s"
+            )
     report: dict = {"load_start": os.getloadavg()}
 
     sections = set(args.sections.split(","))
@@ -290,8 +323,10 @@ def main(argv=None) -> int:
 
 def bench_reader_table(paths: dict, scale: int, report: dict) -> None:
     print("\n## 1. Reading against featurizing (CPU seconds, same frames)\n")
-    print("| pool subset | atoms | ase.io.iread | extxyz (C) | alip reader | featurize 1 thr (CPU) | "
-          "featurize 2 thr (wall) | alip read share | ASE read share |")
+    print(
+        "| pool subset | atoms | ase.io.iread | extxyz (C) | alip reader | featurize 1 thr (CPU) | "
+        "featurize 2 thr (wall) | alip read share | ASE read share |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     report["readers"] = {}
     for name, n in (("A", 20_000 // scale), ("B", 200 // scale)):
@@ -299,9 +334,11 @@ def bench_reader_table(paths: dict, scale: int, report: dict) -> None:
         report["readers"][name] = r
         ext = f"{r['extxyz_c_cpu']:.3f}" if r["extxyz_c_cpu"] is not None else "n/a"
         f1 = r["featurize_cpu_1"]
-        print(f"| {name}: first {n} frames | {r['atoms']} | {r['ase_cpu']:.3f} | {ext} | {r['alip_cpu']:.3f} | "
-              f"{f1:.3f} | {r['featurize_wall_2']:.3f} | {r['alip_cpu'] / (r['alip_cpu'] + f1):.0%} | "
-              f"{r['ase_cpu'] / (r['ase_cpu'] + f1):.0%} |")
+        print(
+            f"| {name}: first {n} frames | {r['atoms']} | {r['ase_cpu']:.3f} | {ext} | {r['alip_cpu']:.3f} | "
+            f"{f1:.3f} | {r['featurize_wall_2']:.3f} | {r['alip_cpu'] / (r['alip_cpu'] + f1):.0%} | "
+            f"{r['ase_cpu'] / (r['ase_cpu'] + f1):.0%} |"
+        )
 
 
 def bench_store_table(paths: dict, scale: int, work: str, report: dict) -> None:
@@ -312,7 +349,7 @@ def bench_store_table(paths: dict, scale: int, work: str, report: dict) -> None:
     print("\n## 2. Store formats: 10^6 x 36 float64 in 8192-row chunks (best of 3)\n")
     frames = open_pool(paths["A"]).read(0, 5000 // scale)
     vals = core_values(alip.ACSF.default_si(), frames)
-    vals = np.tile(vals, (-(-10**6 // len(vals)), 1))[:10**6]
+    vals = np.tile(vals, (-(-(10**6) // len(vals)), 1))[: 10**6]
     print("| store | write wall s | write CPU s | read wall s | MB on disk |")
     print("|---|---|---|---|---|")
     report["stores"] = []
@@ -323,26 +360,41 @@ def bench_store_table(paths: dict, scale: int, work: str, report: dict) -> None:
 
 def bench_run_table(paths: dict, args: argparse.Namespace, report: dict) -> None:
     print("\n## 3. File -> feature store (fresh process per run)\n")
-    print("| pool | mode | wall s | atoms/s | structures/s | CPU s | peak RSS MB (client / worker; after imports) | "
-          "read / featurize / write share | cluster start s |")
+    print(
+        "| pool | mode | wall s | atoms/s | structures/s | CPU s | peak RSS MB (client / worker; after imports) | "
+        "read / featurize / write share | cluster start s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     report["runs"] = []
     for name in ("A", "B"):
         for mode in ("local-pipelined", "local-serial", "dask"):
-            cfg = {"pool": paths[name], "out": os.path.join(args.dir, f"store_{name}_{mode}"), "mode": mode,
-                   "threads": args.threads, "workers": 2, "chunk": args.chunk}
+            cfg = {
+                "pool": paths[name],
+                "out": os.path.join(args.dir, f"store_{name}_{mode}"),
+                "mode": mode,
+                "threads": args.threads,
+                "workers": 2,
+                "chunk": args.chunk,
+            }
             r = spawn(cfg)
             r["pool"] = name
             report["runs"].append(r)
             sh = r["shares"]
-            rss = (f"{r['peak_rss_mb']:.0f}" + (f" / {r['worker_peak_rss_mb']:.0f}" if "worker_peak_rss_mb" in r else "")
-                   + f"; {r['rss0_mb']:.0f}")
+            rss = (
+                f"{r['peak_rss_mb']:.0f}"
+                + (f" / {r['worker_peak_rss_mb']:.0f}" if "worker_peak_rss_mb" in r else "")
+                + f"; {r['rss0_mb']:.0f}"
+            )
             start = f"{r['startup']:.1f}" if mode == "dask" else "-"
-            print(f"| {name} ({r['structures']} x {r['atoms'] // r['structures']}) | {mode} | {r['wall']:.1f} | "
-                  f"{r['atoms'] / r['wall']:,.0f} | {r['structures'] / r['wall']:,.0f} | {r['cpu_s']:.1f} | {rss} | "
-                  f"{sh['read']:.0%} / {sh['featurize']:.0%} / {sh['write']:.0%} | {start} |", flush=True)
-        same = _same_tree(os.path.join(args.dir, f"store_{name}_local-pipelined"),
-                          os.path.join(args.dir, f"store_{name}_dask"))
+            print(
+                f"| {name} ({r['structures']} x {r['atoms'] // r['structures']}) | {mode} | {r['wall']:.1f} | "
+                f"{r['atoms'] / r['wall']:,.0f} | {r['structures'] / r['wall']:,.0f} | {r['cpu_s']:.1f} | {rss} | "
+                f"{sh['read']:.0%} / {sh['featurize']:.0%} / {sh['write']:.0%} | {start} |",
+                flush=True,
+            )
+        same = _same_tree(
+            os.path.join(args.dir, f"store_{name}_local-pipelined"), os.path.join(args.dir, f"store_{name}_dask")
+        )
         print(f"| {name} | Dask store == local store byte for byte | {same} | | | | | | |")
 
 
@@ -358,26 +410,49 @@ def bench_scaling_table(paths: dict, args: argparse.Namespace, report: dict) -> 
         sub = paths["A"] + f".first{n}"
         if not os.path.exists(sub):
             prefix_pool(paths["A"], sub, n)
-        runs = [spawn({"pool": sub, "out": os.path.join(args.dir, f"store_scaling_{n}"), "mode": "local-pipelined",
-                       "threads": args.threads, "workers": 0, "chunk": args.chunk}) for _ in range(3)]
+        runs = [
+            spawn(
+                {
+                    "pool": sub,
+                    "out": os.path.join(args.dir, f"store_scaling_{n}"),
+                    "mode": "local-pipelined",
+                    "threads": args.threads,
+                    "workers": 0,
+                    "chunk": args.chunk,
+                }
+            )
+            for _ in range(3)
+        ]
         wall, cpu = min(r["wall"] for r in runs), min(r["cpu_s"] for r in runs)
         walls.append(wall)
         cpus.append(cpu)
         report["scaling"].append({"atoms": n_atoms, "wall": wall, "cpu": cpu, "runs": runs})
-        print(f"| {n_atoms} | {n} | {wall:.3f} | {cpu:.3f} | {n_atoms / wall:,.0f} | {1e6 * cpu / n_atoms:.1f} | "
-              f"{max(r['peak_rss_mb'] for r in runs):.0f} |", flush=True)
+        print(
+            f"| {n_atoms} | {n} | {wall:.3f} | {cpu:.3f} | {n_atoms / wall:,.0f} | {1e6 * cpu / n_atoms:.1f} | "
+            f"{max(r['peak_rss_mb'] for r in runs):.0f} |",
+            flush=True,
+        )
     fit = lambda y, k=0: float(np.polyfit(np.log(sizes[k:]), np.log(y[k:]), 1)[0])  # noqa: E731
-    report["scaling_exponent"] = {"wall_all": fit(walls), "wall_from_1e4": fit(walls, 1), "cpu_all": fit(cpus),
-                                  "cpu_from_1e4": fit(cpus, 1)}
+    report["scaling_exponent"] = {
+        "wall_all": fit(walls),
+        "wall_from_1e4": fit(walls, 1),
+        "cpu_all": fit(cpus),
+        "cpu_from_1e4": fit(cpus, 1),
+    }
     e = report["scaling_exponent"]
-    print(f"\nfitted exponent p (time ∝ atoms^p), {sizes[0]}..{sizes[-1]} atoms: wall {e['wall_all']:.3f}, "
-          f"CPU {e['cpu_all']:.3f}; from {sizes[1]} atoms on: wall {e['wall_from_1e4']:.3f}, "
-          f"CPU {e['cpu_from_1e4']:.3f}")
+    print(
+        f"\nfitted exponent p (time ∝ atoms^p), {sizes[0]}..{sizes[-1]} atoms: wall {e['wall_all']:.3f}, "
+        f"CPU {e['cpu_all']:.3f}; from {sizes[1]} atoms on: wall {e['wall_from_1e4']:.3f}, "
+        f"CPU {e['cpu_from_1e4']:.3f}"
+    )
 
 
 def _same_tree(a: str, b: str) -> bool:
-    files = lambda root: sorted(os.path.relpath(os.path.join(d, f), root)  # noqa: E731
-                                for d, _, fs in os.walk(root) for f in fs)
+    files = lambda root: sorted(
+        os.path.relpath(os.path.join(d, f), root)  # noqa: E731
+        for d, _, fs in os.walk(root)
+        for f in fs
+    )
     if files(a) != files(b):
         return False
     for rel in files(a):

@@ -7,6 +7,7 @@ compiled module from BUILD_DIR, and any editable-install finder of alip is bypas
 Used by .ci/cuda_compile_check.sh to import a CUDA build on a machine without a GPU
 (build_info()["cuda"] must be True, GPU calls must raise a clear RuntimeError).
 """
+
 from __future__ import annotations
 
 import glob
@@ -30,11 +31,15 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="alip-build-")
     try:
         pkg = os.path.join(tmp, "alip")
-        shutil.copytree(os.path.join(ROOT, "python", "alip"), pkg,
-                        ignore=shutil.ignore_patterns("_core*", "__pycache__"))
+        shutil.copytree(
+            os.path.join(ROOT, "python", "alip"), pkg, ignore=shutil.ignore_patterns("_core*", "__pycache__")
+        )
         shutil.copy2(modules[0], pkg)
-        sys.meta_path[:] = [f for f in sys.meta_path if "alip" not in type(f).__module__
-                            and type(f).__name__ != "ScikitBuildRedirectingFinder"]
+        sys.meta_path[:] = [
+            f
+            for f in sys.meta_path
+            if "alip" not in type(f).__module__ and type(f).__name__ != "ScikitBuildRedirectingFinder"
+        ]
         for name in [m for m in sys.modules if m == "alip" or m.startswith("alip.")]:
             del sys.modules[name]
         sys.path.insert(0, tmp)

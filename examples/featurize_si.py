@@ -5,6 +5,7 @@ random), computes ACSF values in one batched call, sparse exact gradients for a 
 structures, and forces through the fused vector-Jacobian product.
 Run: python examples/featurize_si.py
 """
+
 import time
 
 import numpy as np
@@ -33,7 +34,9 @@ dt = time.perf_counter() - t
 print(f"fused forces + virials: {n_atoms / dt:,.0f} atoms/s; |sum of forces| = {np.abs(forces.sum(0)).max():.1e}")
 
 families = np.array([a.info["family"] for a in pool])
-per_structure = np.add.reduceat(X, alip.core.descriptors.offsets(pool)[:-1]) / np.diff(alip.core.descriptors.offsets(pool))[:, None]
+per_structure = (
+    np.add.reduceat(X, alip.core.descriptors.offsets(pool)[:-1]) / np.diff(alip.core.descriptors.offsets(pool))[:, None]
+)
 for fam in ("volume", "small_distortion", "large_distortion", "random"):
     g = per_structure[families == fam]
     print(f"{fam:>17}: mean G2[eta=0] per atom = {g[:, 0].mean():6.2f} +- {g[:, 0].std():5.2f}")

@@ -3,6 +3,7 @@
 Structures are deterministic (fixed seeds) and small so the brute-force reference in
 reference_acsf.py and finite differences stay fast. Names say what each one exercises.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,12 @@ def si_primitive_rattled():
 def si_small_cell():
     """Two Si atoms in a 2.9-3.2 A triclinic cell: ~100 image neighbours at a 6.5 A cutoff,
     including images of the center itself."""
-    return Atoms("Si2", cell=[[3.0, 0.0, 0.0], [0.5, 2.9, 0.0], [0.3, -0.4, 3.2]], pbc=True,
-                 positions=[[0.3, 0.2, 0.1], [1.9, 1.45, 1.7]])
+    return Atoms(
+        "Si2",
+        cell=[[3.0, 0.0, 0.0], [0.5, 2.9, 0.0], [0.3, -0.4, 3.2]],
+        pbc=True,
+        positions=[[0.3, 0.2, 0.1], [1.9, 1.45, 1.7]],
+    )
 
 
 def si_conventional():
@@ -67,8 +72,9 @@ def si_conventional():
 def si_rattled(seed=0, amplitude=0.1):
     """Conventional Si cell, rattled and slightly sheared: no symmetry left."""
     a = si_conventional()
-    a.set_cell(a.cell[:] @ (np.eye(3) + np.array([[0.01, 0.02, 0.0], [0.0, -0.015, 0.01], [0.0, 0.0, 0.02]])),
-               scale_atoms=True)
+    a.set_cell(
+        a.cell[:] @ (np.eye(3) + np.array([[0.01, 0.02, 0.0], [0.0, -0.015, 0.01], [0.0, 0.0, 0.02]])), scale_atoms=True
+    )
     a.rattle(amplitude, seed=seed)
     return a
 
@@ -86,8 +92,7 @@ def si_triclinic(seed=1):
 
 def si_tiny_cell():
     """One Si atom in a 2.6 A simple-cubic-ish triclinic cell: only self-images as neighbours."""
-    return Atoms("Si", cell=[[2.6, 0.0, 0.0], [0.4, 2.5, 0.0], [0.2, -0.3, 2.7]], pbc=True,
-                 positions=[[0.3, 0.2, 0.1]])
+    return Atoms("Si", cell=[[2.6, 0.0, 0.0], [0.4, 2.5, 0.0], [0.2, -0.3, 2.7]], pbc=True, positions=[[0.3, 0.2, 0.1]])
 
 
 def sic_zincblende():
@@ -142,8 +147,9 @@ def si_slab():
 def si_wire():
     """Partially periodic wire: pbc = (F, F, T), zero cell vectors on the open axes."""
     pos = np.array([[0.0, 0.0, 0.0], [1.4, 1.2, 0.9], [-0.2, 2.3, 1.8], [1.1, 0.3, 2.6]])
-    return Atoms("Si4", positions=pos, cell=[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 3.7]],
-                 pbc=(False, False, True))
+    return Atoms(
+        "Si4", positions=pos, cell=[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 3.7]], pbc=(False, False, True)
+    )
 
 
 def _min_distance(atoms):
@@ -173,8 +179,16 @@ STRUCTURES = {
 
 # Structures used for finite differences: smaller subset, all kinds of periodicity.
 # (No ideal crystal and no one-atom cell here: their position derivatives vanish.)
-FD_STRUCTURES = ["si_primitive_rattled", "si_small_cell", "si_triclinic", "sic_zincblende", "sio_triclinic",
-                 "sioh_molecule", "si_slab", "si_wire"]
+FD_STRUCTURES = [
+    "si_primitive_rattled",
+    "si_small_cell",
+    "si_triclinic",
+    "sic_zincblende",
+    "sio_triclinic",
+    "sioh_molecule",
+    "si_slab",
+    "si_wire",
+]
 
 
 @pytest.fixture(params=sorted(STRUCTURES))

@@ -10,6 +10,7 @@ Slow and written to be obviously correct, not fast:
 No code is shared with alip: this module only needs numpy (and optionally an
 ``ase.Atoms`` to read positions/cell/pbc/numbers from).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -67,9 +68,7 @@ def reference_neighbor_list(positions, cell, pbc, cutoff):
     if pbc.any():
         full = _completed_cell(cell, pbc)
         volume = abs(np.linalg.det(full))
-        heights = np.array(
-            [volume / np.linalg.norm(np.cross(full[(a + 1) % 3], full[(a + 2) % 3])) for a in range(3)]
-        )
+        heights = np.array([volume / np.linalg.norm(np.cross(full[(a + 1) % 3], full[(a + 2) % 3])) for a in range(3)])
         inv = np.linalg.inv(full)
     out_i, out_j, out_S, out_D = [], [], [], []
     for i in range(n):
@@ -194,14 +193,21 @@ class ReferenceACSF:
                     fjk = float(cutoff_cosine(rjk, rc))
                     for k, (eta, zeta, lam) in enumerate(self.g4):
                         out[i, off + k] += (
-                            2.0 ** (1.0 - zeta) * (1.0 + lam * cos_t) ** zeta
-                            * math.exp(-eta * (rij**2 + rik**2 + rjk**2)) * fij * fik * fjk
+                            2.0 ** (1.0 - zeta)
+                            * (1.0 + lam * cos_t) ** zeta
+                            * math.exp(-eta * (rij**2 + rik**2 + rjk**2))
+                            * fij
+                            * fik
+                            * fjk
                         )
                     off5 = off + len(self.g4)
                     for k, (eta, zeta, lam) in enumerate(self.g5):
                         out[i, off5 + k] += (
-                            2.0 ** (1.0 - zeta) * (1.0 + lam * cos_t) ** zeta
-                            * math.exp(-eta * (rij**2 + rik**2)) * fij * fik
+                            2.0 ** (1.0 - zeta)
+                            * (1.0 + lam * cos_t) ** zeta
+                            * math.exp(-eta * (rij**2 + rik**2))
+                            * fij
+                            * fik
                         )
         return out
 

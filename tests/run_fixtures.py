@@ -5,6 +5,7 @@ learning-curve numbers are synthetic but known (a power law in the number of lab
 scaled per strategy and seed), so tests can check how the report aggregates them.
 One tiny committee is trained per process and saved as every checkpoint.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,12 @@ from alip.al.run_dir import (
     write_iteration,
 )
 
-SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
-         "random": {"n_atoms": (8, 12)}, "volume": {"volume_range": (0.88, 1.12)}}
+SMALL = {
+    "small_distortion": {"max_atoms": 16},
+    "large_distortion": {"max_atoms": 16},
+    "random": {"n_atoms": (8, 12)},
+    "volume": {"volume_range": (0.88, 1.12)},
+}
 STRATEGY_SCALE = {"qbc": 1.0, "emc": 1.2, "random": 2.0}
 
 
@@ -83,14 +88,21 @@ def trained_checkpoint_bytes() -> bytes:
 
 def curve_value(strategy: str, seed: int, n_labels: int, metric: str) -> float:
     """The synthetic learning-curve value a fixture run writes."""
-    base = {"energy_rmse_mev_per_atom": 400.0, "force_rmse_ev_per_ang": 3.0,
-            "ev_rmse_mev_per_atom": 150.0}[metric]
+    base = {"energy_rmse_mev_per_atom": 400.0, "force_rmse_ev_per_ang": 3.0, "ev_rmse_mev_per_atom": 150.0}[metric]
     return base * STRATEGY_SCALE.get(strategy, 1.5) * (1 + 0.1 * seed) * (n_labels / 8.0) ** -0.5
 
 
-def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0, n_iterations: int = 3,
-                  n_initial: int = 8, batch: int = 4, n_pool: int = 32, n_test: int = 16,
-                  oracle: str | None = "sw") -> Path:
+def write_run_dir(
+    path: str | os.PathLike,
+    strategy: str = "qbc",
+    seed: int = 0,
+    n_iterations: int = 3,
+    n_initial: int = 8,
+    batch: int = 4,
+    n_pool: int = 32,
+    n_test: int = 16,
+    oracle: str | None = "sw",
+) -> Path:
     """A run directory with ``n_iterations`` finished iterations (labels.db, test set, jsons, csv)."""
     from alip.data.io import write_extxyz
     from alip.data.oracles import make_oracle
@@ -117,18 +129,28 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
         for pid in to_label:
             store.record(pid, sw.label(store.get(pid)), oracle=sw, iteration=it)
         n_labels += len(to_label)
-        selected = order[cursor:cursor + batch] if it < n_iterations - 1 else []
+        selected = order[cursor : cursor + batch] if it < n_iterations - 1 else []
         cursor += len(selected)
         ckpt = checkpoint_name(it)
         (run / ckpt).write_bytes(trained_checkpoint_bytes())
-        errs = {m: curve_value(strategy, seed, n_labels, m) for m in
-                ("energy_rmse_mev_per_atom", "force_rmse_ev_per_ang", "ev_rmse_mev_per_atom")}
-        record = {"iteration": it, "strategy": strategy, "seed": seed, "n_labels": n_labels,
-                  "selected": selected, "selected_scores": [float(x) for x in rng.random(len(selected))],
-                  "selected_families": [pool[i].info["family"] for i in selected],
-                  "labeled_this_iteration": list(to_label), "failed_this_iteration": [],
-                  "errors": errs, "wall_s": {"label": 0.1, "train": 1.0, "score": 0.2},
-                  "checkpoint": ckpt}
+        errs = {
+            m: curve_value(strategy, seed, n_labels, m)
+            for m in ("energy_rmse_mev_per_atom", "force_rmse_ev_per_ang", "ev_rmse_mev_per_atom")
+        }
+        record = {
+            "iteration": it,
+            "strategy": strategy,
+            "seed": seed,
+            "n_labels": n_labels,
+            "selected": selected,
+            "selected_scores": [float(x) for x in rng.random(len(selected))],
+            "selected_families": [pool[i].info["family"] for i in selected],
+            "labeled_this_iteration": list(to_label),
+            "failed_this_iteration": [],
+            "errors": errs,
+            "wall_s": {"label": 0.1, "train": 1.0, "score": 0.2},
+            "checkpoint": ckpt,
+        }
         write_iteration(run, record)
         to_label = selected
     write_curve(run)
@@ -136,8 +158,9 @@ def write_run_dir(path: str | os.PathLike, strategy: str = "qbc", seed: int = 0,
     return run
 
 
-def write_compare_dir(path: str | os.PathLike, strategies: Sequence[str] = ("qbc", "random"),
-                      seeds: int = 2, n_iterations: int = 3) -> Path:
+def write_compare_dir(
+    path: str | os.PathLike, strategies: Sequence[str] = ("qbc", "random"), seeds: int = 2, n_iterations: int = 3
+) -> Path:
     """``DIR/<strategy>_seed<k>/`` run directories plus ``DIR/learning_curves.csv``."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)

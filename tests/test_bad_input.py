@@ -1,5 +1,6 @@
 """Every bad input raises a ValueError whose message names the problem, through every
 entry point (values, gradients, fused VJP, batch, neighbor list), and never crashes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,9 +96,12 @@ def test_bad_structure_inside_batch_raises(name):
 def test_unknown_species():
     acsf = make_acsf(["Si"], 5.0)
     sio = Atoms("SiO", positions=[[0, 0, 0], [1.6, 0, 0]])
-    for call in (lambda: acsf.compute(sio), lambda: acsf.compute(sio, gradients=True),
-                 lambda: acsf.forces_and_virial(sio, np.ones((2, acsf.n_features))),
-                 lambda: acsf.compute([si2(), sio])):
+    for call in (
+        lambda: acsf.compute(sio),
+        lambda: acsf.compute(sio, gradients=True),
+        lambda: acsf.forces_and_virial(sio, np.ones((2, acsf.n_features))),
+        lambda: acsf.compute([si2(), sio]),
+    ):
         with pytest.raises(ValueError, match=SPECIES) as info:
             call()
         assert "O" in str(info.value) or "8" in str(info.value), f"message does not name the element: {info.value}"
@@ -117,8 +121,17 @@ def test_bad_cutoff_in_neighbor_list(cutoff):
         alip.neighbor_list(si2(), cutoff)
 
 
-@pytest.mark.parametrize("name", ["nan_position", "inf_position", "nan_cell", "zero_cell_periodic",
-                                  "flat_cell_periodic", "periodic_axis_without_vector"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nan_position",
+        "inf_position",
+        "nan_cell",
+        "zero_cell_periodic",
+        "flat_cell_periodic",
+        "periodic_axis_without_vector",
+    ],
+)
 def test_neighbor_list_bad_geometry(name):
     import alip
 
@@ -152,8 +165,12 @@ def test_valid_edge_cases_do_not_raise():
     acsf = make_acsf(["Si"], 5.0)
     mol = Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]])
     assert np.all(np.isfinite(acsf.compute(mol)))
-    wire = Atoms("Si2", positions=[[0, 0, 0], [1.2, 1.3, 1.0]], cell=[[0, 0, 0], [0, 0, 0], [0, 0, 3.8]],
-                 pbc=(False, False, True))
+    wire = Atoms(
+        "Si2",
+        positions=[[0, 0, 0], [1.2, 1.3, 1.0]],
+        cell=[[0, 0, 0], [0, 0, 0], [0, 0, 3.8]],
+        pbc=(False, False, True),
+    )
     assert np.all(np.isfinite(acsf.compute(wire, gradients=True).values))
     lone = Atoms("Si", positions=[[1.0, 2.0, 3.0]])
     np.testing.assert_array_equal(acsf.compute(lone), 0.0)

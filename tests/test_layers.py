@@ -4,6 +4,7 @@ alip.config (defaults), alip.files (atomic writes) and alip._version import noth
 alip; then core < data < models < al < reports < cli. Checked on the source with ast, so
 an upward import fails here even when it sits inside a function.
 """
+
 from __future__ import annotations
 
 import ast
@@ -59,8 +60,11 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_module_is_in_a_layer():
-    stray = [module_name(p) for p in MODULES
-             if rank(module_name(p)) == 0 and module_name(p) not in ("alip", "alip.__main__", *LEAVES)]
+    stray = [
+        module_name(p)
+        for p in MODULES
+        if rank(module_name(p)) == 0 and module_name(p) not in ("alip", "alip.__main__", *LEAVES)
+    ]
     assert not stray, f"modules outside the layers {LAYERS}: {stray}"
 
 
@@ -70,8 +74,9 @@ def test_imports_go_only_downward(path):
     for line, target in alip_imports(path):
         assert me not in LEAVES, f"{me}:{line} is a leaf but imports {target}"
         assert target != "alip" or me == "alip", f"{me}:{line} imports the package root; import the module itself"
-        assert rank(target) <= rank(me), (f"{me}:{line} imports {target}: layer "
-                                          f"{LAYERS[rank(target) - 1]} is above {LAYERS[rank(me) - 1]}")
+        assert rank(target) <= rank(me), (
+            f"{me}:{line} imports {target}: layer {LAYERS[rank(target) - 1]} is above {LAYERS[rank(me) - 1]}"
+        )
 
 
 def test_no_import_circles():
@@ -83,7 +88,7 @@ def test_no_import_circles():
         state[m] = 1
         for t in sorted(graph[m]):
             if state.get(t) == 1:
-                raise AssertionError(f"import circle: {' -> '.join(trail[trail.index(t):] + [t])}")
+                raise AssertionError(f"import circle: {' -> '.join(trail[trail.index(t) :] + [t])}")
             if t not in state:
                 visit(t, trail + [t])
         state[m] = 2
@@ -94,8 +99,10 @@ def test_no_import_circles():
 
 
 def test_import_alip_and_featurization_do_not_import_torch():
-    code = ("import sys, alip, alip.cli, alip.data.featurize, alip.data.feature_store; "
-            "alip.ACSF; alip.FeatureStore; print('torch' in sys.modules)")
+    code = (
+        "import sys, alip, alip.cli, alip.data.featurize, alip.data.feature_store; "
+        "alip.ACSF; alip.FeatureStore; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

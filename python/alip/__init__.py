@@ -8,6 +8,7 @@ The compiled core (neighbor lists, ACSF descriptors with exact derivatives) is
 The names below are imported lazily so that ``import alip`` stays cheap and torch remains
 optional for featurization.
 """
+
 import importlib as _importlib
 
 from alip._version import __version__

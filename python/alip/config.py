@@ -6,6 +6,7 @@ one-line description (the ``doc`` metadata of its field), from which
 wrong types and out-of-range values raise :class:`ConfigError` naming the
 table and key.  TOML has no null: "off" is written as 0 or "" where noted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,8 +65,11 @@ class RunSection:
     target_force_rmse: float = _f(0.0, "stop once the test force RMSE (eV/Å) is at most this (0: off)")
     target_energy_rmse: float = _f(0.0, "stop once the test energy RMSE (meV/atom) is at most this (0: off)")
     threads: int = _f(1, "torch intra-op threads for training and scoring (1 is fastest on a shared small machine)")
-    device: str = _f("cpu", "where committees train, predict and score (QBC): cpu | cuda | cuda:N "
-                            "(needs a CUDA build; the oracle runs where [labeling] says)")
+    device: str = _f(
+        "cpu",
+        "where committees train, predict and score (QBC): cpu | cuda | cuda:N "
+        "(needs a CUDA build; the oracle runs where [labeling] says)",
+    )
     progress: bool = _f(True, "show progress bars")
 
 
@@ -73,8 +77,11 @@ class RunSection:
 class OracleSection:
     """Who labels: 'sw', 'kumagai', 'tersoff', 'gpaw', 'stored:PATH', 'stored' or 'module:factory'."""
 
-    spec: Any = _f("sw", "oracle spec string ('stored' = the labels of pool.file) or an inline table "
-                         "such as {type = \"gpaw\", ecut = 400.0}")
+    spec: Any = _f(
+        "sw",
+        "oracle spec string ('stored' = the labels of pool.file) or an inline table "
+        'such as {type = "gpaw", ecut = 400.0}',
+    )
     timeout: float = _f(0.0, "seconds per label before it counts as failed (0: no limit)")
 
 
@@ -82,18 +89,20 @@ class OracleSection:
 class LabelingSection:
     """Where labels are computed."""
 
-    executor: str = _f("process", f"{' | '.join(EXECUTORS)}: in this process, a local process pool, "
-                                  f"or a Dask distributed cluster")
-    max_workers: int = _f(2, "processes of the local pool (executor = \"process\")")
-    dask_address: str = _f("", "scheduler address for executor = \"dask\" (\"\": a new LocalCluster)")
+    executor: str = _f(
+        "process", f"{' | '.join(EXECUTORS)}: in this process, a local process pool, or a Dask distributed cluster"
+    )
+    max_workers: int = _f(2, 'processes of the local pool (executor = "process")')
+    dask_address: str = _f("", 'scheduler address for executor = "dask" ("": a new LocalCluster)')
 
 
 @dataclass
 class PoolSection:
     """The unlabeled pool: a file, or generated Si structure families."""
 
-    file: str = _f("", "extxyz file of the pool (labels in it are ignored unless oracle is 'stored'); "
-                       "\"\": generate Si structures")
+    file: str = _f(
+        "", "extxyz file of the pool (labels in it are ignored unless oracle is 'stored'); \"\": generate Si structures"
+    )
     n: int = _f(1000, "structures to generate")
     seed: int = _f(0, "seed of the generated pool")
     families: list = _f(list(FAMILIES), f"families to generate, any of {list(FAMILIES)}")
@@ -108,7 +117,7 @@ class PoolSection:
 class TestSection:
     """The held-out test set: a labeled file, a split of the pool file, or generated."""
 
-    file: str = _f("", "labeled extxyz file of the test set (\"\": split or generate)")
+    file: str = _f("", 'labeled extxyz file of the test set ("": split or generate)')
     split: float = _f(0.0, "fraction of pool.file held out as the test set (replay; 0: off)")
     n: int = _f(80, "generated test structures (same families as the pool)")
     seed: int = _f(1000, "seed of the generated test set and of the split")
@@ -168,22 +177,31 @@ class TrainingSection:
 class AcquisitionSection:
     """Scoring and batch selection (see alip.al.acquisition)."""
 
-    qbc_score: str = _f("force", f"{' | '.join(QBC_KINDS)}: max atomic force deviation (eV/Å), energy "
-                                 f"std per atom (eV/atom), virial deviation per atom (eV/atom), energy + force "
-                                 f"or energy + force + virial over their pool medians")
+    qbc_score: str = _f(
+        "force",
+        f"{' | '.join(QBC_KINDS)}: max atomic force deviation (eV/Å), energy "
+        f"std per atom (eV/atom), virial deviation per atom (eV/atom), energy + force "
+        f"or energy + force + virial over their pool medians",
+    )
     emc_forces: bool = _f(True, "EMC includes the force term of the loss")
     emc_params: str = _f("all", f"{' | '.join(EMC_PARAMS)}: EMC gradient over all weights or the output layer")
     diversity: str = _f("fps", f"{' | '.join(DIVERSITY)}: farthest-point, k-means or none among the top candidates")
     candidates: float = _f(4.0, "candidates = this × batch_size top-scoring structures")
     random_diversity: bool = _f(False, "apply the diversity step to the random strategy too")
-    random_fraction: float = _f(0.0, "fraction of each batch drawn uniformly from the pool instead of by "
-                                     "score (exploration; 0: off)")
+    random_fraction: float = _f(
+        0.0, "fraction of each batch drawn uniformly from the pool instead of by score (exploration; 0: off)"
+    )
     chunk_atoms: int = _f(1024, "atoms per scoring chunk (bounds memory)")
 
 
 _SECTIONS: dict[str, type] = {
-    "run": RunSection, "oracle": OracleSection, "labeling": LabelingSection, "pool": PoolSection,
-    "test": TestSection, "descriptor": DescriptorSection, "training": TrainingSection,
+    "run": RunSection,
+    "oracle": OracleSection,
+    "labeling": LabelingSection,
+    "pool": PoolSection,
+    "test": TestSection,
+    "descriptor": DescriptorSection,
+    "training": TrainingSection,
     "acquisition": AcquisitionSection,
 }
 
@@ -266,8 +284,7 @@ class Config:
             _positive("pool.n", p.n)
             if not p.families or any(f not in FAMILIES for f in p.families):
                 raise ConfigError(f"pool.families must be a non-empty subset of {list(FAMILIES)}, got {p.families}")
-            if p.fractions and (len(p.fractions) != len(p.families) or min(p.fractions) < 0
-                                or sum(p.fractions) <= 0):
+            if p.fractions and (len(p.fractions) != len(p.families) or min(p.fractions) < 0 or sum(p.fractions) <= 0):
                 raise ConfigError("pool.fractions must be [] or one non-negative weight per family")
             if any(x not in POLYMORPHS for x in p.polymorphs) or not p.polymorphs:
                 raise ConfigError(f"pool.polymorphs must be a non-empty subset of {list(POLYMORPHS)}")
@@ -356,8 +373,11 @@ def _check_type(where: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{where} must be an array, got {value!r}")
         kinds = {type(x) for x in default}
         for x in value:
-            ok = (isinstance(x, str) if str in kinds else
-                  isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+            ok = (
+                isinstance(x, str)
+                if str in kinds
+                else isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            )
             if not ok and default:
                 raise ConfigError(f"{where} has an element of the wrong type: {x!r}")
         return list(value)
@@ -426,8 +446,10 @@ def _render(cfg: Config, comments: bool) -> str:
 
 def example_toml() -> str:
     """A commented example configuration with every key at its default."""
-    head = ("# alip active-learning run configuration (alip run CONFIG.toml).\n"
-            "# Every key is optional; shown are the defaults.\n\n")
+    head = (
+        "# alip active-learning run configuration (alip run CONFIG.toml).\n"
+        "# Every key is optional; shown are the defaults.\n\n"
+    )
     return head + Config().to_toml()
 
 

@@ -5,6 +5,7 @@ temporary file sits beside the target (same file system, so the rename is atomic
 is named ``<path>.tmp-<12 hex><suffix>``; ``suffix`` keeps an extension for writers that
 infer the format from the name (``.extxyz``, ``.png``). A failed write removes it.
 """
+
 from __future__ import annotations
 
 import os

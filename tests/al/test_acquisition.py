@@ -1,5 +1,6 @@
 """Acquisition scores and batch selection: hand-made committees and pools with known answers,
 EMC against a per-structure autograd reference, QBC against the sparse-gradient force path."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_qbc_hand_made_values_and_selection():
     n_atoms = [2, 3, 1, 2]
     E = np.tile(np.array([-8.0, -12.0, -4.0, -8.5]), (3, 1))
     F = np.tile(np.arange(24, dtype=float).reshape(8, 3), (3, 1, 1))
-    E[:, 2] = [-4.0, -4.3, -3.7]                       # std (ddof 0) = sqrt(0.06), 1 atom
+    E[:, 2] = [-4.0, -4.3, -3.7]  # std (ddof 0) = sqrt(0.06), 1 atom
     F[:, 5] = [[1, 0, 0], [-1, 0, 0], [0, 0, 0]] + F[0, 5]  # atom 5 = the atom of structure 2
     pred = _prediction(E, F, n_atoms)
     force = qbc_scores(pred, "force")
@@ -106,8 +107,12 @@ def test_virial_deviation_by_hand_and_where_forces_vanish():
     """ε_W from its definition (loops over members and components), and the reason for it:
     a strained ideal crystal has zero force deviation by symmetry but a virial spread."""
     com = _committee(["Si"], n_members=4, seed=7)
-    pool = [_si(rattle=0.0, strain=s) for s in (-0.04, 0.05)] + [_si(seed=3), _si((2, 1, 1), seed=4),
-                                                                 _si(seed=5, strain=0.02), _si(seed=6)]
+    pool = [_si(rattle=0.0, strain=s) for s in (-0.04, 0.05)] + [
+        _si(seed=3),
+        _si((2, 1, 1), seed=4),
+        _si(seed=5, strain=0.02),
+        _si(seed=6),
+    ]
     pred = com.predict(pool)
     K = com.n_members
     for s, atoms in enumerate(pool):
@@ -134,10 +139,15 @@ def test_qbc_scores_match_sparse_gradient_forces_in_any_chunking():
     for a in pool:
         d = com.acsf.compute(a, gradients=True)
         E, _, dEdG = com.evaluate(d.values, a.numbers, d.offsets)
-        F = committee_forces(torch.tensor(dEdG), torch.tensor(d.grad_values), torch.tensor(d.grad_centers),
-                             torch.tensor(d.grad_neighbors), len(a)).numpy()
+        F = committee_forces(
+            torch.tensor(dEdG),
+            torch.tensor(d.grad_values),
+            torch.tensor(d.grad_centers),
+            torch.tensor(d.grad_neighbors),
+            len(a),
+        ).numpy()
         dev = F - F.mean(0)
-        ref_f.append(np.sqrt((dev ** 2).sum(-1).mean(0)).max())
+        ref_f.append(np.sqrt((dev**2).sum(-1).mean(0)).max())
         ref_e.append(E[:, 0].std() / len(a))
     for chunk_atoms in (1, 20, 10_000):
         res = score_pool(com, pool, "qbc", qbc_kind="force", chunk_atoms=chunk_atoms)
@@ -150,24 +160,27 @@ def test_qbc_scores_match_sparse_gradient_forces_in_any_chunking():
 def _emc_reference(com: Committee, atoms: Atoms, w_e: float, w_f: float, forces: bool, last: bool) -> float:
     """(1/K) Σ_k ‖ ½ ∇_θ loss(y = f_k) ‖ with f = committee mean, one autograd pass per k."""
     net = com.network
-    params = [p for mlp in net.nets for p in ((mlp.weights[-1], mlp.biases[-1]) if last else
-                                               (*mlp.weights, *mlp.biases))]
+    params = [
+        p for mlp in net.nets for p in ((mlp.weights[-1], mlp.biases[-1]) if last else (*mlp.weights, *mlp.biases))
+    ]
     d = com.acsf.compute(atoms, gradients=True)
     n = len(atoms)
     sidx = torch.as_tensor(com.species_index(atoms.numbers))
     with torch.enable_grad():
-        E, _, dEdG = net.energies_and_gradients(torch.tensor(d.values), sidx, torch.zeros(n, dtype=torch.long),
-                                                1, create_graph=True)
-        F = committee_forces(dEdG, torch.tensor(d.grad_values), torch.tensor(d.grad_centers),
-                             torch.tensor(d.grad_neighbors), n)
+        E, _, dEdG = net.energies_and_gradients(
+            torch.tensor(d.values), sidx, torch.zeros(n, dtype=torch.long), 1, create_graph=True
+        )
+        F = committee_forces(
+            dEdG, torch.tensor(d.grad_values), torch.tensor(d.grad_centers), torch.tensor(d.grad_neighbors), n
+        )
         E_mean, F_mean = E.mean(0), F.mean(0)
         norms = []
         for k in range(com.n_members):
-            obj = w_e * (E_mean - E[k]).detach() / n ** 2 * E_mean.sum()
+            obj = w_e * (E_mean - E[k]).detach() / n**2 * E_mean.sum()
             if forces:
                 obj = obj + w_f / (3 * n) * ((F_mean - F[k]).detach() * F_mean).sum()
             grads = torch.autograd.grad(obj, params, retain_graph=True, allow_unused=True)
-            norms.append(float(torch.sqrt(sum((g ** 2).sum() for g in grads if g is not None))))
+            norms.append(float(torch.sqrt(sum((g**2).sum() for g in grads if g is not None))))
     return float(np.mean(norms))
 
 
@@ -180,8 +193,9 @@ def test_emc_matches_per_structure_autograd(forces, params):
     np.testing.assert_allclose(scores, ref, rtol=1e-10)
     assert min(ref) > 0
     np.testing.assert_allclose(pooled, [com.acsf.compute(a).mean(0) for a in pool], rtol=1e-12)
-    chunked = score_pool(com, pool, "emc", emc_forces=forces, emc_params=params, weight_energy=1.3,
-                         weight_forces=0.4, chunk_atoms=9).scores
+    chunked = score_pool(
+        com, pool, "emc", emc_forces=forces, emc_params=params, weight_energy=1.3, weight_forces=0.4, chunk_atoms=9
+    ).scores
     np.testing.assert_allclose(chunked, ref, rtol=1e-10)
     # "cpu:0" takes the alip.core.device path (fused VJP + JVP instead of stored gradients), as
     # "cuda" does, with the compiled core underneath
@@ -281,17 +295,18 @@ def test_random_fraction_mixes_top_scores_with_uniform_draws():
     top = select_batch(scores, X, 15, "fps", 4.0, seed=3)
     mixed = select_batch(scores, X, 20, "fps", 4.0, seed=3, random_fraction=0.25)
     assert len(mixed) == len(set(mixed.tolist())) == 20
-    np.testing.assert_array_equal(mixed[:15], top)               # the scored part is the plain selection
+    np.testing.assert_array_equal(mixed[:15], top)  # the scored part is the plain selection
     drawn = mixed[15:]
     assert not set(drawn.tolist()) & set(top.tolist())
     np.testing.assert_array_equal(drawn, select_batch(scores, X, 20, "fps", 4.0, seed=3, random_fraction=0.25)[15:])
     # uniform over the rest: the drawn scores are not the top ones (their mean is near 0.5)
     draws = np.concatenate([select_batch(scores, X, 20, "none", seed=s, random_fraction=0.5)[10:] for s in range(40)])
     assert abs(scores[draws].mean() - 0.5) < 0.05 and len(np.unique(draws)) > 150
-    np.testing.assert_array_equal(select_batch(scores, X, 20, "none", random_fraction=0.0),
-                                  select_batch(scores, X, 20, "none"))
+    np.testing.assert_array_equal(
+        select_batch(scores, X, 20, "none", random_fraction=0.0), select_batch(scores, X, 20, "none")
+    )
     assert len(select_batch(scores, None, 4, "none", random_fraction=1.0)) == 4
     with pytest.raises(ValueError, match="random_fraction"):
         select_batch(scores, X, 5, random_fraction=1.5)
-    with pytest.raises(ValueError, match="NaN"):   # validated even when nothing is picked by score
+    with pytest.raises(ValueError, match="NaN"):  # validated even when nothing is picked by score
         select_batch(np.r_[scores[:-1], np.nan], X, 4, "none", random_fraction=1.0)

@@ -1,5 +1,6 @@
 """`alip compare`: identical inputs per seed, the combined CSVs against the runs' own curves,
 mean/spread and labels-to-target against hand computation, resumption, the command line."""
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,15 @@ TINY = {
     "test": {"n": 6, "n_volume": 4},
     "training": {"n_members": 2, "hidden": [6], "epochs": 3, "batch_size": 8},
 }
-COLUMNS = ["strategy", "seed", "iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
-           "ev_rmse_mev_per_atom"]
+COLUMNS = [
+    "strategy",
+    "seed",
+    "iteration",
+    "n_labels",
+    "energy_rmse_mev_per_atom",
+    "force_rmse_ev_per_ang",
+    "ev_rmse_mev_per_atom",
+]
 
 
 def _rows(path) -> list[dict]:
@@ -75,12 +83,14 @@ def test_summary_is_mean_and_sample_std_over_seeds(comparison):
     summary = _rows(out / "learning_curves_summary.csv")
     assert len(summary) == 2 * 3
     for s in summary:
-        vals = [float(r["force_rmse_ev_per_ang"]) for r in rows
-                if r["strategy"] == s["strategy"] and r["iteration"] == s["iteration"]]
+        vals = [
+            float(r["force_rmse_ev_per_ang"])
+            for r in rows
+            if r["strategy"] == s["strategy"] and r["iteration"] == s["iteration"]
+        ]
         assert len(vals) == 2 == int(s["n_seeds"])
         assert float(s["force_rmse_ev_per_ang_mean"]) == pytest.approx(np.mean(vals), rel=1e-12)
-        assert float(s["force_rmse_ev_per_ang_std"]) == pytest.approx(abs(vals[0] - vals[1]) / math.sqrt(2),
-                                                                      rel=1e-9)
+        assert float(s["force_rmse_ev_per_ang_std"]) == pytest.approx(abs(vals[0] - vals[1]) / math.sqrt(2), rel=1e-9)
         assert float(s["force_rmse_ev_per_ang_min"]) == min(vals)
 
 
@@ -94,14 +104,27 @@ def test_compare_resumes_without_recomputing_finished_runs(comparison):
 
 def test_labels_to_target_on_hand_made_curves():
     rows = []
-    curves = {("random", 0): [1.0, 0.8, 0.6, 0.5], ("random", 1): [1.2, 0.9, 0.7, 0.5],
-              ("qbc", 0): [1.0, 0.55, 0.45, 0.4], ("qbc", 1): [1.2, 0.7, 0.52, 0.42],
-              ("emc", 0): [1.0, 0.9, 0.8, 0.7], ("emc", 1): [1.2, 1.0, 0.9, 0.8]}
+    curves = {
+        ("random", 0): [1.0, 0.8, 0.6, 0.5],
+        ("random", 1): [1.2, 0.9, 0.7, 0.5],
+        ("qbc", 0): [1.0, 0.55, 0.45, 0.4],
+        ("qbc", 1): [1.2, 0.7, 0.52, 0.42],
+        ("emc", 0): [1.0, 0.9, 0.8, 0.7],
+        ("emc", 1): [1.2, 1.0, 0.9, 0.8],
+    }
     for (strategy, seed), values in curves.items():
         for it, v in enumerate(values):
-            rows.append({"strategy": strategy, "seed": seed, "iteration": it, "n_labels": 10 + 10 * it,
-                         "energy_rmse_mev_per_atom": 1.0, "force_rmse_ev_per_ang": v,
-                         "ev_rmse_mev_per_atom": math.nan})
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "seed": seed,
+                    "iteration": it,
+                    "n_labels": 10 + 10 * it,
+                    "energy_rmse_mev_per_atom": 1.0,
+                    "force_rmse_ev_per_ang": v,
+                    "ev_rmse_mev_per_atom": math.nan,
+                }
+            )
     summary = summarise(rows)
     out = {t["strategy"]: t for t in labels_to_target(rows, summary)}
     assert out["random"]["target"] == pytest.approx(0.5)
@@ -129,8 +152,19 @@ def test_compare_rejects_bad_arguments(tmp_path):
 def test_cli_compare(tmp_path, capsys):
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text(Config.from_dict({**TINY, "run": {**TINY["run"], "budget": 7}}).to_toml())
-    code = cli_loop.main(["compare", str(cfg_path), "--strategies", "emc,random", "--seeds", "1",
-                          "--out", str(tmp_path / "cmp"), "--no-progress"])
+    code = cli_loop.main(
+        [
+            "compare",
+            str(cfg_path),
+            "--strategies",
+            "emc,random",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "cmp"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "random's final force RMSE" in printed and "emc" in printed

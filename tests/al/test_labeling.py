@@ -1,5 +1,6 @@
 """Batch labeling on executors: process pool, Dask LocalCluster, failures, timeouts,
 and crash safety under SIGKILL."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,7 @@ class Scripted(Calculator):
         if mode == "raise":
             raise RuntimeError("KohnShamConvergenceError: SCF not converged (scripted)")
         energy, forces, stress = self.sw.compute(self.atoms.copy())
-        self.results = {"energy": float("nan") if mode == "nan" else energy,
-                        "forces": forces, "stress": stress}
+        self.results = {"energy": float("nan") if mode == "nan" else energy, "forces": forces, "stress": stress}
 
 
 def scripted(delay=0.0):
@@ -59,8 +59,10 @@ class ThreadEnv(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        self.results = {"energy": float(os.environ.get("OMP_NUM_THREADS", "-1")),
-                        "forces": np.zeros((len(self.atoms), 3))}
+        self.results = {
+            "energy": float(os.environ.get("OMP_NUM_THREADS", "-1")),
+            "forces": np.zeros((len(self.atoms), 3)),
+        }
 
 
 def thread_env():
@@ -98,8 +100,7 @@ def assert_same(labels, reference):
 def test_process_pool_matches_in_process_labels(tmp_path, structures, reference, process_pool):
     store = LabelStore(tmp_path / "pp.db")
     store.add_pool(structures)
-    result = label_batch("sw", structures, store, executor=process_pool, iteration=0,
-                         progress=False)
+    result = label_batch("sw", structures, store, executor=process_pool, iteration=0, progress=False)
     assert result.n_labeled == 12 and result.n_failed == 0
     assert_same(result.labels, reference)
     assert_same({k: store.get_label(k) for k in store.ids()}, reference)
@@ -113,17 +114,21 @@ def test_process_pool_matches_in_process_labels(tmp_path, structures, reference,
 
 def test_dask_local_cluster_matches(tmp_path, structures, reference):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         store = LabelStore(tmp_path / "dask.db")
         store.add_pool(structures)
-        by_client = label_batch("sw", structures[:6], store, executor=client, iteration=1,
-                                progress=False)
-        by_executor = label_batch(make_oracle("sw"), structures[6:], store,
-                                  executor=client.get_executor(), iteration=2, progress=False)
-        failing = label_batch(UserOracle("test_labeling:scripted"), [_tagged(structures[0], "raise")],
-                              executor=client, progress=False)
+        by_client = label_batch("sw", structures[:6], store, executor=client, iteration=1, progress=False)
+        by_executor = label_batch(
+            make_oracle("sw"), structures[6:], store, executor=client.get_executor(), iteration=2, progress=False
+        )
+        failing = label_batch(
+            UserOracle("test_labeling:scripted"), [_tagged(structures[0], "raise")], executor=client, progress=False
+        )
     assert_same({**by_client.labels, **by_executor.labels}, reference)
     assert_same({k: store.get_label(k) for k in store.ids()}, reference)
     assert store.ids(iteration=2) == list(range(6, 12))
@@ -139,8 +144,7 @@ def test_serial_executor_and_no_store(structures, reference):
 
 def test_workers_run_with_one_thread(process_pool, structures):
     before = os.environ.get("OMP_NUM_THREADS")
-    result = label_batch(UserOracle("test_labeling:thread_env"), structures[:2],
-                         executor=process_pool, progress=False)
+    result = label_batch(UserOracle("test_labeling:thread_env"), structures[:2], executor=process_pool, progress=False)
     assert [lab.energy for lab in result.labels.values()] == [1.0, 1.0]
     assert os.environ.get("OMP_NUM_THREADS") == before  # the parent is left as it was
 
@@ -152,13 +156,19 @@ def _tagged(atoms, mode):
 
 
 def test_failures_are_recorded_and_batch_goes_on(tmp_path, structures, reference, process_pool):
-    batch = [_tagged(a, mode) for a, mode in
-             zip(structures[:6], ["ok", "raise", "ok", "nan", "hang", "ok"])]
+    batch = [_tagged(a, mode) for a, mode in zip(structures[:6], ["ok", "raise", "ok", "nan", "hang", "ok"])]
     store = LabelStore(tmp_path / "f.db")
     store.add_pool(batch)
     t0 = time.perf_counter()
-    result = label_batch(UserOracle("test_labeling:scripted"), batch, store,
-                         executor=process_pool, iteration=0, timeout=5.0, progress=False)
+    result = label_batch(
+        UserOracle("test_labeling:scripted"),
+        batch,
+        store,
+        executor=process_pool,
+        iteration=0,
+        timeout=5.0,
+        progress=False,
+    )
     assert time.perf_counter() - t0 < 25  # the 30 s hang was cut off after 5 s
     assert result.n_labeled == 3 and result.n_failed == 3
     assert store.ids("labeled") == [0, 2, 5] and store.ids("failed") == [1, 3, 4]
@@ -221,8 +231,13 @@ def test_sigkill_mid_batch_loses_no_completed_label(tmp_path):
     script = tmp_path / "run_batch.py"
     script.write_text(CRASH_SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(path)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     watcher = LabelStore(path)
     deadline = time.monotonic() + 90
     try:

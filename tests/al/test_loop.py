@@ -1,6 +1,7 @@
 """The active-learning loop end to end on tiny problems: the run-directory contract, recorded
 errors and scores against independent recomputation, replay on stored labels, failed labels,
 stop conditions, the configuration and the command line."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,16 @@ TINY = {
     "test": {"n": 8, "n_volume": 5},
     "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8},
 }
-CONTRACT_COLUMNS = ["iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
-                    "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s"]
+CONTRACT_COLUMNS = [
+    "iteration",
+    "n_labels",
+    "energy_rmse_mev_per_atom",
+    "force_rmse_ev_per_ang",
+    "ev_rmse_mev_per_atom",
+    "wall_label_s",
+    "wall_train_s",
+    "wall_score_s",
+]
 
 
 def tiny(out, **tables) -> Config:
@@ -84,8 +93,7 @@ def test_loop_end_to_end_follows_the_run_directory_contract(tmp_path):
         ref = errors(com, test)
         assert r["errors"]["energy_rmse_mev_per_atom"] == pytest.approx(1e3 * ref["energy_rmse"], rel=1e-9)
         assert r["errors"]["force_rmse_ev_per_ang"] == pytest.approx(ref["force_rmse"], rel=1e-9)
-        assert r["errors"]["ev_rmse_mev_per_atom"] == pytest.approx(1e3 * errors(com, volume)["energy_rmse"],
-                                                                     rel=1e-9)
+        assert r["errors"]["ev_rmse_mev_per_atom"] == pytest.approx(1e3 * errors(com, volume)["energy_rmse"], rel=1e-9)
         if r["selected"]:  # the recorded scores are that committee's QBC scores of those structures
             pred = com.predict([store.get(i) for i in r["selected"]])
             np.testing.assert_allclose(r["selected_scores"], qbc_scores(pred, "force"), rtol=1e-9)
@@ -114,10 +122,14 @@ def test_qbc_scoring_on_dask_selects_what_local_scoring_selects(tmp_path, monkey
 
 def test_strategies_share_initial_sets_and_random_is_reproducible(tmp_path):
     runs = {}
-    for name, strategy, seed in (("q0", "qbc", 0), ("e0", "emc", 0), ("r0", "random", 0), ("r0b", "random", 0),
-                                 ("r1", "random", 1)):
-        runs[name] = _iters(run(tiny(tmp_path / name, run={"strategy": strategy, "seed": seed,
-                                                            "budget": 9})).run_dir)
+    for name, strategy, seed in (
+        ("q0", "qbc", 0),
+        ("e0", "emc", 0),
+        ("r0", "random", 0),
+        ("r0b", "random", 0),
+        ("r1", "random", 1),
+    ):
+        runs[name] = _iters(run(tiny(tmp_path / name, run={"strategy": strategy, "seed": seed, "budget": 9})).run_dir)
     first = {k: sorted(v[0]["labeled_this_iteration"]) for k, v in runs.items()}
     assert first["q0"] == first["e0"] == first["r0"] != first["r1"]
     # same seed, same labels: the first committees (and their test errors) are identical
@@ -130,14 +142,21 @@ def test_strategies_share_initial_sets_and_random_is_reproducible(tmp_path):
 def _fake_labeled_file(path, n: int, seed: int) -> list:
     """SW geometries whose labels are *not* SW's: replay must return exactly these."""
     oracle = make_oracle("sw")
-    structures = generate_si_pool(n, seed=seed, family_kwargs={"small_distortion": {"max_atoms": 16},
-                                                               "large_distortion": {"max_atoms": 16},
-                                                               "random": {"n_atoms": (8, 12)}})
+    structures = generate_si_pool(
+        n,
+        seed=seed,
+        family_kwargs={
+            "small_distortion": {"max_atoms": 16},
+            "large_distortion": {"max_atoms": 16},
+            "random": {"n_atoms": (8, 12)},
+        },
+    )
     for i, a in enumerate(structures):
         lab = oracle.label(a)
         a.info.pop("pool_id")
-        a.calc = SinglePointCalculator(a, energy=lab.energy + 0.25 * len(a) + 0.01 * i,
-                                       forces=1.5 * lab.forces + 0.1, stress=lab.stress)
+        a.calc = SinglePointCalculator(
+            a, energy=lab.energy + 0.25 * len(a) + 0.01 * i, forces=1.5 * lab.forces + 0.1, stress=lab.stress
+        )
     write_extxyz(path, structures)
     return read_extxyz(path)
 
@@ -155,8 +174,9 @@ def test_replay_on_stored_labels_never_calls_a_real_calculator(tmp_path, monkeyp
 
     for klass in (oracles.ManybodyOracle, oracles.GPAWOracle, oracles.UserOracle):
         monkeypatch.setattr(klass, "make_calculator", forbidden)
-    cfg = tiny(tmp_path / "replay", oracle={"spec": "stored"}, pool={"file": str(data)},
-               test={"split": 0.25, "seed": 3})
+    cfg = tiny(
+        tmp_path / "replay", oracle={"spec": "stored"}, pool={"file": str(data)}, test={"split": 0.25, "seed": 3}
+    )
     run(cfg)
     assert calls == []
     store = LabelStore(tmp_path / "replay" / "labels.db")
@@ -177,14 +197,16 @@ def test_replay_on_stored_labels_never_calls_a_real_calculator(tmp_path, monkeyp
 
 def test_failed_labels_are_recorded_counted_and_never_retried(tmp_path, monkeypatch):
     mod = tmp_path / "flaky_oracle.py"
-    mod.write_text(textwrap.dedent("""
+    mod.write_text(
+        textwrap.dedent("""
         from alip.data.oracles import make_oracle
 
         def make(atoms):
             if len(atoms) in (10, 11):
                 raise RuntimeError("SCF did not converge")
             return make_oracle("sw").make_calculator(atoms)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = tiny(tmp_path / "run", oracle={"spec": "flaky_oracle:make"}, run={"budget": 15})
     result = run(cfg)
@@ -233,29 +255,35 @@ def test_example_toml_documents_every_key_and_parses_to_the_defaults():
             assert "#" in line and len(line.split("#", 1)[1].strip()) > 5, line
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"run": {"strategy": "bald"}}, "run.strategy"),
-    ({"run": {"budgett": 3}}, "did you mean 'budget'"),
-    ({"runn": {}}, "unknown key 'runn'"),
-    ({"run": {"batch_size": 2.5}}, "run.batch_size must be an integer"),
-    ({"run": {"budget": 5, "n_initial": 10}}, "at least run.n_initial"),
-    ({"training": {"hidden": ["a"]}}, "training.hidden"),
-    ({"training": {"dtype": "float16"}}, r"\[training\]"),
-    ({"pool": {"families": ["volume", "liquid"]}}, "pool.families"),
-    ({"test": {"split": 0.2}}, "test.split"),
-    ({"oracle": {"spec": "stored"}}, "pool.file"),
-    ({"acquisition": {"diversity": "greedy"}}, "acquisition.diversity"),
-    ({"run": {"progress": "yes"}}, "true or false"),
-    ({"run": {"target_force_rmse": float("nan")}}, "finite"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"run": {"strategy": "bald"}}, "run.strategy"),
+        ({"run": {"budgett": 3}}, "did you mean 'budget'"),
+        ({"runn": {}}, "unknown key 'runn'"),
+        ({"run": {"batch_size": 2.5}}, "run.batch_size must be an integer"),
+        ({"run": {"budget": 5, "n_initial": 10}}, "at least run.n_initial"),
+        ({"training": {"hidden": ["a"]}}, "training.hidden"),
+        ({"training": {"dtype": "float16"}}, r"\[training\]"),
+        ({"pool": {"families": ["volume", "liquid"]}}, "pool.families"),
+        ({"test": {"split": 0.2}}, "test.split"),
+        ({"oracle": {"spec": "stored"}}, "pool.file"),
+        ({"acquisition": {"diversity": "greedy"}}, "acquisition.diversity"),
+        ({"run": {"progress": "yes"}}, "true or false"),
+        ({"run": {"target_force_rmse": float("nan")}}, "finite"),
+    ],
+)
 def test_bad_configuration_raises_a_clear_error(data, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_dict(data)
 
 
 def test_config_round_trips_through_toml_with_tables():
-    cfg = Config().replace(oracle={"spec": {"type": "gpaw", "ecut": 350.0, "xc": "PBE"}},
-                           run={"strategy": "emc", "out": 'dir with "quotes"'}, training={"hidden": [16, 8]})
+    cfg = Config().replace(
+        oracle={"spec": {"type": "gpaw", "ecut": 350.0, "xc": "PBE"}},
+        run={"strategy": "emc", "out": 'dir with "quotes"'},
+        training={"hidden": [16, 8]},
+    )
     assert loads(cfg.to_toml()) == cfg
     with pytest.raises(ConfigError, match="invalid TOML"):
         loads("[run\nseed = 1")

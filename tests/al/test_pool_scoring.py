@@ -1,6 +1,7 @@
 """Streamed committee pool scoring (issue 7): equals the committee's own predictions and
 acquisition.score_pool, any chunking, file or memory source, index subsets, bad frames,
 and a Dask LocalCluster that gets the committee once per worker."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from alip.models.committee import Committee
 from alip.models.networks import CommitteeNetwork
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:   # Dask workers unpickle CountingCommittee from this module
+if str(HERE) not in sys.path:  # Dask workers unpickle CountingCommittee from this module
     sys.path.insert(0, str(HERE))
 
 UNPICKLED = 0
@@ -71,7 +72,7 @@ def test_streamed_scores_equal_committee_predictions(chunk, chunk_atoms):
     committee, pool = _committee(), _pool()
     got = score_pool_streamed(committee, pool, chunk=chunk, chunk_atoms=chunk_atoms)
     assert got.ok.all() and got.skipped == {} and got.frame_ids.tolist() == list(range(21))
-    pred = committee.predict(pool)            # public API: ACSF.forces_and_virial per chunk of Atoms
+    pred = committee.predict(pool)  # public API: ACSF.forces_and_virial per chunk of Atoms
     assert np.allclose(got.energy_std, pred.energy_std_per_atom(), rtol=1e-12, atol=1e-15)
     assert np.allclose(got.max_force_dev, pred.max_force_deviation(), rtol=1e-12, atol=1e-15)
     assert np.allclose(got.virial_dev, pred.virial_deviation_per_atom(), rtol=1e-12, atol=1e-15)
@@ -80,7 +81,7 @@ def test_streamed_scores_equal_committee_predictions(chunk, chunk_atoms):
     assert got.n_atoms.tolist() == [len(a) for a in pool]
     for i in (0, 7, 20):
         assert np.allclose(got.features[i], committee.acsf.compute(pool[i]).mean(0), rtol=1e-13, atol=0)
-    qbc = score_pool(committee, pool, "qbc")   # the acquisition module's in-memory path
+    qbc = score_pool(committee, pool, "qbc")  # the acquisition module's in-memory path
     assert np.allclose(got.energy_std, qbc.energy_std, rtol=1e-12, atol=1e-15)
     assert np.allclose(got.max_force_dev, qbc.max_force_dev, rtol=1e-12, atol=1e-15)
     assert np.allclose(got.features, qbc.features, rtol=1e-12, atol=1e-15)
@@ -89,7 +90,7 @@ def test_streamed_scores_equal_committee_predictions(chunk, chunk_atoms):
 def test_file_source_and_index_subsets(tmp_path):
     committee = _committee()
     write(tmp_path / "pool.extxyz", _pool(), format="extxyz")
-    pool = read(tmp_path / "pool.extxyz", index=":")     # what the file holds (rounded positions)
+    pool = read(tmp_path / "pool.extxyz", index=":")  # what the file holds (rounded positions)
     from_file = score_pool_streamed(committee, tmp_path / "pool.extxyz", chunk=5)
     in_memory = score_pool_streamed(committee, pool, chunk=8)
     for name in ("energy_std", "max_force_dev", "energy_mean", "features"):
@@ -109,8 +110,8 @@ def test_file_source_and_index_subsets(tmp_path):
 def test_bad_frames_are_reported_not_scored():
     committee, pool = _committee(), _pool(9)
     pool[2].positions[3, 1] = np.nan
-    pool[5].cell[:] = 0.0                                       # periodic, no cell
-    pool[6].numbers[0] = 8                                      # oxygen: not in the committee's species
+    pool[5].cell[:] = 0.0  # periodic, no cell
+    pool[6].numbers[0] = 8  # oxygen: not in the committee's species
     got = score_pool_streamed(committee, pool, chunk=4)
     assert sorted(got.skipped) == [2, 5, 6] and got.ok.tolist() == [k not in (2, 5, 6) for k in range(9)]
     assert "NaN/inf position of atom 3" in got.skipped[2] and "missing cell" in got.skipped[5]
@@ -130,7 +131,7 @@ def test_device_path_scores_equal_the_core_path(chunk):
     committee, pool = _committee(), _pool(12)
     pool[2].positions[3, 1] = np.nan
     pool[6].numbers[0] = 8
-    pool[9].positions[1] = pool[9].positions[0]                 # overlapping atoms: the core rejects it
+    pool[9].positions[1] = pool[9].positions[0]  # overlapping atoms: the core rejects it
     core = score_pool_streamed(committee, pool, chunk=chunk)
     dev = score_pool_streamed(committee, pool, chunk=chunk, device="cpu")
     assert sorted(dev.skipped) == sorted(core.skipped) == [2, 6, 9] and dev.skipped == core.skipped
@@ -143,15 +144,20 @@ def test_device_path_scores_equal_the_core_path(chunk):
 
 def test_dask_scoring_matches_local_and_broadcasts_the_committee_once(tmp_path):
     import distributed
+
     committee = _committee(CountingCommittee)
     pool = _pool(24, seed=2)
     write(tmp_path / "pool.extxyz", pool, format="extxyz")
     local = score_pool_streamed(committee, tmp_path / "pool.extxyz", chunk=3)
     local_mem = score_pool_streamed(committee, pool, chunk=5)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         remote = score_pool_streamed(committee, tmp_path / "pool.extxyz", chunk=3, client=client, threads=1)
-        counts = client.run(unpickled)             # 8 tasks, 2 workers
+        counts = client.run(unpickled)  # 8 tasks, 2 workers
         remote_mem = score_pool_streamed(committee, pool, chunk=5, client=client, threads=1)
         pids = client.run(os.getpid)
     assert len(set(pids.values()) - {os.getpid()}) == 2

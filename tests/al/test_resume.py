@@ -2,6 +2,7 @@
 initial set and of a later batch, and during training; each time `run(..., resume=True)` picks
 up. A counting oracle logs every finished label: none is computed twice, none is lost, and the
 final state equals that of an uninterrupted run."""
+
 from __future__ import annotations
 
 import csv
@@ -64,16 +65,26 @@ RUNNER = "import sys; from alip.al.loop import run; run(sys.argv[1], resume=True
 
 def _config(tmp_path, name: str, kill_at: list[int]) -> str:
     out = tmp_path / name
-    cfg = Config.from_dict({
-        "run": {"out": str(out), "n_initial": 6, "batch_size": 3, "budget": 15, "progress": False},
-        "oracle": {"spec": {"type": "user", "factory": "counting_oracle:make",
-                            "kwargs": {"log": str(tmp_path / f"{name}_calls.log"), "kill_at": kill_at,
-                                       "flag_dir": str(tmp_path)}}},
-        "labeling": {"executor": "serial"},
-        "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12]},
-        "test": {"n": 8, "n_volume": 5},
-        "training": {"n_members": 2, "hidden": [8], "epochs": 12, "batch_size": 4},
-    })
+    cfg = Config.from_dict(
+        {
+            "run": {"out": str(out), "n_initial": 6, "batch_size": 3, "budget": 15, "progress": False},
+            "oracle": {
+                "spec": {
+                    "type": "user",
+                    "factory": "counting_oracle:make",
+                    "kwargs": {
+                        "log": str(tmp_path / f"{name}_calls.log"),
+                        "kill_at": kill_at,
+                        "flag_dir": str(tmp_path),
+                    },
+                }
+            },
+            "labeling": {"executor": "serial"},
+            "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12]},
+            "test": {"n": 8, "n_volume": 5},
+            "training": {"n_members": 2, "hidden": [8], "epochs": 12, "batch_size": 4},
+        }
+    )
     path = tmp_path / f"{name}.toml"
     path.write_text(cfg.to_toml())
     return str(path)
@@ -81,8 +92,9 @@ def _config(tmp_path, name: str, kill_at: list[int]) -> str:
 
 def _launch(tmp_path, config: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, "-c", RUNNER, config], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER, config], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 120) -> int:
@@ -171,13 +183,15 @@ def test_resume_of_a_kill_between_selection_and_queueing(tmp_path):
     """The iteration file is the commit point: a selection written but not yet queued is labeled next."""
     from alip.al.loop import run
 
-    cfg = Config.from_dict({
-        "run": {"out": str(tmp_path / "run"), "n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},
-        "labeling": {"executor": "serial"},
-        "pool": {"n": 20, "max_atoms": 16, "random_atoms": [8, 12]},
-        "test": {"n": 4, "n_volume": 3},
-        "training": {"n_members": 2, "hidden": [6], "epochs": 2},
-    })
+    cfg = Config.from_dict(
+        {
+            "run": {"out": str(tmp_path / "run"), "n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},
+            "labeling": {"executor": "serial"},
+            "pool": {"n": 20, "max_atoms": 16, "random_atoms": [8, 12]},
+            "test": {"n": 4, "n_volume": 3},
+            "training": {"n_members": 2, "hidden": [6], "epochs": 2},
+        }
+    )
     done = run(cfg)
     full = [json.load(open(tmp_path / "run" / "iterations" / f"iter_{n:03d}.json")) for n in range(3)]
     # simulate the crash: forget iterations 1-2 and the labels of iteration 1's batch, keep iter_000.json

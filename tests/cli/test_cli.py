@@ -1,4 +1,5 @@
 """The `alip` entry point: every sub-command is registered and `info` reports the build."""
+
 import json
 import subprocess
 import sys
@@ -10,7 +11,18 @@ from alip.cli import build_parser, main
 def test_all_subcommands_registered():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) >= {"info", "generate", "featurize", "init", "run", "compare", "report", "demo", "train", "select"}
+    assert set(sub.choices) >= {
+        "info",
+        "generate",
+        "featurize",
+        "init",
+        "run",
+        "compare",
+        "report",
+        "demo",
+        "train",
+        "select",
+    }
 
 
 def test_info_matches_build_info(capsys):

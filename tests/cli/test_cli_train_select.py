@@ -1,6 +1,7 @@
 """`alip train` and `alip select` (labelling outside alip): the saved committee reproduces the
 reported errors; the selection equals select_batch on independently computed QBC scores after
 a numpy trust window and exclusion; written frames and the CSV match the pool; error exits."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,10 +28,9 @@ from alip.data.structures import generate_si_pool
 from alip.models.committee import Committee
 from alip.models.training import TrainConfig
 
-SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
-         "random": {"n_atoms": (8, 16)}}
+SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16}, "random": {"n_atoms": (8, 16)}}
 TRAIN_ARGS = ["--members", "3", "--hidden", "12,12", "--epochs", "15", "--val-fraction", "0.25", "--seed", "2"]
-BAD = {4: "nan", 11: "carbon", 17: "nocell"}     # pool frame -> kind of unusable frame
+BAD = {4: "nan", 11: "carbon", 17: "nocell"}  # pool frame -> kind of unusable frame
 
 
 def _label(structures: list[Atoms]) -> list[Atoms]:
@@ -79,9 +79,14 @@ def files(tmp_path_factory) -> dict:
         ids.append(len(pool))
         pool.append(a)
     write(d / "pool.extxyz", pool, format="extxyz")
-    from_file = read(d / "pool.extxyz", ":")         # positions as written (8 decimals)
-    return {"dir": d, "labeled": read(d / "lab.extxyz", ":"), "stdout": out, "ids": np.array(ids),
-            "good": [from_file[i] for i in ids]}
+    from_file = read(d / "pool.extxyz", ":")  # positions as written (8 decimals)
+    return {
+        "dir": d,
+        "labeled": read(d / "lab.extxyz", ":"),
+        "stdout": out,
+        "ids": np.array(ids),
+        "good": [from_file[i] for i in ids],
+    }
 
 
 def _errors_by_hand(committee: Committee, structures: list[Atoms]) -> tuple[float, float]:
@@ -89,8 +94,10 @@ def _errors_by_hand(committee: Committee, structures: list[Atoms]) -> tuple[floa
     n = np.array([len(a) for a in structures])
     e = np.array([a.get_potential_energy() for a in structures])
     f = np.concatenate([a.get_forces() for a in structures])
-    return (float(np.sqrt(np.mean(((pred.energies.mean(0) - e) / n) ** 2))),
-            float(np.sqrt(np.mean((pred.forces.mean(0) - f) ** 2))))
+    return (
+        float(np.sqrt(np.mean(((pred.energies.mean(0) - e) / n) ** 2))),
+        float(np.sqrt(np.mean((pred.forces.mean(0) - f) ** 2))),
+    )
 
 
 # ----------------------------------------------------------------------------- train
@@ -100,15 +107,16 @@ def test_train_saves_committee_that_reproduces_reported_errors(files, tmp_path):
     s = train_from_file(d / "lab.extxyz", tmp_path / "f.pt", cfg)
     cli = Committee.load(d / "c.pt")
     for (name, x), y in zip(cli.network.state_dict().items(), s.committee.network.state_dict().values()):
-        assert torch.equal(x, y), name                      # the CLI trained the same committee
-    assert sorted(os.listdir(tmp_path)) == ["f.pt"]         # no temporary file left
+        assert torch.equal(x, y), name  # the CLI trained the same committee
+    assert sorted(os.listdir(tmp_path)) == ["f.pt"]  # no temporary file left
     val = [labeled[i] for i in s.result.val_indices]
     train = [labeled[i] for i in s.result.train_indices]
     assert len(val) == 9 and len(train) == 27 and s.n_atoms == sum(len(a) for a in labeled)
     e_val, f_val = _errors_by_hand(cli, val)
     e_tr, f_tr = _errors_by_hand(cli, train)
-    assert np.isclose(s.val_errors["energy_rmse"], e_val, rtol=1e-9) and np.isclose(s.val_errors["force_rmse"], f_val,
-                                                                                  rtol=1e-9)
+    assert np.isclose(s.val_errors["energy_rmse"], e_val, rtol=1e-9) and np.isclose(
+        s.val_errors["force_rmse"], f_val, rtol=1e-9
+    )
     assert np.isclose(s.train_errors["force_rmse"], f_tr, rtol=1e-9)
     out = files["stdout"]
     assert f"on 27 of 36 structures ({s.n_atoms} atoms; 9 for validation)" in out
@@ -137,7 +145,7 @@ def test_train_bad_inputs_exit_2(files, tmp_path):
     for a, src in zip(labeled, files["labeled"]):
         a.calc = SinglePointCalculator(a, **src.calc.results)
     unlabeled = list(labeled)
-    unlabeled[2] = labeled[2].copy()                      # copy() drops the calculator
+    unlabeled[2] = labeled[2].copy()  # copy() drops the calculator
     write(tmp_path / "unl.extxyz", unlabeled, format="extxyz")
     carbon = list(labeled)
     carbon[1] = labeled[1].copy()
@@ -145,8 +153,12 @@ def test_train_bad_inputs_exit_2(files, tmp_path):
     carbon[1].calc = SinglePointCalculator(carbon[1], **labeled[1].calc.results)
     write(tmp_path / "c.extxyz", carbon, format="extxyz")
     (tmp_path / "empty.extxyz").write_text("")
-    cases = [("unl.extxyz", "frame 2 is not labelled"), ("c.extxyz", "frame 1 has elements ['C']"),
-             ("empty.extxyz", "no structures"), ("missing.extxyz", "no such file")]
+    cases = [
+        ("unl.extxyz", "frame 2 is not labelled"),
+        ("c.extxyz", "frame 1 has elements ['C']"),
+        ("empty.extxyz", "no structures"),
+        ("missing.extxyz", "no such file"),
+    ]
     for name, message in cases:
         code, out, err = _run(["train", str(tmp_path / name), "-o", str(tmp_path / "o.pt")])
         assert code == 2 and message in err and err.startswith("alip train: error:"), (name, err)
@@ -164,12 +176,26 @@ def _independent(files: dict) -> dict:
     pred = committee.predict(good)
     values = committee.acsf.compute(good)
     feats = np.add.reduceat(values, pred.offsets[:-1], axis=0) / pred.n_atoms[:, None]
-    excluded = np.array([any(len(a) == len(b) and (a.numbers == b.numbers).all()
-                             and np.allclose(a.positions, b.positions, rtol=0, atol=1e-8)
-                             and np.allclose(a.cell.array, b.cell.array, rtol=0, atol=1e-8)
-                             for b in files["labeled"]) for a in good])
-    return {"committee": committee, "force": qbc_scores(pred, "force"), "energy": qbc_scores(pred, "energy"),
-            "combined": qbc_scores(pred, "combined"), "features": feats, "excluded": excluded}
+    excluded = np.array(
+        [
+            any(
+                len(a) == len(b)
+                and (a.numbers == b.numbers).all()
+                and np.allclose(a.positions, b.positions, rtol=0, atol=1e-8)
+                and np.allclose(a.cell.array, b.cell.array, rtol=0, atol=1e-8)
+                for b in files["labeled"]
+            )
+            for a in good
+        ]
+    )
+    return {
+        "committee": committee,
+        "force": qbc_scores(pred, "force"),
+        "energy": qbc_scores(pred, "energy"),
+        "combined": qbc_scores(pred, "combined"),
+        "features": feats,
+        "excluded": excluded,
+    }
 
 
 def test_select_matches_independent_scores_trust_window_and_exclusion(files):
@@ -177,9 +203,26 @@ def test_select_matches_independent_scores_trust_window_and_exclusion(files):
     ref = _independent(files)
     f = ref["force"]
     lo, hi = np.quantile(f[~ref["excluded"]], [0.2, 0.9])
-    code, out, err = _run(["select", str(d / "c.pt"), str(d / "pool.extxyz"), "-n", "6", "-o", str(d / "next.extxyz"),
-                           "--scores", str(d / "scores.csv"), "--trust-lo", repr(float(lo)),
-                           "--trust-hi", repr(float(hi)), "--exclude", str(d / "lab.extxyz"), "--no-progress"])
+    code, out, err = _run(
+        [
+            "select",
+            str(d / "c.pt"),
+            str(d / "pool.extxyz"),
+            "-n",
+            "6",
+            "-o",
+            str(d / "next.extxyz"),
+            "--scores",
+            str(d / "scores.csv"),
+            "--trust-lo",
+            repr(float(lo)),
+            "--trust-hi",
+            repr(float(hi)),
+            "--exclude",
+            str(d / "lab.extxyz"),
+            "--no-progress",
+        ]
+    )
     assert code == 0, err
     free = ~ref["excluded"]
     below, above = free & (f < lo), free & (f > hi)
@@ -226,24 +269,48 @@ def test_select_matches_independent_scores_trust_window_and_exclusion(files):
 def test_select_combined_kmeans_function_and_dask(files):
     d, ids = files["dir"], files["ids"]
     ref = _independent(files)
-    sel = select_from_pool(ref["committee"], d / "pool.extxyz", 5, score="combined", diversity="kmeans",
-                           candidates=3, seed=4, chunk=7)
+    sel = select_from_pool(
+        ref["committee"], d / "pool.extxyz", 5, score="combined", diversity="kmeans", candidates=3, seed=4, chunk=7
+    )
     expected = ids[select_batch(ref["combined"], ref["features"], 5, "kmeans", 3, 4)]
     assert sel.selected.tolist() == expected.tolist() and sel.n_excluded == sel.n_below == sel.n_above == 0
     assert np.allclose(sel.score[ids], combine_qbc(ref["energy"], ref["force"]), rtol=1e-9, atol=1e-12)
     assert sorted(sel.scores.skipped) == sorted(BAD)
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c, \
-            distributed.Client(c) as client:
-        on_dask = select_from_pool(ref["committee"], d / "pool.extxyz", 5, score="combined", diversity="kmeans",
-                                   candidates=3, seed=4, chunk=7, client=client)
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c,
+        distributed.Client(c) as client,
+    ):
+        on_dask = select_from_pool(
+            ref["committee"],
+            d / "pool.extxyz",
+            5,
+            score="combined",
+            diversity="kmeans",
+            candidates=3,
+            seed=4,
+            chunk=7,
+            client=client,
+        )
     assert on_dask.selected.tolist() == expected.tolist()
 
 
 def test_select_nothing_in_window_writes_empty_file(files, tmp_path):
     d = files["dir"]
-    code, out, err = _run(["select", str(d / "c.pt"), str(d / "pool.extxyz"), "-n", "3", "-o", str(tmp_path / "n.xyz"),
-                           "--trust-lo", "1e6", "--no-progress"])
+    code, out, err = _run(
+        [
+            "select",
+            str(d / "c.pt"),
+            str(d / "pool.extxyz"),
+            "-n",
+            "3",
+            "-o",
+            str(tmp_path / "n.xyz"),
+            "--trust-lo",
+            "1e6",
+            "--no-progress",
+        ]
+    )
     assert code == 0 and "selected 0" in out and (tmp_path / "n.xyz").read_text() == ""
 
 
@@ -252,16 +319,21 @@ def test_select_bad_inputs_exit_2(files, tmp_path):
     (tmp_path / "empty.extxyz").write_text("")
     (tmp_path / "existing.extxyz").write_text("keep")
     base = [str(d / "c.pt"), str(d / "pool.extxyz"), "-n", "3", "--no-progress"]
-    cases = [(base + ["-o", str(tmp_path / "existing.extxyz")], "exists; pass --force"),
-             (base + ["-o", str(tmp_path / "o.xyz"), "--scores", str(tmp_path / "existing.extxyz")], "exists"),
-             (base + ["-o", str(tmp_path / "o.xyz"), "--trust-lo", "2", "--trust-hi", "1"], "above --trust-hi"),
-             ([str(d / "c.pt"), str(tmp_path / "empty.extxyz"), "-n", "3", "-o", str(tmp_path / "o.xyz")],
-              "no structures"),
-             ([str(d / "c.pt"), str(tmp_path / "nope.extxyz"), "-n", "3", "-o", str(tmp_path / "o.xyz")],
-              "no such pool file"),
-             ([str(d / "lab.extxyz"), str(d / "pool.extxyz"), "-n", "3", "-o", str(tmp_path / "o.xyz")],
-              "not a readable alip committee"),
-             (base + ["-o", str(tmp_path / "o.xyz"), "--exclude", str(tmp_path / "nope.extxyz")], "no such file")]
+    cases = [
+        (base + ["-o", str(tmp_path / "existing.extxyz")], "exists; pass --force"),
+        (base + ["-o", str(tmp_path / "o.xyz"), "--scores", str(tmp_path / "existing.extxyz")], "exists"),
+        (base + ["-o", str(tmp_path / "o.xyz"), "--trust-lo", "2", "--trust-hi", "1"], "above --trust-hi"),
+        ([str(d / "c.pt"), str(tmp_path / "empty.extxyz"), "-n", "3", "-o", str(tmp_path / "o.xyz")], "no structures"),
+        (
+            [str(d / "c.pt"), str(tmp_path / "nope.extxyz"), "-n", "3", "-o", str(tmp_path / "o.xyz")],
+            "no such pool file",
+        ),
+        (
+            [str(d / "lab.extxyz"), str(d / "pool.extxyz"), "-n", "3", "-o", str(tmp_path / "o.xyz")],
+            "not a readable alip committee",
+        ),
+        (base + ["-o", str(tmp_path / "o.xyz"), "--exclude", str(tmp_path / "nope.extxyz")], "no such file"),
+    ]
     for argv, message in cases:
         code, _, err = _run(["select", *argv])
         assert code == 2 and message in err and err.startswith("alip select: error:"), (argv, err)

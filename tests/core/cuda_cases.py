@@ -1,5 +1,6 @@
 """Structures, tolerances and reference helpers shared by the device tests (CPU autograd,
 CUDA emulator, GPU)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,11 +15,12 @@ from alip.core import device as dev
 
 ROOT = Path(__file__).resolve().parents[2]
 CUDA_DIR = ROOT / "cuda"
-TOL = 1e-10          # float64: |a - b| <= TOL * (1 + |b|) elementwise
+TOL = 1e-10  # float64: |a - b| <= TOL * (1 + |b|) elementwise
 FLOAT32_RTOL = 2e-5  # float32: max |a - b| <= FLOAT32_RTOL * max |b| per array
 
-requires_gpu = pytest.mark.skipif(not dev.cuda_available(),
-                                  reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU")
+requires_gpu = pytest.mark.skipif(
+    not dev.cuda_available(), reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU"
+)
 
 
 def close(a, b, tol=TOL):
@@ -69,8 +71,7 @@ def reference(acsf, atoms_list, w, u, U):
 def random_inputs(acsf, atoms_list, seed=0):
     rng = np.random.default_rng(seed)
     n = sum(len(a) for a in atoms_list)
-    return (rng.normal(size=(n, acsf.n_features)), rng.normal(size=(n, 3)),
-            rng.normal(size=(len(atoms_list), 3, 3)))
+    return (rng.normal(size=(n, acsf.n_features)), rng.normal(size=(n, 3)), rng.normal(size=(len(atoms_list), 3, 3)))
 
 
 def sorted_pairs(i, j, S, D, d):

@@ -10,6 +10,7 @@
 Finite differences: float64, central, h = 1e-5 A (or 1e-5 strain); tolerance 1e-6 of the
 largest magnitude. Structures have no pair near the cutoff edge.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -184,8 +185,11 @@ def test_stress_matches_ase_convention():
             e = np.zeros((3, 3))
             e[a, b] += H / 2
             e[b, a] += H / 2
-            fd[a, b] = (np.sum(w * acsf.compute(deformed(atoms, e)))
-                        - np.sum(w * acsf.compute(deformed(atoms, -e)))) / (2 * H) / atoms.get_volume()
+            fd[a, b] = (
+                (np.sum(w * acsf.compute(deformed(atoms, e))) - np.sum(w * acsf.compute(deformed(atoms, -e))))
+                / (2 * H)
+                / atoms.get_volume()
+            )
     np.testing.assert_allclose(stress, full_3x3_to_voigt_6_stress(fd), rtol=0, atol=1e-6 * np.abs(fd).max())
 
 
@@ -229,8 +233,7 @@ def test_nonperiodic_strain_equals_position_moment():
     acsf = make_acsf(["H", "O", "Si"], 4.0)
     d = acsf.compute(atoms, gradients=True)
     moment = np.zeros_like(d.strain_grad)
-    np.add.at(moment, d.grad_centers,
-              np.einsum("ra,rbf->rabf", atoms.positions[d.grad_neighbors], d.grad_values))
+    np.add.at(moment, d.grad_centers, np.einsum("ra,rbf->rabf", atoms.positions[d.grad_neighbors], d.grad_values))
     np.testing.assert_allclose(d.strain_grad, moment, atol=1e-11 * np.abs(moment).max())
 
 
@@ -282,7 +285,9 @@ def test_batch_gradients_equal_single():
     sv = np.concatenate([s.values for s in singles])
     np.testing.assert_allclose(b.values, sv, rtol=0, atol=1e-13 * np.abs(sv).max())
     np.testing.assert_array_equal(b.grad_centers, np.concatenate([s.grad_centers + o for s, o in zip(singles, off)]))
-    np.testing.assert_array_equal(b.grad_neighbors, np.concatenate([s.grad_neighbors + o for s, o in zip(singles, off)]))
+    np.testing.assert_array_equal(
+        b.grad_neighbors, np.concatenate([s.grad_neighbors + o for s, o in zip(singles, off)])
+    )
     np.testing.assert_allclose(b.grad_values, np.concatenate([s.grad_values for s in singles]), rtol=0, atol=1e-14)
     np.testing.assert_allclose(b.strain_grad, np.concatenate([s.strain_grad for s in singles]), rtol=0, atol=1e-14)
 
@@ -290,8 +295,8 @@ def test_batch_gradients_equal_single():
     forces, virials = acsf.forces_and_virial(structs, w)
     assert forces.shape == (off[-1], 3) and virials.shape == (len(structs), 3, 3)
     for k, a in enumerate(structs):
-        f1, v1 = acsf.forces_and_virial(a, w[off[k]:off[k + 1]])
-        np.testing.assert_allclose(forces[off[k]:off[k + 1]], f1, rtol=0, atol=1e-13 * max(1, np.abs(f1).max()))
+        f1, v1 = acsf.forces_and_virial(a, w[off[k] : off[k + 1]])
+        np.testing.assert_allclose(forces[off[k] : off[k + 1]], f1, rtol=0, atol=1e-13 * max(1, np.abs(f1).max()))
         np.testing.assert_allclose(virials[k], v1, rtol=0, atol=1e-13 * max(1, np.abs(v1).max()))
 
 

@@ -2,6 +2,7 @@
 autograd function of positions and cell; sparse_forces / sparse_virial against the
 fused C++ path and differentiable in dE_dG (what create_graph force training needs).
 Kept tiny (2-3 atoms, few functions) so gradcheck runs in seconds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,6 +55,7 @@ def test_gradcheck_positions_and_cell(name):
 
         assert torch.autograd.gradcheck(f, (pos,), eps=1e-6, atol=1e-7, rtol=1e-5)
     else:
+
         def f(p, c):
             return acsf_torch(acsf, p, c, z, pbc)
 
@@ -99,8 +101,9 @@ def test_sparse_forces_and_virial_match_fused_path():
     w = np.random.default_rng(1).normal(size=(n, acsf.n_features))
     forces, virials = acsf.forces_and_virial(structs, w)
     tw = torch.tensor(w)
-    F = sparse_forces(tw, torch.from_numpy(d.grad_values), torch.from_numpy(d.grad_centers),
-                      torch.from_numpy(d.grad_neighbors), n)
+    F = sparse_forces(
+        tw, torch.from_numpy(d.grad_values), torch.from_numpy(d.grad_centers), torch.from_numpy(d.grad_neighbors), n
+    )
     structure_index = torch.from_numpy(np.repeat(np.arange(len(structs)), np.diff(d.offsets)))
     W = sparse_virial(tw, torch.from_numpy(d.strain_grad), structure_index, len(structs))
     assert tuple(F.shape) == (n, 3) and tuple(W.shape) == (len(structs), 3, 3)
@@ -129,8 +132,9 @@ def test_force_training_paths_agree():
 
     acsf, atoms = tiny("sic_zincblende")
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(acsf.n_features, 8), torch.nn.Tanh(),
-                                torch.nn.Linear(8, 1, bias=False)).double()  # an output bias has no force
+    model = torch.nn.Sequential(
+        torch.nn.Linear(acsf.n_features, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1, bias=False)
+    ).double()  # an output bias has no force
     target = torch.randn(len(atoms), 3, dtype=torch.float64)
 
     # path 1: autograd through the bridge
@@ -146,8 +150,13 @@ def test_force_training_paths_agree():
     G2 = torch.from_numpy(d.values).requires_grad_(True)
     E2 = model(G2).sum()
     dE_dG = torch.autograd.grad(E2, G2, create_graph=True)[0]
-    F2 = sparse_forces(dE_dG, torch.from_numpy(d.grad_values), torch.from_numpy(d.grad_centers),
-                       torch.from_numpy(d.grad_neighbors), len(atoms))
+    F2 = sparse_forces(
+        dE_dG,
+        torch.from_numpy(d.grad_values),
+        torch.from_numpy(d.grad_centers),
+        torch.from_numpy(d.grad_neighbors),
+        len(atoms),
+    )
     loss2 = ((F2 - target) ** 2).sum()
     g2 = torch.autograd.grad(loss2, list(model.parameters()))
 

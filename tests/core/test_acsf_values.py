@@ -9,6 +9,7 @@ The reference itself is first checked against DScribe, so the two are not the sa
 code path twice. Then alip is checked against both, plus the documented feature order,
 labels, serialisation, batching and invariances of the values.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,14 @@ def dscribe_values(atoms, species, cutoff, g2=SMALL_G2, g4=SMALL_G4, g5=SMALL_G5
     from dscribe.descriptors import ACSF as DScribeACSF
 
     zs = sorted(atomic_numbers[s] if isinstance(s, str) else int(s) for s in species)
-    d = DScribeACSF(r_cut=cutoff, g2_params=[list(p) for p in g2] or None,
-                    g4_params=[list(p) for p in g4] or None, g5_params=[list(p) for p in g5] or None,
-                    species=zs, periodic=bool(atoms.pbc.any()))
+    d = DScribeACSF(
+        r_cut=cutoff,
+        g2_params=[list(p) for p in g2] or None,
+        g4_params=[list(p) for p in g4] or None,
+        g5_params=[list(p) for p in g5] or None,
+        species=zs,
+        periodic=bool(atoms.pbc.any()),
+    )
     if atoms.pbc.any() and not atoms.pbc.all():
         # DScribe rejects zero-volume cells even when the zero rows are non-periodic:
         # give the open axes an orthogonal cell vector (values do not depend on it).
@@ -177,7 +183,7 @@ def test_feature_order_single_neighbor_species():
     ng2, ng45 = len(SMALL_G2), len(SMALL_G4) + len(SMALL_G5)
     blocks_g2 = v[: 3 * ng2].reshape(3, ng2)  # species H, O, Si
     assert np.all(blocks_g2[[0, 2]] == 0) and np.all(blocks_g2[1] > 0)
-    pairs = v[3 * ng2:].reshape(6, ng45)  # (H,H),(H,O),(H,Si),(O,O),(O,Si),(Si,Si)
+    pairs = v[3 * ng2 :].reshape(6, ng45)  # (H,H),(H,O),(H,Si),(O,O),(O,Si),(Si,Si)
     assert np.all(pairs[[0, 1, 2, 4, 5]] == 0)
     assert np.any(pairs[3] != 0)
 
@@ -189,7 +195,7 @@ def test_feature_order_mixed_pair():
     atoms = Atoms("SiHSi", positions=[[0, 0, 0], [1.5, 0, 0], [-0.6, 2.2, 0]])
     v = acsf.compute(atoms)[0]
     ng2, ng45 = len(SMALL_G2), len(SMALL_G4) + len(SMALL_G5)
-    pairs = v[3 * ng2:].reshape(6, ng45)
+    pairs = v[3 * ng2 :].reshape(6, ng45)
     nonzero = [k for k in range(6) if np.any(pairs[k] != 0)]
     assert nonzero == [2]
 
@@ -248,7 +254,7 @@ def test_batch_many_small_structures_multi_species():
     batch = acsf.compute(structs)
     for k in rng.choice(len(structs), 3, replace=False):
         ref = make_reference(["H", "O", "Si"], 4.5).compute(structs[k])
-        assert_close(batch[5 * k: 5 * k + 5], ref, what=f"structure {k} in batch")
+        assert_close(batch[5 * k : 5 * k + 5], ref, what=f"structure {k} in batch")
 
 
 # ---------------------------------------------------------------- invariances of values

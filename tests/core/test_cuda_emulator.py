@@ -1,6 +1,7 @@
 """The CUDA kernels' own functions (cuda/acsf_math.cuh, cuda/nl_logic.cuh) run lane by lane on
 the CPU by cuda/host_emulation.cpp: neighbor list, values, forces, virials and JVP equal
 the CPU core to 1e-10 (float64) on every structure of conftest and on batches."""
+
 from __future__ import annotations
 
 import os
@@ -41,20 +42,56 @@ def emulator(tmp_path_factory):
     if cxx is None:
         pytest.skip("no C++ compiler to build cuda/host_emulation.cpp")
     exe = tmp_path_factory.mktemp("emu") / "host_emulation"
-    subprocess.run([cxx, "-std=c++17", "-O2", f"-I{CUDA_DIR}", f"-I{ROOT / 'cpp'}",
-                    str(CUDA_DIR / "host_emulation.cpp"), "-o", str(exe)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            cxx,
+            "-std=c++17",
+            "-O2",
+            f"-I{CUDA_DIR}",
+            f"-I{ROOT / 'cpp'}",
+            str(CUDA_DIR / "host_emulation.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return exe
 
 
 def run_emulator(exe, tmp_path, acsf, atoms_list, w=None, u=None, U=None, float32=False):
     b = dev.TorchBatch.from_atoms(atoms_list, acsf)
     N, S, ns, F = b.n_atoms, b.n_structures, len(acsf.species), acsf.n_features
-    header = np.array([N, S, ns, len(acsf.g2), len(acsf.g4), len(acsf.g5), acsf.cutoff_function == "polynomial",
-                       float32, w is not None, u is not None, U is not None], dtype=np.int64)
+    header = np.array(
+        [
+            N,
+            S,
+            ns,
+            len(acsf.g2),
+            len(acsf.g4),
+            len(acsf.g5),
+            acsf.cutoff_function == "polynomial",
+            float32,
+            w is not None,
+            u is not None,
+            U is not None,
+        ],
+        dtype=np.int64,
+    )
     src, out = tmp_path / "in.bin", tmp_path / "out.bin"
     with open(src, "wb") as f:
-        for arr in (header, np.array([acsf.cutoff]), b.positions.numpy(), b.species.numpy().astype(np.int32),
-                    b.offsets.numpy(), b.cells.numpy(), b.pbc.numpy().astype(np.uint8), acsf.g2, acsf.g4, acsf.g5):
+        for arr in (
+            header,
+            np.array([acsf.cutoff]),
+            b.positions.numpy(),
+            b.species.numpy().astype(np.int32),
+            b.offsets.numpy(),
+            b.cells.numpy(),
+            b.pbc.numpy().astype(np.uint8),
+            acsf.g2,
+            acsf.g4,
+            acsf.g5,
+        ):
             f.write(np.ascontiguousarray(arr).tobytes())
         for arr in (w, u, U):
             if arr is not None:
@@ -64,18 +101,23 @@ def run_emulator(exe, tmp_path, acsf, atoms_list, w=None, u=None, U=None, float3
     n = int(np.frombuffer(raw[:8], dtype=np.int64)[0])
     pos = 8
     res = {}
-    for key, dt, count, shape in (("i", np.int64, n, (n,)), ("j", np.int64, n, (n,)), ("S", np.int64, 3 * n, (n, 3)),
-                                  ("D", np.float64, 3 * n, (n, 3)), ("d", np.float64, n, (n,)),
-                                  ("values", np.float64, N * F, (N, F))):
-        res[key] = np.frombuffer(raw[pos:pos + 8 * count], dtype=dt).reshape(shape)
+    for key, dt, count, shape in (
+        ("i", np.int64, n, (n,)),
+        ("j", np.int64, n, (n,)),
+        ("S", np.int64, 3 * n, (n, 3)),
+        ("D", np.float64, 3 * n, (n, 3)),
+        ("d", np.float64, n, (n,)),
+        ("values", np.float64, N * F, (N, F)),
+    ):
+        res[key] = np.frombuffer(raw[pos : pos + 8 * count], dtype=dt).reshape(shape)
         pos += 8 * count
     if w is not None:
-        res["forces"] = np.frombuffer(raw[pos:pos + 8 * 3 * N]).reshape(N, 3)
+        res["forces"] = np.frombuffer(raw[pos : pos + 8 * 3 * N]).reshape(N, 3)
         pos += 8 * 3 * N
-        res["virials"] = np.frombuffer(raw[pos:pos + 8 * 9 * S]).reshape(S, 3, 3)
+        res["virials"] = np.frombuffer(raw[pos : pos + 8 * 9 * S]).reshape(S, 3, 3)
         pos += 8 * 9 * S
     if u is not None or U is not None:
-        res["jvp"] = np.frombuffer(raw[pos:pos + 8 * N * F]).reshape(N, F)
+        res["jvp"] = np.frombuffer(raw[pos : pos + 8 * N * F]).reshape(N, F)
         pos += 8 * N * F
     assert pos == len(raw)
     return res

@@ -20,6 +20,7 @@ test_cuda_emulator.py.)
   the device's limit, cutoffs equal to pair distances (rounding of d²), side streams
   (ordering after producers, four threads sharing one list), objects dropped while their
   kernels are queued, bitwise repeatability, host pointers refused."""
+
 from __future__ import annotations
 
 import shutil
@@ -60,9 +61,21 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
     the link of the module, are in .ci/cuda_compile_check.sh)."""
     procs = []
     for src in sorted(CUDA_DIR.glob("*.cu")):
-        cmd = ["nvcc", "-std=c++17", "-O3", f"-I{CUDA_DIR}", f"-I{ROOT / 'cpp'}",
-               "-gencode", "arch=compute_90,code=sm_90", "-Xcompiler", "-Wall", "-c", str(src),
-               "-o", str(tmp_path / (src.stem + ".o"))]
+        cmd = [
+            "nvcc",
+            "-std=c++17",
+            "-O3",
+            f"-I{CUDA_DIR}",
+            f"-I{ROOT / 'cpp'}",
+            "-gencode",
+            "arch=compute_90,code=sm_90",
+            "-Xcompiler",
+            "-Wall",
+            "-c",
+            str(src),
+            "-o",
+            str(tmp_path / (src.stem + ".o")),
+        ]
         procs.append((src.name, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
     for name, p in procs:
         out, _ = p.communicate(timeout=600)
@@ -127,7 +140,7 @@ def test_gpu_autograd_matches_cpu(gpu):
         G = dev.acsf_values(acsf, pos, batch)
         E = (torch.tanh(G) @ theta).sum()
         (F,) = torch.autograd.grad(-E, pos, create_graph=True)
-        (g,) = torch.autograd.grad((F ** 2).sum(), theta)
+        (g,) = torch.autograd.grad((F**2).sum(), theta)
         results.append((F.detach().cpu().numpy(), g.cpu().numpy()))
     close(results[1][0], results[0][0])
     close(results[1][1], results[0][1])
@@ -260,14 +273,13 @@ def test_gpu_neighbor_list_at_the_cutoff(gpu):
     """Cutoffs equal to pair distances: whether a pair at the cutoff is in depends on the
     last bit of d², so the GPU must round as the CPU list does (no fused multiply-add)."""
     atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
-    atoms.set_cell(atoms.cell[:] @ np.array([[1.0, 0.0, 0.0], [0.13, 1.0, 0.0], [-0.07, 0.11, 1.0]]),
-                   scale_atoms=True)
+    atoms.set_cell(atoms.cell[:] @ np.array([[1.0, 0.0, 0.0], [0.13, 1.0, 0.0], [-0.07, 0.11, 1.0]]), scale_atoms=True)
     atoms.rattle(0.05, seed=3)
     acsf = make_acsf(["Si"], 6.0)
     cpu_batch = dev.TorchBatch.from_atoms(atoms, acsf)
     gpu_batch = cpu_batch.to(gpu)
     d = np.unique(dev.neighbor_list(6.0, cpu_batch, n_species=1)[4].numpy())
-    for rc in d[::max(1, len(d) // 40)]:
+    for rc in d[:: max(1, len(d) // 40)]:
         ref = sorted_pairs(*(x.numpy() for x in dev.neighbor_list(float(rc), cpu_batch, n_species=1)))
         got = sorted_pairs(*(x.cpu().numpy() for x in dev.neighbor_list(float(rc), gpu_batch, n_species=1)))
         for x, y in zip(got[:3], ref[:3]):
@@ -358,8 +370,13 @@ def test_gpu_objects_dropped_while_kernels_run(gpu):
     big = bulk("Si", "diamond", a=5.431, cubic=True).repeat(5)
     big.rattle(0.05, seed=2)
     b = dev.TorchBatch.from_atoms(big, acsf, device=gpu)
-    arrays = (b.positions.contiguous(), b.species.to(torch.int32).contiguous(), b.offsets.contiguous(),
-              b.cells.contiguous(), b.pbc.to(torch.uint8).contiguous())
+    arrays = (
+        b.positions.contiguous(),
+        b.species.to(torch.int32).contiguous(),
+        b.offsets.contiguous(),
+        b.cells.contiguous(),
+        b.pbc.to(torch.uint8).contiguous(),
+    )
     other_acsf = make_acsf(["Si"], 4.5, g2=[(0.7, 1.5), (0.1, 0.0)], g4=[(0.02, 1.0, -1.0)], g5=[])
     other = dev.TorchBatch.from_atoms(ase_pool(40, seed=3), other_acsf, device=gpu)
     s = torch.cuda.Stream(gpu)
@@ -368,8 +385,9 @@ def test_gpu_objects_dropped_while_kernels_run(gpu):
     for _ in range(2):
         with torch.cuda.stream(s):
             kernels = core.AcsfKernels(acsf._core, gpu.index)
-            nl = core.build_neighbor_list(*(a.data_ptr() for a in arrays), b.n_structures, b.n_atoms, acsf.cutoff,
-                                          1, s.cuda_stream)
+            nl = core.build_neighbor_list(
+                *(a.data_ptr() for a in arrays), b.n_structures, b.n_atoms, acsf.cutoff, 1, s.cuda_stream
+            )
             out = torch.empty((b.n_atoms, acsf.n_features), dtype=torch.float64, device=gpu)
             torch.cuda._sleep(int(2e8))  # the values kernel queues behind this
             kernels.values(nl, "float64", out.data_ptr(), s.cuda_stream)
@@ -407,8 +425,13 @@ def test_gpu_rejects_host_pointers(gpu):
     core = alip._core.cuda
     acsf = make_acsf(["Si"], 5.0)
     b = dev.TorchBatch.from_atoms(bulk("Si", "diamond", a=5.431, cubic=True), acsf)
-    arrays = [b.positions.contiguous(), b.species.to(torch.int32).contiguous(), b.offsets.contiguous(),
-              b.cells.contiguous(), b.pbc.to(torch.uint8).contiguous()]
+    arrays = [
+        b.positions.contiguous(),
+        b.species.to(torch.int32).contiguous(),
+        b.offsets.contiguous(),
+        b.cells.contiguous(),
+        b.pbc.to(torch.uint8).contiguous(),
+    ]
     with pytest.raises(ValueError, match="positions is not in GPU memory"):
         core.build_neighbor_list(*(a.data_ptr() for a in arrays), 1, b.n_atoms, 5.0, 1, 0)
     on_gpu = [a.to(gpu) for a in arrays]

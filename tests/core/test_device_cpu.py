@@ -1,6 +1,7 @@
 """``alip.core.device`` on the CPU (split from the former test_cuda.py): the build flag agrees,
 a build without CUDA fails cleanly from every GPU entry point, CPU tensors go to the CPU
 core, and the autograd wrappers are exact (gradcheck, adjoint identities)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,10 @@ def test_gpu_entry_points_fail_cleanly_without_gpu():
         lambda: dev.jvp(acsf, si, displacement=torch.zeros(2, 3), device="cuda"),
     ]
     if not dev.cuda_compiled():
-        direct = [lambda: core.cuda.build_neighbor_list(0, 0, 0, 0, 0, 1, 1, 5.0, 1, 0),
-                  lambda: core.cuda.AcsfKernels(acsf._core, 0)]
+        direct = [
+            lambda: core.cuda.build_neighbor_list(0, 0, 0, 0, 0, 1, 1, 5.0, 1, 0),
+            lambda: core.cuda.AcsfKernels(acsf._core, 0),
+        ]
         for call in direct + via_device:
             with pytest.raises(RuntimeError, match="alip was built without CUDA"):
                 call()
@@ -142,7 +145,7 @@ def test_acsf_values_autograd_cpu():
     G = dev.acsf_values(acsf, pos, batch)
     E = (torch.tanh(G) @ theta).sum()
     (F,) = torch.autograd.grad(-E, pos, create_graph=True)
-    loss = (F ** 2).sum()
+    loss = (F**2).sum()
     (g_theta,) = torch.autograd.grad(loss, theta)
     # reference: F = -J^T dE/dG with dE/dG = (1 - tanh^2) theta, exact in theta
     Gd = torch.from_numpy(acsf.compute(atoms))
@@ -150,9 +153,10 @@ def test_acsf_values_autograd_cpu():
     def loss_of(th):
         wt = (1 - torch.tanh(Gd) ** 2) * th
         Fr, _ = dev.forces_and_virial(acsf, batch, wt)
-        return (Fr ** 2).sum()
+        return (Fr**2).sum()
 
     (g_ref,) = torch.autograd.grad(loss_of(theta), theta)
     close(g_theta.detach().numpy(), g_ref.numpy())
-    close(F.detach().numpy(), acsf.forces_and_virial(atoms, ((1 - np.tanh(Gd.numpy()) ** 2)
-                                                             * theta.detach().numpy()))[0])
+    close(
+        F.detach().numpy(), acsf.forces_and_virial(atoms, ((1 - np.tanh(Gd.numpy()) ** 2) * theta.detach().numpy()))[0]
+    )

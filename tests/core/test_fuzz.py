@@ -2,6 +2,7 @@
 through the bindings: valid input agrees with the brute-force reference and ASE's
 neighbour list and satisfies the gradient sum rules; arbitrary (possibly invalid)
 input either works or raises ValueError -- never another exception, never a crash."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 SPECIES = [1, 8, 14]
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                derandomize=True)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 finite = st.floats(min_value=-1.0, max_value=1.0, allow_nan=False)
 
@@ -110,12 +110,14 @@ def arbitrary_structures(draw):
     positions or cell, exact overlaps, degenerate / left-handed cells, foreign species,
     zero atoms."""
     n = draw(st.integers(0, 4))
-    pos = np.array(draw(st.lists(st.lists(st.floats(-8, 8), min_size=3, max_size=3), min_size=n, max_size=n)),
-                   dtype=float).reshape(n, 3)
+    pos = np.array(
+        draw(st.lists(st.lists(st.floats(-8, 8), min_size=3, max_size=3), min_size=n, max_size=n)), dtype=float
+    ).reshape(n, 3)
     cell = np.diag(draw(st.lists(st.floats(2.5, 8.0), min_size=3, max_size=3)))
     cell += np.tril(np.array(draw(st.lists(finite, min_size=9, max_size=9))).reshape(3, 3), -1)
-    kind = draw(st.sampled_from(["sane", "bad_position", "bad_cell", "overlap", "flat_cell", "left_handed",
-                                 "zero_row"]))
+    kind = draw(
+        st.sampled_from(["sane", "bad_position", "bad_cell", "overlap", "flat_cell", "left_handed", "zero_row"])
+    )
     if kind == "bad_position" and n:
         pos[draw(st.integers(0, n - 1)), draw(st.integers(0, 2))] = draw(st.sampled_from(SPECIAL))
     elif kind == "bad_cell":
@@ -145,9 +147,12 @@ def test_fuzz_arbitrary_input_never_crashes(data):
     import alip
 
     atoms, cutoff, kind = data
-    must_work = (kind == "sane" and len(atoms) > 0 and set(atoms.numbers) <= set(SPECIES)
-                 and (len(atoms) == 1 and not atoms.pbc.any()
-                      or ase_neighbor_list("d", atoms, 1e-6).size == 0))
+    must_work = (
+        kind == "sane"
+        and len(atoms) > 0
+        and set(atoms.numbers) <= set(SPECIES)
+        and (len(atoms) == 1 and not atoms.pbc.any() or ase_neighbor_list("d", atoms, 1e-6).size == 0)
+    )
     try:
         acsf = make_acsf(SPECIES, cutoff)
     except ValueError:
@@ -156,10 +161,12 @@ def test_fuzz_arbitrary_input_never_crashes(data):
     else:
         assert cutoff > 0
     event(f"{len(atoms)} atoms")
-    for call in (lambda: acsf.compute(atoms),
-                 lambda: acsf.compute(atoms, gradients=True).values,
-                 lambda: acsf.forces_and_virial(atoms, np.ones((len(atoms), acsf.n_features)))[0],
-                 lambda: alip.neighbor_list(atoms, 3.0)[4]):
+    for call in (
+        lambda: acsf.compute(atoms),
+        lambda: acsf.compute(atoms, gradients=True).values,
+        lambda: acsf.forces_and_virial(atoms, np.ones((len(atoms), acsf.n_features)))[0],
+        lambda: alip.neighbor_list(atoms, 3.0)[4],
+    ):
         try:
             out = call()
         except ValueError as err:
@@ -183,7 +190,7 @@ def test_fuzz_batch_equals_single(items):
     np.testing.assert_array_equal(b.offsets, off)
     for k, a in enumerate(structs):
         s = acsf.compute(a, gradients=True)
-        np.testing.assert_allclose(b.values[off[k]:off[k + 1]], s.values, rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(b.values[off[k] : off[k + 1]], s.values, rtol=1e-13, atol=1e-300)
         rows = (b.grad_centers >= off[k]) & (b.grad_centers < off[k + 1])
         np.testing.assert_array_equal(b.grad_centers[rows] - off[k], s.grad_centers)
         np.testing.assert_array_equal(b.grad_neighbors[rows] - off[k], s.grad_neighbors)

@@ -10,6 +10,7 @@
 * the AVX-512 object's copies of inline library functions (which the linker may keep
   for every TU) hold no AVX instructions.
 """
+
 from __future__ import annotations
 
 import glob
@@ -26,7 +27,7 @@ import pytest
 alip = pytest.importorskip("alip")
 _core = pytest.importorskip("alip._core")
 
-TESTS = Path(__file__).resolve().parents[1]   # tests/: conftest.py
+TESTS = Path(__file__).resolve().parents[1]  # tests/: conftest.py
 REPO = TESTS.parent
 INFO = alip.build_info()
 VARIANTS = INFO["kernel_variants"]
@@ -73,8 +74,9 @@ def run_variant(kernel: str | None, path: Path) -> dict:
     env.pop("ALIP_KERNEL", None)
     if kernel is not None:
         env["ALIP_KERNEL"] = kernel
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(path), str(TESTS)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path), str(TESTS)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
@@ -166,8 +168,9 @@ def test_avx512_object_shares_no_avx_code():
     obj = max(objs, key=os.path.getmtime)
     nm = subprocess.run(["nm", obj], capture_output=True, text=True, check=True).stdout
     weak = {p[2] for p in (line.split() for line in nm.splitlines()) if len(p) == 3 and p[1] in "WV"}
-    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj], capture_output=True, text=True,
-                         check=True).stdout
+    dis = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", obj], capture_output=True, text=True, check=True
+    ).stdout
     shared, avx, current = set(), {}, None
     for line in dis.splitlines():
         m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)

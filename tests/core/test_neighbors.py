@@ -1,5 +1,6 @@
 """alip.neighbor_list against ASE's neighbor_list and the brute-force reference, over
 systems x cutoffs, including cutoffs much larger than the cell and partial periodicity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,12 @@ def _systems():
     big = bulk("Si", "diamond", a=5.431, cubic=True).repeat((2, 2, 2))
     big.rattle(0.1, seed=8)
     out["si_64_rattled"] = big
-    flat = Atoms("Si2", cell=[[6.0, 0, 0], [5.7, 1.2, 0], [0.3, 0.2, 4.0]], pbc=True,
-                 scaled_positions=[[0.1, 0.2, 0.3], [0.6, 0.5, 0.8]])
+    flat = Atoms(
+        "Si2",
+        cell=[[6.0, 0, 0], [5.7, 1.2, 0], [0.3, 0.2, 4.0]],
+        pbc=True,
+        scaled_positions=[[0.1, 0.2, 0.3], [0.6, 0.5, 0.8]],
+    )
     out["very_skewed"] = flat
     mixed = bulk("Si", "diamond", a=5.431, cubic=True)
     mixed.pbc = (True, False, True)

@@ -1,5 +1,6 @@
 """Streaming featurization (issue 7): reader vs ASE, streamed store vs in-memory compute,
 resume after SIGKILL, Dask LocalCluster vs local bytes, bad frames stop/skip, spec checks."""
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,7 @@ def pool_file(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- reader
 def test_reader_matches_ase_on_varied_extxyz(tmp_path):
     frames = _pool(9)
-    frames[1].pbc = (True, True, False)                       # partial periodicity
+    frames[1].pbc = (True, True, False)  # partial periodicity
     frames[2].arrays["forces"] = np.arange(3 * len(frames[2]), dtype=float).reshape(-1, 3)  # extra columns
     frames[3].info.update(comment="a quoted string with spaces", energy=-1.5, tags=np.array([1, 2, 3]))
     path = tmp_path / "varied.extxyz"
@@ -79,7 +80,7 @@ def test_reader_matches_ase_on_varied_extxyz(tmp_path):
     # any sub-range reads the same frames
     part = open_pool(path).read(4, 7)
     assert part.frame_ids.tolist() == [4, 5, 6]
-    assert np.array_equal(part.positions, got.positions[got.offsets[4]:got.offsets[7]])
+    assert np.array_equal(part.positions, got.positions[got.offsets[4] : got.offsets[7]])
 
 
 @pytest.mark.parametrize("block", [37, 100, 4096])
@@ -98,11 +99,11 @@ def test_index_is_independent_of_the_block_size(pool_file, tmp_path, block):
     (tmp_path / "nonl.extxyz").write_bytes(text.rstrip(b"\n"))
     s3, c3, bad3 = index_extxyz(str(tmp_path / "nonl.extxyz"), block=block)
     assert np.array_equal(c3, ref_counts) and bad3 == {}
-    cut = int(ref_starts[36]) + 60                      # inside the last frame
+    cut = int(ref_starts[36]) + 60  # inside the last frame
     (tmp_path / "cut.extxyz").write_bytes(text[:cut])
     s4, c4, bad4 = index_extxyz(str(tmp_path / "cut.extxyz"), block=block)
     assert len(c4) == 37 and list(bad4) == [36] and "truncated" in bad4[36]
-    (tmp_path / "gap.extxyz").write_bytes(text[:int(ref_starts[5])] + b"\n" + text[int(ref_starts[5]):])
+    (tmp_path / "gap.extxyz").write_bytes(text[: int(ref_starts[5])] + b"\n" + text[int(ref_starts[5]) :])
     with pytest.raises(PoolFormatError, match="blank line"):
         index_extxyz(str(tmp_path / "gap.extxyz"), block=block)
 
@@ -111,7 +112,7 @@ def test_chunk_bounds_respect_frame_and_atom_limits():
     counts = np.array([8, 8, 64, 8, 500, 8, 8])
     assert chunk_bounds(counts, 3).tolist() == [0, 3, 6, 7]
     b = chunk_bounds(counts, 3, chunk_atoms=80)
-    assert b.tolist() == [0, 3, 4, 5, 7]       # a 500-atom frame alone: one frame always fits
+    assert b.tolist() == [0, 3, 4, 5, 7]  # a 500-atom frame alone: one frame always fits
     for lo, hi in zip(b[:-1], b[1:]):
         assert hi - lo <= 3 and (hi - lo == 1 or counts[lo:hi].sum() <= 80)
     with pytest.raises(ValueError, match="chunk"):
@@ -119,8 +120,7 @@ def test_chunk_bounds_respect_frame_and_atom_limits():
 
 
 # ----------------------------------------------------------------------------- streamed == in memory
-@pytest.mark.parametrize("chunk, chunk_atoms", [(1, None), (5, None), (16, None), (37, None), (100, None),
-                                                (50, 40)])
+@pytest.mark.parametrize("chunk, chunk_atoms", [(1, None), (5, None), (16, None), (37, None), (100, None), (50, 40)])
 def test_streamed_store_equals_in_memory_compute(tmp_path, pool_file, chunk, chunk_atoms):
     acsf = _acsf(["Si", "C"])
     structures = read(pool_file, index=":")
@@ -139,7 +139,7 @@ def test_streamed_store_equals_in_memory_compute(tmp_path, pool_file, chunk, chu
     assert np.array_equal(store.values(5, 9), acsf.compute(structures[5:9]))
     assert np.array_equal(store.to_dask().compute(), expected)
     pooled = store.mean_pooled()
-    assert np.allclose(pooled[7], expected[store.offsets[7]:store.offsets[8]].mean(0), rtol=1e-13, atol=0)
+    assert np.allclose(pooled[7], expected[store.offsets[7] : store.offsets[8]].mean(0), rtol=1e-13, atol=0)
     assert store.feature_labels == acsf.feature_labels()
 
 
@@ -159,8 +159,7 @@ def test_device_path_writes_the_core_bytes_and_skips_the_same_frames(tmp_path, p
     featurize_pool(pool_file, tmp_path / "dev", acsf, chunk=6, pipeline=pipeline, device="cpu")
     assert _files(tmp_path / "core") == _files(tmp_path / "dev")
     path, _, reasons = _bad_pool_text(tmp_path)
-    summary = featurize_pool(path, tmp_path / "bad", acsf, chunk=4, on_bad="skip", pipeline=pipeline,
-                             device="cpu")
+    summary = featurize_pool(path, tmp_path / "bad", acsf, chunk=4, on_bad="skip", pipeline=pipeline, device="cpu")
     assert sorted(summary.skipped) == sorted(reasons)
     featurize_pool(path, tmp_path / "bad_core", acsf, chunk=4, on_bad="skip")
     assert _files(tmp_path / "bad") == _files(tmp_path / "bad_core")
@@ -265,8 +264,11 @@ def test_resume_after_sigkill_gives_the_uninterrupted_store(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (out / "complete.json").exists()
-    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "values").glob("*.npy")
-                   if (out / "parts" / p.name.replace(".npy", ".json")).exists()}
+    done_before = {
+        p.name: p.stat().st_mtime_ns
+        for p in (out / "values").glob("*.npy")
+        if (out / "parts" / p.name.replace(".npy", ".json")).exists()
+    }
     assert 3 <= len(done_before) < 60
 
     base_acsf = alip.ACSF.default_si()
@@ -281,10 +283,15 @@ def test_resume_after_sigkill_gives_the_uninterrupted_store(tmp_path):
 # ----------------------------------------------------------------------------- Dask
 def test_dask_local_cluster_writes_the_local_bytes(tmp_path, pool_file):
     import distributed
+
     acsf = _acsf(["Si", "C"])
     featurize_pool(pool_file, tmp_path / "local", acsf, chunk=4)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         summary = featurize_pool(pool_file, tmp_path / "dask", acsf, chunk=4, client=client, threads=1)
         workers = client.run(os.getpid)
     assert len(set(workers.values()) - {os.getpid()}) == 2
@@ -311,18 +318,24 @@ def _bad_pool_text(tmp_path: Path) -> tuple[Path, list[Atoms], dict[int, str]]:
         return starts[frame] + 2 + atom
 
     lines[atom_line(3, 2)] = "Si nan 0.5 0.5"
-    lines[starts[5] + 1] = 'Properties=species:S:1:pos:R:3 pbc="T T T"'         # periodic, no Lattice
-    lines[starts[7] + 1] = "Properties=species:S:1:pos:R:3"                       # no cell at all
+    lines[starts[5] + 1] = 'Properties=species:S:1:pos:R:3 pbc="T T T"'  # periodic, no Lattice
+    lines[starts[7] + 1] = "Properties=species:S:1:pos:R:3"  # no cell at all
     lines[atom_line(9, 4)] = "Si 1.0 abc 2.0"
-    lines[atom_line(11, 0)] = "O " + lines[atom_line(11, 0)].split(None, 1)[1]    # not in the spec
-    lines[atom_line(12, 1)] = lines[atom_line(12, 0)]                             # overlapping atoms
-    text = "\n".join(lines[:atom_line(14, 5)]) + "\n"                             # truncated last frame
+    lines[atom_line(11, 0)] = "O " + lines[atom_line(11, 0)].split(None, 1)[1]  # not in the spec
+    lines[atom_line(12, 1)] = lines[atom_line(12, 0)]  # overlapping atoms
+    text = "\n".join(lines[: atom_line(14, 5)]) + "\n"  # truncated last frame
     bad_path = tmp_path / "bad.extxyz"
     bad_path.write_text(text)
-    structures = read(path, index=":")       # as written: the file rounds positions
-    reasons = {3: "NaN/inf position of atom 2", 5: "missing cell: periodic along xyz", 7: "missing cell (no Lattice)",
-               9: f"line {atom_line(9, 4) + 1}: a position is not a number: 'Si 1.0 abc 2.0'", 11: "Z=8 is not among the descriptor species", 12: "overlap",
-               14: "truncated: declares 8 atoms, the file ends after 5"}
+    structures = read(path, index=":")  # as written: the file rounds positions
+    reasons = {
+        3: "NaN/inf position of atom 2",
+        5: "missing cell: periodic along xyz",
+        7: "missing cell (no Lattice)",
+        9: f"line {atom_line(9, 4) + 1}: a position is not a number: 'Si 1.0 abc 2.0'",
+        11: "Z=8 is not among the descriptor species",
+        12: "overlap",
+        14: "truncated: declares 8 atoms, the file ends after 5",
+    }
     return bad_path, structures, reasons
 
 
@@ -332,7 +345,7 @@ def test_bad_frames_stop_at_the_first_one(tmp_path):
         featurize_pool(path, tmp_path / "out", _acsf(["Si", "C"]), chunk=2)
     assert info.value.frame == 3
     parts = sorted(os.listdir(tmp_path / "out" / "parts"))
-    assert parts == ["0.json"]                         # frames 0-1 written, nothing from frame 2 on
+    assert parts == ["0.json"]  # frames 0-1 written, nothing from frame 2 on
     assert not (tmp_path / "out" / "complete.json").exists()
 
 
@@ -342,8 +355,12 @@ def test_bad_frame_stops_a_dask_run_and_names_the_frame(tmp_path):
     import distributed
 
     path, _, reasons = _bad_pool_text(tmp_path)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with pytest.raises(BadFrameError) as info:
             featurize_pool(path, tmp_path / "out", _acsf(["Si", "C"]), chunk=2, client=client, threads=1)
     assert info.value.frame in reasons
@@ -375,7 +392,7 @@ def test_bad_frames_skipped_are_recorded_in_place(tmp_path, pipeline):
 
 def test_unsplittable_file_raises_naming_the_line(tmp_path, pool_file):
     text = pool_file.read_text().splitlines()
-    third = int(text[0]) + 2 + int(text[int(text[0]) + 2]) + 2      # first line of frame 2
+    third = int(text[0]) + 2 + int(text[int(text[0]) + 2]) + 2  # first line of frame 2
     assert third == 28
     text[third] = "eight"
     (tmp_path / "broken.extxyz").write_text("\n".join(text) + "\n")
@@ -396,11 +413,45 @@ def test_cli_featurize_stop_skip_resume(tmp_path, capsys):
     out = str(tmp_path / "cli.features")
     assert main(["featurize", str(path), "-o", out, "--spec", str(spec), "--no-progress", "--chunk", "4"]) == 3
     assert "frame 3: NaN/inf position" in capsys.readouterr().err
-    assert main(["featurize", str(path), "-o", out, "--spec", str(spec), "--no-progress", "--chunk", "4",
-                 "--on-bad", "skip", "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "featurize",
+                str(path),
+                "-o",
+                out,
+                "--spec",
+                str(spec),
+                "--no-progress",
+                "--chunk",
+                "4",
+                "--on-bad",
+                "skip",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "featurized 8 of 15 structures" in text and "skipped frame 14: line 140: truncated" in text
-    assert main(["featurize", str(path), "-o", out, "--spec", str(spec), "--no-progress", "--chunk", "4",
-                 "--on-bad", "skip", "--resume"]) == 0
+    assert (
+        main(
+            [
+                "featurize",
+                str(path),
+                "-o",
+                out,
+                "--spec",
+                str(spec),
+                "--no-progress",
+                "--chunk",
+                "4",
+                "--on-bad",
+                "skip",
+                "--resume",
+            ]
+        )
+        == 0
+    )
     assert "4 of 4 chunks were already done" in capsys.readouterr().out
     assert main(["featurize", str(path), "-o", str(tmp_path / "x.npz"), "--no-progress"]) == 2

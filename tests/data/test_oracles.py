@@ -1,5 +1,6 @@
 """Oracles: matscipy potentials vs finite differences and published values, stored labels,
 user code, failures and timeouts, GPAW when installed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -131,15 +132,18 @@ def eos(oracle, a_guess):
     return a0, e(a0), v0 * (es[0] - 2 * es[1] + es[2]) / (v0 * h) ** 2 / GPa
 
 
-@pytest.mark.parametrize("potential,a0,ecoh,bulk_gpa", [
-    # Stillinger & Weber, PRB 31, 5262 (1985): a0 = 5.431 A, -2 eps = -4.3366 eV/atom,
-    # C11 = 151.4, C12 = 76.4 GPa -> B = 101.4 GPa
-    ("sw", 5.431, -4.3366, 101.4),
-    # Kumagai et al., Comp. Mat. Sci. 39, 457 (2007): 5.429 A, -4.630 eV, C11 166.4, C12 65.3 GPa
-    ("kumagai", 5.429, -4.630, 99.0),
-    # Tersoff, PRB 38, 9902 (1988) / PRB 39, 5566 (1989): 5.432 A, -4.63 eV, B = 98 GPa
-    ("tersoff", 5.432, -4.63, 98.0),
-])
+@pytest.mark.parametrize(
+    "potential,a0,ecoh,bulk_gpa",
+    [
+        # Stillinger & Weber, PRB 31, 5262 (1985): a0 = 5.431 A, -2 eps = -4.3366 eV/atom,
+        # C11 = 151.4, C12 = 76.4 GPa -> B = 101.4 GPa
+        ("sw", 5.431, -4.3366, 101.4),
+        # Kumagai et al., Comp. Mat. Sci. 39, 457 (2007): 5.429 A, -4.630 eV, C11 166.4, C12 65.3 GPa
+        ("kumagai", 5.429, -4.630, 99.0),
+        # Tersoff, PRB 38, 9902 (1988) / PRB 39, 5566 (1989): 5.432 A, -4.63 eV, B = 98 GPa
+        ("tersoff", 5.432, -4.63, 98.0),
+    ],
+)
 def test_diamond_si_published_values(potential, a0, ecoh, bulk_gpa):
     oracle = make_oracle(potential)
     a_min, e_min, b = eos(oracle, a0)
@@ -148,7 +152,7 @@ def test_diamond_si_published_values(potential, a0, ecoh, bulk_gpa):
     assert b == pytest.approx(bulk_gpa, abs=1.0)
     lab = oracle.label(bulk("Si", "diamond", a=a_min, cubic=True))
     assert np.abs(lab.forces).max() < 1e-10  # symmetry
-    assert np.abs(lab.stress).max() < 1e-6   # minimum of E(V): zero pressure
+    assert np.abs(lab.stress).max() < 1e-6  # minimum of E(V): zero pressure
 
 
 def test_sw_known_energy_at_experimental_lattice_constant():
@@ -174,9 +178,14 @@ def test_oracle_pickles_after_use_and_gives_same_label():
 
 # ----------------------------------------------------------------------------- factory and user code
 def test_make_oracle_specs_round_trip():
-    for spec, potential in [("sw", "sw"), ("SW", "sw"), ("stillinger-weber", "sw"),
-                            ("kumagai", "kumagai"), ({"type": "manybody", "potential": "tersoff"},
-                                                     "tersoff"), ({"type": "sw"}, "sw")]:
+    for spec, potential in [
+        ("sw", "sw"),
+        ("SW", "sw"),
+        ("stillinger-weber", "sw"),
+        ("kumagai", "kumagai"),
+        ({"type": "manybody", "potential": "tersoff"}, "tersoff"),
+        ({"type": "sw"}, "sw"),
+    ]:
         oracle = make_oracle(spec)
         assert isinstance(oracle, ManybodyOracle) and oracle.name == potential
         again = make_oracle(oracle.spec())
@@ -211,18 +220,24 @@ def test_user_oracle_module_factory():
     assert make_oracle(with_atoms.spec()).settings == with_atoms.settings
 
 
-@pytest.mark.parametrize("spec,exc", [("no_such_module_xyz:f", ImportError),
-                                      ("math:no_such_function", AttributeError),
-                                      ("math:pi", TypeError), ("math:", ValueError)])
+@pytest.mark.parametrize(
+    "spec,exc",
+    [
+        ("no_such_module_xyz:f", ImportError),
+        ("math:no_such_function", AttributeError),
+        ("math:pi", TypeError),
+        ("math:", ValueError),
+    ],
+)
 def test_user_oracle_bad_spec(spec, exc):
     with pytest.raises(exc):
         UserOracle(spec)
 
 
 # ----------------------------------------------------------------------------- failures
-@pytest.mark.parametrize("mode,message", [("raise", "SCF did not converge"),
-                                          ("nan", "non-finite energy"),
-                                          ("inf", "non-finite forces")])
+@pytest.mark.parametrize(
+    "mode,message", [("raise", "SCF did not converge"), ("nan", "non-finite energy"), ("inf", "non-finite forces")]
+)
 def test_failures_become_failed_labels(mode, message):
     oracle = UserOracle("test_oracles:toy_factory", kwargs={"mode": mode})
     lab = oracle.label(bulk("Si", "diamond", a=5.431))
@@ -267,8 +282,7 @@ def labeled_dataset(n=5, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for atoms in st.generate_si_pool(n, seed=seed):
-        out.append(attach_label(atoms, rng.normal() * 10, rng.normal(size=(len(atoms), 3)),
-                                rng.normal(size=6)))
+        out.append(attach_label(atoms, rng.normal() * 10, rng.normal(size=(len(atoms), 3)), rng.normal(size=6)))
     return out
 
 

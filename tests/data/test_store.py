@@ -1,4 +1,5 @@
 """Label store: round trips, status transitions, never labeling twice, persistence, extxyz."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -27,8 +28,9 @@ def store(tmp_path, pool):
 
 def fake_label(n, seed=0, stress=True):
     rng = np.random.default_rng(seed)
-    return Label("labeled", float(rng.normal()), rng.normal(size=(n, 3)),
-                 rng.normal(size=6) if stress else None, wall_time=0.25)
+    return Label(
+        "labeled", float(rng.normal()), rng.normal(size=(n, 3)), rng.normal(size=6) if stress else None, wall_time=0.25
+    )
 
 
 def test_pool_round_trip(store, pool):
@@ -43,8 +45,7 @@ def test_pool_round_trip(store, pool):
         assert np.array_equal(a.pbc, b.pbc)
         assert b.calc is None and b.info["status"] == "pool"
         assert {k: b.info[k] for k in a.info} == a.info  # family, pool_id, parent, scale, ...
-    assert store.ids(family="random") == [a.info["pool_id"] for a in pool
-                                          if a.info["family"] == "random"]
+    assert store.ids(family="random") == [a.info["pool_id"] for a in pool if a.info["family"] == "random"]
 
 
 def test_status_flow_and_labels_are_exact(store):
@@ -150,8 +151,11 @@ def test_bad_paths(tmp_path):
 def test_metadata(store):
     store.update_meta(oracle={"type": "manybody", "potential": "sw"}, seed=3)
     store.update_meta(strategy="qbc")
-    assert LabelStore(store.path).meta == {"oracle": {"type": "manybody", "potential": "sw"},
-                                            "seed": 3, "strategy": "qbc"}
+    assert LabelStore(store.path).meta == {
+        "oracle": {"type": "manybody", "potential": "sw"},
+        "seed": 3,
+        "strategy": "qbc",
+    }
 
 
 def test_extxyz_export_and_import(tmp_path, store):

@@ -1,4 +1,5 @@
 """Structure families: reproducibility, physical sanity, tags, CLI."""
+
 from __future__ import annotations
 
 import subprocess
@@ -37,9 +38,13 @@ def pool():
 
 
 def same(a, b):
-    return (len(a) == len(b) and np.array_equal(a.numbers, b.numbers)
-            and np.array_equal(a.positions, b.positions)
-            and np.array_equal(a.cell.array, b.cell.array) and a.info == b.info)
+    return (
+        len(a) == len(b)
+        and np.array_equal(a.numbers, b.numbers)
+        and np.array_equal(a.positions, b.positions)
+        and np.array_equal(a.cell.array, b.cell.array)
+        and a.info == b.info
+    )
 
 
 def test_pool_reproducible_with_seed(pool):
@@ -108,10 +113,18 @@ def test_volume_series_grid_and_endpoints():
     assert brute_min_distance(mid) == pytest.approx(5.431 * np.sqrt(3) / 4, abs=1e-9)
 
 
-@pytest.mark.parametrize("name,cutoff,expected", [
-    ("diamond", 2.6, 4), ("beta_tin", 3.0, 6), ("sc", 2.9, 6),
-    ("bcc", 2.85, 8), ("bcc", 3.3, 14), ("fcc", 3.2, 12), ("hcp", 3.2, 12),
-])
+@pytest.mark.parametrize(
+    "name,cutoff,expected",
+    [
+        ("diamond", 2.6, 4),
+        ("beta_tin", 3.0, 6),
+        ("sc", 2.9, 6),
+        ("bcc", 2.85, 8),
+        ("bcc", 3.3, 14),
+        ("fcc", 3.2, 12),
+        ("hcp", 3.2, 12),
+    ],
+)
 def test_polymorph_coordination(name, cutoff, expected):
     atoms = st.si_polymorph(name)
     assert 8 <= len(atoms) <= 16
@@ -142,24 +155,25 @@ def test_einstein_sigma_against_si_units():
 
 
 def test_family_counts():
-    assert st.family_counts(10) == {"volume": 3, "small_distortion": 3,
-                                    "large_distortion": 2, "random": 2}
+    assert st.family_counts(10) == {"volume": 3, "small_distortion": 3, "large_distortion": 2, "random": 2}
     assert st.family_counts(10, ("volume", "random"), (3, 1)) == {"volume": 8, "random": 2}
     assert sum(st.family_counts(997, fractions=(0.1, 0.2, 0.3, 0.4)).values()) == 997
 
 
-@pytest.mark.parametrize("call,exc", [
-    (lambda: st.generate_si_pool(4, families=("volume", "crystal")), ValueError),
-    (lambda: st.generate_si_pool(-1), ValueError),
-    (lambda: st.generate_si_pool(4, seed=-3), ValueError),
-    (lambda: st.generate_si_pool(4, fractions=(1, 1)), ValueError),
-    (lambda: st.generate_si_pool(4, family_kwargs={"rand": {}}), ValueError),
-    (lambda: st.volume_series(3, polymorphs=("wurtzite",)), ValueError),
-    (lambda: st.volume_series(3, volume_range=(1.1, 0.9)), ValueError),
-    (lambda: st.large_distortions(2, kinds=("melt",)), ValueError),
-    (lambda: st.random_structures(1, n_atoms=(16, 16), volume_per_atom=(8, 8), min_dist=2.6),
-     RuntimeError),
-])
+@pytest.mark.parametrize(
+    "call,exc",
+    [
+        (lambda: st.generate_si_pool(4, families=("volume", "crystal")), ValueError),
+        (lambda: st.generate_si_pool(-1), ValueError),
+        (lambda: st.generate_si_pool(4, seed=-3), ValueError),
+        (lambda: st.generate_si_pool(4, fractions=(1, 1)), ValueError),
+        (lambda: st.generate_si_pool(4, family_kwargs={"rand": {}}), ValueError),
+        (lambda: st.volume_series(3, polymorphs=("wurtzite",)), ValueError),
+        (lambda: st.volume_series(3, volume_range=(1.1, 0.9)), ValueError),
+        (lambda: st.large_distortions(2, kinds=("melt",)), ValueError),
+        (lambda: st.random_structures(1, n_atoms=(16, 16), volume_per_atom=(8, 8), min_dist=2.6), RuntimeError),
+    ],
+)
 def test_bad_input(call, exc):
     with pytest.raises(exc):
         call()
@@ -180,8 +194,23 @@ def test_cli_generate_extxyz_and_db(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert generate_main(["si", "--n", "3", "--out", str(tmp_path / "p.txt")]) == 2
     db = tmp_path / "pool.db"
-    assert generate_main(["si", "--n", "9", "--out", str(db), "--families", "volume,random",
-                          "--polymorphs", "diamond,fcc", "--no-progress"]) == 0
+    assert (
+        generate_main(
+            [
+                "si",
+                "--n",
+                "9",
+                "--out",
+                str(db),
+                "--families",
+                "volume,random",
+                "--polymorphs",
+                "diamond,fcc",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     from alip.data.store import LabelStore
 
     store = LabelStore(db)
@@ -191,7 +220,11 @@ def test_cli_generate_extxyz_and_db(tmp_path, capsys):
 
 def test_cli_module_entry_point(tmp_path):
     out = tmp_path / "x.extxyz"
-    proc = subprocess.run([sys.executable, "-m", "alip.cli.generate", "si", "--n", "4",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "alip.cli.generate", "si", "--n", "4", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(read(out, ":")) == 4

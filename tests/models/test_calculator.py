@@ -1,5 +1,6 @@
 """ASE calculator over a committee: mean and spread, consistency with Committee.predict,
 clusters, a 4096-atom cell, file loading, and NVE energy conservation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ def committee():
     """A small committee trained on 40 SW-labelled near-diamond structures (<= 16 atoms),
     enough for physical MD around diamond at a few hundred K."""
     oracle = make_oracle("sw")
-    pool = generate_si_pool(40, seed=21, families=("volume", "small_distortion"),
-                            family_kwargs={"small_distortion": {"max_atoms": 16}})
+    pool = generate_si_pool(
+        40, seed=21, families=("volume", "small_distortion"), family_kwargs={"small_distortion": {"max_atoms": 16}}
+    )
     for atoms in pool:
         lab = oracle.label(atoms)
         atoms.calc = SinglePointCalculator(atoms, energy=lab.energy, forces=lab.forces, stress=lab.stress)
@@ -56,7 +58,7 @@ def test_mean_and_spread_results(committee):
     np.testing.assert_allclose(r["energies"].sum(), energy, rtol=1e-12)
     assert r["energy_std_per_atom"] == pytest.approx(np.std(r["committee_energies"]) / n, rel=1e-12)
     dev = r["committee_forces"] - forces
-    eps = np.sqrt(np.mean(np.sum(dev ** 2, axis=2), axis=0))
+    eps = np.sqrt(np.mean(np.sum(dev**2, axis=2), axis=0))
     np.testing.assert_allclose(r["force_deviation"], eps, rtol=1e-12)
     assert r["max_force_deviation"] == pytest.approx(eps.max())
     assert r["energy_std_per_atom"] > 0 and eps.max() > 0
@@ -80,8 +82,11 @@ def test_predict_over_a_list_matches_calculator(committee):
 
 
 def test_cluster_has_forces_but_no_stress(committee):
-    cluster = Atoms("Si5", positions=[[0, 0, 0], [1.4, 1.4, 1.3], [-1.3, -1.4, 1.4], [1.4, -1.3, -1.4],
-                                      [-1.4, 1.3, -1.3]], pbc=False)
+    cluster = Atoms(
+        "Si5",
+        positions=[[0, 0, 0], [1.4, 1.4, 1.3], [-1.3, -1.4, 1.4], [1.4, -1.3, -1.4], [-1.4, 1.3, -1.3]],
+        pbc=False,
+    )
     cluster.calc = Calculator(committee)
     forces = cluster.get_forces()
     assert np.abs(forces).max() > 1e-3

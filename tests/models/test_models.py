@@ -1,5 +1,6 @@
 """Committee networks: forces/stress against finite differences, invariances, multi-species,
 TorchScript export, save/load round trip and compatibility errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,17 @@ from alip.models.networks import CommitteeNetwork
 
 def _committee(species=("Si",), n_members=3, hidden=(12, 10), activation="tanh", seed=0) -> Committee:
     """An untrained committee whose feature scaling comes from a few reference structures."""
-    acsf = alip.ACSF.default_si() if list(species) == ["Si"] else alip.ACSF(
-        species=list(species), cutoff=5.0, g2=[(0.0, 0.0), (0.3, 0.0), (2.0, 2.4)],
-        g4=[(0.01, 1.0, 1.0), (0.01, 2.0, -1.0)], g5=[(0.02, 1.0, -1.0)])
+    acsf = (
+        alip.ACSF.default_si()
+        if list(species) == ["Si"]
+        else alip.ACSF(
+            species=list(species),
+            cutoff=5.0,
+            g2=[(0.0, 0.0), (0.3, 0.0), (2.0, 2.4)],
+            g4=[(0.01, 1.0, 1.0), (0.01, 2.0, -1.0)],
+            g5=[(0.02, 1.0, -1.0)],
+        )
+    )
     net = CommitteeNetwork(acsf.n_features, acsf.species, n_members, hidden, activation, seed=seed)
     refs = [_rattled(8, 0.1, seed=s, symbols=species) for s in range(3)]
     G = torch.as_tensor(acsf.compute(refs))
@@ -58,8 +67,9 @@ def _energy(committee: Committee, atoms: Atoms) -> np.ndarray:
     return E[:, 0]
 
 
-@pytest.mark.parametrize("make", [lambda: _rattled(), _cluster, lambda: _rattled(symbols=("Si", "Ge"))],
-                         ids=["periodic", "cluster", "SiGe"])
+@pytest.mark.parametrize(
+    "make", [lambda: _rattled(), _cluster, lambda: _rattled(symbols=("Si", "Ge"))], ids=["periodic", "cluster", "SiGe"]
+)
 def test_forces_are_minus_energy_gradient(make):
     atoms = make()
     species = sorted(set(atoms.get_chemical_symbols()))
@@ -177,8 +187,12 @@ def test_load_rejects_mismatched_files(tmp_path):
         "shapes": {**payload, "architecture": {**payload["architecture"], "hidden": [7, 7]}},
         "species": {**payload, "architecture": {**payload["architecture"], "species": [14, 32]}},
     }
-    messages = {"newer": "version", "foreign": "not an alip committee", "shapes": "do not match",
-                "species": "do not match|species"}
+    messages = {
+        "newer": "version",
+        "foreign": "not an alip committee",
+        "shapes": "do not match",
+        "species": "do not match|species",
+    }
     for name, content in bad.items():
         p = tmp_path / f"{name}.pt"
         torch.save(content, p)

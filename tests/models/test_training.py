@@ -1,5 +1,6 @@
 """Committee training: determinism, loss decrease, generalisation against a constant predictor,
 the force/stress loss gradient against finite differences, early stopping, label reading."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,7 @@ from alip.models.training import (
     train_committee,
 )
 
-SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16},
-         "random": {"n_atoms": (8, 16)}}
+SMALL = {"small_distortion": {"max_atoms": 16}, "large_distortion": {"max_atoms": 16}, "random": {"n_atoms": (8, 16)}}
 
 
 def _labeled(n: int, seed: int) -> list:
@@ -74,9 +74,9 @@ def test_trained_committee_beats_constant_predictor(pool, acsf):
     labels = [read_labels(a) for a in test]
     e_train = np.mean([read_labels(a)[0] / len(a) for a in train])
     e_test = np.array([e / len(a) for a, (e, _, _) in zip(test, labels)])
-    const_e = np.sqrt(np.mean((e_test - e_train) ** 2))              # constant energy per atom
+    const_e = np.sqrt(np.mean((e_test - e_train) ** 2))  # constant energy per atom
     const_f = np.sqrt(np.mean(np.concatenate([f for _, f, _ in labels]) ** 2))  # zero forces
-    const_s = np.sqrt(np.mean([s ** 2 for _, _, s in labels]))        # zero stress
+    const_s = np.sqrt(np.mean([s**2 for _, _, s in labels]))  # zero stress
     assert err["energy_rmse"] < 0.1 * const_e, (err, const_e)
     assert err["force_rmse"] < 0.3 * const_f, (err, const_f)
     assert err["stress_rmse"] < 0.15 * const_s, (err, const_s)
@@ -108,8 +108,16 @@ def test_training_force_paths_equal_fused_and_core_sparse(pool, acsf):
 def test_loss_gradient_matches_finite_differences(pool, acsf):
     """The force and stress terms backpropagate correctly into the weights (double backward)."""
     structures = pool[40:46]
-    cfg = TrainConfig(n_members=2, hidden=(6, 5), epochs=0, weight_energy=1.0, weight_forces=1.0,
-                      weight_stress=1.0, dtype="float64", seed=2)
+    cfg = TrainConfig(
+        n_members=2,
+        hidden=(6, 5),
+        epochs=0,
+        weight_energy=1.0,
+        weight_forces=1.0,
+        weight_stress=1.0,
+        dtype="float64",
+        seed=2,
+    )
     net = train_committee(structures, acsf, cfg).committee.network
     data = featurize(acsf, structures)
     assert data.strain_grad is not None and bool(data.has_stress.all())
@@ -133,8 +141,17 @@ def test_loss_gradient_matches_finite_differences(pool, acsf):
 
 
 def test_early_stopping_keeps_best_weights(pool, acsf):
-    cfg = TrainConfig(n_members=2, hidden=(16,), epochs=400, lr=3e-2, lr_final=3e-2, patience=4,
-                      batch_size=4, seed=5, val_fraction=0.3)
+    cfg = TrainConfig(
+        n_members=2,
+        hidden=(16,),
+        epochs=400,
+        lr=3e-2,
+        lr_final=3e-2,
+        patience=4,
+        batch_size=4,
+        seed=5,
+        val_fraction=0.3,
+    )
     result = train_committee(pool[:24], acsf, cfg)
     assert len(result.history) - 1 < cfg.epochs  # stopped early
     best = np.min([h["val"] for h in result.history], axis=0)

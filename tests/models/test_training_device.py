@@ -6,6 +6,7 @@ On the CPU the fused mode and the torch prediction path run through the compiled
 exercised here against the sparse-gradient and numpy paths. With a CUDA build and a GPU,
 the same comparisons run between the GPU and the CPU (the only skips).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ from alip.core import device as dev
 from alip.models.calculator import Calculator
 from alip.models.training import TrainConfig, featurize, member_losses, train_committee
 
-requires_gpu = pytest.mark.skipif(not dev.cuda_available(),
-                                  reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU")
+requires_gpu = pytest.mark.skipif(
+    not dev.cuda_available(), reason="needs a CUDA build of alip (ALIP_CUDA=ON) and an NVIDIA GPU"
+)
 
 
 def _structures(n: int, seed: int) -> list:
@@ -64,8 +66,12 @@ def committee(pool, acsf):
 
 
 def _loss_and_grads(net, data, cfg):
-    weights = torch.arange(1.0, 1.0 + net.n_members * data.n_structures, dtype=torch.float64,
-                           device=data.device).reshape(net.n_members, -1) % 3
+    weights = (
+        torch.arange(1.0, 1.0 + net.n_members * data.n_structures, dtype=torch.float64, device=data.device).reshape(
+            net.n_members, -1
+        )
+        % 3
+    )
     loss, parts = member_losses(net, data, weights, cfg)
     grads = torch.autograd.grad(loss.sum(), list(net.parameters()))
     return loss.detach().cpu(), {k: v.cpu() for k, v in parts.items()}, [g.cpu() for g in grads]
@@ -198,11 +204,12 @@ def test_gpu_streamed_featurization_and_scoring_equal_cpu(committee, pool, acsf,
 
     structures = pool + [pool[0].repeat((2, 2, 2))]
     structures[3] = structures[3].copy()
-    structures[3].positions[1] = structures[3].positions[0]        # a frame the core rejects
+    structures[3].positions[1] = structures[3].positions[0]  # a frame the core rejects
     write(tmp_path / "pool.extxyz", [a.copy() for a in structures], format="extxyz")
     for device in ("cuda", None):
-        featurize_pool(tmp_path / "pool.extxyz", tmp_path / f"store_{device}", acsf, chunk=5, on_bad="skip",
-                       device=device)
+        featurize_pool(
+            tmp_path / "pool.extxyz", tmp_path / f"store_{device}", acsf, chunk=5, on_bad="skip", device=device
+        )
     gpu, cpu = FeatureStore(tmp_path / "store_cuda"), FeatureStore(tmp_path / "store_None")
     assert gpu.skipped.keys() == cpu.skipped.keys() == {3}
     np.testing.assert_allclose(gpu.values(), cpu.values(), rtol=1e-10, atol=1e-10)

@@ -1,5 +1,6 @@
 """`alip demo --quick` end to end: three strategies on the same pool, a report that links
 every figure, and a printed summary that matches the files; the CLI's error paths."""
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,17 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     index = out / "report" / "index.html"
     assert f"report: {index}" in printed
     pngs = {p.name for p in (out / "report").glob("*.png")}
-    expected = {"learning_curves.png", "ev_curve.png", "parity.png", "uncertainty_vs_error.png",
-                "selection_over_time.png", "violins_by_family.png", "violins_selected_qbc.png",
-                "violins_selected_emc.png", "violins_selected_random.png"}
+    expected = {
+        "learning_curves.png",
+        "ev_curve.png",
+        "parity.png",
+        "uncertainty_vs_error.png",
+        "selection_over_time.png",
+        "violins_by_family.png",
+        "violins_selected_qbc.png",
+        "violins_selected_emc.png",
+        "violins_selected_random.png",
+    }
     assert pngs == expected
     assert set(re.findall(r"<img src='([^']+)'", index.read_text())) == expected
 
@@ -44,7 +53,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     # the printed table is the summary: one line per strategy, then the oracle
     lines = printed.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("strategy"))
-    body = lines[header + 2:header + 6]
+    body = lines[header + 2 : header + 6]
     assert [line.split()[0] for line in body] == ["qbc", "emc", "random", "oracle"]
     assert f"{fit['a0']:.4f}" in body[3] and f"{fit['B0']:.1f}" in body[3]
     for line, strategy in zip(body, ["qbc", "emc", "random"]):

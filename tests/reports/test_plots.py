@@ -1,5 +1,6 @@
 """Figures of the report: each plot function draws a real, non-blank image from data loaded
 out of a small synthetic run directory; the helpers behind them give known numbers."""
+
 from __future__ import annotations
 
 import math
@@ -37,16 +38,23 @@ def prediction(run):
 def test_learning_curves_from_run_dir(run, tmp_path):
     rows = report.learning_rows(run.path, [run])
     assert [r["n_labels"] for r in rows] == [8, 12, 16]
-    assert rows[-1]["energy_rmse_mev_per_atom"] == pytest.approx(
-        curve_value("qbc", 0, 16, "energy_rmse_mev_per_atom"))
+    assert rows[-1]["energy_rmse_mev_per_atom"] == pytest.approx(curve_value("qbc", 0, 16, "energy_rmse_mev_per_atom"))
     _assert_image(plots.plot_learning_curves(rows, tmp_path / "lc.png"))
 
 
 def test_aggregate_learning_curves_mean_std_over_seeds():
-    rows = [{"strategy": "qbc", "seed": s, "iteration": i, "n_labels": 10 * (i + 1),
-             "energy_rmse_mev_per_atom": 100.0 / (i + 1) + s} for s in (0, 1, 2) for i in range(3)]
-    rows.append({"strategy": "random", "seed": 0, "iteration": 0, "n_labels": 10,
-                 "energy_rmse_mev_per_atom": math.nan})
+    rows = [
+        {
+            "strategy": "qbc",
+            "seed": s,
+            "iteration": i,
+            "n_labels": 10 * (i + 1),
+            "energy_rmse_mev_per_atom": 100.0 / (i + 1) + s,
+        }
+        for s in (0, 1, 2)
+        for i in range(3)
+    ]
+    rows.append({"strategy": "random", "seed": 0, "iteration": 0, "n_labels": 10, "energy_rmse_mev_per_atom": math.nan})
     agg = plots.aggregate_learning_curves(rows, "energy_rmse_mev_per_atom")
     assert set(agg) == {"qbc"}  # NaN-only strategies are dropped
     np.testing.assert_allclose(agg["qbc"]["n_labels"], [10, 20, 30])
@@ -93,8 +101,7 @@ def test_selection_over_time_from_iterations(run, tmp_path):
     for rec in run.iterations[:-1]:
         fams = rec["selected_families"]
         assert sel["qbc"][rec["iteration"]] == {f: float(fams.count(f)) for f in set(fams)}
-    _assert_image(plots.plot_selection_over_time(sel, tmp_path / "sel.png", n_runs,
-                                                 {"volume": 0.5, "random": 0.5}))
+    _assert_image(plots.plot_selection_over_time(sel, tmp_path / "sel.png", n_runs, {"volume": 0.5, "random": 0.5}))
 
 
 def test_descriptor_violins_by_family_and_iteration(run, tmp_path):
@@ -105,23 +112,30 @@ def test_descriptor_violins_by_family_and_iteration(run, tmp_path):
     groups = report.family_groups(acsf, pool)
     assert list(groups) == ["volume", "small_distortion", "large_distortion", "random"]
     assert sum(len(v) for v in groups.values()) == sum(len(a) for a in pool)
-    _assert_image(plots.plot_descriptor_violins(groups, acsf.feature_labels(), tmp_path / "vf.png", "t"),
-                  min_px=(1000, 1000))
+    _assert_image(
+        plots.plot_descriptor_violins(groups, acsf.feature_labels(), tmp_path / "vf.png", "t"), min_px=(1000, 1000)
+    )
     it_groups, colors = report.iteration_groups(acsf, run, pool)
     assert list(it_groups) == ["pool (all)", "initial set", "iter 0", "iter 1"]
     assert len(it_groups["initial set"]) == sum(
-        len(a) for a in pool if a.info["pool_id"] in run.iterations[0]["labeled_this_iteration"])
-    _assert_image(plots.plot_descriptor_violins(it_groups, acsf.feature_labels(), tmp_path / "vi.png", "t",
-                                                colors=colors), min_px=(1000, 1000))
+        len(a) for a in pool if a.info["pool_id"] in run.iterations[0]["labeled_this_iteration"]
+    )
+    _assert_image(
+        plots.plot_descriptor_violins(it_groups, acsf.feature_labels(), tmp_path / "vi.png", "t", colors=colors),
+        min_px=(1000, 1000),
+    )
 
 
 def test_violins_survive_constant_and_empty_groups(tmp_path):
     labels = ["G2[Si](eta=0,rs=0)", "G4[Si-Si](eta=0.01,zeta=2,lambda=-1)", "G2[Si](eta=4,rs=2.2)"]
     rng = np.random.default_rng(0)
-    groups = {"volume": np.ones((8, 3)), "random": rng.normal(size=(50, 3)), "empty": np.zeros((0, 3)),
-              "one atom": rng.normal(size=(1, 3))}
-    _assert_image(plots.plot_descriptor_violins(groups, labels, tmp_path / "v.png", "degenerate"),
-                  min_px=(200, 300))
+    groups = {
+        "volume": np.ones((8, 3)),
+        "random": rng.normal(size=(50, 3)),
+        "empty": np.zeros((0, 3)),
+        "one atom": rng.normal(size=(1, 3)),
+    }
+    _assert_image(plots.plot_descriptor_violins(groups, labels, tmp_path / "v.png", "degenerate"), min_px=(200, 300))
     with pytest.raises(ValueError):
         plots.plot_descriptor_violins({"x": np.zeros((3, 2))}, labels, tmp_path / "bad.png", "bad")
 

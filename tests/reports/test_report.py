@@ -1,5 +1,6 @@
 """`alip report`: a report rebuilt from the files of a run or of a comparison links every
 image it writes, and its summary holds the numbers in those files."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ from alip.data.io import attach_label, write_extxyz
 from alip.data.store import LabelStore
 from alip.reports import report
 
-FIGURES = ["learning_curves.png", "ev_curve.png", "parity.png", "uncertainty_vs_error.png",
-           "selection_over_time.png", "violins_by_family.png"]
+FIGURES = [
+    "learning_curves.png",
+    "ev_curve.png",
+    "parity.png",
+    "uncertainty_vs_error.png",
+    "selection_over_time.png",
+    "violins_by_family.png",
+]
 
 
 def _linked_images(index):
@@ -26,8 +33,7 @@ def _linked_images(index):
 
 @pytest.fixture(scope="module")
 def compare_dir(tmp_path_factory):
-    return write_compare_dir(tmp_path_factory.mktemp("cmp") / "compare", ("qbc", "random"), seeds=2,
-                             n_iterations=3)
+    return write_compare_dir(tmp_path_factory.mktemp("cmp") / "compare", ("qbc", "random"), seeds=2, n_iterations=3)
 
 
 def test_compare_report_links_every_image_and_aggregates_seeds(compare_dir):
@@ -104,7 +110,7 @@ def test_stored_volume_labels_give_the_oracle_eos(tmp_path):
 
     def bm(v):
         x = (v0 / v) ** (2 / 3) - 1
-        return e0 + 9 * v0 * b0 / 16 * (x ** 3 * bp + x ** 2 * (6 - 4 * (v0 / v) ** (2 / 3)))
+        return e0 + 9 * v0 * b0 / 16 * (x**3 * bp + x**2 * (6 - 4 * (v0 / v) ** (2 / 3)))
 
     run = write_run_dir(tmp_path / "run", n_iterations=1)
     test = []

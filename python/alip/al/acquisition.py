@@ -41,6 +41,7 @@ Jacobian); EMC with forces needs J_r (F̄ − F_k), from the sparse descriptor g
 of the current chunk on the CPU (freed before the next one) or from the JVP on a GPU.
 Memory is bounded by the chunk, whatever the pool size.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,12 +65,14 @@ _DUPLICATE_TOL = 1e-9
 def qbc_scores(prediction: Any, kind: str = "force") -> np.ndarray:
     """QBC score per structure (S,) from a :class:`~alip.models.committee.Prediction` (see
     :func:`qbc_from_parts` for the kinds)."""
-    return qbc_from_parts(kind, prediction.energy_std_per_atom(), prediction.max_force_deviation(),
-                          prediction.virial_deviation_per_atom())
+    return qbc_from_parts(
+        kind, prediction.energy_std_per_atom(), prediction.max_force_deviation(), prediction.virial_deviation_per_atom()
+    )
 
 
-def qbc_from_parts(kind: str, energy_std: np.ndarray, max_force_dev: np.ndarray,
-                   virial_dev: np.ndarray | None = None) -> np.ndarray:
+def qbc_from_parts(
+    kind: str, energy_std: np.ndarray, max_force_dev: np.ndarray, virial_dev: np.ndarray | None = None
+) -> np.ndarray:
     """The QBC score ``kind`` from the per-structure committee spreads.
 
     ``"force"``: max_i ε_F,i (eV/Å); ``"energy"``: std_k(E_k)/N (eV/atom); ``"virial"``:
@@ -91,6 +94,7 @@ def qbc_from_parts(kind: str, energy_std: np.ndarray, max_force_dev: np.ndarray,
 
 def combine_qbc(*spreads: np.ndarray) -> np.ndarray:
     """Σ_j x_j / median(x_j) over the given per-structure spreads (a zero median counts as 1)."""
+
     def scaled(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         med = float(np.median(x)) if len(x) else 0.0
@@ -120,8 +124,7 @@ def _split_params(net: Any, params: str) -> tuple[dict, dict, list]:
     return trainable, frozen, layout
 
 
-def _emc_sqnorms(net: Any, params: str, G: Any, V: Any | None, cE: Any, cF: Any,
-                 onehot: Any, mask: Any) -> Any:
+def _emc_sqnorms(net: Any, params: str, G: Any, V: Any | None, cE: Any, cF: Any, onehot: Any, mask: Any) -> Any:
     """‖J_m^T r_k‖² of every structure s, stand-in k and member m: (S, Kr, K).
 
     G (S, A, F) padded atoms, V (Kr, S, A, F) descriptor-space force residuals or
@@ -137,9 +140,8 @@ def _emc_sqnorms(net: Any, params: str, G: Any, V: Any | None, cE: Any, cF: Any,
     S, A, F = G.shape
     K = net.n_members
     with torch.enable_grad():
-        leaves = {n: t.unsqueeze(0).expand(S, *t.shape).clone().requires_grad_(True)
-                  for n, t in trainable.items()}
-        p = {**{n: t.unsqueeze(0) for n, t in frozen.items()}, **leaves}   # (S or 1, K, a, b)
+        leaves = {n: t.unsqueeze(0).expand(S, *t.shape).clone().requires_grad_(True) for n, t in trainable.items()}
+        p = {**{n: t.unsqueeze(0) for n, t in frozen.items()}, **leaves}  # (S or 1, K, a, b)
         X = G.unsqueeze(1).expand(S, K, A, F)
         if V is not None:
             X = X.clone().requires_grad_(True)
@@ -152,9 +154,9 @@ def _emc_sqnorms(net: Any, params: str, G: Any, V: Any | None, cE: Any, cF: Any,
                     x = act(x)
             e = e + (net.energy_ref[s] + net.energy_scale * x.squeeze(-1)) * onehot[:, None, :, s]
         e = e * mask[:, None, :]
-        e_total = e.sum(-1)                                                 # (S, K)
+        e_total = e.sum(-1)  # (S, K)
         if V is not None:
-            (g,) = torch.autograd.grad(e.sum(), X, create_graph=True)      # (S, K, A, F) = ∂E_m/∂G
+            (g,) = torch.autograd.grad(e.sum(), X, create_graph=True)  # (S, K, A, F) = ∂E_m/∂G
         names = list(leaves)
         out = G.new_zeros(S, cE.shape[0], K)
         for k in range(cE.shape[0]):  # one reverse pass per label stand-in, all structures at once
@@ -178,14 +180,14 @@ def _pad(x: Any, offsets: np.ndarray) -> Any:
     return out
 
 
-def _emc_inputs(committee: Committee, atoms_list: list[Atoms], use_forces: bool
-                ) -> tuple[Any, np.ndarray, Any, Any | None]:
+def _emc_inputs(
+    committee: Committee, atoms_list: list[Atoms], use_forces: bool
+) -> tuple[Any, np.ndarray, Any, Any | None]:
     """Descriptors G (N, F), atom offsets, energies E (K, S) and, with forces, the
     descriptor-space force residuals V (K, N, F) = J_r (F̄ − F_k), as float64 tensors on
     ``committee.device``: the compiled core with stored sparse gradients on the CPU, one
     :mod:`alip.core.device` pass (fused VJP for F, JVP for V) elsewhere."""
     import torch
-
 
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
     numbers = np.concatenate([a.numbers for a in atoms_list])
@@ -202,19 +204,24 @@ def _emc_inputs(committee: Committee, atoms_list: list[Atoms], use_forces: bool
     gv = t(d.grad_values)
     gc = torch.as_tensor(np.asarray(d.grad_centers, dtype=np.int64))
     gn = torch.as_tensor(np.asarray(d.grad_neighbors, dtype=np.int64))
-    F = committee_forces(t(dE_dG), gv, gc, gn, len(numbers))         # (K, N, 3)
-    resid = F.mean(0, keepdim=True) - F                              # (K, N, 3): r_k = F̄ − F_k
+    F = committee_forces(t(dE_dG), gv, gc, gn, len(numbers))  # (K, N, 3)
+    resid = F.mean(0, keepdim=True) - F  # (K, N, 3): r_k = F̄ − F_k
     V = torch.zeros(F.shape[0], len(numbers), values.shape[1], dtype=torch.float64)
     for k in range(F.shape[0]):  # v_k,j = Σ_rows(center j) grad_values[row] · r_k[neighbor]: (N, F)
         V[k].index_add_(0, gc, torch.einsum("raf,ra->rf", gv, resid[k].index_select(0, gn)))
     return t(values), offsets, t(E), V
 
 
-def _emc_inputs_device(committee: Committee, atoms_list: list[Atoms], numbers: np.ndarray, offsets: np.ndarray,
-                       use_forces: bool, device: Any) -> tuple[Any, np.ndarray, Any, Any | None]:
+def _emc_inputs_device(
+    committee: Committee,
+    atoms_list: list[Atoms],
+    numbers: np.ndarray,
+    offsets: np.ndarray,
+    use_forces: bool,
+    device: Any,
+) -> tuple[Any, np.ndarray, Any, Any | None]:
     """:func:`_emc_inputs` through :mod:`alip.core.device` on ``device`` (one neighbor list)."""
     import torch
-
 
     dev = select_device(device=device)
     p = prepare(committee.acsf, atoms_list, dev)
@@ -228,9 +235,14 @@ def _emc_inputs_device(committee: Committee, atoms_list: list[Atoms], numbers: n
     return G, offsets, E.detach(), p.jvp(F.mean(0, keepdim=True) - F).detach()
 
 
-def emc_chunk(committee: Committee, atoms_list: Sequence[Atoms], weight_energy: float = 1.0,
-              weight_forces: float = 0.1, forces: bool = True, params: str = "all"
-              ) -> tuple[np.ndarray, np.ndarray]:
+def emc_chunk(
+    committee: Committee,
+    atoms_list: Sequence[Atoms],
+    weight_energy: float = 1.0,
+    weight_forces: float = 0.1,
+    forces: bool = True,
+    params: str = "all",
+) -> tuple[np.ndarray, np.ndarray]:
     """EMC scores (S,) and mean-pooled descriptors (S, F) of one chunk of structures
     (on ``committee.device``)."""
     import torch
@@ -244,15 +256,15 @@ def emc_chunk(committee: Committee, atoms_list: Sequence[Atoms], weight_energy: 
     G, offsets, E, V = _emc_inputs(committee, atoms_list, forces and weight_forces > 0)
     dev = G.device
     n_atoms = torch.from_numpy(np.diff(offsets)).to(device=dev, dtype=torch.float64)
-    cE = weight_energy * (E.mean(0, keepdim=True) - E) / n_atoms ** 2  # (K, S)
+    cE = weight_energy * (E.mean(0, keepdim=True) - E) / n_atoms**2  # (K, S)
     cF = weight_forces / (3.0 * n_atoms)
     sidx = torch.as_tensor(committee.species_index(np.concatenate([a.numbers for a in atoms_list])), device=dev)
     onehot = torch.nn.functional.one_hot(sidx, len(committee.species)).to(torch.float64)
     mask = _pad(torch.ones((len(sidx), 1), dtype=torch.float64, device=dev), offsets)[..., 0]
-    V_pad = None if V is None else _pad(V, offsets)                     # (K, S, A, F)
+    V_pad = None if V is None else _pad(V, offsets)  # (K, S, A, F)
     net = committee._network_on(dev)
     sq = _emc_sqnorms(net, params, _pad(G, offsets), V_pad, cE, cF, _pad(onehot, offsets), mask)
-    scores = (torch.sqrt(sq.sum(-1)) / K).mean(-1)                     # (1/K) Σ_k (1/K) sqrt(Σ_m ‖·‖²)
+    scores = (torch.sqrt(sq.sum(-1)) / K).mean(-1)  # (1/K) Σ_k (1/K) sqrt(Σ_m ‖·‖²)
     pooled = _pad(G, offsets).sum(1) / n_atoms[:, None]
     return scores.cpu().numpy(), pooled.cpu().numpy()
 
@@ -264,9 +276,9 @@ class PoolScores:
 
     scores: np.ndarray
     features: np.ndarray | None
-    energy_std: np.ndarray | None = None      # σ_E/N (eV/atom), QBC only
-    max_force_dev: np.ndarray | None = None   # max_i ε_F,i (eV/Å), QBC only
-    virial_dev: np.ndarray | None = None      # ε_W (eV/atom), QBC only
+    energy_std: np.ndarray | None = None  # σ_E/N (eV/atom), QBC only
+    max_force_dev: np.ndarray | None = None  # max_i ε_F,i (eV/Å), QBC only
+    virial_dev: np.ndarray | None = None  # ε_W (eV/atom), QBC only
 
 
 def _chunks(sizes: np.ndarray, chunk_atoms: int) -> list[np.ndarray]:
@@ -292,10 +304,19 @@ def _qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Any, np.n
     return pred, pooled
 
 
-def score_pool(committee: Committee, atoms_list: Sequence[Atoms], strategy: str, qbc_kind: str = "force",
-               emc_forces: bool = True, emc_params: str = "all", weight_energy: float = 1.0,
-               weight_forces: float = 0.1, chunk_atoms: int = 2048, seed: int = 0,
-               progress: bool = False) -> PoolScores:
+def score_pool(
+    committee: Committee,
+    atoms_list: Sequence[Atoms],
+    strategy: str,
+    qbc_kind: str = "force",
+    emc_forces: bool = True,
+    emc_params: str = "all",
+    weight_energy: float = 1.0,
+    weight_forces: float = 0.1,
+    chunk_atoms: int = 2048,
+    seed: int = 0,
+    progress: bool = False,
+) -> PoolScores:
     """Score every structure of the pool (chunked, bounded memory, tqdm progress bar).
 
     ``random`` draws uniform scores from ``seed`` and computes no descriptors
@@ -326,8 +347,9 @@ def score_pool(committee: Committee, atoms_list: Sequence[Atoms], strategy: str,
                 f_dev[idx] = pred.max_force_deviation()
                 w_dev[idx] = pred.virial_deviation_per_atom()
             else:
-                scores[idx], features[idx] = emc_chunk(committee, chunk, weight_energy, weight_forces,
-                                                       emc_forces, emc_params)
+                scores[idx], features[idx] = emc_chunk(
+                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params
+                )
             bar.update(len(idx))
     if strategy == "qbc":
         return PoolScores(qbc_from_parts(qbc_kind, e_std, f_dev, w_dev), features, e_std, f_dev, w_dev)
@@ -377,9 +399,15 @@ def _kmeans(X: np.ndarray, order: np.ndarray, k: int, seed: int) -> list[int]:
     return chosen
 
 
-def select_batch(scores: np.ndarray, features: np.ndarray | None, batch_size: int,
-                 diversity: str = "fps", candidates: float = 4.0, seed: int = 0,
-                 random_fraction: float = 0.0) -> np.ndarray:
+def select_batch(
+    scores: np.ndarray,
+    features: np.ndarray | None,
+    batch_size: int,
+    diversity: str = "fps",
+    candidates: float = 4.0,
+    seed: int = 0,
+    random_fraction: float = 0.0,
+) -> np.ndarray:
     """Indices (into ``scores``) of a batch of ``batch_size`` high-scoring, diverse structures.
 
     The top ``ceil(candidates × batch_size)`` by score (ties: lower index first) are the
@@ -406,8 +434,11 @@ def select_batch(scores: np.ndarray, features: np.ndarray | None, batch_size: in
     b = min(int(batch_size), len(scores))
     n_random = int(round(random_fraction * b))
     if n_random:
-        by_score = (select_batch(scores, features, b - n_random, diversity, candidates, seed)
-                    if b > n_random else np.zeros(0, dtype=np.int64))
+        by_score = (
+            select_batch(scores, features, b - n_random, diversity, candidates, seed)
+            if b > n_random
+            else np.zeros(0, dtype=np.int64)
+        )
         rest = np.setdiff1d(np.arange(len(scores)), by_score)
         drawn = np.random.default_rng(seed).choice(rest, n_random, replace=False)
         return np.concatenate([by_score, np.sort(drawn)]).astype(np.int64)

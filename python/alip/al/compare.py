@@ -18,6 +18,7 @@ Outputs (docs/run_directory.md):
   seed's random run);
 * ``learning_curves.png``: mean ± std bands of the three errors against labels.
 """
+
 from __future__ import annotations
 
 import csv
@@ -63,8 +64,14 @@ def prepare_shared(cfg: Config, shared: str, progress: bool = False) -> Config:
         if not os.path.exists(test_path):
             executor, close = open_executor(cfg)
             try:
-                test = label_missing(test, cfg, os.path.join(shared, "test.db"), executor,
-                                     log=(print if progress else (lambda _m: None)), progress=progress)
+                test = label_missing(
+                    test,
+                    cfg,
+                    os.path.join(shared, "test.db"),
+                    executor,
+                    log=(print if progress else (lambda _m: None)),
+                    progress=progress,
+                )
             finally:
                 close()
             with atomic_path(test_path, ".extxyz") as tmp:
@@ -74,8 +81,7 @@ def prepare_shared(cfg: Config, shared: str, progress: bool = False) -> Config:
                 write_extxyz(tmp, pool)
     if not read_extxyz(pool_path):
         raise ConfigError(f"{pool_path} holds no structure")
-    return cfg.replace(oracle={"spec": spec}, pool={"file": pool_path},
-                       test={"file": test_path, "split": 0.0})
+    return cfg.replace(oracle={"spec": spec}, pool={"file": pool_path}, test={"file": test_path, "split": 0.0})
 
 
 def _run_one(cfg_dict: dict) -> str:
@@ -88,9 +94,14 @@ def run_dir_name(strategy: str, seed: int) -> str:
     return f"{strategy}_seed{seed}"
 
 
-def compare(config: Config | dict | str | os.PathLike, strategies: Sequence[str] = ("qbc", "emc", "random"),
-            seeds: int | Sequence[int] = 3, out: str | os.PathLike = "alip_compare", jobs: int = 1,
-            progress: bool = True) -> CompareResult:
+def compare(
+    config: Config | dict | str | os.PathLike,
+    strategies: Sequence[str] = ("qbc", "emc", "random"),
+    seeds: int | Sequence[int] = 3,
+    out: str | os.PathLike = "alip_compare",
+    jobs: int = 1,
+    progress: bool = True,
+) -> CompareResult:
     """Run every strategy with every seed (same pool, test set and initial sets) and aggregate.
 
     ``seeds``: a count n (seeds run.seed … run.seed + n − 1) or explicit seeds.
@@ -119,8 +130,14 @@ def compare(config: Config | dict | str | os.PathLike, strategies: Sequence[str]
     configs = []
     for strategy in strategies:
         for seed in seed_list:
-            run_cfg = shared_cfg.replace(run={"strategy": strategy, "seed": seed, "progress": progress and jobs == 1,
-                                              "out": os.path.join(out, run_dir_name(strategy, seed))})
+            run_cfg = shared_cfg.replace(
+                run={
+                    "strategy": strategy,
+                    "seed": seed,
+                    "progress": progress and jobs == 1,
+                    "out": os.path.join(out, run_dir_name(strategy, seed)),
+                }
+            )
             configs.append(run_cfg.to_dict())
     if jobs == 1:
         for d in configs:
@@ -157,8 +174,12 @@ def summarise(rows: list[dict]) -> list[dict]:
         groups[(r["strategy"], r["iteration"])].append(r)
     out = []
     for (strategy, iteration), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        item: dict[str, Any] = {"strategy": strategy, "iteration": iteration, "n_seeds": len(rs),
-                                "n_labels": float(np.mean([r["n_labels"] for r in rs]))}
+        item: dict[str, Any] = {
+            "strategy": strategy,
+            "iteration": iteration,
+            "n_seeds": len(rs),
+            "n_labels": float(np.mean([r["n_labels"] for r in rs])),
+        }
         for m in METRICS:
             v = np.array([r[m] for r in rs], dtype=float)
             v = v[np.isfinite(v)]
@@ -178,8 +199,9 @@ def first_reaching(n_labels: Sequence[float], values: Sequence[float], target: f
     return None
 
 
-def labels_to_target(rows: list[dict], summary: list[dict], metric: str = "force_rmse_ev_per_ang",
-                     reference: str = "random") -> list[dict]:
+def labels_to_target(
+    rows: list[dict], summary: list[dict], metric: str = "force_rmse_ev_per_ang", reference: str = "random"
+) -> list[dict]:
     """Labels each strategy needs to reach the reference strategy's final error.
 
     ``labels_mean``: on the mean curves, against the reference's mean final error.
@@ -200,12 +222,20 @@ def labels_to_target(rows: list[dict], summary: list[dict], metric: str = "force
         per_seed = []
         for seed in sorted(ref_final):
             mine = [r for r in rows if r["strategy"] == strategy and r["seed"] == seed]
-            per_seed.append(first_reaching([r["n_labels"] for r in mine], [r[metric] for r in mine],
-                                           ref_final[seed][metric]))
-        out.append({"strategy": strategy, "metric": metric, "target": target,
-                    "reference_labels": ref[-1]["n_labels"], "labels_mean": need,
-                    "fraction_of_reference": None if need is None else need / ref[-1]["n_labels"],
-                    "labels_per_seed": " ".join("-" if x is None else str(int(x)) for x in per_seed)})
+            per_seed.append(
+                first_reaching([r["n_labels"] for r in mine], [r[metric] for r in mine], ref_final[seed][metric])
+            )
+        out.append(
+            {
+                "strategy": strategy,
+                "metric": metric,
+                "target": target,
+                "reference_labels": ref[-1]["n_labels"],
+                "labels_mean": need,
+                "fraction_of_reference": None if need is None else need / ref[-1]["n_labels"],
+                "labels_per_seed": " ".join("-" if x is None else str(int(x)) for x in per_seed),
+            }
+        )
     return out
 
 
@@ -216,8 +246,11 @@ def plot_curves(summary: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    titles = {"energy_rmse_mev_per_atom": "energy RMSE (meV/atom)", "force_rmse_ev_per_ang": "force RMSE (eV/Å)",
-              "ev_rmse_mev_per_atom": "E–V RMSE (meV/atom)"}
+    titles = {
+        "energy_rmse_mev_per_atom": "energy RMSE (meV/atom)",
+        "force_rmse_ev_per_ang": "force RMSE (eV/Å)",
+        "ev_rmse_mev_per_atom": "E–V RMSE (meV/atom)",
+    }
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, m in zip(axes, METRICS):
         for strategy in sorted({s["strategy"] for s in summary}):
@@ -227,7 +260,7 @@ def plot_curves(summary: list[dict], path: str) -> None:
             std = np.nan_to_num(np.array([s[f"{m}_std"] for s in rs]))
             if not np.isfinite(mean).any():
                 continue
-            line, = ax.plot(n, mean, marker="o", ms=3, label=f"{strategy} (n={rs[0]['n_seeds']})")
+            (line,) = ax.plot(n, mean, marker="o", ms=3, label=f"{strategy} (n={rs[0]['n_seeds']})")
             ax.fill_between(n, np.maximum(mean - std, mean * 0.05), mean + std, color=line.get_color(), alpha=0.2)
         ax.set_xlabel("labels")
         ax.set_ylabel(titles[m])
@@ -250,8 +283,9 @@ def aggregate(out: str, strategies: Sequence[str], seeds: Sequence[int]) -> Comp
                 rows.append({"strategy": strategy, "seed": seed, **{k: r[k] for k in COLUMNS[2:]}})
     _write_csv(os.path.join(out, "learning_curves.csv"), COLUMNS, rows)
     summary = summarise(rows)
-    cols = ["strategy", "iteration", "n_seeds", "n_labels"] + [f"{m}_{s}" for m in METRICS
-                                                              for s in ("mean", "std", "min", "max")]
+    cols = ["strategy", "iteration", "n_seeds", "n_labels"] + [
+        f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min", "max")
+    ]
     _write_csv(os.path.join(out, "learning_curves_summary.csv"), cols, summary)
     targets = labels_to_target(rows, summary)
     if targets:

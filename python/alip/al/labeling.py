@@ -9,6 +9,7 @@ this (parent) process as each one completes; a failed label (exception, NaN,
 timeout, SCF not converged, crashed worker) is recorded with its error and the
 batch goes on.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -56,8 +57,7 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
 
 def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
-                     name="alip-parent-watchdog").start()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="alip-parent-watchdog").start()
     try:  # also limit pools of libraries already loaded (optional dependency)
         from threadpoolctl import threadpool_limits
 
@@ -73,13 +73,16 @@ class ThreadLimitedProcessPool(ProcessPoolExecutor):
     (BLAS/OpenMP read them when they load) and set again by the initializer.
     """
 
-    def __init__(self, max_workers: int | None = None,
-                 thread_env: dict[str, str] | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, thread_env: dict[str, str] | None = None) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
         self.thread_env = dict(THREAD_ENV if thread_env is None else thread_env)
-        super().__init__(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
-                         initializer=_init_worker, initargs=(self.thread_env,))
+        super().__init__(
+            max_workers=max_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.thread_env,),
+        )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         with _environment(self.thread_env):  # workers are spawned inside submit()
@@ -98,8 +101,9 @@ class InlineExecutor(Executor):
         return future
 
 
-def make_process_pool(max_workers: int | None = None,
-                      thread_env: dict[str, str] | None = None) -> ThreadLimitedProcessPool:
+def make_process_pool(
+    max_workers: int | None = None, thread_env: dict[str, str] | None = None
+) -> ThreadLimitedProcessPool:
     """The default labeling executor: spawned processes, one OpenMP/BLAS thread each."""
     return ThreadLimitedProcessPool(max_workers, thread_env)
 
@@ -118,8 +122,10 @@ def _resolve_executor(executor: Any, max_workers: int | None) -> tuple[Executor,
         return executor, False
     if callable(getattr(executor, "get_executor", None)):  # dask.distributed.Client
         return executor.get_executor(), False
-    raise TypeError(f"executor must be a concurrent.futures.Executor, a Dask Client, "
-                    f"'serial', 'process' or None; got {type(executor).__name__}")
+    raise TypeError(
+        f"executor must be a concurrent.futures.Executor, a Dask Client, "
+        f"'serial', 'process' or None; got {type(executor).__name__}"
+    )
 
 
 def _label_task(oracle: Oracle, atoms: Atoms, timeout: float | None) -> Label:
@@ -156,8 +162,7 @@ def _jobs(structures: Sequence[Atoms | int], store: LabelStore | None) -> list[t
         if isinstance(item, Atoms):
             if store is not None:
                 if "pool_id" not in item.info or item.info["pool_id"] not in store:
-                    raise ValueError(f"structure {i} has no pool_id in the store; "
-                                     f"add it with store.add_pool() first")
+                    raise ValueError(f"structure {i} has no pool_id in the store; add it with store.add_pool() first")
                 key = int(item.info["pool_id"])
             else:
                 key = int(item.info.get("pool_id", i))
@@ -177,11 +182,17 @@ def _jobs(structures: Sequence[Atoms | int], store: LabelStore | None) -> list[t
     return jobs
 
 
-def label_batch(oracle: Oracle | str | dict, structures: Sequence[Atoms | int],
-                store: LabelStore | None = None, executor: Any = None,
-                iteration: int | None = None, timeout: float | None = None,
-                progress: bool = True, max_workers: int | None = None,
-                max_in_flight: int | None = None) -> BatchResult:
+def label_batch(
+    oracle: Oracle | str | dict,
+    structures: Sequence[Atoms | int],
+    store: LabelStore | None = None,
+    executor: Any = None,
+    iteration: int | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+    max_workers: int | None = None,
+    max_in_flight: int | None = None,
+) -> BatchResult:
     """Label ``structures`` with ``oracle`` on ``executor``, storing each label as it arrives.
 
     ``structures``: Atoms (with ``info["pool_id"]`` when a store is given) or

@@ -24,6 +24,7 @@ A resumed run therefore ends in the same state as an uninterrupted one when the
 oracle is deterministic (wall times excepted: they count the process that
 finished each step, and a loaded checkpoint reports its original training time).
 """
+
 from __future__ import annotations
 
 import json
@@ -86,13 +87,17 @@ def resolve_paths(cfg: Config) -> Config:
     """A copy with every file path absolute (relative to the current directory)."""
     spec = cfg.oracle.spec
     if isinstance(spec, str) and spec.startswith("stored:"):
-        spec = "stored:" + os.path.abspath(spec[len("stored:"):])
+        spec = "stored:" + os.path.abspath(spec[len("stored:") :])
     elif isinstance(spec, dict) and spec.get("type") == "stored" and "path" in spec:
         spec = {**spec, "path": os.path.abspath(spec["path"])}
     ab = lambda p: os.path.abspath(p) if p else ""  # noqa: E731
-    return cfg.replace(run={"out": os.path.abspath(cfg.run.out)}, oracle={"spec": spec},
-                       pool={"file": ab(cfg.pool.file)}, test={"file": ab(cfg.test.file)},
-                       descriptor={"file": ab(cfg.descriptor.file)})
+    return cfg.replace(
+        run={"out": os.path.abspath(cfg.run.out)},
+        oracle={"spec": spec},
+        pool={"file": ab(cfg.pool.file)},
+        test={"file": ab(cfg.test.file)},
+        descriptor={"file": ab(cfg.descriptor.file)},
+    )
 
 
 def _has_label(atoms: Atoms) -> bool:
@@ -102,10 +107,12 @@ def _has_label(atoms: Atoms) -> bool:
 
 def _family_kwargs(cfg: Config) -> dict[str, dict]:
     p = cfg.pool
-    kw: dict[str, dict] = {"volume": {"polymorphs": list(p.polymorphs), "volume_range": tuple(p.volume_range)},
-                           "small_distortion": {"max_atoms": p.max_atoms},
-                           "large_distortion": {"max_atoms": p.max_atoms},
-                           "random": {"n_atoms": tuple(int(x) for x in p.random_atoms)}}
+    kw: dict[str, dict] = {
+        "volume": {"polymorphs": list(p.polymorphs), "volume_range": tuple(p.volume_range)},
+        "small_distortion": {"max_atoms": p.max_atoms},
+        "large_distortion": {"max_atoms": p.max_atoms},
+        "random": {"n_atoms": tuple(int(x) for x in p.random_atoms)},
+    }
     return {f: kw[f] for f in p.families}
 
 
@@ -127,19 +134,31 @@ def make_pool_and_test(cfg: Config) -> tuple[list[Atoms], list[Atoms]]:
             return pool, test
         pool = structures
     else:
-        pool = generate_si_pool(cfg.pool.n, seed=cfg.pool.seed, families=cfg.pool.families,
-                                fractions=cfg.pool.fractions or None, family_kwargs=_family_kwargs(cfg),
-                                progress=cfg.run.progress)
+        pool = generate_si_pool(
+            cfg.pool.n,
+            seed=cfg.pool.seed,
+            families=cfg.pool.families,
+            fractions=cfg.pool.fractions or None,
+            family_kwargs=_family_kwargs(cfg),
+            progress=cfg.run.progress,
+        )
     if cfg.test.file:
         test = read_extxyz(cfg.test.file)
     else:
         p = cfg.pool
-        test = generate_si_pool(cfg.test.n, seed=cfg.test.seed, families=p.families,
-                                fractions=p.fractions or None, family_kwargs=_family_kwargs(cfg)) \
-            if cfg.test.n else []
+        test = (
+            generate_si_pool(
+                cfg.test.n,
+                seed=cfg.test.seed,
+                families=p.families,
+                fractions=p.fractions or None,
+                family_kwargs=_family_kwargs(cfg),
+            )
+            if cfg.test.n
+            else []
+        )
         if cfg.test.n_volume:
-            test += volume_series(cfg.test.n_volume, polymorphs=("diamond",),
-                                  volume_range=tuple(cfg.test.volume_range))
+            test += volume_series(cfg.test.n_volume, polymorphs=("diamond",), volume_range=tuple(cfg.test.volume_range))
     for i, a in enumerate(test):
         a.info.pop("pool_id", None)
         a.info["test_id"] = i
@@ -162,15 +181,23 @@ def evaluate_test_set(committee: Committee, test: list[Atoms]) -> tuple[dict, di
     atom_fam = np.repeat(fam, n_atoms)
 
     def rmse(x: np.ndarray) -> float | None:
-        return float(np.sqrt(np.mean(x ** 2))) if x.size else None
+        return float(np.sqrt(np.mean(x**2))) if x.size else None
 
     vol = fam == "volume"
-    overall = {"energy_rmse_mev_per_atom": rmse(de), "force_rmse_ev_per_ang": rmse(df),
-               "ev_rmse_mev_per_atom": rmse(de[vol]) if vol.any() else None}
-    by_family = {str(f): {"n": int((fam == f).sum()), "energy_rmse_mev_per_atom": rmse(de[fam == f]),
-                     "force_rmse_ev_per_ang": rmse(df[atom_fam == f])} for f in sorted(set(fam))}
+    overall = {
+        "energy_rmse_mev_per_atom": rmse(de),
+        "force_rmse_ev_per_ang": rmse(df),
+        "ev_rmse_mev_per_atom": rmse(de[vol]) if vol.any() else None,
+    }
+    by_family = {
+        str(f): {
+            "n": int((fam == f).sum()),
+            "energy_rmse_mev_per_atom": rmse(de[fam == f]),
+            "force_rmse_ev_per_ang": rmse(df[atom_fam == f]),
+        }
+        for f in sorted(set(fam))
+    }
     return overall, by_family
-
 
 
 def _is_dask_client(executor: Any) -> bool:
@@ -178,11 +205,13 @@ def _is_dask_client(executor: Any) -> bool:
     return type(executor).__module__.startswith("distributed") and hasattr(executor, "scatter")
 
 
-def _score_qbc_on_dask(committee: Committee, atoms: list[Atoms], client: Any, a: Any, threads: int,
-                       progress: bool) -> Any:
+def _score_qbc_on_dask(
+    committee: Committee, atoms: list[Atoms], client: Any, a: Any, threads: int, progress: bool
+) -> Any:
     """QBC scores of the pool through :func:`alip.al.pool_scoring.score_pool_streamed` on a Dask client."""
-    r = score_pool_streamed(committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop",
-                            threads=threads, progress=progress)
+    r = score_pool_streamed(
+        committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop", threads=threads, progress=progress
+    )
     scores = qbc_from_parts(a.qbc_score, r.energy_std, r.max_force_dev, r.virial_dev)
     return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
 
@@ -200,14 +229,14 @@ def open_executor(cfg: Config) -> tuple[Any, Any]:
     if lab.dask_address:
         client = Client(lab.dask_address)
         return client, client.close
-    cluster = LocalCluster(n_workers=lab.max_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    cluster = LocalCluster(n_workers=lab.max_workers, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(cluster)
     return client, lambda: (client.close(), cluster.close())
 
 
-def label_missing(structures: list[Atoms], cfg: Config, store_path: str, executor: Any,
-                  log: Any = print, progress: bool = False) -> list[Atoms]:
+def label_missing(
+    structures: list[Atoms], cfg: Config, store_path: str, executor: Any, log: Any = print, progress: bool = False
+) -> list[Atoms]:
     """The structures with oracle labels attached where they had none (crash-safe).
 
     Labels go through their own LabelStore at ``store_path`` (committed one by one),
@@ -228,8 +257,14 @@ def label_missing(structures: list[Atoms], cfg: Config, store_path: str, executo
         todo = [i for i in missing if store.status(i) in ("pool", "queued")]
         if todo:
             log(f"labeling {len(todo)} test structures")
-            label_batch(make_oracle(cfg.oracle_spec()), todo, store, executor=executor,
-                        timeout=cfg.oracle.timeout or None, progress=progress)
+            label_batch(
+                make_oracle(cfg.oracle_spec()),
+                todo,
+                store,
+                executor=executor,
+                timeout=cfg.oracle.timeout or None,
+                progress=progress,
+            )
         for i in missing:
             lab = store.get_label(i)
             if lab is not None and lab.ok:
@@ -300,8 +335,9 @@ class _Run:
                 self.store.add_pool(pool)  # one transaction: all rows or none
                 self.log(f"pool: {len(pool)} structures added to labels.db")
             if not os.path.exists(test_path):
-                test = label_missing(test, self.cfg, os.path.join(self.dir, TEST_LABELS), self.executor(),
-                                     self.log, self.progress)
+                test = label_missing(
+                    test, self.cfg, os.path.join(self.dir, TEST_LABELS), self.executor(), self.log, self.progress
+                )
                 with atomic_path(test_path, ".extxyz") as tmp:
                     write_extxyz(tmp, test)
                 self.log(f"test set: {len(test)} labeled structures in test.extxyz")
@@ -321,8 +357,15 @@ class _Run:
         t0 = time.perf_counter()
         if todo:
             self.log(f"iteration {n}: labeling {len(todo)} structures")
-            label_batch(make_oracle(cfg.oracle_spec()), todo, self.store, executor=self.executor(), iteration=n,
-                        timeout=cfg.oracle.timeout or None, progress=self.progress)
+            label_batch(
+                make_oracle(cfg.oracle_spec()),
+                todo,
+                self.store,
+                executor=self.executor(),
+                iteration=n,
+                timeout=cfg.oracle.timeout or None,
+                progress=self.progress,
+            )
         wall_label = time.perf_counter() - t0
         status = {i: self.store.status(i) for i in batch}
         labeled_now = [i for i in batch if status[i] == "labeled"]
@@ -338,8 +381,9 @@ class _Run:
         else:
             labeled = self.store.labeled()
             if not labeled:
-                raise RuntimeError(f"iteration {n}: no labeled structure to train on "
-                                   f"({len(failed_now)} labels failed; see labels.db)")
+                raise RuntimeError(
+                    f"iteration {n}: no labeled structure to train on ({len(failed_now)} labels failed; see labels.db)"
+                )
             self.log(f"iteration {n}: training on {len(labeled)} structures")
             t0 = time.perf_counter()
             result = train_committee(labeled, self.acsf(), TrainConfig.from_config(cfg, _seed(cfg.run.seed, n)))
@@ -367,36 +411,63 @@ class _Run:
                 scored = _score_qbc_on_dask(committee, atoms, client, a, cfg.run.threads, self.progress)
             else:
                 with torch_threads(cfg.run.threads):
-                    scored = score_pool(committee, atoms, cfg.run.strategy, qbc_kind=a.qbc_score,
-                                        emc_forces=a.emc_forces, emc_params=a.emc_params,
-                                        weight_energy=cfg.training.weight_energy,
-                                        weight_forces=cfg.training.weight_forces, chunk_atoms=a.chunk_atoms,
-                                        seed=_seed(cfg.run.seed, n, 1), progress=self.progress)
+                    scored = score_pool(
+                        committee,
+                        atoms,
+                        cfg.run.strategy,
+                        qbc_kind=a.qbc_score,
+                        emc_forces=a.emc_forces,
+                        emc_params=a.emc_params,
+                        weight_energy=cfg.training.weight_energy,
+                        weight_forces=cfg.training.weight_forces,
+                        chunk_atoms=a.chunk_atoms,
+                        seed=_seed(cfg.run.seed, n, 1),
+                        progress=self.progress,
+                    )
             diversity = a.diversity if (cfg.run.strategy != "random" or a.random_diversity) else "none"
             features = scored.features
             if diversity != "none" and features is None:
                 features = np.stack([self.acsf().compute(x).mean(0) for x in atoms])
-            pick = select_batch(scored.scores, features, min(cfg.run.batch_size, remaining),
-                                diversity, a.candidates, seed=_seed(cfg.run.seed, n, 2),
-                                random_fraction=a.random_fraction if cfg.run.strategy != "random" else 0.0)
+            pick = select_batch(
+                scored.scores,
+                features,
+                min(cfg.run.batch_size, remaining),
+                diversity,
+                a.candidates,
+                seed=_seed(cfg.run.seed, n, 2),
+                random_fraction=a.random_fraction if cfg.run.strategy != "random" else 0.0,
+            )
             selected = [int(pool_ids[i]) for i in pick]
             sel_scores = [float(scored.scores[i]) for i in pick]
             sel_fam = [str(pool_atoms[i].info.get("family", "unknown")) for i in selected]
         wall_score = time.perf_counter() - t0
-        record = {"iteration": n, "strategy": cfg.run.strategy, "seed": cfg.run.seed, "n_labels": n_labels,
-                  "n_failed": n_failed, "n_pool": len(pool_ids), "selected": selected,
-                  "selected_scores": sel_scores, "selected_families": sel_fam,
-                  "labeled_this_iteration": labeled_now, "failed_this_iteration": failed_now,
-                  "errors": errors, "errors_by_family": by_family,
-                  "wall_s": {"label": wall_label, "train": wall_train, "score": wall_score},
-                  "checkpoint": ckpt_rel, "stop_reason": reason}
+        record = {
+            "iteration": n,
+            "strategy": cfg.run.strategy,
+            "seed": cfg.run.seed,
+            "n_labels": n_labels,
+            "n_failed": n_failed,
+            "n_pool": len(pool_ids),
+            "selected": selected,
+            "selected_scores": sel_scores,
+            "selected_families": sel_fam,
+            "labeled_this_iteration": labeled_now,
+            "failed_this_iteration": failed_now,
+            "errors": errors,
+            "errors_by_family": by_family,
+            "wall_s": {"label": wall_label, "train": wall_train, "score": wall_score},
+            "checkpoint": ckpt_rel,
+            "stop_reason": reason,
+        }
         write_iteration(self.dir, record)
         if selected:
             self.store.mark_queued(selected, n + 1)
         f_rmse, e_rmse = errors["force_rmse_ev_per_ang"], errors["energy_rmse_mev_per_atom"]
-        self.log(f"iteration {n}: {n_labels} labels, test energy RMSE {e_rmse:.2f} meV/atom, "
-                 f"force RMSE {f_rmse:.4f} eV/Å" + (f"; stop: {reason}" if reason else
-                                                     f"; selected {len(selected)} ({cfg.run.strategy})"))
+        self.log(
+            f"iteration {n}: {n_labels} labels, test energy RMSE {e_rmse:.2f} meV/atom, "
+            f"force RMSE {f_rmse:.4f} eV/Å"
+            + (f"; stop: {reason}" if reason else f"; selected {len(selected)} ({cfg.run.strategy})")
+        )
         return record
 
     def _stop_reason(self, n: int, errors: dict, remaining: int, n_pool: int) -> str | None:
@@ -446,8 +517,14 @@ def _stored_config(run_dir: str) -> Config:
     return load_config(path)
 
 
-def run(config: Config | dict | str | os.PathLike, resume: bool = False, executor: Any = None,
-        out: str | None = None, progress: bool | None = None, device: str | None = None) -> RunResult:
+def run(
+    config: Config | dict | str | os.PathLike,
+    resume: bool = False,
+    executor: Any = None,
+    out: str | None = None,
+    progress: bool | None = None,
+    device: str | None = None,
+) -> RunResult:
     """Run active learning as configured; the Python face of ``alip run``.
 
     ``config``: a Config, a dict of tables, a TOML file, or (with ``resume=True``) a
@@ -476,12 +553,16 @@ def run(config: Config | dict | str | os.PathLike, resume: bool = False, executo
                 d["run"] = {k: v for k, v in d["run"].items() if k not in ignore}
             if a != b:
                 diff = sorted(f"{t}.{k}" for t in a for k in a[t] if a[t][k] != b[t].get(k))
-                raise ConfigError(f"the configuration differs from the one stored in {stored} at "
-                                  f"{diff}; resume with the run directory alone")
+                raise ConfigError(
+                    f"the configuration differs from the one stored in {stored} at "
+                    f"{diff}; resume with the run directory alone"
+                )
             cfg = old
         elif not resume and os.path.isdir(cfg.run.out) and os.listdir(cfg.run.out):
-            raise FileExistsError(f"output directory {cfg.run.out} exists and is not empty; "
-                                  f"continue it with `alip run --resume {cfg.run.out}` or choose another run.out")
+            raise FileExistsError(
+                f"output directory {cfg.run.out} exists and is not empty; "
+                f"continue it with `alip run --resume {cfg.run.out}` or choose another run.out"
+            )
         else:
             os.makedirs(cfg.run.out, exist_ok=True)
             atomic_write_text(os.path.join(cfg.run.out, CONFIG), cfg.to_toml())

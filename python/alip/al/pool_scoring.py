@@ -20,6 +20,7 @@ worker once (``broadcast=True``) and tasks refer to that copy, so it is not ship
 task. File pools are read by the workers themselves (a shared filesystem is needed);
 in-memory lists of structures travel as packed arrays, one chunk per task.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,14 +60,14 @@ class StreamedScores:
     False, NaN scores and features, and their reason in ``skipped``.
     """
 
-    frame_ids: np.ndarray       # (S,) int64 pool frame of each entry
-    n_atoms: np.ndarray         # (S,) int64 (0 for skipped frames)
-    energy_mean: np.ndarray     # (S,) eV/atom
-    energy_std: np.ndarray      # (S,) eV/atom
-    max_force_dev: np.ndarray   # (S,) eV/Å
-    virial_dev: np.ndarray      # (S,) eV/atom
-    features: np.ndarray        # (S, F) mean-pooled descriptors
-    ok: np.ndarray              # (S,) bool
+    frame_ids: np.ndarray  # (S,) int64 pool frame of each entry
+    n_atoms: np.ndarray  # (S,) int64 (0 for skipped frames)
+    energy_mean: np.ndarray  # (S,) eV/atom
+    energy_std: np.ndarray  # (S,) eV/atom
+    max_force_dev: np.ndarray  # (S,) eV/Å
+    virial_dev: np.ndarray  # (S,) eV/atom
+    features: np.ndarray  # (S, F) mean-pooled descriptors
+    ok: np.ndarray  # (S,) bool
     skipped: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -85,8 +86,13 @@ def score_frames(committee: Committee, frames: Frames, device: Any = None) -> tu
         frames, pred, values = _predict_on_device(committee, frames, device)
     if frames.n_structures == 0:
         empty = np.zeros(0)
-        return frames, {"energy_mean": empty, "energy_std": empty, "max_force_dev": empty, "virial_dev": empty,
-                        "features": np.zeros((0, F))}
+        return frames, {
+            "energy_mean": empty,
+            "energy_std": empty,
+            "max_force_dev": empty,
+            "virial_dev": empty,
+            "features": np.zeros((0, F)),
+        }
     offsets = frames.offsets
     if pred is None:
         E, _, dE_dG = committee.evaluate(values, frames.numbers, offsets)
@@ -97,34 +103,45 @@ def score_frames(committee: Committee, frames: Frames, device: Any = None) -> tu
         pred = Prediction(E, forces, virials, offsets)
     counts = frames.counts
     pooled = np.add.reduceat(values, offsets[:-1], axis=0) / counts[:, None]
-    return frames, {"energy_mean": pred.energies.mean(axis=0) / counts, "energy_std": pred.energy_std_per_atom(),
-                    "max_force_dev": pred.max_force_deviation(), "virial_dev": pred.virial_deviation_per_atom(),
-                    "features": pooled}
+    return frames, {
+        "energy_mean": pred.energies.mean(axis=0) / counts,
+        "energy_std": pred.energy_std_per_atom(),
+        "max_force_dev": pred.max_force_deviation(),
+        "virial_dev": pred.virial_deviation_per_atom(),
+        "features": pooled,
+    }
 
 
 def _predict_on_device(committee: Committee, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
     """(frames kept, Prediction, values): one device pass for a clean chunk; in a chunk with
     rejected frames, those are first located frame by frame, as on the CPU."""
+
     def predict(frames: Frames, idx: np.ndarray) -> tuple[Frames, Any, np.ndarray]:
-        values, E, e_atom, F, W = committee._predict_torch(frames_batch(frames, idx), frames.numbers,
-                                                           frames.offsets, device)
+        values, E, e_atom, F, W = committee._predict_torch(
+            frames_batch(frames, idx), frames.numbers, frames.offsets, device
+        )
         return frames, Prediction(E, F, W, frames.offsets, e_atom), values
 
     idx, bad = _species_index(committee.acsf, frames)
     if not bad and frames.n_structures:
         try:
             return predict(frames, idx)
-        except ValueError:   # a frame the core rejects: locate it below
+        except ValueError:  # a frame the core rejects: locate it below
             pass
-    frames, _ = featurize_frames(committee.acsf, frames, device)   # rejected frames move to frames.bad
+    frames, _ = featurize_frames(committee.acsf, frames, device)  # rejected frames move to frames.bad
     if frames.n_structures == 0:
         return frames, None, None
     return predict(frames, _species_index(committee.acsf, frames)[0])
 
 
-def _score_task(committee: Committee, source: ChunkRef | Frames, keep: np.ndarray | None,
-                threads: int | None, allow_nonperiodic: bool, device: Any = None
-                ) -> tuple[Frames, dict[str, np.ndarray]]:
+def _score_task(
+    committee: Committee,
+    source: ChunkRef | Frames,
+    keep: np.ndarray | None,
+    threads: int | None,
+    allow_nonperiodic: bool,
+    device: Any = None,
+) -> tuple[Frames, dict[str, np.ndarray]]:
     """One chunk: read (a ChunkRef) or take (Frames), keep the wanted frames, score."""
     tune_worker_malloc()
     if threads:
@@ -147,17 +164,18 @@ def _targets(n_frames: int, indices: Sequence[int] | None) -> np.ndarray:
     return idx
 
 
-def _plan(targets: np.ndarray, counts: np.ndarray, chunk: int, chunk_atoms: int | None
-          ) -> list[tuple[int, int, np.ndarray | None]]:
+def _plan(
+    targets: np.ndarray, counts: np.ndarray, chunk: int, chunk_atoms: int | None
+) -> list[tuple[int, int, np.ndarray | None]]:
     """(first frame, stop frame, frames to keep or None) per task, over sorted targets."""
     order = np.sort(targets)
-    if len(order) == len(counts):       # the whole pool
+    if len(order) == len(counts):  # the whole pool
         b = chunk_bounds(counts, chunk, chunk_atoms)
         return [(int(b[k]), int(b[k + 1]), None) for k in range(len(b) - 1)]
     pos = chunk_bounds(counts[order], chunk, chunk_atoms)
     plan = []
     for k in range(len(pos) - 1):
-        sel = order[pos[k]:pos[k + 1]]
+        sel = order[pos[k] : pos[k + 1]]
         # a sparse selection would read long ranges: split where frames are far apart
         cuts = np.flatnonzero(np.diff(sel) > 8 * chunk) + 1
         for part in np.split(sel, cuts):
@@ -165,11 +183,20 @@ def _plan(targets: np.ndarray, counts: np.ndarray, chunk: int, chunk_atoms: int 
     return plan
 
 
-def score_pool_streamed(committee: Committee, pool_source: str | os.PathLike | PoolReader | Sequence[Atoms],
-                        chunk: int = 256, client: Any = None, *, indices: Sequence[int] | None = None,
-                        chunk_atoms: int | None = 8192, on_bad: str = "skip", allow_nonperiodic: bool = False,
-                        threads: int | None = None, progress: bool = False,
-                        device: str | None = None) -> StreamedScores:
+def score_pool_streamed(
+    committee: Committee,
+    pool_source: str | os.PathLike | PoolReader | Sequence[Atoms],
+    chunk: int = 256,
+    client: Any = None,
+    *,
+    indices: Sequence[int] | None = None,
+    chunk_atoms: int | None = 8192,
+    on_bad: str = "skip",
+    allow_nonperiodic: bool = False,
+    threads: int | None = None,
+    progress: bool = False,
+    device: str | None = None,
+) -> StreamedScores:
     """QBC scores and mean-pooled descriptors of every frame (or of ``indices``) of a pool.
 
     ``pool_source``: an extxyz / ASE ``*.db`` path, a :class:`~alip.data.pool_reader.PoolReader`,
@@ -193,8 +220,11 @@ def score_pool_streamed(committee: Committee, pool_source: str | os.PathLike | P
         counts = np.array([len(a) for a in atoms_list], dtype=np.int64)
         reader = None
     else:
-        reader = pool_source if isinstance(pool_source, PoolReader) else \
-            open_pool(pool_source, allow_nonperiodic=allow_nonperiodic)
+        reader = (
+            pool_source
+            if isinstance(pool_source, PoolReader)
+            else open_pool(pool_source, allow_nonperiodic=allow_nonperiodic)
+        )
         counts = reader.counts
     targets = _targets(len(counts), indices)
     plan = _plan(targets, counts, chunk, chunk_atoms) if len(targets) else []
@@ -210,8 +240,16 @@ def score_pool_streamed(committee: Committee, pool_source: str | os.PathLike | P
     pos_of = np.full(len(counts), -1, dtype=np.int64)
     pos_of[targets] = np.arange(n)
     nan = lambda: np.full(n, np.nan)  # noqa: E731
-    res = StreamedScores(targets.copy(), np.zeros(n, dtype=np.int64), nan(), nan(), nan(), nan(),
-                         np.full((n, F), np.nan), np.zeros(n, dtype=bool))
+    res = StreamedScores(
+        targets.copy(),
+        np.zeros(n, dtype=np.int64),
+        nan(),
+        nan(),
+        nan(),
+        nan(),
+        np.full((n, F), np.nan),
+        np.zeros(n, dtype=bool),
+    )
 
     def collect(frames: Frames, arrays: dict[str, np.ndarray]) -> None:
         if frames.bad and on_bad == "stop":
@@ -259,8 +297,16 @@ class _omp_threads:
             set_num_threads(self.old)
 
 
-def _score_dask(client: Any, committee: Committee, plan: list, source: Any, threads: int | None,
-                allow_nonperiodic: bool, collect: Any, device: Any = None) -> None:
+def _score_dask(
+    client: Any,
+    committee: Committee,
+    plan: list,
+    source: Any,
+    threads: int | None,
+    allow_nonperiodic: bool,
+    collect: Any,
+    device: Any = None,
+) -> None:
     """One task per chunk over a sliding window; the committee is scattered once to all workers."""
     if not plan:
         return
@@ -270,8 +316,17 @@ def _score_dask(client: Any, committee: Committee, plan: list, source: Any, thre
 
     def submit(item: tuple[int, int, np.ndarray | None]) -> Any:
         a, b, keep = item
-        return client.submit(_score_task, committee_f, source(a, b, keep), keep, threads, allow_nonperiodic,
-                             device, key=f"alip-score-{token}-{next(counter)}", retries=1)
+        return client.submit(
+            _score_task,
+            committee_f,
+            source(a, b, keep),
+            keep,
+            threads,
+            allow_nonperiodic,
+            device,
+            key=f"alip-score-{token}-{next(counter)}",
+            retries=1,
+        )
 
     try:
         run_windowed(client, plan, submit, lambda result: collect(*result))

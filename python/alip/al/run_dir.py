@@ -2,6 +2,7 @@
 and the learning curve. The loop writes through here; compare, the report and the
 tests read through here, so the layout is defined once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,20 +15,44 @@ from typing import Any
 
 from alip.files import atomic_write_text
 
-__all__ = ["CONFIG", "CURVE", "LABELS", "TEST", "TEST_LABELS", "ITERATIONS", "CHECKPOINTS", "CURVE_COLUMNS",
-           "iteration_path", "checkpoint_name", "write_iteration", "iteration_files", "read_iterations",
-           "curve_rows", "write_curve", "read_curve", "is_run_dir"]
+__all__ = [
+    "CONFIG",
+    "CURVE",
+    "LABELS",
+    "TEST",
+    "TEST_LABELS",
+    "ITERATIONS",
+    "CHECKPOINTS",
+    "CURVE_COLUMNS",
+    "iteration_path",
+    "checkpoint_name",
+    "write_iteration",
+    "iteration_files",
+    "read_iterations",
+    "curve_rows",
+    "write_curve",
+    "read_curve",
+    "is_run_dir",
+]
 
-CONFIG = "config.toml"            # the resolved configuration (resume reads it)
-CURVE = "learning_curve.csv"      # one row per finished iteration (CURVE_COLUMNS), rebuilt from the records
-LABELS = "labels.db"              # pool and labels (alip.data.store.LabelStore)
-TEST = "test.extxyz"              # the labeled test set
-TEST_LABELS = "test.db"           # the test set's own label store (written before TEST)
-ITERATIONS = "iterations"         # iter_NNN.json: an iteration is finished exactly when its file exists
-CHECKPOINTS = "checkpoints"       # committee_NNN.pt
+CONFIG = "config.toml"  # the resolved configuration (resume reads it)
+CURVE = "learning_curve.csv"  # one row per finished iteration (CURVE_COLUMNS), rebuilt from the records
+LABELS = "labels.db"  # pool and labels (alip.data.store.LabelStore)
+TEST = "test.extxyz"  # the labeled test set
+TEST_LABELS = "test.db"  # the test set's own label store (written before TEST)
+ITERATIONS = "iterations"  # iter_NNN.json: an iteration is finished exactly when its file exists
+CHECKPOINTS = "checkpoints"  # committee_NNN.pt
 
-CURVE_COLUMNS: tuple[str, ...] = ("iteration", "n_labels", "energy_rmse_mev_per_atom", "force_rmse_ev_per_ang",
-                                  "ev_rmse_mev_per_atom", "wall_label_s", "wall_train_s", "wall_score_s")
+CURVE_COLUMNS: tuple[str, ...] = (
+    "iteration",
+    "n_labels",
+    "energy_rmse_mev_per_atom",
+    "force_rmse_ev_per_ang",
+    "ev_rmse_mev_per_atom",
+    "wall_label_s",
+    "wall_train_s",
+    "wall_score_s",
+)
 
 
 def iteration_path(run_dir: str | os.PathLike, n: int) -> str:
@@ -82,11 +107,18 @@ def curve_rows(records: list[dict]) -> list[dict]:
     rows = []
     for r in records:
         err, wall = r["errors"], r["wall_s"]
-        rows.append({"iteration": r["iteration"], "n_labels": r["n_labels"],
-                     "energy_rmse_mev_per_atom": err["energy_rmse_mev_per_atom"],
-                     "force_rmse_ev_per_ang": err["force_rmse_ev_per_ang"],
-                     "ev_rmse_mev_per_atom": err.get("ev_rmse_mev_per_atom"),
-                     "wall_label_s": wall["label"], "wall_train_s": wall["train"], "wall_score_s": wall["score"]})
+        rows.append(
+            {
+                "iteration": r["iteration"],
+                "n_labels": r["n_labels"],
+                "energy_rmse_mev_per_atom": err["energy_rmse_mev_per_atom"],
+                "force_rmse_ev_per_ang": err["force_rmse_ev_per_ang"],
+                "ev_rmse_mev_per_atom": err.get("ev_rmse_mev_per_atom"),
+                "wall_label_s": wall["label"],
+                "wall_train_s": wall["train"],
+                "wall_score_s": wall["score"],
+            }
+        )
     return rows
 
 

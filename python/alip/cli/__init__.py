@@ -1,6 +1,7 @@
 """The `alip` command line. Each subcommand lives in its own module of this package and
 registers itself through an ``add_parser(subparsers)`` function; helpers they share are in
 :mod:`alip.cli._common`."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,4 +39,3 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_parser(build_parser(), argv)
-

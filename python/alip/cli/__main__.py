@@ -1,4 +1,5 @@
 """``python -m alip.cli``: the `alip` command line."""
+
 import sys
 
 from alip.cli import main

@@ -1,4 +1,5 @@
 """Parser helpers shared by the `alip` sub-command modules."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,9 @@ def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
 
 def subcommand_parser(description: str | None, *add_parsers: Any) -> argparse.ArgumentParser:
     """An `alip` parser with only the sub-commands registered by `add_parsers`."""
-    parser = argparse.ArgumentParser(prog="alip", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="alip", description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in add_parsers:
         add(sub)

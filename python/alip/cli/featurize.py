@@ -10,6 +10,7 @@ a filesystem the workers share).
 
 Exit status: 0 done, 2 bad arguments or input, 3 a bad frame with --on-bad stop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,18 +40,33 @@ def _run(args: argparse.Namespace) -> int:
     from alip.data.featurize import BadFrameError, featurize_pool
 
     if str(args.out).endswith(".npz"):
-        print("alip featurize: error: the output is a feature store directory (e.g. pool.features), not an "
-              ".npz file; read it with alip.data.feature_store.FeatureStore", file=sys.stderr)
+        print(
+            "alip featurize: error: the output is a feature store directory (e.g. pool.features), not an "
+            ".npz file; read it with alip.data.feature_store.FeatureStore",
+            file=sys.stderr,
+        )
         return 2
     close = lambda: None  # noqa: E731
     try:
         acsf = ACSF.from_dict(json.load(open(args.spec))) if args.spec else ACSF.default_si()
         client, close = _client(args)
         threads = args.threads or (1 if client is not None and args.workers else None)
-        summary = featurize_pool(args.pool, args.out, acsf, chunk=args.chunk, client=client, resume=args.resume,
-                                 on_bad=args.on_bad, chunk_atoms=args.chunk_atoms or None, dtype=args.dtype,
-                                 overwrite=args.overwrite, allow_nonperiodic=args.allow_nonperiodic,
-                                 threads=threads, progress=not args.no_progress, device=args.device)
+        summary = featurize_pool(
+            args.pool,
+            args.out,
+            acsf,
+            chunk=args.chunk,
+            client=client,
+            resume=args.resume,
+            on_bad=args.on_bad,
+            chunk_atoms=args.chunk_atoms or None,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
+            allow_nonperiodic=args.allow_nonperiodic,
+            threads=threads,
+            progress=not args.no_progress,
+            device=args.device,
+        )
     except BadFrameError as exc:
         print(f"alip featurize: stopped: {exc}", file=sys.stderr)
         return 3
@@ -60,13 +76,17 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         close()
     shares = summary.shares()
-    print(f"featurized {summary.n_structures - summary.n_skipped} of {summary.n_structures} structures "
-          f"({summary.n_atoms} atoms, {summary.n_features} features) -> {summary.out}")
+    print(
+        f"featurized {summary.n_structures - summary.n_skipped} of {summary.n_structures} structures "
+        f"({summary.n_atoms} atoms, {summary.n_features} features) -> {summary.out}"
+    )
     if summary.chunks_resumed:
         print(f"resumed: {summary.chunks_resumed} of {summary.n_chunks} chunks were already done")
-    print(f"this run: {summary.structures_run} structures, {summary.atoms_run} atoms in {summary.seconds:.2f} s "
-          f"({summary.structures_per_second:,.0f} structures/s, {summary.atoms_per_second:,.0f} atoms/s); "
-          f"read {shares['read']:.0%} / featurize {shares['featurize']:.0%} / write {shares['write']:.0%}")
+    print(
+        f"this run: {summary.structures_run} structures, {summary.atoms_run} atoms in {summary.seconds:.2f} s "
+        f"({summary.structures_per_second:,.0f} structures/s, {summary.atoms_per_second:,.0f} atoms/s); "
+        f"read {shares['read']:.0%} / featurize {shares['featurize']:.0%} / write {shares['write']:.0%}"
+    )
     for frame, reason in list(summary.skipped.items())[:20]:
         print(f"skipped frame {frame}: {reason}")
     if len(summary.skipped) > 20:
@@ -75,21 +95,36 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("featurize", help="ACSF descriptors of a pool (extxyz or ASE db) into a feature store",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "featurize",
+        help="ACSF descriptors of a pool (extxyz or ASE db) into a feature store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("pool", help="extxyz file or ASE database (*.db)")
     p.add_argument("-o", "--out", required=True, help="output feature store (a directory)")
     p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.default_si()")
     p.add_argument("--chunk", type=int, default=1024, help="structures per chunk (one core call; default 1024)")
-    p.add_argument("--chunk-atoms", type=int, default=65536,
-                   help="at most this many atoms per chunk, beyond one structure (default 65536; 0: no limit)")
+    p.add_argument(
+        "--chunk-atoms",
+        type=int,
+        default=65536,
+        help="at most this many atoms per chunk, beyond one structure (default 65536; 0: no limit)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store OUT")
-    p.add_argument("--on-bad", choices=("stop", "skip"), default="stop",
-                   help="a frame that cannot be featurized (NaN, missing cell, ...): stop (default) or skip it "
-                        "(recorded in OUT/skipped.json)")
-    p.add_argument("--allow-nonperiodic", action="store_true",
-                   help="accept structures without a cell as non-periodic clusters (default: a bad frame)")
+    p.add_argument(
+        "--on-bad",
+        choices=("stop", "skip"),
+        default="stop",
+        help="a frame that cannot be featurized (NaN, missing cell, ...): stop (default) or skip it "
+        "(recorded in OUT/skipped.json)",
+    )
+    p.add_argument(
+        "--allow-nonperiodic",
+        action="store_true",
+        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
+    )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="stored value type")
     p.add_argument("--threads", type=int, help="OpenMP threads of the core (per Dask task with a cluster)")
     p.add_argument("--device", help="cpu (default: the compiled core) or cuda[:N] (needs a CUDA build)")

@@ -5,6 +5,7 @@ Example::
     alip generate si --n 2000 --seed 0 --out pool.extxyz
     python -m alip.cli.generate si --n 20 --out pool.db
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,18 +38,26 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("system", choices=["si"], help="chemical system (only 'si' so far)")
     p.add_argument("--n", type=int, default=2000, help="number of structures (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", required=True,
-                   help="output file: .extxyz/.xyz, or .db for a new label store")
-    p.add_argument("--families", type=_csv, default=list(FAMILIES),
-                   help=f"comma-separated families (default all: {','.join(FAMILIES)})")
-    p.add_argument("--fractions", type=_floats, default=None,
-                   help="comma-separated weights of the families (default equal)")
-    p.add_argument("--polymorphs", type=_csv, default=["diamond"],
-                   help=f"polymorphs of the volume series (default diamond; any of {','.join(POLYMORPHS)})")
-    p.add_argument("--volume-range", type=_floats, default=[0.85, 1.15],
-                   help="V/V0 range of the volume series (default 0.85,1.15)")
-    p.add_argument("--max-atoms", type=int, default=64,
-                   help="largest distorted supercell (default 64)")
+    p.add_argument("--out", required=True, help="output file: .extxyz/.xyz, or .db for a new label store")
+    p.add_argument(
+        "--families",
+        type=_csv,
+        default=list(FAMILIES),
+        help=f"comma-separated families (default all: {','.join(FAMILIES)})",
+    )
+    p.add_argument(
+        "--fractions", type=_floats, default=None, help="comma-separated weights of the families (default equal)"
+    )
+    p.add_argument(
+        "--polymorphs",
+        type=_csv,
+        default=["diamond"],
+        help=f"polymorphs of the volume series (default diamond; any of {','.join(POLYMORPHS)})",
+    )
+    p.add_argument(
+        "--volume-range", type=_floats, default=[0.85, 1.15], help="V/V0 range of the volume series (default 0.85,1.15)"
+    )
+    p.add_argument("--max-atoms", type=int, default=64, help="largest distorted supercell (default 64)")
     p.add_argument("--start-id", type=int, default=0, help="first pool id (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,8 +67,12 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``generate`` sub-command to an ``argparse`` subparsers object."""
-    p = subparsers.add_parser("generate", help="generate a seeded pool of structures",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "generate",
+        help="generate a seeded pool of structures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return _configure(p)
 
 
@@ -81,15 +94,20 @@ def run_generate(args: argparse.Namespace) -> int:
             raise FileExistsError(f"{out} exists; pass --force to overwrite")
         kwargs: dict[str, dict[str, Any]] = {}
         if "volume" in args.families:
-            kwargs["volume"] = {"polymorphs": args.polymorphs,
-                                "volume_range": tuple(args.volume_range)}
+            kwargs["volume"] = {"polymorphs": args.polymorphs, "volume_range": tuple(args.volume_range)}
         if "small_distortion" in args.families:
             kwargs["small_distortion"] = {"max_atoms": args.max_atoms}
         if "large_distortion" in args.families:
             kwargs["large_distortion"] = {"max_atoms": args.max_atoms}
-        pool = generate_si_pool(args.n, seed=args.seed, families=args.families,
-                                fractions=args.fractions, start_id=args.start_id,
-                                family_kwargs=kwargs, progress=not args.no_progress)
+        pool = generate_si_pool(
+            args.n,
+            seed=args.seed,
+            families=args.families,
+            fractions=args.fractions,
+            start_id=args.start_id,
+            family_kwargs=kwargs,
+            progress=not args.no_progress,
+        )
         if os.path.exists(out):
             os.remove(out)  # --force, and only once the new pool exists
         if out.endswith(".db"):
@@ -107,8 +125,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m alip.cli.generate si --n 20 --out x.extxyz``."""
-    parser = _configure(argparse.ArgumentParser(prog="alip generate", description=__doc__,
-                                                formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = _configure(
+        argparse.ArgumentParser(
+            prog="alip generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+    )
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -8,6 +8,7 @@ Examples::
     alip compare alip.toml --strategies qbc,emc,random --seeds 3 --out cmp
     python -m alip.cli.loop run alip.toml     # the same without the `alip` script
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,9 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             if args.config or args.out or args.strategy or args.seed is not None:
-                raise ValueError("--resume DIR takes no CONFIG, --out, --strategy or --seed: "
-                                 "the run continues with DIR/config.toml")
+                raise ValueError(
+                    "--resume DIR takes no CONFIG, --out, --strategy or --seed: the run continues with DIR/config.toml"
+                )
             result = run(args.resume, resume=True, progress=progress, device=args.device)
         else:
             if not args.config:
@@ -90,16 +92,22 @@ def run_run(args: argparse.Namespace) -> int:
     print(f"{result.run_dir}: {result.stop_reason}; learning curve:")
     print(f"{'iter':>4} {'labels':>6} {'E meV/atom':>11} {'F eV/Å':>8}")
     for r in result.curve:
-        print(f"{r['iteration']:>4} {r['n_labels']:>6} {r['energy_rmse_mev_per_atom']:>11.3f} "
-              f"{r['force_rmse_ev_per_ang']:>8.4f}")
+        print(
+            f"{r['iteration']:>4} {r['n_labels']:>6} {r['energy_rmse_mev_per_atom']:>11.3f} "
+            f"{r['force_rmse_ev_per_ang']:>8.4f}"
+        )
     return 0
 
 
 # ----------------------------------------------------------------------------- compare
 def _configure_compare(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("config", help="TOML configuration shared by all runs")
-    p.add_argument("--strategies", type=_csv, default=["qbc", "emc", "random"],
-                   help="comma-separated strategies (default qbc,emc,random)")
+    p.add_argument(
+        "--strategies",
+        type=_csv,
+        default=["qbc", "emc", "random"],
+        help="comma-separated strategies (default qbc,emc,random)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (run.seed, run.seed+1, …; default 3)")
     p.add_argument("--out", default="alip_compare", help="output directory (default alip_compare)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default 1)")
@@ -113,24 +121,27 @@ def run_compare(args: argparse.Namespace) -> int:
     from alip.al.compare import compare
 
     try:
-        result = compare(args.config, args.strategies, args.seeds, args.out, jobs=args.jobs,
-                         progress=not args.no_progress)
+        result = compare(
+            args.config, args.strategies, args.seeds, args.out, jobs=args.jobs, progress=not args.no_progress
+        )
     except _ERRORS as exc:
         print(f"alip compare: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {os.path.join(result.out, 'learning_curves.csv')}, learning_curves_summary.csv, "
-          f"learning_curves.png")
+    print(f"wrote {os.path.join(result.out, 'learning_curves.csv')}, learning_curves_summary.csv, learning_curves.png")
     for t in result.labels_to_target:
         need = "not reached" if t["labels_mean"] is None else f"{t['labels_mean']:.0f} labels"
-        print(f"{t['strategy']:>8}: {need} to reach random's final force RMSE {t['target']:.4f} eV/Å "
-              f"(random: {t['reference_labels']:.0f}; per seed: {t['labels_per_seed']})")
+        print(
+            f"{t['strategy']:>8}: {need} to reach random's final force RMSE {t['target']:.4f} eV/Å "
+            f"(random: {t['reference_labels']:.0f}; per seed: {t['labels_per_seed']})"
+        )
     return 0
 
 
 # ----------------------------------------------------------------------------- registration
 def _add(subparsers: Any, name: str, help_text: str, configure: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(name, help=help_text, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     return configure(p)
 
 

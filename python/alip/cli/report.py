@@ -8,6 +8,7 @@ Examples::
     alip report alip_compare                   # one report for every strategy and seed of a comparison
     python -m alip.cli.report report RUN       # the same without the `alip` script
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,13 @@ _ERRORS = (ValueError, FileExistsError, FileNotFoundError, RuntimeError)
 
 def _configure_report(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("dir", help="a run directory (alip run) or a comparison directory (alip compare)")
-    p.add_argument("--descriptor-sample", type=int, default=600, metavar="N",
-                   help="pool structures featurized for the descriptor violins (default 600)")
+    p.add_argument(
+        "--descriptor-sample",
+        type=int,
+        default=600,
+        metavar="N",
+        help="pool structures featurized for the descriptor violins (default 600)",
+    )
     p.add_argument("--strict", action="store_true", help="fail on the first figure that cannot be drawn")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_report)
@@ -39,8 +45,9 @@ def run_report(args: argparse.Namespace) -> int:
         print("alip report: error: --descriptor-sample must be at least 1", file=sys.stderr)
         return 2
     try:
-        index = build_report(args.dir, progress=not args.no_progress, strict=args.strict,
-                             descriptor_sample=args.descriptor_sample)
+        index = build_report(
+            args.dir, progress=not args.no_progress, strict=args.strict, descriptor_sample=args.descriptor_sample
+        )
     except _ERRORS as exc:
         print(f"alip report: error: {exc}", file=sys.stderr)
         return 2
@@ -71,8 +78,14 @@ def run_demo_cli(args: argparse.Namespace) -> int:
         print("alip demo: error: --seeds and --jobs must be at least 1", file=sys.stderr)
         return 2
     try:
-        result = run_demo(args.out, quick=args.quick, seeds=args.seeds, jobs=args.jobs,
-                          progress=not args.no_progress, fresh=args.fresh)
+        result = run_demo(
+            args.out,
+            quick=args.quick,
+            seeds=args.seeds,
+            jobs=args.jobs,
+            progress=not args.no_progress,
+            fresh=args.fresh,
+        )
     except _ERRORS as exc:
         print(f"alip demo: error: {exc}", file=sys.stderr)
         return 2
@@ -83,8 +96,9 @@ def run_demo_cli(args: argparse.Namespace) -> int:
 
 
 def _add(subparsers: Any, name: str, help_text: str, configure: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(name, help=help_text, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     return configure(p)
 
 

@@ -16,6 +16,7 @@ Examples::
     alip select committee.pt pool.db -n 20 -o next.extxyz --exclude labeled.extxyz --scores scores.csv
     python -m alip.cli.select select committee.pt pool.extxyz -n 50 -o next.extxyz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,28 +41,26 @@ if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
 
 
 MATCH_TOL = 1e-8  # Å: positions and cell of an excluded structure
-CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev", "score", "selected",
-               "skipped_reason")
+CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev", "score", "selected", "skipped_reason")
 
 
 @dataclass
 class Selection:
     """Scores of every pool frame, why frames were left out, and the chosen frames."""
 
-    scores: Any                      # alip.al.pool_scoring.StreamedScores, in pool order
-    score: np.ndarray                # (S,) the acquisition score (NaN for skipped frames)
-    reason: np.ndarray               # (S,) str: "" for candidates, else why the frame was left out
-    candidates: np.ndarray           # frames eligible for selection
-    selected: np.ndarray             # chosen frames, in selection order
+    scores: Any  # alip.al.pool_scoring.StreamedScores, in pool order
+    score: np.ndarray  # (S,) the acquisition score (NaN for skipped frames)
+    reason: np.ndarray  # (S,) str: "" for candidates, else why the frame was left out
+    candidates: np.ndarray  # frames eligible for selection
+    selected: np.ndarray  # chosen frames, in selection order
     n_excluded: int = 0
-    n_below: int = 0                 # max_force_dev < trust_lo
-    n_above: int = 0                 # max_force_dev > trust_hi
-    kind: str = "force"              # the --score used
-    reader: Any = None               # the pool's PoolReader (its index is reused to read the selected frames)
+    n_below: int = 0  # max_force_dev < trust_lo
+    n_above: int = 0  # max_force_dev > trust_hi
+    kind: str = "force"  # the --score used
+    reader: Any = None  # the pool's PoolReader (its index is reused to read the selected frames)
 
 
-def excluded_frames(reader: Any, structures: Sequence[Atoms], chunk: int = 1024, tol: float = MATCH_TOL
-                    ) -> np.ndarray:
+def excluded_frames(reader: Any, structures: Sequence[Atoms], chunk: int = 1024, tol: float = MATCH_TOL) -> np.ndarray:
     """Pool frames equal to one of ``structures`` (same numbers; positions and cell within ``tol``)."""
     from alip.data.pool_reader import chunk_bounds
 
@@ -77,8 +76,9 @@ def excluded_frames(reader: Any, structures: Sequence[Atoms], chunk: int = 1024,
         for k in np.flatnonzero(np.isin(frames.counts, sizes)):
             sl = slice(off[k], off[k + 1])
             for pos, cell in known.get(frames.numbers[sl].tobytes(), ()):
-                if (np.allclose(pos, frames.positions[sl], rtol=0.0, atol=tol)
-                        and np.allclose(cell, frames.cells[k], rtol=0.0, atol=tol)):
+                if np.allclose(pos, frames.positions[sl], rtol=0.0, atol=tol) and np.allclose(
+                    cell, frames.cells[k], rtol=0.0, atol=tol
+                ):
                     found.append(int(frames.frame_ids[k]))
                     break
     return np.array(found, dtype=np.int64)
@@ -103,11 +103,24 @@ def read_frame(reader: Any, i: int) -> Atoms:
     return read(io.StringIO(text), index=0, format="extxyz")
 
 
-def select_from_pool(committee: Committee, pool: str | os.PathLike, n: int, *, score: str = "force",
-                     diversity: str = "fps", candidates: float = 4.0, trust_lo: float | None = None,
-                     trust_hi: float | None = None, exclude: Sequence[str | os.PathLike] = (),
-                     device: str | None = None, chunk: int = 256, client: Any = None, seed: int = 0,
-                     random_fraction: float = 0.0, progress: bool = False) -> Selection:
+def select_from_pool(
+    committee: Committee,
+    pool: str | os.PathLike,
+    n: int,
+    *,
+    score: str = "force",
+    diversity: str = "fps",
+    candidates: float = 4.0,
+    trust_lo: float | None = None,
+    trust_hi: float | None = None,
+    exclude: Sequence[str | os.PathLike] = (),
+    device: str | None = None,
+    chunk: int = 256,
+    client: Any = None,
+    seed: int = 0,
+    random_fraction: float = 0.0,
+    progress: bool = False,
+) -> Selection:
     """Score POOL with ``committee`` (:func:`alip.score_pool_streamed`) and choose ``n`` frames.
 
     Order of filters: skipped (unusable) frames, then frames in ``exclude``, then the trust
@@ -125,13 +138,12 @@ def select_from_pool(committee: Committee, pool: str | os.PathLike, n: int, *, s
         raise InputError(f"-n must be >= 1, got {n}")
     if trust_lo is not None and trust_hi is not None and trust_lo > trust_hi:
         raise InputError(f"--trust-lo {trust_lo} is above --trust-hi {trust_hi}")
-    reader = open_pool(pool)   # FileNotFoundError: no such pool file
+    reader = open_pool(pool)  # FileNotFoundError: no such pool file
     if reader.n_frames == 0:
         raise InputError(f"{pool}: no structures")
     known = [a for path in exclude for a in read_structures(path)]
     dev = None if device in (None, "cpu") else device
-    s = score_pool_streamed(committee, reader, chunk=chunk, client=client, on_bad="skip", device=dev,
-                            progress=progress)
+    s = score_pool_streamed(committee, reader, chunk=chunk, client=client, on_bad="skip", device=dev, progress=progress)
     value = np.full(len(s), np.nan)
     value[s.ok] = qbc_from_parts(score, s.energy_std[s.ok], s.max_force_dev[s.ok], s.virial_dev[s.ok])
     free = s.ok.copy()
@@ -140,14 +152,30 @@ def select_from_pool(committee: Committee, pool: str | os.PathLike, n: int, *, s
     below = free & (s.max_force_dev < trust_lo) if trust_lo is not None else np.zeros(len(s), bool)
     above = free & (s.max_force_dev > trust_hi) if trust_hi is not None else np.zeros(len(s), bool)
     free &= ~(below | above)
-    reason = np.select([excl, below, above], ["already labelled (--exclude)", "max_force_dev < trust_lo",
-                                              "max_force_dev > trust_hi"], "").astype(object)
+    reason = np.select(
+        [excl, below, above],
+        ["already labelled (--exclude)", "max_force_dev < trust_lo", "max_force_dev > trust_hi"],
+        "",
+    ).astype(object)
     reason[~s.ok] = [s.skipped.get(int(f), "unusable frame") for f in s.frame_ids[~s.ok]]
     cand = np.flatnonzero(free)
-    chosen = (cand[select_batch(value[cand], s.features[cand], n, diversity, candidates, seed, random_fraction)]
-              if len(cand) else np.zeros(0, dtype=np.int64))
-    return Selection(s, value, reason, s.frame_ids[cand], s.frame_ids[chosen], int(excl.sum()),
-                     int(below.sum()), int(above.sum()), score, reader)
+    chosen = (
+        cand[select_batch(value[cand], s.features[cand], n, diversity, candidates, seed, random_fraction)]
+        if len(cand)
+        else np.zeros(0, dtype=np.int64)
+    )
+    return Selection(
+        s,
+        value,
+        reason,
+        s.frame_ids[cand],
+        s.frame_ids[chosen],
+        int(excl.sum()),
+        int(below.sum()),
+        int(above.sum()),
+        score,
+        reader,
+    )
 
 
 def selected_atoms(selection: Selection) -> list[Atoms]:
@@ -158,8 +186,12 @@ def selected_atoms(selection: Selection) -> list[Atoms]:
     for f in selection.selected:
         atoms, k = read_frame(reader, f), pos[int(f)]
         atoms.calc = None
-        atoms.info.update(pool_index=int(f), qbc_score=float(selection.score[k]),
-                          max_force_dev=float(s.max_force_dev[k]), energy_std_per_atom=float(s.energy_std[k]))
+        atoms.info.update(
+            pool_index=int(f),
+            qbc_score=float(selection.score[k]),
+            max_force_dev=float(s.max_force_dev[k]),
+            energy_std_per_atom=float(s.energy_std[k]),
+        )
         out.append(atoms)
     return out
 
@@ -168,13 +200,13 @@ def write_outputs(selection: Selection, out: str | os.PathLike, scores_csv: str 
     """Write the selected structures (extxyz) and, if asked, the CSV of every frame, each atomically."""
     from ase.io import write
 
-
     def text(fn: Any) -> Any:
-        def body(raw: Any) -> None:   # atomic_write's binary temporary file, seen as UTF-8 text
+        def body(raw: Any) -> None:  # atomic_write's binary temporary file, seen as UTF-8 text
             fh = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             fn(fh)
             fh.flush()
             fh.detach()
+
         return body
 
     atoms, s = selected_atoms(selection), selection.scores
@@ -182,9 +214,16 @@ def write_outputs(selection: Selection, out: str | os.PathLike, scores_csv: str 
     if scores_csv is None:
         return
     chosen = np.isin(s.frame_ids, selection.selected).astype(int)
-    rows = zip(s.frame_ids.tolist(), s.n_atoms.tolist(), s.ok.astype(int).tolist(), map(repr, s.energy_std.tolist()),
-               map(repr, s.max_force_dev.tolist()), map(repr, selection.score.tolist()), chosen.tolist(),
-               selection.reason)
+    rows = zip(
+        s.frame_ids.tolist(),
+        s.n_atoms.tolist(),
+        s.ok.astype(int).tolist(),
+        map(repr, s.energy_std.tolist()),
+        map(repr, s.max_force_dev.tolist()),
+        map(repr, selection.score.tolist()),
+        chosen.tolist(),
+        selection.reason,
+    )
     atomic_write(os.fspath(scores_csv), text(lambda fh: csv.writer(fh).writerows(itertools.chain([CSV_COLUMNS], rows))))
 
 
@@ -197,15 +236,26 @@ def _summary(sel: Selection, args: argparse.Namespace) -> None:
         print(f"  ... {len(s.skipped) - 20} more (see --scores)")
     if args.exclude:
         print(f"excluded {sel.n_excluded} already labelled")
-    window = "" if args.trust_lo is None and args.trust_hi is None else (
-        f"trust window [{args.trust_lo}, {args.trust_hi}] eV/Å on max force deviation: {sel.n_below} below "
-        f"(accurate), {sel.n_above} above (likely unphysical), ")
+    window = (
+        ""
+        if args.trust_lo is None and args.trust_hi is None
+        else (
+            f"trust window [{args.trust_lo}, {args.trust_hi}] eV/Å on max force deviation: {sel.n_below} below "
+            f"(accurate), {sel.n_above} above (likely unphysical), "
+        )
+    )
     print(f"{window}{len(sel.candidates)} candidates")
     if len(ok):
         print(f"{sel.kind} score over scored frames: {ok.min():.4g} .. {ok.max():.4g}")
     picked = sel.score[np.isin(s.frame_ids, sel.selected)]
-    print(f"selected {len(picked)} -> {args.out}" + (f" (score {picked.min():.4g} .. {picked.max():.4g})"
-                                                    if len(picked) else ": no candidates left, the file is empty"))
+    print(
+        f"selected {len(picked)} -> {args.out}"
+        + (
+            f" (score {picked.min():.4g} .. {picked.max():.4g})"
+            if len(picked)
+            else ": no candidates left, the file is empty"
+        )
+    )
     if args.scores:
         print(f"scores of every frame -> {args.scores}")
 
@@ -221,11 +271,23 @@ def _run(args: argparse.Namespace) -> int:
                 raise InputError(f"{path} exists; pass --force to overwrite")
         committee = Committee.load(args.committee)
         client, close = _client(args)
-        sel = select_from_pool(committee, args.pool, args.n, score=args.score, diversity=args.diversity,
-                               candidates=args.candidates, trust_lo=args.trust_lo, trust_hi=args.trust_hi,
-                               exclude=args.exclude or (), device=args.device, chunk=args.chunk, client=client,
-                               seed=args.seed, random_fraction=args.random_fraction,
-                               progress=not args.no_progress)
+        sel = select_from_pool(
+            committee,
+            args.pool,
+            args.n,
+            score=args.score,
+            diversity=args.diversity,
+            candidates=args.candidates,
+            trust_lo=args.trust_lo,
+            trust_hi=args.trust_hi,
+            exclude=args.exclude or (),
+            device=args.device,
+            chunk=args.chunk,
+            client=client,
+            seed=args.seed,
+            random_fraction=args.random_fraction,
+            progress=not args.no_progress,
+        )
         write_outputs(sel, args.out, args.scores)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(f"alip select: error: {exc}", file=sys.stderr)
@@ -239,25 +301,38 @@ def _run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``select`` (score a pool with a committee and write the next batch to label)."""
 
-    p = subparsers.add_parser("select", help="pick the next structures to label (QBC, trust window, diversity)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "select",
+        help="pick the next structures to label (QBC, trust window, diversity)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("committee", help="committee file (alip train -o ...)")
     p.add_argument("pool", help="candidate structures: extxyz or ASE *.db")
     p.add_argument("-n", type=int, required=True, help="how many structures to select")
     p.add_argument("-o", "--out", required=True, help="extxyz file for the selected structures")
     p.add_argument("--scores", help="CSV with one row per pool frame")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--score", choices=QBC_KINDS, default="force",
-                   help="max force deviation (eV/Å, default), energy std per atom, virial deviation per atom, "
-                        "energy+force (combined) or energy+force+virial (all) over their medians")
+    p.add_argument(
+        "--score",
+        choices=QBC_KINDS,
+        default="force",
+        help="max force deviation (eV/Å, default), energy std per atom, virial deviation per atom, "
+        "energy+force (combined) or energy+force+virial (all) over their medians",
+    )
     p.add_argument("--diversity", choices=("fps", "kmeans", "none"), default="fps", help="batch diversity")
     p.add_argument("--candidates", type=float, default=4.0, help="diversity among the top CANDIDATES × n")
-    p.add_argument("--random-fraction", type=float, default=0.0,
-                   help="this fraction of the n is drawn uniformly from the candidates (exploration; default 0)")
+    p.add_argument(
+        "--random-fraction",
+        type=float,
+        default=0.0,
+        help="this fraction of the n is drawn uniformly from the candidates (exploration; default 0)",
+    )
     p.add_argument("--trust-lo", type=float, help="drop frames with max force deviation below this (eV/Å)")
     p.add_argument("--trust-hi", type=float, help="drop frames with max force deviation above this (eV/Å)")
-    p.add_argument("--exclude", action="append", metavar="FILE",
-                   help="structures already labelled (extxyz or db; repeatable)")
+    p.add_argument(
+        "--exclude", action="append", metavar="FILE", help="structures already labelled (extxyz or db; repeatable)"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default: the compiled core) or cuda[:N]")
     p.add_argument("--chunk", type=int, default=256, help="structures per scoring chunk (default 256)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (e.g. tcp://host:8786)")

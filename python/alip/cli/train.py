@@ -14,6 +14,7 @@ Examples::
 Exit status: 0 done, 2 bad arguments or input (unlabelled frame, unknown element, empty
 file, existing output without --force).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,6 @@ from alip.files import atomic_path
 if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
     from alip.core.descriptors import ACSF
     from alip.models.committee import Committee
-
 
 
 class InputError(ValueError):
@@ -78,8 +78,10 @@ def check_labeled(atoms_list: Sequence[Atoms], species: Sequence[int], path: str
     for i, atoms in enumerate(atoms_list):
         unknown = sorted(set(atoms.numbers.tolist()) - allowed)
         if unknown:
-            raise InputError(f"{path}: frame {i} has elements {[chemical_symbols[z] for z in unknown]} that the "
-                             f"descriptor spec does not cover (species {[chemical_symbols[z] for z in allowed]})")
+            raise InputError(
+                f"{path}: frame {i} has elements {[chemical_symbols[z] for z in unknown]} that the "
+                f"descriptor spec does not cover (species {[chemical_symbols[z] for z in allowed]})"
+            )
         try:
             energy, forces, _ = read_labels(atoms)
         except Exception as exc:  # no calculator, or one without energy/forces
@@ -93,11 +95,11 @@ class TrainSummary:
     """What :func:`train_from_file` did: the committee, the split and the errors."""
 
     committee: Committee
-    result: Any                      # alip.models.training.TrainResult
+    result: Any  # alip.models.training.TrainResult
     n_structures: int
     n_atoms: int
     train_errors: dict[str, float]
-    val_errors: dict[str, float] | None   # None without a validation split
+    val_errors: dict[str, float] | None  # None without a validation split
     out: str
 
 
@@ -107,8 +109,9 @@ def save_atomic(committee: Committee, out: str | os.PathLike) -> None:
         committee.save(tmp)
 
 
-def train_from_file(labeled: str | os.PathLike, out: str | os.PathLike, config: Any = None,
-                    acsf: ACSF = None, force: bool = False) -> TrainSummary:
+def train_from_file(
+    labeled: str | os.PathLike, out: str | os.PathLike, config: Any = None, acsf: ACSF = None, force: bool = False
+) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 
     Errors (``alip.models.training.errors``) are computed on the training and validation splits.
@@ -126,8 +129,15 @@ def train_from_file(labeled: str | os.PathLike, out: str | os.PathLike, config: 
     save_atomic(result.committee, out)
     train = [structures[i] for i in result.train_indices]
     val = [structures[i] for i in result.val_indices]
-    return TrainSummary(result.committee, result, len(structures), sum(len(a) for a in structures),
-                        errors(result.committee, train), errors(result.committee, val) if val else None, out)
+    return TrainSummary(
+        result.committee,
+        result,
+        len(structures),
+        sum(len(a) for a in structures),
+        errors(result.committee, train),
+        errors(result.committee, val) if val else None,
+        out,
+    )
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -156,17 +166,27 @@ def _run(args: argparse.Namespace) -> int:
         if args.spec:
             with open(args.spec, encoding="utf-8") as fh:
                 acsf = ACSF.from_dict(json.load(fh))
-        given = {"n_members": args.members, "hidden": args.hidden, "epochs": args.epochs,
-                 "energy_weighting": args.energy_weighting, "lbfgs_steps": args.lbfgs_steps, "dtype": args.dtype,
-                 "device": args.device, "seed": args.seed, "val_fraction": args.val_fraction}
-        cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})   # the rest: TrainConfig's defaults
+        given = {
+            "n_members": args.members,
+            "hidden": args.hidden,
+            "epochs": args.epochs,
+            "energy_weighting": args.energy_weighting,
+            "lbfgs_steps": args.lbfgs_steps,
+            "dtype": args.dtype,
+            "device": args.device,
+            "seed": args.seed,
+            "val_fraction": args.val_fraction,
+        }
+        cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})  # the rest: TrainConfig's defaults
         s = train_from_file(args.labeled, args.out, cfg, acsf, force=args.force)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(f"alip train: error: {exc}", file=sys.stderr)
         return 2
     r = s.result
-    print(f"trained {s.committee.n_members} members on {len(r.train_indices)} of {s.n_structures} structures "
-          f"({s.n_atoms} atoms; {len(r.val_indices)} for validation) in {r.seconds:.1f} s -> {s.out}")
+    print(
+        f"trained {s.committee.n_members} members on {len(r.train_indices)} of {s.n_structures} structures "
+        f"({s.n_atoms} atoms; {len(r.val_indices)} for validation) in {r.seconds:.1f} s -> {s.out}"
+    )
     print(f"RMSE train      ({len(r.train_indices)} structures): {_format(s.train_errors)}")
     if s.val_errors is not None:
         print(f"RMSE validation ({len(r.val_indices)} structures): {_format(s.val_errors)}")
@@ -177,13 +197,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``train`` (a committee from a labelled extxyz / ASE db); the defaults shown are
     :class:`alip.config.TrainingSection`'s, the ones TrainConfig applies."""
     d = TrainingSection()
-    p = subparsers.add_parser("train", help="train a committee on labelled structures (extxyz or ASE db)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train",
+        help="train a committee on labelled structures (extxyz or ASE db)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("labeled", help="labelled structures: extxyz (energy/forces/stress as ASE writes them) or *.db")
     p.add_argument("-o", "--out", required=True, help="committee file to write (e.g. committee.pt)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUT")
     p.add_argument("--members", type=int, help=f"committee size K (default {d.n_members})")
-    p.add_argument("--hidden", type=_hidden, help=f"hidden layer sizes, e.g. 24,24 (default {','.join(map(str, d.hidden))})")
+    p.add_argument(
+        "--hidden", type=_hidden, help=f"hidden layer sizes, e.g. 24,24 (default {','.join(map(str, d.hidden))})"
+    )
     p.add_argument("--epochs", type=int, help=f"Adam epochs (default {d.epochs})")
     p.add_argument("--energy-weighting", type=float, help="Δ in eV/atom: weight 1/(1 + (e - e_min)/Δ) (default off)")
     p.add_argument("--lbfgs-steps", type=int, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")

@@ -1,5 +1,6 @@
 """Structure batches as flat arrays: :class:`Frames` (pool frames by atomic number, as read
 from a pool) and :class:`PackedBatch` (species indices, the layout the compiled core reads)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,10 +16,10 @@ StructureOrList = Atoms | Sequence[Atoms]
 @dataclass
 class PackedBatch:
     positions: np.ndarray  # (N, 3) float64
-    species: np.ndarray    # (N,) int32 indices into the species list
-    offsets: np.ndarray    # (n_structures + 1,) int64
-    cells: np.ndarray      # (n_structures, 3, 3) float64
-    pbc: np.ndarray        # (n_structures, 3) uint8
+    species: np.ndarray  # (N,) int32 indices into the species list
+    offsets: np.ndarray  # (n_structures + 1,) int64
+    cells: np.ndarray  # (n_structures, 3, 3) float64
+    pbc: np.ndarray  # (n_structures, 3) uint8
 
     @property
     def n_structures(self) -> int:
@@ -30,9 +31,13 @@ class PackedBatch:
     def contiguous(self) -> PackedBatch:
         """The same batch with C-contiguous arrays of the dtypes the core reads."""
         c = np.ascontiguousarray
-        return PackedBatch(c(self.positions, dtype=np.float64), c(self.species, dtype=np.int32),
-                           c(self.offsets, dtype=np.int64), c(self.cells, dtype=np.float64),
-                           c(self.pbc, dtype=np.uint8))
+        return PackedBatch(
+            c(self.positions, dtype=np.float64),
+            c(self.species, dtype=np.int32),
+            c(self.offsets, dtype=np.int64),
+            c(self.cells, dtype=np.float64),
+            c(self.pbc, dtype=np.uint8),
+        )
 
 
 def as_list(structures: StructureOrList) -> tuple[list[Atoms], bool]:
@@ -93,12 +98,12 @@ def pack(structures: Sequence[Atoms], species: Sequence[int]) -> PackedBatch:
 class Frames:
     """A range of pool frames as flat arrays; unusable frames are listed in ``bad`` instead."""
 
-    frame_ids: np.ndarray   # (S,) int64 index of each frame in the pool
-    counts: np.ndarray      # (S,) int64 atoms per frame
-    positions: np.ndarray   # (N, 3) float64
-    numbers: np.ndarray     # (N,) int64 atomic numbers
-    cells: np.ndarray       # (S, 3, 3) float64, row vectors
-    pbc: np.ndarray         # (S, 3) bool
+    frame_ids: np.ndarray  # (S,) int64 index of each frame in the pool
+    counts: np.ndarray  # (S,) int64 atoms per frame
+    positions: np.ndarray  # (N, 3) float64
+    numbers: np.ndarray  # (N,) int64 atomic numbers
+    cells: np.ndarray  # (S, 3, 3) float64, row vectors
+    pbc: np.ndarray  # (S, 3) bool
     bad: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -118,14 +123,28 @@ class Frames:
         """The frames where the boolean mask ``keep`` (S,) is true; ``bad`` is kept."""
         keep = np.asarray(keep, dtype=bool)
         atom_keep = np.repeat(keep, self.counts)
-        return Frames(self.frame_ids[keep], self.counts[keep], self.positions[atom_keep],
-                      self.numbers[atom_keep], self.cells[keep], self.pbc[keep], dict(self.bad))
+        return Frames(
+            self.frame_ids[keep],
+            self.counts[keep],
+            self.positions[atom_keep],
+            self.numbers[atom_keep],
+            self.cells[keep],
+            self.pbc[keep],
+            dict(self.bad),
+        )
 
     def to_atoms(self) -> list[Atoms]:
         """One ``ase.Atoms`` per frame (slow for many frames; for tests and small pools)."""
         off = self.offsets
-        return [Atoms(numbers=self.numbers[off[k]:off[k + 1]], positions=self.positions[off[k]:off[k + 1]],
-                      cell=self.cells[k], pbc=self.pbc[k]) for k in range(self.n_structures)]
+        return [
+            Atoms(
+                numbers=self.numbers[off[k] : off[k + 1]],
+                positions=self.positions[off[k] : off[k + 1]],
+                cell=self.cells[k],
+                pbc=self.pbc[k],
+            )
+            for k in range(self.n_structures)
+        ]
 
     @classmethod
     def from_atoms(cls, atoms_list: Sequence[Atoms], frame_ids: Sequence[int] | None = None) -> Frames:
@@ -138,9 +157,12 @@ class Frames:
         if len(ids) != len(atoms_list):
             raise ValueError(f"{len(ids)} frame ids for {len(atoms_list)} structures")
         counts = np.array([len(a) for a in atoms_list], dtype=np.int64)
-        cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
-        return cls(ids.astype(np.int64), counts,
-                   cat([a.positions for a in atoms_list], (0, 3)).astype(np.float64),
-                   cat([a.numbers for a in atoms_list], (0,)).astype(np.int64),
-                   np.array([a.cell.array for a in atoms_list], dtype=np.float64).reshape(-1, 3, 3),
-                   np.array([a.pbc for a in atoms_list], dtype=bool).reshape(-1, 3))
+        cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)
+        return cls(
+            ids.astype(np.int64),
+            counts,
+            cat([a.positions for a in atoms_list], (0, 3)).astype(np.float64),
+            cat([a.numbers for a in atoms_list], (0,)).astype(np.int64),
+            np.array([a.cell.array for a in atoms_list], dtype=np.float64).reshape(-1, 3, 3),
+            np.array([a.pbc for a in atoms_list], dtype=bool).reshape(-1, 3),
+        )

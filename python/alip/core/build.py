@@ -1,4 +1,5 @@
 """How the compiled core was built, and its OpenMP thread count."""
+
 from __future__ import annotations
 
 from alip import _core

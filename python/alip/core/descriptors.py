@@ -5,6 +5,7 @@ in Å, G4/G5 summed over unordered neighbor pairs with the 2^(1-zeta) prefactor.
 order: for each neighbor species (ascending Z) the G2 block; then for each unordered
 species pair (a <= b) the G4 block followed by the G5 block.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -177,8 +178,10 @@ class ACSF:
 
     def __repr__(self) -> str:
         names = ",".join(chemical_symbols[z] for z in self.species)
-        return (f"ACSF(species=[{names}], cutoff={self.cutoff:g}, n_g2={len(self.g2)}, n_g4={len(self.g4)}, "
-                f"n_g5={len(self.g5)}, n_features={self.n_features})")
+        return (
+            f"ACSF(species=[{names}], cutoff={self.cutoff:g}, n_g2={len(self.g2)}, n_g4={len(self.g4)}, "
+            f"n_g5={len(self.g5)}, n_features={self.n_features})"
+        )
 
     def __getstate__(self) -> dict:
         return self.to_dict()
@@ -208,8 +211,9 @@ class ACSF:
         dE_dG = np.asarray(dE_dG, dtype=np.float64)
         n = int(batch.offsets[-1])
         if dE_dG.shape[-2:] != (n, self.n_features) or dE_dG.ndim not in (2, 3):
-            raise ValueError(f"dE_dG must have shape ({n}, {self.n_features}) or (K, {n}, {self.n_features}), "
-                             f"got {dE_dG.shape}")
+            raise ValueError(
+                f"dE_dG must have shape ({n}, {self.n_features}) or (K, {n}, {self.n_features}), got {dE_dG.shape}"
+            )
         forces, virials = self._core.forces_virial(*batch.arrays(), np.ascontiguousarray(dE_dG))
         return (forces, virials[..., 0, :, :]) if single else (forces, virials)
 

@@ -5,6 +5,7 @@ that serves as the test oracle and supplies second derivatives to the bridge.
 
 torch is imported here only; ``alip.core.descriptors`` works without it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -95,11 +96,14 @@ def _triplets(i: np.ndarray, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(first).astype(np.int64), np.concatenate(second).astype(np.int64)
 
 
-def reference_acsf(acsf: ACSF, positions: torch.Tensor, cell: torch.Tensor, numbers: Sequence[int], pbc) -> torch.Tensor:
+def reference_acsf(
+    acsf: ACSF, positions: torch.Tensor, cell: torch.Tensor, numbers: Sequence[int], pbc
+) -> torch.Tensor:
     """ACSF values (n_atoms, F) with torch ops only, differentiable to any order in
     positions and cell. The neighbor list (piecewise constant) comes from the core."""
-    atoms = Atoms(numbers=list(numbers), positions=positions.detach().cpu().numpy(),
-                  cell=cell.detach().cpu().numpy(), pbc=pbc)
+    atoms = Atoms(
+        numbers=list(numbers), positions=positions.detach().cpu().numpy(), cell=cell.detach().cpu().numpy(), pbc=pbc
+    )
     i, j, S, _, _ = neighbor_list(atoms, acsf.cutoff)
     n, F = len(atoms), acsf.n_features
     sp = torch.as_tensor(species_index(acsf.species, np.asarray(numbers)), dtype=torch.int64)
@@ -151,8 +155,9 @@ def reference_acsf(acsf: ACSF, positions: torch.Tensor, cell: torch.Tensor, numb
 # ---------------------------------------------------------------------------
 # autograd bridge over the compiled core
 # ---------------------------------------------------------------------------
-def _cell_gradient(dL_deps: torch.Tensor, positions: torch.Tensor, g_pos: torch.Tensor, cell: torch.Tensor,
-                   pbc: np.ndarray) -> torch.Tensor:
+def _cell_gradient(
+    dL_deps: torch.Tensor, positions: torch.Tensor, g_pos: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray
+) -> torch.Tensor:
     """dL/dcell from the strain derivative: dL/deps = r^T dL/dr + h^T dL/dh, where only
     periodic rows of h enter the structure."""
     periodic = np.flatnonzero(pbc)
@@ -168,8 +173,12 @@ def _cell_gradient(dL_deps: torch.Tensor, positions: torch.Tensor, g_pos: torch.
 class _ACSFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, positions, cell, acsf, numbers, pbc):
-        atoms = Atoms(numbers=list(numbers), positions=positions.detach().cpu().double().numpy(),
-                      cell=cell.detach().cpu().double().numpy(), pbc=pbc)
+        atoms = Atoms(
+            numbers=list(numbers),
+            positions=positions.detach().cpu().double().numpy(),
+            cell=cell.detach().cpu().double().numpy(),
+            pbc=pbc,
+        )
         d = acsf.compute(atoms, gradients=True)
         dt = DescriptorTensors(d, dtype=positions.dtype, device=positions.device)
         ctx.save_for_backward(positions, cell)
@@ -180,7 +189,7 @@ class _ACSFFunction(torch.autograd.Function):
     def backward(ctx, grad_G):
         positions, cell = ctx.saved_tensors
         dt = ctx.dt
-        g_pos = -dt.forces(grad_G)                       # J^T grad_G, linear in grad_G
+        g_pos = -dt.forces(grad_G)  # J^T grad_G, linear in grad_G
         dL_deps = -dt.virials(grad_G)[0]
         g_cell = _cell_gradient(dL_deps, positions.detach(), g_pos, cell.detach(), ctx.pbc)
         if torch.is_grad_enabled() and (positions.requires_grad or cell.requires_grad):
@@ -188,8 +197,9 @@ class _ACSFFunction(torch.autograd.Function):
             # the correction is zero in value and carries only those derivatives.
             with torch.enable_grad():
                 G = reference_acsf(ctx.acsf, positions, cell, ctx.numbers, ctx.pbc)
-                gp, gc = torch.autograd.grad(G, (positions, cell), grad_G.detach(), create_graph=True,
-                                             allow_unused=True)
+                gp, gc = torch.autograd.grad(
+                    G, (positions, cell), grad_G.detach(), create_graph=True, allow_unused=True
+                )
             if gp is not None:
                 g_pos = g_pos + (gp - gp.detach())
             if gc is not None:

@@ -24,6 +24,7 @@ missing their d²G/dr² part; use ``alip.core.descriptors_torch.acsf_torch`` (CP
 torch is needed here (imported lazily); featurization without torch is
 :meth:`alip.ACSF.compute`.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,12 +44,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from alip.core.descriptors import ACSF
 
 __all__ = [
-    "cuda_compiled", "cuda_available", "parse_device", "select_device", "TorchBatch", "prepare", "Prepared", "compute",
-    "forces_and_virial", "jvp", "acsf_values", "neighbor_list",
+    "cuda_compiled",
+    "cuda_available",
+    "parse_device",
+    "select_device",
+    "TorchBatch",
+    "prepare",
+    "Prepared",
+    "compute",
+    "forces_and_virial",
+    "jvp",
+    "acsf_values",
+    "neighbor_list",
 ]
 
-NO_CUDA_MESSAGE = ("alip was built without CUDA: the GPU path is not available. Rebuild with nvcc on PATH: "
-                   "pip install . -C cmake.define.ALIP_CUDA=ON (see README, 'CUDA')")
+NO_CUDA_MESSAGE = (
+    "alip was built without CUDA: the GPU path is not available. Rebuild with nvcc on PATH: "
+    "pip install . -C cmake.define.ALIP_CUDA=ON (see README, 'CUDA')"
+)
 
 
 # --------------------------------------------------------------------------- availability
@@ -79,8 +92,10 @@ def _require_cuda() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise RuntimeError("no CUDA device is visible to torch (torch.cuda.is_available() is False; torch "
-                           f"{torch.__version__}, built for CUDA {torch.version.cuda})")
+        raise RuntimeError(
+            "no CUDA device is visible to torch (torch.cuda.is_available() is False; torch "
+            f"{torch.__version__}, built for CUDA {torch.version.cuda})"
+        )
     if _core.cuda.device_count() == 0:
         raise RuntimeError(f"alip's CUDA runtime sees no GPU ({_core.cuda.describe()})")
 
@@ -141,11 +156,13 @@ class TorchBatch:
         items, _ = as_list(structures)
         b = pack(items, acsf.species)
         dev = torch.device(device)
-        return cls(positions=torch.as_tensor(b.positions, dtype=torch.float64, device=dev),
-                   species=torch.as_tensor(b.species, dtype=torch.int32, device=dev),
-                   offsets=torch.as_tensor(b.offsets, dtype=torch.int64, device=dev),
-                   cells=torch.as_tensor(b.cells, dtype=torch.float64, device=dev),
-                   pbc=torch.as_tensor(b.pbc.astype(bool), device=dev))
+        return cls(
+            positions=torch.as_tensor(b.positions, dtype=torch.float64, device=dev),
+            species=torch.as_tensor(b.species, dtype=torch.int32, device=dev),
+            offsets=torch.as_tensor(b.offsets, dtype=torch.int64, device=dev),
+            cells=torch.as_tensor(b.cells, dtype=torch.float64, device=dev),
+            pbc=torch.as_tensor(b.pbc.astype(bool), device=dev),
+        )
 
     @property
     def n_atoms(self) -> int:
@@ -172,8 +189,12 @@ class TorchBatch:
     def check(self) -> None:
         """Shape checks shared by both paths (values are checked by the core)."""
         n, s = self.n_atoms, self.n_structures
-        shapes = {"positions": (tuple(self.positions.shape), (n, 3)), "species": (tuple(self.species.shape), (n,)),
-                  "cells": (tuple(self.cells.shape), (s, 3, 3)), "pbc": (tuple(self.pbc.shape), (s, 3))}
+        shapes = {
+            "positions": (tuple(self.positions.shape), (n, 3)),
+            "species": (tuple(self.species.shape), (n,)),
+            "cells": (tuple(self.cells.shape), (s, 3, 3)),
+            "pbc": (tuple(self.pbc.shape), (s, 3)),
+        }
         if self.offsets.ndim != 1 or s < 1:
             raise ValueError("offsets must be a 1-D tensor with at least two entries")
         for name, (got, want) in shapes.items():
@@ -197,11 +218,13 @@ class _CpuPath:
         self.acsf = acsf
         self.device = batch.device
         b = batch.to("cpu")
-        self.arrays = (np.ascontiguousarray(b.positions.detach().numpy(), dtype=np.float64),
-                       np.ascontiguousarray(b.species.numpy(), dtype=np.int32),
-                       np.ascontiguousarray(b.offsets.numpy(), dtype=np.int64),
-                       np.ascontiguousarray(b.cells.detach().numpy(), dtype=np.float64),
-                       np.ascontiguousarray(b.pbc.numpy(), dtype=np.uint8))
+        self.arrays = (
+            np.ascontiguousarray(b.positions.detach().numpy(), dtype=np.float64),
+            np.ascontiguousarray(b.species.numpy(), dtype=np.int32),
+            np.ascontiguousarray(b.offsets.numpy(), dtype=np.int64),
+            np.ascontiguousarray(b.cells.detach().numpy(), dtype=np.float64),
+            np.ascontiguousarray(b.pbc.numpy(), dtype=np.uint8),
+        )
         self.n_atoms, self.n_structures = batch.n_atoms, batch.n_structures
         self._sparse = None
 
@@ -213,12 +236,12 @@ class _CpuPath:
     def forces_virial(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        f, v = self.acsf._core.forces_virial(*self.arrays, np.ascontiguousarray(w.detach().cpu().numpy(),
-                                                                                dtype=np.float64))
+        f, v = self.acsf._core.forces_virial(
+            *self.arrays, np.ascontiguousarray(w.detach().cpu().numpy(), dtype=np.float64)
+        )
         return torch.from_numpy(f).to(w.dtype), torch.from_numpy(v).to(w.dtype)
 
-    def jvp(self, u: torch.Tensor | None, strain: torch.Tensor | None,
-            dtype: torch.dtype) -> torch.Tensor:
+    def jvp(self, u: torch.Tensor | None, strain: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         import torch
 
         if self._sparse is None:
@@ -280,9 +303,17 @@ class _CudaPath:
         self.kernels = _kernels(acsf, device.index)
         with torch.cuda.device(device):
             self.nl = _core.cuda.build_neighbor_list(
-                self.positions.data_ptr(), self.species.data_ptr(), self.offsets.data_ptr(), self.cells.data_ptr(),
-                self.pbc.data_ptr(), self.n_structures, self.n_atoms, acsf.cutoff, len(acsf.species),
-                self._stream())
+                self.positions.data_ptr(),
+                self.species.data_ptr(),
+                self.offsets.data_ptr(),
+                self.cells.data_ptr(),
+                self.pbc.data_ptr(),
+                self.n_structures,
+                self.n_atoms,
+                acsf.cutoff,
+                len(acsf.species),
+                self._stream(),
+            )
 
     def _stream(self) -> int:
         import torch
@@ -305,12 +336,12 @@ class _CudaPath:
         forces = torch.empty((self.n_atoms, 3), dtype=w.dtype, device=self.device)
         virials = torch.empty((self.n_structures, 3, 3), dtype=w.dtype, device=self.device)
         with torch.cuda.device(self.device):
-            self.kernels.forces_virial(self.nl, name, w.data_ptr(), forces.data_ptr(), virials.data_ptr(),
-                                       self._stream())
+            self.kernels.forces_virial(
+                self.nl, name, w.data_ptr(), forces.data_ptr(), virials.data_ptr(), self._stream()
+            )
         return forces, virials
 
-    def jvp(self, u: torch.Tensor | None, strain: torch.Tensor | None,
-            dtype: torch.dtype) -> torch.Tensor:
+    def jvp(self, u: torch.Tensor | None, strain: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         import torch
 
         name = _dtype_name(dtype)
@@ -318,8 +349,14 @@ class _CudaPath:
         strain = None if strain is None else strain.detach().to(device=self.device, dtype=dtype).contiguous()
         out = torch.empty((self.n_atoms, self.acsf.n_features), dtype=dtype, device=self.device)
         with torch.cuda.device(self.device):
-            self.kernels.jvp(self.nl, name, 0 if u is None else u.data_ptr(),
-                             0 if strain is None else strain.data_ptr(), out.data_ptr(), self._stream())
+            self.kernels.jvp(
+                self.nl,
+                name,
+                0 if u is None else u.data_ptr(),
+                0 if strain is None else strain.data_ptr(),
+                out.data_ptr(),
+                self._stream(),
+            )
         return out
 
 
@@ -415,8 +452,9 @@ def _autograd_classes():
             g_pos = (-F).to(positions.dtype)
             g_cell = None
             if ctx.needs_input_grad[1]:
-                g_cell = _cell_gradient((-W).to(cells.dtype), positions.detach(), g_pos, cells.detach(), ctx.pbc,
-                                        ctx.offsets)
+                g_cell = _cell_gradient(
+                    (-W).to(cells.dtype), positions.detach(), g_pos, cells.detach(), ctx.pbc, ctx.offsets
+                )
             return g_pos, g_cell, None, None, None, None
 
     return ForcesVirial, Jvp, Values
@@ -482,8 +520,7 @@ class Prepared:
         ForcesVirial, _, _ = _functions()
         return ForcesVirial.apply(dE_dG, self._path)
 
-    def jvp(self, displacement: torch.Tensor | None = None,
-            strain: torch.Tensor | None = None) -> torch.Tensor:
+    def jvp(self, displacement: torch.Tensor | None = None, strain: torch.Tensor | None = None) -> torch.Tensor:
         """(..., N, F) = J_r displacement + J_eps strain; differentiable in both."""
         p = self._path
         if displacement is None and strain is None:
@@ -503,16 +540,18 @@ def prepare(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = 
     return Prepared(acsf, structures, device)
 
 
-def compute(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None,
-            dtype: torch.dtype | None = None) -> torch.Tensor:
+def compute(
+    acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Descriptor values (N, F) as a tensor on the batch's device (or ``device``).
     ``dtype``: float64 (default) or float32 (the GPU computes in it; the CPU core computes
     in float64 and casts)."""
     return Prepared(acsf, structures, device).values(dtype)
 
 
-def forces_and_virial(acsf: ACSF, structures: StructureOrList | TorchBatch, dE_dG: torch.Tensor,
-                      device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+def forces_and_virial(
+    acsf: ACSF, structures: StructureOrList | TorchBatch, dE_dG: torch.Tensor, device: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Forces -dE/dr (..., N, 3) and virials -dE/deps (..., S, 3, 3) from dE/dG (..., N, F)
     (leading dimensions: e.g. committee members), without storing the Jacobian.
     Differentiable in ``dE_dG`` to any order (training on forces and stresses)."""
@@ -524,8 +563,13 @@ def forces_and_virial(acsf: ACSF, structures: StructureOrList | TorchBatch, dE_d
     return Prepared(acsf, batch, select_device(batch.positions, dE_dG, device=device)).forces_and_virial(dE_dG)
 
 
-def jvp(acsf: ACSF, structures: StructureOrList | TorchBatch, displacement: torch.Tensor | None = None,
-        strain: torch.Tensor | None = None, device: Any = None) -> torch.Tensor:
+def jvp(
+    acsf: ACSF,
+    structures: StructureOrList | TorchBatch,
+    displacement: torch.Tensor | None = None,
+    strain: torch.Tensor | None = None,
+    device: Any = None,
+) -> torch.Tensor:
     """dG (..., N, F) = sum_j dG_i/dr_j displacement_j + sum_ab dG_i/deps_ab strain_ab, for
     displacement (..., N, 3) and strain (..., S, 3, 3) (either may be None). The adjoint
     of :func:`forces_and_virial`; differentiable in both inputs."""
@@ -536,8 +580,13 @@ def jvp(acsf: ACSF, structures: StructureOrList | TorchBatch, displacement: torc
     return Prepared(acsf, batch, d).jvp(displacement, strain)
 
 
-def acsf_values(acsf: ACSF, positions: torch.Tensor, batch: TorchBatch, cells: torch.Tensor | None = None,
-                dtype: torch.dtype | None = None) -> torch.Tensor:
+def acsf_values(
+    acsf: ACSF,
+    positions: torch.Tensor,
+    batch: TorchBatch,
+    cells: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Values (N, F) as an autograd function of ``positions`` (N, 3) and ``cells`` (S, 3, 3)
     (default: the batch's). Species, offsets and pbc come from ``batch``; the device is
     that of ``positions``. First derivatives are exact (fused VJP); see the module notes
@@ -548,13 +597,19 @@ def acsf_values(acsf: ACSF, positions: torch.Tensor, batch: TorchBatch, cells: t
     _, _, Values = _functions()
     import torch
 
-    return Values.apply(positions, cells, path, batch.pbc.to(positions.device), batch.offsets.to(positions.device),
-                        dtype or (positions.dtype if positions.dtype in (torch.float32, torch.float64)
-                                  else torch.float64))
+    return Values.apply(
+        positions,
+        cells,
+        path,
+        batch.pbc.to(positions.device),
+        batch.offsets.to(positions.device),
+        dtype or (positions.dtype if positions.dtype in (torch.float32, torch.float64) else torch.float64),
+    )
 
 
-def neighbor_list(acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any = None,
-                  n_species: int | None = None) -> tuple[torch.Tensor, ...]:
+def neighbor_list(
+    acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any = None, n_species: int | None = None
+) -> tuple[torch.Tensor, ...]:
     """(i, j, S, D, d) of a batch with global atom indices: the pairs of
     :func:`alip.neighbor_list` for each structure, grouped by center. On the CPU they are
     sorted by (i, j) within a structure; on the GPU, within a center, by neighbor species
@@ -563,8 +618,9 @@ def neighbor_list(acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any =
 
     cutoff = float(getattr(acsf_or_cutoff, "cutoff", acsf_or_cutoff))
     if n_species is None:
-        n_species = len(acsf_or_cutoff.species) if hasattr(acsf_or_cutoff, "species") else \
-            int(batch.species.max().item()) + 1
+        n_species = (
+            len(acsf_or_cutoff.species) if hasattr(acsf_or_cutoff, "species") else int(batch.species.max().item()) + 1
+        )
     d = select_device(batch.positions, device=device)
     if d.type == "cuda":
         _require_cuda()
@@ -574,8 +630,18 @@ def neighbor_list(acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any =
         cells, pbc = b.cells.to(torch.float64).contiguous(), b.pbc.to(torch.uint8).contiguous()
         with torch.cuda.device(d):
             stream = int(torch.cuda.current_stream(d).cuda_stream)
-            nl = _core.cuda.build_neighbor_list(pos.data_ptr(), sp.data_ptr(), off.data_ptr(), cells.data_ptr(),
-                                                pbc.data_ptr(), b.n_structures, b.n_atoms, cutoff, n_species, stream)
+            nl = _core.cuda.build_neighbor_list(
+                pos.data_ptr(),
+                sp.data_ptr(),
+                off.data_ptr(),
+                cells.data_ptr(),
+                pbc.data_ptr(),
+                b.n_structures,
+                b.n_atoms,
+                cutoff,
+                n_species,
+                stream,
+            )
             n = nl.n_pairs
             i = torch.empty(n, dtype=torch.int64, device=d)
             j = torch.empty(n, dtype=torch.int64, device=d)
@@ -593,8 +659,12 @@ def neighbor_list(acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any =
     parts = []
     for k in range(b.n_structures):
         lo, hi = int(off[k]), int(off[k + 1])
-        atoms = Atoms(numbers=np.full(hi - lo, 14), positions=b.positions[lo:hi].detach().numpy(),
-                      cell=b.cells[k].detach().numpy(), pbc=b.pbc[k].numpy())
+        atoms = Atoms(
+            numbers=np.full(hi - lo, 14),
+            positions=b.positions[lo:hi].detach().numpy(),
+            cell=b.cells[k].detach().numpy(),
+            pbc=b.pbc[k].numpy(),
+        )
         i, j, S, D, dist = cpu_neighbor_list(atoms, cutoff)
         parts.append((i + lo, j + lo, S, D, dist))
     return tuple(torch.from_numpy(np.concatenate([p[q] for p in parts])) for q in range(5))

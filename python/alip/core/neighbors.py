@@ -1,4 +1,5 @@
 """Neighbor lists from the compiled core, with ASE's conventions."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """A sliding window of Dask tasks: bounded worker memory whatever the number of chunks."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,8 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 
-def run_windowed(client: Any, items: Iterable[Any], submit: Callable[[Any], Any],
-                 handle: Callable[[Any], Any]) -> None:
+def run_windowed(client: Any, items: Iterable[Any], submit: Callable[[Any], Any], handle: Callable[[Any], Any]) -> None:
     """Submits ``submit(item)`` for every item, at most 2 × (worker threads) at a time,
     and calls ``handle(result)`` as tasks finish (in completion order); ``handle``
     returning ``False`` stops early. Unfinished tasks are cancelled on exit."""

@@ -26,6 +26,7 @@ Layout (``OUT/``)::
 Structure ``i`` of a store is always frame ``i`` of the pool: a skipped frame keeps
 its place with zero atoms and its reason in ``skipped.json``, never a silent gap.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,11 @@ def load_json(path: str) -> Any:
 
 def chunk_paths(out: str, k: int) -> tuple[str, str, str]:
     """(values, numbers, part) file of chunk ``k``."""
-    return (os.path.join(out, "values", f"{k}.npy"), os.path.join(out, "numbers", f"{k}.npy"),
-            os.path.join(out, "parts", f"{k}.json"))
+    return (
+        os.path.join(out, "values", f"{k}.npy"),
+        os.path.join(out, "numbers", f"{k}.npy"),
+        os.path.join(out, "parts", f"{k}.json"),
+    )
 
 
 def write_chunk(out: str, k: int, start: int, stop: int, frames: Frames, values: np.ndarray, dtype: str) -> None:
@@ -73,8 +77,17 @@ def write_chunk(out: str, k: int, start: int, stop: int, frames: Frames, values:
     vpath, npath, ppath = chunk_paths(out, k)
     save_npy(vpath, np.ascontiguousarray(values, dtype=dtype))
     save_npy(npath, frames.numbers.astype(np.uint8))
-    save_json(ppath, {"chunk": k, "start": start, "stop": stop, "n_atoms": int(counts.sum()),
-                      "counts": counts.tolist(), "skipped": {str(f): frames.bad[f] for f in sorted(frames.bad)}})
+    save_json(
+        ppath,
+        {
+            "chunk": k,
+            "start": start,
+            "stop": stop,
+            "n_atoms": int(counts.sum()),
+            "counts": counts.tolist(),
+            "skipped": {str(f): frames.bad[f] for f in sorted(frames.bad)},
+        },
+    )
 
 
 def init_store(out: str, meta: dict, bounds: np.ndarray) -> None:
@@ -121,7 +134,7 @@ def finalize(out: str) -> dict:
     rows = []
     for k in range(len(bounds) - 1):
         part = load_json(chunk_paths(out, k)[2])
-        counts[part["start"]:part["stop"]] = part["counts"]
+        counts[part["start"] : part["stop"]] = part["counts"]
         skipped.update(part["skipped"])
         rows.append(int(part["n_atoms"]))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -129,8 +142,13 @@ def finalize(out: str) -> dict:
     save_json(os.path.join(out, "skipped.json"), dict(sorted(skipped.items(), key=lambda kv: int(kv[0]))))
     info = {"chunks": (tuple(rows), (int(meta["n_features"]),)), "dtype": np.dtype(meta["dtype"]), "axis": 0}
     atomic_write(os.path.join(out, "values", "info"), lambda f: pickle.dump(info, f, protocol=4), durable=False)
-    totals = {"n_frames": int(meta["n_frames"]), "n_featurized": int(meta["n_frames"]) - len(skipped),
-              "n_skipped": len(skipped), "n_atoms": int(offsets[-1]), "n_chunks": len(rows)}
+    totals = {
+        "n_frames": int(meta["n_frames"]),
+        "n_featurized": int(meta["n_frames"]) - len(skipped),
+        "n_skipped": len(skipped),
+        "n_atoms": int(offsets[-1]),
+        "n_chunks": len(rows),
+    }
     save_json(os.path.join(out, "complete.json"), totals)
     return totals
 
@@ -159,12 +177,16 @@ class FeatureStore:
             raise ValueError(f"{self.path} is not an alip feature store (no meta.json of format {FORMAT!r})")
         self.meta: dict = load_json(os.path.join(self.path, "meta.json"))
         if self.meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{self.path}: feature store version {self.meta['format_version']} is newer than "
-                             f"this alip reads ({FORMAT_VERSION})")
+            raise ValueError(
+                f"{self.path}: feature store version {self.meta['format_version']} is newer than "
+                f"this alip reads ({FORMAT_VERSION})"
+            )
         complete = os.path.join(self.path, "complete.json")
         if not os.path.exists(complete):
-            raise ValueError(f"{self.path} is incomplete (interrupted run): continue it with resume=True "
-                             f"(alip featurize ... --resume)")
+            raise ValueError(
+                f"{self.path} is incomplete (interrupted run): continue it with resume=True "
+                f"(alip featurize ... --resume)"
+            )
         self.totals: dict = load_json(complete)
         if acsf is not None:
             self.check_spec(acsf)
@@ -227,8 +249,10 @@ class FeatureStore:
         return self.n_structures
 
     def __repr__(self) -> str:
-        return (f"FeatureStore({self.path!r}, structures={self.n_structures}, skipped={len(self.skipped)}, "
-                f"atoms={self.n_atoms}, features={self.n_features}, chunks={self.n_chunks})")
+        return (
+            f"FeatureStore({self.path!r}, structures={self.n_structures}, skipped={len(self.skipped)}, "
+            f"atoms={self.n_atoms}, features={self.n_features}, chunks={self.n_chunks})"
+        )
 
     # ---- values
     def chunk_values(self, k: int) -> np.ndarray:
@@ -244,12 +268,14 @@ class FeatureStore:
             yield int(self.bounds[k]), int(self.bounds[k + 1]), self.chunk_values(k)
 
     def _atoms(self, a: int, b: int, get: Callable[[int], np.ndarray]) -> np.ndarray:
-        ks = range(max(int(np.searchsorted(self._chunk_atoms, a, side="right")) - 1, 0),
-                   int(np.searchsorted(self._chunk_atoms, b, side="left")))
+        ks = range(
+            max(int(np.searchsorted(self._chunk_atoms, a, side="right")) - 1, 0),
+            int(np.searchsorted(self._chunk_atoms, b, side="left")),
+        )
         parts = []
         for k in ks:
             lo = self._chunk_atoms[k]
-            parts.append(np.asarray(get(k)[max(a - lo, 0):b - lo]))
+            parts.append(np.asarray(get(k)[max(a - lo, 0) : b - lo]))
         return np.concatenate(parts) if parts else np.asarray(get(0)[0:0])
 
     def values(self, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -270,7 +296,7 @@ class FeatureStore:
         """(n_structures, F) per-structure mean of the atomic descriptors; NaN rows for skipped frames."""
         out = np.full((self.n_structures, self.n_features), np.nan)
         for a, b, vals in self.iter_chunks():
-            counts = np.diff(self.offsets[a:b + 1])
+            counts = np.diff(self.offsets[a : b + 1])
             has = counts > 0
             if has.any():
                 starts = (self.offsets[a:b] - self.offsets[a])[has]

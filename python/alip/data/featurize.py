@@ -10,6 +10,7 @@ the store must be on a filesystem the workers share); the descriptor spec is
 broadcast to the workers once, and the files are the same bytes as a local run's.
 ``resume=True`` continues an interrupted run with the chunks that are missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,16 @@ from alip.data.dask_window import run_windowed
 from alip.data.feature_store import FeatureStore
 from alip.data.pool_reader import ChunkRef, Frames, PoolReader, chunk_bounds, open_pool, read_ref
 
-__all__ = ["featurize_pool", "FeatureStore", "FeaturizeSummary", "BadFrameError", "featurize_frames",
-           "core_values", "process_chunk", "ON_BAD"]
+__all__ = [
+    "featurize_pool",
+    "FeatureStore",
+    "FeaturizeSummary",
+    "BadFrameError",
+    "featurize_frames",
+    "core_values",
+    "process_chunk",
+    "ON_BAD",
+]
 
 ON_BAD = ("stop", "skip")
 DTYPES = ("float64", "float32")
@@ -44,8 +53,7 @@ class BadFrameError(ValueError):
 
     def __init__(self, frame: int, reason: str, path: str = "") -> None:
         self.frame, self.reason, self.path = int(frame), reason, path
-        super().__init__(f"{path + ': ' if path else ''}frame {frame}: {reason} "
-                         f"(on_bad='skip' records it and goes on)")
+        super().__init__(f"{path + ': ' if path else ''}frame {frame}: {reason} (on_bad='skip' records it and goes on)")
 
 
 # ----------------------------------------------------------------------------- core adapter
@@ -59,14 +67,13 @@ def _species_index(acsf: ACSF, frames: Frames) -> tuple[np.ndarray, dict[int, st
         per_frame = np.add.reduceat(np.concatenate([(idx < 0).astype(np.int64), [0]]), frames.offsets[:-1])
         off = frames.offsets
         names = ", ".join(chemical_symbols[z] for z in acsf.species)
-        for k in np.flatnonzero(per_frame[:frames.n_structures]):
-            z = int(frames.numbers[off[k]:off[k + 1]][idx[off[k]:off[k + 1]] < 0][0])
+        for k in np.flatnonzero(per_frame[: frames.n_structures]):
+            z = int(frames.numbers[off[k] : off[k + 1]][idx[off[k] : off[k + 1]] < 0][0])
             bad[int(frames.frame_ids[k])] = f"element Z={z} is not among the descriptor species [{names}]"
     return idx, bad
 
 
-def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = None,
-                device: Any = None) -> np.ndarray:
+def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = None, device: Any = None) -> np.ndarray:
     """ACSF values (N, F) of all frames in one batched call (no ``ase.Atoms`` built): the
     compiled CPU core, or with ``device`` given the :mod:`alip.core.device` path on it ("cuda")."""
     if species_index is None:
@@ -77,8 +84,9 @@ def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = N
     if device is None:
         from alip.core.descriptors import PackedBatch
 
-        return acsf.compute_packed(PackedBatch(frames.positions, species_index, frames.offsets, frames.cells,
-                                               frames.pbc))
+        return acsf.compute_packed(
+            PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc)
+        )
     from alip.core.device import compute
 
     return compute(acsf, frames_batch(frames, species_index), device=device).cpu().numpy()
@@ -92,9 +100,13 @@ def frames_batch(frames: Frames, species_index: np.ndarray) -> Any:
     from alip.core.device import TorchBatch
 
     b = PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc).contiguous()
-    return TorchBatch(positions=torch.from_numpy(b.positions), species=torch.from_numpy(b.species),
-                      offsets=torch.from_numpy(b.offsets), cells=torch.from_numpy(b.cells),
-                      pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)))
+    return TorchBatch(
+        positions=torch.from_numpy(b.positions),
+        species=torch.from_numpy(b.species),
+        offsets=torch.from_numpy(b.offsets),
+        cells=torch.from_numpy(b.cells),
+        pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)),
+    )
 
 
 def featurize_frames(acsf: ACSF, frames: Frames, device: Any = None) -> tuple[Frames, np.ndarray]:
@@ -113,7 +125,7 @@ def featurize_frames(acsf: ACSF, frames: Frames, device: Any = None) -> tuple[Fr
     except ValueError:
         pass
     keep = np.ones(frames.n_structures, dtype=bool)
-    for k in range(frames.n_structures):   # locate the structures the core rejects
+    for k in range(frames.n_structures):  # locate the structures the core rejects
         one = frames.select(np.arange(frames.n_structures) == k)
         try:
             core_values(acsf, one, _species_index(acsf, one)[0], device)
@@ -121,8 +133,9 @@ def featurize_frames(acsf: ACSF, frames: Frames, device: Any = None) -> tuple[Fr
             keep[k] = False
             frames.bad[int(frames.frame_ids[k])] = str(exc)
     out = frames.select(keep)
-    return out, core_values(acsf, out, _species_index(acsf, out)[0], device) if out.n_structures \
-        else np.zeros((0, acsf.n_features))
+    return out, core_values(acsf, out, _species_index(acsf, out)[0], device) if out.n_structures else np.zeros(
+        (0, acsf.n_features)
+    )
 
 
 @dataclass
@@ -147,12 +160,14 @@ def _read_chunk(ref: ChunkRef) -> tuple[Frames, float]:
     return frames, time.perf_counter() - t
 
 
-def _featurize_chunk(acsf: ACSF, k: int, ref: ChunkRef, frames: Frames, read_s: float, device: Any = None
-                     ) -> tuple[ChunkResult, Frames, np.ndarray]:
+def _featurize_chunk(
+    acsf: ACSF, k: int, ref: ChunkRef, frames: Frames, read_s: float, device: Any = None
+) -> tuple[ChunkResult, Frames, np.ndarray]:
     t = time.perf_counter()
     frames, values = featurize_frames(acsf, frames, device)
-    res = ChunkResult(k, ref.start, ref.stop, frames.n_structures, frames.n_atoms, dict(frames.bad), read_s,
-                      time.perf_counter() - t)
+    res = ChunkResult(
+        k, ref.start, ref.stop, frames.n_structures, frames.n_atoms, dict(frames.bad), read_s, time.perf_counter() - t
+    )
     return res, frames, values
 
 
@@ -182,13 +197,14 @@ def tune_worker_malloc() -> None:
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").mallopt(-3, 32 << 20)   # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):                     # not glibc: nothing to undo
+        ctypes.CDLL("libc.so.6").mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to undo
         pass
 
 
-def process_chunk(out: str, k: int, ref: ChunkRef, acsf: ACSF, dtype: str, on_bad: str,
-                  threads: int | None = None, device: Any = None) -> ChunkResult:
+def process_chunk(
+    out: str, k: int, ref: ChunkRef, acsf: ACSF, dtype: str, on_bad: str, threads: int | None = None, device: Any = None
+) -> ChunkResult:
     """Read, featurize and write chunk ``k`` (a Dask task); with ``on_bad="stop"`` a chunk
     holding a bad frame is not written and the result lists the bad frames."""
     tune_worker_malloc()
@@ -204,15 +220,29 @@ def process_chunk(out: str, k: int, ref: ChunkRef, acsf: ACSF, dtype: str, on_ba
 
 
 # ----------------------------------------------------------------------------- runners
-def _run_serial(out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, on_bad: str,
-                report: Callable[[ChunkResult], bool], device: Any = None) -> None:
+def _run_serial(
+    out: str,
+    refs: dict[int, ChunkRef],
+    acsf: ACSF,
+    dtype: str,
+    on_bad: str,
+    report: Callable[[ChunkResult], bool],
+    device: Any = None,
+) -> None:
     for k, ref in refs.items():
         if not report(process_chunk(out, k, ref, acsf, dtype, on_bad, device=device)):
             return
 
 
-def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, on_bad: str,
-                   report: Callable[[ChunkResult], bool], device: Any = None) -> None:
+def _run_pipelined(
+    out: str,
+    refs: dict[int, ChunkRef],
+    acsf: ACSF,
+    dtype: str,
+    on_bad: str,
+    report: Callable[[ChunkResult], bool],
+    device: Any = None,
+) -> None:
     """Reading, featurizing (GIL released in the core) and writing overlap in three threads;
     at most two chunks wait between stages, so memory stays bounded."""
     to_core: queue.Queue = queue.Queue(maxsize=2)
@@ -247,7 +277,7 @@ def _run_pipelined(out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, 
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
             stop.set()
-            while to_disk.get() is not None:   # drain, so the producer never blocks on a dead writer
+            while to_disk.get() is not None:  # drain, so the producer never blocks on a dead writer
                 pass
 
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
@@ -281,8 +311,17 @@ def _workers_see(paths: list[str]) -> bool:
     return all(os.path.exists(p) for p in paths)
 
 
-def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtype: str, on_bad: str,
-              threads: int | None, report: Callable[[ChunkResult], bool], device: Any = None) -> None:
+def _run_dask(
+    client: Any,
+    out: str,
+    refs: dict[int, ChunkRef],
+    acsf: ACSF,
+    dtype: str,
+    on_bad: str,
+    threads: int | None,
+    report: Callable[[ChunkResult], bool],
+    device: Any = None,
+) -> None:
     """One Dask task per chunk; a sliding window of tasks keeps worker memory bounded."""
     if not refs:
         return
@@ -290,15 +329,28 @@ def _run_dask(client: Any, out: str, refs: dict[int, ChunkRef], acsf: ACSF, dtyp
     seen = client.run(_workers_see, paths)
     blind = sorted(w for w, ok in seen.items() if not ok)
     if blind:
-        raise ValueError(f"Dask workers {blind} cannot see {paths}: the pool and the store must be on a "
-                         f"filesystem shared with the workers")
+        raise ValueError(
+            f"Dask workers {blind} cannot see {paths}: the pool and the store must be on a "
+            f"filesystem shared with the workers"
+        )
     acsf_f = client.scatter(acsf, broadcast=True, hash=False)
     token = uuid.uuid4().hex[:8]
 
     def submit(item: tuple[int, ChunkRef]) -> Any:
         k, ref = item
-        return client.submit(process_chunk, out, k, ref, acsf_f, dtype, on_bad, threads, device,
-                             key=f"alip-featurize-{token}-{k}", retries=1)
+        return client.submit(
+            process_chunk,
+            out,
+            k,
+            ref,
+            acsf_f,
+            dtype,
+            on_bad,
+            threads,
+            device,
+            key=f"alip-featurize-{token}-{k}",
+            retries=1,
+        )
 
     try:
         run_windowed(client, refs.items(), submit, report)
@@ -312,17 +364,17 @@ class FeaturizeSummary:
     """What a :func:`featurize_pool` call did; times are of this call only."""
 
     out: str
-    n_structures: int            # frames of the pool (skipped included)
+    n_structures: int  # frames of the pool (skipped included)
     n_skipped: int
-    n_atoms: int                 # atoms featurized in the whole store
+    n_atoms: int  # atoms featurized in the whole store
     n_features: int
     n_chunks: int
-    chunks_resumed: int          # chunks already done before this call
-    structures_run: int = 0      # frames processed by this call
+    chunks_resumed: int  # chunks already done before this call
+    structures_run: int = 0  # frames processed by this call
     atoms_run: int = 0
-    seconds: float = 0.0         # wall time of this call (index + chunks + finalize)
+    seconds: float = 0.0  # wall time of this call (index + chunks + finalize)
     index_s: float = 0.0
-    read_s: float = 0.0          # summed over chunks (stages overlap when pipelined/distributed)
+    read_s: float = 0.0  # summed over chunks (stages overlap when pipelined/distributed)
     featurize_s: float = 0.0
     write_s: float = 0.0
     skipped: dict[int, str] = field(default_factory=dict)
@@ -338,12 +390,23 @@ class FeaturizeSummary:
     def shares(self) -> dict[str, float]:
         """Fraction of the summed stage time spent reading, featurizing, writing."""
         total = self.read_s + self.featurize_s + self.write_s
-        return {k: (v / total if total else 0.0) for k, v in
-                (("read", self.read_s), ("featurize", self.featurize_s), ("write", self.write_s))}
+        return {
+            k: (v / total if total else 0.0)
+            for k, v in (("read", self.read_s), ("featurize", self.featurize_s), ("write", self.write_s))
+        }
 
 
-_RESUME_KEYS = ("format", "format_version", "spec", "dtype", "chunk", "chunk_atoms", "n_frames", "n_chunks",
-                "allow_nonperiodic")
+_RESUME_KEYS = (
+    "format",
+    "format_version",
+    "spec",
+    "dtype",
+    "chunk",
+    "chunk_atoms",
+    "n_frames",
+    "n_chunks",
+    "allow_nonperiodic",
+)
 
 
 def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overwrite: bool) -> set[int]:
@@ -353,13 +416,19 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
             old = fs.load_json(os.path.join(out, "meta.json"))
             for key in _RESUME_KEYS:
                 if old.get(key) != meta[key]:
-                    raise ValueError(f"cannot resume {out}: its {key} is {old.get(key)!r}, this run's is "
-                                     f"{meta[key]!r} (pass overwrite=True / --overwrite to start again)")
+                    raise ValueError(
+                        f"cannot resume {out}: its {key} is {old.get(key)!r}, this run's is "
+                        f"{meta[key]!r} (pass overwrite=True / --overwrite to start again)"
+                    )
             src_old, src_new = old.get("source", {}), meta["source"]
-            if (src_old.get("size"), src_old.get("blake2b_head_tail")) != (src_new["size"],
-                                                                           src_new["blake2b_head_tail"]):
-                raise ValueError(f"cannot resume {out}: the pool file differs from the one it was started on "
-                                 f"(pass overwrite=True / --overwrite to start again)")
+            if (src_old.get("size"), src_old.get("blake2b_head_tail")) != (
+                src_new["size"],
+                src_new["blake2b_head_tail"],
+            ):
+                raise ValueError(
+                    f"cannot resume {out}: the pool file differs from the one it was started on "
+                    f"(pass overwrite=True / --overwrite to start again)"
+                )
             if not np.array_equal(np.load(os.path.join(out, "chunks.npy")), bounds):
                 raise ValueError(f"cannot resume {out}: its chunk boundaries differ from this run's")
             return fs.done_chunks(out, len(bounds) - 1)
@@ -368,19 +437,34 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
                 raise ValueError(f"{out} exists and is not an alip feature store: not overwriting it")
             shutil.rmtree(out)
         elif not resume:
-            raise ValueError(f"{out} exists: pass resume=True (--resume) to continue it or overwrite=True "
-                             f"(--overwrite) to start again")
+            raise ValueError(
+                f"{out} exists: pass resume=True (--resume) to continue it or overwrite=True "
+                f"(--overwrite) to start again"
+            )
         else:
             raise ValueError(f"{out} exists and is not an alip feature store: cannot resume it")
     fs.init_store(out, meta, bounds)
     return set()
 
 
-def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike, acsf: ACSF = None,
-                   chunk: int = 1024, client: Any = None, resume: bool = False, on_bad: str = "stop", *,
-                   chunk_atoms: int | None = 65536, dtype: str = "float64", overwrite: bool = False,
-                   allow_nonperiodic: bool = False, threads: int | None = None, pipeline: bool = True,
-                   progress: bool = False, device: str | None = None) -> FeaturizeSummary:
+def featurize_pool(
+    pool: str | os.PathLike | PoolReader,
+    out: str | os.PathLike,
+    acsf: ACSF = None,
+    chunk: int = 1024,
+    client: Any = None,
+    resume: bool = False,
+    on_bad: str = "stop",
+    *,
+    chunk_atoms: int | None = 65536,
+    dtype: str = "float64",
+    overwrite: bool = False,
+    allow_nonperiodic: bool = False,
+    threads: int | None = None,
+    pipeline: bool = True,
+    progress: bool = False,
+    device: str | None = None,
+) -> FeaturizeSummary:
     """Featurize every frame of ``pool`` into the feature store ``out`` (a directory).
 
     Chunks hold at most ``chunk`` frames and (beyond one frame) ``chunk_atoms`` atoms.
@@ -409,17 +493,24 @@ def featurize_pool(pool: str | os.PathLike | PoolReader, out: str | os.PathLike,
     bounds = chunk_bounds(reader.counts, chunk, chunk_atoms)
     index_s = time.perf_counter() - t0
     out = os.path.abspath(os.fspath(out))
-    meta = {"format": fs.FORMAT, "format_version": fs.FORMAT_VERSION, "spec": acsf.to_dict(),
-            "feature_labels": acsf.feature_labels(), "n_features": acsf.n_features, "dtype": dtype,
-            "chunk": int(chunk), "chunk_atoms": None if chunk_atoms is None else int(chunk_atoms),
-            "n_frames": reader.n_frames, "n_chunks": len(bounds) - 1,
-            "allow_nonperiodic": reader.allow_nonperiodic,
-            "source": {"path": reader.path, "kind": reader.kind, **reader.fingerprint}}
-    meta = json.loads(json.dumps(meta))   # the types a reread meta.json has (lists, not tuples)
+    meta = {
+        "format": fs.FORMAT,
+        "format_version": fs.FORMAT_VERSION,
+        "spec": acsf.to_dict(),
+        "feature_labels": acsf.feature_labels(),
+        "n_features": acsf.n_features,
+        "dtype": dtype,
+        "chunk": int(chunk),
+        "chunk_atoms": None if chunk_atoms is None else int(chunk_atoms),
+        "n_frames": reader.n_frames,
+        "n_chunks": len(bounds) - 1,
+        "allow_nonperiodic": reader.allow_nonperiodic,
+        "source": {"path": reader.path, "kind": reader.kind, **reader.fingerprint},
+    }
+    meta = json.loads(json.dumps(meta))  # the types a reread meta.json has (lists, not tuples)
     done = _prepare_store(out, meta, bounds, resume, overwrite)
     refs = {k: reader.ref(int(bounds[k]), int(bounds[k + 1])) for k in range(len(bounds) - 1) if k not in done}
-    summary = FeaturizeSummary(out, reader.n_frames, 0, 0, acsf.n_features, len(bounds) - 1, len(done),
-                               index_s=index_s)
+    summary = FeaturizeSummary(out, reader.n_frames, 0, 0, acsf.n_features, len(bounds) - 1, len(done), index_s=index_s)
     first_bad: list[tuple[int, str]] = []
     bar = _progress_bar(progress, reader.n_frames, int(sum(bounds[k + 1] - bounds[k] for k in done)))
 

@@ -5,6 +5,7 @@ Labels travel as ASE ``SinglePointCalculator`` results (``energy``, ``forces``,
 labels sit under other names (e.g. ``REF_energy``) is read with the ``*_key``
 arguments of :func:`read_labeled`.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,7 @@ def is_database(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(_DB_SUFFIXES)
 
 
-def attach_label(atoms: Atoms, energy: float, forces: np.ndarray,
-                 stress: np.ndarray | None = None) -> Atoms:
+def attach_label(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None = None) -> Atoms:
     """A copy of ``atoms`` carrying the label as a SinglePointCalculator."""
     out = atoms.copy()
     results = {"energy": float(energy), "forces": np.array(forces, dtype=float)}
@@ -79,8 +79,9 @@ def voigt6(stress: object) -> np.ndarray | None:
     return s
 
 
-def _from_atoms(a: Atoms, energy_key: str | None, forces_key: str | None,
-                stress_key: str | None) -> LabeledStructure | None:
+def _from_atoms(
+    a: Atoms, energy_key: str | None, forces_key: str | None, stress_key: str | None
+) -> LabeledStructure | None:
     results = dict(a.calc.results) if a.calc is not None else {}
     energy = a.info.get(energy_key) if energy_key else results.get("energy")
     forces = a.arrays.get(forces_key) if forces_key else results.get("forces")
@@ -92,9 +93,9 @@ def _from_atoms(a: Atoms, energy_key: str | None, forces_key: str | None,
     return LabeledStructure(bare, float(energy), np.array(forces, dtype=float), voigt6(stress))
 
 
-def read_labeled(path: str | os.PathLike, energy_key: str | None = None,
-                 forces_key: str | None = None, stress_key: str | None = None
-                 ) -> list[LabeledStructure]:
+def read_labeled(
+    path: str | os.PathLike, energy_key: str | None = None, forces_key: str | None = None, stress_key: str | None = None
+) -> list[LabeledStructure]:
     """Every labeled structure in an extxyz file (or any ASE-readable file) or ASE database.
 
     Structures without both an energy and forces are left out.  With the
@@ -127,8 +128,7 @@ def read_labeled(path: str | os.PathLike, energy_key: str | None = None,
 _INDEX_CACHE: dict[tuple, dict[tuple, list]] = {}
 
 
-def labeled_index(path: str, keys: tuple[str | None, str | None, str | None] = (None, None, None)
-                  ) -> dict[tuple, list]:
+def labeled_index(path: str, keys: tuple[str | None, str | None, str | None] = (None, None, None)) -> dict[tuple, list]:
     """Labels of a dataset grouped by (numbers bytes, pbc) for lookup by geometry.
 
     Each entry is ``(cell, positions, energy, forces, stress)``.  Cached per
@@ -142,7 +142,8 @@ def labeled_index(path: str, keys: tuple[str | None, str | None, str | None] = (
             a = item.atoms
             group = (a.numbers.tobytes(), tuple(bool(p) for p in a.pbc))
             index.setdefault(group, []).append(
-                (a.cell.array.copy(), a.positions.copy(), item.energy, item.forces, item.stress))
+                (a.cell.array.copy(), a.positions.copy(), item.energy, item.forces, item.stress)
+            )
         _INDEX_CACHE.clear()  # keep one dataset per process
         _INDEX_CACHE[cache_key] = index
     return _INDEX_CACHE[cache_key]

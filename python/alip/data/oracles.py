@@ -10,6 +10,7 @@ be shipped to process-pool or Dask workers; each worker builds its calculator
 lazily.  :func:`make_oracle` builds one from a short spec ("sw", "kumagai",
 "tersoff", "gpaw", "stored:PATH", "module:factory" or a ``{"type": ...}`` dict).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -100,8 +101,9 @@ class LabelTimeout(BaseException):
 @contextmanager
 def _deadline(timeout: float | None) -> Iterator[None]:
     """Interrupt the block after ``timeout`` s (POSIX main thread only)."""
-    usable = (timeout is not None and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
+    usable = (
+        timeout is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    )
     if not usable:
         yield
         return
@@ -118,8 +120,7 @@ def _deadline(timeout: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def _check_result(n: int, energy: Any, forces: Any, stress: Any
-                  ) -> tuple[float, np.ndarray, np.ndarray | None]:
+def _check_result(n: int, energy: Any, forces: Any, stress: Any) -> tuple[float, np.ndarray, np.ndarray | None]:
     energy = float(np.asarray(energy, dtype=float).reshape(()))
     forces = np.array(forces, dtype=float)
     if forces.shape != (n, 3):
@@ -268,14 +269,19 @@ def _triplet_neighbourhood() -> type:
             D[:, 1] = D_p[ik_t]
             D[:, 2] = D[:, 1] - D[:, 0]
             d = np.linalg.norm(D, axis=-1)
-            return self.make_result(quantities, np.array([ij_t, ik_t]).T, D, d, None,
-                                    accepted_quantities="ijdD")
+            return self.make_result(quantities, np.array([ij_t, ik_t]).T, D, d, None, accepted_quantities="ijdD")
 
     return PairTripletNeighbourhood
 
 
-_MANYBODY_ALIASES = {"sw": "sw", "stillinger-weber": "sw", "stillinger_weber": "sw",
-                     "stillingerweber": "sw", "kumagai": "kumagai", "tersoff": "tersoff"}
+_MANYBODY_ALIASES = {
+    "sw": "sw",
+    "stillinger-weber": "sw",
+    "stillinger_weber": "sw",
+    "stillingerweber": "sw",
+    "kumagai": "kumagai",
+    "tersoff": "tersoff",
+}
 
 
 class ManybodyOracle(Oracle):
@@ -291,8 +297,7 @@ class ManybodyOracle(Oracle):
         super().__init__()
         key = _MANYBODY_ALIASES.get(str(potential).lower())
         if key is None:
-            raise ValueError(f"unknown manybody potential {potential!r}; "
-                             f"choose from 'sw', 'kumagai', 'tersoff'")
+            raise ValueError(f"unknown manybody potential {potential!r}; choose from 'sw', 'kumagai', 'tersoff'")
         self.potential = key
         self.name = key
 
@@ -307,7 +312,8 @@ class ManybodyOracle(Oracle):
         form, params, _ = _manybody_table()[self.potential]
         kwargs = form(params)
         kwargs["neighbourhood"] = _triplet_neighbourhood()(
-            atom_types=kwargs["atom_type"], pair_types=kwargs["pair_type"])
+            atom_types=kwargs["atom_type"], pair_types=kwargs["pair_type"]
+        )
         return Manybody(**kwargs)
 
     def compute(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
@@ -330,8 +336,10 @@ def kpoint_grid(atoms: Atoms, density: float) -> tuple[int, int, int]:
     if not density > 0:
         raise ValueError(f"k-point density must be positive, got {density!r}")
     recip = atoms.cell.reciprocal()
-    return tuple(int(max(1, np.ceil(2 * np.pi * np.linalg.norm(recip[i]) * density - 1e-9)))
-                 if atoms.pbc[i] else 1 for i in range(3))
+    return tuple(
+        int(max(1, np.ceil(2 * np.pi * np.linalg.norm(recip[i]) * density - 1e-9))) if atoms.pbc[i] else 1
+        for i in range(3)
+    )
 
 
 class GPAWOracle(Oracle):
@@ -348,22 +356,36 @@ class GPAWOracle(Oracle):
     reuse_calculator = False
     force_consistent = True
 
-    def __init__(self, ecut: float = 300.0, xc: str = "PBE", kpt_density: float = 3.0,
-                 smearing: float = 0.1, maxiter: int = 300,
-                 extra: dict[str, Any] | None = None, check_import: bool = True) -> None:
+    def __init__(
+        self,
+        ecut: float = 300.0,
+        xc: str = "PBE",
+        kpt_density: float = 3.0,
+        smearing: float = 0.1,
+        maxiter: int = 300,
+        extra: dict[str, Any] | None = None,
+        check_import: bool = True,
+    ) -> None:
         super().__init__()
         if not ecut > 0 or not kpt_density > 0 or not smearing >= 0 or not maxiter > 0:
             raise ValueError("ecut, kpt_density and maxiter must be positive, smearing >= 0")
         if check_import and importlib.util.find_spec("gpaw") is None:
-            raise ImportError("the 'gpaw' oracle needs GPAW; see the README section "
-                              "'Real DFT with GPAW' for the install steps")
+            raise ImportError(
+                "the 'gpaw' oracle needs GPAW; see the README section 'Real DFT with GPAW' for the install steps"
+            )
         self.ecut, self.xc, self.kpt_density = float(ecut), str(xc), float(kpt_density)
         self.smearing, self.maxiter, self.extra = float(smearing), int(maxiter), dict(extra or {})
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {"ecut": self.ecut, "xc": self.xc, "kpt_density": self.kpt_density,
-                "smearing": self.smearing, "maxiter": self.maxiter, "extra": self.extra}
+        return {
+            "ecut": self.ecut,
+            "xc": self.xc,
+            "kpt_density": self.kpt_density,
+            "smearing": self.smearing,
+            "maxiter": self.maxiter,
+            "extra": self.extra,
+        }
 
     def compute(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
         with limit_threads():
@@ -373,10 +395,13 @@ class GPAWOracle(Oracle):
         from gpaw import GPAW
 
         params: dict[str, Any] = dict(
-            mode={"name": "pw", "ecut": self.ecut}, xc=self.xc,
+            mode={"name": "pw", "ecut": self.ecut},
+            xc=self.xc,
             kpts={"size": kpoint_grid(atoms, self.kpt_density), "gamma": True},
             occupations={"name": "fermi-dirac", "width": self.smearing},
-            maxiter=self.maxiter, txt=None)
+            maxiter=self.maxiter,
+            txt=None,
+        )
         params.update(self.extra)
         return GPAW(**params)
 
@@ -411,9 +436,14 @@ class UserOracle(Oracle):
 
     spec_type = "user"
 
-    def __init__(self, factory: str, kwargs: dict[str, Any] | None = None,
-                 reuse_calculator: bool = False, force_consistent: bool = False,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        factory: str,
+        kwargs: dict[str, Any] | None = None,
+        reuse_calculator: bool = False,
+        force_consistent: bool = False,
+        name: str | None = None,
+    ) -> None:
         super().__init__()
         _resolve(factory)  # fail early with a clear message
         self.factory, self.kwargs = str(factory), dict(kwargs or {})
@@ -422,9 +452,13 @@ class UserOracle(Oracle):
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {"factory": self.factory, "kwargs": self.kwargs,
-                "reuse_calculator": self.reuse_calculator,
-                "force_consistent": self.force_consistent, "name": self.name}
+        return {
+            "factory": self.factory,
+            "kwargs": self.kwargs,
+            "reuse_calculator": self.reuse_calculator,
+            "force_consistent": self.force_consistent,
+            "name": self.name,
+        }
 
     def make_calculator(self, atoms: Atoms) -> Calculator:
         func = _resolve(self.factory)
@@ -453,8 +487,14 @@ class StoredLabelOracle(Oracle):
     spec_type = "stored"
     name = "stored"
 
-    def __init__(self, path: str | os.PathLike, tol: float = 1e-4, energy_key: str | None = None,
-                 forces_key: str | None = None, stress_key: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        tol: float = 1e-4,
+        energy_key: str | None = None,
+        forces_key: str | None = None,
+        stress_key: str | None = None,
+    ) -> None:
         super().__init__()
         self.path = os.path.abspath(os.fspath(path))
         if not os.path.isfile(self.path):
@@ -469,8 +509,7 @@ class StoredLabelOracle(Oracle):
     @property
     def settings(self) -> dict[str, Any]:
         e, f, s = self.keys
-        return {"path": self.path, "tol": self.tol, "energy_key": e, "forces_key": f,
-                "stress_key": s}
+        return {"path": self.path, "tol": self.tol, "energy_key": e, "forces_key": f, "stress_key": s}
 
     def __len__(self) -> int:
         return sum(len(v) for v in labeled_index(self.path, self.keys).values())
@@ -488,8 +527,9 @@ class StoredLabelOracle(Oracle):
                 diff = frac @ cell
             if np.all(np.linalg.norm(diff, axis=1) <= self.tol):
                 return energy, forces.copy(), None if stress is None else stress.copy()
-        raise LookupError(f"no stored label in {self.path} matches this structure "
-                          f"({atoms.get_chemical_formula()}, tol={self.tol} A)")
+        raise LookupError(
+            f"no stored label in {self.path} matches this structure ({atoms.get_chemical_formula()}, tol={self.tol} A)"
+        )
 
 
 # ----------------------------------------------------------------------------- factory
@@ -522,8 +562,9 @@ def make_oracle(spec: str | dict[str, Any] | Oracle) -> Oracle:
     if low == "gpaw":
         return GPAWOracle()
     if low.startswith("stored:"):
-        return StoredLabelOracle(text[len("stored:"):])
+        return StoredLabelOracle(text[len("stored:") :])
     if ":" in text:
         return UserOracle(text)
-    raise ValueError(f"unknown oracle {spec!r}; use 'sw', 'kumagai', 'tersoff', 'gpaw', "
-                     f"'stored:PATH' or 'module:factory'")
+    raise ValueError(
+        f"unknown oracle {spec!r}; use 'sw', 'kumagai', 'tersoff', 'gpaw', 'stored:PATH' or 'module:factory'"
+    )

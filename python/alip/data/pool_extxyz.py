@@ -6,6 +6,7 @@ bytes per frame. The parser reads what featurization needs (``Lattice``, ``pbc``
 ``Properties`` with ``species`` or ``Z`` and ``pos``) and converts the atom lines of
 many frames at once; a frame that does not parse is reported with its line number.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ from alip.core.batch import Frames
 
 __all__ = ["PoolFormatError", "index_extxyz", "parse_extxyz", "count_lines"]
 
-_INDEX_BLOCK = 1 << 22   # 4 MiB read per step of the index pass: its memory bound
+_INDEX_BLOCK = 1 << 22  # 4 MiB read per step of the index pass: its memory bound
 
 
 class PoolFormatError(ValueError):
@@ -26,7 +27,7 @@ class PoolFormatError(ValueError):
 
 def index_extxyz(path: str, block: int = _INDEX_BLOCK) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """(byte starts (n + 1,), declared atom counts (n,), frames bad already: truncated last frame)."""
-    done_starts: list[np.ndarray] = []      # per block: few Python ints alive at a time
+    done_starts: list[np.ndarray] = []  # per block: few Python ints alive at a time
     done_counts: list[np.ndarray] = []
     n_done = 0
     bad: dict[int, str] = {}
@@ -41,14 +42,14 @@ def index_extxyz(path: str, block: int = _INDEX_BLOCK) -> tuple[np.ndarray, np.n
             nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
             line_start = np.concatenate([[0], nl + 1])
             line_end = nl
-            if eof and line_start[-1] < len(buf):          # last line without a newline
+            if eof and line_start[-1] < len(buf):  # last line without a newline
                 line_end = np.concatenate([nl, [len(buf)]])
             n_lines = len(line_end)
             p = 0
             while p < n_lines:
-                head = buf[line_start[p]:line_end[p]]
+                head = buf[line_start[p] : line_end[p]]
                 if not head.strip():
-                    if eof and not buf[line_start[p]:].strip():
+                    if eof and not buf[line_start[p] :].strip():
                         p = n_lines
                         break
                     if not eof:
@@ -60,9 +61,12 @@ def index_extxyz(path: str, block: int = _INDEX_BLOCK) -> tuple[np.ndarray, np.n
                     raise PoolFormatError(
                         f"{path}: frame {n_done + len(starts)} (line {line_base + p + 1}) should start with its atom "
                         f"count, found {head[:60].decode(errors='replace')!r}; the file cannot be split into "
-                        f"frames past this point") from None
+                        f"frames past this point"
+                    ) from None
                 if n < 0:
-                    raise PoolFormatError(f"{path}: frame {n_done + len(starts)} (line {line_base + p + 1}) declares {n} atoms")
+                    raise PoolFormatError(
+                        f"{path}: frame {n_done + len(starts)} (line {line_base + p + 1}) declares {n} atoms"
+                    )
                 if p + n + 2 > n_lines:
                     if eof:
                         got = max(n_lines - p - 2, 0)
@@ -174,7 +178,7 @@ def _parse_atoms(lines: list[bytes], props: bytes) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"expected {ncol} columns per atom line ({props.decode(errors='replace')})")
     table = np.array(tokens).reshape(len(lines), ncol)
     try:
-        positions = table[:, pcol:pcol + 3].astype(np.float64)
+        positions = table[:, pcol : pcol + 3].astype(np.float64)
     except ValueError:
         raise ValueError("a position is not a number") from None
     # a line with too few tokens followed by one with too many shifts a number into the
@@ -199,12 +203,12 @@ def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
     """Parse whole frames from ``data`` (a byte range of the file starting at a frame)."""
     lines = data.split(b"\n")
     if lines and not lines[-1]:
-        lines.pop()            # the file's final newline
+        lines.pop()  # the file's final newline
     metas, bodies, bad = [], [], {}
     i, fid = 0, first_frame
     while i < len(lines) and lines[i].strip():
         n = int(lines[i])
-        body = lines[i + 2:i + 2 + n]
+        body = lines[i + 2 : i + 2 + n]
         try:
             if len(body) < n:
                 raise ValueError(f"truncated: declares {n} atoms, the file ends after {len(body)}")
@@ -225,7 +229,7 @@ def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
             pos, num = _parse_atoms([ln for b in bodies[k:j] for ln in b], metas[k][5])
             off = np.concatenate([[0], np.cumsum([m[1] for m in metas[k:j]])])
             for q in range(k, j):
-                parsed[q] = (pos[off[q - k]:off[q - k + 1]], num[off[q - k]:off[q - k + 1]])
+                parsed[q] = (pos[off[q - k] : off[q - k + 1]], num[off[q - k] : off[q - k + 1]])
         except ValueError:
             for q in range(k, j):
                 try:
@@ -242,7 +246,7 @@ def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
         if any(len(t) != 9 for t in toks):
             raise ValueError("a Lattice without 9 numbers")
         cells[lat] = np.array([x for t in toks for x in t]).astype(np.float64).reshape(-1, 3, 3)
-    except ValueError:   # per frame, to name the bad one
+    except ValueError:  # per frame, to name the bad one
         for g in lat:
             try:
                 cells[g] = _parse_lattice(metas[good[g]][3])
@@ -254,11 +258,15 @@ def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
         except ValueError as exc:
             bad[metas[q][0]] = f"frame at line {first_line + metas[q][2] + 1}: {exc}"
 
-    frames = Frames(np.array([metas[q][0] for q in good], dtype=np.int64),
-                    np.array([metas[q][1] for q in good], dtype=np.int64),
-                    np.concatenate([parsed[q][0] for q in good]) if good else np.zeros((0, 3)),
-                    np.concatenate([parsed[q][1] for q in good]) if good else np.zeros(0, dtype=np.int64),
-                    cells, pbcs, bad)
+    frames = Frames(
+        np.array([metas[q][0] for q in good], dtype=np.int64),
+        np.array([metas[q][1] for q in good], dtype=np.int64),
+        np.concatenate([parsed[q][0] for q in good]) if good else np.zeros((0, 3)),
+        np.concatenate([parsed[q][1] for q in good]) if good else np.zeros(0, dtype=np.int64),
+        cells,
+        pbcs,
+        bad,
+    )
     if bad:
         frames = frames.select(~np.isin(frames.frame_ids, np.fromiter(bad, dtype=np.int64)))
     return frames

@@ -21,6 +21,7 @@ in the arrays but in ``Frames.bad`` (frame index -> reason), so the caller decid
 stop or skip. A file that cannot be split into frames at all (an atom count that is
 not a number) raises :class:`PoolFormatError`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,7 @@ import numpy as np
 from alip.core.batch import Frames
 from alip.data.pool_extxyz import PoolFormatError, count_lines, index_extxyz, parse_extxyz
 
-__all__ = ["Frames", "ChunkRef", "PoolReader", "PoolFormatError", "open_pool", "read_ref", "chunk_bounds",
-           "pool_kind"]
+__all__ = ["Frames", "ChunkRef", "PoolReader", "PoolFormatError", "open_pool", "read_ref", "chunk_bounds", "pool_kind"]
 
 POOL_KINDS = ("extxyz", "db")
 
@@ -51,14 +51,19 @@ def check_frames(frames: Frames, allow_nonperiodic: bool = False) -> Frames:
     else:
         n_finite = np.zeros(frames.n_structures, dtype=np.int64)
     cell_ok = np.isfinite(frames.cells).all(axis=(1, 2))
-    vec_zero = ~np.any(frames.cells != 0.0, axis=2)          # (S, 3) zero cell vectors
-    for k in np.flatnonzero((n_finite != frames.counts) | ~cell_ok | (frames.counts == 0)
-                            | (frames.pbc & vec_zero).any(axis=1) | vec_zero.all(axis=1)):
+    vec_zero = ~np.any(frames.cells != 0.0, axis=2)  # (S, 3) zero cell vectors
+    for k in np.flatnonzero(
+        (n_finite != frames.counts)
+        | ~cell_ok
+        | (frames.counts == 0)
+        | (frames.pbc & vec_zero).any(axis=1)
+        | vec_zero.all(axis=1)
+    ):
         fid = int(frames.frame_ids[k])
         if frames.counts[k] == 0:
             reasons[fid] = "no atoms"
         elif n_finite[k] != frames.counts[k]:
-            atom = int(np.flatnonzero(~np.isfinite(frames.positions[off[k]:off[k + 1]]).all(axis=1))[0])
+            atom = int(np.flatnonzero(~np.isfinite(frames.positions[off[k] : off[k + 1]]).all(axis=1))[0])
             reasons[fid] = f"NaN/inf position of atom {atom}"
         elif not cell_ok[k]:
             reasons[fid] = "NaN/inf in the cell"
@@ -84,8 +89,8 @@ class ChunkRef:
     path: str
     start: int
     stop: int
-    lo: int          # extxyz: first byte; db: first row id
-    hi: int          # extxyz: byte past the last frame; db: last row id
+    lo: int  # extxyz: first byte; db: first row id
+    hi: int  # extxyz: byte past the last frame; db: last row id
     allow_nonperiodic: bool = False
 
 
@@ -122,10 +127,14 @@ def _read_db(ref: ChunkRef) -> Frames:
             pbcs.append(np.asarray(row.pbc, dtype=bool))
     if len(ids) != ref.stop - ref.start:
         raise PoolFormatError(f"{ref.path}: rows {ref.lo}..{ref.hi} changed since the pool was indexed")
-    return Frames(np.array(ids, dtype=np.int64), np.array(counts, dtype=np.int64),
-                  np.concatenate(pos) if pos else np.zeros((0, 3)),
-                  np.concatenate(num) if num else np.zeros(0, dtype=np.int64),
-                  np.array(cells).reshape(-1, 3, 3), np.array(pbcs, dtype=bool).reshape(-1, 3))
+    return Frames(
+        np.array(ids, dtype=np.int64),
+        np.array(counts, dtype=np.int64),
+        np.concatenate(pos) if pos else np.zeros((0, 3)),
+        np.concatenate(num) if num else np.zeros(0, dtype=np.int64),
+        np.array(cells).reshape(-1, 3, 3),
+        np.array(pbcs, dtype=bool).reshape(-1, 3),
+    )
 
 
 def _index_db(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +150,7 @@ def _index_db(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------- reader
 def pool_kind(path: str | os.PathLike) -> str:
-    """"db" for ``*.db`` files, else "extxyz"."""
+    """ "db" for ``*.db`` files, else "extxyz"."""
     return "db" if str(path).lower().endswith(".db") else "extxyz"
 
 
@@ -187,10 +196,12 @@ class PoolReader:
         if not 0 <= start < stop <= self.n_frames:
             raise IndexError(f"frame range {start}:{stop} outside 0:{self.n_frames}")
         if self.kind == "extxyz":
-            return ChunkRef("extxyz", self.path, start, stop, int(self._lo[start]), int(self._lo[stop]),
-                            self.allow_nonperiodic)
-        return ChunkRef("db", self.path, start, stop, int(self._lo[start]), int(self._lo[stop - 1]),
-                        self.allow_nonperiodic)
+            return ChunkRef(
+                "extxyz", self.path, start, stop, int(self._lo[start]), int(self._lo[stop]), self.allow_nonperiodic
+            )
+        return ChunkRef(
+            "db", self.path, start, stop, int(self._lo[start]), int(self._lo[stop - 1]), self.allow_nonperiodic
+        )
 
     def read(self, start: int, stop: int) -> Frames:
         """Frames ``start:stop``, checked (unusable frames in ``bad``)."""
@@ -220,7 +231,7 @@ def chunk_bounds(counts: np.ndarray, chunk: int, chunk_atoms: int | None = None)
         return np.unique(np.concatenate([np.arange(0, n, chunk), [n]])).astype(np.int64)
     cum = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))])
     bounds = [0]
-    while bounds[-1] < n:   # one step per chunk, not per frame
+    while bounds[-1] < n:  # one step per chunk, not per frame
         s = bounds[-1]
         by_atoms = int(np.searchsorted(cum, cum[s] + chunk_atoms, side="right")) - 1
         bounds.append(max(s + 1, min(s + chunk, by_atoms, n)))

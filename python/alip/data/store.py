@@ -20,6 +20,7 @@ process killed at any moment leaves each row either before or after a write,
 never half-written.  Only one process should write (the labeling parent);
 any number may read.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,21 @@ from alip.data.oracles import Label
 
 STATUSES: tuple[str, ...] = ("pool", "queued", "labeled", "failed")
 #: kvp names the store owns; an incoming ``info`` entry of that name stays in data only.
-_OWNED = frozenset({"pool_id", "family", "status", "iteration", "oracle", "oracle_settings",
-                    "wall_time", "queued_at", "labeled_at", "error", "n_failures"})
+_OWNED = frozenset(
+    {
+        "pool_id",
+        "family",
+        "status",
+        "iteration",
+        "oracle",
+        "oracle_settings",
+        "wall_time",
+        "queued_at",
+        "labeled_at",
+        "error",
+        "n_failures",
+    }
+)
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -53,8 +67,13 @@ def _queryable(info: dict[str, Any]) -> dict[str, Any]:
 
     out = {}
     for key, value in info.items():
-        if (key in _OWNED or key in reserved_keys or not isinstance(key, str)
-                or not word.match(key) or key[:1].isupper()):
+        if (
+            key in _OWNED
+            or key in reserved_keys
+            or not isinstance(key, str)
+            or not word.match(key)
+            or key[:1].isupper()
+        ):
             continue
         if isinstance(value, (bool, np.bool_)):
             out[key] = bool(value)
@@ -142,8 +161,9 @@ class LabelStore:
         return atoms
 
     # ------------------------------------------------------------------ writing
-    def _insert(self, atoms_list: Sequence[Atoms], labeled: bool, oracle: str,
-                oracle_settings: dict[str, Any] | None) -> list[int]:
+    def _insert(
+        self, atoms_list: Sequence[Atoms], labeled: bool, oracle: str, oracle_settings: dict[str, Any] | None
+    ) -> list[int]:
         atoms_list = list(atoms_list)
         next_id = max(self._rowid, default=-1) + 1
         ids: list[int] = []
@@ -174,10 +194,13 @@ class LabelStore:
                     if res.get("energy") is None or res.get("forces") is None:
                         raise ValueError(f"structure with pool_id {pid} carries no energy and forces")
                     row_atoms = attach_label(atoms, res["energy"], res["forces"], res.get("stress"))
-                    kvp.update(status="labeled", oracle=_text(oracle, "oracle-"), labeled_at=now,
-                           wall_time=0.0,
-                               oracle_settings=json.dumps(_jsonable(oracle_settings or {}),
-                                                          sort_keys=True))
+                    kvp.update(
+                        status="labeled",
+                        oracle=_text(oracle, "oracle-"),
+                        labeled_at=now,
+                        wall_time=0.0,
+                        oracle_settings=json.dumps(_jsonable(oracle_settings or {}), sort_keys=True),
+                    )
                 else:
                     row_atoms = atoms.copy()
                     row_atoms.calc = None
@@ -194,8 +217,9 @@ class LabelStore:
         """
         return self._insert(atoms_list, False, "", None)
 
-    def add_labeled(self, atoms_list: Sequence[Atoms], oracle: str = "imported",
-                    oracle_settings: dict[str, Any] | None = None) -> list[int]:
+    def add_labeled(
+        self, atoms_list: Sequence[Atoms], oracle: str = "imported", oracle_settings: dict[str, Any] | None = None
+    ) -> list[int]:
         """Add structures that already carry labels (calculator results) as "labeled"."""
         return self._insert(atoms_list, True, oracle, oracle_settings)
 
@@ -216,8 +240,9 @@ class LabelStore:
                     raise ValueError(f"pool_id {pid} is already labeled; it will not be queued again")
                 db.update(rid, status="queued", iteration=iteration, queued_at=now)
 
-    def record(self, pool_id: int, label: Label, oracle: Any = None,
-               iteration: int | None = None, overwrite: bool = False) -> None:
+    def record(
+        self, pool_id: int, label: Label, oracle: Any = None, iteration: int | None = None, overwrite: bool = False
+    ) -> None:
         """Store one label (labeled or failed) in a single committed transaction.
 
         ``oracle`` (an :class:`~alip.data.oracles.Oracle` or a name) is recorded with
@@ -231,8 +256,10 @@ class LabelStore:
         if oracle is not None:
             name = oracle if isinstance(oracle, str) else getattr(oracle, "name", type(oracle).__name__)
             settings = {} if isinstance(oracle, str) else getattr(oracle, "settings", {})
-            kvp.update(oracle=_text(name, "oracle-"),
-                       oracle_settings=json.dumps(_jsonable(settings), sort_keys=True, default=str))
+            kvp.update(
+                oracle=_text(name, "oracle-"),
+                oracle_settings=json.dumps(_jsonable(settings), sort_keys=True, default=str),
+            )
         if iteration is not None:
             kvp["iteration"] = _as_int(iteration, "iteration")
         with self._transaction() as db:
@@ -244,9 +271,11 @@ class LabelStore:
                 kvp.update(status="labeled", labeled_at=time.time())
                 db.update(rid, atoms=atoms, delete_keys=["error"], **kvp)
             else:
-                kvp.update(status="failed", error=_text(str(label.error)[:4000] or "unknown error",
-                                                        "error: "),
-                           n_failures=int(row.key_value_pairs.get("n_failures", 0)) + 1)
+                kvp.update(
+                    status="failed",
+                    error=_text(str(label.error)[:4000] or "unknown error", "error: "),
+                    n_failures=int(row.key_value_pairs.get("n_failures", 0)) + 1,
+                )
                 db.update(rid, **kvp)
 
     def requeue(self, pool_ids: Iterable[int] | None = None) -> list[int]:
@@ -284,8 +313,7 @@ class LabelStore:
             return False
         return True
 
-    def _select(self, status: str | None = None, iteration: int | None = None,
-                family: str | None = None) -> list[Any]:
+    def _select(self, status: str | None = None, iteration: int | None = None, family: str | None = None) -> list[Any]:
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; choose from {STATUSES}")
         query: dict[str, Any] = {}
@@ -298,8 +326,7 @@ class LabelStore:
         rows = list(self.db.select("pool_id", **query))
         return sorted(rows, key=lambda r: r.pool_id)
 
-    def ids(self, status: str | None = None, iteration: int | None = None,
-            family: str | None = None) -> list[int]:
+    def ids(self, status: str | None = None, iteration: int | None = None, family: str | None = None) -> list[int]:
         """Sorted pool ids, optionally filtered by status, iteration and family."""
         return [int(r.pool_id) for r in self._select(status, iteration, family)]
 
@@ -320,14 +347,20 @@ class LabelStore:
         row = self.db.get(id=self._row_id(pool_id))
         wall = float(row.key_value_pairs.get("wall_time", 0.0))
         if row.status == "labeled":
-            return Label("labeled", float(row.energy), np.array(row.forces),
-                         None if row.get("stress") is None else np.array(row.stress), wall)
+            return Label(
+                "labeled",
+                float(row.energy),
+                np.array(row.forces),
+                None if row.get("stress") is None else np.array(row.stress),
+                wall,
+            )
         if row.status == "failed":
             return Label.failed(row.error, wall)
         return None
 
-    def structures(self, status: str | None = None, iteration: int | None = None,
-                   family: str | None = None) -> list[Atoms]:
+    def structures(
+        self, status: str | None = None, iteration: int | None = None, family: str | None = None
+    ) -> list[Atoms]:
         """Structures sorted by pool id, optionally filtered."""
         return [self._atoms(r) for r in self._select(status, iteration, family)]
 
@@ -368,8 +401,7 @@ class LabelStore:
         return ids + (self.add_pool(without) if without else [])
 
     @classmethod
-    def from_extxyz(cls, extxyz: str | os.PathLike, path: str | os.PathLike,
-                    oracle: str = "imported") -> LabelStore:
+    def from_extxyz(cls, extxyz: str | os.PathLike, path: str | os.PathLike, oracle: str = "imported") -> LabelStore:
         """A new store at ``path`` holding the structures of ``extxyz``."""
         if os.path.exists(path):
             raise FileExistsError(f"label store {path} already exists")

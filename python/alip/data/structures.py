@@ -19,6 +19,7 @@ Every structure has ``info["family"]`` and, once placed in a pool by
 draws from its own random stream ``(seed, family, index)``, so a family's
 ``k``-th structure does not depend on how many others are generated.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -86,8 +87,7 @@ def _check_range(name: str, pair: Sequence[float], positive: bool = True) -> tup
     return lo, hi
 
 
-def si_polymorph(name: str, volume_per_atom: float | None = None,
-                 repeat: tuple[int, int, int] | None = None) -> Atoms:
+def si_polymorph(name: str, volume_per_atom: float | None = None, repeat: tuple[int, int, int] | None = None) -> Atoms:
     """Ideal Si crystal ``name`` at ``volume_per_atom`` (A^3), repeated ``repeat``.
 
     ``repeat`` defaults to the smallest entry of :data:`REPEATS` (8--16 atoms).
@@ -134,8 +134,7 @@ def min_distance(atoms: Atoms, cutoff: float = 4.0) -> float:
 def _heights(cell: np.ndarray) -> np.ndarray:
     """Perpendicular widths of a cell (distance between opposite faces)."""
     vol = abs(np.linalg.det(cell))
-    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)])
+    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)])
 
 
 def _random_strain(rng: np.random.Generator, amplitude: float) -> np.ndarray:
@@ -148,8 +147,7 @@ def _apply_strain(atoms: Atoms, strain: np.ndarray) -> None:
     atoms.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
 
 
-def _family_iter(n: int, family: str, seed: int,
-                 make: Callable[[np.random.Generator], Atoms]) -> Iterator[Atoms]:
+def _family_iter(n: int, family: str, seed: int, make: Callable[[np.random.Generator], Atoms]) -> Iterator[Atoms]:
     for i in range(n):
         atoms = make(_rng(seed, family, i))
         atoms.info["family"] = family
@@ -158,8 +156,9 @@ def _family_iter(n: int, family: str, seed: int,
 
 
 # ----------------------------------------------------------------------------- volume
-def _iter_volume(n: int, seed: int = 0, polymorphs: Sequence[str] = ("diamond",),
-                 volume_range: tuple[float, float] = (0.85, 1.15)) -> Iterator[Atoms]:
+def _iter_volume(
+    n: int, seed: int = 0, polymorphs: Sequence[str] = ("diamond",), volume_range: tuple[float, float] = (0.85, 1.15)
+) -> Iterator[Atoms]:
     _check_count(n)
     polymorphs = _check_polymorphs(polymorphs)
     lo, hi = _check_range("volume_range", volume_range)
@@ -169,13 +168,13 @@ def _iter_volume(n: int, seed: int = 0, polymorphs: Sequence[str] = ("diamond",)
         for s in scales:
             v = REFERENCE_VOLUME[name] * s
             atoms = si_polymorph(name, v)
-            atoms.info.update(family="volume", parent=name, scale=float(s),
-                              volume_per_atom=float(v))
+            atoms.info.update(family="volume", parent=name, scale=float(s), volume_per_atom=float(v))
             yield atoms
 
 
-def volume_series(n: int, seed: int = 0, polymorphs: Sequence[str] = ("diamond",),
-                  volume_range: tuple[float, float] = (0.85, 1.15)) -> list[Atoms]:
+def volume_series(
+    n: int, seed: int = 0, polymorphs: Sequence[str] = ("diamond",), volume_range: tuple[float, float] = (0.85, 1.15)
+) -> list[Atoms]:
     """Ideal crystals uniformly scaled over ``volume_range`` (V/V0).
 
     ``n`` points are shared round-robin among ``polymorphs``; each polymorph gets
@@ -187,10 +186,16 @@ def volume_series(n: int, seed: int = 0, polymorphs: Sequence[str] = ("diamond",
 
 
 # ----------------------------------------------------------------------------- small distortions
-def _iter_small(n: int, seed: int = 0, parents: Sequence[str] = ("diamond",),
-                max_strain: float = 0.03, displacement: float = 0.05,
-                max_atoms: int = 64, min_dist: float = 1.9,
-                max_tries: int = 100) -> Iterator[Atoms]:
+def _iter_small(
+    n: int,
+    seed: int = 0,
+    parents: Sequence[str] = ("diamond",),
+    max_strain: float = 0.03,
+    displacement: float = 0.05,
+    max_atoms: int = 64,
+    min_dist: float = 1.9,
+    max_tries: int = 100,
+) -> Iterator[Atoms]:
     _check_count(n)
     parents = _check_polymorphs(parents)
     if max_strain < 0 or displacement < 0:
@@ -208,18 +213,25 @@ def _iter_small(n: int, seed: int = 0, parents: Sequence[str] = ("diamond",),
             _apply_strain(atoms, strain)
             atoms.positions += rng.normal(0.0, displacement, size=(len(atoms), 3))
             if min_distance(atoms) >= min_dist:
-                atoms.info.update(parent=name, strain=float(np.abs(strain).max()),
-                                  displacement=float(displacement))
+                atoms.info.update(parent=name, strain=float(np.abs(strain).max()), displacement=float(displacement))
                 return atoms
-        raise RuntimeError(f"no small distortion of {name} above min_dist={min_dist} A "
-                           f"in {max_tries} tries; lower displacement or min_dist")
+        raise RuntimeError(
+            f"no small distortion of {name} above min_dist={min_dist} A "
+            f"in {max_tries} tries; lower displacement or min_dist"
+        )
 
     return _family_iter(n, "small_distortion", seed, make)
 
 
-def small_distortions(n: int, seed: int = 0, parents: Sequence[str] = ("diamond",),
-                      max_strain: float = 0.03, displacement: float = 0.05,
-                      max_atoms: int = 64, min_dist: float = 1.9) -> list[Atoms]:
+def small_distortions(
+    n: int,
+    seed: int = 0,
+    parents: Sequence[str] = ("diamond",),
+    max_strain: float = 0.03,
+    displacement: float = 0.05,
+    max_atoms: int = 64,
+    min_dist: float = 1.9,
+) -> list[Atoms]:
     """Supercells of ``parents`` (8..``max_atoms`` atoms) with small random strain.
 
     Strain: symmetric tensor with entries uniform in ``[-max_strain, max_strain]``;
@@ -241,17 +253,25 @@ def einstein_sigma(temperature: float) -> float:
     """
     from ase.units import _amu, _e, _hbar, _k
 
-    omega = _k * _SI_EINSTEIN_TEMPERATURE / _hbar                     # rad/s
-    k_spring = _SI_MASS_AMU * _amu * omega**2 / _e * 1e-20           # eV/A^2
+    omega = _k * _SI_EINSTEIN_TEMPERATURE / _hbar  # rad/s
+    k_spring = _SI_MASS_AMU * _amu * omega**2 / _e * 1e-20  # eV/A^2
     return float(np.sqrt(kB * temperature / k_spring))
 
 
-def _iter_large(n: int, seed: int = 0, parents: Sequence[str] = POLYMORPHS,
-                kinds: Sequence[str] = LARGE_KINDS, volume_range: tuple[float, float] = (0.9, 1.1),
-                max_strain: float = 0.10, displacement: float = 0.12,
-                temperature_range: tuple[float, float] = (300.0, 2500.0),
-                max_vacancies: int = 2, max_atoms: int = 64, min_dist: float = 1.9,
-                max_tries: int = 200) -> Iterator[Atoms]:
+def _iter_large(
+    n: int,
+    seed: int = 0,
+    parents: Sequence[str] = POLYMORPHS,
+    kinds: Sequence[str] = LARGE_KINDS,
+    volume_range: tuple[float, float] = (0.9, 1.1),
+    max_strain: float = 0.10,
+    displacement: float = 0.12,
+    temperature_range: tuple[float, float] = (300.0, 2500.0),
+    max_vacancies: int = 2,
+    max_atoms: int = 64,
+    min_dist: float = 1.9,
+    max_tries: int = 200,
+) -> Iterator[Atoms]:
     _check_count(n)
     parents = _check_polymorphs(parents)
     kinds = tuple(kinds)
@@ -279,8 +299,7 @@ def _iter_large(n: int, seed: int = 0, parents: Sequence[str] = POLYMORPHS,
             atoms = si_polymorph(name, REFERENCE_VOLUME[name] * scale, repeat=rep)
             strain = _random_strain(rng, max_strain)
             _apply_strain(atoms, strain)
-            info: dict[str, Any] = dict(parent=name, kind=kind, scale=float(scale),
-                                        strain=float(np.abs(strain).max()))
+            info: dict[str, Any] = dict(parent=name, kind=kind, scale=float(scale), strain=float(np.abs(strain).max()))
             if kind == "vacancy":
                 nv = int(rng.integers(1, max_vacancies + 1))
                 del atoms[rng.choice(len(atoms), size=nv, replace=False).tolist()]
@@ -296,19 +315,27 @@ def _iter_large(n: int, seed: int = 0, parents: Sequence[str] = POLYMORPHS,
             if min_distance(atoms) >= min_dist:
                 atoms.info.update(info)
                 return atoms
-        raise RuntimeError(f"no large distortion of {name} above min_dist={min_dist} A "
-                           f"in {max_tries} tries; lower displacement or min_dist")
+        raise RuntimeError(
+            f"no large distortion of {name} above min_dist={min_dist} A "
+            f"in {max_tries} tries; lower displacement or min_dist"
+        )
 
     return _family_iter(n, "large_distortion", seed, make)
 
 
-def large_distortions(n: int, seed: int = 0, parents: Sequence[str] = POLYMORPHS,
-                      kinds: Sequence[str] = LARGE_KINDS,
-                      volume_range: tuple[float, float] = (0.9, 1.1),
-                      max_strain: float = 0.10, displacement: float = 0.12,
-                      temperature_range: tuple[float, float] = (300.0, 2500.0),
-                      max_vacancies: int = 2, max_atoms: int = 64,
-                      min_dist: float = 1.9) -> list[Atoms]:
+def large_distortions(
+    n: int,
+    seed: int = 0,
+    parents: Sequence[str] = POLYMORPHS,
+    kinds: Sequence[str] = LARGE_KINDS,
+    volume_range: tuple[float, float] = (0.9, 1.1),
+    max_strain: float = 0.10,
+    displacement: float = 0.12,
+    temperature_range: tuple[float, float] = (300.0, 2500.0),
+    max_vacancies: int = 2,
+    max_atoms: int = 64,
+    min_dist: float = 1.9,
+) -> list[Atoms]:
     """Strongly distorted supercells of any polymorph.
 
     Each structure picks a parent polymorph, a supercell (8..``max_atoms`` atoms),
@@ -319,8 +346,21 @@ def large_distortions(n: int, seed: int = 0, parents: Sequence[str] = POLYMORPHS
     displacements at a temperature uniform in ``temperature_range``).
     Structures with any distance below ``min_dist`` are redrawn.
     """
-    return list(_iter_large(n, seed, parents, kinds, volume_range, max_strain, displacement,
-                            temperature_range, max_vacancies, max_atoms, min_dist))
+    return list(
+        _iter_large(
+            n,
+            seed,
+            parents,
+            kinds,
+            volume_range,
+            max_strain,
+            displacement,
+            temperature_range,
+            max_vacancies,
+            max_atoms,
+            min_dist,
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- random
@@ -336,10 +376,15 @@ def _images_min_distance(cand: np.ndarray, pos: np.ndarray, cell: np.ndarray) ->
     return np.sqrt((d**2).sum(-1)).min(axis=(1, 2))
 
 
-def _iter_random(n: int, seed: int = 0, n_atoms: tuple[int, int] = (8, 32),
-                 volume_per_atom: tuple[float, float] = (14.0, 24.0),
-                 min_dist: float = 2.0, cell_strain: float = 0.2,
-                 max_tries: int = 50) -> Iterator[Atoms]:
+def _iter_random(
+    n: int,
+    seed: int = 0,
+    n_atoms: tuple[int, int] = (8, 32),
+    volume_per_atom: tuple[float, float] = (14.0, 24.0),
+    min_dist: float = 2.0,
+    cell_strain: float = 0.2,
+    max_tries: int = 50,
+) -> Iterator[Atoms]:
     _check_count(n)
     nlo, nhi = (int(v) for v in n_atoms)
     if nlo < 1 or nlo > nhi:
@@ -375,15 +420,22 @@ def _iter_random(n: int, seed: int = 0, n_atoms: tuple[int, int] = (8, 32),
             if atoms is not None and min_distance(atoms) >= min_dist:
                 atoms.info["volume_per_atom"] = vpa
                 return atoms
-        raise RuntimeError(f"could not place atoms {min_dist} A apart at {volume_per_atom} A^3/atom "
-                           f"in {max_tries} tries; lower min_dist or raise the volume")
+        raise RuntimeError(
+            f"could not place atoms {min_dist} A apart at {volume_per_atom} A^3/atom "
+            f"in {max_tries} tries; lower min_dist or raise the volume"
+        )
 
     return _family_iter(n, "random", seed, make)
 
 
-def random_structures(n: int, seed: int = 0, n_atoms: tuple[int, int] = (8, 32),
-                      volume_per_atom: tuple[float, float] = (14.0, 24.0),
-                      min_dist: float = 2.0, cell_strain: float = 0.2) -> list[Atoms]:
+def random_structures(
+    n: int,
+    seed: int = 0,
+    n_atoms: tuple[int, int] = (8, 32),
+    volume_per_atom: tuple[float, float] = (14.0, 24.0),
+    min_dist: float = 2.0,
+    cell_strain: float = 0.2,
+) -> list[Atoms]:
     """Random positions in random periodic cells.
 
     Atom count uniform in ``n_atoms`` (inclusive), volume per atom uniform in
@@ -404,8 +456,9 @@ _ITERS: dict[str, Callable[..., Iterator[Atoms]]] = {
 }
 
 
-def family_counts(n: int, families: Sequence[str] = FAMILIES,
-                  fractions: Sequence[float] | None = None) -> dict[str, int]:
+def family_counts(
+    n: int, families: Sequence[str] = FAMILIES, fractions: Sequence[float] | None = None
+) -> dict[str, int]:
     """Split ``n`` among ``families`` by ``fractions`` (equal by default), largest remainder."""
     _check_count(n)
     families = tuple(families)
@@ -424,10 +477,15 @@ def family_counts(n: int, families: Sequence[str] = FAMILIES,
     return {f: int(c) for f, c in zip(families, counts)}
 
 
-def generate_si_pool(n: int, seed: int = 0, families: Sequence[str] = FAMILIES,
-                     fractions: Sequence[float] | None = None, start_id: int = 0,
-                     family_kwargs: dict[str, dict[str, Any]] | None = None,
-                     progress: bool = False) -> list[Atoms]:
+def generate_si_pool(
+    n: int,
+    seed: int = 0,
+    families: Sequence[str] = FAMILIES,
+    fractions: Sequence[float] | None = None,
+    start_id: int = 0,
+    family_kwargs: dict[str, dict[str, Any]] | None = None,
+    progress: bool = False,
+) -> list[Atoms]:
     """A pool of ``n`` Si structures from ``families``, with unique ``info["pool_id"]``.
 
     ``fractions`` weights the families (equal by default); ``family_kwargs`` maps

@@ -7,6 +7,7 @@ Jacobian is stored and large cells (thousands of atoms) stay within a few MB per
 member. ``Calculator(committee, device="cuda")`` runs descriptors, networks and forces
 on the GPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,12 @@ class Calculator(_ASECalculator):
             device = select_device(device=device)  # raises now if there is no usable GPU
         self.device = device
 
-    def calculate(self, atoms: Atoms | None = None, properties: list[str] | tuple[str, ...] = ("energy",),
-                  system_changes: list[str] = all_changes) -> None:
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | tuple[str, ...] = ("energy",),
+        system_changes: list[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         c = self.committee

@@ -6,6 +6,7 @@ virials of all members are contracted in one call without storing the descriptor
 Jacobian. ``device="cuda"`` runs all of it on the GPU (:mod:`alip.core.device`), including
 the networks; the default runs the compiled CPU core.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,10 +34,10 @@ FORMAT_VERSION = 1
 class Prediction:
     """Committee predictions for a batch of structures (K members, S structures, N atoms)."""
 
-    energies: np.ndarray   # (K, S) eV
-    forces: np.ndarray     # (K, N, 3) eV/Å
-    virials: np.ndarray    # (K, S, 3, 3) eV, W = -dE/dε
-    offsets: np.ndarray    # (S + 1,) atom offsets
+    energies: np.ndarray  # (K, S) eV
+    forces: np.ndarray  # (K, N, 3) eV/Å
+    virials: np.ndarray  # (K, S, 3, 3) eV, W = -dE/dε
+    offsets: np.ndarray  # (S + 1,) atom offsets
     atomic_energies: np.ndarray | None = None  # (K, N) eV, when the predictor kept them
 
     @property
@@ -51,13 +52,13 @@ class Prediction:
     def force_deviation(self) -> np.ndarray:
         """Per-atom ε_F,i = sqrt(⟨|F_ik − ⟨F_i⟩_k|²⟩_k) (DP-GEN), (N,)."""
         dev = self.forces - self.forces.mean(axis=0, keepdims=True)
-        return np.sqrt((dev ** 2).sum(axis=-1).mean(axis=0))
+        return np.sqrt((dev**2).sum(axis=-1).mean(axis=0))
 
     def virial_deviation_per_atom(self) -> np.ndarray:
         """ε_W = sqrt(⟨‖W_k − ⟨W⟩_k‖_F²⟩_k) / N, the committee spread of the virial per atom
         (eV/atom), (S,): large for strained cells even where forces vanish by symmetry."""
         dev = self.virials - self.virials.mean(axis=0, keepdims=True)
-        return np.sqrt((dev ** 2).sum(axis=(-1, -2)).mean(axis=0)) / self.n_atoms
+        return np.sqrt((dev**2).sum(axis=(-1, -2)).mean(axis=0)) / self.n_atoms
 
     def max_force_deviation(self) -> np.ndarray:
         """max over the atoms of each structure of ε_F,i, (S,)."""
@@ -67,12 +68,14 @@ class Prediction:
 
 def _plain(obj: Any) -> Any:
     """JSON round trip: only plain Python types survive (safe for ``weights_only`` loading)."""
+
     def default(o: Any) -> Any:
         if isinstance(o, np.ndarray):
             return o.tolist()
         if isinstance(o, np.generic):
             return o.item()
         raise TypeError(f"cannot store {type(o).__name__} in committee metadata")
+
     return json.loads(json.dumps(obj, default=default))
 
 
@@ -115,8 +118,9 @@ class Committee:
         return idx
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, values: np.ndarray, numbers: np.ndarray, offsets: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(
+        self, values: np.ndarray, numbers: np.ndarray, offsets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """From descriptor values (N, F): energies (K, S), atomic energies (K, N), dE/dG (K, N, F)."""
         offsets = np.asarray(offsets, dtype=np.int64)
         n_struct = len(offsets) - 1
@@ -147,8 +151,9 @@ class Committee:
             values, E, e_atom, forces, virials = self._predict_torch(atoms_list, numbers, offsets, device)
         return Prediction(E, forces, virials, offsets, e_atom), values
 
-    def _predict_torch(self, structures: Any, numbers: np.ndarray, offsets: np.ndarray,
-                       device: Any) -> tuple[np.ndarray, ...]:
+    def _predict_torch(
+        self, structures: Any, numbers: np.ndarray, offsets: np.ndarray, device: Any
+    ) -> tuple[np.ndarray, ...]:
         """(values, E, e_atom, forces, virials) through :mod:`alip.core.device` (one neighbor list
         for values and forces); ``structures``: a list of Atoms or a TorchBatch."""
         dev = select_device(device=device)
@@ -185,11 +190,15 @@ class Committee:
         forces = np.zeros((K, offsets[-1], 3))
         virials = np.zeros((K, len(atoms_list), 3, 3))
         for start in range(0, len(atoms_list), chunk_size):
-            chunk = atoms_list[start:start + chunk_size]
+            chunk = atoms_list[start : start + chunk_size]
             sl, ss = slice(offsets[start], offsets[start + len(chunk)]), slice(start, start + len(chunk))
             p, _ = self.predict_batch(chunk, device)
             energies[:, ss], e_atom[:, sl], forces[:, sl], virials[:, ss] = (
-                p.energies, p.atomic_energies, p.forces, p.virials)
+                p.energies,
+                p.atomic_energies,
+                p.forces,
+                p.virials,
+            )
         return Prediction(energies, forces, virials, offsets, e_atom)
 
     # ------------------------------------------------------------------ persistence
@@ -222,13 +231,17 @@ class Committee:
             raise ValueError(f"{os.fspath(path)!r} is not an alip committee file")
         version = payload.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(f"committee file format version {version!r} is not supported "
-                             f"(this alip reads up to {FORMAT_VERSION})")
+            raise ValueError(
+                f"committee file format version {version!r} is not supported (this alip reads up to {FORMAT_VERSION})"
+            )
         ACSF = _acsf_class()
         file_acsf = ACSF.from_dict(payload["acsf"])
         if acsf is not None and acsf.to_dict() != file_acsf.to_dict():
-            diff = sorted(k for k in set(acsf.to_dict()) | set(file_acsf.to_dict())
-                          if acsf.to_dict().get(k) != file_acsf.to_dict().get(k))
+            diff = sorted(
+                k
+                for k in set(acsf.to_dict()) | set(file_acsf.to_dict())
+                if acsf.to_dict().get(k) != file_acsf.to_dict().get(k)
+            )
             raise ValueError(f"descriptor spec in {os.fspath(path)!r} differs from the expected one in {diff}")
         arch = payload["architecture"]
         net = CommitteeNetwork(**arch)

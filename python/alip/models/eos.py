@@ -1,4 +1,5 @@
 """Energy–volume curve of diamond Si and its Birch–Murnaghan fit (ASE EquationOfState)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,12 @@ from ase.units import GPa
 DIAMOND_ATOMS_PER_CUBIC_CELL = 8
 
 
-def fit_eos(volumes: np.ndarray, energies: np.ndarray, eos: str = "birchmurnaghan",
-            atoms_per_cubic_cell: int = DIAMOND_ATOMS_PER_CUBIC_CELL) -> dict[str, float]:
+def fit_eos(
+    volumes: np.ndarray,
+    energies: np.ndarray,
+    eos: str = "birchmurnaghan",
+    atoms_per_cubic_cell: int = DIAMOND_ATOMS_PER_CUBIC_CELL,
+) -> dict[str, float]:
     """Fit E(V) per atom; returns v0 (Å³/atom), e0 (eV/atom), B0 (GPa) and the cubic a0 (Å)."""
     volumes = np.asarray(volumes, dtype=np.float64)
     energies = np.asarray(energies, dtype=np.float64)
@@ -23,14 +28,20 @@ def fit_eos(volumes: np.ndarray, energies: np.ndarray, eos: str = "birchmurnagha
         raise ValueError("volumes must be positive and finite, energies finite")
     v0, e0, B = EquationOfState(volumes, energies, eos=eos).fit(warn=False)
     if not (volumes.min() <= v0 <= volumes.max()):
-        raise ValueError(f"fitted minimum v0={v0:.3f} lies outside the sampled volumes "
-                         f"[{volumes.min():.3f}, {volumes.max():.3f}]")
-    return {"v0": float(v0), "e0": float(e0), "B0": float(B / GPa),
-            "a0": float((atoms_per_cubic_cell * v0) ** (1.0 / 3.0))}
+        raise ValueError(
+            f"fitted minimum v0={v0:.3f} lies outside the sampled volumes [{volumes.min():.3f}, {volumes.max():.3f}]"
+        )
+    return {
+        "v0": float(v0),
+        "e0": float(e0),
+        "B0": float(B / GPa),
+        "a0": float((atoms_per_cubic_cell * v0) ** (1.0 / 3.0)),
+    }
 
 
-def ev_curve(calculator: Any, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04,
-             symbol: str = "Si") -> tuple[np.ndarray, np.ndarray]:
+def ev_curve(
+    calculator: Any, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04, symbol: str = "Si"
+) -> tuple[np.ndarray, np.ndarray]:
     """Volumes (Å³/atom) and energies (eV/atom) of diamond with a in a0_guess·[1 − r, 1 + r].
 
     ``calculator`` is any ASE calculator (a trained committee's or an oracle); the
@@ -47,8 +58,9 @@ def ev_curve(calculator: Any, a0_guess: float = 5.431, n: int = 11, rel_range: f
     return np.array(volumes), np.array(energies)
 
 
-def compare_eos(model: Any, oracle: Any, a0_guess: float = 5.431, n: int = 11,
-                rel_range: float = 0.04) -> dict[str, Any]:
+def compare_eos(
+    model: Any, oracle: Any, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04
+) -> dict[str, Any]:
     """E–V of model and oracle over the same volumes: both fits, relative errors, energy RMSE.
 
     Returns ``model``/``oracle`` fit dicts, ``volumes``, ``e_model``/``e_oracle`` (eV/atom),
@@ -58,7 +70,11 @@ def compare_eos(model: Any, oracle: Any, a0_guess: float = 5.431, n: int = 11,
     v_o, e_oracle = ev_curve(oracle, a0_guess, n, rel_range)
     fm, fo = fit_eos(v, e_model), fit_eos(v_o, e_oracle)
     return {
-        "model": fm, "oracle": fo, "volumes": v, "e_model": e_model, "e_oracle": e_oracle,
+        "model": fm,
+        "oracle": fo,
+        "volumes": v,
+        "e_model": e_model,
+        "e_oracle": e_oracle,
         "rmse_mev": float(1e3 * np.sqrt(np.mean((e_model - e_oracle) ** 2))),
         "a0_rel_err": abs(fm["a0"] - fo["a0"]) / fo["a0"],
         "B0_rel_err": abs(fm["B0"] - fo["B0"]) / fo["B0"],

@@ -7,6 +7,7 @@ carry a leading member axis, so one batched matmul evaluates (and trains) the wh
 committee.  :meth:`CommitteeNetwork.member` extracts one member as a plain,
 TorchScript-able :class:`MemberNetwork`.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,14 @@ def make_activation(name: str) -> nn.Module:
 class StackedMLP(nn.Module):
     """K independent MLPs ``n_in → hidden… → 1`` evaluated with batched matmuls."""
 
-    def __init__(self, n_in: int, hidden: Sequence[int], n_members: int, activation: str,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_members: int,
+        activation: str,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         sizes = [n_in, *hidden, 1]
         self.weights = nn.ParameterList()
@@ -84,8 +91,15 @@ class CommitteeNetwork(nn.Module):
     ``energy_ref`` (n_species,) eV per atom, ``energy_scale`` (scalar) eV.
     """
 
-    def __init__(self, n_features: int, species: Sequence[int], n_members: int = 5,
-                 hidden: Sequence[int] = (48, 48), activation: str = "tanh", seed: int = 0) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        species: Sequence[int],
+        n_members: int = 5,
+        hidden: Sequence[int] = (48, 48),
+        activation: str = "tanh",
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if n_members < 1:
             raise ValueError("n_members must be >= 1")
@@ -96,7 +110,8 @@ class CommitteeNetwork(nn.Module):
         self.activation = activation
         gen = torch.Generator().manual_seed(int(seed))
         self.nets = nn.ModuleList(
-            StackedMLP(self.n_features, self.hidden, self.n_members, activation, gen) for _ in self.species)
+            StackedMLP(self.n_features, self.hidden, self.n_members, activation, gen) for _ in self.species
+        )
         ns = len(self.species)
         self.register_buffer("feature_shift", torch.zeros(ns, self.n_features, dtype=torch.float64))
         self.register_buffer("feature_scale", torch.ones(ns, self.n_features, dtype=torch.float64))
@@ -105,8 +120,13 @@ class CommitteeNetwork(nn.Module):
 
     def architecture(self) -> dict:
         """JSON-serialisable constructor arguments (without the seed)."""
-        return dict(n_features=self.n_features, species=list(self.species), n_members=self.n_members,
-                    hidden=list(self.hidden), activation=self.activation)
+        return dict(
+            n_features=self.n_features,
+            species=list(self.species),
+            n_members=self.n_members,
+            hidden=list(self.hidden),
+            activation=self.activation,
+        )
 
     def atomic_energies(self, G: torch.Tensor, species_index: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (K, N) from descriptors G of shape (N, F) or (K, N, F)."""
@@ -125,15 +145,21 @@ class CommitteeNetwork(nn.Module):
             out = out.index_copy(1, idx, e)
         return out
 
-    def forward(self, G: torch.Tensor, species_index: torch.Tensor, structure_index: torch.Tensor,
-                n_structures: int) -> torch.Tensor:
+    def forward(
+        self, G: torch.Tensor, species_index: torch.Tensor, structure_index: torch.Tensor, n_structures: int
+    ) -> torch.Tensor:
         """Total energies (K, n_structures)."""
         e = self.atomic_energies(G, species_index)
         return e.new_zeros(self.n_members, n_structures).index_add(1, structure_index, e)
 
-    def energies_and_gradients(self, G: torch.Tensor, species_index: torch.Tensor,
-                               structure_index: torch.Tensor, n_structures: int,
-                               create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def energies_and_gradients(
+        self,
+        G: torch.Tensor,
+        species_index: torch.Tensor,
+        structure_index: torch.Tensor,
+        n_structures: int,
+        create_graph: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Energies (K, S), atomic energies (K, N) and dE_k/dG (K, N, F) of every member.
 
         G is replicated per member so one backward pass gives each member's own gradient.
@@ -170,8 +196,7 @@ class MemberNetwork(nn.Module):
     ``forward(G (N, F), species_index (N,)) -> atomic energies (N,)``.
     """
 
-    def __init__(self, n_features: int, species: Sequence[int], hidden: Sequence[int],
-                 activation: str) -> None:
+    def __init__(self, n_features: int, species: Sequence[int], hidden: Sequence[int], activation: str) -> None:
         super().__init__()
         self.n_species = len(species)
         nets = []

@@ -8,6 +8,7 @@ weights); members differ by initialisation and by bootstrap weights over the
 training structures.  Early stopping keeps, per member, the weights with the
 lowest validation loss.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,19 @@ from alip.models.committee import Committee
 from alip.models.networks import CommitteeNetwork, torch_threads
 from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, read_labels
 
-__all__ = ["TrainConfig", "TrainResult", "train_committee", "member_losses", "committee_forces",
-           "committee_virials", "structure_weights", "errors", "featurize", "read_labels", "LabeledSet"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train_committee",
+    "member_losses",
+    "committee_forces",
+    "committee_virials",
+    "structure_weights",
+    "errors",
+    "featurize",
+    "read_labels",
+    "LabeledSet",
+]
 
 
 @dataclass
@@ -39,9 +51,9 @@ class TrainConfig(TrainingSection):
 
     energy_weighting: float | None = None  # Δ (eV/atom): structure weight 1 / (1 + (e − e_min) / Δ); None: off
     seed: int = 0
-    threads: int | None = 1             # torch intra-op threads while training (None: unchanged)
-    device: str = "cpu"                 # "cpu" or "cuda[:i]": where the networks train
-    forces: str = "auto"                # "sparse" | "fused" | "auto" (sparse on the CPU, fused on a GPU)
+    threads: int | None = 1  # torch intra-op threads while training (None: unchanged)
+    device: str = "cpu"  # "cpu" or "cuda[:i]": where the networks train
+    forces: str = "auto"  # "sparse" | "fused" | "auto" (sparse on the CPU, fused on a GPU)
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -68,31 +80,37 @@ class TrainConfig(TrainingSection):
         return "fused" if device.type == "cuda" else "sparse"
 
 
-def committee_forces(dE_dG: torch.Tensor, grad_values: torch.Tensor, grad_centers: torch.Tensor,
-                     grad_neighbors: torch.Tensor, n_atoms: int) -> torch.Tensor:
+def committee_forces(
+    dE_dG: torch.Tensor,
+    grad_values: torch.Tensor,
+    grad_centers: torch.Tensor,
+    grad_neighbors: torch.Tensor,
+    n_atoms: int,
+) -> torch.Tensor:
     """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable)."""
     contrib = torch.einsum("raf,krf->kra", grad_values, dE_dG.index_select(1, grad_centers))
     return dE_dG.new_zeros(dE_dG.shape[0], n_atoms, 3).index_add(1, grad_neighbors, -contrib)
 
 
-def committee_virials(dE_dG: torch.Tensor, strain_grad: torch.Tensor, structure_index: torch.Tensor,
-                      n_structures: int) -> torch.Tensor:
+def committee_virials(
+    dE_dG: torch.Tensor, strain_grad: torch.Tensor, structure_index: torch.Tensor, n_structures: int
+) -> torch.Tensor:
     """Virials (K, S, 3, 3) = −∂E_k/∂ε for all K members at once (differentiable)."""
     per_atom = -torch.einsum("iabf,kif->kiab", strain_grad, dE_dG)
     return dE_dG.new_zeros(dE_dG.shape[0], n_structures, 3, 3).index_add(1, structure_index, per_atom)
 
 
-def member_losses(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig,
-                  create_graph: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def member_losses(
+    net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig, create_graph: bool = True
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted loss per member (K,) on ``data``; ``weights`` (K, S) are bootstrap counts."""
     S = data.n_structures
     n_atoms = data.n_atoms()
     struct = data.structure_index()
-    E, _, dE_dG = net.energies_and_gradients(data.values, data.species_index, struct, S,
-                                             create_graph=create_graph)
+    E, _, dE_dG = net.energies_and_gradients(data.values, data.species_index, struct, S, create_graph=create_graph)
     w = weights.to(E.dtype)
     dE = (E - data.energies) / n_atoms
-    loss_e = (w * dE ** 2).sum(1) / S
+    loss_e = (w * dE**2).sum(1) / S
     want_stress = cfg.weight_stress > 0 and bool(data.has_stress.any())
     W = None
     if data.fused:
@@ -136,8 +154,7 @@ def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConf
         S = train.n_structures
         counts = torch.zeros(S, ns, dtype=torch.float64)
         struct = train.structure_index()
-        counts.index_put_((struct, train.species_index), torch.ones(len(struct), dtype=torch.float64),
-                          accumulate=True)
+        counts.index_put_((struct, train.species_index), torch.ones(len(struct), dtype=torch.float64), accumulate=True)
         E = train.energies.double()
         ref = torch.linalg.lstsq(counts, E[:, None], driver="gelsd").solution[:, 0]
         net.energy_ref.copy_(ref)
@@ -161,15 +178,16 @@ def structure_weights(data: LabeledSet, cfg: TrainConfig) -> torch.Tensor:
     return (1.0 / (1.0 + (e - e.min()) / cfg.energy_weighting)).to(data.values.dtype)
 
 
-def _evaluate(net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig,
-              chunk: int) -> torch.Tensor:
+def _evaluate(
+    net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig, chunk: int
+) -> torch.Tensor:
     """Loss per member (K,) over ``data`` (structure weights (S,), no bootstrap) in chunks."""
     K, S = net.n_members, data.n_structures
     total = torch.zeros(K, dtype=torch.float64)
     for start in range(0, S, chunk):
         idx = np.arange(start, min(S, start + chunk))
         sub = data.batch(idx)
-        w = weights[start:start + len(idx)].unsqueeze(0).expand(K, -1)
+        w = weights[start : start + len(idx)].unsqueeze(0).expand(K, -1)
         loss, _ = member_losses(net, sub, w, cfg, create_graph=False)
         total += loss.detach().double().cpu() * len(idx)
     return total / S
@@ -186,8 +204,12 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def train_committee(atoms_list: Sequence[Atoms], acsf: ACSF | None = None,
-                    config: TrainConfig | None = None, data: LabeledSet | None = None) -> TrainResult:
+def train_committee(
+    atoms_list: Sequence[Atoms],
+    acsf: ACSF | None = None,
+    config: TrainConfig | None = None,
+    data: LabeledSet | None = None,
+) -> TrainResult:
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
     ``acsf`` defaults to ``ACSF.default_si()``; ``data`` may pass a precomputed
@@ -198,8 +220,7 @@ def train_committee(atoms_list: Sequence[Atoms], acsf: ACSF | None = None,
         return _train(atoms_list, acsf, cfg, data)
 
 
-def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig,
-           data: LabeledSet | None) -> TrainResult:
+def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig, data: LabeledSet | None) -> TrainResult:
     t0 = time.perf_counter()
     if acsf is None:
         acsf = ACSF.default_si()
@@ -211,21 +232,27 @@ def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig,
     if data is None:
         data = featurize(acsf, atoms_list, dtype=dtype, forces=mode, device=dev)
     elif data.fused != (mode == "fused"):
-        raise ValueError(f"data was featurized for {'fused' if data.fused else 'sparse'} forces, "
-                         f"but the config asks for {mode!r}")
+        raise ValueError(
+            f"data was featurized for {'fused' if data.fused else 'sparse'} forces, but the config asks for {mode!r}"
+        )
     data = data.to(dev, dtype)
     rng = np.random.default_rng(cfg.seed)
     train_idx, val_idx = _split(data.n_structures, cfg, rng)
     train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
     K, S = cfg.n_members, train.n_structures
-    boot = (rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap
-            else np.ones((K, S), dtype=np.int64))
+    boot = rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap else np.ones((K, S), dtype=np.int64)
     weights = structure_weights(data, cfg)
     boot = torch.as_tensor(boot, dtype=dtype, device=dev) * weights[torch.from_numpy(train_idx).to(dev)]
 
     torch_gen = torch.Generator().manual_seed(cfg.seed)
-    net = CommitteeNetwork(acsf.n_features, acsf.species, K, cfg.hidden, cfg.activation,
-                           seed=int(torch.randint(0, 2**62, (1,), generator=torch_gen)))
+    net = CommitteeNetwork(
+        acsf.n_features,
+        acsf.species,
+        K,
+        cfg.hidden,
+        cfg.activation,
+        seed=int(torch.randint(0, 2**62, (1,), generator=torch_gen)),
+    )
     _initialise_scaling(net, train, cfg)
     net = net.to(device=dev, dtype=dtype)
     params = [p for p in net.parameters()]
@@ -242,7 +269,7 @@ def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig,
         perm = rng.permutation(S)
         running = torch.zeros(K, dtype=torch.float64)
         for start in range(0, S, cfg.batch_size):
-            idx = perm[start:start + cfg.batch_size]
+            idx = perm[start : start + cfg.batch_size]
             loss, _ = member_losses(net, train.batch(idx), boot[:, torch.from_numpy(idx).to(dev)], cfg)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
@@ -251,8 +278,14 @@ def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig,
         sched.step()
         current = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
         since_best = _keep_best(params, best_params, current, best, since_best)
-        history.append({"epoch": epoch, "train": float(running.mean() / S), "val": current.tolist(),
-                        "lr": opt.param_groups[0]["lr"]})
+        history.append(
+            {
+                "epoch": epoch,
+                "train": float(running.mean() / S),
+                "val": current.tolist(),
+                "lr": opt.param_groups[0]["lr"],
+            }
+        )
         if cfg.verbose and (epoch % 10 == 0 or epoch == 1):
             print(f"epoch {epoch:4d} train {running.mean() / S:.3e} val {current.mean():.3e}")
         if bool((since_best >= cfg.patience).all()):
@@ -265,16 +298,25 @@ def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig,
         _keep_best(params, best_params, current, best, since_best)
         _restore(params, best_params)
     elapsed = time.perf_counter() - t0
-    meta = {"train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-            "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-            "best_val_loss": best.tolist(), "train_seconds": elapsed}
+    meta = {
+        "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "n_train": int(len(train_idx)),
+        "n_val": int(len(val_idx)),
+        "best_val_loss": best.tolist(),
+        "train_seconds": elapsed,
+    }
     committee = Committee(acsf, net.to(device="cpu", dtype=torch.float64), meta)
     return TrainResult(committee, history, train_idx, val_idx, elapsed)
 
 
 @torch.no_grad()
-def _keep_best(params: list[torch.Tensor], best_params: list[torch.Tensor], current: torch.Tensor,
-               best: torch.Tensor, since_best: torch.Tensor) -> torch.Tensor:
+def _keep_best(
+    params: list[torch.Tensor],
+    best_params: list[torch.Tensor],
+    current: torch.Tensor,
+    best: torch.Tensor,
+    since_best: torch.Tensor,
+) -> torch.Tensor:
     """Copy the members whose loss improved into ``best_params``; update ``best`` in place."""
     improved = current < best
     for p, bp in zip(params, best_params):
@@ -290,11 +332,11 @@ def _restore(params: list[torch.Tensor], best_params: list[torch.Tensor]) -> Non
         p.copy_(bp)
 
 
-def _lbfgs(net: CommitteeNetwork, params: list[torch.Tensor], train: LabeledSet, boot: torch.Tensor,
-           cfg: TrainConfig) -> None:
+def _lbfgs(
+    net: CommitteeNetwork, params: list[torch.Tensor], train: LabeledSet, boot: torch.Tensor, cfg: TrainConfig
+) -> None:
     """Full-batch L-BFGS on the summed member losses (members couple only via the line search)."""
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=20,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=20, line_search_fn="strong_wolfe")
     S = train.n_structures
 
     def closure() -> torch.Tensor:
@@ -302,7 +344,7 @@ def _lbfgs(net: CommitteeNetwork, params: list[torch.Tensor], train: LabeledSet,
         total = torch.zeros((), dtype=boot.dtype, device=boot.device)
         for start in range(0, S, cfg.batch_size * 4):
             idx = np.arange(start, min(S, start + cfg.batch_size * 4))
-            loss, _ = member_losses(net, train.batch(idx), boot[:, start:start + len(idx)], cfg)
+            loss, _ = member_losses(net, train.batch(idx), boot[:, start : start + len(idx)], cfg)
             scaled = loss.sum() * len(idx) / S
             scaled.backward()
             total = total + scaled.detach()
@@ -319,9 +361,14 @@ def errors(committee: Committee, atoms_list: Sequence[Atoms]) -> dict[str, float
     n = pred.n_atoms
     e_ref = np.array([e for e, _, _ in labels])
     f_ref = np.concatenate([f for _, f, _ in labels])
-    out = {"energy_rmse": float(np.sqrt(np.mean(((pred.energies.mean(0) - e_ref) / n) ** 2))),
-           "force_rmse": float(np.sqrt(np.mean((pred.forces.mean(0) - f_ref) ** 2)))}
-    s_err = [(-pred.virials.mean(0)[s] / a.get_volume() - st) for s, (a, (_, _, st))
-             in enumerate(zip(atoms_list, labels)) if st is not None]
+    out = {
+        "energy_rmse": float(np.sqrt(np.mean(((pred.energies.mean(0) - e_ref) / n) ** 2))),
+        "force_rmse": float(np.sqrt(np.mean((pred.forces.mean(0) - f_ref) ** 2))),
+    }
+    s_err = [
+        (-pred.virials.mean(0)[s] / a.get_volume() - st)
+        for s, (a, (_, _, st)) in enumerate(zip(atoms_list, labels))
+        if st is not None
+    ]
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(s_err)))) if s_err else math.nan
     return out

@@ -11,6 +11,7 @@ Two ways to get forces during training (``TrainConfig.forces``):
 
 Both run on any device: tensors live on ``LabeledSet.values.device``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,20 +65,20 @@ class LabeledSet:
     fused mode fills ``geometry`` (an :class:`alip.core.device.TorchBatch`) and ``acsf``.
     """
 
-    values: torch.Tensor          # (N, F)
-    species_index: torch.Tensor   # (N,)
-    offsets: np.ndarray           # (S + 1,)
-    row_offsets: np.ndarray | None    # (S + 1,) gradient-row offsets per structure (sparse)
+    values: torch.Tensor  # (N, F)
+    species_index: torch.Tensor  # (N,)
+    offsets: np.ndarray  # (S + 1,)
+    row_offsets: np.ndarray | None  # (S + 1,) gradient-row offsets per structure (sparse)
     grad_values: torch.Tensor | None  # (R, 3, F) (sparse)
-    grad_centers: torch.Tensor | None    # (R,) (sparse)
+    grad_centers: torch.Tensor | None  # (R,) (sparse)
     grad_neighbors: torch.Tensor | None  # (R,) (sparse)
     strain_grad: torch.Tensor | None  # (N, 3, 3, F) when any structure has a stress label (sparse)
-    energies: torch.Tensor        # (S,)
-    forces: torch.Tensor          # (N, 3)
-    virials: torch.Tensor         # (S, 3, 3), W = −σV (zeros where no stress)
-    has_stress: torch.Tensor      # (S,) bool
-    geometry: Any = None          # TorchBatch (fused)
-    acsf: ACSF = None              # the ACSF spec (fused)
+    energies: torch.Tensor  # (S,)
+    forces: torch.Tensor  # (N, 3)
+    virials: torch.Tensor  # (S, 3, 3), W = −σV (zeros where no stress)
+    has_stress: torch.Tensor  # (S,) bool
+    geometry: Any = None  # TorchBatch (fused)
+    acsf: ACSF = None  # the ACSF spec (fused)
 
     @property
     def n_structures(self) -> int:
@@ -100,11 +101,13 @@ class LabeledSet:
 
     def to(self, device: Any = None, dtype: torch.dtype | None = None) -> LabeledSet:
         """A copy on ``device`` with floating tensors cast to ``dtype`` (geometry stays float64)."""
+
         def move(x: Any) -> Any:
             if not isinstance(x, torch.Tensor):
                 return x
             cast = dtype if dtype is not None and x.is_floating_point() else None
             return x.to(device=device, dtype=cast)
+
         kw = {f.name: move(getattr(self, f.name)) for f in fields(self)}
         if self.geometry is not None and device is not None:
             kw["geometry"] = self.geometry.to(device)
@@ -120,30 +123,53 @@ class LabeledSet:
         atom_idx = torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na) + np.arange(new_off[-1])).to(dev)
         sidx = torch.from_numpy(idx).to(dev)
         take = lambda x, i: None if x is None else x.index_select(0, i)  # noqa: E731
-        kw = dict(values=take(self.values, atom_idx), species_index=take(self.species_index, atom_idx),
-                  offsets=new_off, row_offsets=None, grad_values=None, grad_centers=None, grad_neighbors=None,
-                  strain_grad=take(self.strain_grad, atom_idx), energies=take(self.energies, sidx),
-                  forces=take(self.forces, atom_idx), virials=take(self.virials, sidx),
-                  has_stress=take(self.has_stress, sidx), acsf=self.acsf)
+        kw = dict(
+            values=take(self.values, atom_idx),
+            species_index=take(self.species_index, atom_idx),
+            offsets=new_off,
+            row_offsets=None,
+            grad_values=None,
+            grad_centers=None,
+            grad_neighbors=None,
+            strain_grad=take(self.strain_grad, atom_idx),
+            energies=take(self.energies, sidx),
+            forces=take(self.forces, atom_idx),
+            virials=take(self.virials, sidx),
+            has_stress=take(self.has_stress, sidx),
+            acsf=self.acsf,
+        )
         if self.fused:
             g = self.geometry
-            kw["geometry"] = type(g)(positions=take(g.positions, atom_idx), species=take(g.species, atom_idx),
-                                     offsets=torch.from_numpy(new_off).to(g.offsets.device),
-                                     cells=take(g.cells, sidx), pbc=take(g.pbc, sidx))
+            kw["geometry"] = type(g)(
+                positions=take(g.positions, atom_idx),
+                species=take(g.species, atom_idx),
+                offsets=torch.from_numpy(new_off).to(g.offsets.device),
+                cells=take(g.cells, sidx),
+                pbc=take(g.pbc, sidx),
+            )
             return LabeledSet(**kw)
         ro = self.row_offsets
         nr = ro[idx + 1] - ro[idx]
         new_roff = np.concatenate([[0], np.cumsum(nr)])
         row_idx = torch.from_numpy(np.repeat(ro[idx] - new_roff[:-1], nr) + np.arange(new_roff[-1])).to(dev)
         shift = torch.from_numpy(np.repeat(o[idx] - new_off[:-1], nr)).to(dev)
-        kw.update(row_offsets=new_roff, grad_values=take(self.grad_values, row_idx),
-                  grad_centers=take(self.grad_centers, row_idx) - shift,
-                  grad_neighbors=take(self.grad_neighbors, row_idx) - shift)
+        kw.update(
+            row_offsets=new_roff,
+            grad_values=take(self.grad_values, row_idx),
+            grad_centers=take(self.grad_centers, row_idx) - shift,
+            grad_neighbors=take(self.grad_neighbors, row_idx) - shift,
+        )
         return LabeledSet(**kw)
 
 
-def featurize(committee_or_acsf: Committee | ACSF, atoms_list: Sequence[Atoms], species_index: np.ndarray | None = None,
-              dtype: torch.dtype = torch.float64, forces: str = "sparse", device: Any = "cpu") -> LabeledSet:
+def featurize(
+    committee_or_acsf: Committee | ACSF,
+    atoms_list: Sequence[Atoms],
+    species_index: np.ndarray | None = None,
+    dtype: torch.dtype = torch.float64,
+    forces: str = "sparse",
+    device: Any = "cpu",
+) -> LabeledSet:
     """Descriptors and labels of ``atoms_list`` on ``device``: with sparse gradients (one core
     call, on the CPU) or, ``forces="fused"``, with the geometry (values computed on ``device``)."""
     if forces not in FORCE_MODES:
@@ -165,24 +191,42 @@ def featurize(committee_or_acsf: Committee | ACSF, atoms_list: Sequence[Atoms], 
         if stress is not None:
             virials[s] = -stress * a.get_volume()
     t = lambda x: torch.as_tensor(np.asarray(x), dtype=dtype)  # noqa: E731
-    common = dict(species_index=torch.as_tensor(species_index, dtype=torch.int64),
-                  energies=t([e for e, _, _ in labels]), forces=t(np.concatenate([f for _, f, _ in labels])),
-                  virials=t(virials), has_stress=torch.as_tensor(has_stress))
+    common = dict(
+        species_index=torch.as_tensor(species_index, dtype=torch.int64),
+        energies=t([e for e, _, _ in labels]),
+        forces=t(np.concatenate([f for _, f, _ in labels])),
+        virials=t(virials),
+        has_stress=torch.as_tensor(has_stress),
+    )
     if forces == "fused":
         dev = select_device(device=device)
         geometry = TorchBatch.from_atoms(atoms_list, acsf, device=dev)
         values = Prepared(acsf, geometry, dev).values(torch.float64).to(dtype)
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
-        return LabeledSet(values=values, offsets=offsets, row_offsets=None, grad_values=None, grad_centers=None,
-                          grad_neighbors=None, strain_grad=None, geometry=geometry, acsf=acsf,
-                          **common).to(dev)
+        return LabeledSet(
+            values=values,
+            offsets=offsets,
+            row_offsets=None,
+            grad_values=None,
+            grad_centers=None,
+            grad_neighbors=None,
+            strain_grad=None,
+            geometry=geometry,
+            acsf=acsf,
+            **common,
+        ).to(dev)
     d = acsf.compute(atoms_list, gradients=True)
     offsets = np.asarray(d.offsets, dtype=np.int64)
     centers = np.asarray(d.grad_centers, dtype=np.int64)
     if np.any(np.diff(centers) < 0):
         raise ValueError("gradient rows are not grouped by center")
     return LabeledSet(
-        values=t(d.values), offsets=offsets, row_offsets=np.searchsorted(centers, offsets).astype(np.int64),
-        grad_values=t(d.grad_values), grad_centers=torch.as_tensor(centers),
+        values=t(d.values),
+        offsets=offsets,
+        row_offsets=np.searchsorted(centers, offsets).astype(np.int64),
+        grad_values=t(d.grad_values),
+        grad_centers=torch.as_tensor(centers),
         grad_neighbors=torch.as_tensor(np.asarray(d.grad_neighbors, dtype=np.int64)),
-        strain_grad=t(d.strain_grad) if has_stress.any() else None, **common).to(device)
+        strain_grad=t(d.strain_grad) if has_stress.any() else None,
+        **common,
+    ).to(device)

@@ -6,6 +6,7 @@ pool and test set with a small label budget, fits the E–V curve of each final
 committee against the oracle's and writes the report.  ``quick=True`` is the
 smaller budget the test suite runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,17 @@ FULL: dict[str, dict[str, Any]] = {
     "labeling": {"executor": "serial"},
     "pool": {"n": 400, "seed": 0, "max_atoms": 16, "random_atoms": [8, 16]},
     "test": {"n": 40, "n_volume": 12, "seed": 1000},
-    "training": {"n_members": 4, "hidden": [24, 24], "epochs": 120, "patience": 40, "lbfgs_steps": 40,
-                 "lr": 0.01, "lr_final": 0.001, "batch_size": 16, "energy_weighting": 0.1},
+    "training": {
+        "n_members": 4,
+        "hidden": [24, 24],
+        "epochs": 120,
+        "patience": 40,
+        "lbfgs_steps": 40,
+        "lr": 0.01,
+        "lr_final": 0.001,
+        "batch_size": 16,
+        "energy_weighting": 0.1,
+    },
     "acquisition": {"qbc_score": "force", "diversity": "fps"},
 }
 #: ``--quick``: the same mission at toy size (for the tests; the numbers mean little).
@@ -40,8 +50,16 @@ QUICK: dict[str, dict[str, Any]] = {
     "labeling": {"executor": "serial"},
     "pool": {"n": 80, "seed": 0, "max_atoms": 16, "random_atoms": [8, 12]},
     "test": {"n": 12, "n_volume": 8, "seed": 1000},
-    "training": {"n_members": 3, "hidden": [12], "epochs": 25, "patience": 25, "lr": 0.01, "lr_final": 0.001,
-                 "batch_size": 16, "energy_weighting": 0.1},
+    "training": {
+        "n_members": 3,
+        "hidden": [12],
+        "epochs": 25,
+        "patience": 25,
+        "lr": 0.01,
+        "lr_final": 0.001,
+        "batch_size": 16,
+        "energy_weighting": 0.1,
+    },
 }
 
 
@@ -79,8 +97,14 @@ def _prepare(out: Path, quick: bool, seeds: int, fresh: bool) -> None:
     marker.write_text(json.dumps(mode))
 
 
-def run_demo(out_dir: str | os.PathLike = "alip_demo", quick: bool = False, seeds: int | None = None,
-             jobs: int | None = None, progress: bool = True, fresh: bool = False) -> DemoResult:
+def run_demo(
+    out_dir: str | os.PathLike = "alip_demo",
+    quick: bool = False,
+    seeds: int | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+    fresh: bool = False,
+) -> DemoResult:
     """Generate → compare qbc/emc/random → report; prints where the report is and a summary.
 
     ``seeds`` defaults to 2 (1 with ``quick``); ``jobs`` (parallel runs) to the number
@@ -98,8 +122,10 @@ def run_demo(out_dir: str | os.PathLike = "alip_demo", quick: bool = False, seed
     cfg = demo_config(quick)
     (out / "demo.toml").write_text(cfg.to_toml())
     say = print if progress else (lambda *_a, **_k: None)
-    say(f"alip demo: {len(STRATEGIES)} strategies × {seeds} seed(s), budget {cfg.run.budget} labels, "
-        f"pool {cfg.pool.n} Si structures, oracle Stillinger–Weber → {out}")
+    say(
+        f"alip demo: {len(STRATEGIES)} strategies × {seeds} seed(s), budget {cfg.run.budget} labels, "
+        f"pool {cfg.pool.n} Si structures, oracle Stillinger–Weber → {out}"
+    )
     n_iter = 1 + -(-(cfg.run.budget - cfg.run.n_initial) // cfg.run.batch_size)
     with _IterationProgress(out, len(STRATEGIES) * seeds * n_iter, enabled=progress and jobs > 1):
         compare(cfg, STRATEGIES, seeds, out, jobs=jobs, progress=progress and jobs == 1)
@@ -110,8 +136,10 @@ def run_demo(out_dir: str | os.PathLike = "alip_demo", quick: bool = False, seed
     say("")
     say(result.table())
     say(f"\nreport: {index}")
-    say(f"finished in {result.seconds:.0f} s; rerun any part with `alip compare {out / 'demo.toml'}` "
-        f"or `alip report {out}`")
+    say(
+        f"finished in {result.seconds:.0f} s; rerun any part with `alip compare {out / 'demo.toml'}` "
+        f"or `alip report {out}`"
+    )
     return result
 
 
@@ -153,11 +181,19 @@ def format_table(summary: dict[str, Any]) -> str:
     from alip.reports.report import summary_table
 
     rows = summary_table(summary)
-    head = ["strategy", "seeds", "labels", "E RMSE meV/atom", "F RMSE eV/Å", "E–V RMSE meV/atom",
-            "a0 Å", "B0 GPa", "E0 eV/atom"]
+    head = [
+        "strategy",
+        "seeds",
+        "labels",
+        "E RMSE meV/atom",
+        "F RMSE eV/Å",
+        "E–V RMSE meV/atom",
+        "a0 Å",
+        "B0 GPa",
+        "E0 eV/atom",
+    ]
     rows = [head] + [[c.replace(" ± ", "±") for c in r] for r in rows[1:]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in rows]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)

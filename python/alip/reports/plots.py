@@ -5,6 +5,7 @@ plain arrays and the small dataclasses below, write one PNG with the Agg backend
 return its path.  Colors are fixed per structure family and per strategy so that
 every figure of a report reads the same way.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,12 +23,16 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 FAMILY_COLORS: dict[str, str] = {
-    "volume": "#1f77b4", "small_distortion": "#2ca02c",
-    "large_distortion": "#ff7f0e", "random": "#d62728",
+    "volume": "#1f77b4",
+    "small_distortion": "#2ca02c",
+    "large_distortion": "#ff7f0e",
+    "random": "#d62728",
 }
 FAMILY_NAMES: dict[str, str] = {
-    "volume": "volume series", "small_distortion": "small distortions",
-    "large_distortion": "large distortions", "random": "random",
+    "volume": "volume series",
+    "small_distortion": "small distortions",
+    "large_distortion": "large distortions",
+    "random": "random",
 }
 STRATEGY_COLORS: dict[str, str] = {"qbc": "#1f77b4", "emc": "#9467bd", "random": "#555555"}
 _EXTRA_COLORS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
@@ -42,7 +47,7 @@ class EVSeries:
     label: str
     volumes: np.ndarray
     energies: np.ndarray
-    spread: np.ndarray | None = None     # committee std (eV/atom) at each volume
+    spread: np.ndarray | None = None  # committee std (eV/atom) at each volume
     fit: dict[str, float] | None = None  # fit_eos output: v0, e0, B0, a0
 
 
@@ -130,27 +135,39 @@ def _fit_text(fit: dict[str, float] | None) -> str:
     return f"a₀={fit['a0']:.4f} Å, B₀={fit['B0']:.1f} GPa, E₀={fit['e0']:.4f} eV/atom"
 
 
-def plot_ev_curve(oracle: EVSeries | None, models: Sequence[EVSeries], path: str | os.PathLike,
-                  title: str = "Energy–volume curve of diamond Si") -> str:
+def plot_ev_curve(
+    oracle: EVSeries | None,
+    models: Sequence[EVSeries],
+    path: str | os.PathLike,
+    title: str = "Energy–volume curve of diamond Si",
+) -> str:
     """Model curves (committee mean ± spread) against the oracle; lower panel: model − oracle.
 
     Fitted Birch–Murnaghan parameters (a₀, B₀, E₀) of every curve are in the legend.
     """
     if oracle is None and not models:
         raise ValueError("nothing to plot: no oracle and no model curve")
-    fig, (ax, ax_res) = plt.subplots(2, 1, figsize=(8.5, 7.2), sharex=True,
-                                     gridspec_kw={"height_ratios": [3, 1.3], "hspace": 0.06})
+    fig, (ax, ax_res) = plt.subplots(
+        2, 1, figsize=(8.5, 7.2), sharex=True, gridspec_kw={"height_ratios": [3, 1.3], "hspace": 0.06}
+    )
     colors = strategy_colors([m.label.split()[0] for m in models])
     if oracle is not None:
-        ax.plot(oracle.volumes, oracle.energies, "o-", color="black", lw=1.6, ms=5, zorder=5,
-                label=f"{oracle.label}: {_fit_text(oracle.fit)}")
+        ax.plot(
+            oracle.volumes,
+            oracle.energies,
+            "o-",
+            color="black",
+            lw=1.6,
+            ms=5,
+            zorder=5,
+            label=f"{oracle.label}: {_fit_text(oracle.fit)}",
+        )
         ax_res.axhline(0.0, color="black", lw=1.2)
     for m in models:
         c = colors[m.label.split()[0]]
         ax.plot(m.volumes, m.energies, "-", color=c, lw=2, label=f"{m.label}: {_fit_text(m.fit)}")
         if m.spread is not None:
-            ax.fill_between(m.volumes, m.energies - m.spread, m.energies + m.spread, color=c,
-                            alpha=0.15, lw=0)
+            ax.fill_between(m.volumes, m.energies - m.spread, m.energies + m.spread, color=c, alpha=0.15, lw=0)
         if oracle is not None:
             on = (oracle.volumes >= m.volumes.min()) & (oracle.volumes <= m.volumes.max())
             v = oracle.volumes[on]
@@ -172,12 +189,19 @@ def plot_ev_curve(oracle: EVSeries | None, models: Sequence[EVSeries], path: str
     ax_res.grid(alpha=0.3)
     if oracle is None:
         ax_res.text(0.5, 0.5, "no oracle curve", transform=ax_res.transAxes, ha="center", va="center")
-    top = ax.secondary_xaxis("top", functions=(lambda v: np.cbrt(8 * np.clip(v, 1e-9, None)),
-                                               lambda a: a ** 3 / 8))
+    top = ax.secondary_xaxis("top", functions=(lambda v: np.cbrt(8 * np.clip(v, 1e-9, None)), lambda a: a**3 / 8))
     top.set_xlabel("cubic lattice constant a (Å)")
     if models and any(m.spread is not None for m in models):
-        ax.text(0.99, 0.02, "bands: committee mean ± 1 std", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=8, color="#444444")
+        ax.text(
+            0.99,
+            0.02,
+            "bands: committee mean ± 1 std",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#444444",
+        )
     return _save(fig, path)
 
 
@@ -189,8 +213,7 @@ CURVE_METRICS: dict[str, str] = {
 }
 
 
-def aggregate_learning_curves(rows: Sequence[Mapping[str, object]], metric: str
-                              ) -> dict[str, dict[str, np.ndarray]]:
+def aggregate_learning_curves(rows: Sequence[Mapping[str, object]], metric: str) -> dict[str, dict[str, np.ndarray]]:
     """Per strategy and iteration: mean n_labels, mean/std (ddof=1)/min/max of ``metric`` over seeds.
 
     ``rows`` are learning-curve records with ``strategy``, ``seed``, ``iteration``,
@@ -219,8 +242,9 @@ def aggregate_learning_curves(rows: Sequence[Mapping[str, object]], metric: str
     return out
 
 
-def plot_learning_curves(rows: Sequence[Mapping[str, object]], path: str | os.PathLike,
-                         metrics: Sequence[str] | None = None) -> str:
+def plot_learning_curves(
+    rows: Sequence[Mapping[str, object]], path: str | os.PathLike, metrics: Sequence[str] | None = None
+) -> str:
     """Test errors versus number of labels, one line per strategy (mean ± 1 sample std over seeds)."""
     metrics = [m for m in (metrics or CURVE_METRICS) if aggregate_learning_curves(rows, m)]
     if not metrics:
@@ -299,17 +323,34 @@ def plot_parity(predictions: Sequence[TestSetPrediction], path: str | os.PathLik
             m = p.families == fam
             if m.any():
                 err = 1e3 * _rmse(p.e_pred[m] - p.e_true[m])
-                ax_e.scatter(p.e_true[m], p.e_pred[m], s=22, alpha=0.8, color=family_color(fam),
-                             edgecolor="none", label=f"{family_name(fam)} ({err:.1f} meV/atom)")
+                ax_e.scatter(
+                    p.e_true[m],
+                    p.e_pred[m],
+                    s=22,
+                    alpha=0.8,
+                    color=family_color(fam),
+                    edgecolor="none",
+                    label=f"{family_name(fam)} ({err:.1f} meV/atom)",
+                )
             ma = p.atom_families == fam
             if ma.any():
                 ft, fp = p.f_true[ma].ravel(), p.f_pred[ma].ravel()
-                ax_f.scatter(ft, fp, s=6, alpha=0.45, color=family_color(fam), edgecolor="none",
-                             label=f"{family_name(fam)} ({_rmse(fp - ft):.3f} eV/Å)", rasterized=True)
+                ax_f.scatter(
+                    ft,
+                    fp,
+                    s=6,
+                    alpha=0.45,
+                    color=family_color(fam),
+                    edgecolor="none",
+                    label=f"{family_name(fam)} ({_rmse(fp - ft):.3f} eV/Å)",
+                    rasterized=True,
+                )
         e_all = 1e3 * _rmse(p.e_pred - p.e_true)
         f_all = _rmse((p.f_pred - p.f_true).ravel())
-        for ax, title, unit in ((ax_e, f"energy, RMSE {e_all:.1f} meV/atom", "eV/atom"),
-                                (ax_f, f"force components, RMSE {f_all:.3f} eV/Å", "eV/Å")):
+        for ax, title, unit in (
+            (ax_e, f"energy, RMSE {e_all:.1f} meV/atom", "eV/atom"),
+            (ax_f, f"force components, RMSE {f_all:.3f} eV/Å", "eV/Å"),
+        ):
             lo, hi = _common_limits(ax)
             ax.plot([lo, hi], [lo, hi], "k--", lw=1, zorder=0)
             ax.set_xlim(lo, hi)
@@ -319,8 +360,13 @@ def plot_parity(predictions: Sequence[TestSetPrediction], path: str | os.PathLik
             ax.set_ylabel(f"model, committee mean ({unit})")
             ax.set_title(f"{p.label}: {title}", fontsize=10.5)
             ax.grid(alpha=0.3)
-            leg = ax.legend(fontsize=8, loc="upper left", title="family (RMSE)", title_fontsize=8,
-                            markerscale=2 if ax is ax_f else 1)
+            leg = ax.legend(
+                fontsize=8,
+                loc="upper left",
+                title="family (RMSE)",
+                title_fontsize=8,
+                markerscale=2 if ax is ax_f else 1,
+            )
             for h in leg.legend_handles:
                 h.set_alpha(1)
         _zoom_inset(ax_e, p, fams)
@@ -377,13 +423,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def binned_error(spread: np.ndarray, error: np.ndarray, n_bins: int = 8
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def binned_error(spread: np.ndarray, error: np.ndarray, n_bins: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Median spread and RMS error in quantile bins of the spread (the calibration curve)."""
     order = np.argsort(spread)
     bins = [b for b in np.array_split(order, min(n_bins, max(len(order) // 3, 1))) if len(b)]
-    return (np.array([np.median(spread[b]) for b in bins]),
-            np.array([np.sqrt(np.mean(error[b] ** 2)) for b in bins]))
+    return (np.array([np.median(spread[b]) for b in bins]), np.array([np.sqrt(np.mean(error[b] ** 2)) for b in bins]))
 
 
 def plot_uncertainty_vs_error(predictions: Sequence[TestSetPrediction], path: str | os.PathLike) -> str:
@@ -400,8 +444,10 @@ def plot_uncertainty_vs_error(predictions: Sequence[TestSetPrediction], path: st
         e_spread = 1e3 * np.asarray(p.e_std)
         e_err = 1e3 * np.abs(p.e_pred - p.e_true)
         f_err = np.linalg.norm(p.f_pred - p.f_true, axis=1)
-        panels = ((row[0], e_spread, e_err, p.families, "energy", "meV/atom", 22),
-                  (row[1], np.asarray(p.f_dev), f_err, p.atom_families, "forces", "eV/Å", 6))
+        panels = (
+            (row[0], e_spread, e_err, p.families, "energy", "meV/atom", 22),
+            (row[1], np.asarray(p.f_dev), f_err, p.atom_families, "forces", "eV/Å", 6),
+        )
         for ax, spread, err, fams, what, unit, size in panels:
             if len(spread) != len(err):
                 ax.text(0.5, 0.5, "no committee spread stored", transform=ax.transAxes, ha="center")
@@ -416,9 +462,16 @@ def plot_uncertainty_vs_error(predictions: Sequence[TestSetPrediction], path: st
             s_plot, e_plot = np.maximum(spread, floor), np.maximum(err, floor)
             for fam in _ordered_families(fams):
                 m = fams == fam
-                ax.scatter(s_plot[m], e_plot[m], s=size, alpha=0.6 if size > 10 else 0.35,
-                           color=family_color(fam), edgecolor="none", label=family_name(fam),
-                           rasterized=size < 10)
+                ax.scatter(
+                    s_plot[m],
+                    e_plot[m],
+                    s=size,
+                    alpha=0.6 if size > 10 else 0.35,
+                    color=family_color(fam),
+                    edgecolor="none",
+                    label=family_name(fam),
+                    rasterized=size < 10,
+                )
             bx, by = binned_error(s_plot, e_plot)
             ax.plot(bx, np.maximum(by, floor), "k-o", lw=1.8, ms=4, label="RMS error in spread bins")
             lo = floor
@@ -460,9 +513,12 @@ def _log_floor(values: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- selection over time
-def plot_selection_over_time(selections: Mapping[str, Mapping[int, Mapping[str, float]]],
-                             path: str | os.PathLike, n_runs: Mapping[str, int] | None = None,
-                             pool_fractions: Mapping[str, float] | None = None) -> str:
+def plot_selection_over_time(
+    selections: Mapping[str, Mapping[int, Mapping[str, float]]],
+    path: str | os.PathLike,
+    n_runs: Mapping[str, int] | None = None,
+    pool_fractions: Mapping[str, float] | None = None,
+) -> str:
     """Stacked bars of the families each iteration selected, one panel per strategy.
 
     ``selections[strategy][iteration][family]`` is the (mean over seeds) number of
@@ -481,8 +537,7 @@ def plot_selection_over_time(selections: Mapping[str, Mapping[int, Mapping[str, 
         bottom = np.zeros(len(its))
         for fam in fams:
             h = np.array([float(selections[s][i].get(fam, 0.0)) for i in its])
-            ax.bar(its, h, bottom=bottom, color=family_color(fam), label=family_name(fam),
-                   edgecolor="white", lw=0.5)
+            ax.bar(its, h, bottom=bottom, color=family_color(fam), label=family_name(fam), edgecolor="white", lw=0.5)
             bottom += h
         k = (n_runs or {}).get(s, 1)
         ax.set_title(f"{s}" + (f" (mean of {k} seeds)" if k > 1 else ""))
@@ -494,8 +549,9 @@ def plot_selection_over_time(selections: Mapping[str, Mapping[int, Mapping[str, 
     handles, labels = axes[0][0].get_legend_handles_labels()
     if pool_fractions:
         labels = [f"{lab} ({100 * pool_fractions.get(f, 0):.0f}% of pool)" for lab, f in zip(labels, fams)]
-    fig.legend(handles, labels, loc="upper center", ncol=len(fams), bbox_to_anchor=(0.5, 1.0),
-               fontsize=9, frameon=False)
+    fig.legend(
+        handles, labels, loc="upper center", ncol=len(fams), bbox_to_anchor=(0.5, 1.0), fontsize=9, frameon=False
+    )
     fig.suptitle("Which families the loop selected", y=1.08)
     fig.tight_layout()
     return _save(fig, path)
@@ -506,7 +562,7 @@ def kde_1d(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Gaussian kernel density of ``values`` on ``grid`` (Scott's bandwidth), normalised to unit area."""
     values = np.asarray(values, dtype=float)
     n = len(values)
-    h = float(np.std(values)) * n ** -0.2
+    h = float(np.std(values)) * n**-0.2
     if n == 0 or not h > 0:
         raise ValueError("need at least one value with non-zero spread")
     z = (grid[:, None] - values[None, :]) / h
@@ -530,10 +586,16 @@ def _violin(ax: plt.Axes, x: float, values: np.ndarray, color: str, width: float
     ax.plot([x - width / 4, x + width / 4], [med, med], color="black", lw=1.2)
 
 
-def plot_descriptor_violins(groups: Mapping[str, np.ndarray], feature_labels: Sequence[str],
-                            path: str | os.PathLike, title: str,
-                            colors: Mapping[str, str] | None = None, ncols: int = 6,
-                            max_samples: int = 4000, seed: int = 0) -> str:
+def plot_descriptor_violins(
+    groups: Mapping[str, np.ndarray],
+    feature_labels: Sequence[str],
+    path: str | os.PathLike,
+    title: str,
+    colors: Mapping[str, str] | None = None,
+    ncols: int = 6,
+    max_samples: int = 4000,
+    seed: int = 0,
+) -> str:
     """Distribution of every descriptor (one panel each), one violin per group.
 
     ``groups`` maps a group name (a family, an iteration) to per-atom descriptor values
@@ -560,8 +622,7 @@ def plot_descriptor_violins(groups: Mapping[str, np.ndarray], feature_labels: Se
     width = max(2.3, 0.32 * len(names) + 0.9)
     height = 2.05 * nrows + 1.1
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height), squeeze=False)
-    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.15 / height, top=1 - 1.0 / height,
-                        wspace=0.32, hspace=0.38)
+    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.15 / height, top=1 - 1.0 / height, wspace=0.32, hspace=0.38)
     for f in range(nrows * ncols):
         ax = axes.flat[f]
         if f >= F:
@@ -578,7 +639,13 @@ def plot_descriptor_violins(groups: Mapping[str, np.ndarray], feature_labels: Se
     from matplotlib.patches import Patch
 
     handles = [Patch(color=colors[k], label=family_name(k)) for k in names]
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(names), 8), fontsize=9.5,
-               frameon=False, bbox_to_anchor=(0.5, 1 - 0.38 / height))
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=min(len(names), 8),
+        fontsize=9.5,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1 - 0.38 / height),
+    )
     fig.suptitle(title, fontsize=12, y=1 - 0.08 / height)
     return _save(fig, path, tight=False)

@@ -6,6 +6,7 @@ labels.db, test.extxyz, config.toml), draws the figures of :mod:`alip.reports.pl
 ``DIR/report/`` and writes ``index.html`` (linking every image) and ``summary.json``.
 Nothing comes from in-memory state of the loop, so old runs can be re-plotted.
 """
+
 from __future__ import annotations
 
 import csv
@@ -105,8 +106,7 @@ def find_runs(path: str | os.PathLike) -> list[Run]:
         return [load_run(p)]
     runs = [load_run(d) for d in sorted(p.iterdir()) if d.is_dir() and is_run_dir(d)]
     if not runs:
-        raise FileNotFoundError(f"{p} is neither a run directory nor a directory of runs "
-                                f"(see docs/run_directory.md)")
+        raise FileNotFoundError(f"{p} is neither a run directory nor a directory of runs (see docs/run_directory.md)")
     return sorted(runs, key=lambda r: (plots.strategy_rank(r.strategy), r.seed))
 
 
@@ -139,12 +139,18 @@ def learning_rows(path: str | os.PathLike, runs: list[Run]) -> list[dict[str, An
         if f.is_file():
             with open(f, newline="") as fh:
                 for r in csv.DictReader(fh):
-                    rows.append({**{k: _number(v) for k, v in r.items()}, "strategy": run.strategy,
-                                 "seed": run.seed})
+                    rows.append({**{k: _number(v) for k, v in r.items()}, "strategy": run.strategy, "seed": run.seed})
         else:  # fall back to the iteration records
             for rec in run.iterations:
-                rows.append({"strategy": run.strategy, "seed": run.seed, "iteration": rec["iteration"],
-                             "n_labels": rec["n_labels"], **rec.get("errors", {})})
+                rows.append(
+                    {
+                        "strategy": run.strategy,
+                        "seed": run.seed,
+                        "iteration": rec["iteration"],
+                        "n_labels": rec["n_labels"],
+                        **rec.get("errors", {}),
+                    }
+                )
     return rows
 
 
@@ -165,19 +171,26 @@ def predict_test_set(committee: Committee, test: list, label: str) -> plots.Test
     labels = [read_labels(a) for a in test]
     fams = np.array([str(a.info.get("family", "unknown")) for a in test])
     return plots.TestSetPrediction(
-        label=label, families=fams,
-        e_true=np.array([e for e, _, _ in labels]) / n, e_pred=pred.energies.mean(0) / n,
-        e_std=pred.energy_std_per_atom(), atom_families=np.repeat(fams, pred.n_atoms),
-        f_true=np.concatenate([f for _, f, _ in labels]), f_pred=pred.forces.mean(0),
-        f_dev=pred.force_deviation())
+        label=label,
+        families=fams,
+        e_true=np.array([e for e, _, _ in labels]) / n,
+        e_pred=pred.energies.mean(0) / n,
+        e_std=pred.energy_std_per_atom(),
+        atom_families=np.repeat(fams, pred.n_atoms),
+        f_true=np.concatenate([f for _, f, _ in labels]),
+        f_pred=pred.forces.mean(0),
+        f_dev=pred.force_deviation(),
+    )
 
 
 # ----------------------------------------------------------------------------- E–V curve
-def diamond_cells(volumes: np.ndarray | None = None, a0: float = 5.431, rel_range: float = 0.05,
-                  n: int = 15) -> list:
+def diamond_cells(volumes: np.ndarray | None = None, a0: float = 5.431, rel_range: float = 0.05, n: int = 15) -> list:
     """2-atom diamond cells at ``volumes`` (Å³/atom), or a0·(1 ± rel_range) in ``n`` steps."""
-    a = (np.cbrt(8 * np.asarray(volumes, dtype=float)) if volumes is not None else
-         a0 * np.linspace(1 - rel_range, 1 + rel_range, int(n)))
+    a = (
+        np.cbrt(8 * np.asarray(volumes, dtype=float))
+        if volumes is not None
+        else a0 * np.linspace(1 - rel_range, 1 + rel_range, int(n))
+    )
     return [bulk("Si", "diamond", a=float(x)) for x in a]
 
 
@@ -306,8 +319,9 @@ def family_groups(acsf: ACSF, structures: list) -> dict[str, np.ndarray]:
     return out
 
 
-def iteration_groups(acsf: ACSF, run: Run, pool: list, sample: int = 600, max_groups: int = 12
-                     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def iteration_groups(
+    acsf: ACSF, run: Run, pool: list, sample: int = 600, max_groups: int = 12
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Descriptor values of the pool (``sample`` structures), the initial set and each selection.
 
     More than ``max_groups`` selecting iterations are merged into consecutive blocks.
@@ -353,7 +367,8 @@ def summarize(runs: list[Run], ev_fits: dict[str, dict | None]) -> dict[str, dic
         fits = [ev_fits.get(r.name) for r in group]
         fits = [f for f in fits if f]
         out[strategy] = {
-            "n_seeds": len(group), "iterations": _stats([f["iteration"] for f in finals]),
+            "n_seeds": len(group),
+            "iterations": _stats([f["iteration"] for f in finals]),
             "n_labels": _stats([f["n_labels"] for f in finals]),
             **{k: _stats([_number(e.get(k)) for e in errs]) for k in plots.CURVE_METRICS},
             **{k: _stats([f[k] for f in fits]) for k in ("a0", "B0", "e0")},
@@ -384,8 +399,9 @@ class _Steps:
             self.bar.update(1)
 
 
-def build_report(path: str | os.PathLike, progress: bool = True, strict: bool = False,
-                 descriptor_sample: int = 600) -> Path:
+def build_report(
+    path: str | os.PathLike, progress: bool = True, strict: bool = False, descriptor_sample: int = 600
+) -> Path:
     """Write ``PATH/report/`` (PNGs, index.html, summary.json) for a run or compare directory.
 
     The lowest seed of each strategy is drawn in the E–V, parity, uncertainty and
@@ -406,52 +422,83 @@ def build_report(path: str | os.PathLike, progress: bool = True, strict: bool = 
     step = _Steps(8 + len(runs) + 3 * len(shown), progress, strict)
     fig: dict[str, str | None] = {}
     rows = step("learning curves", lambda: learning_rows(root, runs)) or []
-    fig["learning_curves"] = step("learning curves", lambda: plots.plot_learning_curves(
-        rows, out / "learning_curves.png") if rows else None)
-    committees = {r.name: step(f"load {r.name}", lambda r=r: _maybe(load_committee, r.checkpoint()))
-                  for r in runs}
+    fig["learning_curves"] = step(
+        "learning curves", lambda: plots.plot_learning_curves(rows, out / "learning_curves.png") if rows else None
+    )
+    committees = {r.name: step(f"load {r.name}", lambda r=r: _maybe(load_committee, r.checkpoint())) for r in runs}
     oracle = step("oracle E–V", lambda: reference_ev(runs[0], out / "ev_oracle.json"))
     cells = diamond_cells(volumes=oracle.volumes) if oracle else diamond_cells()
     ev = {r.name: model_ev(committees[r.name], cells, _label(r)) for r in runs if committees[r.name]}
-    fig["ev_curve"] = step("E–V curve", lambda: plots.plot_ev_curve(
-        oracle, [ev[r.name] for r in shown.values() if r.name in ev], out / "ev_curve.png")
-        if oracle or ev else None)
-    preds = [step(f"test set {s}", lambda r=r: predict_test_set(committees[r.name], read_test_set(r), _label(r)))
-             for s, r in shown.items() if committees[r.name] and (r.path / TEST).is_file()]
+    fig["ev_curve"] = step(
+        "E–V curve",
+        lambda: (
+            plots.plot_ev_curve(oracle, [ev[r.name] for r in shown.values() if r.name in ev], out / "ev_curve.png")
+            if oracle or ev
+            else None
+        ),
+    )
+    preds = [
+        step(f"test set {s}", lambda r=r: predict_test_set(committees[r.name], read_test_set(r), _label(r)))
+        for s, r in shown.items()
+        if committees[r.name] and (r.path / TEST).is_file()
+    ]
     preds = [p for p in preds if p is not None]
     fig["parity"] = step("parity", lambda: plots.plot_parity(preds, out / "parity.png") if preds else None)
-    fig["uncertainty"] = step("uncertainty vs error", lambda: plots.plot_uncertainty_vs_error(
-        preds, out / "uncertainty_vs_error.png") if preds else None)
+    fig["uncertainty"] = step(
+        "uncertainty vs error",
+        lambda: plots.plot_uncertainty_vs_error(preds, out / "uncertainty_vs_error.png") if preds else None,
+    )
     pools = {r.name: step(f"read pool {s}", lambda r=r: pool_structures(r)) or [] for s, r in shown.items()}
     first_pool = pools[next(iter(shown.values())).name]
     sel, n_runs = selections(runs)
     fracs = _fractions([str(a.info.get("family")) for a in first_pool])
-    fig["selection"] = step("selection over time", lambda: plots.plot_selection_over_time(
-        sel, out / "selection_over_time.png", n_runs, fracs) if sel else None)
+    fig["selection"] = step(
+        "selection over time",
+        lambda: plots.plot_selection_over_time(sel, out / "selection_over_time.png", n_runs, fracs) if sel else None,
+    )
     acsf = next((c.acsf for c in committees.values() if c is not None), None)
     if acsf is None:
         acsf = ACSF.default_si()
     sample = _subsample(first_pool, descriptor_sample)
-    fig["violins_family"] = step("violins by family", lambda: plots.plot_descriptor_violins(
-        family_groups(acsf, sample), acsf.feature_labels(), out / "violins_by_family.png",
-        f"Descriptor activation by structure family (per atom, {len(sample)} pool structures)")
-        if sample else None)
+    fig["violins_family"] = step(
+        "violins by family",
+        lambda: (
+            plots.plot_descriptor_violins(
+                family_groups(acsf, sample),
+                acsf.feature_labels(),
+                out / "violins_by_family.png",
+                f"Descriptor activation by structure family (per atom, {len(sample)} pool structures)",
+            )
+            if sample
+            else None
+        ),
+    )
     for s, r in shown.items():
+
         def draw(r: Run = r, s: str = s) -> str | None:
             groups, colors = iteration_groups(acsf, r, pools[r.name], descriptor_sample)
             if len(groups) < 2:
                 return None
             return plots.plot_descriptor_violins(
-                groups, acsf.feature_labels(), out / f"violins_selected_{_slug(s)}.png",
-                f"Descriptor activation of the structures selected per iteration: {r.name}", colors=colors)
+                groups,
+                acsf.feature_labels(),
+                out / f"violins_selected_{_slug(s)}.png",
+                f"Descriptor activation of the structures selected per iteration: {r.name}",
+                colors=colors,
+            )
+
         fig[f"violins_selected_{s}"] = step(f"violins selected {s}", draw)
     step.bar.close()
-    summary = {"kind": "run" if is_run_dir(root) else "compare", "path": str(root.resolve()),
-               "runs": [str(r.path.relative_to(root)) if r.path != root else "." for r in runs],
-               "strategies": summarize(runs, {k: v.fit for k, v in ev.items()}),
-               "oracle_ev": {"label": oracle.label, "fit": oracle.fit} if oracle else None,
-               "ev_models": {k: v.fit for k, v in ev.items()}, "failures": step.failures,
-               "seconds": round(time.perf_counter() - t0, 2)}
+    summary = {
+        "kind": "run" if is_run_dir(root) else "compare",
+        "path": str(root.resolve()),
+        "runs": [str(r.path.relative_to(root)) if r.path != root else "." for r in runs],
+        "strategies": summarize(runs, {k: v.fit for k, v in ev.items()}),
+        "oracle_ev": {"label": oracle.label, "fit": oracle.fit} if oracle else None,
+        "ev_models": {k: v.fit for k, v in ev.items()},
+        "failures": step.failures,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
     return write_index(out, summary, {k: v for k, v in fig.items() if v})
 
@@ -488,20 +535,33 @@ def _json_default(o: Any) -> Any:
 
 # ----------------------------------------------------------------------------- the page
 _CAPTIONS = {
-    "ev_curve": ("Energy–volume curve", "Diamond Si over a range of lattice constants: the final committee of "
-                 "each strategy (its lowest seed; mean, band = ±1 committee std) against the oracle; lower panel: "
-                 "model − oracle. "
-                 "The legend gives the Birch–Murnaghan a₀, B₀ and E₀ of every curve."),
-    "learning_curves": ("Learning curves", "Test-set errors of the committee mean versus the number of labels, "
-                        "one line per strategy, band = ±1 sample std over seeds."),
-    "parity": ("Parity on the test set", "Committee-mean prediction against the oracle, colored by structure "
-               "family; legend: RMSE per family."),
-    "uncertainty": ("Uncertainty versus error", "Is the committee's spread calibrated? Points near the dashed "
-                    "line have an error equal to their spread; the black line is the RMS error in bins of the "
-                    "spread, ρ the rank correlation."),
+    "ev_curve": (
+        "Energy–volume curve",
+        "Diamond Si over a range of lattice constants: the final committee of "
+        "each strategy (its lowest seed; mean, band = ±1 committee std) against the oracle; lower panel: "
+        "model − oracle. "
+        "The legend gives the Birch–Murnaghan a₀, B₀ and E₀ of every curve.",
+    ),
+    "learning_curves": (
+        "Learning curves",
+        "Test-set errors of the committee mean versus the number of labels, "
+        "one line per strategy, band = ±1 sample std over seeds.",
+    ),
+    "parity": (
+        "Parity on the test set",
+        "Committee-mean prediction against the oracle, colored by structure family; legend: RMSE per family.",
+    ),
+    "uncertainty": (
+        "Uncertainty versus error",
+        "Is the committee's spread calibrated? Points near the dashed "
+        "line have an error equal to their spread; the black line is the RMS error in bins of the "
+        "spread, ρ the rank correlation.",
+    ),
     "selection": ("Selection over time", "Families of the structures each iteration selected for labeling."),
-    "violins_family": ("Descriptor activation by family", "Per-atom distribution of every descriptor over the "
-                       "pool, one violin per structure family (median marked)."),
+    "violins_family": (
+        "Descriptor activation by family",
+        "Per-atom distribution of every descriptor over the pool, one violin per structure family (median marked).",
+    ),
 }
 
 
@@ -515,17 +575,47 @@ def _fmt(stat: dict[str, float] | None, digits: int) -> str:
 
 def summary_table(summary: dict[str, Any]) -> list[list[str]]:
     """Header and rows of the summary table (strategies, then the oracle's E–V fit)."""
-    head = ["", "seeds", "labels", "energy RMSE (meV/atom)", "force RMSE (eV/Å)", "E–V RMSE (meV/atom)",
-            "a₀ (Å)", "B₀ (GPa)", "E₀ (eV/atom)"]
+    head = [
+        "",
+        "seeds",
+        "labels",
+        "energy RMSE (meV/atom)",
+        "force RMSE (eV/Å)",
+        "E–V RMSE (meV/atom)",
+        "a₀ (Å)",
+        "B₀ (GPa)",
+        "E₀ (eV/atom)",
+    ]
     rows = [head]
     for s, st in summary["strategies"].items():
-        rows.append([s, str(st["n_seeds"]), _fmt(st["n_labels"], 0), _fmt(st["energy_rmse_mev_per_atom"], 1),
-                     _fmt(st["force_rmse_ev_per_ang"], 3), _fmt(st["ev_rmse_mev_per_atom"], 1),
-                     _fmt(st["a0"], 4), _fmt(st["B0"], 1), _fmt(st["e0"], 4)])
+        rows.append(
+            [
+                s,
+                str(st["n_seeds"]),
+                _fmt(st["n_labels"], 0),
+                _fmt(st["energy_rmse_mev_per_atom"], 1),
+                _fmt(st["force_rmse_ev_per_ang"], 3),
+                _fmt(st["ev_rmse_mev_per_atom"], 1),
+                _fmt(st["a0"], 4),
+                _fmt(st["B0"], 1),
+                _fmt(st["e0"], 4),
+            ]
+        )
     fit = (summary.get("oracle_ev") or {}).get("fit")
     if fit:
-        rows.append([summary["oracle_ev"]["label"], "", "", "", "", "", f"{fit['a0']:.4f}", f"{fit['B0']:.1f}",
-                     f"{fit['e0']:.4f}"])
+        rows.append(
+            [
+                summary["oracle_ev"]["label"],
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"{fit['a0']:.4f}",
+                f"{fit['B0']:.1f}",
+                f"{fit['e0']:.4f}",
+            ]
+        )
     return rows
 
 
@@ -533,9 +623,12 @@ def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> 
     """report/index.html: summary table, every figure with a caption, failures, other images."""
     from html import escape
 
-    parts = [f"<h1>alip report: {escape(Path(summary['path']).name)}</h1>",
-             f"<p class=meta>{escape(summary['path'])} · {len(summary['runs'])} run(s) · built "
-             f"{time.strftime('%Y-%m-%d %H:%M')} in {summary['seconds']:.0f} s</p>", "<h2>Summary</h2><table>"]
+    parts = [
+        f"<h1>alip report: {escape(Path(summary['path']).name)}</h1>",
+        f"<p class=meta>{escape(summary['path'])} · {len(summary['runs'])} run(s) · built "
+        f"{time.strftime('%Y-%m-%d %H:%M')} in {summary['seconds']:.0f} s</p>",
+        "<h2>Summary</h2><table>",
+    ]
     for i, row in enumerate(summary_table(summary)):
         tag = "th" if i == 0 else "td"
         parts.append("<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in row) + "</tr>")
@@ -546,25 +639,38 @@ def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> 
         name = Path(file).name
         title, caption = _CAPTIONS.get(key, (None, None))
         if key.startswith("violins_selected_"):
-            title = f"Descriptor activation of the selected structures: {key[len('violins_selected_'):]}"
-            caption = ("Per-atom descriptor distributions of the whole pool (gray), the initial training set "
-                       "(dark gray) and the structures selected in each iteration (viridis, early → late).")
-        parts.append(f"<h2>{escape(title or key)}</h2><p>{escape(caption or '')}</p>"
-                     f"<a href='{escape(name)}'><img src='{escape(name)}' alt='{escape(title or key)}'></a>")
+            title = f"Descriptor activation of the selected structures: {key[len('violins_selected_') :]}"
+            caption = (
+                "Per-atom descriptor distributions of the whole pool (gray), the initial training set "
+                "(dark gray) and the structures selected in each iteration (viridis, early → late)."
+            )
+        parts.append(
+            f"<h2>{escape(title or key)}</h2><p>{escape(caption or '')}</p>"
+            f"<a href='{escape(name)}'><img src='{escape(name)}' alt='{escape(title or key)}'></a>"
+        )
         linked.add(name)
     others = sorted(p.name for p in out.glob("*.png") if p.name not in linked)
     if others:
-        parts.append("<h2>Other images</h2>" + "".join(
-            f"<a href='{escape(n)}'><img src='{escape(n)}' alt='{escape(n)}'></a>" for n in others))
+        parts.append(
+            "<h2>Other images</h2>"
+            + "".join(f"<a href='{escape(n)}'><img src='{escape(n)}' alt='{escape(n)}'></a>" for n in others)
+        )
     if summary["failures"]:
-        parts.append("<h2>Figures that could not be drawn</h2><ul>" + "".join(
-            f"<li>{escape(k)}: {escape(v)}</li>" for k, v in summary["failures"].items()) + "</ul>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1500px;margin:2em auto;padding:0 1em;color:#222}"
-             "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}th{background:#f3f3f3}"
-             "td:first-child{text-align:left}.meta{color:#666;font-size:.9em}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>alip report</title><style>{style}"
-            f"</style></head><body>{''.join(parts)}</body></html>\n")
+        parts.append(
+            "<h2>Figures that could not be drawn</h2><ul>"
+            + "".join(f"<li>{escape(k)}: {escape(v)}</li>" for k, v in summary["failures"].items())
+            + "</ul>"
+        )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1500px;margin:2em auto;padding:0 1em;color:#222}"
+        "img{max-width:100%;border:1px solid #ddd;margin:.5em 0}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}th{background:#f3f3f3}"
+        "td:first-child{text-align:left}.meta{color:#666;font-size:.9em}"
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>alip report</title><style>{style}"
+        f"</style></head><body>{''.join(parts)}</body></html>\n"
+    )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
