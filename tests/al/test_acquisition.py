@@ -10,7 +10,8 @@ from ase import Atoms
 from ase.build import bulk
 
 import alip
-from alip.al.acquisition import combine_qbc, emc_chunk, farthest_point, qbc_scores, score_pool, select_batch
+from alip.al.acquisition import combine_qbc, emc_chunk, farthest_point, qbc_scores, select_batch
+from alip.al.pool_scoring import score_pool
 from alip.models.committee import Committee, Prediction
 from alip.models.networks import CommitteeNetwork
 from alip.models.training import committee_forces

@@ -103,11 +103,11 @@ def test_loop_end_to_end_follows_the_run_directory_contract(tmp_path):
 def test_qbc_scoring_on_dask_selects_what_local_scoring_selects(tmp_path, monkeypatch):
     """With a Dask executor the pool is scored by the streamed scorer on the workers; the
     selections, scores and curve equal an in-process run's."""
-    import alip.al.loop as loop_module
+    import alip.al.pool_scoring as scoring
 
     calls = []
-    streamed = loop_module._score_qbc_on_dask
-    monkeypatch.setattr(loop_module, "_score_qbc_on_dask", lambda *a, **k: calls.append(1) or streamed(*a, **k))
+    streamed = scoring.score_pool_streamed
+    monkeypatch.setattr(scoring, "score_pool_streamed", lambda *a, **k: calls.append(1) or streamed(*a, **k))
     local = run(tiny(tmp_path / "local", run={"strategy": "qbc"}))
     assert calls == []
     dask = run(tiny(tmp_path / "dask", run={"strategy": "qbc"}, labeling={"executor": "dask", "max_workers": 2}))

@@ -1,5 +1,5 @@
 """Streamed committee pool scoring (issue 7): equals the committee's own predictions and
-acquisition.score_pool, any chunking, file or memory source, index subsets, bad frames,
+the in-process score_pool, any chunking, file or memory source, index subsets, bad frames,
 and a Dask LocalCluster that gets the committee once per worker."""
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from ase.io import read, write
 from conftest import SMALL_G2, SMALL_G4
 
 import alip
-from alip.al.acquisition import score_pool
-from alip.al.pool_scoring import score_pool_streamed
+from alip.al.pool_scoring import score_pool, score_pool_streamed
 from alip.data.featurize import BadFrameError
 from alip.models.committee import Committee
 from alip.models.networks import CommitteeNetwork
@@ -81,7 +80,7 @@ def test_streamed_scores_equal_committee_predictions(chunk, chunk_atoms):
     assert got.n_atoms.tolist() == [len(a) for a in pool]
     for i in (0, 7, 20):
         assert np.allclose(got.features[i], committee.acsf.compute(pool[i]).mean(0), rtol=1e-13, atol=0)
-    qbc = score_pool(committee, pool, "qbc")  # the acquisition module's in-memory path
+    qbc = score_pool(committee, pool, "qbc")  # the in-process path
     assert np.allclose(got.energy_std, qbc.energy_std, rtol=1e-12, atol=1e-15)
     assert np.allclose(got.max_force_dev, qbc.max_force_dev, rtol=1e-12, atol=1e-15)
     assert np.allclose(got.features, qbc.features, rtol=1e-12, atol=1e-15)

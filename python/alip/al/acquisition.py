@@ -35,8 +35,9 @@ descriptor space standardised per feature over the scored pool; ``"none"`` takes
 the top B.  Exact duplicates (distance 0) of a chosen structure are only taken
 when nothing else is left.
 
-Pool scoring (:func:`score_pool`) runs in chunks of at most ``chunk_atoms`` atoms,
-on ``committee.device``: QBC uses the committee's fused force path (no descriptor
+The per-chunk scorers are :func:`qbc_chunk` and :func:`emc_chunk`; the pool is driven
+through them by :func:`alip.al.pool_scoring.score_pool`, in chunks of at most ``chunk_atoms``
+atoms, on ``committee.device``: QBC uses the committee's fused force path (no descriptor
 Jacobian); EMC with forces needs J_r (F̄ − F_k), from the sparse descriptor gradients
 of the current chunk on the CPU (freed before the next one) or from the JVP on a GPU.
 Memory is bounded by the chunk, whatever the pool size.
@@ -45,15 +46,13 @@ Memory is bounded by the chunk, whatever the pool size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from scipy.cluster.vq import kmeans2
-from tqdm.auto import tqdm
 
-from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS, STRATEGIES
+from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS
 from alip.core.device import prepare, select_device
 from alip.models.committee import Committee
 from alip.models.training import committee_forces
@@ -269,91 +268,12 @@ def emc_chunk(
     return scores.cpu().numpy(), pooled.cpu().numpy()
 
 
-# ----------------------------------------------------------------------------- pool scoring
-@dataclass
-class PoolScores:
-    """Scores (S,) and mean-pooled descriptors (S, F) of the scored structures, in input order."""
-
-    scores: np.ndarray
-    features: np.ndarray | None
-    energy_std: np.ndarray | None = None  # σ_E/N (eV/atom), QBC only
-    max_force_dev: np.ndarray | None = None  # max_i ε_F,i (eV/Å), QBC only
-    virial_dev: np.ndarray | None = None  # ε_W (eV/atom), QBC only
-
-
-def _chunks(sizes: np.ndarray, chunk_atoms: int) -> list[np.ndarray]:
-    """Index chunks of at most ``chunk_atoms`` atoms (at least one structure), similar sizes together."""
-    order = np.argsort(sizes, kind="stable")
-    chunks, current, total = [], [], 0
-    for i in order:
-        if current and total + sizes[i] > chunk_atoms:
-            chunks.append(np.array(current))
-            current, total = [], 0
-        current.append(i)
-        total += sizes[i]
-    if current:
-        chunks.append(np.array(current))
-    return chunks
-
-
-def _qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray]:
+def qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray]:
     """Committee Prediction (fused force path, on ``committee.device``) and mean-pooled
     descriptors of one chunk."""
     pred, values = committee.predict_batch(atoms_list)
     pooled = np.add.reduceat(values, pred.offsets[:-1], axis=0) / np.diff(pred.offsets)[:, None]
     return pred, pooled
-
-
-def score_pool(
-    committee: Committee,
-    atoms_list: Sequence[Atoms],
-    strategy: str,
-    qbc_kind: str = "force",
-    emc_forces: bool = True,
-    emc_params: str = "all",
-    weight_energy: float = 1.0,
-    weight_forces: float = 0.1,
-    chunk_atoms: int = 2048,
-    seed: int = 0,
-    progress: bool = False,
-) -> PoolScores:
-    """Score every structure of the pool (chunked, bounded memory, tqdm progress bar).
-
-    ``random`` draws uniform scores from ``seed`` and computes no descriptors
-    (``features`` is None).  EMC's ``weight_*`` are the training loss weights.
-    """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-    if chunk_atoms < 1:
-        raise ValueError(f"chunk_atoms must be >= 1, got {chunk_atoms}")
-    if qbc_kind not in QBC_KINDS:
-        raise ValueError(f"unknown QBC score {qbc_kind!r}; choose from {QBC_KINDS}")
-    atoms_list = list(atoms_list)
-    n = len(atoms_list)
-    if strategy == "random":
-        return PoolScores(np.random.default_rng(seed).random(n), None)
-    if n == 0:
-        return PoolScores(np.zeros(0), np.zeros((0, committee.acsf.n_features)))
-    sizes = np.array([len(a) for a in atoms_list])
-    scores = np.zeros(n)
-    features = np.zeros((n, committee.acsf.n_features))
-    e_std, f_dev, w_dev = np.zeros(n), np.zeros(n), np.zeros(n)
-    with tqdm(total=n, desc=f"scoring pool ({strategy})", unit="struct", disable=not progress) as bar:
-        for idx in _chunks(sizes, chunk_atoms):
-            chunk = [atoms_list[i] for i in idx]
-            if strategy == "qbc":
-                pred, features[idx] = _qbc_chunk(committee, chunk)
-                e_std[idx] = pred.energy_std_per_atom()
-                f_dev[idx] = pred.max_force_deviation()
-                w_dev[idx] = pred.virial_deviation_per_atom()
-            else:
-                scores[idx], features[idx] = emc_chunk(
-                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params
-                )
-            bar.update(len(idx))
-    if strategy == "qbc":
-        return PoolScores(qbc_from_parts(qbc_kind, e_std, f_dev, w_dev), features, e_std, f_dev, w_dev)
-    return PoolScores(scores, features)
 
 
 # ----------------------------------------------------------------------------- batch selection

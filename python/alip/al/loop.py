@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from alip.al.acquisition import PoolScores, qbc_from_parts, score_pool, select_batch
+from alip.al.acquisition import select_batch
 from alip.al.labeling import label_batch, make_process_pool
-from alip.al.pool_scoring import score_pool_streamed
+from alip.al.pool_scoring import score_pool
 from alip.al.run_dir import (
     CHECKPOINTS,
     CONFIG,
@@ -60,7 +60,6 @@ from alip.data.store import LabelStore
 from alip.data.structures import generate_si_pool, volume_series
 from alip.files import atomic_path, atomic_write_text
 from alip.models.committee import Committee
-from alip.models.networks import torch_threads
 from alip.models.training import TrainConfig, read_labels, train_committee
 
 
@@ -203,17 +202,6 @@ def evaluate_test_set(committee: Committee, test: list[Atoms]) -> tuple[dict, di
 def _is_dask_client(executor: Any) -> bool:
     """True for a ``distributed.Client`` (not a plain concurrent.futures executor)."""
     return type(executor).__module__.startswith("distributed") and hasattr(executor, "scatter")
-
-
-def _score_qbc_on_dask(
-    committee: Committee, atoms: list[Atoms], client: Any, a: Any, threads: int, progress: bool
-) -> Any:
-    """QBC scores of the pool through :func:`alip.al.pool_scoring.score_pool_streamed` on a Dask client."""
-    r = score_pool_streamed(
-        committee, atoms, client=client, chunk_atoms=a.chunk_atoms, on_bad="stop", threads=threads, progress=progress
-    )
-    scores = qbc_from_parts(a.qbc_score, r.energy_std, r.max_force_dev, r.virial_dev)
-    return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
 
 
 def open_executor(cfg: Config) -> tuple[Any, Any]:
@@ -406,24 +394,22 @@ class _Run:
             atoms = [pool_atoms[i] for i in pool_ids]
             a = cfg.acquisition
             client = self.executor()
-            if cfg.run.strategy == "qbc" and _is_dask_client(client):
-                # shard the scoring over the Dask workers; the committee is sent once per worker
-                scored = _score_qbc_on_dask(committee, atoms, client, a, cfg.run.threads, self.progress)
-            else:
-                with torch_threads(cfg.run.threads):
-                    scored = score_pool(
-                        committee,
-                        atoms,
-                        cfg.run.strategy,
-                        qbc_kind=a.qbc_score,
-                        emc_forces=a.emc_forces,
-                        emc_params=a.emc_params,
-                        weight_energy=cfg.training.weight_energy,
-                        weight_forces=cfg.training.weight_forces,
-                        chunk_atoms=a.chunk_atoms,
-                        seed=_seed(cfg.run.seed, n, 1),
-                        progress=self.progress,
-                    )
+            # with a Dask client QBC is sharded over the workers (the committee sent once per worker)
+            scored = score_pool(
+                committee,
+                atoms,
+                cfg.run.strategy,
+                qbc_kind=a.qbc_score,
+                emc_forces=a.emc_forces,
+                emc_params=a.emc_params,
+                weight_energy=cfg.training.weight_energy,
+                weight_forces=cfg.training.weight_forces,
+                chunk_atoms=a.chunk_atoms,
+                seed=_seed(cfg.run.seed, n, 1),
+                progress=self.progress,
+                client=client if _is_dask_client(client) else None,
+                threads=cfg.run.threads,
+            )
             diversity = a.diversity if (cfg.run.strategy != "random" or a.random_diversity) else "none"
             features = scored.features
             if diversity != "none" and features is None:

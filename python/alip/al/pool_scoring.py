@@ -12,8 +12,10 @@ only per-structure numbers, so memory is bounded by the chunk:
 - ``features``: mean-pooled descriptors (per-structure mean of the atomic ACSF rows),
   for diversity selection.
 
-These are the definitions of :class:`alip.models.committee.Prediction` and of
-:func:`alip.al.acquisition.score_pool` (QBC), computed through the same code.
+These are the definitions of :class:`alip.models.committee.Prediction` and of the
+in-process QBC path of :func:`score_pool`, computed through the same code.
+:func:`score_pool` is the one entry point of the loop: in process (QBC, EMC, random) or,
+for QBC with a Dask client, through :func:`score_pool_streamed`.
 
 With a ``distributed.Client`` each chunk is a task; the committee is scattered to every
 worker once (``broadcast=True``) and tasks refer to that copy, so it is not shipped per
@@ -34,6 +36,8 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from alip.al.acquisition import emc_chunk, qbc_chunk, qbc_from_parts
+from alip.config import QBC_KINDS, STRATEGIES
 from alip.core.build import get_num_threads, set_num_threads
 from alip.core.descriptors import PackedBatch
 from alip.core.device import select_device
@@ -48,8 +52,9 @@ from alip.data.featurize import (
 )
 from alip.data.pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
 from alip.models.committee import Committee, Prediction
+from alip.models.networks import torch_threads
 
-__all__ = ["StreamedScores", "score_pool_streamed", "score_frames"]
+__all__ = ["PoolScores", "StreamedScores", "score_pool", "score_pool_streamed", "score_frames"]
 
 
 @dataclass
@@ -332,3 +337,104 @@ def _score_dask(
         run_windowed(client, plan, submit, lambda result: collect(*result))
     finally:
         client.cancel(committee_f)
+
+
+# ----------------------------------------------------------------------------- the scoring path
+@dataclass
+class PoolScores:
+    """Scores (S,) and mean-pooled descriptors (S, F) of the scored structures, in input order."""
+
+    scores: np.ndarray
+    features: np.ndarray | None
+    energy_std: np.ndarray | None = None  # σ_E/N (eV/atom), QBC only
+    max_force_dev: np.ndarray | None = None  # max_i ε_F,i (eV/Å), QBC only
+    virial_dev: np.ndarray | None = None  # ε_W (eV/atom), QBC only
+
+
+def _chunks(sizes: np.ndarray, chunk_atoms: int) -> list[np.ndarray]:
+    """Index chunks of at most ``chunk_atoms`` atoms (at least one structure), similar sizes together."""
+    order = np.argsort(sizes, kind="stable")
+    chunks, current, total = [], [], 0
+    for i in order:
+        if current and total + sizes[i] > chunk_atoms:
+            chunks.append(np.array(current))
+            current, total = [], 0
+        current.append(i)
+        total += sizes[i]
+    if current:
+        chunks.append(np.array(current))
+    return chunks
+
+
+def score_pool(
+    committee: Committee,
+    atoms_list: Sequence[Atoms],
+    strategy: str,
+    qbc_kind: str = "force",
+    emc_forces: bool = True,
+    emc_params: str = "all",
+    weight_energy: float = 1.0,
+    weight_forces: float = 0.1,
+    chunk_atoms: int = 2048,
+    seed: int = 0,
+    progress: bool = False,
+    client: Any = None,
+    threads: int | None = None,
+) -> PoolScores:
+    """Score every structure of the pool: the one scoring path of the loop.
+
+    In this process the pool runs in chunks (bounded memory, tqdm progress bar) through the
+    per-chunk scorers :func:`~alip.al.acquisition.qbc_chunk` and
+    :func:`~alip.al.acquisition.emc_chunk`. With a ``distributed.Client`` QBC runs through
+    :func:`score_pool_streamed` on the workers (the committee sent once per worker, ``threads``
+    OpenMP threads per task); the scores are the same. ``random`` draws uniform scores from
+    ``seed`` and computes no descriptors (``features`` is None). EMC's ``weight_*`` are the
+    training loss weights.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if chunk_atoms < 1:
+        raise ValueError(f"chunk_atoms must be >= 1, got {chunk_atoms}")
+    if qbc_kind not in QBC_KINDS:
+        raise ValueError(f"unknown QBC score {qbc_kind!r}; choose from {QBC_KINDS}")
+    atoms_list = list(atoms_list)
+    n = len(atoms_list)
+    if client is not None and strategy == "qbc":
+        r = score_pool_streamed(
+            committee,
+            atoms_list,
+            client=client,
+            chunk_atoms=chunk_atoms,
+            on_bad="stop",
+            threads=threads,
+            progress=progress,
+        )
+        scores = qbc_from_parts(qbc_kind, r.energy_std, r.max_force_dev, r.virial_dev)
+        return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
+    if strategy == "random":
+        return PoolScores(np.random.default_rng(seed).random(n), None)
+    if n == 0:
+        return PoolScores(np.zeros(0), np.zeros((0, committee.acsf.n_features)))
+    sizes = np.array([len(a) for a in atoms_list])
+    scores = np.zeros(n)
+    features = np.zeros((n, committee.acsf.n_features))
+    e_std, f_dev, w_dev = np.zeros(n), np.zeros(n), np.zeros(n)
+    with (
+        torch_threads(threads),
+        tqdm(total=n, desc=f"scoring pool ({strategy})", unit="struct", disable=not progress) as bar,
+    ):
+        for idx in _chunks(sizes, chunk_atoms):
+            chunk = [atoms_list[i] for i in idx]
+            if strategy == "qbc":
+                pred, features[idx] = qbc_chunk(committee, chunk)
+                e_std[idx] = pred.energy_std_per_atom()
+                f_dev[idx] = pred.max_force_deviation()
+                w_dev[idx] = pred.virial_deviation_per_atom()
+            else:
+                scores[idx], features[idx] = emc_chunk(
+                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params
+                )
+            bar.update(len(idx))
+    if strategy == "qbc":
+        return PoolScores(qbc_from_parts(qbc_kind, e_std, f_dev, w_dev), features, e_std, f_dev, w_dev)
+    return PoolScores(scores, features)
