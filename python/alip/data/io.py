@@ -12,9 +12,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ase.db
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
 
 _DB_SUFFIXES = (".db",)
 
@@ -36,8 +38,6 @@ def attach_label(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.nda
 
 def write_extxyz(path: str | os.PathLike, atoms_list: Sequence[Atoms], append: bool = False) -> None:
     """Write structures (with their info and any attached labels) to extended XYZ."""
-    from ase.io import write
-
     atoms_list = list(atoms_list)
     for i, a in enumerate(atoms_list):
         if not isinstance(a, Atoms):
@@ -47,8 +47,6 @@ def write_extxyz(path: str | os.PathLike, atoms_list: Sequence[Atoms], append: b
 
 def read_extxyz(path: str | os.PathLike, index: str = ":") -> list[Atoms]:
     """Read all structures from an extended XYZ file."""
-    from ase.io import read
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     out = read(str(path), index=index, format="extxyz")
@@ -106,8 +104,6 @@ def read_labeled(
         raise FileNotFoundError(f"no such dataset: {path}")
     out: list[LabeledStructure] = []
     if is_database(path):
-        import ase.db
-
         with ase.db.connect(str(path), type="db", use_lock_file=False) as db:
             for row in db.select():
                 a = row.toatoms()
@@ -116,7 +112,6 @@ def read_labeled(
                 if item is not None:
                     out.append(item)
         return out
-    from ase.io import read
 
     for a in read(str(path), index=":"):
         item = _from_atoms(a, energy_key, forces_key, stress_key)

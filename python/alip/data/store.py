@@ -30,8 +30,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import ase.db
 import numpy as np
 from ase import Atoms
+from ase.db.core import reserved_keys, str_represents, word
 
 from alip.data.io import attach_label, read_extxyz, write_extxyz
 from alip.data.oracles import Label
@@ -63,8 +65,6 @@ def _as_int(value: Any, what: str) -> int:
 
 def _queryable(info: dict[str, Any]) -> dict[str, Any]:
     """Scalar info entries that can be ASE-db key-value pairs (for db queries)."""
-    from ase.db.core import reserved_keys, word
-
     out = {}
     for key, value in info.items():
         if (
@@ -86,8 +86,6 @@ def _queryable(info: dict[str, Any]) -> dict[str, Any]:
 
 def _looks_numeric(text: str) -> bool:
     """ASE's database refuses text values that read as a bool, int or float."""
-    from ase.db.core import str_represents
-
     return any(str_represents(text, t) for t in (bool, int, float))
 
 
@@ -112,8 +110,6 @@ class LabelStore:
     """Pool, queue and labels of one run in an ASE SQLite database at ``path``."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        import ase.db
-
         self.path = os.fspath(path)
         if not self.path.endswith(".db"):
             raise ValueError(f"label store path must end in '.db' (SQLite), got {self.path!r}")

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
-from ase.units import kB
+from ase.units import _amu, _e, _hbar, _k, kB
+from matscipy.neighbours import neighbour_list
+from tqdm.auto import tqdm
 
 from alip.config import FAMILIES, POLYMORPHS
 
@@ -123,8 +125,6 @@ def si_polymorph(name: str, volume_per_atom: float | None = None, repeat: tuple[
 
 def min_distance(atoms: Atoms, cutoff: float = 4.0) -> float:
     """Smallest interatomic distance including periodic images (inf if none < cutoff)."""
-    from matscipy.neighbours import neighbour_list
-
     if len(atoms) < 2 and not atoms.pbc.any():
         return float("inf")
     d = neighbour_list("d", atoms, float(cutoff))
@@ -251,8 +251,6 @@ def einstein_sigma(temperature: float) -> float:
     Classical equipartition: sigma^2 = k_B T / (m omega_E^2), with the Einstein
     temperature 640 K (omega_E = k_B Theta_E / hbar).
     """
-    from ase.units import _amu, _e, _hbar, _k
-
     omega = _k * _SI_EINSTEIN_TEMPERATURE / _hbar  # rad/s
     k_spring = _SI_MASS_AMU * _amu * omega**2 / _e * 1e-20  # eV/A^2
     return float(np.sqrt(kB * temperature / k_spring))
@@ -497,7 +495,6 @@ def generate_si_pool(
     for key in family_kwargs:
         if key not in counts:
             raise ValueError(f"family_kwargs names {key!r}, which is not among families {tuple(counts)}")
-    from tqdm.auto import tqdm
 
     pool: list[Atoms] = []
     with tqdm(total=n, desc="generating Si pool", disable=not progress, unit="struct") as bar:

@@ -18,6 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from alip.al.compare import compare
+from alip.config import Config
+from alip.reports.report import build_report, summary_table
+
 MARKER = "alip_demo.json"
 STRATEGIES: tuple[str, ...] = ("qbc", "emc", "random")
 
@@ -79,8 +85,6 @@ class DemoResult:
 
 def demo_config(quick: bool = False) -> Any:
     """The validated :class:`alip.config.Config` of the demo."""
-    from alip.config import Config
-
     return Config.from_dict(json.loads(json.dumps(QUICK if quick else FULL)))
 
 
@@ -111,9 +115,6 @@ def run_demo(
     of CPU cores, at most 2.  Running the demo again in the same directory resumes it
     (finished runs are kept); ``fresh`` starts over.
     """
-    from alip.al.compare import compare
-    from alip.reports.report import build_report
-
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
     seeds = (1 if quick else 2) if seeds is None else int(seeds)
@@ -155,8 +156,6 @@ class _IterationProgress:
         return len(list(self.out.glob("*_seed*/iterations/iter_*.json")))
 
     def _watch(self) -> None:
-        from tqdm.auto import tqdm
-
         with tqdm(total=self.total, desc="active learning", unit="iteration") as bar:
             while True:
                 stopping = self._stop.wait(1.0)
@@ -178,8 +177,6 @@ class _IterationProgress:
 
 def format_table(summary: dict[str, Any]) -> str:
     """Fixed-width text of :func:`alip.reports.report.summary_table` (final labels, errors, E–V fit)."""
-    from alip.reports.report import summary_table
-
     rows = summary_table(summary)
     head = [
         "strategy",

@@ -21,6 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+from scipy.stats import spearmanr
 
 FAMILY_COLORS: dict[str, str] = {
     "volume": "#1f77b4",
@@ -291,8 +294,6 @@ def _plain_log_ticks(axis: matplotlib.axis.Axis, values: Sequence[float], fixed:
     (label counts); else at 1, 2, 5 × 10^k (more steps when the data span less than
     about a decade).
     """
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
-
     values = np.unique(np.asarray(values, dtype=float))
     values = values[np.isfinite(values) & (values > 0)]
     if fixed and 1 < len(values) <= 10 and np.allclose(values, np.round(values)):
@@ -415,8 +416,6 @@ def _common_limits(ax: plt.Axes) -> tuple[float, float]:
 # ----------------------------------------------------------------------------- uncertainty vs error
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rank correlation (NaN for fewer than 3 points or constant input)."""
-    from scipy.stats import spearmanr
-
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
@@ -636,7 +635,6 @@ def plot_descriptor_violins(
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.25, axis="y")
-    from matplotlib.patches import Patch
 
     handles = [Patch(color=colors[k], label=family_name(k)) for k in names]
     fig.legend(
