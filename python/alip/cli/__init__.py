@@ -1,6 +1,10 @@
 """The `alip` command line. Each subcommand lives in its own module of this package and
 registers itself through an ``add_parser(subparsers)`` function; helpers they share are in
-:mod:`alip.cli._common`."""
+:mod:`alip.cli._common`.
+
+The sub-command modules import what a command needs inside the function that runs it, so
+that ``alip --help``, ``alip generate`` and ``alip featurize`` never import torch (torch is
+optional for featurization; tests/test_layers.py checks it)."""
 
 from __future__ import annotations
 

@@ -25,9 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ase.data import chemical_symbols
+from tqdm.auto import tqdm
 
 from alip.core.batch import species_index
-from alip.core.descriptors import ACSF
+from alip.core.build import set_num_threads
+from alip.core.descriptors import ACSF, PackedBatch
+from alip.core.device import TorchBatch, compute, select_device
 from alip.data import feature_store as fs
 from alip.data.dask_window import run_windowed
 from alip.data.feature_store import FeatureStore
@@ -59,8 +63,6 @@ class BadFrameError(ValueError):
 # ----------------------------------------------------------------------------- core adapter
 def _species_index(acsf: ACSF, frames: Frames) -> tuple[np.ndarray, dict[int, str]]:
     """(species index per atom (-1 for elements not in the spec), {frame: reason} for such frames)."""
-    from ase.data import chemical_symbols
-
     idx = species_index(acsf.species, frames.numbers)
     bad: dict[int, str] = {}
     if (idx < 0).any():
@@ -82,22 +84,16 @@ def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = N
             frame, reason = next(iter(bad.items()))
             raise ValueError(f"frame {frame}: {reason}")
     if device is None:
-        from alip.core.descriptors import PackedBatch
-
         return acsf.compute_packed(
             PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc)
         )
-    from alip.core.device import compute
 
     return compute(acsf, frames_batch(frames, species_index), device=device).cpu().numpy()
 
 
 def frames_batch(frames: Frames, species_index: np.ndarray) -> Any:
     """The frames as an :class:`alip.core.device.TorchBatch` (CPU tensors sharing the arrays)."""
-    import torch
-
-    from alip.core.descriptors import PackedBatch
-    from alip.core.device import TorchBatch
+    import torch  # lazily: featurization on the CPU runs without torch
 
     b = PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc).contiguous()
     return TorchBatch(
@@ -209,8 +205,6 @@ def process_chunk(
     holding a bad frame is not written and the result lists the bad frames."""
     tune_worker_malloc()
     if threads:
-        from alip.core.build import set_num_threads
-
         set_num_threads(threads)
     frames, read_s = _read_chunk(ref)
     res, frames, values = _featurize_chunk(acsf, k, ref, frames, read_s, device)
@@ -481,8 +475,6 @@ def featurize_pool(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if device is not None:
-        from alip.core.device import select_device
-
         select_device(device=device)  # a clear error now, not in the first chunk
         device = str(device)
     t0 = time.perf_counter()
@@ -533,8 +525,6 @@ def featurize_pool(
             _run_dask(client, out, refs, acsf, dtype, on_bad, threads, report, device)
         else:
             if threads:
-                from alip.core.build import set_num_threads
-
                 set_num_threads(threads)
             (_run_pipelined if pipeline else _run_serial)(out, refs, acsf, dtype, on_bad, report, device)
     finally:
@@ -556,6 +546,5 @@ def featurize_pool(
 def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="featurize", unit=" structures", smoothing=0.1)
