@@ -76,8 +76,9 @@ def timed(fn: Callable[[], object], device: torch.device, min_time: float, min_r
 
 def alip_cases(acsf, structures, device, dtype):
     from alip.core import device as dev
+    from alip.core.batch import Batch
 
-    batch = dev.TorchBatch.from_atoms(structures, acsf, device=device)
+    batch = Batch.from_atoms(structures).to(device, acsf.species)
     w = torch.randn(batch.n_atoms, acsf.n_features, dtype=dtype, device=device)
 
     def nl():

@@ -1,13 +1,14 @@
 """The package's layers import only downward (README, Layout), and the leaves stay leaves.
 
-alip.config (defaults), alip.files (atomic writes) and alip._version import nothing of
-alip; then core < data < models < al < reports < cli. Checked on the source with ast, so
+alip.config (defaults), alip.files (atomic writes), alip._lazy (lazy exports) and
+alip._version import nothing of alip; then core < data < models < al < reports < cli. Checked on the source with ast, so
 an upward import fails here even when it sits inside a function.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import alip
 
 PACKAGE = Path(alip.__file__).resolve().parent
 LAYERS = ("core", "data", "models", "al", "reports", "cli")
-LEAVES = ("alip._version", "alip.config", "alip.files")
+LEAVES = ("alip._version", "alip._lazy", "alip.config", "alip.files")
 
 
 def module_name(path: Path) -> str:
@@ -100,8 +101,8 @@ def test_no_import_circles():
 
 def test_import_alip_and_featurization_do_not_import_torch():
     code = (
-        "import sys, alip, alip.cli, alip.data.featurize, alip.data.feature_store; "
-        "alip.ACSF; alip.FeatureStore; print('torch' in sys.modules)"
+        "import sys, alip, alip.core, alip.data, alip.cli, alip.data.featurize, alip.data.feature_store; "
+        "alip.ACSF; alip.FeatureStore; alip.core.Batch; alip.data.open_pool; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -113,3 +114,27 @@ def test_namespace_exports_only_the_api():
         assert not hasattr(alip, name), f"alip exports {name}"
     for name in alip.__all__:
         getattr(alip, name)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_every_subpackage_exports_its_own_api(layer):
+    """Each layer's __all__ names exist, are defined in that layer (an export is not a second
+    home for a concept of another layer), are listed in their module's own __all__ where it
+    has one, and do not shadow a submodule of the same name."""
+    package = importlib.import_module(f"alip.{layer}")
+    assert isinstance(package.__all__, list) and package.__all__, f"alip.{layer} has no __all__"
+    assert len(set(package.__all__)) == len(package.__all__), f"alip.{layer}.__all__ repeats a name"
+    submodules = {p.stem for p in (PACKAGE / layer).glob("*.py")} | {
+        p.name for p in (PACKAGE / layer).iterdir() if p.is_dir()
+    }
+    assert set(package.__all__) <= set(dir(package))
+    for name in package.__all__:
+        assert name not in submodules, f"alip.{layer}.{name} is also a submodule"
+        obj = getattr(package, name)
+        home = importlib.import_module(obj.__module__)
+        assert obj.__module__.startswith(f"alip.{layer}"), f"alip.{layer}.{name} is defined in {obj.__module__}"
+        assert getattr(home, name) is obj
+        if hasattr(home, "__all__"):
+            assert name in home.__all__, f"{obj.__module__}.__all__ lacks {name}"
+    with pytest.raises(AttributeError, match="no attribute"):
+        package.no_such_name  # noqa: B018

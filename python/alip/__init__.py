@@ -9,8 +9,7 @@ The names below are imported lazily so that ``import alip`` stays cheap and torc
 optional for featurization.
 """
 
-import importlib as _importlib
-
+from alip._lazy import lazy_exports as _lazy_exports
 from alip._version import __version__
 
 _LAZY = {
@@ -28,13 +27,4 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        return getattr(_importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'alip' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)

@@ -371,19 +371,19 @@ def test_thread_count_does_not_change_results():
 def test_packed_batch_api_equals_atoms_api():
     """compute_packed / forces_and_virial_packed (readers that never build Atoms) give the
     Atoms API's numbers, and bad shapes raise ValueError."""
-    from alip.core.batch import pack
-    from alip.core.descriptors import ACSF, PackedBatch
+    from alip.core.batch import Batch
+    from alip.core.descriptors import ACSF
 
     acsf = ACSF.default_si()
     structures = [bulk("Si", "diamond", a=5.43, cubic=True), bulk("Si", "diamond", a=5.5)]
     structures[0].rattle(0.05, seed=3)
-    batch = pack(structures, acsf.species)
+    batch = Batch.from_atoms(structures)
     np.testing.assert_array_equal(acsf.compute_packed(batch), acsf.compute(structures))
     w = np.random.default_rng(0).normal(size=(10, acsf.n_features))
     f1, v1 = acsf.forces_and_virial_packed(batch, w)
     f2, v2 = acsf.forces_and_virial(structures, w)
     np.testing.assert_allclose(f1, f2, rtol=0, atol=1e-12)
     np.testing.assert_allclose(v1, v2, rtol=0, atol=1e-12)
-    bad = PackedBatch(batch.positions[:-1], batch.species, batch.offsets, batch.cells, batch.pbc)
+    bad = Batch(batch.frame_ids, batch.counts, batch.positions[:-1], batch.numbers, batch.cells, batch.pbc)
     with pytest.raises(ValueError, match="positions"):
         acsf.compute_packed(bad)

@@ -26,6 +26,7 @@ from cuda_cases import (
 )
 
 from alip.core import device as dev
+from alip.core.batch import Batch
 
 
 # =========================================================================== CPU emulation
@@ -60,7 +61,7 @@ def emulator(tmp_path_factory):
 
 
 def run_emulator(exe, tmp_path, acsf, atoms_list, w=None, u=None, U=None, float32=False):
-    b = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    b = Batch.from_atoms(atoms_list).to("cpu", acsf.species)
     N, S, ns, F = b.n_atoms, b.n_structures, len(acsf.species), acsf.n_features
     header = np.array(
         [
@@ -128,7 +129,7 @@ def test_emulated_kernels_equal_cpu(emulator, tmp_path, name, atoms_list, acsf):
     w, u, U = random_inputs(acsf, atoms_list, seed=1)
     r = run_emulator(emulator, tmp_path, acsf, atoms_list, w, u, U)
     # neighbor list: the same pairs (i, j, shift), vectors and distances
-    b = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    b = Batch.from_atoms(atoms_list).to("cpu", acsf.species)
     ref = sorted_pairs(*(x.numpy() for x in dev.neighbor_list(acsf, b)))
     got = sorted_pairs(r["i"], r["j"], r["S"], r["D"], r["d"])
     for x, y in zip(got[:3], ref[:3]):

@@ -52,6 +52,7 @@ from cuda_cases import (
 
 import alip
 from alip.core import device as dev
+from alip.core.batch import Batch, BatchTensors
 
 
 # =========================================================================== nvcc compiles
@@ -94,7 +95,7 @@ def gpu():
 def test_gpu_equals_cpu_float64(gpu, name, atoms_list, acsf):
     w, u, U = random_inputs(acsf, atoms_list, seed=5)
     values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    batch = Batch.from_atoms(atoms_list).to(gpu, acsf.species)
     G = dev.compute(acsf, batch)
     assert G.is_cuda and G.dtype == torch.float64
     close(G.cpu().numpy(), values)
@@ -116,7 +117,7 @@ def test_gpu_equals_cpu_float32(gpu, name):
     _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
     w, u, U = random_inputs(acsf, atoms_list, seed=6)
     values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    batch = Batch.from_atoms(atoms_list).to(gpu, acsf.species)
     close32(dev.compute(acsf, batch, dtype=torch.float32).cpu().numpy(), values)
     Fg, Wg = dev.forces_and_virial(acsf, batch, torch.from_numpy(w).float().to(gpu))
     assert Fg.dtype == torch.float32
@@ -134,7 +135,7 @@ def test_gpu_autograd_matches_cpu(gpu):
     results = []
     for d in ("cpu", gpu):
         torch.manual_seed(0)
-        batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=d)
+        batch = Batch.from_atoms(atoms_list).to(d, acsf.species)
         pos = batch.positions.clone().requires_grad_(True)
         theta = torch.randn(acsf.n_features, dtype=torch.float64, device=d, requires_grad=True)
         G = dev.acsf_values(acsf, pos, batch)
@@ -144,7 +145,7 @@ def test_gpu_autograd_matches_cpu(gpu):
         results.append((F.detach().cpu().numpy(), g.cpu().numpy()))
     close(results[1][0], results[0][0])
     close(results[1][1], results[0][1])
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    batch = Batch.from_atoms(atoms_list).to(gpu, acsf.species)
     w = torch.randn(batch.n_atoms, acsf.n_features, dtype=torch.float64, device=gpu, requires_grad=True)
     torch.autograd.gradgradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
 
@@ -154,7 +155,7 @@ def test_gpu_prepared_batch(gpu):
     _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
     w, u, U = random_inputs(acsf, atoms_list, seed=9)
     values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    p = dev.prepare(acsf, dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu))
+    p = dev.prepare(acsf, Batch.from_atoms(atoms_list).to(gpu, acsf.species))
     assert p.on_gpu
     for _ in range(2):  # the list is reused
         close(p.values().cpu().numpy(), values)
@@ -177,13 +178,13 @@ def test_gpu_bad_input_raises(gpu):
     for atoms, pattern in ((nan, "not finite"), (overlap, "overlap"), (flat, "zero")):
         for structures in ([atoms], [good, atoms]):
             with pytest.raises(ValueError, match=pattern):
-                dev.compute(acsf, dev.TorchBatch.from_atoms(structures, acsf, device=gpu))
-    batch = dev.TorchBatch.from_atoms(good, acsf, device=gpu)
+                dev.compute(acsf, Batch.from_atoms(structures).to(gpu, acsf.species))
+    batch = Batch.from_atoms(good).to(gpu, acsf.species)
     batch.species[2] = 5
     with pytest.raises(ValueError, match="out of range"):
         dev.compute(acsf, batch)
     # the device still works after errors
-    close(dev.compute(acsf, dev.TorchBatch.from_atoms(good, acsf, device=gpu)).cpu().numpy(), acsf.compute(good))
+    close(dev.compute(acsf, Batch.from_atoms(good).to(gpu, acsf.species)).cpu().numpy(), acsf.compute(good))
 
 
 @requires_gpu
@@ -192,7 +193,7 @@ def test_gpu_large_pool_and_streams(gpu):
     a side stream. ASE alone builds them (no matscipy on the GPU machine)."""
     pool = ase_pool(300, seed=0)
     acsf = alip.ACSF.default_si()
-    batch = dev.TorchBatch.from_atoms(pool, acsf, device=gpu)
+    batch = Batch.from_atoms(pool).to(gpu, acsf.species)
     close(dev.compute(acsf, batch).cpu().numpy(), acsf.compute(pool))
     w = np.random.default_rng(0).normal(size=(batch.n_atoms, acsf.n_features))
     F, W = dev.forces_and_virial(acsf, batch, torch.from_numpy(w).to(gpu))
@@ -203,7 +204,7 @@ def test_gpu_large_pool_and_streams(gpu):
     big.rattle(0.05, seed=1)
     s = torch.cuda.Stream(gpu)
     with torch.cuda.stream(s):
-        G = dev.compute(acsf, dev.TorchBatch.from_atoms(big, acsf, device=gpu))
+        G = dev.compute(acsf, Batch.from_atoms(big).to(gpu, acsf.species))
     s.synchronize()
     close(G.cpu().numpy(), acsf.compute(big))
 
@@ -212,7 +213,7 @@ def _gpu_equals_cpu(gpu, acsf, atoms_list, seed=11, dtype=torch.float64):
     """values, forces, virials, JVP and the pairs of one prepared batch vs the CPU core."""
     w, u, U = random_inputs(acsf, atoms_list, seed=seed)
     values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+    batch = Batch.from_atoms(atoms_list).to(gpu, acsf.species)
     p = dev.prepare(acsf, batch)
     assert p.on_gpu
     cmp = close if dtype == torch.float64 else close32
@@ -242,7 +243,7 @@ def test_gpu_edge_batches(gpu):
     for atoms_list in ([lone], [lone, lone], [tiny], [dimer], [lone, bulk_si, tiny, dimer, lone]):
         _gpu_equals_cpu(gpu, acsf, atoms_list)
         _gpu_equals_cpu(gpu, acsf, atoms_list, dtype=torch.float32)
-    batch = dev.TorchBatch.from_atoms([dimer, lone], acsf, device=gpu)
+    batch = Batch.from_atoms([dimer, lone]).to(gpu, acsf.species)
     batch.offsets = torch.tensor([0, 0, 3], dtype=torch.int64, device=gpu)  # structure 0 is empty
     with pytest.raises(ValueError, match="no atoms"):
         dev.compute(acsf, batch)
@@ -276,7 +277,7 @@ def test_gpu_neighbor_list_at_the_cutoff(gpu):
     atoms.set_cell(atoms.cell[:] @ np.array([[1.0, 0.0, 0.0], [0.13, 1.0, 0.0], [-0.07, 0.11, 1.0]]), scale_atoms=True)
     atoms.rattle(0.05, seed=3)
     acsf = make_acsf(["Si"], 6.0)
-    cpu_batch = dev.TorchBatch.from_atoms(atoms, acsf)
+    cpu_batch = Batch.from_atoms(atoms).to("cpu", acsf.species)
     gpu_batch = cpu_batch.to(gpu)
     d = np.unique(dev.neighbor_list(6.0, cpu_batch, n_species=1)[4].numpy())
     for rc in d[:: max(1, len(d) // 40)]:
@@ -295,14 +296,14 @@ def test_gpu_side_stream_orders_after_producers(gpu):
     w, u, U = random_inputs(acsf, atoms_list, seed=12)
     values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
     host_u, host_U = torch.from_numpy(u).pin_memory(), torch.from_numpy(U).pin_memory()
-    host = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    host = Batch.from_atoms(atoms_list).to("cpu", acsf.species)
     host = [t.pin_memory() for t in (host.positions, host.species, host.offsets, host.cells, host.pbc)]
     s = torch.cuda.Stream(gpu)  # torch's side streams do not synchronize with the default stream
     torch.cuda.synchronize(gpu)
     with torch.cuda.stream(s):
         torch.cuda._sleep(int(1e8))
         # asynchronous copies (no host synchronization): the batch exists only in s's order
-        batch = dev.TorchBatch(*(t.to(gpu, non_blocking=True) for t in host))
+        batch = BatchTensors(*(t.to(gpu, non_blocking=True) for t in host))
         p = dev.prepare(acsf, batch)
         torch.cuda._sleep(int(1e8))
         G = p.values()
@@ -329,7 +330,7 @@ def test_gpu_threads_share_one_list(gpu):
     _, atoms_list, acsf = CASES[CASE_IDS.index("batch_three_species")]
     w, u, U = random_inputs(acsf, atoms_list, seed=14)
     values, F, W, jvp = reference(acsf, atoms_list, w, u, U)
-    p = dev.prepare(acsf, dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu))
+    p = dev.prepare(acsf, Batch.from_atoms(atoms_list).to(gpu, acsf.species))
     wg, ug, Ug = (torch.from_numpy(x).to(gpu) for x in (w, u, U))
     p.forces_and_virial(wg)  # first use (autograd classes) outside the threads
     torch.cuda.synchronize(gpu)
@@ -369,7 +370,7 @@ def test_gpu_objects_dropped_while_kernels_run(gpu):
     acsf = make_acsf(["Si"], 5.0)
     big = bulk("Si", "diamond", a=5.431, cubic=True).repeat(5)
     big.rattle(0.05, seed=2)
-    b = dev.TorchBatch.from_atoms(big, acsf, device=gpu)
+    b = Batch.from_atoms(big).to(gpu, acsf.species)
     arrays = (
         b.positions.contiguous(),
         b.species.to(torch.int32).contiguous(),
@@ -378,7 +379,7 @@ def test_gpu_objects_dropped_while_kernels_run(gpu):
         b.pbc.to(torch.uint8).contiguous(),
     )
     other_acsf = make_acsf(["Si"], 4.5, g2=[(0.7, 1.5), (0.1, 0.0)], g4=[(0.02, 1.0, -1.0)], g5=[])
-    other = dev.TorchBatch.from_atoms(ase_pool(40, seed=3), other_acsf, device=gpu)
+    other = Batch.from_atoms(ase_pool(40, seed=3)).to(gpu, other_acsf.species)
     s = torch.cuda.Stream(gpu)
     outs = []
     torch.cuda.synchronize(gpu)
@@ -409,7 +410,7 @@ def test_gpu_repeatable(gpu):
     w, u, U = (torch.from_numpy(x).to(gpu) for x in random_inputs(acsf, atoms_list, seed=15))
     runs = []
     for _ in range(2):
-        batch = dev.TorchBatch.from_atoms(atoms_list, acsf, device=gpu)
+        batch = Batch.from_atoms(atoms_list).to(gpu, acsf.species)
         p = dev.prepare(acsf, batch)
         F, W = p.forces_and_virial(w)
         runs.append((p.values(), W, p.jvp(u, U), F, *dev.neighbor_list(acsf, batch)))
@@ -424,7 +425,7 @@ def test_gpu_rejects_host_pointers(gpu):
     """A host pointer never reaches a kernel: a ValueError names the argument."""
     core = alip._core.cuda
     acsf = make_acsf(["Si"], 5.0)
-    b = dev.TorchBatch.from_atoms(bulk("Si", "diamond", a=5.431, cubic=True), acsf)
+    b = Batch.from_atoms(bulk("Si", "diamond", a=5.431, cubic=True)).to("cpu", acsf.species)
     arrays = [
         b.positions.contiguous(),
         b.species.to(torch.int32).contiguous(),

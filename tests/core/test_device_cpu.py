@@ -19,6 +19,7 @@ from cuda_cases import (
 
 import alip
 from alip.core import device as dev
+from alip.core.batch import Batch
 
 
 def test_build_info_reports_cuda_consistently():
@@ -71,7 +72,7 @@ def test_select_device():
 
 @pytest.mark.parametrize("name,atoms_list,acsf", CASES[:4] + CASES[-3:], ids=CASE_IDS[:4] + CASE_IDS[-3:])
 def test_cpu_tensors_go_to_cpu_core(name, atoms_list, acsf):
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    batch = Batch.from_atoms(atoms_list).to("cpu", acsf.species)
     G = dev.compute(acsf, batch)
     assert G.device.type == "cpu" and G.dtype == torch.float64
     assert np.array_equal(G.numpy(), acsf.compute(atoms_list))
@@ -108,7 +109,7 @@ def test_forces_adjoint_of_jvp_cpu():
     factory, species, cutoff = STRUCTURES["sio_triclinic"]
     atoms_list = [factory(), STRUCTURES["sioh_molecule"][0]()]
     acsf = make_acsf(species, cutoff)
-    batch = dev.TorchBatch.from_atoms(atoms_list, acsf)
+    batch = Batch.from_atoms(atoms_list).to("cpu", acsf.species)
     w, u, U = (torch.from_numpy(x) for x in random_inputs(acsf, atoms_list, seed=3))
     F, W = dev.forces_and_virial(acsf, batch, w)
     J = dev.jvp(acsf, batch, u, U)
@@ -122,7 +123,7 @@ def test_forces_differentiable_in_dE_dG_cpu():
     factory, species, cutoff = STRUCTURES["sic_zincblende"]
     atoms = factory()
     acsf = make_acsf(species, cutoff, g2=[(0.5, 1.0)], g4=[(0.01, 2.0, -1.0)], g5=[(0.02, 1.0, 1.0)])
-    batch = dev.TorchBatch.from_atoms(atoms, acsf)
+    batch = Batch.from_atoms(atoms).to("cpu", acsf.species)
     w = torch.randn(2, len(atoms), acsf.n_features, dtype=torch.float64, requires_grad=True)
     torch.autograd.gradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
     torch.autograd.gradgradcheck(lambda x: dev.forces_and_virial(acsf, batch, x), (w,))
@@ -136,7 +137,7 @@ def test_acsf_values_autograd_cpu():
     factory, species, cutoff = STRUCTURES["si_triclinic"]
     atoms = factory()
     acsf = make_acsf(species, cutoff)
-    batch = dev.TorchBatch.from_atoms(atoms, acsf)
+    batch = Batch.from_atoms(atoms).to("cpu", acsf.species)
     pos = batch.positions.clone().requires_grad_(True)
     cell = batch.cells.clone().requires_grad_(True)
     torch.autograd.gradcheck(lambda p, c: dev.acsf_values(acsf, p, batch, cells=c), (pos, cell), atol=1e-7)

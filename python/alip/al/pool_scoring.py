@@ -38,8 +38,8 @@ from tqdm.auto import tqdm
 
 from alip.al.acquisition import emc_chunk, qbc_chunk, qbc_from_parts
 from alip.config import QBC_KINDS, STRATEGIES
+from alip.core.batch import Batch
 from alip.core.build import get_num_threads, set_num_threads
-from alip.core.descriptors import PackedBatch
 from alip.core.device import select_device
 from alip.data.dask_window import run_windowed
 from alip.data.featurize import (
@@ -47,10 +47,9 @@ from alip.data.featurize import (
     BadFrameError,
     _species_index,
     featurize_frames,
-    frames_batch,
     tune_worker_malloc,
 )
-from alip.data.pool_reader import ChunkRef, Frames, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
+from alip.data.pool_reader import ChunkRef, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
 from alip.models.committee import Committee, Prediction
 from alip.models.networks import torch_threads
 
@@ -80,7 +79,7 @@ class StreamedScores:
         return len(self.frame_ids)
 
 
-def score_frames(committee: Committee, frames: Frames, device: Any = None) -> tuple[Frames, dict[str, np.ndarray]]:
+def score_frames(committee: Committee, frames: Batch, device: Any = None) -> tuple[Batch, dict[str, np.ndarray]]:
     """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``.
     ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.core.device`."""
     F = committee.acsf.n_features
@@ -103,8 +102,7 @@ def score_frames(committee: Committee, frames: Frames, device: Any = None) -> tu
         E, _, dE_dG = committee.evaluate(values, frames.numbers, offsets)
 
         idx = _species_index(committee.acsf, frames)[0]
-        batch = PackedBatch(frames.positions, idx, offsets, frames.cells, frames.pbc).contiguous()
-        forces, virials = committee.acsf.forces_and_virial_packed(batch, dE_dG)  # all K members at once
+        forces, virials = committee.acsf.forces_and_virial_packed(frames, dE_dG, idx)  # all K members at once
         pred = Prediction(E, forces, virials, offsets)
     counts = frames.counts
     pooled = np.add.reduceat(values, offsets[:-1], axis=0) / counts[:, None]
@@ -117,13 +115,13 @@ def score_frames(committee: Committee, frames: Frames, device: Any = None) -> tu
     }
 
 
-def _predict_on_device(committee: Committee, frames: Frames, device: Any) -> tuple[Frames, Any, np.ndarray | None]:
+def _predict_on_device(committee: Committee, frames: Batch, device: Any) -> tuple[Batch, Any, np.ndarray | None]:
     """(frames kept, Prediction, values): one device pass for a clean chunk; in a chunk with
     rejected frames, those are first located frame by frame, as on the CPU."""
 
-    def predict(frames: Frames, idx: np.ndarray) -> tuple[Frames, Any, np.ndarray]:
+    def predict(frames: Batch, idx: np.ndarray) -> tuple[Batch, Any, np.ndarray]:
         values, E, e_atom, F, W = committee._predict_torch(
-            frames_batch(frames, idx), frames.numbers, frames.offsets, device
+            frames.to("cpu", committee.acsf.species, idx), frames.numbers, frames.offsets, device
         )
         return frames, Prediction(E, F, W, frames.offsets, e_atom), values
 
@@ -141,13 +139,13 @@ def _predict_on_device(committee: Committee, frames: Frames, device: Any) -> tup
 
 def _score_task(
     committee: Committee,
-    source: ChunkRef | Frames,
+    source: ChunkRef | Batch,
     keep: np.ndarray | None,
     threads: int | None,
     allow_nonperiodic: bool,
     device: Any = None,
-) -> tuple[Frames, dict[str, np.ndarray]]:
-    """One chunk: read (a ChunkRef) or take (Frames), keep the wanted frames, score."""
+) -> tuple[Batch, dict[str, np.ndarray]]:
+    """One chunk: read (a ChunkRef) or take (Batch), keep the wanted frames, score."""
     tune_worker_malloc()
     if threads:
         set_num_threads(threads)
@@ -234,11 +232,11 @@ def score_pool_streamed(
     targets = _targets(len(counts), indices)
     plan = _plan(targets, counts, chunk, chunk_atoms) if len(targets) else []
 
-    def source(a: int, b: int, keep: np.ndarray | None) -> ChunkRef | Frames:
+    def source(a: int, b: int, keep: np.ndarray | None) -> ChunkRef | Batch:
         if reader is not None:
             return reader.ref(a, b)
         ids = np.arange(a, b) if keep is None else keep
-        return Frames.from_atoms([atoms_list[i] for i in ids], ids)
+        return Batch.from_atoms([atoms_list[i] for i in ids], ids)
 
     F = committee.acsf.n_features
     n = len(targets)
@@ -256,7 +254,7 @@ def score_pool_streamed(
         np.zeros(n, dtype=bool),
     )
 
-    def collect(frames: Frames, arrays: dict[str, np.ndarray]) -> None:
+    def collect(frames: Batch, arrays: dict[str, np.ndarray]) -> None:
         if frames.bad and on_bad == "stop":
             frame, reason = min(frames.bad.items())
             raise BadFrameError(frame, reason, reader.path if reader is not None else "")

@@ -16,6 +16,8 @@ from alip._version import __version__
 from alip.cli import featurize, generate, loop, report, select, train
 from alip.cli._common import run_parser
 
+__all__ = ["build_parser", "main"]
+
 
 def _info(args: argparse.Namespace) -> int:
     from alip.core.build import build_info

@@ -17,9 +17,9 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
 from alip import _core
-from alip.core.batch import PackedBatch, StructureOrList, as_list, offsets_of, pack
+from alip.core.batch import Batch, StructureOrList, as_list, offsets_of
 
-__all__ = ["ACSF", "Descriptors", "PackedBatch", "offsets"]
+__all__ = ["ACSF", "Descriptors", "offsets"]
 
 CUTOFF_FUNCTIONS = ("cosine", "polynomial")
 
@@ -194,11 +194,11 @@ class ACSF:
         """Values (N, F) of one structure or a batch (concatenated), or with
         ``gradients=True`` a :class:`Descriptors` with sparse position and strain gradients."""
         items, _ = as_list(structures)
-        batch = pack(items, self.species)
+        arrays = Batch.from_atoms(items).core_arrays(self.species)
         if not gradients:
-            return self._core.values(*batch.arrays())
-        values, grad, centers, neighbors, strain = self._core.gradients(*batch.arrays())
-        return Descriptors(values, batch.offsets, grad, centers, neighbors, strain)
+            return self._core.values(*arrays)
+        values, grad, centers, neighbors, strain = self._core.gradients(*arrays)
+        return Descriptors(values, arrays[2], grad, centers, neighbors, strain)
 
     def forces_and_virial(self, structures: StructureOrList, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forces -dE/dr (N, 3) and virial W = -dE/deps (3, 3) for one structure,
@@ -207,23 +207,26 @@ class ACSF:
         dE/dG of shape (K, N, F) (e.g. K committee members) adds a leading K axis to both
         outputs; the K share one neighbor list and the triplet geometry."""
         items, single = as_list(structures)
-        batch = pack(items, self.species)
+        arrays = Batch.from_atoms(items).core_arrays(self.species)
         dE_dG = np.asarray(dE_dG, dtype=np.float64)
-        n = int(batch.offsets[-1])
+        n = int(arrays[2][-1])
         if dE_dG.shape[-2:] != (n, self.n_features) or dE_dG.ndim not in (2, 3):
             raise ValueError(
                 f"dE_dG must have shape ({n}, {self.n_features}) or (K, {n}, {self.n_features}), got {dE_dG.shape}"
             )
-        forces, virials = self._core.forces_virial(*batch.arrays(), np.ascontiguousarray(dE_dG))
+        forces, virials = self._core.forces_virial(*arrays, np.ascontiguousarray(dE_dG))
         return (forces, virials[..., 0, :, :]) if single else (forces, virials)
 
-    # ---- packed batches (readers that never build ase.Atoms) ----------------
-    def compute_packed(self, batch: PackedBatch) -> np.ndarray:
-        """Values (N, F) of a batch already packed as flat arrays; `batch.species` holds
-        indices into `self.species`. Shapes are checked by the core."""
-        return self._core.values(*batch.contiguous().arrays())
+    # ---- batches as flat arrays (readers that never build ase.Atoms) --------
+    def compute_packed(self, batch: Batch, index: np.ndarray | None = None) -> np.ndarray:
+        """Values (N, F) of a :class:`alip.core.batch.Batch`; ``index``: its species indices
+        into ``self.species`` when already computed. Shapes are checked by the core."""
+        return self._core.values(*batch.core_arrays(self.species, index))
 
-    def forces_and_virial_packed(self, batch: PackedBatch, dE_dG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Forces (N, 3) and virials (n_structures, 3, 3) of a packed batch given dE/dG (N, F);
+    def forces_and_virial_packed(
+        self, batch: Batch, dE_dG: np.ndarray, index: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Forces (N, 3) and virials (n_structures, 3, 3) of a batch given dE/dG (N, F);
         (K, N, F) adds a leading K axis (one geometry for all K)."""
-        return self._core.forces_virial(*batch.contiguous().arrays(), np.ascontiguousarray(dE_dG, dtype=np.float64))
+        arrays = batch.core_arrays(self.species, index)
+        return self._core.forces_virial(*arrays, np.ascontiguousarray(dE_dG, dtype=np.float64))

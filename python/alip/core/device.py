@@ -5,7 +5,7 @@ Rule: torch tensors on a CUDA device, or ``device="cuda"`` (``"cuda:1"``, a
 compiled CPU core (the same computation as :meth:`alip.ACSF.compute`). The choice is
 made by :func:`select_device` and nowhere else.
 
->>> batch = TorchBatch.from_atoms(structures, acsf, device="cuda")
+>>> batch = Batch.from_atoms(structures).to("cuda", acsf.species)   # alip.core.batch
 >>> G = compute(acsf, batch)                          # (N, F) on the GPU
 >>> F, W = forces_and_virial(acsf, batch, dE_dG)      # (N, 3), (S, 3, 3); no Jacobian stored
 >>> G = acsf_values(acsf, batch.positions.requires_grad_(), batch)  # autograd in positions/cells
@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alip import _core
 from alip.config import check_device_name
-from alip.core.batch import StructureOrList, as_list, pack
+from alip.core.batch import Batch, BatchTensors, StructureOrList, as_list
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -48,7 +47,6 @@ __all__ = [
     "cuda_available",
     "parse_device",
     "select_device",
-    "TorchBatch",
     "prepare",
     "Prepared",
     "compute",
@@ -135,77 +133,12 @@ def select_device(*tensors: Any, device: Any = None) -> torch.device:
 
 
 # --------------------------------------------------------------------------- batches
-@dataclass
-class TorchBatch:
-    """Concatenated structures as torch tensors (the layout of the compiled core).
-
-    positions (N, 3) float64, species (N,) int32 indices into ``acsf.species``,
-    offsets (S + 1,) int64, cells (S, 3, 3) float64, pbc (S, 3) bool.
-    """
-
-    positions: torch.Tensor
-    species: torch.Tensor
-    offsets: torch.Tensor
-    cells: torch.Tensor
-    pbc: torch.Tensor
-
-    @classmethod
-    def from_atoms(cls, structures: StructureOrList, acsf: ACSF, device: Any = "cpu") -> TorchBatch:
-        import torch
-
-        items, _ = as_list(structures)
-        b = pack(items, acsf.species)
-        dev = torch.device(device)
-        return cls(
-            positions=torch.as_tensor(b.positions, dtype=torch.float64, device=dev),
-            species=torch.as_tensor(b.species, dtype=torch.int32, device=dev),
-            offsets=torch.as_tensor(b.offsets, dtype=torch.int64, device=dev),
-            cells=torch.as_tensor(b.cells, dtype=torch.float64, device=dev),
-            pbc=torch.as_tensor(b.pbc.astype(bool), device=dev),
-        )
-
-    @property
-    def n_atoms(self) -> int:
-        return int(self.positions.shape[0])
-
-    @property
-    def n_structures(self) -> int:
-        return int(self.offsets.shape[0]) - 1
-
-    @property
-    def device(self) -> torch.device:
-        return self.positions.device
-
-    def to(self, device: Any) -> TorchBatch:
-        return TorchBatch(*(t.to(device) for t in (self.positions, self.species, self.offsets, self.cells, self.pbc)))
-
-    def structure_index(self) -> torch.Tensor:
-        """(N,) structure of each atom (on the batch's device)."""
-        import torch
-
-        counts = self.offsets[1:] - self.offsets[:-1]
-        return torch.repeat_interleave(torch.arange(self.n_structures, device=self.device), counts)
-
-    def check(self) -> None:
-        """Shape checks shared by both paths (values are checked by the core)."""
-        n, s = self.n_atoms, self.n_structures
-        shapes = {
-            "positions": (tuple(self.positions.shape), (n, 3)),
-            "species": (tuple(self.species.shape), (n,)),
-            "cells": (tuple(self.cells.shape), (s, 3, 3)),
-            "pbc": (tuple(self.pbc.shape), (s, 3)),
-        }
-        if self.offsets.ndim != 1 or s < 1:
-            raise ValueError("offsets must be a 1-D tensor with at least two entries")
-        for name, (got, want) in shapes.items():
-            if got != want:
-                raise ValueError(f"{name} must have shape {want}, got {got}")
-
-
-def _as_batch(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any) -> TorchBatch:
-    if isinstance(structures, TorchBatch):
+def _as_batch(acsf: ACSF, structures: StructureOrList | Batch | BatchTensors) -> BatchTensors:
+    if isinstance(structures, BatchTensors):
         return structures
-    return TorchBatch.from_atoms(structures, acsf, device="cpu")
+    if not isinstance(structures, Batch):
+        structures = Batch.from_atoms(as_list(structures)[0])
+    return structures.to("cpu", acsf.species)
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -213,7 +146,7 @@ class _CpuPath:
     """The compiled CPU core. Forces are the fused VJP; the JVP (backward of forces)
     uses the core's sparse gradients, computed the first time it is needed."""
 
-    def __init__(self, acsf: ACSF, batch: TorchBatch):
+    def __init__(self, acsf: ACSF, batch: BatchTensors):
         batch.check()
         self.acsf = acsf
         self.device = batch.device
@@ -286,7 +219,7 @@ class _CudaPath:
     """The CUDA kernels: the neighbor list is built once on the GPU and reused by
     values, forces (fused VJP) and the JVP."""
 
-    def __init__(self, acsf: ACSF, batch: TorchBatch, device: torch.device):
+    def __init__(self, acsf: ACSF, batch: BatchTensors, device: torch.device):
         import torch
 
         _require_cuda()
@@ -360,7 +293,7 @@ class _CudaPath:
         return out
 
 
-def _path(acsf: ACSF, batch: TorchBatch, device: Any = None) -> _CpuPath | _CudaPath:
+def _path(acsf: ACSF, batch: BatchTensors, device: Any = None) -> _CpuPath | _CudaPath:
     d = select_device(batch.positions, device=device)
     if d.type == "cuda":
         return _CudaPath(acsf, batch, d)
@@ -490,8 +423,8 @@ class Prepared:
     rule), for several calls on the same geometry: values, then forces from the network's
     dE/dG (an MD or pool-scoring step), or a training step's forces and their backward."""
 
-    def __init__(self, acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None):
-        batch = _as_batch(acsf, structures, device)
+    def __init__(self, acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: Any = None):
+        batch = _as_batch(acsf, structures)
         self.acsf = acsf
         self.batch = batch
         self._path = _path(acsf, batch, device)
@@ -535,13 +468,13 @@ class Prepared:
         return Jvp.apply(displacement, strain, p)
 
 
-def prepare(acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None) -> Prepared:
+def prepare(acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: Any = None) -> Prepared:
     """Builds the neighbor list of a batch once; see :class:`Prepared`."""
     return Prepared(acsf, structures, device)
 
 
 def compute(
-    acsf: ACSF, structures: StructureOrList | TorchBatch, device: Any = None, dtype: torch.dtype | None = None
+    acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: Any = None, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """Descriptor values (N, F) as a tensor on the batch's device (or ``device``).
     ``dtype``: float64 (default) or float32 (the GPU computes in it; the CPU core computes
@@ -550,14 +483,14 @@ def compute(
 
 
 def forces_and_virial(
-    acsf: ACSF, structures: StructureOrList | TorchBatch, dE_dG: torch.Tensor, device: Any = None
+    acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, dE_dG: torch.Tensor, device: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forces -dE/dr (..., N, 3) and virials -dE/deps (..., S, 3, 3) from dE/dG (..., N, F)
     (leading dimensions: e.g. committee members), without storing the Jacobian.
     Differentiable in ``dE_dG`` to any order (training on forces and stresses)."""
     import torch
 
-    batch = _as_batch(acsf, structures, device)
+    batch = _as_batch(acsf, structures)
     if not isinstance(dE_dG, torch.Tensor):
         dE_dG = torch.as_tensor(np.asarray(dE_dG, dtype=np.float64))
     return Prepared(acsf, batch, select_device(batch.positions, dE_dG, device=device)).forces_and_virial(dE_dG)
@@ -565,7 +498,7 @@ def forces_and_virial(
 
 def jvp(
     acsf: ACSF,
-    structures: StructureOrList | TorchBatch,
+    structures: StructureOrList | Batch | BatchTensors,
     displacement: torch.Tensor | None = None,
     strain: torch.Tensor | None = None,
     device: Any = None,
@@ -575,7 +508,7 @@ def jvp(
     of :func:`forces_and_virial`; differentiable in both inputs."""
     if displacement is None and strain is None:
         raise ValueError("give a displacement, a strain or both")
-    batch = _as_batch(acsf, structures, device)
+    batch = _as_batch(acsf, structures)
     d = select_device(batch.positions, displacement, strain, device=device)
     return Prepared(acsf, batch, d).jvp(displacement, strain)
 
@@ -583,7 +516,7 @@ def jvp(
 def acsf_values(
     acsf: ACSF,
     positions: torch.Tensor,
-    batch: TorchBatch,
+    batch: BatchTensors,
     cells: torch.Tensor | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
@@ -592,7 +525,7 @@ def acsf_values(
     that of ``positions``. First derivatives are exact (fused VJP); see the module notes
     for what second derivatives cover."""
     cells = batch.cells if cells is None else cells
-    b = TorchBatch(positions.detach(), batch.species, batch.offsets, cells.detach(), batch.pbc)
+    b = BatchTensors(positions.detach(), batch.species, batch.offsets, cells.detach(), batch.pbc)
     path = _path(acsf, b, select_device(positions))
     _, _, Values = _functions()
     import torch
@@ -608,7 +541,7 @@ def acsf_values(
 
 
 def neighbor_list(
-    acsf_or_cutoff: ACSF | float, batch: TorchBatch, device: Any = None, n_species: int | None = None
+    acsf_or_cutoff: ACSF | float, batch: BatchTensors, device: Any = None, n_species: int | None = None
 ) -> tuple[torch.Tensor, ...]:
     """(i, j, S, D, d) of a batch with global atom indices: the pairs of
     :func:`alip.neighbor_list` for each structure, grouped by center. On the CPU they are

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from alip.core.batch import Frames
+from alip.core.batch import Batch
 from alip.core.descriptors import ACSF
 from alip.files import TMP_MARK, atomic_write
 
@@ -70,7 +70,7 @@ def chunk_paths(out: str, k: int) -> tuple[str, str, str]:
     )
 
 
-def write_chunk(out: str, k: int, start: int, stop: int, frames: Frames, values: np.ndarray, dtype: str) -> None:
+def write_chunk(out: str, k: int, start: int, stop: int, frames: Batch, values: np.ndarray, dtype: str) -> None:
     """Write chunk ``k`` (frames ``start:stop``): values, numbers, then the part file (the commit)."""
     counts = np.zeros(stop - start, dtype=np.int64)
     counts[frames.frame_ids - start] = frames.counts

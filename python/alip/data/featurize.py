@@ -28,14 +28,14 @@ import numpy as np
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
-from alip.core.batch import species_index
+from alip.core.batch import Batch, species_index
 from alip.core.build import set_num_threads
-from alip.core.descriptors import ACSF, PackedBatch
-from alip.core.device import TorchBatch, compute, select_device
+from alip.core.descriptors import ACSF
+from alip.core.device import compute, select_device
 from alip.data import feature_store as fs
 from alip.data.dask_window import run_windowed
 from alip.data.feature_store import FeatureStore
-from alip.data.pool_reader import ChunkRef, Frames, PoolReader, chunk_bounds, open_pool, read_ref
+from alip.data.pool_reader import ChunkRef, PoolReader, chunk_bounds, open_pool, read_ref
 
 __all__ = [
     "featurize_pool",
@@ -61,7 +61,7 @@ class BadFrameError(ValueError):
 
 
 # ----------------------------------------------------------------------------- core adapter
-def _species_index(acsf: ACSF, frames: Frames) -> tuple[np.ndarray, dict[int, str]]:
+def _species_index(acsf: ACSF, frames: Batch) -> tuple[np.ndarray, dict[int, str]]:
     """(species index per atom (-1 for elements not in the spec), {frame: reason} for such frames)."""
     idx = species_index(acsf.species, frames.numbers)
     bad: dict[int, str] = {}
@@ -75,7 +75,7 @@ def _species_index(acsf: ACSF, frames: Frames) -> tuple[np.ndarray, dict[int, st
     return idx, bad
 
 
-def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = None, device: Any = None) -> np.ndarray:
+def core_values(acsf: ACSF, frames: Batch, species_index: np.ndarray | None = None, device: Any = None) -> np.ndarray:
     """ACSF values (N, F) of all frames in one batched call (no ``ase.Atoms`` built): the
     compiled CPU core, or with ``device`` given the :mod:`alip.core.device` path on it ("cuda")."""
     if species_index is None:
@@ -84,28 +84,11 @@ def core_values(acsf: ACSF, frames: Frames, species_index: np.ndarray | None = N
             frame, reason = next(iter(bad.items()))
             raise ValueError(f"frame {frame}: {reason}")
     if device is None:
-        return acsf.compute_packed(
-            PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc)
-        )
-
-    return compute(acsf, frames_batch(frames, species_index), device=device).cpu().numpy()
+        return acsf.compute_packed(frames, species_index)
+    return compute(acsf, frames.to("cpu", acsf.species, species_index), device=device).cpu().numpy()
 
 
-def frames_batch(frames: Frames, species_index: np.ndarray) -> Any:
-    """The frames as an :class:`alip.core.device.TorchBatch` (CPU tensors sharing the arrays)."""
-    import torch  # lazily: featurization on the CPU runs without torch
-
-    b = PackedBatch(frames.positions, species_index, frames.offsets, frames.cells, frames.pbc).contiguous()
-    return TorchBatch(
-        positions=torch.from_numpy(b.positions),
-        species=torch.from_numpy(b.species),
-        offsets=torch.from_numpy(b.offsets),
-        cells=torch.from_numpy(b.cells),
-        pbc=torch.from_numpy(np.asarray(b.pbc, dtype=bool)),
-    )
-
-
-def featurize_frames(acsf: ACSF, frames: Frames, device: Any = None) -> tuple[Frames, np.ndarray]:
+def featurize_frames(acsf: ACSF, frames: Batch, device: Any = None) -> tuple[Batch, np.ndarray]:
     """(frames the core accepted, their values); the rejected ones move to ``bad`` with the
     core's reason (unknown element, overlapping atoms, degenerate cell, ...)."""
     idx, bad = _species_index(acsf, frames)
@@ -150,15 +133,15 @@ class ChunkResult:
     written: bool = False
 
 
-def _read_chunk(ref: ChunkRef) -> tuple[Frames, float]:
+def _read_chunk(ref: ChunkRef) -> tuple[Batch, float]:
     t = time.perf_counter()
     frames = read_ref(ref)
     return frames, time.perf_counter() - t
 
 
 def _featurize_chunk(
-    acsf: ACSF, k: int, ref: ChunkRef, frames: Frames, read_s: float, device: Any = None
-) -> tuple[ChunkResult, Frames, np.ndarray]:
+    acsf: ACSF, k: int, ref: ChunkRef, frames: Batch, read_s: float, device: Any = None
+) -> tuple[ChunkResult, Batch, np.ndarray]:
     t = time.perf_counter()
     frames, values = featurize_frames(acsf, frames, device)
     res = ChunkResult(
@@ -167,7 +150,7 @@ def _featurize_chunk(
     return res, frames, values
 
 
-def _store_chunk(out: str, res: ChunkResult, frames: Frames, values: np.ndarray, dtype: str) -> ChunkResult:
+def _store_chunk(out: str, res: ChunkResult, frames: Batch, values: np.ndarray, dtype: str) -> ChunkResult:
     t = time.perf_counter()
     fs.write_chunk(out, res.k, res.start, res.stop, frames, values, dtype)
     res.write_s, res.written = time.perf_counter() - t, True

@@ -14,7 +14,7 @@ import re
 import numpy as np
 from ase.data import atomic_numbers
 
-from alip.core.batch import Frames
+from alip.core.batch import Batch
 
 __all__ = ["PoolFormatError", "index_extxyz", "parse_extxyz", "count_lines"]
 
@@ -199,7 +199,7 @@ def _locate(body: list[bytes], props: bytes, line0: int, exc: Exception) -> str:
     return f"atom lines from line {line0}: {exc}"
 
 
-def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
+def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Batch:
     """Parse whole frames from ``data`` (a byte range of the file starting at a frame)."""
     lines = data.split(b"\n")
     if lines and not lines[-1]:
@@ -258,7 +258,7 @@ def parse_extxyz(data: bytes, first_frame: int, first_line: int) -> Frames:
         except ValueError as exc:
             bad[metas[q][0]] = f"frame at line {first_line + metas[q][2] + 1}: {exc}"
 
-    frames = Frames(
+    frames = Batch(
         np.array([metas[q][0] for q in good], dtype=np.int64),
         np.array([metas[q][1] for q in good], dtype=np.int64),
         np.concatenate([parsed[q][0] for q in good]) if good else np.zeros((0, 3)),

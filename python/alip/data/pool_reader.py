@@ -5,7 +5,7 @@ builds a small index (where each frame starts, how many atoms it declares) in on
 pass that parses no coordinates; after that any range of frames is read on its own,
 so a run can resume at any chunk and Dask workers can each read their own shard.
 
-Frames come back as :class:`Frames`: the flat arrays the compiled core reads
+Frames come back as an :class:`alip.core.batch.Batch`: the flat arrays the compiled core reads
 (positions, atomic numbers, cells, pbc, per-frame atom counts), never one
 ``ase.Atoms`` per structure (building those costs as much as parsing the file).
 
@@ -17,7 +17,7 @@ line and any other per-atom columns are ignored.
 
 Frames that cannot be used (unparseable lines, NaN/inf coordinates, a periodic axis
 without a cell vector, no cell at all unless ``allow_nonperiodic``, no atoms) are not
-in the arrays but in ``Frames.bad`` (frame index -> reason), so the caller decides to
+in the arrays but in ``Batch.bad`` (frame index -> reason), so the caller decides to
 stop or skip. A file that cannot be split into frames at all (an atom count that is
 not a number) raises :class:`PoolFormatError`.
 """
@@ -32,15 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alip.core.batch import Frames
+from alip.core.batch import Batch
 from alip.data.pool_extxyz import PoolFormatError, count_lines, index_extxyz, parse_extxyz
 
-__all__ = ["Frames", "ChunkRef", "PoolReader", "PoolFormatError", "open_pool", "read_ref", "chunk_bounds", "pool_kind"]
+__all__ = ["ChunkRef", "PoolReader", "PoolFormatError", "open_pool", "read_ref", "chunk_bounds", "pool_kind"]
 
 POOL_KINDS = ("extxyz", "db")
 
 
-def check_frames(frames: Frames, allow_nonperiodic: bool = False) -> Frames:
+def check_frames(frames: Batch, allow_nonperiodic: bool = False) -> Batch:
     """Move frames with NaN/inf coordinates, no atoms, a periodic axis without a cell
     vector, or no cell at all (unless ``allow_nonperiodic``) from the arrays to ``bad``."""
     reasons: dict[int, str] = {}
@@ -94,7 +94,7 @@ class ChunkRef:
     allow_nonperiodic: bool = False
 
 
-def read_ref(ref: ChunkRef) -> Frames:
+def read_ref(ref: ChunkRef) -> Batch:
     """Read and check the frames a :class:`ChunkRef` points to."""
     if ref.kind == "extxyz":
         with open(ref.path, "rb") as f:
@@ -113,7 +113,7 @@ def read_ref(ref: ChunkRef) -> Frames:
     return check_frames(frames, ref.allow_nonperiodic)
 
 
-def _read_db(ref: ChunkRef) -> Frames:
+def _read_db(ref: ChunkRef) -> Batch:
     import ase.db
 
     ids, counts, pos, num, cells, pbcs = [], [], [], [], [], []
@@ -127,7 +127,7 @@ def _read_db(ref: ChunkRef) -> Frames:
             pbcs.append(np.asarray(row.pbc, dtype=bool))
     if len(ids) != ref.stop - ref.start:
         raise PoolFormatError(f"{ref.path}: rows {ref.lo}..{ref.hi} changed since the pool was indexed")
-    return Frames(
+    return Batch(
         np.array(ids, dtype=np.int64),
         np.array(counts, dtype=np.int64),
         np.concatenate(pos) if pos else np.zeros((0, 3)),
@@ -203,11 +203,11 @@ class PoolReader:
             "db", self.path, start, stop, int(self._lo[start]), int(self._lo[stop - 1]), self.allow_nonperiodic
         )
 
-    def read(self, start: int, stop: int) -> Frames:
+    def read(self, start: int, stop: int) -> Batch:
         """Frames ``start:stop``, checked (unusable frames in ``bad``)."""
         return read_ref(self.ref(start, stop))
 
-    def iter_chunks(self, bounds: np.ndarray) -> Iterator[Frames]:
+    def iter_chunks(self, bounds: np.ndarray) -> Iterator[Batch]:
         """Frames of each range ``bounds[k]:bounds[k + 1]``."""
         for a, b in zip(bounds[:-1], bounds[1:]):
             yield self.read(int(a), int(b))

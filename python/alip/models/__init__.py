@@ -1,0 +1,20 @@
+"""The potential: committee networks, the committee and its predictions, training, the
+ASE calculator, equation-of-state fits.
+Names load lazily (:mod:`alip._lazy`); the modules themselves hold the full API."""
+
+from alip._lazy import lazy_exports as _lazy_exports
+
+_LAZY = {
+    "Committee": "alip.models.committee",
+    "Prediction": "alip.models.committee",
+    "CommitteeNetwork": "alip.models.networks",
+    "TrainConfig": "alip.models.training",
+    "TrainResult": "alip.models.training",
+    "train_committee": "alip.models.training",
+    "Calculator": "alip.models.calculator",
+    "fit_eos": "alip.models.eos",
+    "ev_curve": "alip.models.eos",
+}
+
+__all__ = list(_LAZY)
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)

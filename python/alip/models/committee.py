@@ -21,7 +21,7 @@ import torch
 from ase import Atoms
 
 from alip._version import __version__
-from alip.core.batch import species_index
+from alip.core.batch import BatchTensors, species_index
 from alip.core.descriptors import ACSF
 from alip.core.device import prepare, select_device
 from alip.models.networks import CommitteeNetwork, torch_threads
@@ -152,10 +152,10 @@ class Committee:
         return Prediction(E, forces, virials, offsets, e_atom), values
 
     def _predict_torch(
-        self, structures: Any, numbers: np.ndarray, offsets: np.ndarray, device: Any
+        self, structures: Sequence[Atoms] | BatchTensors, numbers: np.ndarray, offsets: np.ndarray, device: Any
     ) -> tuple[np.ndarray, ...]:
         """(values, E, e_atom, forces, virials) through :mod:`alip.core.device` (one neighbor list
-        for values and forces); ``structures``: a list of Atoms or a TorchBatch."""
+        for values and forces)."""
         dev = select_device(device=device)
         S = len(offsets) - 1
         sidx = torch.as_tensor(self.species_index(numbers), device=dev)

@@ -24,9 +24,10 @@ from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.stress import voigt_6_to_full_3x3_stress
 
+from alip.core.batch import Batch, BatchTensors
 from alip.core.batch import species_index as species_of
 from alip.core.descriptors import ACSF
-from alip.core.device import Prepared, TorchBatch, select_device
+from alip.core.device import Prepared, select_device
 from alip.models.committee import Committee
 
 FORCE_MODES = ("sparse", "fused")
@@ -62,7 +63,7 @@ class LabeledSet:
     """Descriptors, labels and (sparse gradients or geometry) of a list of structures.
 
     Sparse mode fills ``grad_*`` (and ``strain_grad`` when a stress label exists);
-    fused mode fills ``geometry`` (an :class:`alip.core.device.TorchBatch`) and ``acsf``.
+    fused mode fills ``geometry`` (an :class:`alip.core.batch.BatchTensors`) and ``acsf``.
     """
 
     values: torch.Tensor  # (N, F)
@@ -77,7 +78,7 @@ class LabeledSet:
     forces: torch.Tensor  # (N, 3)
     virials: torch.Tensor  # (S, 3, 3), W = −σV (zeros where no stress)
     has_stress: torch.Tensor  # (S,) bool
-    geometry: Any = None  # TorchBatch (fused)
+    geometry: BatchTensors | None = None  # fused
     acsf: ACSF = None  # the ACSF spec (fused)
 
     @property
@@ -200,7 +201,7 @@ def featurize(
     )
     if forces == "fused":
         dev = select_device(device=device)
-        geometry = TorchBatch.from_atoms(atoms_list, acsf, device=dev)
+        geometry = Batch.from_atoms(atoms_list).to(dev, acsf.species)
         values = Prepared(acsf, geometry, dev).values(torch.float64).to(dtype)
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
         return LabeledSet(
