@@ -124,7 +124,7 @@ class Batch:
         if len(ids) != len(atoms_list):
             raise ValueError(f"{len(ids)} frame ids for {len(atoms_list)} structures")
         counts = np.array([len(a) for a in atoms_list], dtype=np.int64)
-        cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)  # noqa: E731
+        cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)
         return cls(
             ids.astype(np.int64),
             counts,
