@@ -53,15 +53,15 @@ from ase import Atoms
 from scipy.cluster.vq import kmeans2
 
 from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS
-from alip.core.device import prepare, select_device
-from alip.models.committee import Committee
+from alip.core.device import DeviceLike, prepare, select_device
+from alip.models.committee import Committee, Prediction
 from alip.models.training import committee_forces
 
 _DUPLICATE_TOL = 1e-9
 
 
 # ----------------------------------------------------------------------------- QBC
-def qbc_scores(prediction: Any, kind: str = "force") -> np.ndarray:
+def qbc_scores(prediction: Prediction, kind: str = "force") -> np.ndarray:
     """QBC score per structure (S,) from a :class:`~alip.models.committee.Prediction` (see
     :func:`qbc_from_parts` for the kinds)."""
     return qbc_from_parts(
@@ -217,7 +217,7 @@ def _emc_inputs_device(
     numbers: np.ndarray,
     offsets: np.ndarray,
     use_forces: bool,
-    device: Any,
+    device: DeviceLike,
 ) -> tuple[Any, np.ndarray, Any, Any | None]:
     """:func:`_emc_inputs` through :mod:`alip.core.device` on ``device`` (one neighbor list)."""
     import torch
@@ -268,7 +268,7 @@ def emc_chunk(
     return scores.cpu().numpy(), pooled.cpu().numpy()
 
 
-def qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Any, np.ndarray]:
+def qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Prediction, np.ndarray]:
     """Committee Prediction (fused force path, on ``committee.device``) and mean-pooled
     descriptors of one chunk."""
     pred, values = committee.predict_batch(atoms_list)

@@ -20,13 +20,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ase import Atoms
 from tqdm.auto import tqdm
 
 from alip.data.oracles import THREAD_ENV, Label, Oracle, make_oracle
 from alip.data.store import LabelStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+
+#: where labels are computed: an Executor, a Dask ``distributed.Client`` (its executor is
+#: used), "serial" (this process), "process" or None (a spawned process pool)
+ExecutorSpec: TypeAlias = "Executor | Client | Literal['serial', 'process'] | None"
 
 _ENV_LOCK = threading.Lock()
 
@@ -108,7 +115,7 @@ def make_process_pool(
     return ThreadLimitedProcessPool(max_workers, thread_env)
 
 
-def _resolve_executor(executor: Any, max_workers: int | None) -> tuple[Executor, bool]:
+def _resolve_executor(executor: ExecutorSpec, max_workers: int | None) -> tuple[Executor, bool]:
     """(executor, owned): an Executor to use and whether label_batch must shut it down."""
     if executor is None:
         return make_process_pool(max_workers), True
@@ -186,7 +193,7 @@ def label_batch(
     oracle: Oracle | str | dict,
     structures: Sequence[Atoms | int],
     store: LabelStore | None = None,
-    executor: Any = None,
+    executor: ExecutorSpec = None,
     iteration: int | None = None,
     timeout: float | None = None,
     progress: bool = True,

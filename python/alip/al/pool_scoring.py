@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -40,7 +40,7 @@ from alip.al.acquisition import emc_chunk, qbc_chunk, qbc_from_parts
 from alip.config import QBC_KINDS, STRATEGIES
 from alip.core.batch import Batch
 from alip.core.build import get_num_threads, set_num_threads
-from alip.core.device import select_device
+from alip.core.device import DeviceLike, select_device
 from alip.data.dask_window import run_windowed
 from alip.data.featurize import (
     ON_BAD,
@@ -52,6 +52,9 @@ from alip.data.featurize import (
 from alip.data.pool_reader import ChunkRef, PoolReader, check_frames, chunk_bounds, open_pool, read_ref
 from alip.models.committee import Committee, Prediction
 from alip.models.networks import torch_threads
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 __all__ = ["PoolScores", "StreamedScores", "score_pool", "score_pool_streamed", "score_frames"]
 
@@ -79,7 +82,9 @@ class StreamedScores:
         return len(self.frame_ids)
 
 
-def score_frames(committee: Committee, frames: Batch, device: Any = None) -> tuple[Batch, dict[str, np.ndarray]]:
+def score_frames(
+    committee: Committee, frames: Batch, device: DeviceLike | None = None
+) -> tuple[Batch, dict[str, np.ndarray]]:
     """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``.
     ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.core.device`."""
     F = committee.acsf.n_features
@@ -115,11 +120,13 @@ def score_frames(committee: Committee, frames: Batch, device: Any = None) -> tup
     }
 
 
-def _predict_on_device(committee: Committee, frames: Batch, device: Any) -> tuple[Batch, Any, np.ndarray | None]:
+def _predict_on_device(
+    committee: Committee, frames: Batch, device: DeviceLike
+) -> tuple[Batch, Prediction | None, np.ndarray | None]:
     """(frames kept, Prediction, values): one device pass for a clean chunk; in a chunk with
     rejected frames, those are first located frame by frame, as on the CPU."""
 
-    def predict(frames: Batch, idx: np.ndarray) -> tuple[Batch, Any, np.ndarray]:
+    def predict(frames: Batch, idx: np.ndarray) -> tuple[Batch, Prediction, np.ndarray]:
         values, E, e_atom, F, W = committee._predict_torch(
             frames.to("cpu", committee.acsf.species, idx), frames.numbers, frames.offsets, device
         )
@@ -143,7 +150,7 @@ def _score_task(
     keep: np.ndarray | None,
     threads: int | None,
     allow_nonperiodic: bool,
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> tuple[Batch, dict[str, np.ndarray]]:
     """One chunk: read (a ChunkRef) or take (Batch), keep the wanted frames, score."""
     tune_worker_malloc()
@@ -190,7 +197,7 @@ def score_pool_streamed(
     committee: Committee,
     pool_source: str | os.PathLike | PoolReader | Sequence[Atoms],
     chunk: int = 256,
-    client: Any = None,
+    client: Client | None = None,
     *,
     indices: Sequence[int] | None = None,
     chunk_atoms: int | None = 8192,
@@ -301,14 +308,14 @@ class _omp_threads:
 
 
 def _score_dask(
-    client: Any,
+    client: Client,
     committee: Committee,
     plan: list,
     source: Any,
     threads: int | None,
     allow_nonperiodic: bool,
     collect: Any,
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> None:
     """One task per chunk over a sliding window; the committee is scattered once to all workers."""
     if not plan:
@@ -376,7 +383,7 @@ def score_pool(
     chunk_atoms: int = 2048,
     seed: int = 0,
     progress: bool = False,
-    client: Any = None,
+    client: Client | None = None,
     threads: int | None = None,
 ) -> PoolScores:
     """Score every structure of the pool: the one scoring path of the loop.

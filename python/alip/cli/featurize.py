@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 
-def _client(args: argparse.Namespace) -> tuple[Any, Any]:
+def _client(args: argparse.Namespace) -> tuple[Client | None, Callable[[], None]]:
     """(distributed.Client or None, close function)."""
     if args.scheduler and args.workers:
         raise ValueError("give either --scheduler or --workers, not both")

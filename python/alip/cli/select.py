@@ -37,6 +37,10 @@ from alip.config import QBC_KINDS
 from alip.files import atomic_write
 
 if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
+    from distributed import Client
+
+    from alip.al.pool_scoring import StreamedScores
+    from alip.data.pool_reader import PoolReader
     from alip.models.committee import Committee
 
 
@@ -48,7 +52,7 @@ CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev",
 class Selection:
     """Scores of every pool frame, why frames were left out, and the chosen frames."""
 
-    scores: Any  # alip.al.pool_scoring.StreamedScores, in pool order
+    scores: StreamedScores  # in pool order
     score: np.ndarray  # (S,) the acquisition score (NaN for skipped frames)
     reason: np.ndarray  # (S,) str: "" for candidates, else why the frame was left out
     candidates: np.ndarray  # frames eligible for selection
@@ -57,10 +61,12 @@ class Selection:
     n_below: int = 0  # max_force_dev < trust_lo
     n_above: int = 0  # max_force_dev > trust_hi
     kind: str = "force"  # the --score used
-    reader: Any = None  # the pool's PoolReader (its index is reused to read the selected frames)
+    reader: PoolReader | None = None  # the pool's (its index is reused to read the selected frames)
 
 
-def excluded_frames(reader: Any, structures: Sequence[Atoms], chunk: int = 1024, tol: float = MATCH_TOL) -> np.ndarray:
+def excluded_frames(
+    reader: PoolReader, structures: Sequence[Atoms], chunk: int = 1024, tol: float = MATCH_TOL
+) -> np.ndarray:
     """Pool frames equal to one of ``structures`` (same numbers; positions and cell within ``tol``)."""
     from alip.data.pool_reader import chunk_bounds
 
@@ -84,7 +90,7 @@ def excluded_frames(reader: Any, structures: Sequence[Atoms], chunk: int = 1024,
     return np.array(found, dtype=np.int64)
 
 
-def read_frame(reader: Any, i: int) -> Atoms:
+def read_frame(reader: PoolReader, i: int) -> Atoms:
     """Frame ``i`` of the pool as ASE reads it (all info and arrays), by its byte range or row id."""
     ref = reader.ref(int(i), int(i) + 1)
     if ref.kind == "db":
@@ -116,7 +122,7 @@ def select_from_pool(
     exclude: Sequence[str | os.PathLike] = (),
     device: str | None = None,
     chunk: int = 256,
-    client: Any = None,
+    client: Client | None = None,
     seed: int = 0,
     random_fraction: float = 0.0,
     progress: bool = False,

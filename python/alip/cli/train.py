@@ -35,6 +35,7 @@ from alip.files import atomic_path
 if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
     from alip.core.descriptors import ACSF
     from alip.models.committee import Committee
+    from alip.models.training import TrainConfig, TrainResult
 
 
 class InputError(ValueError):
@@ -95,7 +96,7 @@ class TrainSummary:
     """What :func:`train_from_file` did: the committee, the split and the errors."""
 
     committee: Committee
-    result: Any  # alip.models.training.TrainResult
+    result: TrainResult
     n_structures: int
     n_atoms: int
     train_errors: dict[str, float]
@@ -110,7 +111,11 @@ def save_atomic(committee: Committee, out: str | os.PathLike) -> None:
 
 
 def train_from_file(
-    labeled: str | os.PathLike, out: str | os.PathLike, config: Any = None, acsf: ACSF = None, force: bool = False
+    labeled: str | os.PathLike,
+    out: str | os.PathLike,
+    config: TrainConfig | None = None,
+    acsf: ACSF | None = None,
+    force: bool = False,
 ) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from alip.core.descriptors import ACSF
 
 __all__ = [
+    "DeviceLike",
     "cuda_compiled",
     "cuda_available",
     "parse_device",
@@ -55,6 +56,9 @@ __all__ = [
     "acsf_values",
     "neighbor_list",
 ]
+
+#: a device as the API takes it: "cpu", "cuda", "cuda:1" or a torch.device
+DeviceLike: TypeAlias = "str | torch.device"
 
 NO_CUDA_MESSAGE = (
     "alip was built without CUDA: the GPU path is not available. Rebuild with nvcc on PATH: "
@@ -99,7 +103,7 @@ def _require_cuda() -> None:
 
 
 # --------------------------------------------------------------------------- dispatch
-def parse_device(device: Any) -> torch.device:
+def parse_device(device: DeviceLike) -> torch.device:
     """``device`` as a torch.device, or ValueError unless it is 'cpu' or 'cuda[:index]'
     (syntax only: whether a GPU is usable is checked by :func:`select_device`)."""
     import torch
@@ -115,7 +119,7 @@ def parse_device(device: Any) -> torch.device:
     return d
 
 
-def select_device(*tensors: Any, device: Any = None) -> torch.device:
+def select_device(*tensors: Any, device: DeviceLike | None = None) -> torch.device:
     """The device a computation runs on: ``device`` when given, else CUDA when any of
     ``tensors`` is a CUDA tensor, else the CPU. The only place that decides."""
     import torch
@@ -293,7 +297,7 @@ class _CudaPath:
         return out
 
 
-def _path(acsf: ACSF, batch: BatchTensors, device: Any = None) -> _CpuPath | _CudaPath:
+def _path(acsf: ACSF, batch: BatchTensors, device: DeviceLike | None = None) -> _CpuPath | _CudaPath:
     d = select_device(batch.positions, device=device)
     if d.type == "cuda":
         return _CudaPath(acsf, batch, d)
@@ -423,7 +427,9 @@ class Prepared:
     rule), for several calls on the same geometry: values, then forces from the network's
     dE/dG (an MD or pool-scoring step), or a training step's forces and their backward."""
 
-    def __init__(self, acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: Any = None):
+    def __init__(
+        self, acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: DeviceLike | None = None
+    ):
         batch = _as_batch(acsf, structures)
         self.acsf = acsf
         self.batch = batch
@@ -468,13 +474,18 @@ class Prepared:
         return Jvp.apply(displacement, strain, p)
 
 
-def prepare(acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: Any = None) -> Prepared:
+def prepare(
+    acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: DeviceLike | None = None
+) -> Prepared:
     """Builds the neighbor list of a batch once; see :class:`Prepared`."""
     return Prepared(acsf, structures, device)
 
 
 def compute(
-    acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, device: Any = None, dtype: torch.dtype | None = None
+    acsf: ACSF,
+    structures: StructureOrList | Batch | BatchTensors,
+    device: DeviceLike | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Descriptor values (N, F) as a tensor on the batch's device (or ``device``).
     ``dtype``: float64 (default) or float32 (the GPU computes in it; the CPU core computes
@@ -483,7 +494,10 @@ def compute(
 
 
 def forces_and_virial(
-    acsf: ACSF, structures: StructureOrList | Batch | BatchTensors, dE_dG: torch.Tensor, device: Any = None
+    acsf: ACSF,
+    structures: StructureOrList | Batch | BatchTensors,
+    dE_dG: torch.Tensor,
+    device: DeviceLike | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forces -dE/dr (..., N, 3) and virials -dE/deps (..., S, 3, 3) from dE/dG (..., N, F)
     (leading dimensions: e.g. committee members), without storing the Jacobian.
@@ -501,7 +515,7 @@ def jvp(
     structures: StructureOrList | Batch | BatchTensors,
     displacement: torch.Tensor | None = None,
     strain: torch.Tensor | None = None,
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> torch.Tensor:
     """dG (..., N, F) = sum_j dG_i/dr_j displacement_j + sum_ab dG_i/deps_ab strain_ab, for
     displacement (..., N, 3) and strain (..., S, 3, 3) (either may be None). The adjoint
@@ -541,7 +555,7 @@ def acsf_values(
 
 
 def neighbor_list(
-    acsf_or_cutoff: ACSF | float, batch: BatchTensors, device: Any = None, n_species: int | None = None
+    acsf_or_cutoff: ACSF | float, batch: BatchTensors, device: DeviceLike | None = None, n_species: int | None = None
 ) -> tuple[torch.Tensor, ...]:
     """(i, j, S, D, d) of a batch with global atom indices: the pairs of
     :func:`alip.neighbor_list` for each structure, grouped by center. On the CPU they are

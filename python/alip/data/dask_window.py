@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 
-def run_windowed(client: Any, items: Iterable[Any], submit: Callable[[Any], Any], handle: Callable[[Any], Any]) -> None:
+def run_windowed(
+    client: Client, items: Iterable[Any], submit: Callable[[Any], Any], handle: Callable[[Any], Any]
+) -> None:
     """Submits ``submit(item)`` for every item, at most 2 × (worker threads) at a time,
     and calls ``handle(result)`` as tasks finish (in completion order); ``handle``
     returning ``False`` stops early. Unfinished tasks are cancelled on exit."""

@@ -33,13 +33,16 @@ import json
 import os
 import pickle
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alip.core.batch import Batch
 from alip.core.descriptors import ACSF
 from alip.files import TMP_MARK, atomic_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array
 
 __all__ = ["FeatureStore", "FORMAT", "FORMAT_VERSION"]
 
@@ -303,7 +306,7 @@ class FeatureStore:
                 out[a:b][has] = np.add.reduceat(np.asarray(vals, dtype=np.float64), starts, axis=0) / counts[has, None]
         return out
 
-    def to_dask(self) -> Any:
+    def to_dask(self) -> dask.array.Array:
         """The values as a dask array (n_atoms, F), one block per chunk (``da.from_npy_stack``)."""
         import dask.array as da
 

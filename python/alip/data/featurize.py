@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.data import chemical_symbols
@@ -31,11 +31,14 @@ from tqdm.auto import tqdm
 from alip.core.batch import Batch, species_index
 from alip.core.build import set_num_threads
 from alip.core.descriptors import ACSF
-from alip.core.device import compute, select_device
+from alip.core.device import DeviceLike, compute, select_device
 from alip.data import feature_store as fs
 from alip.data.dask_window import run_windowed
 from alip.data.feature_store import FeatureStore
 from alip.data.pool_reader import ChunkRef, PoolReader, chunk_bounds, open_pool, read_ref
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 __all__ = [
     "featurize_pool",
@@ -75,7 +78,9 @@ def _species_index(acsf: ACSF, frames: Batch) -> tuple[np.ndarray, dict[int, str
     return idx, bad
 
 
-def core_values(acsf: ACSF, frames: Batch, species_index: np.ndarray | None = None, device: Any = None) -> np.ndarray:
+def core_values(
+    acsf: ACSF, frames: Batch, species_index: np.ndarray | None = None, device: DeviceLike | None = None
+) -> np.ndarray:
     """ACSF values (N, F) of all frames in one batched call (no ``ase.Atoms`` built): the
     compiled CPU core, or with ``device`` given the :mod:`alip.core.device` path on it ("cuda")."""
     if species_index is None:
@@ -88,7 +93,7 @@ def core_values(acsf: ACSF, frames: Batch, species_index: np.ndarray | None = No
     return compute(acsf, frames.to("cpu", acsf.species, species_index), device=device).cpu().numpy()
 
 
-def featurize_frames(acsf: ACSF, frames: Batch, device: Any = None) -> tuple[Batch, np.ndarray]:
+def featurize_frames(acsf: ACSF, frames: Batch, device: DeviceLike | None = None) -> tuple[Batch, np.ndarray]:
     """(frames the core accepted, their values); the rejected ones move to ``bad`` with the
     core's reason (unknown element, overlapping atoms, degenerate cell, ...)."""
     idx, bad = _species_index(acsf, frames)
@@ -140,7 +145,7 @@ def _read_chunk(ref: ChunkRef) -> tuple[Batch, float]:
 
 
 def _featurize_chunk(
-    acsf: ACSF, k: int, ref: ChunkRef, frames: Batch, read_s: float, device: Any = None
+    acsf: ACSF, k: int, ref: ChunkRef, frames: Batch, read_s: float, device: DeviceLike | None = None
 ) -> tuple[ChunkResult, Batch, np.ndarray]:
     t = time.perf_counter()
     frames, values = featurize_frames(acsf, frames, device)
@@ -182,7 +187,14 @@ def tune_worker_malloc() -> None:
 
 
 def process_chunk(
-    out: str, k: int, ref: ChunkRef, acsf: ACSF, dtype: str, on_bad: str, threads: int | None = None, device: Any = None
+    out: str,
+    k: int,
+    ref: ChunkRef,
+    acsf: ACSF,
+    dtype: str,
+    on_bad: str,
+    threads: int | None = None,
+    device: DeviceLike | None = None,
 ) -> ChunkResult:
     """Read, featurize and write chunk ``k`` (a Dask task); with ``on_bad="stop"`` a chunk
     holding a bad frame is not written and the result lists the bad frames."""
@@ -204,7 +216,7 @@ def _run_serial(
     dtype: str,
     on_bad: str,
     report: Callable[[ChunkResult], bool],
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> None:
     for k, ref in refs.items():
         if not report(process_chunk(out, k, ref, acsf, dtype, on_bad, device=device)):
@@ -218,7 +230,7 @@ def _run_pipelined(
     dtype: str,
     on_bad: str,
     report: Callable[[ChunkResult], bool],
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> None:
     """Reading, featurizing (GIL released in the core) and writing overlap in three threads;
     at most two chunks wait between stages, so memory stays bounded."""
@@ -289,7 +301,7 @@ def _workers_see(paths: list[str]) -> bool:
 
 
 def _run_dask(
-    client: Any,
+    client: Client,
     out: str,
     refs: dict[int, ChunkRef],
     acsf: ACSF,
@@ -297,7 +309,7 @@ def _run_dask(
     on_bad: str,
     threads: int | None,
     report: Callable[[ChunkResult], bool],
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> None:
     """One Dask task per chunk; a sliding window of tasks keeps worker memory bounded."""
     if not refs:
@@ -429,7 +441,7 @@ def featurize_pool(
     out: str | os.PathLike,
     acsf: ACSF = None,
     chunk: int = 1024,
-    client: Any = None,
+    client: Client | None = None,
     resume: bool = False,
     on_bad: str = "stop",
     *,

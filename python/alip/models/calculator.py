@@ -19,7 +19,7 @@ from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from alip.core.device import select_device
+from alip.core.device import DeviceLike, select_device
 from alip.models.committee import Committee
 
 
@@ -36,7 +36,7 @@ class Calculator(_ASECalculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, committee: Committee | str | os.PathLike, device: Any = "cpu", **kwargs: Any) -> None:
+    def __init__(self, committee: Committee | str | os.PathLike, device: DeviceLike = "cpu", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.committee = committee if isinstance(committee, Committee) else Committee.load(committee)
         if str(device) != "cpu":

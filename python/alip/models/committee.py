@@ -23,7 +23,7 @@ from ase import Atoms
 from alip._version import __version__
 from alip.core.batch import BatchTensors, species_index
 from alip.core.descriptors import ACSF
-from alip.core.device import prepare, select_device
+from alip.core.device import DeviceLike, prepare, select_device
 from alip.models.networks import CommitteeNetwork, torch_threads
 
 FORMAT = "alip-committee"
@@ -131,7 +131,9 @@ class Committee:
             E, e_atom, dE_dG = self.network.energies_and_gradients(G, sidx, struct, n_struct)
         return E.detach().numpy(), e_atom.detach().numpy(), dE_dG.detach().numpy()
 
-    def predict_batch(self, atoms_list: Sequence[Atoms], device: Any = None) -> tuple[Prediction, np.ndarray]:
+    def predict_batch(
+        self, atoms_list: Sequence[Atoms], device: DeviceLike | None = None
+    ) -> tuple[Prediction, np.ndarray]:
         """Prediction (with atomic energies) and descriptor values (N, F) of one batch.
 
         ``device`` (default :attr:`device`): "cpu" runs the compiled core and numpy;
@@ -152,7 +154,7 @@ class Committee:
         return Prediction(E, forces, virials, offsets, e_atom), values
 
     def _predict_torch(
-        self, structures: Sequence[Atoms] | BatchTensors, numbers: np.ndarray, offsets: np.ndarray, device: Any
+        self, structures: Sequence[Atoms] | BatchTensors, numbers: np.ndarray, offsets: np.ndarray, device: DeviceLike
     ) -> tuple[np.ndarray, ...]:
         """(values, E, e_atom, forces, virials) through :mod:`alip.core.device` (one neighbor list
         for values and forces)."""
@@ -177,7 +179,9 @@ class Committee:
             self._device_networks = {str(dev): (versions, copy.deepcopy(self.network).to(dev))}
         return self._device_networks[str(dev)][1]
 
-    def predict(self, atoms_list: Sequence[Atoms] | Atoms, chunk_size: int = 64, device: Any = None) -> Prediction:
+    def predict(
+        self, atoms_list: Sequence[Atoms] | Atoms, chunk_size: int = 64, device: DeviceLike | None = None
+    ) -> Prediction:
         """Per-member energies, forces and virials of every structure (fused force path, chunked);
         ``device`` as in :meth:`predict_batch`."""
         if isinstance(atoms_list, Atoms):

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from ase.build import bulk
+from ase.calculators.calculator import BaseCalculator
 from ase.eos import EquationOfState
 from ase.units import GPa
 
@@ -40,7 +41,7 @@ def fit_eos(
 
 
 def ev_curve(
-    calculator: Any, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04, symbol: str = "Si"
+    calculator: BaseCalculator, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04, symbol: str = "Si"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Volumes (Å³/atom) and energies (eV/atom) of diamond with a in a0_guess·[1 − r, 1 + r].
 
@@ -59,7 +60,7 @@ def ev_curve(
 
 
 def compare_eos(
-    model: Any, oracle: Any, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04
+    model: BaseCalculator, oracle: BaseCalculator, a0_guess: float = 5.431, n: int = 11, rel_range: float = 0.04
 ) -> dict[str, Any]:
     """E–V of model and oracle over the same volumes: both fits, relative errors, energy RMSE.
 

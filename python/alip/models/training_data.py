@@ -27,7 +27,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 from alip.core.batch import Batch, BatchTensors
 from alip.core.batch import species_index as species_of
 from alip.core.descriptors import ACSF
-from alip.core.device import Prepared, select_device
+from alip.core.device import DeviceLike, Prepared, select_device
 from alip.models.committee import Committee
 
 FORCE_MODES = ("sparse", "fused")
@@ -100,7 +100,7 @@ class LabeledSet:
         """(N,) structure of each atom, on the data's device."""
         return torch.from_numpy(np.repeat(np.arange(self.n_structures), np.diff(self.offsets))).to(self.device)
 
-    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> LabeledSet:
+    def to(self, device: DeviceLike | None = None, dtype: torch.dtype | None = None) -> LabeledSet:
         """A copy on ``device`` with floating tensors cast to ``dtype`` (geometry stays float64)."""
 
         def move(x: Any) -> Any:
@@ -169,7 +169,7 @@ def featurize(
     species_index: np.ndarray | None = None,
     dtype: torch.dtype = torch.float64,
     forces: str = "sparse",
-    device: Any = "cpu",
+    device: DeviceLike = "cpu",
 ) -> LabeledSet:
     """Descriptors and labels of ``atoms_list`` on ``device``: with sparse gradients (one core
     call, on the CPU) or, ``forces="fused"``, with the geometry (values computed on ``device``)."""

@@ -83,7 +83,7 @@ class DemoResult:
         return format_table(self.summary)
 
 
-def demo_config(quick: bool = False) -> Any:
+def demo_config(quick: bool = False) -> Config:
     """The validated :class:`alip.config.Config` of the demo."""
     return Config.from_dict(json.loads(json.dumps(QUICK if quick else FULL)))
 

@@ -155,7 +155,7 @@ def learning_rows(path: str | os.PathLike, runs: list[Run]) -> list[dict[str, An
 
 
 # ----------------------------------------------------------------------------- test set, committee
-def load_committee(path: Path) -> Any:
+def load_committee(path: Path) -> Committee:
     return Committee.load(path)
 
 
