@@ -127,7 +127,8 @@ def test_every_subpackage_exports_its_own_api(layer):
     submodules = {p.stem for p in (PACKAGE / layer).glob("*.py")} | {
         p.name for p in (PACKAGE / layer).iterdir() if p.is_dir()
     }
-    assert set(package.__all__) <= set(dir(package))
+    missing = set(package.__all__) - set(dir(package))
+    assert not missing, f"alip.{layer}.__all__ names that dir() does not list: {sorted(missing)}"
     for name in package.__all__:
         assert name not in submodules, f"alip.{layer}.{name} is also a submodule"
         obj = getattr(package, name)
