@@ -210,7 +210,7 @@ def model_ev(committee: Committee, cells: list, label: str) -> plots.EVSeries:
     return plots.EVSeries(label, v, mean, e.std(0), _fit(v, mean))
 
 
-def run_oracle_spec(run_dir: str | os.PathLike) -> Any:
+def run_oracle_spec(run_dir: str | os.PathLike) -> str | dict[str, Any] | None:
     """The oracle spec of a run (:meth:`alip.config.Config.oracle_spec`); None when its
     config has no [oracle] table, cannot be read, or replays stored labels."""
     raw = read_config(run_dir)
