@@ -18,7 +18,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_featurize, cli_generate, cli_loop, cli_report, cli_select, cli_train
+    from . import cli_featurize, cli_generate, cli_loop, cli_report, cli_select, cli_train, lammps
 
     parser = argparse.ArgumentParser(
         prog="alip", description="Active learning of machine-learned interatomic potentials."
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_report.add_parser(sub)
     cli_train.add_parser(sub)
     cli_select.add_parser(sub)
+    lammps.add_parser(sub)
     return parser
 
 
