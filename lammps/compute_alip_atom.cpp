@@ -1,6 +1,7 @@
 #include "compute_alip_atom.h"
 
 #include <string>
+#include <vector>
 
 #include "atom.h"
 #include "error.h"
@@ -15,6 +16,7 @@ ComputeAlipAtom::ComputeAlipAtom(LAMMPS* lmp, int narg, char** arg) : Compute(lm
     if (narg != 3) error->all(FLERR, "Illegal compute alip/atom command: compute ID group alip/atom");
     peratom_flag = 1;
     size_peratom_cols = 0;
+    timeflag = 1;  // the steps it is invoked on tell pair_style alip when to compute the deviation
 }
 
 ComputeAlipAtom::~ComputeAlipAtom() { memory->destroy(deviation_); }
@@ -26,16 +28,13 @@ void ComputeAlipAtom::init() {
 
 void ComputeAlipAtom::compute_peratom() {
     invoked_peratom = update->ntimestep;
-    if (pair_->deviation_step() != update->ntimestep)
-        error->all(FLERR, "compute alip/atom: no force deviation for step " + std::to_string(update->ntimestep) +
-                              " (it is computed with the forces; use it on steps where forces were computed)");
     if (atom->nmax > nmax_) {
         memory->destroy(deviation_);
         nmax_ = atom->nmax;
         memory->create(deviation_, nmax_, "alip/atom:deviation");
         vector_atom = deviation_;
     }
-    const auto& dev = pair_->force_deviation();
+    const std::vector<double>& dev = pair_->force_deviation();
     const int* mask = atom->mask;
     for (int i = 0; i < atom->nlocal; ++i) deviation_[i] = (mask[i] & groupbit) ? dev[size_t(i)] : 0.0;
 }

@@ -9,6 +9,7 @@
 #include "alip_model.h"
 #include "atom.h"
 #include "comm.h"
+#include "compute.h"
 #include "domain.hpp"
 #include "error.h"
 #include "force.h"
@@ -119,18 +120,19 @@ double PairAlip::init_one(int i, int j) {
     return model_->cutoff();
 }
 
-bool PairAlip::deviation_wanted() const {
+bool PairAlip::deviation_wanted() {
     if (out_freq_ > 0 && update->ntimestep % out_freq_ == 0) return true;
-    return !modify->get_compute_by_style("alip/atom").empty();
+    // computes alip/atom store the steps they will be invoked on (thermo, dumps, fix halt, ...)
+    for (Compute* c : modify->get_compute_by_style("alip/atom"))
+        if (c->matchstep(update->ntimestep)) return true;
+    return false;
 }
 
-void PairAlip::compute(int eflag, int vflag) {
-    ev_init(eflag, vflag);
-    if (vflag_atom || cvflag_atom)
-        error->all(FLERR, "pair_style alip does not compute per-atom virials (compute stress/atom)");
+void PairAlip::evaluate(int n_rhs) {
     const int nlocal = atom->nlocal;
     const int nall = nlocal + atom->nghost;
     nall_ = nall;
+    n_rhs_ = n_rhs;
     const int K = model_->n_members();
     const int64_t F = model_->n_features();
     const int inum = list->inum;
@@ -157,8 +159,6 @@ void PairAlip::compute(int eflag, int vflag) {
     d.n_centres = nlocal;
     d.n_atoms = nall;
     d.species = species_.data();
-    const bool deviation = deviation_wanted();
-    n_rhs_ = deviation ? K : 1;
     try {
         alip::validate_domain(d, int32_t(model_->symbols().size()));
         const alip::NeighborList nl = alip::domain_neighbor_list(d, offsets_.data(), candidates_.data(),
@@ -169,19 +169,30 @@ void PairAlip::compute(int eflag, int vflag) {
         dE_dG_.resize(size_t(K) * size_t(nlocal * F));
         model_->evaluate(values_.data(), species_.data(), nlocal, energies_.data(), dE_dG_.data(), true);
         const double* rhs = dE_dG_.data();
-        if (!deviation) {  // the mean force is the VJP of the mean dE/dG: one pass instead of K
+        if (n_rhs == 1 && K > 1) {  // the mean force is the VJP of the mean dE/dG: one pass instead of K
             mean_dE_dG_.assign(size_t(nlocal * F), 0.0);
             for (int k = 0; k < K; ++k)
                 for (size_t q = 0; q < mean_dE_dG_.size(); ++q) mean_dE_dG_[q] += dE_dG_[size_t(k) * mean_dE_dG_.size() + q];
             for (double& v : mean_dE_dG_) v /= K;
             rhs = mean_dE_dG_.data();
         }
-        forces_.resize(size_t(n_rhs_) * size_t(3 * nall));
-        virials_.resize(size_t(n_rhs_) * 9);
-        alip::domain_forces_virial(model_->acsf(), d, nl, rhs, n_rhs_, forces_.data(), virials_.data(), true);
+        forces_.resize(size_t(n_rhs) * size_t(3 * nall));
+        virials_.resize(size_t(n_rhs) * 9);
+        alip::domain_forces_virial(model_->acsf(), d, nl, rhs, n_rhs, forces_.data(), virials_.data(), true);
     } catch (const std::exception& e) {
         error->one(FLERR, std::string("pair_style alip: ") + e.what());
     }
+}
+
+void PairAlip::compute(int eflag, int vflag) {
+    ev_init(eflag, vflag);
+    if (vflag_atom || cvflag_atom)
+        error->all(FLERR, "pair_style alip does not compute per-atom virials (compute stress/atom)");
+    const int nlocal = atom->nlocal;
+    const int K = model_->n_members();
+    const bool deviation = deviation_wanted();
+    evaluate(deviation ? K : 1);
+    const int nall = nall_;
 
     if (eflag_either) {
         for (int i = 0; i < nlocal; ++i) {
@@ -212,6 +223,20 @@ void PairAlip::compute(int eflag, int vflag) {
         virial[5] += 0.5 * (w[5] + w[7]);
     }
     if (deviation) compute_deviation(nlocal);
+    evaluated_step_ = update->ntimestep;
+}
+
+const std::vector<double>& PairAlip::force_deviation() {
+    if (deviation_step_ != update->ntimestep || deviation_step_ != evaluated_step_) {
+        // not scheduled with the forces (e.g. read from Python after a run): evaluate again at the
+        // same positions, without touching the forces
+        if (evaluated_step_ != update->ntimestep || list == nullptr)
+            error->all(FLERR, "compute alip/atom: no forces were computed on step " +
+                                  std::to_string(update->ntimestep) + " (run 0 first)");
+        evaluate(model_->n_members());
+        compute_deviation(atom->nlocal);
+    }
+    return deviation_;
 }
 
 void PairAlip::compute_deviation(int nlocal) {

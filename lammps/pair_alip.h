@@ -31,9 +31,9 @@ public:
     void unpack_reverse_comm(int, int*, double*) override;
     double memory_usage() override;
 
-    /// Per-atom force deviation of the local atoms (eV/Å), valid on timestep deviation_step().
-    const std::vector<double>& force_deviation() const { return deviation_; }
-    bigint deviation_step() const { return deviation_step_; }
+    /// Per-atom force deviation of the local atoms (eV/Å) on this step: computed with the forces
+    /// when a compute alip/atom was scheduled for the step, else evaluated again now.
+    const std::vector<double>& force_deviation();
 
 private:
     std::unique_ptr<alip_lammps::Model> model_;
@@ -49,10 +49,11 @@ private:
     std::vector<int64_t> offsets_, candidates_;
     std::vector<double> values_, energies_, dE_dG_, mean_dE_dG_, forces_, virials_, deviation_;
     int n_rhs_ = 1, nall_ = 0;
-    bigint deviation_step_ = -1;
+    bigint deviation_step_ = -1, evaluated_step_ = -1;
 
     void allocate();
-    bool deviation_wanted() const;
+    bool deviation_wanted();
+    void evaluate(int n_rhs);  ///< values, MLPs and forces/virials of n_rhs = 1 (mean) or K members
     void compute_deviation(int nlocal);
     void write_model_devi(int nlocal, double max_f, double min_f, double sum_f);
 };

@@ -360,7 +360,7 @@ def nve_drift(plugin: Path, model: Path, atoms: Atoms, steps: int, dt_ps: float,
 def test_nve_energy_conservation_short(plugin, model):
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
     drift = nve_drift(plugin, model, atoms, steps=200, dt_ps=0.0005, temperature=300.0)
-    assert drift < 2e-4, drift
+    assert drift < 5e-5, drift
 
 
 @pytest.mark.slow
