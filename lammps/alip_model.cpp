@@ -66,36 +66,6 @@ private:
     size_t pos_ = 0;
 };
 
-inline void activate(Activation a, double z, double& value, double& deriv) {
-    switch (a) {
-        case Activation::Tanh: {
-            const double t = std::tanh(z);
-            value = t;
-            deriv = 1.0 - t * t;
-            return;
-        }
-        case Activation::Silu: {
-            const double sig = 1.0 / (1.0 + std::exp(-z));
-            value = z * sig;
-            deriv = sig * (1.0 + z * (1.0 - sig));
-            return;
-        }
-        case Activation::Softplus:  // torch: beta 1, threshold 20
-            if (z > 20.0) {
-                value = z;
-                deriv = 1.0;
-            } else {
-                value = std::log1p(std::exp(z));
-                deriv = 1.0 / (1.0 + std::exp(-z));
-            }
-            return;
-        case Activation::Celu:  // alpha 1
-            value = z > 0 ? z : std::expm1(z);
-            deriv = z > 0 ? 1.0 : std::exp(z);
-            return;
-    }
-}
-
 constexpr int64_t kBlock = 32;  // atoms per MLP block
 
 }  // namespace
@@ -177,7 +147,7 @@ Model::Model(const std::string& path) {
     t.expect("layers");
     const long n_layers = t.count("the number of layers", 100);
     if (n_layers < 1) t.fail("at least one layer is required");
-    for (long l = 0; l <= n_layers; ++l) sizes_.push_back(int(t.count("a layer size")));
+    for (long l = 0; l <= n_layers; ++l) sizes_.push_back(int(t.count("a layer size", 1024)));
     if (sizes_.front() != F || sizes_.back() != 1) t.fail("layer sizes must start with n_features and end with 1");
     for (int k = 0; k < n_members_; ++k)
         for (long s = 0; s < ns; ++s) {
@@ -202,76 +172,39 @@ void Model::evaluate_block(int s, const double* G, const int64_t* atoms, int64_t
                            double* dE_dG, std::vector<double>& work) const {
     const int64_t F = n_features();
     const int L = int(sizes_.size()) - 1;
-    const int wmax = *std::max_element(sizes_.begin(), sizes_.end());
-    // work: x0 (nb, F), then per hidden layer activations and derivatives, then the backward pair
-    work.resize(size_t(kBlock) * size_t(F + 2 * L * wmax + 2 * wmax));
+    const int64_t wmax = *std::max_element(sizes_.begin(), sizes_.end());
+    // work: x0 (kBlock, wmax), per layer outputs and activation derivatives, two backward buffers
+    work.resize(size_t(kBlock * wmax) * size_t(2 * L + 3));
     double* x0 = work.data();
+    const double* sh = &shift_[size_t(s * F)];
+    const double* is = &inv_scale_[size_t(s * F)];
     for (int64_t a = 0; a < nb; ++a) {
         const double* g = G + atoms[a] * F;
-        const double* sh = &shift_[size_t(s * F)];
-        const double* is = &inv_scale_[size_t(s * F)];
-        for (int64_t f = 0; f < F; ++f) x0[a * F + f] = (g[f] - sh[f]) * is[f];
+        for (int64_t f = 0; f < F; ++f) x0[a * wmax + f] = (g[f] - sh[f]) * is[f];
     }
-    double* acts = x0 + kBlock * F;           // (L, kBlock, wmax) hidden outputs
+    double* acts = x0 + kBlock * wmax;        // (L, kBlock, wmax) layer outputs
     double* ders = acts + L * kBlock * wmax;  // (L, kBlock, wmax) activation derivatives
     double* gb = ders + L * kBlock * wmax;    // (kBlock, wmax) backward
     double* gn = gb + kBlock * wmax;
     for (int k = 0; k < n_members_; ++k) {
         const Mlp& net = nets_[size_t(k) * symbols_.size() + size_t(s)];
-        // forward
         const double* in = x0;
-        int64_t in_stride = F;
         for (int l = 0; l < L; ++l) {
-            const int ni = sizes_[l], no = sizes_[l + 1];
-            const double* W = net.w[l].data();
-            const double* B = net.b[l].data();
             double* z = acts + l * kBlock * wmax;
-            for (int64_t a = 0; a < nb; ++a) {
-                double* za = z + a * wmax;
-                for (int o = 0; o < no; ++o) za[o] = B[o];
-                const double* xa = in + a * in_stride;
-                for (int i = 0; i < ni; ++i) {
-                    const double xi = xa[i];
-                    const double* wi = W + size_t(i) * no;
-#pragma omp simd
-                    for (int o = 0; o < no; ++o) za[o] += xi * wi[o];
-                }
-                if (l < L - 1) {
-                    double* da = ders + l * kBlock * wmax + a * wmax;
-                    for (int o = 0; o < no; ++o) activate(activation_, za[o], za[o], da[o]);
-                }
-            }
+            dense_forward(in, wmax, net.w[l].data(), net.b[l].data(), sizes_[l], sizes_[l + 1], nb, z, wmax);
+            if (l < L - 1) activate(activation_, z, ders + l * kBlock * wmax, sizes_[l + 1], nb, wmax);
             in = z;
-            in_stride = wmax;
         }
         const double* out = acts + (L - 1) * kBlock * wmax;
         for (int64_t a = 0; a < nb; ++a)
             energies[k * n + atoms[a]] = energy_ref_[size_t(s)] + energy_scale_ * out[a * wmax];
-        // backward: g_{L-1} = W_L[:, 0], then g_{l-1} = (g_l * act'_l) @ W_l^T
-        for (int64_t a = 0; a < nb; ++a) {
-            const int ni = sizes_[L - 1];
-            const double* W = net.w[L - 1].data();
-            for (int i = 0; i < ni; ++i) gb[a * wmax + i] = W[i];
-        }
+        // backward: g = W_L[:, 0], then g <- (g * act'_l) @ W_l^T down to the input
+        for (int64_t a = 0; a < nb; ++a)
+            for (int i = 0; i < sizes_[L - 1]; ++i) gb[a * wmax + i] = net.w[L - 1][size_t(i)];
         for (int l = L - 2; l >= 0; --l) {
-            const int ni = sizes_[l], no = sizes_[l + 1];
-            const double* W = net.w[l].data();
-            for (int64_t a = 0; a < nb; ++a) {
-                double* ga = gb + a * wmax;
-                const double* da = ders + l * kBlock * wmax + a * wmax;
-                for (int o = 0; o < no; ++o) ga[o] *= da[o];
-                double* na = gn + a * wmax;
-                for (int i = 0; i < ni; ++i) {
-                    const double* wi = W + size_t(i) * no;
-                    double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-                    for (int o = 0; o < no; ++o) acc += ga[o] * wi[o];
-                    na[i] = acc;
-                }
-            }
+            dense_backward(gb, ders + l * kBlock * wmax, net.w[l].data(), sizes_[l], sizes_[l + 1], nb, gn, wmax);
             std::swap(gb, gn);
         }
-        const double* is = &inv_scale_[size_t(s * F)];
         for (int64_t a = 0; a < nb; ++a) {
             double* d = dE_dG + (k * n + atoms[a]) * F;
             for (int64_t f = 0; f < F; ++f) d[f] = energy_scale_ * gb[a * wmax + f] * is[f];

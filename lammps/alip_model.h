@@ -9,13 +9,12 @@
 #include <vector>
 
 #include "acsf.hpp"
+#include "alip_mlp.h"
 
 namespace alip_lammps {
 
 constexpr const char* kModelMagic = "alip-lammps-model";
 constexpr int kModelVersion = 1;
-
-enum class Activation { Tanh, Silu, Softplus, Celu };
 
 class Model {
 public:
