@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from ase import Atoms
 from ase.build import bulk
@@ -368,3 +369,20 @@ def test_nve_energy_conservation_10ps_512_atoms(plugin, model):
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(4)
     drift = nve_drift(plugin, model, atoms, steps=10000, dt_ps=0.001, temperature=300.0)
     assert drift < 1e-3, drift
+
+
+@pytest.mark.parametrize("activation", ["silu", "softplus", "celu"])
+def test_other_activations_equal_ase_calculator(plugin, committee, tmp_path, activation):
+    """Each C++ activation against torch's; first-layer weights scaled ×25 so that pre-activations
+    span ±20 and beyond (softplus's linear branch, celu's exponential one)."""
+    net = type(committee.network)(**{**committee.network.architecture(), "activation": activation})
+    net.load_state_dict(committee.network.state_dict())
+    with torch.no_grad():
+        net.nets[0].weights[0].mul_(25.0)
+    c = alip.Committee(committee.acsf, net, committee.metadata)
+    atoms = _triclinic()
+    x = (c.acsf.compute(atoms) - net.feature_shift[0].numpy()) / net.feature_scale[0].numpy()
+    z = x @ net.nets[0].weights[0][0].detach().numpy()
+    assert z.max() > 20 and z.min() < -5  # both branches are exercised
+    model = alip_lammps.export_committee(c, tmp_path / "model.alip")
+    assert_same(run_zero(atoms, plugin, model), reference(atoms, c))
