@@ -80,3 +80,14 @@ def test_cli_export(committee, tmp_path, capsys):
     assert main(["export", "lammps", str(tmp_path / "committee.pt"), "-o", str(out)]) == 2  # exists
     assert "exists" in capsys.readouterr().err
     assert main(["export", "lammps", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.alip")]) == 2
+
+
+def test_plugin_path_from_environment(tmp_path, monkeypatch):
+    from alip.lammps import plugin_path
+
+    lib = tmp_path / "libalip_lammps.so"
+    monkeypatch.setenv("ALIP_LAMMPS_PLUGIN", str(lib))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        plugin_path()
+    lib.write_bytes(b"")
+    assert plugin_path() == lib

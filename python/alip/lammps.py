@@ -287,7 +287,7 @@ def read_model(path: str | os.PathLike) -> LammpsModel:
 
 # ---------------------------------------------------------------------------- the plugin
 def source_dir() -> Path | None:
-    """The ``lammps/`` plugin sources of a source checkout (editable install), or None."""
+    """The source checkout this package runs from (with ``lammps/`` and ``cpp/``: an editable install), or None."""
     root = Path(__file__).resolve().parents[2]
     return root if (root / "lammps" / "CMakeLists.txt").is_file() and (root / "cpp").is_dir() else None
 
@@ -347,14 +347,15 @@ def plugin_path(build: bool = True) -> Path:
         raise FileNotFoundError("no LAMMPS plugin found: set ALIP_LAMMPS_PLUGIN or build it from a source "
                                 "checkout (alip.lammps.build_plugin)")
     digest = hashlib.sha256(str(lammps_dir()).encode())
-    for f in sorted([*(src / "lammps").glob("*"), *(src / "cpp").glob("*.?pp")]):
+    for f in sorted([src / "CMakeLists.txt", *(src / "lammps").glob("*"), *(src / "cpp").glob("*.?pp")]):
         if f.is_file():
             digest.update(f.name.encode() + f.read_bytes())
     target = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alip" / "lammps-plugin" / \
         digest.hexdigest()[:16]
     lib = target / PLUGIN_NAME
     if not lib.is_file():
-        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent if target.parent.exists() else None))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
         built = build_plugin(tmp / "build", src)
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(built, target / (PLUGIN_NAME + ".tmp"))
