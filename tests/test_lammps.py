@@ -363,14 +363,14 @@ def nve_drift(plugin: Path, model: Path, atoms: Atoms, steps: int, dt_ps: float,
 def test_nve_energy_conservation_short(plugin, model):
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
     drift = nve_drift(plugin, model, atoms, steps=200, dt_ps=0.0005, temperature=300.0)
-    assert drift < 5e-5, drift
+    assert drift < 5e-5, drift  # measured 9.2e-6 eV/atom
 
 
 @pytest.mark.slow
 def test_nve_energy_conservation_10ps_512_atoms(plugin, model):
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(4)
     drift = nve_drift(plugin, model, atoms, steps=10000, dt_ps=0.001, temperature=300.0)
-    assert drift < 1e-3, drift
+    assert drift < 2e-4, drift  # measured 3.5e-5 eV/atom
 
 
 @pytest.mark.parametrize("activation", ["silu", "softplus", "celu"])
