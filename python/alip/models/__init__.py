@@ -1,5 +1,5 @@
 """The potential: committee networks, the committee and its predictions, training, the
-ASE calculator, equation-of-state fits.
+ASE calculator, equation-of-state fits, the LAMMPS model file and plugin.
 Names load lazily (:mod:`alip._lazy`); the modules themselves hold the full API."""
 
 from alip._lazy import lazy_exports as _lazy_exports
@@ -14,6 +14,7 @@ _LAZY = {
     "Calculator": "alip.models.calculator",
     "fit_eos": "alip.models.eos",
     "ev_curve": "alip.models.eos",
+    "export_committee": "alip.models.lammps",
 }
 
 __all__ = list(_LAZY)
