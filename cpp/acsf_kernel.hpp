@@ -183,20 +183,15 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
             if constexpr (kind == Kind::Gradients) {
                 double acc = 0.0;
                 double* d = mode.d.data();
-                double ebuf[8];
+                double ebuf[simd::kWidth];
                 for (int64_t n = lo; n < hi; ++n) {
                     const double dr = L.r[n] - rs;
-#if ALIP_KERNEL_AVX512
-                    if ((n - lo) % 8 == 0) {  // exp(-eta (r - rs)^2) of the next 8 neighbors
-                        const __mmask8 live = tail_mask(hi - n);
-                        const __m512d x = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, &L.r[n]), _mm512_set1_pd(rs));
-                        _mm512_storeu_pd(ebuf, exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(x, x))));
+                    if ((n - lo) % simd::kWidth == 0) {  // exp(-eta (r - rs)^2) of the next kWidth neighbors
+                        const simd::Md live = simd::tail(hi - n);
+                        const Vd x = simd::load_tail(live, &L.r[n]) - simd::set1(rs);
+                        simd::store(ebuf, exp_nonpositive(simd::set1(-eta) * (x * x)));
                     }
-                    const double e = ebuf[(n - lo) % 8];
-#else
-                    const double e = std::exp(-eta * dr * dr);
-                    (void)ebuf;
-#endif
+                    const double e = ebuf[(n - lo) % simd::kWidth];
                     acc += e * L.fc[n];
                     const double c = e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
                     d[size_t((n * 3 + 0) * F + f)] += c * X[n];
@@ -209,27 +204,16 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
                     const double w = mode.w[r * mode.w_stride + f];
                     if (w == 0.0) continue;
                     double* coef = mode.coef.data() + r * m;
-#if ALIP_KERNEL_AVX512
-                    for (int64_t n = lo; n < hi; n += 8) {
-                        const __mmask8 live = tail_mask(hi - n);
-                        const __m512d dr = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, &L.r[n]), _mm512_set1_pd(rs));
-                        const __m512d e = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(dr, dr)));
-                        const __m512d fc = _mm512_maskz_loadu_pd(live, &L.fc[n]);
-                        // dfc - 2 eta dr fc
-                        const __m512d inner = _mm512_fnmadd_pd(_mm512_mul_pd(_mm512_set1_pd(2.0 * eta), dr), fc,
-                                                               _mm512_maskz_loadu_pd(live, &L.dfc[n]));
-                        const __m512d t = _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(w), e),
-                                                        _mm512_mul_pd(inner, _mm512_maskz_loadu_pd(live, &L.inv_r[n])));
-                        _mm512_mask_storeu_pd(coef + n, live, _mm512_add_pd(_mm512_maskz_loadu_pd(live, coef + n), t));
+                    for (int64_t n = lo; n < hi; n += simd::kWidth) {
+                        const simd::Md live = simd::tail(hi - n);
+                        const Vd dr = simd::load_tail(live, &L.r[n]) - simd::set1(rs);
+                        const Vd e = exp_nonpositive(simd::set1(-eta) * (dr * dr));
+                        const Vd fc = simd::load_tail(live, &L.fc[n]);
+                        // w e (dfc - 2 eta dr fc) / r
+                        const Vd inner = simd::fnma(simd::set1(2.0 * eta) * dr, fc, simd::load_tail(live, &L.dfc[n]));
+                        const Vd t = (simd::set1(w) * e) * (inner * simd::load_tail(live, &L.inv_r[n]));
+                        simd::store_tail(coef + n, live, simd::load_tail(live, coef + n) + t);
                     }
-#else
-#pragma omp simd
-                    for (int64_t n = lo; n < hi; ++n) {
-                        const double dr = L.r[n] - rs;
-                        const double e = std::exp(-eta * dr * dr);
-                        coef[n] += w * e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
-                    }
-#endif
                 }
             }
         }
@@ -382,18 +366,13 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
             const double* ex = &L.expo[e * m];
             double* E = &B.E[size_t(e * C)];
             if (g4) {
-#if ALIP_KERNEL_AVX512
-                for (int64_t k = 0; k < cnt; k += 8) {
-                    const __mmask8 live = tail_mask(cnt - k);
-                    const __m512d x = _mm512_maskz_loadu_pd(live, &B.r12sq[k]);
-                    _mm512_storeu_pd(E + k, exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), x)));
+                for (int64_t k = 0; k < cnt; k += simd::kWidth) {
+                    const simd::Md live = simd::tail(cnt - k);
+                    const Vd x = simd::load_tail(live, &B.r12sq[k]);
+                    simd::store_tail(E + k, live, exp_nonpositive(simd::set1(-eta) * x));
                 }
 #pragma omp simd
                 for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
-#else
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]] * std::exp(-eta * B.r12sq[k]);
-#endif
             } else {
 #pragma omp simd
                 for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];

@@ -87,26 +87,25 @@ inline void dot_tile(const double* const* P, const double* const* E, int64_t n, 
         }
 }
 
-#if ALIP_KERNEL_AVX512
 /// R[t * NE + b] += sum_k b_k^(2^t) E[b][k], b_k = max(0, 1 + lambda cos_k), t < D, with the
-/// ladder of squares kept in registers (no stores); n is a multiple of 8.
+/// ladder of squares kept in registers (no stores); n is a multiple of kWidth.
 template <int D, int NE>
 inline void ladder_dot(const double* cos, double lambda, const double* const* E, int64_t n, double* R) {
-    __m512d acc[D][NE];
+    Vd acc[D][NE];
     for (int t = 0; t < D; ++t)
-        for (int b = 0; b < NE; ++b) acc[t][b] = _mm512_setzero_pd();
-    const __m512d lam = _mm512_set1_pd(lambda), one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
-    for (int64_t k = 0; k < n; k += 8) {
-        __m512d rung = _mm512_max_pd(zero, _mm512_fmadd_pd(lam, _mm512_loadu_pd(cos + k), one));
-        __m512d e[NE];
-        for (int b = 0; b < NE; ++b) e[b] = _mm512_loadu_pd(E[b] + k);
+        for (int b = 0; b < NE; ++b) acc[t][b] = simd::zero();
+    const Vd lam = simd::set1(lambda), one = simd::set1(1.0), zero = simd::zero();
+    for (int64_t k = 0; k < n; k += simd::kWidth) {
+        Vd rung = simd::max(zero, simd::fma(lam, simd::load(cos + k), one));
+        Vd e[NE];
+        for (int b = 0; b < NE; ++b) e[b] = simd::load(E[b] + k);
         for (int t = 0; t < D; ++t) {
-            for (int b = 0; b < NE; ++b) acc[t][b] = _mm512_fmadd_pd(rung, e[b], acc[t][b]);
-            rung = _mm512_mul_pd(rung, rung);
+            for (int b = 0; b < NE; ++b) acc[t][b] = simd::fma(rung, e[b], acc[t][b]);
+            rung = rung * rung;
         }
     }
     for (int t = 0; t < D; ++t)
-        for (int b = 0; b < NE; ++b) R[t * NE + b] += _mm512_reduce_add_pd(acc[t][b]);
+        for (int b = 0; b < NE; ++b) R[t * NE + b] += simd::reduce_add(acc[t][b]);
 }
 
 template <int D>
@@ -124,7 +123,6 @@ inline void ladder_dot_all(const double* cos, double lambda, const double* const
         for (int t = 0; t < D; ++t) R[t * ne + e] += tmp[t];
     }
 }
-#endif
 
 inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double* g, ValuesScratch& S) {
     const int64_t m = L.m;
@@ -168,24 +166,14 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
         const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
         for (int64_t p = 0; p < n_g2; ++p) {
             const double eta = tb.spec.g2[p].eta, rs = tb.spec.g2[p].rs;
-#if ALIP_KERNEL_AVX512
-            __m512d acc = _mm512_setzero_pd();
-            for (int64_t k = lo; k < hi; k += 8) {  // rows are padded: full-width loads
-                const __mmask8 live = __mmask8(0xFFu >> (8 - std::min<int64_t>(8, hi - k)));
-                const __m512d dr = _mm512_sub_pd(_mm512_loadu_pd(&S.r[k]), _mm512_set1_pd(rs));
-                const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(dr, dr)));
-                acc = _mm512_mask_add_pd(acc, live, acc, _mm512_mul_pd(ex, _mm512_loadu_pd(&S.f[k])));
+            Vd acc = simd::zero();
+            for (int64_t k = lo; k < hi; k += simd::kWidth) {  // rows are padded: full-width loads
+                const simd::Md live = simd::tail(hi - k);
+                const Vd dr = simd::load(&S.r[k]) - simd::set1(rs);
+                const Vd ex = exp_nonpositive(simd::set1(-eta) * (dr * dr));
+                acc = acc + simd::zero_unless(live, ex * simd::load(&S.f[k]));
             }
-            g[int64_t(sp) * n_g2 + p] += _mm512_reduce_add_pd(acc);
-#else
-            double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t n = lo; n < hi; ++n) {
-                const double dr = L.r[n] - rs;
-                acc += std::exp(-eta * dr * dr) * L.fc[n];
-            }
-            g[int64_t(sp) * n_g2 + p] += acc;
-#endif
+            g[int64_t(sp) * n_g2 + p] += simd::reduce_add(acc);
         }
     }
     if (tb.n_angular_per_pair == 0) return;
@@ -194,16 +182,10 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
     for (int64_t e = 0; e < ne; ++e) {
         const double eta = tb.angular_etas[e];
         double* a = &S.A[size_t(e * ma)];
-#if ALIP_KERNEL_AVX512
-        for (int64_t n = 0; n < m; n += 8) {  // padding: r = 0, f = 0 -> a = 0
-            const __m512d r = _mm512_loadu_pd(&S.r[n]);
-            const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(r, r)));
-            _mm512_storeu_pd(a + n, _mm512_mul_pd(ex, _mm512_loadu_pd(&S.f[n])));
+        for (int64_t n = 0; n < m; n += simd::kWidth) {  // padding: r = 0, f = 0 -> a = 0
+            const Vd r = simd::load(&S.r[n]);
+            simd::store(a + n, exp_nonpositive(simd::set1(-eta) * (r * r)) * simd::load(&S.f[n]));
         }
-#else
-#pragma omp simd
-        for (int64_t n = 0; n < m; ++n) a[n] = std::exp(-eta * L.r[n] * L.r[n]) * L.fc[n];
-#endif
     }
     const double* X = S.x.data();
     const double* Y = S.y.data();
@@ -224,43 +206,26 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
             S.r2[k] = 0.0;
             for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
         }
-#if ALIP_KERNEL_AVX512
-        if (g4 && tb.spec.cutoff_function == CutoffFunction::Cosine) {  // one pass: f_c(r_12), then each W_e
+        if (g4) {  // one pass: f_c(r_12), then each W_e times exp(-eta_e r_12^2) f_c(r_12)
             const double a = kPi / rc;
-            for (int64_t k = 0; k < n; k += 8) {
-                const __m512d r2 = _mm512_loadu_pd(&S.r2[k]);
-                const __m512d fc = cosine_cutoff(_mm512_sqrt_pd(r2), a, rc);
+            const bool cosine = tb.spec.cutoff_function == CutoffFunction::Cosine;
+            for (int64_t k = 0; k < n; k += simd::kWidth) {
+                const Vd r2 = simd::load(&S.r2[k]);
+                const Vd r12 = simd::sqrt(r2);
+                Vd fc = simd::zero(), dfc = simd::zero();
+                if (cosine) {
+                    fc = cosine_cutoff(r12, a, rc);
+                } else {
+                    polynomial_cutoff_deriv(r12, rc, fc, dfc);
+                }
                 for (int64_t e = 0; e < ne; ++e) {
                     double* w = &S.W[size_t(e * CW + k)];
-                    const __m512d ex = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-tb.angular_etas[e]), r2));
-                    _mm512_storeu_pd(w, _mm512_mul_pd(_mm512_loadu_pd(w), _mm512_mul_pd(ex, fc)));
+                    const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
+                    simd::store(w, simd::load(w) * (ex * fc));
                 }
-            }
-        } else
-#endif
-        if (g4) {
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) S.r12[k] = std::sqrt(S.r2[k]);
-            cutoff_values(tb.spec.cutoff_function, rc, S.r12.data(), S.fc.data(), nullptr, n, false);
-            for (int64_t e = 0; e < ne; ++e) {
-                const double eta = tb.angular_etas[e];
-                double* w = &S.W[size_t(e * CW)];
-                const double* r2 = S.r2.data();
-                const double* fc = S.fc.data();
-#if ALIP_KERNEL_AVX512
-                const __m512d neg_eta = _mm512_set1_pd(-eta);
-                for (int64_t k = 0; k < n; k += 8) {
-                    const __m512d ex = exp_nonpositive(_mm512_mul_pd(neg_eta, _mm512_loadu_pd(r2 + k)));
-                    _mm512_storeu_pd(w + k, _mm512_mul_pd(_mm512_loadu_pd(w + k), _mm512_mul_pd(ex, _mm512_loadu_pd(fc + k))));
-                }
-#else
-#pragma omp simd
-                for (int64_t k = 0; k < n; ++k) w[k] *= std::exp(-eta * r2[k]) * fc[k];
-#endif
             }
         }
         for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
-#if ALIP_KERNEL_AVX512
         if (full_matrix && pow2_zetas) {  // rung sums R[l][t][e]; M picks them up per family
             for (int64_t l = 0; l < nlam; ++l) {
                 double* R = &S.R[size_t(l * tb.ladder_depth * ne)];
@@ -277,7 +242,6 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
             }
             return;
         }
-#endif
         for (int64_t l = 0; l < nlam; ++l) {
             const double lam = tb.lambdas[l];
             fill_ladder(&S.ladder[size_t(l * tb.ladder_depth * CR)], tb.ladder_depth, CR, lam, S.cos.data(), n);
@@ -351,54 +315,39 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                     const double x1 = X[n1], y1 = Y[n1], z1 = Z[n1];
                     const double u1 = UX[n1], v1 = UY[n1], w1 = UZ[n1];
                     const int64_t lo = std::max(n1 + 1, L.seg[s2]), hi = L.seg[s2 + 1];
-                    for (int64_t n2 = lo; n2 < hi; n2 += 8) {
-                        if (cnt > C - 8) {
+                    for (int64_t n2 = lo; n2 < hi; n2 += simd::kWidth) {
+                        if (cnt > C - simd::kWidth) {
                             process(g4, cnt, full_matrix, params);
                             cnt = 0;
                         }
-                        const int64_t width = std::min<int64_t>(8, hi - n2);
-#if ALIP_KERNEL_AVX512
+                        const int64_t width = std::min<int64_t>(simd::kWidth, hi - n2);
                         // full-width loads: rows are padded with kPad zeros
-                        const __mmask8 live = __mmask8(0xFFu >> (8 - width));
-                        const __m512d dx = _mm512_sub_pd(_mm512_loadu_pd(X + n2), _mm512_set1_pd(x1));
-                        const __m512d dy = _mm512_sub_pd(_mm512_loadu_pd(Y + n2), _mm512_set1_pd(y1));
-                        const __m512d dz = _mm512_sub_pd(_mm512_loadu_pd(Z + n2), _mm512_set1_pd(z1));
-                        const __m512d r2 = _mm512_fmadd_pd(dz, dz, _mm512_fmadd_pd(dy, dy, _mm512_mul_pd(dx, dx)));
-                        const __mmask8 keep = _mm512_mask_cmp_pd_mask(live, r2, _mm512_set1_pd(limit2), _CMP_LT_OQ);
-                        __m512d c = _mm512_mul_pd(_mm512_loadu_pd(UX + n2), _mm512_set1_pd(u1));
-                        c = _mm512_fmadd_pd(_mm512_loadu_pd(UY + n2), _mm512_set1_pd(v1), c);
-                        c = _mm512_fmadd_pd(_mm512_loadu_pd(UZ + n2), _mm512_set1_pd(w1), c);
-                        c = _mm512_min_pd(_mm512_set1_pd(1.0), _mm512_max_pd(_mm512_set1_pd(-1.0), c));
-                        _mm512_storeu_pd(cosb + cnt, _mm512_maskz_compress_pd(keep, c));
-                        _mm512_storeu_pd(r2b + cnt, _mm512_maskz_compress_pd(keep, r2));
+                        const simd::Md live = simd::tail(width);
+                        const Vd dx = simd::load(X + n2) - simd::set1(x1);
+                        const Vd dy = simd::load(Y + n2) - simd::set1(y1);
+                        const Vd dz = simd::load(Z + n2) - simd::set1(z1);
+                        const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
+                        const simd::Md keep = live & simd::lt(r2, simd::set1(limit2));
+                        Vd c = simd::load(UX + n2) * simd::set1(u1);
+                        c = simd::fma(simd::load(UY + n2), simd::set1(v1), c);
+                        c = simd::fma(simd::load(UZ + n2), simd::set1(w1), c);
+                        c = simd::min(simd::set1(1.0), simd::max(simd::set1(-1.0), c));
+                        simd::compress_store(cosb + cnt, keep, c);
+                        simd::compress_store(r2b + cnt, keep, r2);
                         for (int64_t e = 0; e < ne; ++e) {
                             const double* a = Arow + e * ma;
-                            const __m512d w = _mm512_mul_pd(_mm512_loadu_pd(a + n2), _mm512_set1_pd(a[n1]));
-                            _mm512_storeu_pd(Wrow + e * CW + cnt, _mm512_maskz_compress_pd(keep, w));
+                            simd::compress_store(Wrow + e * CW + cnt, keep, simd::load(a + n2) * simd::set1(a[n1]));
                         }
-                        cnt += _mm_popcnt_u32(keep);
-#else
-                        for (int64_t q = n2; q < n2 + width; ++q) {
-                            const double dx = X[q] - x1, dy = Y[q] - y1, dz = Z[q] - z1;
-                            const double r2 = dx * dx + dy * dy + dz * dz;
-                            const double c = u1 * UX[q] + v1 * UY[q] + w1 * UZ[q];
-                            cosb[cnt] = std::min(1.0, std::max(-1.0, c));
-                            r2b[cnt] = r2;
-                            for (int64_t e = 0; e < ne; ++e) Wrow[e * CW + cnt] = Arow[e * ma + n1] * Arow[e * ma + q];
-                            cnt += r2 < limit2 ? 1 : 0;
-                        }
-#endif
+                        cnt += simd::count(keep);
                     }
                 }
                 if (cnt > 0) process(g4, cnt, full_matrix, params);
-#if ALIP_KERNEL_AVX512
                 if (full_matrix && pow2_zetas)
                     for (int64_t z = 0; z < nz; ++z) {
                         const ZetaLambda& zl = tb.zeta_lambdas[z];
                         const double* R = &S.R[size_t((zl.lambda_index * tb.ladder_depth + rung_of(zl.integer_zeta)) * ne)];
                         for (int64_t e = 0; e < ne; ++e) S.M[size_t(z * ne + e)] += R[e];
                     }
-#endif
                 const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));
                 for (size_t p = 0; p < params.size(); ++p) {
                     const AngularIndex& ix = params[p];

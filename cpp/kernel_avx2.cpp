@@ -6,5 +6,5 @@
 #define ALIP_KERNEL_NS kernel_avx2
 #define ALIP_KERNEL_ISA kIsaAvx2
 #define ALIP_KERNEL_TARGET_FEATURES ALIP_AVX2_FEATURES
-#define ALIP_KERNEL_AVX512 0
+#define ALIP_SIMD_AVX2 1
 #include "acsf_variant.hpp"

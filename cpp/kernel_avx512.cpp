@@ -5,5 +5,5 @@
 #define ALIP_KERNEL_NS kernel_avx512
 #define ALIP_KERNEL_ISA kIsaAvx512
 #define ALIP_KERNEL_TARGET_FEATURES ALIP_AVX512_FEATURES
-#define ALIP_KERNEL_AVX512 1
+#define ALIP_SIMD_AVX512 1
 #include "acsf_variant.hpp"
