@@ -105,6 +105,9 @@ public:
     void forces_virial(const StructureView& s, const NeighborList& nl, const double* dE_dG, double* forces,
                        double* virial, bool parallel, VjpRhs rhs = VjpRhs()) const;
 
+    /// What the kernels read (KernelTable's entry points take it; tests call a variant directly).
+    const detail::AcsfTables& tables() const { return t_; }
+
 private:
     detail::AcsfTables t_;
 };

@@ -27,7 +27,9 @@ inline Vd exp_nonpositive(Vd x) {
 #if !(ALIP_SIMD_AVX512 || ALIP_SIMD_AVX2 || ALIP_SIMD_NEON)
     return {std::exp(x.v)};
 #else
-    x = simd::max(x, simd::set1(-1000.0));  // exp(-1000) is 0 in double; keeps 2^n in range
+#if !ALIP_SIMD_AVX512
+    x = simd::max(x, simd::set1(-1000.0));  // exp(-1000) is 0 in double; keeps n in scale_pow2's range
+#endif
     const Vd n = simd::round_nearest(x * simd::set1(1.4426950408889634));
     Vd r = simd::fma(n, simd::set1(-6.93147180369123816490e-01), x);
     r = simd::fma(n, simd::set1(-1.90821492927058770002e-10), r);

@@ -332,11 +332,12 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                         c = simd::fma(simd::load(UY + n2), simd::set1(v1), c);
                         c = simd::fma(simd::load(UZ + n2), simd::set1(w1), c);
                         c = simd::min(simd::set1(1.0), simd::max(simd::set1(-1.0), c));
-                        simd::compress_store(cosb + cnt, keep, c);
-                        simd::compress_store(r2b + cnt, keep, r2);
+                        const simd::Packer pack(keep);
+                        pack.store(cosb + cnt, c);
+                        pack.store(r2b + cnt, r2);
                         for (int64_t e = 0; e < ne; ++e) {
                             const double* a = Arow + e * ma;
-                            simd::compress_store(Wrow + e * CW + cnt, keep, simd::load(a + n2) * simd::set1(a[n1]));
+                            pack.store(Wrow + e * CW + cnt, simd::load(a + n2) * simd::set1(a[n1]));
                         }
                         cnt += simd::count(keep);
                     }

@@ -303,7 +303,8 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                         c = simd::min(one, simd::max(simd::set1(-1.0), c));
                         const Vd f2 = simd::load(Fn + n2);
                         double* const out = pk + cnt;
-                        auto put = [keep, out, CS](int row, Vd v) { simd::compress_store(out + row * CS, keep, v); };
+                        const simd::Packer pack(keep);
+                        auto put = [&pack, out, CS](int row, Vd v) { pack.store(out + row * CS, v); };
                         put(PCOS, c);
                         put(PR2, r2);
                         put(PA, f1 * f2);
@@ -318,7 +319,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                             put(int(PROWS + e), simd::set1(ex[n1]) * simd::load(ex + n2));
                         }
                         for (int j = 0; j < W; ++j) I1[cnt + j] = n1;
-                        simd::compress_store_index(I2 + cnt, keep, n2);
+                        pack.store_index(I2 + cnt, n2);
                         cnt += simd::count(keep);
                     }
                 }

@@ -62,6 +62,12 @@ int cpu_isa() {
 #endif
 }
 
+const KernelTable* find_kernel(const std::string& name) {
+    for (const KernelTable* k : kTables)
+        if (name == k->name) return k;
+    return nullptr;
+}
+
 std::vector<std::string> kernel_variants() {
     std::vector<std::string> names;
     for (const KernelTable* k : kTables) names.emplace_back(k->name);

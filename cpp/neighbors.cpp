@@ -42,6 +42,11 @@ struct Pair {
 
 NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted) {
     validate_cutoff(cutoff);
+    if (s.positions == nullptr || s.cell == nullptr)
+        throw InvalidInput("the structure needs positions and a cell (a null pointer was given)");
+    StructureView geometry = s;  // species are not the neighbor list's business
+    geometry.species = nullptr;
+    validate_structure(geometry, 0);
     const int64_t n = s.n_atoms;
     const Mat3 h = binning_cell(s);
     const Mat3 hinv = inverse3(h);

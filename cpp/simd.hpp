@@ -57,7 +57,8 @@ inline Md operator&(Md a, Md b) { return {__mmask8(a.m & b.m)}; }
 inline Vd zero_unless(Md m, Vd a) { return {_mm512_maskz_mov_pd(m.m, a.v)}; }
 inline unsigned bits(Md m) { return m.m; }
 inline double reduce_add(Vd a) { return _mm512_reduce_add_pd(a.v); }
-/// p 2^n for integer-valued n in [-1100, 0] (flushes to denormals / 0 as exp does).
+/// p 2^n for integer-valued n in [-2044, 0] (AVX-512: any n), flushing to denormals / 0
+/// as exp does.
 inline Vd scale_pow2(Vd p, Vd n) { return {_mm512_scalef_pd(p.v, n.v)}; }
 /// 1 / sqrt(x) for x > 0: rsqrt14 (2^-14) and two Newton steps (~1e-16 relative).
 inline Vd inv_sqrt(Vd x) {
@@ -67,13 +68,18 @@ inline Vd inv_sqrt(Vd x) {
     y = _mm512_mul_pd(y, _mm512_fnmadd_pd(half_x, _mm512_mul_pd(y, y), three_halves));
     return {y};
 }
-/// Stores the lanes of `a` that `m` keeps, packed, at out[0..]; writes kWidth doubles.
-inline void compress_store(double* out, Md m, Vd a) { _mm512_storeu_pd(out, _mm512_maskz_compress_pd(m.m, a.v)); }
-/// Stores first + j for the lanes j that `m` keeps, packed, at out[0..]; writes kWidth values.
-inline void compress_store_index(int64_t* out, Md m, int64_t first) {
-    const __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(first), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
-    _mm512_storeu_si512(out, _mm512_maskz_compress_epi64(m.m, idx));
-}
+/// Packs the lanes a mask keeps to the front (stream compaction): store(out, a) writes
+/// kWidth doubles, the kept lanes of `a` first; store_index(out, first) writes first + j
+/// for the kept lanes j, likewise.
+struct Packer {
+    __mmask8 m;
+    explicit Packer(Md keep) : m(keep.m) {}
+    void store(double* out, Vd a) const { _mm512_storeu_pd(out, _mm512_maskz_compress_pd(m, a.v)); }
+    void store_index(int64_t* out, int64_t first) const {
+        const __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(first), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+        _mm512_storeu_si512(out, _mm512_maskz_compress_epi64(m, idx));
+    }
+};
 /// base[idx[j]] for the lanes j < lanes, 0 beyond.
 inline Vd gather(const double* base, const int64_t* idx, int lanes) {
     const __mmask8 m = tail(lanes).m;
@@ -162,15 +168,18 @@ inline Vd scale_pow2(Vd p, Vd n) {  // two normal factors, so that the product r
     return {_mm256_mul_pd(_mm256_mul_pd(p.v, pow2_integer(n1)), pow2_integer(_mm256_sub_pd(n.v, n1)))};
 }
 inline Vd inv_sqrt(Vd x) { return {_mm256_div_pd(_mm256_set1_pd(1.0), _mm256_sqrt_pd(x.v))}; }
-inline void compress_store(double* out, Md m, Vd a) {
-    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompressTable.idx[bits(m)]));
-    _mm256_storeu_pd(out, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(a.v), perm)));
-}
-inline void compress_store_index(int64_t* out, Md m, int64_t first) {
-    const __m256i idx = _mm256_add_epi64(_mm256_set1_epi64x(first), _mm256_set_epi64x(3, 2, 1, 0));
-    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompressTable.idx[bits(m)]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(idx, perm));
-}
+struct Packer {
+    __m256i perm;  ///< the 32-bit lane permutation of the mask's table row
+    explicit Packer(Md keep)
+        : perm(_mm256_load_si256(reinterpret_cast<const __m256i*>(kCompressTable.idx[bits(keep)]))) {}
+    void store(double* out, Vd a) const {
+        _mm256_storeu_pd(out, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(a.v), perm)));
+    }
+    void store_index(int64_t* out, int64_t first) const {
+        const __m256i idx = _mm256_add_epi64(_mm256_set1_epi64x(first), _mm256_set_epi64x(3, 2, 1, 0));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(idx, perm));
+    }
+};
 inline Vd gather(const double* base, const int64_t* idx, int lanes) {
     const __m256d m = tail(lanes).m;
     const __m256i i = _mm256_maskload_epi64(reinterpret_cast<const long long*>(idx), _mm256_castpd_si256(m));
@@ -234,22 +243,22 @@ inline float64x2_t pow2_integer(float64x2_t t) {  // t integer-valued in [-1022,
     const int64x2_t e = vaddq_s64(vcvtnq_s64_f64(t), vdupq_n_s64(1023));
     return vreinterpretq_f64_s64(vshlq_n_s64(e, 52));
 }
-inline Vd scale_pow2(Vd p, Vd n) {
+inline Vd scale_pow2(Vd p, Vd n) {  // two normal factors, so that the product rounds once into denormals
     const float64x2_t n1 = vrndmq_f64(vmulq_f64(n.v, vdupq_n_f64(0.5)));
     return {vmulq_f64(vmulq_f64(p.v, pow2_integer(n1)), pow2_integer(vsubq_f64(n.v, n1)))};
 }
 inline Vd inv_sqrt(Vd x) { return {vdivq_f64(vdupq_n_f64(1.0), vsqrtq_f64(x.v))}; }
-inline void compress_store(double* out, Md m, Vd a) {
-    const unsigned b = bits(m);
-    const double a0 = vgetq_lane_f64(a.v, 0), a1 = vgetq_lane_f64(a.v, 1);
-    out[0] = (b & 1u) ? a0 : a1;
-    out[1] = a1;
-}
-inline void compress_store_index(int64_t* out, Md m, int64_t first) {
-    const unsigned b = bits(m);
-    out[0] = (b & 1u) ? first : first + 1;
-    out[1] = first + 1;
-}
+struct Packer {
+    bool first_kept;  ///< lane 0 kept: the vector stays as it is; else lane 1 moves to the front
+    explicit Packer(Md keep) : first_kept(vgetq_lane_u64(keep.m, 0) != 0) {}
+    void store(double* out, Vd a) const {
+        vst1q_f64(out, first_kept ? a.v : vdupq_laneq_f64(a.v, 1));
+    }
+    void store_index(int64_t* out, int64_t first) const {
+        out[0] = first_kept ? first : first + 1;
+        out[1] = first + 1;
+    }
+};
 inline Vd gather(const double* base, const int64_t* idx, int lanes) {
     return {vcombine_f64(vdup_n_f64(base[idx[0]]), vdup_n_f64(lanes > 1 ? base[idx[1]] : 0.0))};
 }
@@ -302,8 +311,11 @@ inline unsigned bits(Md m) { return m.m ? 1u : 0u; }
 inline double reduce_add(Vd a) { return a.v; }
 inline Vd scale_pow2(Vd p, Vd n) { return {std::ldexp(p.v, int(n.v))}; }
 inline Vd inv_sqrt(Vd x) { return {1.0 / std::sqrt(x.v)}; }
-inline void compress_store(double* out, Md, Vd a) { *out = a.v; }
-inline void compress_store_index(int64_t* out, Md, int64_t first) { *out = first; }
+struct Packer {  // one lane: stored whether kept or not; count() says whether it stays
+    explicit Packer(Md) {}
+    void store(double* out, Vd a) const { *out = a.v; }
+    void store_index(int64_t* out, int64_t first) const { *out = first; }
+};
 inline Vd gather(const double* base, const int64_t* idx, int) { return {base[idx[0]]}; }
 inline void transpose_add4(Vd a, Vd b, Vd c, Vd d, const int64_t* idx, int lanes, double* acc) {
     if (lanes < 1) return;

@@ -141,6 +141,7 @@ PYBIND11_MODULE(_core, m) {
         d["kernel_flags"] = ALIP_KERNEL_FLAGS;
         d["kernel_variants"] = kernel_variants();
         d["kernel_variant"] = std::string(kernels().name);
+        d["kernel_simd"] = std::string(kernels().simd);
         d["cpu_isa"] = std::string(cpu_isa() == kIsaAvx512 ? "avx512" : cpu_isa() == kIsaAvx2 ? "avx2" : "baseline");
         d["openmp"] = have_openmp();
         d["cuda"] = bool(ALIP_HAVE_CUDA);
