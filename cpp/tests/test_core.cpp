@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <tuple>
@@ -448,4 +449,10 @@ TEST_CASE(bad_input_is_refused_with_a_reason) {
     CHECK_THROWS(InvalidInput, select_kernel_variant("sse9", kIsaAvx512), "not a kernel variant");
 }
 
-int main(int argc, char** argv) { return check::run_all(argc, argv); }
+int main(int argc, char** argv) {
+    std::string variants;
+    for (const std::string& v : kernel_variants()) variants += " " + v;
+    std::fprintf(stderr, "kernel variant %s (SIMD backend %s); compiled:%s\n", kernels().name, kernels().simd,
+                 variants.c_str());
+    return check::run_all(argc, argv);
+}
