@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "acsf_kernel.hpp"
@@ -315,22 +316,24 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                     const double x1 = X[n1], y1 = Y[n1], z1 = Z[n1];
                     const double u1 = UX[n1], v1 = UY[n1], w1 = UZ[n1];
                     const int64_t lo = std::max(n1 + 1, L.seg[s2]), hi = L.seg[s2 + 1];
-                    for (int64_t n2 = lo; n2 < hi; n2 += simd::kWidth) {
+                    const Vd x1v = simd::set1(x1), y1v = simd::set1(y1), z1v = simd::set1(z1);
+                    const Vd u1v = simd::set1(u1), v1v = simd::set1(v1), w1v = simd::set1(w1);
+                    // packs the pairs (n1, n2 .. n2 + kWidth) with r_12 < limit; `tail`: only the
+                    // lanes before hi (rows are padded with kPad zeros: full-width loads)
+                    auto pack_block = [&](int64_t n2, auto tail) {
                         if (cnt > C - simd::kWidth) {
                             process(g4, cnt, full_matrix, params);
                             cnt = 0;
                         }
-                        const int64_t width = std::min<int64_t>(simd::kWidth, hi - n2);
-                        // full-width loads: rows are padded with kPad zeros
-                        const simd::Md live = simd::tail(width);
-                        const Vd dx = simd::load(X + n2) - simd::set1(x1);
-                        const Vd dy = simd::load(Y + n2) - simd::set1(y1);
-                        const Vd dz = simd::load(Z + n2) - simd::set1(z1);
+                        const Vd dx = simd::load(X + n2) - x1v;
+                        const Vd dy = simd::load(Y + n2) - y1v;
+                        const Vd dz = simd::load(Z + n2) - z1v;
                         const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
-                        const simd::Md keep = live & simd::lt(r2, simd::set1(limit2));
-                        Vd c = simd::load(UX + n2) * simd::set1(u1);
-                        c = simd::fma(simd::load(UY + n2), simd::set1(v1), c);
-                        c = simd::fma(simd::load(UZ + n2), simd::set1(w1), c);
+                        simd::Md keep = simd::lt(r2, simd::set1(limit2));
+                        if constexpr (decltype(tail)::value) keep = keep & simd::tail(hi - n2);
+                        Vd c = simd::load(UX + n2) * u1v;
+                        c = simd::fma(simd::load(UY + n2), v1v, c);
+                        c = simd::fma(simd::load(UZ + n2), w1v, c);
                         c = simd::min(simd::set1(1.0), simd::max(simd::set1(-1.0), c));
                         const simd::Packer pack(keep);
                         pack.store(cosb + cnt, c);
@@ -340,7 +343,10 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                             pack.store(Wrow + e * CW + cnt, simd::load(a + n2) * simd::set1(a[n1]));
                         }
                         cnt += simd::count(keep);
-                    }
+                    };
+                    int64_t n2 = lo;
+                    for (; n2 + simd::kWidth <= hi; n2 += simd::kWidth) pack_block(n2, std::false_type{});
+                    if (n2 < hi) pack_block(n2, std::true_type{});
                 }
                 if (cnt > 0) process(g4, cnt, full_matrix, params);
                 if (full_matrix && pow2_zetas)

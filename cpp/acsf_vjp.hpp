@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "acsf_kernel.hpp"
@@ -287,16 +288,17 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                     const Vd u1 = simd::set1(UXn[n1]), v1 = simd::set1(UYn[n1]), w1 = simd::set1(UZn[n1]);
                     const Vd f1 = simd::set1(Fn[n1]), g1 = simd::set1(Gn[n1]);
                     const int64_t lo = std::max(n1 + 1, L.seg[s2]), hi = L.seg[s2 + 1];
-                    for (int64_t n2 = lo; n2 < hi; n2 += W) {
+                    // packs the pairs (n1, n2 .. n2 + W) with r_12 < limit; `tail`: only the lanes before hi
+                    auto pack_block = [&](int64_t n2, auto tail) {
                         if (cnt > C - W) {
                             process(g4, cnt, offset, params);
                             cnt = 0;
                         }
-                        const simd::Md live = simd::tail(hi - n2);
                         const Vd x2 = simd::load(X + n2), y2 = simd::load(Y + n2), z2 = simd::load(Z + n2);
                         const Vd dx = x2 - x1, dy = y2 - y1, dz = z2 - z1;
                         const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
-                        const simd::Md keep = live & simd::lt(r2, limit2);
+                        simd::Md keep = simd::lt(r2, limit2);
+                        if constexpr (decltype(tail)::value) keep = keep & simd::tail(hi - n2);
                         Vd c = simd::load(UXn + n2) * u1;
                         c = simd::fma(simd::load(UYn + n2), v1, c);
                         c = simd::fma(simd::load(UZn + n2), w1, c);
@@ -321,7 +323,10 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                         for (int j = 0; j < W; ++j) I1[cnt + j] = n1;
                         pack.store_index(I2 + cnt, n2);
                         cnt += simd::count(keep);
-                    }
+                    };
+                    int64_t n2 = lo;
+                    for (; n2 + W <= hi; n2 += W) pack_block(n2, std::false_type{});
+                    if (n2 < hi) pack_block(n2, std::true_type{});
                 }
                 if (cnt > 0) process(g4, cnt, offset, params);
             }

@@ -132,9 +132,8 @@ inline Vd zero() { return {_mm256_setzero_pd()}; }
 inline Vd set1(double x) { return {_mm256_set1_pd(x)}; }
 inline Vd load(const double* p) { return {_mm256_loadu_pd(p)}; }
 inline void store(double* p, Vd a) { _mm256_storeu_pd(p, a.v); }
-inline Md tail(int64_t left) {
-    return {_mm256_cmp_pd(_mm256_set_pd(3.0, 2.0, 1.0, 0.0), _mm256_set1_pd(double(left < 4 ? left : 4)),
-                          _CMP_LT_OQ)};
+inline Md tail(int64_t left) {  // lanes j < left
+    return {_mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_set_epi64x(3, 2, 1, 0)))};
 }
 inline Vd load_tail(Md m, const double* p) { return {_mm256_maskload_pd(p, _mm256_castpd_si256(m.m))}; }
 inline void store_tail(double* p, Md m, Vd a) { _mm256_maskstore_pd(p, _mm256_castpd_si256(m.m), a.v); }
