@@ -1,5 +1,5 @@
-// The only file that knows pybind11: converts NumPy arrays to views of the core,
-// checks shapes, releases the GIL around the computation.
+// The pybind11 module alip._core (with cpp/bindings/cuda_module.cpp, which adds alip._core.cuda):
+// converts NumPy arrays to views of the core, checks shapes, releases the GIL around the computation.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
