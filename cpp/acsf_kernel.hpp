@@ -149,31 +149,18 @@ void center(const AcsfTables& tb, const StructureView& s, const NeighborList& nl
     }
 }
 
-/// The derivative modes' part of center(), after the neighbors are gathered.
+/// G2 terms of the derivative modes: values and d G / d v_n (gradients), or the
+/// dE/dG-weighted coefficient of v_n (VJP), per neighbor species block.
 template <class Mode>
-void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B) {
+void radial_terms(const AcsfTables& tb, Mode& mode, const LocalNeighbors& L) {
     constexpr Kind kind = Mode::kind;
-    constexpr bool deriv = true;
     const int64_t m = L.m;
     const int64_t F = tb.n_features;
     const int32_t ns = tb.spec.n_species;
-    const int64_t ne = int64_t(tb.angular_etas.size());
-    const int64_t nz = int64_t(tb.zeta_lambdas.size());
-    const double rc = tb.spec.cutoff;
-    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], L.r.data(), &L.expo[e * m], m);
-
-    // ---- mode state ----------------------------------------------------------
-    if constexpr (kind == Kind::Gradients) {
-        std::fill(mode.g, mode.g + F, 0.0);
-        mode.d.assign(size_t(m * 3 * F), 0.0);
-    } else {
-        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(mode.n_rhs * m), 0.0);
-    }
     const double* X = L.x.data();
     const double* Y = L.y.data();
     const double* Z = L.z.data();
-
-    // ---- G2 --------------------------------------------------------------------
+    (void)m, (void)F, (void)X, (void)Y, (void)Z;
     const int64_t n_g2 = int64_t(tb.spec.g2.size());
     for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
         const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
@@ -218,206 +205,279 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
             }
         }
     }
+}
+
+/// Geometry of a chunk of `cnt` pairs (B.i1, B.i2): cos, for G4 the cutoff of r_12, the
+/// product of cutoffs Fc and its derivatives, and E = exp(-eta (r1^2 + r2^2 [+ r12^2])).
+inline void angular_chunk_geometry(const AcsfTables& tb, const LocalNeighbors& L, BlockScratch& B, bool g4,
+                                   int64_t cnt) {
+    constexpr bool deriv = true;
+    const int64_t m = L.m;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const double rc = tb.spec.cutoff;
+    const int64_t C = kPairChunk;
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const int64_t* i1 = B.i1.data();
+    const int64_t* i2 = B.i2.data();
+#pragma omp simd
+    for (int64_t k = 0; k < cnt; ++k) {
+        const int64_t n1 = i1[k], n2 = i2[k];
+        const double c = (X[n1] * X[n2] + Y[n1] * Y[n2] + Z[n1] * Z[n2]) * L.inv_r[n1] * L.inv_r[n2];
+        B.cos[k] = std::min(1.0, std::max(-1.0, c));
+    }
+    if (g4) {
+#pragma omp simd
+        for (int64_t k = 0; k < cnt; ++k) B.r12[k] = std::sqrt(B.r12sq[k]);
+        cutoff_values(tb.spec.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
+    }
+#pragma omp simd
+    for (int64_t k = 0; k < cnt; ++k) {
+        const int64_t n1 = i1[k], n2 = i2[k];
+        const double f1 = L.fc[n1], f2 = L.fc[n2], f12 = g4 ? B.fc12[k] : 1.0;
+        B.Fc[k] = f1 * f2 * f12;
+        if (deriv) {
+            const double ir1 = L.inv_r[n1], ir2 = L.inv_r[n2];
+            const double ir12 = g4 ? 1.0 / B.r12[k] : 0.0;
+            const double d12 = g4 ? f1 * f2 * B.dfc12[k] * ir12 : 0.0;
+            B.dF1[k] = L.dfc[n1] * f2 * f12 * ir1 + d12;
+            B.dF2[k] = f1 * L.dfc[n2] * f12 * ir2 + d12;
+            B.dFb[k] = -d12;
+            B.cos_r1[k] = B.cos[k] * ir1 * ir1;
+            B.cos_r2[k] = B.cos[k] * ir2 * ir2;
+            B.inv12[k] = ir1 * ir2;
+        }
+    }
+    for (int64_t e = 0; e < ne; ++e) {
+        const double eta = tb.angular_etas[e];
+        const double* ex = &L.expo[e * m];
+        double* E = &B.E[size_t(e * C)];
+        if (g4) {
+            for (int64_t k = 0; k < cnt; k += simd::kWidth) {
+                const simd::Md live = simd::tail(cnt - k);
+                const Vd x = simd::load_tail(live, &B.r12sq[k]);
+                simd::store_tail(E + k, live, exp_nonpositive(simd::set1(-eta) * x));
+            }
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
+        } else {
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];
+        }
+    }
+}
+
+/// P = (1 + lambda cos)^zeta and dP/dcos per (zeta, lambda) of a chunk: a ladder of
+/// squares per lambda, then products of its rungs (std::pow for non-integer zeta).
+inline void angular_powers(const AcsfTables& tb, BlockScratch& B, int64_t cnt) {
+    constexpr bool deriv = true;
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const int64_t nl_lambda = int64_t(tb.lambdas.size());
+    const int64_t C = kPairChunk;
+    // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
+    for (int64_t l = 0; l < nl_lambda; ++l) {
+        const double lam = tb.lambdas[l];
+        fill_ladder(&B.ladder[size_t(l * tb.ladder_depth * C)], tb.ladder_depth, C, lam, B.cos.data(), cnt);
+    }
+    for (int64_t z = 0; z < nz; ++z) {
+        const ZetaLambda& zl = tb.zeta_lambdas[z];
+        const double* rungs = &B.ladder[size_t(zl.lambda_index * tb.ladder_depth * C)];
+        double* P = &B.P[size_t(z * C)];
+        double* dP = &B.dP[size_t(z * C)];
+        if (zl.integer_zeta >= 1) {
+            const int e = zl.integer_zeta;
+            if ((e & (e - 1)) == 0) {  // a power of two: one rung, no work
+                int t = 0;
+                while ((1 << t) < e) ++t;
+                B.Pz[z] = rungs + t * C;
+            } else {
+                ladder_power(rungs, e, P, cnt);
+                B.Pz[z] = P;
+            }
+            if (deriv) {  // dP/dcos = zeta lambda b^(zeta - 1)
+                ladder_power(rungs, e - 1, dP, cnt);
+                const double c = zl.zeta * zl.lambda;
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) dP[k] *= c;
+            }
+        } else {
+            for (int64_t k = 0; k < cnt; ++k) {
+                const double b = std::max(0.0, 1.0 + zl.lambda * B.cos[k]);
+                const double q = b > 0.0 ? std::pow(b, zl.zeta - 1.0) : (zl.zeta == 1.0 ? 1.0 : 0.0);
+                P[k] = q * b;
+                if (deriv) dP[k] = zl.zeta * zl.lambda * q;
+            }
+            B.Pz[z] = P;
+        }
+    }
+}
+
+/// Angular derivatives, gradient mode: adds a chunk's G4 or G5 values and d G / d v_n,
+/// vectorized over the family's parameters (contiguous features).
+inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, const LocalNeighbors& L, BlockScratch& B,
+                                   const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
+                                   double b_eta) {
+    const int64_t F = tb.n_features;
+    const int64_t C = kPairChunk;
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const int64_t* i1 = B.i1.data();
+    const int64_t* i2 = B.i2.data();
+    // per pair, vectorized over the family's parameters (contiguous features)
+    const int64_t np = int64_t(params.size());
+    double* EP = B.EP.data();    // (cnt, np): prefactor E P
+    double* EdP = B.EdP.data();  // (cnt, np): prefactor E dP
+    for (int64_t p = 0; p < np; ++p) {
+        const AngularIndex& ix = params[size_t(p)];
+        const double* E = &B.E[size_t(ix.eta * C)];
+        const double* P = B.Pz[size_t(ix.zl)];
+        const double* dP = &B.dP[size_t(ix.zl * C)];
+        for (int64_t k = 0; k < cnt; ++k) {
+            EP[k * np + p] = ix.prefactor * E[k] * P[k];
+            EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
+        }
+    }
+    const double* etas = (&params == &tb.g4_index) ? tb.g4_etas.data() : tb.g5_etas.data();
+    double* d = mode.d.data();
+    double* g = mode.g + base;
+    for (int64_t k = 0; k < cnt; ++k) {
+        const int64_t n1 = i1[k], n2 = i2[k];
+        const double Fc = B.Fc[k];
+        const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
+        const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
+        const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
+        const double* ep = EP + k * np;
+        const double* edp = EdP + k * np;
+        double* d1 = d + (n1 * 3) * F + base;
+        double* d2 = d + (n2 * 3) * F + base;
+#pragma omp simd
+        for (int64_t p = 0; p < np; ++p) {
+            const double eF = etas[p] * Fc;
+            const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF);
+            const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF);
+            const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF);
+            g[p] += ep[p] * Fc;
+            d1[p] += a1 * v1[0] + b * v2[0];
+            d1[F + p] += a1 * v1[1] + b * v2[1];
+            d1[2 * F + p] += a1 * v1[2] + b * v2[2];
+            d2[p] += a2 * v2[0] + b * v1[0];
+            d2[F + p] += a2 * v2[1] + b * v1[1];
+            d2[2 * F + p] += a2 * v2[2] + b * v1[2];
+        }
+    }
+}
+
+/// Angular derivatives, VJP mode (chunked path: non-integer zetas): contracts a chunk's
+/// G4 or G5 terms with dE/dG into the coefficients of dE/dv_n.
+inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const LocalNeighbors& L, BlockScratch& B,
+                                const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
+                                double b_eta) {
+    (void)tb;
+    const int64_t m = L.m;
+    const int64_t C = kPairChunk;
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const int64_t* i1 = B.i1.data();
+    const int64_t* i2 = B.i2.data();
+    double* U = B.U.data();
+    double* V = B.V.data();
+    double* H = B.H.data();
+    for (int64_t r = 0; r < mode.n_rhs; ++r) {
+        const double* w = mode.w + r * mode.w_stride;
+        std::fill(U, U + cnt, 0.0);
+        std::fill(V, V + cnt, 0.0);
+        std::fill(H, H + cnt, 0.0);
+        bool any = false;
+        for (size_t p = 0; p < params.size(); ++p) {
+            const AngularIndex& ix = params[p];
+            const double wp = w[base + int64_t(p)] * ix.prefactor;
+            if (wp == 0.0) continue;
+            any = true;
+            const double* E = &B.E[size_t(ix.eta * C)];
+            const double* P = B.Pz[size_t(ix.zl)];
+            const double* dP = &B.dP[size_t(ix.zl * C)];
+            const double eta = ix.eta_value;
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) {
+                const double Xw = wp * E[k];
+                U[k] += Xw * dP[k];
+                V[k] += Xw * P[k];
+                H[k] += eta * Xw * P[k];
+            }
+        }
+        if (!any) continue;
+        double* coef = mode.coef.data() + r * m;
+        double* ex = mode.ex.data() + r * m;
+        double* ey = mode.ey.data() + r * m;
+        double* ez = mode.ez.data() + r * m;
+        for (int64_t k = 0; k < cnt; ++k) {
+            const int64_t n1 = i1[k], n2 = i2[k];
+            const double Fc = B.Fc[k];
+            const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
+            const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
+            const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
+            coef[n1] += sa1;
+            coef[n2] += sa2;
+            ex[n1] += sb * X[n2];
+            ey[n1] += sb * Y[n2];
+            ez[n1] += sb * Z[n2];
+            ex[n2] += sb * X[n1];
+            ey[n2] += sb * Y[n1];
+            ez[n2] += sb * Z[n1];
+        }
+    }
+}
+
+/// One chunk of pairs of one family: geometry, powers, then the mode's angular terms.
+template <class Mode>
+void angular_chunk(const AcsfTables& tb, Mode& mode, const LocalNeighbors& L, BlockScratch& B, bool g4, int64_t base,
+                   int64_t cnt) {
+    angular_chunk_geometry(tb, L, B, g4, cnt);
+    angular_powers(tb, B, cnt);
+    const std::vector<AngularIndex>& params = g4 ? tb.g4_index : tb.g5_index;
+    const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));
+    const double a_eta = g4 ? 4.0 : 2.0, b_eta = g4 ? 2.0 : 0.0;
+    if constexpr (Mode::kind == Kind::Gradients)
+        angular_gradient_chunk(tb, mode, L, B, params, offset, cnt, a_eta, b_eta);
+    else
+        angular_vjp_chunked(tb, mode, L, B, params, offset, cnt, a_eta, b_eta);
+}
+
+/// The derivative modes' part of center(), after the neighbors are gathered: G2
+/// (radial_terms), then G4 / G5 over unordered pairs (n1 < n2) of neighbors, packed into
+/// chunks (angular_chunk), or the fused VJP pass (vjp_angular_fused, acsf_vjp.hpp).
+template <class Mode>
+void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B) {
+    constexpr Kind kind = Mode::kind;
+    const int64_t m = L.m;
+    const int64_t F = tb.n_features;
+    const int32_t ns = tb.spec.n_species;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const double rc = tb.spec.cutoff;
+    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], L.r.data(), &L.expo[e * m], m);
+    if constexpr (kind == Kind::Gradients) {
+        std::fill(mode.g, mode.g + F, 0.0);
+        mode.d.assign(size_t(m * 3 * F), 0.0);
+    } else {
+        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(mode.n_rhs * m), 0.0);
+    }
+    radial_terms(tb, mode, L);
     if (tb.n_angular_per_pair == 0) return;
     if constexpr (kind == Kind::Vjp) {
         if (vjp_angular_fused(tb, mode, L, B)) return;
     }
-
-    // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
-    const int64_t nl_lambda = int64_t(tb.lambdas.size());
-    B.resize(ne, nz, nl_lambda, tb.ladder_depth, int64_t(std::max(tb.g4_index.size(), tb.g5_index.size())));
+    B.resize(ne, nz, int64_t(tb.lambdas.size()), tb.ladder_depth,
+             int64_t(std::max(tb.g4_index.size(), tb.g5_index.size())));
     const int64_t n_radial = tb.n_radial_features();
     const double rc2 = rc * rc;
     const int64_t C = kPairChunk;
-
-    // adds one chunk's contributions of one family (G4 or G5)
-    auto accumulate = [&](const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
-                          double b_eta) {
-        const int64_t* i1 = B.i1.data();
-        const int64_t* i2 = B.i2.data();
-        if constexpr (kind == Kind::Gradients) {
-            // per pair, vectorized over the family's parameters (contiguous features)
-            const int64_t np = int64_t(params.size());
-            double* EP = B.EP.data();    // (cnt, np): prefactor E P
-            double* EdP = B.EdP.data();  // (cnt, np): prefactor E dP
-            for (int64_t p = 0; p < np; ++p) {
-                const AngularIndex& ix = params[size_t(p)];
-                const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = B.Pz[size_t(ix.zl)];
-                const double* dP = &B.dP[size_t(ix.zl * C)];
-                for (int64_t k = 0; k < cnt; ++k) {
-                    EP[k * np + p] = ix.prefactor * E[k] * P[k];
-                    EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
-                }
-            }
-            const double* etas = (&params == &tb.g4_index) ? tb.g4_etas.data() : tb.g5_etas.data();
-            double* d = mode.d.data();
-            double* g = mode.g + base;
-            for (int64_t k = 0; k < cnt; ++k) {
-                const int64_t n1 = i1[k], n2 = i2[k];
-                const double Fc = B.Fc[k];
-                const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
-                const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
-                const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
-                const double* ep = EP + k * np;
-                const double* edp = EdP + k * np;
-                double* d1 = d + (n1 * 3) * F + base;
-                double* d2 = d + (n2 * 3) * F + base;
-#pragma omp simd
-                for (int64_t p = 0; p < np; ++p) {
-                    const double eF = etas[p] * Fc;
-                    const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF);
-                    const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF);
-                    const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF);
-                    g[p] += ep[p] * Fc;
-                    d1[p] += a1 * v1[0] + b * v2[0];
-                    d1[F + p] += a1 * v1[1] + b * v2[1];
-                    d1[2 * F + p] += a1 * v1[2] + b * v2[2];
-                    d2[p] += a2 * v2[0] + b * v1[0];
-                    d2[F + p] += a2 * v2[1] + b * v1[1];
-                    d2[2 * F + p] += a2 * v2[2] + b * v1[2];
-                }
-            }
-        } else {
-            double* U = B.U.data();
-            double* V = B.V.data();
-            double* H = B.H.data();
-            for (int64_t r = 0; r < mode.n_rhs; ++r) {
-                const double* w = mode.w + r * mode.w_stride;
-                std::fill(U, U + cnt, 0.0);
-                std::fill(V, V + cnt, 0.0);
-                std::fill(H, H + cnt, 0.0);
-                bool any = false;
-                for (size_t p = 0; p < params.size(); ++p) {
-                    const AngularIndex& ix = params[p];
-                    const double wp = w[base + int64_t(p)] * ix.prefactor;
-                    if (wp == 0.0) continue;
-                    any = true;
-                    const double* E = &B.E[size_t(ix.eta * C)];
-                    const double* P = B.Pz[size_t(ix.zl)];
-                    const double* dP = &B.dP[size_t(ix.zl * C)];
-                    const double eta = ix.eta_value;
-#pragma omp simd
-                    for (int64_t k = 0; k < cnt; ++k) {
-                        const double Xw = wp * E[k];
-                        U[k] += Xw * dP[k];
-                        V[k] += Xw * P[k];
-                        H[k] += eta * Xw * P[k];
-                    }
-                }
-                if (!any) continue;
-                double* coef = mode.coef.data() + r * m;
-                double* ex = mode.ex.data() + r * m;
-                double* ey = mode.ey.data() + r * m;
-                double* ez = mode.ez.data() + r * m;
-                for (int64_t k = 0; k < cnt; ++k) {
-                    const int64_t n1 = i1[k], n2 = i2[k];
-                    const double Fc = B.Fc[k];
-                    const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
-                    const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
-                    const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
-                    coef[n1] += sa1;
-                    coef[n2] += sa2;
-                    ex[n1] += sb * X[n2];
-                    ey[n1] += sb * Y[n2];
-                    ez[n1] += sb * Z[n2];
-                    ex[n2] += sb * X[n1];
-                    ey[n2] += sb * Y[n1];
-                    ez[n2] += sb * Z[n1];
-                }
-            }
-        }
-    };
-
-    // geometry of a chunk of pairs, then one family's terms
-    auto process = [&](bool g4, int64_t base, int64_t cnt) {
-        const int64_t* i1 = B.i1.data();
-        const int64_t* i2 = B.i2.data();
-#pragma omp simd
-        for (int64_t k = 0; k < cnt; ++k) {
-            const int64_t n1 = i1[k], n2 = i2[k];
-            const double c = (X[n1] * X[n2] + Y[n1] * Y[n2] + Z[n1] * Z[n2]) * L.inv_r[n1] * L.inv_r[n2];
-            B.cos[k] = std::min(1.0, std::max(-1.0, c));
-        }
-        if (g4) {
-#pragma omp simd
-            for (int64_t k = 0; k < cnt; ++k) B.r12[k] = std::sqrt(B.r12sq[k]);
-            cutoff_values(tb.spec.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
-        }
-#pragma omp simd
-        for (int64_t k = 0; k < cnt; ++k) {
-            const int64_t n1 = i1[k], n2 = i2[k];
-            const double f1 = L.fc[n1], f2 = L.fc[n2], f12 = g4 ? B.fc12[k] : 1.0;
-            B.Fc[k] = f1 * f2 * f12;
-            if (deriv) {
-                const double ir1 = L.inv_r[n1], ir2 = L.inv_r[n2];
-                const double ir12 = g4 ? 1.0 / B.r12[k] : 0.0;
-                const double d12 = g4 ? f1 * f2 * B.dfc12[k] * ir12 : 0.0;
-                B.dF1[k] = L.dfc[n1] * f2 * f12 * ir1 + d12;
-                B.dF2[k] = f1 * L.dfc[n2] * f12 * ir2 + d12;
-                B.dFb[k] = -d12;
-                B.cos_r1[k] = B.cos[k] * ir1 * ir1;
-                B.cos_r2[k] = B.cos[k] * ir2 * ir2;
-                B.inv12[k] = ir1 * ir2;
-            }
-        }
-        for (int64_t e = 0; e < ne; ++e) {
-            const double eta = tb.angular_etas[e];
-            const double* ex = &L.expo[e * m];
-            double* E = &B.E[size_t(e * C)];
-            if (g4) {
-                for (int64_t k = 0; k < cnt; k += simd::kWidth) {
-                    const simd::Md live = simd::tail(cnt - k);
-                    const Vd x = simd::load_tail(live, &B.r12sq[k]);
-                    simd::store_tail(E + k, live, exp_nonpositive(simd::set1(-eta) * x));
-                }
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
-            } else {
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];
-            }
-        }
-        // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
-        for (int64_t l = 0; l < nl_lambda; ++l) {
-            const double lam = tb.lambdas[l];
-            fill_ladder(&B.ladder[size_t(l * tb.ladder_depth * C)], tb.ladder_depth, C, lam, B.cos.data(), cnt);
-        }
-        for (int64_t z = 0; z < nz; ++z) {
-            const ZetaLambda& zl = tb.zeta_lambdas[z];
-            const double* rungs = &B.ladder[size_t(zl.lambda_index * tb.ladder_depth * C)];
-            double* P = &B.P[size_t(z * C)];
-            double* dP = &B.dP[size_t(z * C)];
-            if (zl.integer_zeta >= 1) {
-                const int e = zl.integer_zeta;
-                if ((e & (e - 1)) == 0) {  // a power of two: one rung, no work
-                    int t = 0;
-                    while ((1 << t) < e) ++t;
-                    B.Pz[z] = rungs + t * C;
-                } else {
-                    ladder_power(rungs, e, P, cnt);
-                    B.Pz[z] = P;
-                }
-                if (deriv) {  // dP/dcos = zeta lambda b^(zeta - 1)
-                    ladder_power(rungs, e - 1, dP, cnt);
-                    const double c = zl.zeta * zl.lambda;
-#pragma omp simd
-                    for (int64_t k = 0; k < cnt; ++k) dP[k] *= c;
-                }
-            } else {
-                for (int64_t k = 0; k < cnt; ++k) {
-                    const double b = std::max(0.0, 1.0 + zl.lambda * B.cos[k]);
-                    const double q = b > 0.0 ? std::pow(b, zl.zeta - 1.0) : (zl.zeta == 1.0 ? 1.0 : 0.0);
-                    P[k] = q * b;
-                    if (deriv) dP[k] = zl.zeta * zl.lambda * q;
-                }
-                B.Pz[z] = P;
-            }
-        }
-        if (g4) accumulate(tb.g4_index, base, cnt, 4.0, 2.0);
-        else accumulate(tb.g5_index, base + int64_t(tb.g4_index.size()), cnt, 2.0, 0.0);
-    };
-
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
     for (int32_t s1 = 0; s1 < ns; ++s1) {
         for (int32_t s2 = s1; s2 < ns; ++s2) {
             const int64_t base = n_radial + int64_t(tb.pair_index[s1 * ns + s2]) * tb.n_angular_per_pair;
@@ -448,12 +508,12 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
                             }
                         }
                         if (cnt == C) {
-                            process(g4, base, cnt);
+                            angular_chunk(tb, mode, L, B, g4, base, cnt);
                             cnt = 0;
                         }
                     }
                 }
-                if (cnt > 0) process(g4, base, cnt);
+                if (cnt > 0) angular_chunk(tb, mode, L, B, g4, base, cnt);
             }
         }
     }
