@@ -125,43 +125,9 @@ inline void ladder_dot_all(const double* cos, double lambda, const double* const
     }
 }
 
-inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double* g, ValuesScratch& S) {
-    const int64_t m = L.m;
+/// G2 of one center: per neighbor species block, sum of exp(-eta (r - rs)^2) f_c(r).
+inline void radial_values(const AcsfTables& tb, const LocalNeighbors& L, const ValuesScratch& S, double* g) {
     const int32_t ns = tb.spec.n_species;
-    const int64_t ne = int64_t(tb.angular_etas.size());
-    const int64_t nz = int64_t(tb.zeta_lambdas.size());
-    const int64_t nlam = int64_t(tb.lambdas.size());
-    const int64_t C = ValuesScratch::kChunk;
-    const int64_t CR = ValuesScratch::kStride;  // distance between rows of chunk arrays
-    const double rc = tb.spec.cutoff;
-    const int64_t n_params = int64_t(std::max(tb.g4_index.size(), tb.g5_index.size()));
-    S.resize(m, ne, nz, nlam, tb.ladder_depth, n_params);
-
-    // zetas all powers of two (1, 2, 4, ...): sums of the ladder's rungs are all it takes
-    [[maybe_unused]] bool pow2_zetas = tb.ladder_depth >= 1 && tb.ladder_depth <= 7;
-    for (const ZetaLambda& zl : tb.zeta_lambdas)
-        if (zl.integer_zeta < 1 || (zl.integer_zeta & (zl.integer_zeta - 1)) != 0) pow2_zetas = false;
-    [[maybe_unused]] auto rung_of = [](int zeta) {
-        int t = 0;
-        while ((1 << t) < zeta) ++t;
-        return t;
-    };
-
-    const int64_t ma = S.ma, CW = CR;
-#pragma omp simd
-    for (int64_t n = 0; n < m; ++n) {
-        S.x[n] = L.x[n];
-        S.y[n] = L.y[n];
-        S.z[n] = L.z[n];
-        S.ux[n] = L.x[n] * L.inv_r[n];
-        S.uy[n] = L.y[n] * L.inv_r[n];
-        S.uz[n] = L.z[n] * L.inv_r[n];
-        S.r[n] = L.r[n];
-        S.f[n] = L.fc[n];
-    }
-
-    // ---- G2: per species block, sum over its neighbors ----------------------------
-    std::fill(g, g + tb.n_features, 0.0);
     const int64_t n_g2 = int64_t(tb.spec.g2.size());
     for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
         const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
@@ -177,6 +143,158 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
             g[int64_t(sp) * n_g2 + p] += simd::reduce_add(acc);
         }
     }
+}
+
+/// Whether every zeta is a power of two (1, 2, 4, ...): then sums of the ladder's rungs
+/// are all the angular values need.
+inline bool power_of_two_zetas(const AcsfTables& tb) {
+    bool pow2 = tb.ladder_depth >= 1 && tb.ladder_depth <= 7;
+    for (const ZetaLambda& zl : tb.zeta_lambdas)
+        if (zl.integer_zeta < 1 || (zl.integer_zeta & (zl.integer_zeta - 1)) != 0) pow2 = false;
+    return pow2;
+}
+
+/// Angular values of one chunk of `cnt` packed pairs of one family: for G4 the exps and
+/// cutoff of r_12 folded into W; then the sums of (1 + lambda cos)^zeta E_eta into S.M
+/// (or the rung sums into S.R when every zeta is a power of two).
+inline void angular_values_chunk(const AcsfTables& tb, ValuesScratch& S, bool g4, int64_t cnt, bool full_matrix,
+                                 const std::vector<AngularIndex>& params, bool pow2_zetas) {
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const int64_t nlam = int64_t(tb.lambdas.size());
+    const int64_t CR = ValuesScratch::kStride, CW = CR;
+    const double rc = tb.spec.cutoff;
+    const int64_t n = (cnt + 7) & ~int64_t(7);
+    for (int64_t k = cnt; k < n; ++k) {  // padding lanes contribute exactly 0
+        S.cos[k] = 0.0;
+        S.r2[k] = 0.0;
+        for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
+    }
+    if (g4) {  // one pass: f_c(r_12), then each W_e times exp(-eta_e r_12^2) f_c(r_12)
+        const double a = kPi / rc;
+        const bool cosine = tb.spec.cutoff_function == CutoffFunction::Cosine;
+        for (int64_t k = 0; k < n; k += simd::kWidth) {
+            const Vd r2 = simd::load(&S.r2[k]);
+            const Vd r12 = simd::sqrt(r2);
+            Vd fc = simd::zero(), dfc = simd::zero();
+            if (cosine) {
+                fc = cosine_cutoff(r12, a, rc);
+            } else {
+                polynomial_cutoff_deriv(r12, rc, fc, dfc);
+            }
+            for (int64_t e = 0; e < ne; ++e) {
+                double* w = &S.W[size_t(e * CW + k)];
+                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
+                simd::store(w, simd::load(w) * (ex * fc));
+            }
+        }
+    }
+    for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
+    if (full_matrix && pow2_zetas) {  // rung sums R[l][t][e]; M picks them up per family
+        for (int64_t l = 0; l < nlam; ++l) {
+            double* R = &S.R[size_t(l * tb.ladder_depth * ne)];
+            const double lam = tb.lambdas[l];
+            switch (tb.ladder_depth) {
+                case 1: ladder_dot_all<1>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                case 2: ladder_dot_all<2>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                case 3: ladder_dot_all<3>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                case 4: ladder_dot_all<4>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                case 5: ladder_dot_all<5>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                case 6: ladder_dot_all<6>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+                default: ladder_dot_all<7>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
+            }
+        }
+        return;
+    }
+    for (int64_t l = 0; l < nlam; ++l) {
+        const double lam = tb.lambdas[l];
+        fill_ladder(&S.ladder[size_t(l * tb.ladder_depth * CR)], tb.ladder_depth, CR, lam, S.cos.data(), n);
+    }
+    for (int64_t z = 0; z < nz; ++z) {
+        const ZetaLambda& zl = tb.zeta_lambdas[z];
+        const double* rungs = &S.ladder[size_t(zl.lambda_index * tb.ladder_depth * CR)];
+        double* P = &S.P[size_t(z * CR)];
+        if (zl.integer_zeta >= 1) {
+            const int e = zl.integer_zeta;
+            if ((e & (e - 1)) == 0) {
+                int t = 0;
+                while ((1 << t) < e) ++t;
+                S.Pz[z] = rungs + t * CR;
+            } else {
+                                    bool first = true;
+                for (int t = 0, q = e; q > 0; ++t, q >>= 1) {
+                    if (!(q & 1)) continue;
+                    const double* src = rungs + t * CR;
+                    if (first) {
+                        std::copy(src, src + n, P);
+                        first = false;
+                    } else {
+#pragma omp simd
+                        for (int64_t k = 0; k < n; ++k) P[k] *= src[k];
+                    }
+                }
+                S.Pz[z] = P;
+            }
+        } else {
+            for (int64_t k = 0; k < n; ++k) {
+                const double b = std::max(0.0, 1.0 + zl.lambda * S.cos[k]);
+                P[k] = b > 0.0 ? std::pow(b, zl.zeta) : 0.0;
+            }
+            S.Pz[z] = P;
+        }
+    }
+    if (full_matrix) {  // every (zeta-lambda, eta) combination, register-blocked
+        int64_t z = 0;
+        for (; z + 4 <= nz; z += 4) {
+            int64_t e = 0;
+            for (; e + 2 <= ne; e += 2) dot_tile<4, 2>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+            for (; e < ne; ++e) dot_tile<4, 1>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+        }
+        for (; z < nz; ++z) {
+            int64_t e = 0;
+            for (; e + 2 <= ne; e += 2) dot_tile<1, 2>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+            for (; e < ne; ++e) dot_tile<1, 1>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
+        }
+    } else {  // few of the combinations are used: one sum per parameter
+        for (size_t p = 0; p < params.size(); ++p)
+            dot_tile<1, 1>(&S.Pz[params[p].zl], &S.Ep[params[p].eta], n, &S.M[p], 1);
+    }
+}
+
+/// G2, G4, G5 of one center (values only): radial_values, then per species pair and
+/// family the pairs (n1 < n2) with r_12 < r_c packed into chunks (angular_values_chunk).
+inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double* g, ValuesScratch& S) {
+    const int64_t m = L.m;
+    const int32_t ns = tb.spec.n_species;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const int64_t nlam = int64_t(tb.lambdas.size());
+    const int64_t C = ValuesScratch::kChunk;
+    const int64_t CR = ValuesScratch::kStride;  // distance between rows of chunk arrays
+    const double rc = tb.spec.cutoff;
+    const int64_t n_params = int64_t(std::max(tb.g4_index.size(), tb.g5_index.size()));
+    S.resize(m, ne, nz, nlam, tb.ladder_depth, n_params);
+    const bool pow2_zetas = power_of_two_zetas(tb);
+    auto rung_of = [](int zeta) {
+        int t = 0;
+        while ((1 << t) < zeta) ++t;
+        return t;
+    };
+    const int64_t ma = S.ma, CW = CR;
+#pragma omp simd
+    for (int64_t n = 0; n < m; ++n) {
+        S.x[n] = L.x[n];
+        S.y[n] = L.y[n];
+        S.z[n] = L.z[n];
+        S.ux[n] = L.x[n] * L.inv_r[n];
+        S.uy[n] = L.y[n] * L.inv_r[n];
+        S.uz[n] = L.z[n] * L.inv_r[n];
+        S.r[n] = L.r[n];
+        S.f[n] = L.fc[n];
+    }
+
+    std::fill(g, g + tb.n_features, 0.0);
+    radial_values(tb, L, S, g);
     if (tb.n_angular_per_pair == 0) return;
 
     // ---- G4 / G5 --------------------------------------------------------------------
@@ -198,105 +316,6 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
     double* Wrow = S.W.data();
     double* cosb = S.cos.data();
     double* r2b = S.r2.data();
-
-    // sums of one family over a chunk of `cnt` packed pairs
-    auto process = [&](bool g4, int64_t cnt, bool full_matrix, const std::vector<AngularIndex>& params) {
-        const int64_t n = (cnt + 7) & ~int64_t(7);
-        for (int64_t k = cnt; k < n; ++k) {  // padding lanes contribute exactly 0
-            S.cos[k] = 0.0;
-            S.r2[k] = 0.0;
-            for (int64_t e = 0; e < ne; ++e) S.W[size_t(e * CW + k)] = 0.0;
-        }
-        if (g4) {  // one pass: f_c(r_12), then each W_e times exp(-eta_e r_12^2) f_c(r_12)
-            const double a = kPi / rc;
-            const bool cosine = tb.spec.cutoff_function == CutoffFunction::Cosine;
-            for (int64_t k = 0; k < n; k += simd::kWidth) {
-                const Vd r2 = simd::load(&S.r2[k]);
-                const Vd r12 = simd::sqrt(r2);
-                Vd fc = simd::zero(), dfc = simd::zero();
-                if (cosine) {
-                    fc = cosine_cutoff(r12, a, rc);
-                } else {
-                    polynomial_cutoff_deriv(r12, rc, fc, dfc);
-                }
-                for (int64_t e = 0; e < ne; ++e) {
-                    double* w = &S.W[size_t(e * CW + k)];
-                    const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
-                    simd::store(w, simd::load(w) * (ex * fc));
-                }
-            }
-        }
-        for (int64_t e = 0; e < ne; ++e) S.Ep[e] = &S.W[size_t(e * CW)];
-        if (full_matrix && pow2_zetas) {  // rung sums R[l][t][e]; M picks them up per family
-            for (int64_t l = 0; l < nlam; ++l) {
-                double* R = &S.R[size_t(l * tb.ladder_depth * ne)];
-                const double lam = tb.lambdas[l];
-                switch (tb.ladder_depth) {
-                    case 1: ladder_dot_all<1>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                    case 2: ladder_dot_all<2>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                    case 3: ladder_dot_all<3>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                    case 4: ladder_dot_all<4>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                    case 5: ladder_dot_all<5>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                    case 6: ladder_dot_all<6>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                    default: ladder_dot_all<7>(S.cos.data(), lam, S.Ep.data(), ne, n, R, S.tmp); break;
-                }
-            }
-            return;
-        }
-        for (int64_t l = 0; l < nlam; ++l) {
-            const double lam = tb.lambdas[l];
-            fill_ladder(&S.ladder[size_t(l * tb.ladder_depth * CR)], tb.ladder_depth, CR, lam, S.cos.data(), n);
-        }
-        for (int64_t z = 0; z < nz; ++z) {
-            const ZetaLambda& zl = tb.zeta_lambdas[z];
-            const double* rungs = &S.ladder[size_t(zl.lambda_index * tb.ladder_depth * CR)];
-            double* P = &S.P[size_t(z * CR)];
-            if (zl.integer_zeta >= 1) {
-                const int e = zl.integer_zeta;
-                if ((e & (e - 1)) == 0) {
-                    int t = 0;
-                    while ((1 << t) < e) ++t;
-                    S.Pz[z] = rungs + t * CR;
-                } else {
-                                        bool first = true;
-                    for (int t = 0, q = e; q > 0; ++t, q >>= 1) {
-                        if (!(q & 1)) continue;
-                        const double* src = rungs + t * CR;
-                        if (first) {
-                            std::copy(src, src + n, P);
-                            first = false;
-                        } else {
-#pragma omp simd
-                            for (int64_t k = 0; k < n; ++k) P[k] *= src[k];
-                        }
-                    }
-                    S.Pz[z] = P;
-                }
-            } else {
-                for (int64_t k = 0; k < n; ++k) {
-                    const double b = std::max(0.0, 1.0 + zl.lambda * S.cos[k]);
-                    P[k] = b > 0.0 ? std::pow(b, zl.zeta) : 0.0;
-                }
-                S.Pz[z] = P;
-            }
-        }
-        if (full_matrix) {  // every (zeta-lambda, eta) combination, register-blocked
-            int64_t z = 0;
-            for (; z + 4 <= nz; z += 4) {
-                int64_t e = 0;
-                for (; e + 2 <= ne; e += 2) dot_tile<4, 2>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
-                for (; e < ne; ++e) dot_tile<4, 1>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
-            }
-            for (; z < nz; ++z) {
-                int64_t e = 0;
-                for (; e + 2 <= ne; e += 2) dot_tile<1, 2>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
-                for (; e < ne; ++e) dot_tile<1, 1>(&S.Pz[z], &S.Ep[e], n, &S.M[z * ne + e], ne);
-            }
-        } else {  // few of the combinations are used: one sum per parameter
-            for (size_t p = 0; p < params.size(); ++p)
-                dot_tile<1, 1>(&S.Pz[params[p].zl], &S.Ep[params[p].eta], n, &S.M[p], 1);
-        }
-    };
 
     const int64_t n_radial = tb.n_radial_features();
     const double rc2 = rc * rc;
@@ -322,7 +341,7 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                     // lanes before hi (rows are padded with kPad zeros: full-width loads)
                     auto pack_block = [&](int64_t n2, auto tail) {
                         if (cnt > C - simd::kWidth) {
-                            process(g4, cnt, full_matrix, params);
+                            angular_values_chunk(tb, S, g4, cnt, full_matrix, params, pow2_zetas);
                             cnt = 0;
                         }
                         const Vd dx = simd::load(X + n2) - x1v;
@@ -348,7 +367,7 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                     for (; n2 + simd::kWidth <= hi; n2 += simd::kWidth) pack_block(n2, std::false_type{});
                     if (n2 < hi) pack_block(n2, std::true_type{});
                 }
-                if (cnt > 0) process(g4, cnt, full_matrix, params);
+                if (cnt > 0) angular_values_chunk(tb, S, g4, cnt, full_matrix, params, pow2_zetas);
                 if (full_matrix && pow2_zetas)
                     for (int64_t z = 0; z < nz; ++z) {
                         const ZetaLambda& zl = tb.zeta_lambdas[z];
