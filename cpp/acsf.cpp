@@ -123,8 +123,9 @@ void Acsf::forces_virial(const StructureView& s, const NeighborList& nl, const d
     const int64_t per_rhs = s.n_atoms * t_.n_features;
     if (rhs.n < 1) throw InvalidInput("forces_virial needs at least one right-hand side (rhs.n >= 1)");
     if (rhs.n > 1 && (rhs.dE_dG_stride < per_rhs || rhs.forces_stride < 3 * s.n_atoms || rhs.virial_stride < 9))
-        throw InvalidInput("right-hand sides overlap: strides must be at least n_atoms * F (dE/dG), "
-                           "3 n_atoms (forces) and 9 (virial)");
+        throw InvalidInput(
+            "right-hand sides overlap: strides must be at least n_atoms * F (dE/dG), "
+            "3 n_atoms (forces) and 9 (virial)");
     for (int64_t r = 0; r < rhs.n; ++r) {
         const double* w = dE_dG + r * rhs.dE_dG_stride;
         for (int64_t k = 0; k < per_rhs; ++k)

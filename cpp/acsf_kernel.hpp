@@ -27,11 +27,11 @@ enum class Kind { Values, Gradients, Vjp };
 /// Neighbors of one center, sorted by species (stable in the neighbor-list order).
 struct LocalNeighbors {
     int64_t m = 0;
-    std::vector<int64_t> entry;   ///< index of the pair in the neighbor list
-    std::vector<int64_t> local;   ///< inverse: pair (relative to the center's first) -> local index
+    std::vector<int64_t> entry;  ///< index of the pair in the neighbor list
+    std::vector<int64_t> local;  ///< inverse: pair (relative to the center's first) -> local index
     std::vector<double> x, y, z, r, inv_r, fc, dfc;
-    std::vector<double> expo;     ///< (n_eta, m) exp(-eta r^2)
-    std::vector<int64_t> seg;     ///< (n_species + 1) species segments
+    std::vector<double> expo;  ///< (n_eta, m) exp(-eta r^2)
+    std::vector<int64_t> seg;  ///< (n_species + 1) species segments
     std::vector<int32_t> sp;
 
     void resize(int64_t n, int64_t n_eta, int32_t n_species) {
@@ -50,9 +50,9 @@ struct LocalNeighbors {
 struct BlockScratch {
     std::vector<int64_t> i1, i2, cursor;
     std::vector<double> cos, r12sq, r12, fc12, dfc12, Fc, dF1, dF2, dFb, cos_r1, cos_r2, inv12, U, V, H, work;
-    std::vector<double> E;      ///< (n_eta, kPairChunk)
-    std::vector<double> P, dP;  ///< (n_zl, kPairChunk)
-    std::vector<double> ladder; ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
+    std::vector<double> E;          ///< (n_eta, kPairChunk)
+    std::vector<double> P, dP;      ///< (n_zl, kPairChunk)
+    std::vector<double> ladder;     ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
     std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
     std::vector<double> EP, EdP;    ///< (kPairChunk, n_params) for the gradient mode
     std::vector<double> fused;      ///< work arrays of the fused AVX-512 VJP (acsf_vjp.hpp)
@@ -66,8 +66,8 @@ struct BlockScratch {
         const size_t c = size_t(kPairChunk);
         i1.resize(c);
         i2.resize(c);
-        for (auto* v : {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H,
-                        &work})
+        for (auto* v :
+             {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H, &work})
             v->resize(c);
         E.resize(c * size_t(n_eta));
         P.resize(c * size_t(n_zl));
@@ -92,10 +92,10 @@ struct GradientMode {
 /// Several right-hand sides (e.g. the K members of a committee) share the geometry.
 struct VjpMode {
     static constexpr Kind kind = Kind::Vjp;
-    const double* w = nullptr;     ///< dE/dG of this center for rhs 0 (F,)
-    int64_t n_rhs = 1;             ///< number of right-hand sides
-    int64_t w_stride = 0;          ///< distance between the dE/dG of consecutive rhs
-    std::vector<double> coef;      ///< (n_rhs, m) coefficient of v_n in dE/dv_n
+    const double* w = nullptr;       ///< dE/dG of this center for rhs 0 (F,)
+    int64_t n_rhs = 1;               ///< number of right-hand sides
+    int64_t w_stride = 0;            ///< distance between the dE/dG of consecutive rhs
+    std::vector<double> coef;        ///< (n_rhs, m) coefficient of v_n in dE/dv_n
     std::vector<double> ex, ey, ez;  ///< (n_rhs, m) remaining cross terms of dE/dv_n
 };
 

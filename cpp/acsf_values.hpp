@@ -35,20 +35,20 @@ ALIP_KERNEL_BEGIN
 
 /// Work arrays of the values kernel (kept per thread across centers).
 struct ValuesScratch {
-    static constexpr int64_t kChunk = 512;  ///< packed pairs per chunk (a multiple of 8)
-    static constexpr int64_t kPad = 8;      ///< zero entries after each neighbor row (full-width loads)
+    static constexpr int64_t kChunk = 512;          ///< packed pairs per chunk (a multiple of 8)
+    static constexpr int64_t kPad = 8;              ///< zero entries after each neighbor row (full-width loads)
     static constexpr int64_t kStride = kChunk + 8;  ///< rows of W: not a multiple of 4 KiB apart
-    int64_t ma = 0;                  ///< row length of A: m + kPad
+    int64_t ma = 0;                                 ///< row length of A: m + kPad
     std::vector<double> x, y, z, ux, uy, uz, r, f;  ///< (m + kPad,) vectors, unit vectors, r, f_c(r)
-    std::vector<double> A;           ///< (n_eta, ma) exp(-eta r^2) f_c(r)
-    std::vector<double> cos, r2, r12, fc;  ///< (kChunk,) per packed pair
-    std::vector<double> W;           ///< (n_eta, kStride) a_e(n1) a_e(n2), then times exp f_c of r_12
-    std::vector<double> ladder;      ///< (n_lambda, depth, kStride)
-    std::vector<double> P;           ///< (n_zl, kStride) for zetas that are not a single rung
-    std::vector<const double*> Pz;   ///< (n_zl,) where P of each (zeta, lambda) is
-    std::vector<const double*> Ep;   ///< (n_eta,) rows of W
-    std::vector<double> M;           ///< (n_zl, n_eta) or (n_params,) accumulated sums
-    std::vector<double> R;           ///< (n_lambda, depth, n_eta) sums of the rungs (power-of-two zetas)
+    std::vector<double> A;                          ///< (n_eta, ma) exp(-eta r^2) f_c(r)
+    std::vector<double> cos, r2, r12, fc;           ///< (kChunk,) per packed pair
+    std::vector<double> W;                          ///< (n_eta, kStride) a_e(n1) a_e(n2), then times exp f_c of r_12
+    std::vector<double> ladder;                     ///< (n_lambda, depth, kStride)
+    std::vector<double> P;                          ///< (n_zl, kStride) for zetas that are not a single rung
+    std::vector<const double*> Pz;                  ///< (n_zl,) where P of each (zeta, lambda) is
+    std::vector<const double*> Ep;                  ///< (n_eta,) rows of W
+    std::vector<double> M;                          ///< (n_zl, n_eta) or (n_params,) accumulated sums
+    std::vector<double> R;                          ///< (n_lambda, depth, n_eta) sums of the rungs (power-of-two zetas)
     double tmp[16];
 
     void resize(int64_t m, int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
@@ -221,7 +221,7 @@ inline void angular_values_chunk(const AcsfTables& tb, ValuesScratch& S, bool g4
                 while ((1 << t) < e) ++t;
                 S.Pz[z] = rungs + t * CR;
             } else {
-                                    bool first = true;
+                bool first = true;
                 for (int t = 0, q = e; q > 0; ++t, q >>= 1) {
                     if (!(q & 1)) continue;
                     const double* src = rungs + t * CR;
@@ -371,7 +371,8 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                 if (full_matrix && pow2_zetas)
                     for (int64_t z = 0; z < nz; ++z) {
                         const ZetaLambda& zl = tb.zeta_lambdas[z];
-                        const double* R = &S.R[size_t((zl.lambda_index * tb.ladder_depth + rung_of(zl.integer_zeta)) * ne)];
+                        const double* R =
+                            &S.R[size_t((zl.lambda_index * tb.ladder_depth + rung_of(zl.integer_zeta)) * ne)];
                         for (int64_t e = 0; e < ne; ++e) S.M[size_t(z * ne + e)] += R[e];
                     }
                 const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));

@@ -169,6 +169,7 @@ void acsf_forces_virial(const AcsfTables& tb, const StructureView& s, const Neig
 }
 
 extern const KernelTable table;
-const KernelTable table = {ALIP_KERNEL_NAME, simd::kName, ALIP_KERNEL_ISA, &acsf_values, &acsf_gradients, &acsf_forces_virial};
+const KernelTable table = {ALIP_KERNEL_NAME, simd::kName,     ALIP_KERNEL_ISA,
+                           &acsf_values,     &acsf_gradients, &acsf_forces_virial};
 
 ALIP_KERNEL_END

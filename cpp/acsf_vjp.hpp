@@ -35,26 +35,26 @@ ALIP_KERNEL_BEGIN
 
 /// The fused VJP's work arrays for one center, carved out of BlockScratch::fused / fused_idx.
 struct FusedVjpArrays {
-    enum NeighborRow { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };  ///< then ne exp rows
+    enum NeighborRow { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };    ///< then ne exp rows
     enum PairRow { PCOS, PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
-    static constexpr int64_t CS = kPairChunk + 8;  ///< row length of the packed pairs
-    int64_t m = 0, ma = 0;         ///< neighbors, padded row length
+    static constexpr int64_t CS = kPairChunk + 8;                          ///< row length of the packed pairs
+    int64_t m = 0, ma = 0;                                                 ///< neighbors, padded row length
     int64_t ne = 0, nz = 0, nlam = 0, n_params = 0, n_rhs = 0;
     int depth = 0;
-    double* nb = nullptr;          ///< (NROWS + ne, ma) per-neighbor rows
-    double* pk = nullptr;          ///< (PROWS + ne, CS) per packed pair
-    double* Eb = nullptr;          ///< (ne, W) exp products of the current lanes
-    double* Pb = nullptr;          ///< (nz, W) b^zeta
-    double* dPb = nullptr;         ///< (nz, W) zeta lambda b^(zeta - 1)
-    double* Rb = nullptr;          ///< (nlam, depth, W) rungs b^(2^t)
-    double* zl_scale = nullptr;    ///< (nz,) zeta lambda
-    double* wt = nullptr;          ///< (n_rhs, n_params) dE/dG * prefactor, grouped by eta
-    double* acc4 = nullptr;        ///< (n_rhs, m, 4) (coefficient of v_n, cross terms x, y, z) of dE/dv_n
-    int64_t* I1 = nullptr;         ///< (CS,) n1 of each packed pair
-    int64_t* I2 = nullptr;         ///< (CS,) n2 of each packed pair
-    int64_t* zq = nullptr;         ///< (n_params,) zeta-lambda index of the params, grouped by eta
-    int64_t* gstart = nullptr;     ///< (ne + 1,) groups of equal eta
-    int64_t* active = nullptr;     ///< (n_rhs,) whether any weight of the family is nonzero
+    double* nb = nullptr;        ///< (NROWS + ne, ma) per-neighbor rows
+    double* pk = nullptr;        ///< (PROWS + ne, CS) per packed pair
+    double* Eb = nullptr;        ///< (ne, W) exp products of the current lanes
+    double* Pb = nullptr;        ///< (nz, W) b^zeta
+    double* dPb = nullptr;       ///< (nz, W) zeta lambda b^(zeta - 1)
+    double* Rb = nullptr;        ///< (nlam, depth, W) rungs b^(2^t)
+    double* zl_scale = nullptr;  ///< (nz,) zeta lambda
+    double* wt = nullptr;        ///< (n_rhs, n_params) dE/dG * prefactor, grouped by eta
+    double* acc4 = nullptr;      ///< (n_rhs, m, 4) (coefficient of v_n, cross terms x, y, z) of dE/dv_n
+    int64_t* I1 = nullptr;       ///< (CS,) n1 of each packed pair
+    int64_t* I2 = nullptr;       ///< (CS,) n2 of each packed pair
+    int64_t* zq = nullptr;       ///< (n_params,) zeta-lambda index of the params, grouped by eta
+    int64_t* gstart = nullptr;   ///< (ne + 1,) groups of equal eta
+    int64_t* active = nullptr;   ///< (n_rhs,) whether any weight of the family is nonzero
     /// (nz, 16): per (zeta, lambda), the rungs (offsets into Rb) whose product is b^zeta:
     /// count, then offsets; from slot 8, those of b^(zeta - 1)
     int64_t* ztab = nullptr;
@@ -188,8 +188,18 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     double* const acc4 = S.acc4;
     const Vd one = simd::set1(1.0), zero = simd::zero();
     auto prow = [&S](int64_t r) { return S.prow(r); };
-    enum { PCOS = A_::PCOS, PR2 = A_::PR2, PA = A_::PA, PB1 = A_::PB1, PB2 = A_::PB2, PIR2 = A_::PIR2,
-           PX2 = A_::PX2, PY2 = A_::PY2, PZ2 = A_::PZ2, PROWS = A_::PROWS };
+    enum {
+        PCOS = A_::PCOS,
+        PR2 = A_::PR2,
+        PA = A_::PA,
+        PB1 = A_::PB1,
+        PB2 = A_::PB2,
+        PIR2 = A_::PIR2,
+        PX2 = A_::PX2,
+        PY2 = A_::PY2,
+        PZ2 = A_::PZ2,
+        PROWS = A_::PROWS
+    };
     const int64_t n_rhs = S.n_rhs;
     for (int64_t k = 0; k < cnt; k += W) {
         const simd::Md live = simd::tail(cnt - k);
@@ -313,8 +323,8 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
 
 /// Packs the pairs (n1, n2) of one n1 with n2 in [lo, hi) and r_12^2 < limit2 into the
 /// chunk (cnt pairs so far), running angular_vjp_chunk whenever the chunk is full.
-inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool g4, int64_t np, int64_t n1,
-                             int64_t lo, int64_t hi, double limit2_value, int64_t& cnt) {
+inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool g4, int64_t np, int64_t n1, int64_t lo,
+                             int64_t hi, double limit2_value, int64_t& cnt) {
     constexpr int W = simd::kWidth;
     using A_ = FusedVjpArrays;
     const int64_t C = kPairChunk, CS = A_::CS, ne = S.ne, ma = S.ma;
@@ -331,8 +341,18 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
     double* const pk = S.pk;
     int64_t* const I1 = S.I1;
     int64_t* const I2 = S.I2;
-    enum { PCOS = A_::PCOS, PR2 = A_::PR2, PA = A_::PA, PB1 = A_::PB1, PB2 = A_::PB2, PIR2 = A_::PIR2,
-           PX2 = A_::PX2, PY2 = A_::PY2, PZ2 = A_::PZ2, PROWS = A_::PROWS };
+    enum {
+        PCOS = A_::PCOS,
+        PR2 = A_::PR2,
+        PA = A_::PA,
+        PB1 = A_::PB1,
+        PB2 = A_::PB2,
+        PIR2 = A_::PIR2,
+        PX2 = A_::PX2,
+        PY2 = A_::PY2,
+        PZ2 = A_::PZ2,
+        PROWS = A_::PROWS
+    };
     const Vd one = simd::set1(1.0), limit2 = simd::set1(limit2_value);
     const Vd x1 = simd::set1(X[n1]), y1 = simd::set1(Y[n1]), z1 = simd::set1(Z[n1]);
     const Vd u1 = simd::set1(UXn[n1]), v1 = simd::set1(UYn[n1]), w1 = simd::set1(UZn[n1]);
@@ -343,34 +363,34 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
             angular_vjp_chunk(tb, S, g4, cnt, np);
             cnt = 0;
         }
-            const Vd x2 = simd::load(X + n2), y2 = simd::load(Y + n2), z2 = simd::load(Z + n2);
-            const Vd dx = x2 - x1, dy = y2 - y1, dz = z2 - z1;
-            const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
-            simd::Md keep = simd::lt(r2, limit2);
-            if constexpr (decltype(tail)::value) keep = keep & simd::tail(hi - n2);
-            Vd c = simd::load(UXn + n2) * u1;
-            c = simd::fma(simd::load(UYn + n2), v1, c);
-            c = simd::fma(simd::load(UZn + n2), w1, c);
-            c = simd::min(one, simd::max(simd::set1(-1.0), c));
-            const Vd f2 = simd::load(Fn + n2);
-            double* const out = pk + cnt;
-            const simd::Packer pack(keep);
-            auto put = [&pack, out, CS](int row, Vd v) { pack.store(out + row * CS, v); };
-            put(PCOS, c);
-            put(PR2, r2);
-            put(PA, f1 * f2);
-            put(PB1, g1 * f2);
-            put(PB2, f1 * simd::load(Gn + n2));
-            put(PIR2, simd::load(IRn + n2));
-            put(PX2, x2);
-            put(PY2, y2);
-            put(PZ2, z2);
-            for (int64_t e = 0; e < ne; ++e) {
-                const double* ex = EXn + e * ma;
-                put(int(PROWS + e), simd::set1(ex[n1]) * simd::load(ex + n2));
-            }
-            for (int j = 0; j < W; ++j) I1[cnt + j] = n1;
-            pack.store_index(I2 + cnt, n2);
+        const Vd x2 = simd::load(X + n2), y2 = simd::load(Y + n2), z2 = simd::load(Z + n2);
+        const Vd dx = x2 - x1, dy = y2 - y1, dz = z2 - z1;
+        const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
+        simd::Md keep = simd::lt(r2, limit2);
+        if constexpr (decltype(tail)::value) keep = keep & simd::tail(hi - n2);
+        Vd c = simd::load(UXn + n2) * u1;
+        c = simd::fma(simd::load(UYn + n2), v1, c);
+        c = simd::fma(simd::load(UZn + n2), w1, c);
+        c = simd::min(one, simd::max(simd::set1(-1.0), c));
+        const Vd f2 = simd::load(Fn + n2);
+        double* const out = pk + cnt;
+        const simd::Packer pack(keep);
+        auto put = [&pack, out, CS](int row, Vd v) { pack.store(out + row * CS, v); };
+        put(PCOS, c);
+        put(PR2, r2);
+        put(PA, f1 * f2);
+        put(PB1, g1 * f2);
+        put(PB2, f1 * simd::load(Gn + n2));
+        put(PIR2, simd::load(IRn + n2));
+        put(PX2, x2);
+        put(PY2, y2);
+        put(PZ2, z2);
+        for (int64_t e = 0; e < ne; ++e) {
+            const double* ex = EXn + e * ma;
+            put(int(PROWS + e), simd::set1(ex[n1]) * simd::load(ex + n2));
+        }
+        for (int j = 0; j < W; ++j) I1[cnt + j] = n1;
+        pack.store_index(I2 + cnt, n2);
         cnt += simd::count(keep);
     };
     int64_t n2 = lo;

@@ -30,7 +30,7 @@ enum KernelIsa : int { kIsaBaseline = 0, kIsaAvx2 = 1, kIsaAvx512 = 2 };
 struct KernelTable {
     const char* name;
     const char* simd;  ///< the SIMD backend of simd.hpp: avx512, avx2, neon or scalar
-    int isa;  ///< KernelIsa: refused on a CPU below it
+    int isa;           ///< KernelIsa: refused on a CPU below it
     void (*acsf_values)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl, double* out,
                         bool parallel);
     void (*acsf_gradients)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl,

@@ -25,9 +25,9 @@
 
 #if defined(ALIP_KERNEL_TARGET_FEATURES)
 #if defined(__clang__)
-#define ALIP_KERNEL_BEGIN                                                                                          \
+#define ALIP_KERNEL_BEGIN                                                                                        \
     ALIP_PRAGMA(clang attribute push(__attribute__((target(ALIP_KERNEL_TARGET_FEATURES))), apply_to = function)) \
-    namespace alip {                                                                                               \
+    namespace alip {                                                                                             \
     namespace ALIP_KERNEL_NS {
 #define ALIP_KERNEL_END \
     }                   \

@@ -39,23 +39,22 @@ struct Pair {
     double d2;
 };
 
-
 /// Atoms sorted into bins of the binning cell, and everything a center's search reads.
 struct CellList {
-    Mat3 h{};                           ///< binning cell (rows), hinv its inverse
+    Mat3 h{};  ///< binning cell (rows), hinv its inverse
     Mat3 hinv{};
     double vol = 0.0;
-    std::vector<double> frac;           ///< (n, 3) fractional coordinates, wrapped along periodic axes
-    std::vector<int64_t> wrap;          ///< (n, 3) the cell shifts the wrapping removed
+    std::vector<double> frac;                        ///< (n, 3) fractional coordinates, wrapped along periodic axes
+    std::vector<int64_t> wrap;                       ///< (n, 3) the cell shifts the wrapping removed
     std::array<double, 3> spacing{}, lo{}, width{};  ///< lattice-plane distance, bin origin and width per axis
     std::array<int64_t, 3> nbins{}, reach{};         ///< bins per axis, bins a search spans each side
     struct Row {
         int64_t dx, dy, dz_lo, dz_hi;  ///< bins (dx, dy, dz) for dz in [dz_lo, dz_hi]
     };
-    std::vector<Row> rows;              ///< bin offsets a center visits, as rows along z
-    std::vector<std::array<int64_t, 3>> atom_bin3;   ///< (n,) bin of each atom
-    std::vector<int64_t> bin_start, bin_atoms;       ///< atoms per bin (compressed rows)
-    std::vector<double> wrapped, binned;             ///< wrapped positions, by atom and in bin order
+    std::vector<Row> rows;                          ///< bin offsets a center visits, as rows along z
+    std::vector<std::array<int64_t, 3>> atom_bin3;  ///< (n,) bin of each atom
+    std::vector<int64_t> bin_start, bin_atoms;      ///< atoms per bin (compressed rows)
+    std::vector<double> wrapped, binned;            ///< wrapped positions, by atom and in bin order
     /// periodic image of bin coordinate t in [-reach, nbins + reach): image_of[a][t + reach[a]]
     /// (no integer division in the search)
     std::array<std::vector<int64_t>, 3> image_of;
@@ -84,7 +83,6 @@ void fractional_coordinates(const StructureView& s, CellList& c) {
             frac[3 * i + a] = f;
         }
     }
-
 }
 
 /// Bins per axis of at least cutoff / kSubdivision (at most ~2 per atom), their width and
@@ -142,7 +140,6 @@ void choose_bins(const StructureView& s, double cutoff, CellList& c) {
             reach[a] = extent > 0 ? std::min<int64_t>(nbins[a] - 1, int64_t(std::ceil(cutoff / width_len))) : 0;
         }
     }
-
 }
 
 /// The bin offsets a center visits (CellList::rows).
@@ -178,7 +175,6 @@ void bin_offsets_within_reach(double cutoff, CellList& c) {
             }
             if (row.dz_hi >= row.dz_lo) rows.push_back(row);
         }
-
 }
 
 /// Sorts the atoms into bins (counting sort), wraps their positions and tabulates the
@@ -236,7 +232,6 @@ void sort_atoms_into_bins(const StructureView& s, CellList& c) {
         for (int64_t t = -reach[a]; t < nbins[a] + reach[a]; ++t)
             image_of[a][size_t(t + reach[a])] = floor_div(t, nbins[a]);
     }
-
 }
 
 /// Appends the pairs of center i within the cutoff to `out` (sorted by (j, shift) when
@@ -263,10 +258,14 @@ void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i,
     for (const Row& row : rows) {
         const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
         int64_t bx = tx, by = ty, sx = 0, sy = 0;
-        if (pbc[0]) sx = image_of[0][size_t(tx + reach[0])], bx = tx - sx * nbins[0];
-        else if (tx < 0 || tx >= nbins[0]) continue;
-        if (pbc[1]) sy = image_of[1][size_t(ty + reach[1])], by = ty - sy * nbins[1];
-        else if (ty < 0 || ty >= nbins[1]) continue;
+        if (pbc[0])
+            sx = image_of[0][size_t(tx + reach[0])], bx = tx - sx * nbins[0];
+        else if (tx < 0 || tx >= nbins[0])
+            continue;
+        if (pbc[1])
+            sy = image_of[1][size_t(ty + reach[1])], by = ty - sy * nbins[1];
+        else if (ty < 0 || ty >= nbins[1])
+            continue;
         int64_t tz = atom_bin3[i][2] + row.dz_lo, tz_end = atom_bin3[i][2] + row.dz_hi + 1;
         if (!pbc[2]) tz = std::max<int64_t>(tz, 0), tz_end = std::min(tz_end, nbins[2]);
         const int64_t row_base = (bx * nbins[1] + by) * nbins[2];
@@ -276,8 +275,7 @@ void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i,
             const int64_t bz = tz - sz * nbins[2];
             const int64_t bz_end = std::min(nbins[2], bz + (tz_end - tz));
             tz += bz_end - bz;
-            const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6] - ri[0],
-                                   sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
+            const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6] - ri[0], sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
                                    sx * h[2] + sy * h[5] + sz * h[8] - ri[2]};
             const bool own_image = sx == 0 && sy == 0 && sz == 0;
             auto add = [&](int64_t q, double d2) {
@@ -306,12 +304,13 @@ void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i,
             }
         }
     }
-    if (sorted) std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
-        if (x.j != y.j) return x.j < y.j;
-        if (x.s[0] != y.s[0]) return x.s[0] < y.s[0];
-        if (x.s[1] != y.s[1]) return x.s[1] < y.s[1];
-        return x.s[2] < y.s[2];
-    });
+    if (sorted)
+        std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
+            if (x.j != y.j) return x.j < y.j;
+            if (x.s[0] != y.s[0]) return x.s[0] < y.s[0];
+            if (x.s[1] != y.s[1]) return x.s[1] < y.s[1];
+            return x.s[2] < y.s[2];
+        });
 }
 
 }  // namespace
@@ -350,7 +349,8 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     if (s.pbc[0] && s.pbc[1] && s.pbc[2]) {  // room for the expected pairs: no regrowth
         const double per_atom = double(n) / cells.vol * 4.18879020478639 * cutoff2 * cutoff;
         for (int c = 0; c < n_chunks; ++c)
-            chunks[c].reserve(size_t(std::min(1e8, 1.15 * per_atom * double(chunk_begin[c + 1] - chunk_begin[c]) + 64)));
+            chunks[c].reserve(
+                size_t(std::min(1e8, 1.15 * per_atom * double(chunk_begin[c + 1] - chunk_begin[c]) + 64)));
     }
 
 #pragma omp parallel for schedule(static, 1) if (n_chunks > 1)
@@ -383,8 +383,8 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             const double* rj = s.positions + 3 * pr.j;
             for (int k = 0; k < 3; ++k) {
                 nl.shift[3 * p + k] = pr.s[k];
-                nl.vector[3 * p + k] = rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] +
-                                       pr.s[2] * s.cell[6 + k];
+                nl.vector[3 * p + k] =
+                    rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] + pr.s[2] * s.cell[6 + k];
             }
             nl.distance[p] = norm3(&nl.vector[3 * p]);
         }

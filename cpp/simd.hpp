@@ -45,9 +45,9 @@ inline Vd operator+(Vd a, Vd b) { return {_mm512_add_pd(a.v, b.v)}; }
 inline Vd operator-(Vd a, Vd b) { return {_mm512_sub_pd(a.v, b.v)}; }
 inline Vd operator*(Vd a, Vd b) { return {_mm512_mul_pd(a.v, b.v)}; }
 inline Vd operator/(Vd a, Vd b) { return {_mm512_div_pd(a.v, b.v)}; }
-inline Vd fma(Vd a, Vd b, Vd c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }   ///< a b + c
-inline Vd fms(Vd a, Vd b, Vd c) { return {_mm512_fmsub_pd(a.v, b.v, c.v)}; }   ///< a b - c
-inline Vd fnma(Vd a, Vd b, Vd c) { return {_mm512_fnmadd_pd(a.v, b.v, c.v)}; } ///< c - a b
+inline Vd fma(Vd a, Vd b, Vd c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }    ///< a b + c
+inline Vd fms(Vd a, Vd b, Vd c) { return {_mm512_fmsub_pd(a.v, b.v, c.v)}; }    ///< a b - c
+inline Vd fnma(Vd a, Vd b, Vd c) { return {_mm512_fnmadd_pd(a.v, b.v, c.v)}; }  ///< c - a b
 inline Vd min(Vd a, Vd b) { return {_mm512_min_pd(a.v, b.v)}; }
 inline Vd max(Vd a, Vd b) { return {_mm512_max_pd(a.v, b.v)}; }
 inline Vd sqrt(Vd a) { return {_mm512_sqrt_pd(a.v)}; }
@@ -212,7 +212,9 @@ inline Md tail(int64_t left) {
     const uint64x2_t lane = vcombine_u64(vcreate_u64(0), vcreate_u64(1));
     return {vcltq_u64(lane, vdupq_n_u64(uint64_t(left < 2 ? left : 2)))};
 }
-inline unsigned bits(Md m) { return unsigned(vgetq_lane_u64(m.m, 0) & 1u) | unsigned(vgetq_lane_u64(m.m, 1) & 1u) << 1; }
+inline unsigned bits(Md m) {
+    return unsigned(vgetq_lane_u64(m.m, 0) & 1u) | unsigned(vgetq_lane_u64(m.m, 1) & 1u) << 1;
+}
 inline Vd load_tail(Md m, const double* p) {
     const unsigned b = bits(m);
     if (b == 3u) return load(p);
@@ -250,9 +252,7 @@ inline Vd inv_sqrt(Vd x) { return {vdivq_f64(vdupq_n_f64(1.0), vsqrtq_f64(x.v))}
 struct Packer {
     bool first_kept;  ///< lane 0 kept: the vector stays as it is; else lane 1 moves to the front
     explicit Packer(Md keep) : first_kept(vgetq_lane_u64(keep.m, 0) != 0) {}
-    void store(double* out, Vd a) const {
-        vst1q_f64(out, first_kept ? a.v : vdupq_laneq_f64(a.v, 1));
-    }
+    void store(double* out, Vd a) const { vst1q_f64(out, first_kept ? a.v : vdupq_laneq_f64(a.v, 1)); }
     void store_index(int64_t* out, int64_t first) const {
         out[0] = first_kept ? first : first + 1;
         out[1] = first + 1;

@@ -33,3 +33,13 @@ def test_cpp_core_ctest(tmp_path: Path) -> None:
         timeout=300)
     run(cmake, "--build", str(build), "--target", "alip_core_tests", "-j", "2", timeout=900)
     run(ctest, "--test-dir", str(build), "--output-on-failure", timeout=300)
+
+
+def test_cpp_sources_pass_clang_format() -> None:
+    """cpp/ follows .clang-format (written against clang-format 23; pip install clang-format)."""
+    exe = shutil.which("clang-format")
+    if exe is None:
+        pytest.skip("clang-format not installed (pip install clang-format)")
+    files = sorted(str(p) for p in (REPO / "cpp").rglob("*") if p.suffix in (".cpp", ".hpp"))
+    proc = subprocess.run([exe, "--dry-run", "--Werror", *files], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"run clang-format -i on cpp/:\n{proc.stderr[-3000:]}"

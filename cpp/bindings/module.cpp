@@ -81,8 +81,8 @@ CutoffFunction parse_cutoff_function(const std::string& name) {
     throw InvalidInput("unknown cutoff_function '" + name + "' (expected 'cosine' or 'polynomial')");
 }
 
-Acsf make_acsf(int32_t n_species, double cutoff, const std::string& cutoff_function, Array<double> g2,
-               Array<double> g4, Array<double> g5) {
+Acsf make_acsf(int32_t n_species, double cutoff, const std::string& cutoff_function, Array<double> g2, Array<double> g4,
+               Array<double> g5) {
     check_shape(g2, {-1, 2}, "g2");
     check_shape(g4, {-1, 3}, "g4");
     check_shape(g5, {-1, 3}, "g5");
@@ -193,7 +193,8 @@ PYBIND11_MODULE(_core, m) {
                     plan = plan_gradients(self, b.view);
                 }
                 const py::ssize_t R = plan.n_rows();
-                Array<double> values({N, F}), grad({R, py::ssize_t(3), F}), strain({N, py::ssize_t(3), py::ssize_t(3), F});
+                Array<double> values({N, F}), grad({R, py::ssize_t(3), F}),
+                    strain({N, py::ssize_t(3), py::ssize_t(3), F});
                 Array<int64_t> centers(R), neighbors(R);
                 double *pv = values.mutable_data(), *pg = grad.mutable_data(), *ps = strain.mutable_data();
                 int64_t *pc = centers.mutable_data(), *pn = neighbors.mutable_data();
@@ -216,12 +217,15 @@ PYBIND11_MODULE(_core, m) {
                 // (N, F) or (K, N, F): K right-hand sides share the neighbor list and geometry
                 const bool stacked = dE_dG.ndim() == 3;
                 const py::ssize_t K = stacked ? dE_dG.shape(0) : 1;
-                if (stacked) check_shape(dE_dG, {K, N, F}, "dE_dG");
-                else check_shape(dE_dG, {N, F}, "dE_dG");
+                if (stacked)
+                    check_shape(dE_dG, {K, N, F}, "dE_dG");
+                else
+                    check_shape(dE_dG, {N, F}, "dE_dG");
                 const double* w = dE_dG.data();
                 for (py::ssize_t k = 0; k < K * N * F; ++k)
                     if (!std::isfinite(w[k])) throw InvalidInput("dE_dG contains NaN or inf");
-                Array<double> forces = stacked ? Array<double>({K, N, py::ssize_t(3)}) : Array<double>({N, py::ssize_t(3)});
+                Array<double> forces =
+                    stacked ? Array<double>({K, N, py::ssize_t(3)}) : Array<double>({N, py::ssize_t(3)});
                 Array<double> virials = stacked ? Array<double>({K, S, py::ssize_t(3), py::ssize_t(3)})
                                                 : Array<double>({S, py::ssize_t(3), py::ssize_t(3)});
                 double *pf = forces.mutable_data(), *pw = virials.mutable_data();

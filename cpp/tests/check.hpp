@@ -59,37 +59,37 @@ inline int run_all(int argc, char** argv) {
 
 #define CHECK_CAT_(a, b) a##b
 #define CHECK_CAT(a, b) CHECK_CAT_(a, b)
-#define TEST_CASE(name)                                        \
-    static void name();                                        \
+#define TEST_CASE(name)                                              \
+    static void name();                                              \
     static const check::Register CHECK_CAT(reg_, name)(#name, name); \
     static void name()
 
-#define CHECK(cond)                                                \
-    do {                                                           \
+#define CHECK(cond)                                                       \
+    do {                                                                  \
         if (!(cond)) check::fail(__FILE__, __LINE__, "CHECK(" #cond ")"); \
     } while (0)
 
 /// |a - b| <= tol (absolute), reporting both values.
-#define CHECK_CLOSE(a, b, tol)                                                                          \
-    do {                                                                                                \
-        const double check_a_ = (a), check_b_ = (b);                                                    \
-        if (!(std::abs(check_a_ - check_b_) <= (tol)))                                                  \
-            check::fail(__FILE__, __LINE__,                                                             \
-                        std::string(#a " = ") + std::to_string(check_a_) + ", " #b " = " +              \
-                            std::to_string(check_b_) + ", |diff| = " + std::to_string(std::abs(check_a_ - check_b_))); \
+#define CHECK_CLOSE(a, b, tol)                                                                                        \
+    do {                                                                                                              \
+        const double check_a_ = (a), check_b_ = (b);                                                                  \
+        if (!(std::abs(check_a_ - check_b_) <= (tol)))                                                                \
+            check::fail(__FILE__, __LINE__,                                                                           \
+                        std::string(#a " = ") + std::to_string(check_a_) + ", " #b " = " + std::to_string(check_b_) + \
+                            ", |diff| = " + std::to_string(std::abs(check_a_ - check_b_)));                           \
     } while (0)
 
 /// `expr` throws `type` whose what() contains `needle`.
-#define CHECK_THROWS(type, expr, needle)                                                                  \
-    do {                                                                                                  \
-        bool check_thrown_ = false;                                                                       \
-        try {                                                                                             \
-            (void)(expr);                                                                                 \
-        } catch (const type& e) {                                                                         \
-            check_thrown_ = true;                                                                         \
-            if (std::strstr(e.what(), needle) == nullptr)                                                 \
-                check::fail(__FILE__, __LINE__, std::string(#expr " threw '") + e.what() + "', expected '" + \
-                                                    needle + "'");                                        \
-        }                                                                                                 \
-        if (!check_thrown_) check::fail(__FILE__, __LINE__, #expr " did not throw " #type);               \
+#define CHECK_THROWS(type, expr, needle)                                                                \
+    do {                                                                                                \
+        bool check_thrown_ = false;                                                                     \
+        try {                                                                                           \
+            (void)(expr);                                                                               \
+        } catch (const type& e) {                                                                       \
+            check_thrown_ = true;                                                                       \
+            if (std::strstr(e.what(), needle) == nullptr)                                               \
+                check::fail(__FILE__, __LINE__,                                                         \
+                            std::string(#expr " threw '") + e.what() + "', expected '" + needle + "'"); \
+        }                                                                                               \
+        if (!check_thrown_) check::fail(__FILE__, __LINE__, #expr " did not throw " #type);             \
     } while (0)

@@ -6,8 +6,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -107,8 +107,8 @@ std::vector<double> reference_values(const AcsfSpec& spec, const StructureView& 
             const double r = nl.distance[p];
             const int32_t sj = s.species[nl.neighbor[p]];
             for (int64_t k = 0; k < n_g2; ++k)
-                g[sj * n_g2 + k] += std::exp(-spec.g2[k].eta * (r - spec.g2[k].rs) * (r - spec.g2[k].rs)) *
-                                    cutoff_fn(spec, r);
+                g[sj * n_g2 + k] +=
+                    std::exp(-spec.g2[k].eta * (r - spec.g2[k].rs) * (r - spec.g2[k].rs)) * cutoff_fn(spec, r);
         }
         for (int64_t p = nl.offsets[i]; p < nl.offsets[i + 1]; ++p)
             for (int64_t q = p + 1; q < nl.offsets[i + 1]; ++q) {
@@ -118,7 +118,8 @@ std::vector<double> reference_values(const AcsfSpec& spec, const StructureView& 
                 const double d[3] = {v[0] - u[0], v[1] - u[1], v[2] - u[2]};
                 const double r12 = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
                 const double cos = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (r1 * r2);
-                const int64_t base = ns * n_g2 + pair_index(s.species[nl.neighbor[p]], s.species[nl.neighbor[q]]) * n_ang;
+                const int64_t base =
+                    ns * n_g2 + pair_index(s.species[nl.neighbor[p]], s.species[nl.neighbor[q]]) * n_ang;
                 for (size_t k = 0; k < spec.g4.size(); ++k) {
                     const AngularParam& a = spec.g4[k];
                     const double b = std::max(0.0, 1.0 + a.lambda * cos);
@@ -341,7 +342,8 @@ TEST_CASE(fused_forces_virial_match_sparse_gradients) {
                             want_f[size_t(3 * j + k)] -= wr[i * F + f] * g.dense[size_t(((i * n + j) * 3 + k) * F + f)];
             for (int64_t i = 0; i < n; ++i)
                 for (int ab = 0; ab < 9; ++ab)
-                    for (int64_t f = 0; f < F; ++f) want_v[size_t(ab)] -= wr[i * F + f] * g.strain[size_t((i * 9 + ab) * F + f)];
+                    for (int64_t f = 0; f < F; ++f)
+                        want_v[size_t(ab)] -= wr[i * F + f] * g.strain[size_t((i * 9 + ab) * F + f)];
             const std::vector<double> got_f(forces.begin() + 3 * n * r, forces.begin() + 3 * n * (r + 1));
             const std::vector<double> got_v(virial.begin() + 9 * r, virial.begin() + 9 * (r + 1));
             CHECK(relative_difference(got_f, want_f) < 1e-12);
@@ -380,8 +382,8 @@ TEST_CASE(every_variant_agrees_with_the_selected_one) {
                 const double d = relative_difference(got[a], want[a]);
                 if (!(d <= 1e-14))
                     check::fail(__FILE__, __LINE__,
-                                name + " vs " + kernels().name + ": array " + std::to_string(a) +
-                                    " differs by " + std::to_string(d / 1e-14) + "e-14 of its largest magnitude");
+                                name + " vs " + kernels().name + ": array " + std::to_string(a) + " differs by " +
+                                    std::to_string(d / 1e-14) + "e-14 of its largest magnitude");
             }
             ++compared;
         }

@@ -35,12 +35,12 @@ struct AcsfSpec {
 
 /// Output pointers for the gradient mode of one structure (all preallocated).
 struct GradientOutput {
-    double* values;            ///< (n_atoms, F)
-    double* grad;              ///< (n_rows, 3, F)
-    int64_t* centers;          ///< (n_rows,)
-    int64_t* neighbors;        ///< (n_rows,)
-    double* strain;            ///< (n_atoms, 3, 3, F)
-    int64_t atom_offset = 0;   ///< added to the atom indices written to centers/neighbors
+    double* values;           ///< (n_atoms, F)
+    double* grad;             ///< (n_rows, 3, F)
+    int64_t* centers;         ///< (n_rows,)
+    int64_t* neighbors;       ///< (n_rows,)
+    double* strain;           ///< (n_atoms, 3, 3, F)
+    int64_t atom_offset = 0;  ///< added to the atom indices written to centers/neighbors
 };
 
 /// Right-hand sides of the fused VJP sharing one geometry (e.g. committee members):
@@ -65,8 +65,8 @@ struct AcsfTables {
         int integer_zeta;  ///< >= 1 when zeta is a small integer, else -1
         int lambda_index;  ///< into lambdas
     };
-    std::vector<double> lambdas;  ///< distinct lambdas
-    int ladder_depth = 0;         ///< powers b^(2^t), t < ladder_depth, cover every integer zeta
+    std::vector<double> lambdas;           ///< distinct lambdas
+    int ladder_depth = 0;                  ///< powers b^(2^t), t < ladder_depth, cover every integer zeta
     std::vector<ZetaLambda> zeta_lambdas;  ///< distinct (zeta, lambda)
     struct AngularIndex {
         int eta, zl;
@@ -75,7 +75,7 @@ struct AcsfTables {
     };
     std::vector<AngularIndex> g4_index, g5_index;
     std::vector<double> g4_etas, g5_etas;  ///< eta of each g4 / g5 function
-    std::vector<int32_t> pair_index;  ///< (n_species, n_species) -> unordered pair index
+    std::vector<int32_t> pair_index;       ///< (n_species, n_species) -> unordered pair index
 
     int64_t n_radial_features() const { return int64_t(spec.n_species) * int64_t(spec.g2.size()); }
 };

@@ -39,7 +39,7 @@ using FillLaterVector = std::vector<T, UninitializedAllocator<T>>;
 /// Within a center, pairs are sorted by (j, shift) when built with `sorted`.
 struct NeighborList {
     int64_t n_atoms = 0;
-    std::vector<int64_t> offsets;   ///< (n_atoms + 1,)
+    std::vector<int64_t> offsets;       ///< (n_atoms + 1,)
     FillLaterVector<int64_t> neighbor;  ///< (n_pairs,) atom index j
     FillLaterVector<int32_t> shift;     ///< (n_pairs, 3) integer cell shifts
     FillLaterVector<double> vector;     ///< (n_pairs, 3) r_ij

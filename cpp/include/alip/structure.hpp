@@ -18,9 +18,9 @@ struct InvalidInput : std::invalid_argument {
 struct StructureView {
     const double* positions = nullptr;  ///< (n_atoms, 3), row-major, Å
     int64_t n_atoms = 0;
-    const double* cell = nullptr;       ///< (3, 3), rows are the lattice vectors, Å
+    const double* cell = nullptr;  ///< (3, 3), rows are the lattice vectors, Å
     std::array<bool, 3> pbc{false, false, false};
-    const int32_t* species = nullptr;   ///< (n_atoms,), indices in [0, n_species)
+    const int32_t* species = nullptr;  ///< (n_atoms,), indices in [0, n_species)
 };
 
 /// Throws InvalidInput for an empty structure, non-finite positions or cell,

@@ -37,8 +37,7 @@ int main() {
         bad.cutoff = -1.0;
         alip::Acsf refused(bad);
         return 1;
-    } catch (const alip::InvalidInput&) {
-    }
+    } catch (const alip::InvalidInput&) {}
     std::printf("alip consumer: %lld features, G2 = %.6f\n", (long long)acsf.n_features(), g[0]);
     return 0;
 }
