@@ -55,7 +55,7 @@ struct BlockScratch {
     std::vector<double> ladder;     ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
     std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
     std::vector<double> EP, EdP;    ///< (kPairChunk, n_params) for the gradient mode
-    std::vector<double> fused;      ///< work arrays of the fused AVX-512 VJP (acsf_vjp.hpp)
+    std::vector<double> fused;      ///< work arrays of the fused VJP (acsf_vjp.hpp)
     std::vector<int64_t> fused_idx;
 
     void resize(int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
@@ -105,8 +105,8 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
 template <class Mode>
 void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B);
 
-/// G4 / G5 terms of the VJP mode in one fused AVX-512 pass (acsf_vjp.hpp); false where
-/// it does not apply (non-integer zeta, variants without AVX-512).
+/// G4 / G5 terms of the VJP mode in one fused pass (acsf_vjp.hpp); false where it does
+/// not apply (a non-integer zeta: the chunked loops below take it).
 inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNeighbors& L, BlockScratch& B);
 
 /// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.

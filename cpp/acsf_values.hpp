@@ -5,9 +5,9 @@
 //  * per neighbor n, a_e(n) = exp(-eta_e r_n^2) f_c(r_n) and the unit vector are computed
 //    once, so a pair (n1, n2) needs only a dot product, |v2 - v1|^2 and a_e(n1) a_e(n2);
 //  * for a fixed n1 the second neighbors n2 are contiguous (rows padded with zeros): the
-//    test r_12 < r_c and the pair quantities run 8 lanes wide without gathers, and the
-//    pairs that pass are packed (AVX-512 compress, or a branch-free scalar loop) into a
-//    chunk;
+//    test r_12 < r_c and the pair quantities run simd::kWidth lanes wide without gathers,
+//    and the pairs that pass are packed (simd::Packer: AVX-512 compress, an AVX2
+//    permutation, NEON / scalar lane moves) into a chunk;
 //  * per chunk, exp(-eta r_12^2) per distinct eta and f_c(r_12); then, when every zeta is
 //    a power of two (1, 2, 4, ...), the sums over the chunk of b^(2^t) * E_e,
 //    b = max(0, 1 + lambda cos), with the ladder of squares kept in registers; otherwise a
@@ -15,9 +15,9 @@
 //    P_zl * E_e over all (zeta-lambda, eta) combinations (or one sum per parameter when
 //    few combinations are used).
 // The feature of parameter p is prefactor_p * M[zl_p][eta_p] summed over chunks.
-// In the AVX-512 variant (ALIP_KERNEL_AVX512) the exps (G2 included) and the cosine
-// cutoff of r_12 are inline polynomials (<= 2 ulp / 2.2e-16 absolute); in the baseline,
-// the same loops call std::exp.
+// Written once over simd.hpp: in the SIMD backends the exps (G2 included) and the cosine
+// cutoff of r_12 are inline polynomials (<= 2 ulp / 2.2e-16 absolute, acsf_simd.hpp); the
+// scalar backend calls std::exp / std::cos in the same loops.
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // The per-structure loops of the ACSF kernel (OpenMP over centers) and the variant's
 // table of entry points (dispatch.hpp). Included once, by the variant's TU
-// (kernel_baseline.cpp, kernel_avx512.cpp), after kernel_variant.hpp's configuration.
+// (kernel_baseline.cpp, kernel_avx2.cpp, kernel_avx512.cpp), after kernel_variant.hpp's
+// configuration.
 #pragma once
 
 #include <algorithm>

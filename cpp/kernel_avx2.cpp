@@ -1,7 +1,7 @@
 // The kernels compiled for AVX2 + FMA (ALIP_AVX2_FEATURES, x86-64-v3 CPUs without
 // AVX-512: Haswell to Alder Lake, Zen 1-3) by a target pragma around the kernel code
-// only: the portable loops, vectorized 4 wide, with glibc's AVX2 exp. dispatch.cpp
-// selects it where the CPU and the OS support every one of those features.
+// only, over the AVX2 backend of simd.hpp (4 doubles; compress by a permutation table).
+// dispatch.cpp selects it where the CPU and the OS support every one of those features.
 #define ALIP_KERNEL_NAME "avx2"
 #define ALIP_KERNEL_NS kernel_avx2
 #define ALIP_KERNEL_ISA kIsaAvx2
