@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+# the repository root (the file may sit in a subfolder of tests/)
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "CMakeLists.txt").is_file())
 
 
 @pytest.mark.slow
