@@ -254,11 +254,7 @@ inline void angular_chunk_geometry(const AcsfTables& tb, const LocalNeighbors& L
         const double* ex = &L.expo[e * m];
         double* E = &B.E[size_t(e * C)];
         if (g4) {
-            for (int64_t k = 0; k < cnt; k += simd::kWidth) {
-                const simd::Md live = simd::tail(cnt - k);
-                const Vd x = simd::load_tail(live, &B.r12sq[k]);
-                simd::store_tail(E + k, live, exp_nonpositive(simd::set1(-eta) * x));
-            }
+            exp_neg(eta, B.r12sq.data(), E, cnt);
 #pragma omp simd
             for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
         } else {

@@ -24,7 +24,7 @@ using simd::Vd;
 /// denormals / 0 below -708 as exp does). FMAs only: nothing fast-math can reassociate.
 /// The scalar backend calls std::exp.
 inline Vd exp_nonpositive(Vd x) {
-#if !(ALIP_SIMD_AVX512 || ALIP_SIMD_AVX2 || ALIP_SIMD_NEON)
+#if ALIP_SIMD_SCALAR
     return {std::exp(x.v)};
 #else
 #if !ALIP_SIMD_AVX512
@@ -45,7 +45,7 @@ inline Vd exp_nonpositive(Vd x) {
 /// 0.5 (cos(a r) + 1) for a r in [0, pi] and 0 where r >= rc: cos(a r) = -sin(u),
 /// u = a r - pi/2 in [-pi/2, pi/2], sin by its Taylor series to u^21 (truncation < 2e-18).
 inline Vd cosine_cutoff(Vd r, double a, double rc) {
-#if !(ALIP_SIMD_AVX512 || ALIP_SIMD_AVX2 || ALIP_SIMD_NEON)
+#if ALIP_SIMD_SCALAR
     return {r.v < rc ? 0.5 * (std::cos(a * r.v) + 1.0) : 0.0};
 #else
     const Vd u = simd::fms(r, simd::set1(a), simd::set1(1.57079632679489661923));
@@ -72,7 +72,7 @@ inline Vd cosine_cutoff(Vd r, double a, double rc) {
 /// r < rc, both 0 beyond. With u = a r - pi/2: cos(a r) = -sin(u), sin(a r) = cos(u), by
 /// their Taylor series to u^21 / u^22 (truncation < 2e-18).
 inline void cosine_cutoff_deriv(Vd r, double a, double rc, Vd& f, Vd& df) {
-#if !(ALIP_SIMD_AVX512 || ALIP_SIMD_AVX2 || ALIP_SIMD_NEON)
+#if ALIP_SIMD_SCALAR
     const bool inside = r.v < rc;
     f = {inside ? 0.5 * (std::cos(a * r.v) + 1.0) : 0.0};
     df = {inside ? -0.5 * a * std::sin(a * r.v) : 0.0};
@@ -126,20 +126,54 @@ inline void polynomial_cutoff_deriv(Vd r, double rc, Vd& f, Vd& df) {
     df = simd::zero_unless(inside, (x2 * q) / simd::set1(rc));
 }
 
+// The array helpers below: in the SIMD backends, loops over Vd; in the scalar backend,
+// loops the compiler vectorizes itself (omp simd with glibc's vector exp / cos under
+// -ffast-math), which a one-lane Vd loop would prevent.
+
+/// out[k] = exp(-eta * x[k]) for k < n (eta, x >= 0).
+inline void exp_neg(double eta, const double* x, double* out, int64_t n) {
+#if ALIP_SIMD_SCALAR
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) out[k] = std::exp(-eta * x[k]);
+#else
+    const Vd ne = simd::set1(-eta);
+    for (int64_t k = 0; k < n; k += simd::kWidth) {
+        const simd::Md live = simd::tail(n - k);
+        simd::store_tail(out + k, live, exp_nonpositive(ne * simd::load_tail(live, x + k)));
+    }
+#endif
+}
+
 /// out[k] = exp(-eta * r[k]^2) for k < n (eta >= 0).
 inline void exp_neg_sq(double eta, const double* r, double* out, int64_t n) {
+#if ALIP_SIMD_SCALAR
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) out[k] = std::exp(-eta * r[k] * r[k]);
+#else
     const Vd ne = simd::set1(-eta);
     for (int64_t k = 0; k < n; k += simd::kWidth) {
         const simd::Md live = simd::tail(n - k);
         const Vd x = simd::load_tail(live, r + k);
         simd::store_tail(out + k, live, exp_nonpositive(ne * (x * x)));
     }
+#endif
 }
 
 /// f[k] = f_c(r[k]) and, with `derivative`, df[k] = f_c'(r[k]), for k < n.
 inline void cutoff_values(CutoffFunction kind, double rc, const double* r, double* f, double* df, int64_t n,
                           bool derivative) {
     const double a = kPi / rc;
+#if ALIP_SIMD_SCALAR
+    if (kind == CutoffFunction::Cosine) {
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) f[k] = r[k] < rc ? 0.5 * (std::cos(a * r[k]) + 1.0) : 0.0;
+        if (derivative) {
+#pragma omp simd
+            for (int64_t k = 0; k < n; ++k) df[k] = r[k] < rc ? -0.5 * a * std::sin(a * r[k]) : 0.0;
+        }
+        return;
+    }
+#endif
     for (int64_t k = 0; k < n; k += simd::kWidth) {
         const simd::Md live = simd::tail(n - k);
         const Vd x = simd::load_tail(live, r + k);

@@ -76,3 +76,4 @@
 #if !defined(ALIP_SIMD_NEON)
 #define ALIP_SIMD_NEON 0
 #endif
+#define ALIP_SIMD_SCALAR (!(ALIP_SIMD_AVX512 || ALIP_SIMD_AVX2 || ALIP_SIMD_NEON))
