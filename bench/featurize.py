@@ -70,6 +70,18 @@ def si_triclinic() -> Atoms:
     return atoms
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("model name", "Model", "Hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 # ----------------------------------------------------------------------------- timing
 def best_time(fn: Callable[[], object], min_time: float, min_repeats: int, max_repeats: int = 1000) -> float:
     t0 = time.perf_counter()
@@ -420,10 +432,9 @@ def main(argv=None) -> int:
     cols = list(structures) + ["64 × Si 8 (batch)"]
     info = alip.build_info() if hasattr(alip, "build_info") else {}
     print(f"\n## alip featurization benchmark ({'quick' if args.quick else 'full'})\n")
-    print(
-        f"Machine: {platform.processor() or platform.machine()}, {n_cores} cores, Python {platform.python_version()}; "
-        f"alip core: {info}"
-    )
+    print(f"Machine: {cpu_model()}, {n_cores} cores, Python {platform.python_version()}; "
+          f"alip kernel variant: **{info.get('kernel_variant', '?')}** (SIMD {info.get('kernel_simd', '?')}; "
+          f"CPU supports {info.get('cpu_isa', '?')}; set ALIP_KERNEL to force one); alip core: {info}")
     load_end = os.getloadavg()
     print(
         f"Load average (1 min) at start / end: {load_start[0]:.2f} / {load_end[0]:.2f} on {n_cores} cores"

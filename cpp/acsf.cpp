@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <string>
 
 #include "dispatch.hpp"
 
@@ -61,8 +62,30 @@ Acsf::Acsf(AcsfSpec spec) {
     t.n_features = t.n_radial_features() + int64_t(q) * t.n_angular_per_pair;
 }
 
+namespace {
+
+/// The checks every entry point makes before a kernel reads the arrays.
+void check_structure_and_list(const StructureView& s, const NeighborList& nl, int32_t n_species) {
+    if (s.positions == nullptr || s.cell == nullptr || s.species == nullptr)
+        throw InvalidInput("the structure needs positions, cell and species (a null pointer was given)");
+    validate_structure(s, n_species);
+    if (nl.n_atoms != s.n_atoms || int64_t(nl.offsets.size()) != s.n_atoms + 1)
+        throw InvalidInput("the neighbor list was built for " + std::to_string(nl.n_atoms) +
+                           " atoms but the structure has " + std::to_string(s.n_atoms));
+    if (nl.offsets.back() != nl.n_pairs() || int64_t(nl.distance.size()) != nl.n_pairs() ||
+        int64_t(nl.vector.size()) != 3 * nl.n_pairs())
+        throw InvalidInput("the neighbor list's arrays disagree on the number of pairs");
+}
+
+void check_output(const void* p, const char* what) {
+    if (p == nullptr) throw InvalidInput(std::string(what) + " is a null pointer");
+}
+
+}  // namespace
 
 void Acsf::values(const StructureView& s, const NeighborList& nl, double* out, bool parallel) const {
+    check_structure_and_list(s, nl, t_.spec.n_species);
+    check_output(out, "the values output");
     kernels().acsf_values(t_, s, nl, out, parallel);
 }
 
@@ -81,11 +104,36 @@ std::vector<int64_t> Acsf::gradient_rows(const NeighborList& nl) const {
 
 void Acsf::gradients(const StructureView& s, const NeighborList& nl, const std::vector<int64_t>& rows,
                      const GradientOutput& out, bool parallel) const {
+    check_structure_and_list(s, nl, t_.spec.n_species);
+    if (int64_t(rows.size()) != s.n_atoms + 1 || rows != gradient_rows(nl))
+        throw InvalidInput("gradient rows do not match the neighbor list (use Acsf::gradient_rows)");
+    for (const void* p : {static_cast<const void*>(out.values), static_cast<const void*>(out.grad),
+                          static_cast<const void*>(out.centers), static_cast<const void*>(out.neighbors),
+                          static_cast<const void*>(out.strain)})
+        check_output(p, "a gradient output");
     kernels().acsf_gradients(t_, s, nl, rows, out, parallel);
 }
 
 void Acsf::forces_virial(const StructureView& s, const NeighborList& nl, const double* dE_dG, double* forces,
                          double* virial, bool parallel, VjpRhs rhs) const {
+    check_structure_and_list(s, nl, t_.spec.n_species);
+    check_output(dE_dG, "dE/dG");
+    check_output(forces, "the forces output");
+    check_output(virial, "the virial output");
+    const int64_t per_rhs = s.n_atoms * t_.n_features;
+    if (rhs.n < 1) throw InvalidInput("forces_virial needs at least one right-hand side (rhs.n >= 1)");
+    if (rhs.n > 1 && (rhs.dE_dG_stride < per_rhs || rhs.forces_stride < 3 * s.n_atoms || rhs.virial_stride < 9))
+        throw InvalidInput(
+            "right-hand sides overlap: strides must be at least n_atoms * F (dE/dG), "
+            "3 n_atoms (forces) and 9 (virial)");
+    for (int64_t r = 0; r < rhs.n; ++r) {
+        const double* w = dE_dG + r * rhs.dE_dG_stride;
+        for (int64_t k = 0; k < per_rhs; ++k)
+            if (!std::isfinite(w[k]))
+                throw InvalidInput("dE/dG contains NaN or inf (right-hand side " + std::to_string(r) + ", atom " +
+                                   std::to_string(k / t_.n_features) + ", feature " +
+                                   std::to_string(k % t_.n_features) + ")");
+    }
     kernels().acsf_forces_virial(t_, s, nl, dE_dG, forces, virial, parallel, rhs);
 }
 

@@ -27,11 +27,11 @@ enum class Kind { Values, Gradients, Vjp };
 /// Neighbors of one center, sorted by species (stable in the neighbor-list order).
 struct LocalNeighbors {
     int64_t m = 0;
-    std::vector<int64_t> entry;   ///< index of the pair in the neighbor list
-    std::vector<int64_t> local;   ///< inverse: pair (relative to the center's first) -> local index
+    std::vector<int64_t> entry;  ///< index of the pair in the neighbor list
+    std::vector<int64_t> local;  ///< inverse: pair (relative to the center's first) -> local index
     std::vector<double> x, y, z, r, inv_r, fc, dfc;
-    std::vector<double> expo;     ///< (n_eta, m) exp(-eta r^2)
-    std::vector<int64_t> seg;     ///< (n_species + 1) species segments
+    std::vector<double> expo;  ///< (n_eta, m) exp(-eta r^2)
+    std::vector<int64_t> seg;  ///< (n_species + 1) species segments
     std::vector<int32_t> sp;
 
     void resize(int64_t n, int64_t n_eta, int32_t n_species) {
@@ -50,12 +50,12 @@ struct LocalNeighbors {
 struct BlockScratch {
     std::vector<int64_t> i1, i2, cursor;
     std::vector<double> cos, r12sq, r12, fc12, dfc12, Fc, dF1, dF2, dFb, cos_r1, cos_r2, inv12, U, V, H, work;
-    std::vector<double> E;      ///< (n_eta, kPairChunk)
-    std::vector<double> P, dP;  ///< (n_zl, kPairChunk)
-    std::vector<double> ladder; ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
+    std::vector<double> E;          ///< (n_eta, kPairChunk)
+    std::vector<double> P, dP;      ///< (n_zl, kPairChunk)
+    std::vector<double> ladder;     ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
     std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
     std::vector<double> EP, EdP;    ///< (kPairChunk, n_params) for the gradient mode
-    std::vector<double> fused;      ///< work arrays of the fused AVX-512 VJP (acsf_vjp.hpp)
+    std::vector<double> fused;      ///< work arrays of the fused VJP (acsf_vjp.hpp)
     std::vector<int64_t> fused_idx;
 
     void resize(int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
@@ -66,8 +66,8 @@ struct BlockScratch {
         const size_t c = size_t(kPairChunk);
         i1.resize(c);
         i2.resize(c);
-        for (auto* v : {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H,
-                        &work})
+        for (auto* v :
+             {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H, &work})
             v->resize(c);
         E.resize(c * size_t(n_eta));
         P.resize(c * size_t(n_zl));
@@ -92,10 +92,10 @@ struct GradientMode {
 /// Several right-hand sides (e.g. the K members of a committee) share the geometry.
 struct VjpMode {
     static constexpr Kind kind = Kind::Vjp;
-    const double* w = nullptr;     ///< dE/dG of this center for rhs 0 (F,)
-    int64_t n_rhs = 1;             ///< number of right-hand sides
-    int64_t w_stride = 0;          ///< distance between the dE/dG of consecutive rhs
-    std::vector<double> coef;      ///< (n_rhs, m) coefficient of v_n in dE/dv_n
+    const double* w = nullptr;       ///< dE/dG of this center for rhs 0 (F,)
+    int64_t n_rhs = 1;               ///< number of right-hand sides
+    int64_t w_stride = 0;            ///< distance between the dE/dG of consecutive rhs
+    std::vector<double> coef;        ///< (n_rhs, m) coefficient of v_n in dE/dv_n
     std::vector<double> ex, ey, ez;  ///< (n_rhs, m) remaining cross terms of dE/dv_n
 };
 
@@ -105,8 +105,8 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
 template <class Mode>
 void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B);
 
-/// G4 / G5 terms of the VJP mode in one fused AVX-512 pass (acsf_vjp.hpp); false where
-/// it does not apply (non-integer zeta, variants without AVX-512).
+/// G4 / G5 terms of the VJP mode in one fused pass (acsf_vjp.hpp); false where it does
+/// not apply (a non-integer zeta: the chunked loops below take it).
 inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNeighbors& L, BlockScratch& B);
 
 /// Accumulates the center's values and, by mode, derivatives w.r.t. its pair vectors.
@@ -149,31 +149,18 @@ void center(const AcsfTables& tb, const StructureView& s, const NeighborList& nl
     }
 }
 
-/// The derivative modes' part of center(), after the neighbors are gathered.
+/// G2 terms of the derivative modes: values and d G / d v_n (gradients), or the
+/// dE/dG-weighted coefficient of v_n (VJP), per neighbor species block.
 template <class Mode>
-void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B) {
+void radial_terms(const AcsfTables& tb, Mode& mode, const LocalNeighbors& L) {
     constexpr Kind kind = Mode::kind;
-    constexpr bool deriv = true;
     const int64_t m = L.m;
     const int64_t F = tb.n_features;
     const int32_t ns = tb.spec.n_species;
-    const int64_t ne = int64_t(tb.angular_etas.size());
-    const int64_t nz = int64_t(tb.zeta_lambdas.size());
-    const double rc = tb.spec.cutoff;
-    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], L.r.data(), &L.expo[e * m], m);
-
-    // ---- mode state ----------------------------------------------------------
-    if constexpr (kind == Kind::Gradients) {
-        std::fill(mode.g, mode.g + F, 0.0);
-        mode.d.assign(size_t(m * 3 * F), 0.0);
-    } else {
-        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(mode.n_rhs * m), 0.0);
-    }
     const double* X = L.x.data();
     const double* Y = L.y.data();
     const double* Z = L.z.data();
-
-    // ---- G2 --------------------------------------------------------------------
+    (void)m, (void)F, (void)X, (void)Y, (void)Z;
     const int64_t n_g2 = int64_t(tb.spec.g2.size());
     for (int32_t sp = 0; sp < ns && n_g2 > 0; ++sp) {
         const int64_t lo = L.seg[sp], hi = L.seg[sp + 1];
@@ -183,20 +170,15 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
             if constexpr (kind == Kind::Gradients) {
                 double acc = 0.0;
                 double* d = mode.d.data();
-                double ebuf[8];
+                double ebuf[simd::kWidth];
                 for (int64_t n = lo; n < hi; ++n) {
                     const double dr = L.r[n] - rs;
-#if ALIP_KERNEL_AVX512
-                    if ((n - lo) % 8 == 0) {  // exp(-eta (r - rs)^2) of the next 8 neighbors
-                        const __mmask8 live = tail_mask(hi - n);
-                        const __m512d x = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, &L.r[n]), _mm512_set1_pd(rs));
-                        _mm512_storeu_pd(ebuf, exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(x, x))));
+                    if ((n - lo) % simd::kWidth == 0) {  // exp(-eta (r - rs)^2) of the next kWidth neighbors
+                        const simd::Md live = simd::tail(hi - n);
+                        const Vd x = simd::load_tail(live, &L.r[n]) - simd::set1(rs);
+                        simd::store(ebuf, exp_nonpositive(simd::set1(-eta) * (x * x)));
                     }
-                    const double e = ebuf[(n - lo) % 8];
-#else
-                    const double e = std::exp(-eta * dr * dr);
-                    (void)ebuf;
-#endif
+                    const double e = ebuf[(n - lo) % simd::kWidth];
                     acc += e * L.fc[n];
                     const double c = e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
                     d[size_t((n * 3 + 0) * F + f)] += c * X[n];
@@ -209,236 +191,289 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
                     const double w = mode.w[r * mode.w_stride + f];
                     if (w == 0.0) continue;
                     double* coef = mode.coef.data() + r * m;
-#if ALIP_KERNEL_AVX512
-                    for (int64_t n = lo; n < hi; n += 8) {
-                        const __mmask8 live = tail_mask(hi - n);
-                        const __m512d dr = _mm512_sub_pd(_mm512_maskz_loadu_pd(live, &L.r[n]), _mm512_set1_pd(rs));
-                        const __m512d e = exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), _mm512_mul_pd(dr, dr)));
-                        const __m512d fc = _mm512_maskz_loadu_pd(live, &L.fc[n]);
-                        // dfc - 2 eta dr fc
-                        const __m512d inner = _mm512_fnmadd_pd(_mm512_mul_pd(_mm512_set1_pd(2.0 * eta), dr), fc,
-                                                               _mm512_maskz_loadu_pd(live, &L.dfc[n]));
-                        const __m512d t = _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(w), e),
-                                                        _mm512_mul_pd(inner, _mm512_maskz_loadu_pd(live, &L.inv_r[n])));
-                        _mm512_mask_storeu_pd(coef + n, live, _mm512_add_pd(_mm512_maskz_loadu_pd(live, coef + n), t));
+                    for (int64_t n = lo; n < hi; n += simd::kWidth) {
+                        const simd::Md live = simd::tail(hi - n);
+                        const Vd dr = simd::load_tail(live, &L.r[n]) - simd::set1(rs);
+                        const Vd e = exp_nonpositive(simd::set1(-eta) * (dr * dr));
+                        const Vd fc = simd::load_tail(live, &L.fc[n]);
+                        // w e (dfc - 2 eta dr fc) / r
+                        const Vd inner = simd::fnma(simd::set1(2.0 * eta) * dr, fc, simd::load_tail(live, &L.dfc[n]));
+                        const Vd t = (simd::set1(w) * e) * (inner * simd::load_tail(live, &L.inv_r[n]));
+                        simd::store_tail(coef + n, live, simd::load_tail(live, coef + n) + t);
                     }
-#else
-#pragma omp simd
-                    for (int64_t n = lo; n < hi; ++n) {
-                        const double dr = L.r[n] - rs;
-                        const double e = std::exp(-eta * dr * dr);
-                        coef[n] += w * e * (L.dfc[n] - 2.0 * eta * dr * L.fc[n]) * L.inv_r[n];
-                    }
-#endif
                 }
             }
         }
     }
+}
+
+/// Geometry of a chunk of `cnt` pairs (B.i1, B.i2): cos, for G4 the cutoff of r_12, the
+/// product of cutoffs Fc and its derivatives, and E = exp(-eta (r1^2 + r2^2 [+ r12^2])).
+inline void angular_chunk_geometry(const AcsfTables& tb, const LocalNeighbors& L, BlockScratch& B, bool g4,
+                                   int64_t cnt) {
+    constexpr bool deriv = true;
+    const int64_t m = L.m;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const double rc = tb.spec.cutoff;
+    const int64_t C = kPairChunk;
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const int64_t* i1 = B.i1.data();
+    const int64_t* i2 = B.i2.data();
+#pragma omp simd
+    for (int64_t k = 0; k < cnt; ++k) {
+        const int64_t n1 = i1[k], n2 = i2[k];
+        const double c = (X[n1] * X[n2] + Y[n1] * Y[n2] + Z[n1] * Z[n2]) * L.inv_r[n1] * L.inv_r[n2];
+        B.cos[k] = std::min(1.0, std::max(-1.0, c));
+    }
+    if (g4) {
+#pragma omp simd
+        for (int64_t k = 0; k < cnt; ++k) B.r12[k] = std::sqrt(B.r12sq[k]);
+        cutoff_values(tb.spec.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
+    }
+#pragma omp simd
+    for (int64_t k = 0; k < cnt; ++k) {
+        const int64_t n1 = i1[k], n2 = i2[k];
+        const double f1 = L.fc[n1], f2 = L.fc[n2], f12 = g4 ? B.fc12[k] : 1.0;
+        B.Fc[k] = f1 * f2 * f12;
+        if (deriv) {
+            const double ir1 = L.inv_r[n1], ir2 = L.inv_r[n2];
+            const double ir12 = g4 ? 1.0 / B.r12[k] : 0.0;
+            const double d12 = g4 ? f1 * f2 * B.dfc12[k] * ir12 : 0.0;
+            B.dF1[k] = L.dfc[n1] * f2 * f12 * ir1 + d12;
+            B.dF2[k] = f1 * L.dfc[n2] * f12 * ir2 + d12;
+            B.dFb[k] = -d12;
+            B.cos_r1[k] = B.cos[k] * ir1 * ir1;
+            B.cos_r2[k] = B.cos[k] * ir2 * ir2;
+            B.inv12[k] = ir1 * ir2;
+        }
+    }
+    for (int64_t e = 0; e < ne; ++e) {
+        const double eta = tb.angular_etas[e];
+        const double* ex = &L.expo[e * m];
+        double* E = &B.E[size_t(e * C)];
+        if (g4) {
+            exp_neg(eta, B.r12sq.data(), E, cnt);
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
+        } else {
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];
+        }
+    }
+}
+
+/// P = (1 + lambda cos)^zeta and dP/dcos per (zeta, lambda) of a chunk: a ladder of
+/// squares per lambda, then products of its rungs (std::pow for non-integer zeta).
+inline void angular_powers(const AcsfTables& tb, BlockScratch& B, int64_t cnt) {
+    constexpr bool deriv = true;
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const int64_t nl_lambda = int64_t(tb.lambdas.size());
+    const int64_t C = kPairChunk;
+    // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
+    for (int64_t l = 0; l < nl_lambda; ++l) {
+        const double lam = tb.lambdas[l];
+        fill_ladder(&B.ladder[size_t(l * tb.ladder_depth * C)], tb.ladder_depth, C, lam, B.cos.data(), cnt);
+    }
+    for (int64_t z = 0; z < nz; ++z) {
+        const ZetaLambda& zl = tb.zeta_lambdas[z];
+        const double* rungs = &B.ladder[size_t(zl.lambda_index * tb.ladder_depth * C)];
+        double* P = &B.P[size_t(z * C)];
+        double* dP = &B.dP[size_t(z * C)];
+        if (zl.integer_zeta >= 1) {
+            const int e = zl.integer_zeta;
+            if ((e & (e - 1)) == 0) {  // a power of two: one rung, no work
+                int t = 0;
+                while ((1 << t) < e) ++t;
+                B.Pz[z] = rungs + t * C;
+            } else {
+                ladder_power(rungs, e, P, cnt);
+                B.Pz[z] = P;
+            }
+            if (deriv) {  // dP/dcos = zeta lambda b^(zeta - 1)
+                ladder_power(rungs, e - 1, dP, cnt);
+                const double c = zl.zeta * zl.lambda;
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) dP[k] *= c;
+            }
+        } else {
+            for (int64_t k = 0; k < cnt; ++k) {
+                const double b = std::max(0.0, 1.0 + zl.lambda * B.cos[k]);
+                const double q = b > 0.0 ? std::pow(b, zl.zeta - 1.0) : (zl.zeta == 1.0 ? 1.0 : 0.0);
+                P[k] = q * b;
+                if (deriv) dP[k] = zl.zeta * zl.lambda * q;
+            }
+            B.Pz[z] = P;
+        }
+    }
+}
+
+/// Angular derivatives, gradient mode: adds a chunk's G4 or G5 values and d G / d v_n,
+/// vectorized over the family's parameters (contiguous features).
+inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, const LocalNeighbors& L, BlockScratch& B,
+                                   const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
+                                   double b_eta) {
+    const int64_t F = tb.n_features;
+    const int64_t C = kPairChunk;
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const int64_t* i1 = B.i1.data();
+    const int64_t* i2 = B.i2.data();
+    // per pair, vectorized over the family's parameters (contiguous features)
+    const int64_t np = int64_t(params.size());
+    double* EP = B.EP.data();    // (cnt, np): prefactor E P
+    double* EdP = B.EdP.data();  // (cnt, np): prefactor E dP
+    for (int64_t p = 0; p < np; ++p) {
+        const AngularIndex& ix = params[size_t(p)];
+        const double* E = &B.E[size_t(ix.eta * C)];
+        const double* P = B.Pz[size_t(ix.zl)];
+        const double* dP = &B.dP[size_t(ix.zl * C)];
+        for (int64_t k = 0; k < cnt; ++k) {
+            EP[k * np + p] = ix.prefactor * E[k] * P[k];
+            EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
+        }
+    }
+    const double* etas = (&params == &tb.g4_index) ? tb.g4_etas.data() : tb.g5_etas.data();
+    double* d = mode.d.data();
+    double* g = mode.g + base;
+    for (int64_t k = 0; k < cnt; ++k) {
+        const int64_t n1 = i1[k], n2 = i2[k];
+        const double Fc = B.Fc[k];
+        const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
+        const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
+        const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
+        const double* ep = EP + k * np;
+        const double* edp = EdP + k * np;
+        double* d1 = d + (n1 * 3) * F + base;
+        double* d2 = d + (n2 * 3) * F + base;
+#pragma omp simd
+        for (int64_t p = 0; p < np; ++p) {
+            const double eF = etas[p] * Fc;
+            const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF);
+            const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF);
+            const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF);
+            g[p] += ep[p] * Fc;
+            d1[p] += a1 * v1[0] + b * v2[0];
+            d1[F + p] += a1 * v1[1] + b * v2[1];
+            d1[2 * F + p] += a1 * v1[2] + b * v2[2];
+            d2[p] += a2 * v2[0] + b * v1[0];
+            d2[F + p] += a2 * v2[1] + b * v1[1];
+            d2[2 * F + p] += a2 * v2[2] + b * v1[2];
+        }
+    }
+}
+
+/// Angular derivatives, VJP mode (chunked path: non-integer zetas): contracts a chunk's
+/// G4 or G5 terms with dE/dG into the coefficients of dE/dv_n.
+inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const LocalNeighbors& L, BlockScratch& B,
+                                const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
+                                double b_eta) {
+    (void)tb;
+    const int64_t m = L.m;
+    const int64_t C = kPairChunk;
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
+    const int64_t* i1 = B.i1.data();
+    const int64_t* i2 = B.i2.data();
+    double* U = B.U.data();
+    double* V = B.V.data();
+    double* H = B.H.data();
+    for (int64_t r = 0; r < mode.n_rhs; ++r) {
+        const double* w = mode.w + r * mode.w_stride;
+        std::fill(U, U + cnt, 0.0);
+        std::fill(V, V + cnt, 0.0);
+        std::fill(H, H + cnt, 0.0);
+        bool any = false;
+        for (size_t p = 0; p < params.size(); ++p) {
+            const AngularIndex& ix = params[p];
+            const double wp = w[base + int64_t(p)] * ix.prefactor;
+            if (wp == 0.0) continue;
+            any = true;
+            const double* E = &B.E[size_t(ix.eta * C)];
+            const double* P = B.Pz[size_t(ix.zl)];
+            const double* dP = &B.dP[size_t(ix.zl * C)];
+            const double eta = ix.eta_value;
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) {
+                const double Xw = wp * E[k];
+                U[k] += Xw * dP[k];
+                V[k] += Xw * P[k];
+                H[k] += eta * Xw * P[k];
+            }
+        }
+        if (!any) continue;
+        double* coef = mode.coef.data() + r * m;
+        double* ex = mode.ex.data() + r * m;
+        double* ey = mode.ey.data() + r * m;
+        double* ez = mode.ez.data() + r * m;
+        for (int64_t k = 0; k < cnt; ++k) {
+            const int64_t n1 = i1[k], n2 = i2[k];
+            const double Fc = B.Fc[k];
+            const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
+            const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
+            const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
+            coef[n1] += sa1;
+            coef[n2] += sa2;
+            ex[n1] += sb * X[n2];
+            ey[n1] += sb * Y[n2];
+            ez[n1] += sb * Z[n2];
+            ex[n2] += sb * X[n1];
+            ey[n2] += sb * Y[n1];
+            ez[n2] += sb * Z[n1];
+        }
+    }
+}
+
+/// One chunk of pairs of one family: geometry, powers, then the mode's angular terms.
+template <class Mode>
+void angular_chunk(const AcsfTables& tb, Mode& mode, const LocalNeighbors& L, BlockScratch& B, bool g4, int64_t base,
+                   int64_t cnt) {
+    angular_chunk_geometry(tb, L, B, g4, cnt);
+    angular_powers(tb, B, cnt);
+    const std::vector<AngularIndex>& params = g4 ? tb.g4_index : tb.g5_index;
+    const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));
+    const double a_eta = g4 ? 4.0 : 2.0, b_eta = g4 ? 2.0 : 0.0;
+    if constexpr (Mode::kind == Kind::Gradients)
+        angular_gradient_chunk(tb, mode, L, B, params, offset, cnt, a_eta, b_eta);
+    else
+        angular_vjp_chunked(tb, mode, L, B, params, offset, cnt, a_eta, b_eta);
+}
+
+/// The derivative modes' part of center(), after the neighbors are gathered: G2
+/// (radial_terms), then G4 / G5 over unordered pairs (n1 < n2) of neighbors, packed into
+/// chunks (angular_chunk), or the fused VJP pass (vjp_angular_fused, acsf_vjp.hpp).
+template <class Mode>
+void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, BlockScratch& B) {
+    constexpr Kind kind = Mode::kind;
+    const int64_t m = L.m;
+    const int64_t F = tb.n_features;
+    const int32_t ns = tb.spec.n_species;
+    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t nz = int64_t(tb.zeta_lambdas.size());
+    const double rc = tb.spec.cutoff;
+    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], L.r.data(), &L.expo[e * m], m);
+    if constexpr (kind == Kind::Gradients) {
+        std::fill(mode.g, mode.g + F, 0.0);
+        mode.d.assign(size_t(m * 3 * F), 0.0);
+    } else {
+        for (auto* v : {&mode.coef, &mode.ex, &mode.ey, &mode.ez}) v->assign(size_t(mode.n_rhs * m), 0.0);
+    }
+    radial_terms(tb, mode, L);
     if (tb.n_angular_per_pair == 0) return;
     if constexpr (kind == Kind::Vjp) {
         if (vjp_angular_fused(tb, mode, L, B)) return;
     }
-
-    // ---- G4 / G5 over unordered pairs (n1 < n2) of neighbors, in chunks ---------
-    const int64_t nl_lambda = int64_t(tb.lambdas.size());
-    B.resize(ne, nz, nl_lambda, tb.ladder_depth, int64_t(std::max(tb.g4_index.size(), tb.g5_index.size())));
+    B.resize(ne, nz, int64_t(tb.lambdas.size()), tb.ladder_depth,
+             int64_t(std::max(tb.g4_index.size(), tb.g5_index.size())));
     const int64_t n_radial = tb.n_radial_features();
     const double rc2 = rc * rc;
     const int64_t C = kPairChunk;
-
-    // adds one chunk's contributions of one family (G4 or G5)
-    auto accumulate = [&](const std::vector<AngularIndex>& params, int64_t base, int64_t cnt, double a_eta,
-                          double b_eta) {
-        const int64_t* i1 = B.i1.data();
-        const int64_t* i2 = B.i2.data();
-        if constexpr (kind == Kind::Gradients) {
-            // per pair, vectorized over the family's parameters (contiguous features)
-            const int64_t np = int64_t(params.size());
-            double* EP = B.EP.data();    // (cnt, np): prefactor E P
-            double* EdP = B.EdP.data();  // (cnt, np): prefactor E dP
-            for (int64_t p = 0; p < np; ++p) {
-                const AngularIndex& ix = params[size_t(p)];
-                const double* E = &B.E[size_t(ix.eta * C)];
-                const double* P = B.Pz[size_t(ix.zl)];
-                const double* dP = &B.dP[size_t(ix.zl * C)];
-                for (int64_t k = 0; k < cnt; ++k) {
-                    EP[k * np + p] = ix.prefactor * E[k] * P[k];
-                    EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
-                }
-            }
-            const double* etas = (&params == &tb.g4_index) ? tb.g4_etas.data() : tb.g5_etas.data();
-            double* d = mode.d.data();
-            double* g = mode.g + base;
-            for (int64_t k = 0; k < cnt; ++k) {
-                const int64_t n1 = i1[k], n2 = i2[k];
-                const double Fc = B.Fc[k];
-                const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
-                const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
-                const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
-                const double* ep = EP + k * np;
-                const double* edp = EdP + k * np;
-                double* d1 = d + (n1 * 3) * F + base;
-                double* d2 = d + (n2 * 3) * F + base;
-#pragma omp simd
-                for (int64_t p = 0; p < np; ++p) {
-                    const double eF = etas[p] * Fc;
-                    const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF);
-                    const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF);
-                    const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF);
-                    g[p] += ep[p] * Fc;
-                    d1[p] += a1 * v1[0] + b * v2[0];
-                    d1[F + p] += a1 * v1[1] + b * v2[1];
-                    d1[2 * F + p] += a1 * v1[2] + b * v2[2];
-                    d2[p] += a2 * v2[0] + b * v1[0];
-                    d2[F + p] += a2 * v2[1] + b * v1[1];
-                    d2[2 * F + p] += a2 * v2[2] + b * v1[2];
-                }
-            }
-        } else {
-            double* U = B.U.data();
-            double* V = B.V.data();
-            double* H = B.H.data();
-            for (int64_t r = 0; r < mode.n_rhs; ++r) {
-                const double* w = mode.w + r * mode.w_stride;
-                std::fill(U, U + cnt, 0.0);
-                std::fill(V, V + cnt, 0.0);
-                std::fill(H, H + cnt, 0.0);
-                bool any = false;
-                for (size_t p = 0; p < params.size(); ++p) {
-                    const AngularIndex& ix = params[p];
-                    const double wp = w[base + int64_t(p)] * ix.prefactor;
-                    if (wp == 0.0) continue;
-                    any = true;
-                    const double* E = &B.E[size_t(ix.eta * C)];
-                    const double* P = B.Pz[size_t(ix.zl)];
-                    const double* dP = &B.dP[size_t(ix.zl * C)];
-                    const double eta = ix.eta_value;
-#pragma omp simd
-                    for (int64_t k = 0; k < cnt; ++k) {
-                        const double Xw = wp * E[k];
-                        U[k] += Xw * dP[k];
-                        V[k] += Xw * P[k];
-                        H[k] += eta * Xw * P[k];
-                    }
-                }
-                if (!any) continue;
-                double* coef = mode.coef.data() + r * m;
-                double* ex = mode.ex.data() + r * m;
-                double* ey = mode.ey.data() + r * m;
-                double* ez = mode.ez.data() + r * m;
-                for (int64_t k = 0; k < cnt; ++k) {
-                    const int64_t n1 = i1[k], n2 = i2[k];
-                    const double Fc = B.Fc[k];
-                    const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
-                    const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
-                    const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
-                    coef[n1] += sa1;
-                    coef[n2] += sa2;
-                    ex[n1] += sb * X[n2];
-                    ey[n1] += sb * Y[n2];
-                    ez[n1] += sb * Z[n2];
-                    ex[n2] += sb * X[n1];
-                    ey[n2] += sb * Y[n1];
-                    ez[n2] += sb * Z[n1];
-                }
-            }
-        }
-    };
-
-    // geometry of a chunk of pairs, then one family's terms
-    auto process = [&](bool g4, int64_t base, int64_t cnt) {
-        const int64_t* i1 = B.i1.data();
-        const int64_t* i2 = B.i2.data();
-#pragma omp simd
-        for (int64_t k = 0; k < cnt; ++k) {
-            const int64_t n1 = i1[k], n2 = i2[k];
-            const double c = (X[n1] * X[n2] + Y[n1] * Y[n2] + Z[n1] * Z[n2]) * L.inv_r[n1] * L.inv_r[n2];
-            B.cos[k] = std::min(1.0, std::max(-1.0, c));
-        }
-        if (g4) {
-#pragma omp simd
-            for (int64_t k = 0; k < cnt; ++k) B.r12[k] = std::sqrt(B.r12sq[k]);
-            cutoff_values(tb.spec.cutoff_function, rc, B.r12.data(), B.fc12.data(), B.dfc12.data(), cnt, deriv);
-        }
-#pragma omp simd
-        for (int64_t k = 0; k < cnt; ++k) {
-            const int64_t n1 = i1[k], n2 = i2[k];
-            const double f1 = L.fc[n1], f2 = L.fc[n2], f12 = g4 ? B.fc12[k] : 1.0;
-            B.Fc[k] = f1 * f2 * f12;
-            if (deriv) {
-                const double ir1 = L.inv_r[n1], ir2 = L.inv_r[n2];
-                const double ir12 = g4 ? 1.0 / B.r12[k] : 0.0;
-                const double d12 = g4 ? f1 * f2 * B.dfc12[k] * ir12 : 0.0;
-                B.dF1[k] = L.dfc[n1] * f2 * f12 * ir1 + d12;
-                B.dF2[k] = f1 * L.dfc[n2] * f12 * ir2 + d12;
-                B.dFb[k] = -d12;
-                B.cos_r1[k] = B.cos[k] * ir1 * ir1;
-                B.cos_r2[k] = B.cos[k] * ir2 * ir2;
-                B.inv12[k] = ir1 * ir2;
-            }
-        }
-        for (int64_t e = 0; e < ne; ++e) {
-            const double eta = tb.angular_etas[e];
-            const double* ex = &L.expo[e * m];
-            double* E = &B.E[size_t(e * C)];
-            if (g4) {
-#if ALIP_KERNEL_AVX512
-                for (int64_t k = 0; k < cnt; k += 8) {
-                    const __mmask8 live = tail_mask(cnt - k);
-                    const __m512d x = _mm512_maskz_loadu_pd(live, &B.r12sq[k]);
-                    _mm512_storeu_pd(E + k, exp_nonpositive(_mm512_mul_pd(_mm512_set1_pd(-eta), x)));
-                }
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
-#else
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]] * std::exp(-eta * B.r12sq[k]);
-#endif
-            } else {
-#pragma omp simd
-                for (int64_t k = 0; k < cnt; ++k) E[k] = ex[i1[k]] * ex[i2[k]];
-            }
-        }
-        // (1 + lambda cos)^zeta: a ladder of squares per lambda, then products of its rungs
-        for (int64_t l = 0; l < nl_lambda; ++l) {
-            const double lam = tb.lambdas[l];
-            fill_ladder(&B.ladder[size_t(l * tb.ladder_depth * C)], tb.ladder_depth, C, lam, B.cos.data(), cnt);
-        }
-        for (int64_t z = 0; z < nz; ++z) {
-            const ZetaLambda& zl = tb.zeta_lambdas[z];
-            const double* rungs = &B.ladder[size_t(zl.lambda_index * tb.ladder_depth * C)];
-            double* P = &B.P[size_t(z * C)];
-            double* dP = &B.dP[size_t(z * C)];
-            if (zl.integer_zeta >= 1) {
-                const int e = zl.integer_zeta;
-                if ((e & (e - 1)) == 0) {  // a power of two: one rung, no work
-                    int t = 0;
-                    while ((1 << t) < e) ++t;
-                    B.Pz[z] = rungs + t * C;
-                } else {
-                    ladder_power(rungs, e, P, cnt);
-                    B.Pz[z] = P;
-                }
-                if (deriv) {  // dP/dcos = zeta lambda b^(zeta - 1)
-                    ladder_power(rungs, e - 1, dP, cnt);
-                    const double c = zl.zeta * zl.lambda;
-#pragma omp simd
-                    for (int64_t k = 0; k < cnt; ++k) dP[k] *= c;
-                }
-            } else {
-                for (int64_t k = 0; k < cnt; ++k) {
-                    const double b = std::max(0.0, 1.0 + zl.lambda * B.cos[k]);
-                    const double q = b > 0.0 ? std::pow(b, zl.zeta - 1.0) : (zl.zeta == 1.0 ? 1.0 : 0.0);
-                    P[k] = q * b;
-                    if (deriv) dP[k] = zl.zeta * zl.lambda * q;
-                }
-                B.Pz[z] = P;
-            }
-        }
-        if (g4) accumulate(tb.g4_index, base, cnt, 4.0, 2.0);
-        else accumulate(tb.g5_index, base + int64_t(tb.g4_index.size()), cnt, 2.0, 0.0);
-    };
-
+    const double* X = L.x.data();
+    const double* Y = L.y.data();
+    const double* Z = L.z.data();
     for (int32_t s1 = 0; s1 < ns; ++s1) {
         for (int32_t s2 = s1; s2 < ns; ++s2) {
             const int64_t base = n_radial + int64_t(tb.pair_index[s1 * ns + s2]) * tb.n_angular_per_pair;
@@ -469,12 +504,12 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
                             }
                         }
                         if (cnt == C) {
-                            process(g4, base, cnt);
+                            angular_chunk(tb, mode, L, B, g4, base, cnt);
                             cnt = 0;
                         }
                     }
                 }
-                if (cnt > 0) process(g4, base, cnt);
+                if (cnt > 0) angular_chunk(tb, mode, L, B, g4, base, cnt);
             }
         }
     }

@@ -1,6 +1,7 @@
-// Inline AVX-512 math shared by the kernels (acsf_kernel.hpp, acsf_values.hpp): exp of
-// non-positive arguments and the cosine cutoff (with its derivative) as polynomials,
-// plus array helpers that fall back to std:: calls in the variants without AVX-512.
+// Vector math shared by the kernels (acsf_kernel.hpp, acsf_values.hpp, acsf_vjp.hpp),
+// written once over simd.hpp: exp of non-positive arguments and the cutoff functions
+// (with derivatives) as polynomials (std::exp / std::cos in the scalar backend), plus
+// array helpers.
 #pragma once
 
 #include <algorithm>
@@ -9,65 +10,85 @@
 
 #include "acsf.hpp"
 #include "kernel_variant.hpp"
+#include "simd.hpp"
 
 ALIP_KERNEL_BEGIN
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr int64_t kPairChunk = 256;  ///< pairs per chunk of the derivative kernel
 
-#if ALIP_KERNEL_AVX512
+using simd::Vd;
+
 /// exp(x) for x <= 0 to ~1 ulp: x = n ln2 + r (|r| <= ln2 / 2, two-constant reduction),
-/// e^r by its Taylor series to r^13 (truncation < 1e-17), times 2^n by scalef (which
-/// flushes to 0 / denormals below -745 as exp does). FMAs only: nothing fast-math can
-/// reassociate.
-inline __m512d exp_nonpositive(__m512d x) {
-    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512d r = _mm512_fmadd_pd(n, _mm512_set1_pd(-6.93147180369123816490e-01), x);
-    r = _mm512_fmadd_pd(n, _mm512_set1_pd(-1.90821492927058770002e-10), r);
-    static constexpr double c[14] = {1.0,
-                                     1.0,
-                                     1.0 / 2,
-                                     1.0 / 6,
-                                     1.0 / 24,
-                                     1.0 / 120,
-                                     1.0 / 720,
-                                     1.0 / 5040,
-                                     1.0 / 40320,
-                                     1.0 / 362880,
-                                     1.0 / 3628800,
-                                     1.0 / 39916800,
-                                     1.0 / 479001600,
-                                     1.0 / 6227020800.0};
-    __m512d p = _mm512_set1_pd(c[13]);
-    for (int k = 12; k >= 0; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[k]));
-    return _mm512_scalef_pd(p, n);
+/// e^r by its Taylor series to r^13 (truncation < 1e-17), times 2^n (flushing to
+/// denormals / 0 below -708 as exp does). FMAs only: nothing fast-math can reassociate.
+/// The scalar backend calls std::exp.
+inline Vd exp_nonpositive(Vd x) {
+#if ALIP_SIMD_SCALAR
+    return {std::exp(x.v)};
+#else
+#if !ALIP_SIMD_AVX512
+    x = simd::max(x, simd::set1(-1000.0));  // exp(-1000) is 0 in double; keeps n in scale_pow2's range
+#endif
+    const Vd n = simd::round_nearest(x * simd::set1(1.4426950408889634));
+    Vd r = simd::fma(n, simd::set1(-6.93147180369123816490e-01), x);
+    r = simd::fma(n, simd::set1(-1.90821492927058770002e-10), r);
+    static constexpr double c[14] = {
+        1.0,        1.0,         1.0 / 2,      1.0 / 6,       1.0 / 24,       1.0 / 120,       1.0 / 720,
+        1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+    Vd p = simd::set1(c[13]);
+    for (int k = 12; k >= 0; --k) p = simd::fma(p, r, simd::set1(c[k]));
+    return simd::scale_pow2(p, n);
+#endif
 }
 
 /// 0.5 (cos(a r) + 1) for a r in [0, pi] and 0 where r >= rc: cos(a r) = -sin(u),
 /// u = a r - pi/2 in [-pi/2, pi/2], sin by its Taylor series to u^21 (truncation < 2e-18).
-inline __m512d cosine_cutoff(__m512d r, double a, double rc) {
-    const __m512d u = _mm512_fmsub_pd(r, _mm512_set1_pd(a), _mm512_set1_pd(1.57079632679489661923));
-    const __m512d u2 = _mm512_mul_pd(u, u);
-    __m512d p = _mm512_set1_pd(1.0 / 51090942171709440000.0);  // 1/21!
-    static constexpr double c[10] = {-1.0 / 6,           1.0 / 120,           -1.0 / 5040,         1.0 / 362880,
-                                     -1.0 / 39916800,    1.0 / 6227020800.0,  -1.0 / 1307674368000.0,
-                                     1.0 / 355687428096000.0, -1.0 / 121645100408832000.0, 0.0};
-    for (int k = 8; k >= 0; --k) p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(c[k]));
-    const __m512d sin_u = _mm512_fmadd_pd(_mm512_mul_pd(p, u2), u, u);
-    const __m512d f = _mm512_fnmadd_pd(_mm512_set1_pd(0.5), sin_u, _mm512_set1_pd(0.5));
-    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(r, _mm512_set1_pd(rc), _CMP_LT_OQ), f);
+inline Vd cosine_cutoff(Vd r, double a, double rc) {
+#if ALIP_SIMD_SCALAR
+    return {r.v < rc ? 0.5 * (std::cos(a * r.v) + 1.0) : 0.0};
+#else
+    const Vd u = simd::fms(r, simd::set1(a), simd::set1(1.57079632679489661923));
+    const Vd u2 = u * u;
+    Vd p = simd::set1(1.0 / 51090942171709440000.0);  // 1/21!
+    static constexpr double c[10] = {-1.0 / 6,
+                                     1.0 / 120,
+                                     -1.0 / 5040,
+                                     1.0 / 362880,
+                                     -1.0 / 39916800,
+                                     1.0 / 6227020800.0,
+                                     -1.0 / 1307674368000.0,
+                                     1.0 / 355687428096000.0,
+                                     -1.0 / 121645100408832000.0,
+                                     0.0};
+    for (int k = 8; k >= 0; --k) p = simd::fma(p, u2, simd::set1(c[k]));
+    const Vd sin_u = simd::fma(p * u2, u, u);
+    const Vd f = simd::fnma(simd::set1(0.5), sin_u, simd::set1(0.5));
+    return simd::zero_unless(simd::lt(r, simd::set1(rc)), f);
+#endif
 }
 
 /// The cosine cutoff and its derivative: f = 0.5 (cos(a r) + 1), df = -0.5 a sin(a r) for
 /// r < rc, both 0 beyond. With u = a r - pi/2: cos(a r) = -sin(u), sin(a r) = cos(u), by
 /// their Taylor series to u^21 / u^22 (truncation < 2e-18).
-inline void cosine_cutoff_deriv(__m512d r, double a, double rc, __m512d& f, __m512d& df) {
-    const __m512d u = _mm512_fmsub_pd(r, _mm512_set1_pd(a), _mm512_set1_pd(1.57079632679489661923));
-    const __m512d u2 = _mm512_mul_pd(u, u);
-    static constexpr double s[10] = {-1.0 / 6,           1.0 / 120,           -1.0 / 5040,         1.0 / 362880,
-                                     -1.0 / 39916800,    1.0 / 6227020800.0,  -1.0 / 1307674368000.0,
-                                     1.0 / 355687428096000.0, -1.0 / 121645100408832000.0, 1.0 / 51090942171709440000.0};
+inline void cosine_cutoff_deriv(Vd r, double a, double rc, Vd& f, Vd& df) {
+#if ALIP_SIMD_SCALAR
+    const bool inside = r.v < rc;
+    f = {inside ? 0.5 * (std::cos(a * r.v) + 1.0) : 0.0};
+    df = {inside ? -0.5 * a * std::sin(a * r.v) : 0.0};
+#else
+    const Vd u = simd::fms(r, simd::set1(a), simd::set1(1.57079632679489661923));
+    const Vd u2 = u * u;
+    static constexpr double s[10] = {-1.0 / 6,
+                                     1.0 / 120,
+                                     -1.0 / 5040,
+                                     1.0 / 362880,
+                                     -1.0 / 39916800,
+                                     1.0 / 6227020800.0,
+                                     -1.0 / 1307674368000.0,
+                                     1.0 / 355687428096000.0,
+                                     -1.0 / 121645100408832000.0,
+                                     1.0 / 51090942171709440000.0};
     static constexpr double c[12] = {1.0,
                                      -1.0 / 2,
                                      1.0 / 24,
@@ -80,74 +101,92 @@ inline void cosine_cutoff_deriv(__m512d r, double a, double rc, __m512d& f, __m5
                                      -1.0 / 6402373705728000.0,
                                      1.0 / 2432902008176640000.0,
                                      -1.0 / 1124000727777607680000.0};
-    __m512d ps = _mm512_set1_pd(s[9]);
-    for (int k = 8; k >= 0; --k) ps = _mm512_fmadd_pd(ps, u2, _mm512_set1_pd(s[k]));
-    const __m512d sin_u = _mm512_fmadd_pd(_mm512_mul_pd(ps, u2), u, u);
-    __m512d pc = _mm512_set1_pd(c[11]);
-    for (int k = 10; k >= 0; --k) pc = _mm512_fmadd_pd(pc, u2, _mm512_set1_pd(c[k]));
-    const __mmask8 inside = _mm512_cmp_pd_mask(r, _mm512_set1_pd(rc), _CMP_LT_OQ);
-    f = _mm512_maskz_mov_pd(inside, _mm512_fnmadd_pd(_mm512_set1_pd(0.5), sin_u, _mm512_set1_pd(0.5)));
-    df = _mm512_maskz_mov_pd(inside, _mm512_mul_pd(_mm512_set1_pd(-0.5 * a), pc));
+    Vd ps = simd::set1(s[9]);
+    for (int k = 8; k >= 0; --k) ps = simd::fma(ps, u2, simd::set1(s[k]));
+    const Vd sin_u = simd::fma(ps * u2, u, u);
+    Vd pc = simd::set1(c[11]);
+    for (int k = 10; k >= 0; --k) pc = simd::fma(pc, u2, simd::set1(c[k]));
+    const simd::Md inside = simd::lt(r, simd::set1(rc));
+    f = simd::zero_unless(inside, simd::fnma(simd::set1(0.5), sin_u, simd::set1(0.5)));
+    df = simd::zero_unless(inside, simd::set1(-0.5 * a) * pc);
+#endif
 }
 
-inline __mmask8 tail_mask(int64_t left) { return __mmask8(0xFFu >> (8 - std::min<int64_t>(8, left))); }
+/// The polynomial cutoff 1 + x^3 (-10 + x (15 - 6 x)), x = r / rc, and its derivative
+/// x^2 (-30 + x (60 - 30 x)) / rc, both 0 for r >= rc.
+inline void polynomial_cutoff_deriv(Vd r, double rc, Vd& f, Vd& df) {
+    const Vd x = r * simd::set1(1.0 / rc);
+    const Vd x2 = x * x;
+    const simd::Md inside = simd::lt(r, simd::set1(rc));
+    Vd p = simd::fma(x, simd::set1(-6.0), simd::set1(15.0));
+    p = simd::fma(x, p, simd::set1(-10.0));
+    f = simd::zero_unless(inside, simd::fma(x2 * x, p, simd::set1(1.0)));
+    Vd q = simd::fma(x, simd::set1(-30.0), simd::set1(60.0));
+    q = simd::fma(x, q, simd::set1(-30.0));
+    df = simd::zero_unless(inside, (x2 * q) / simd::set1(rc));
+}
+
+// The array helpers below: in the SIMD backends, loops over Vd; in the scalar backend,
+// loops the compiler vectorizes itself (omp simd with glibc's vector exp / cos under
+// -ffast-math), which a one-lane Vd loop would prevent.
+
+/// out[k] = exp(-eta * x[k]) for k < n (eta, x >= 0).
+inline void exp_neg(double eta, const double* x, double* out, int64_t n) {
+#if ALIP_SIMD_SCALAR
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) out[k] = std::exp(-eta * x[k]);
+#else
+    const Vd ne = simd::set1(-eta);
+    for (int64_t k = 0; k < n; k += simd::kWidth) {
+        const simd::Md live = simd::tail(n - k);
+        simd::store_tail(out + k, live, exp_nonpositive(ne * simd::load_tail(live, x + k)));
+    }
 #endif
+}
 
 /// out[k] = exp(-eta * r[k]^2) for k < n (eta >= 0).
 inline void exp_neg_sq(double eta, const double* r, double* out, int64_t n) {
-#if ALIP_KERNEL_AVX512
-    const __m512d ne = _mm512_set1_pd(-eta);
-    for (int64_t k = 0; k < n; k += 8) {
-        const __mmask8 live = tail_mask(n - k);
-        const __m512d x = _mm512_maskz_loadu_pd(live, r + k);
-        _mm512_mask_storeu_pd(out + k, live, exp_nonpositive(_mm512_mul_pd(ne, _mm512_mul_pd(x, x))));
-    }
-#else
+#if ALIP_SIMD_SCALAR
 #pragma omp simd
     for (int64_t k = 0; k < n; ++k) out[k] = std::exp(-eta * r[k] * r[k]);
+#else
+    const Vd ne = simd::set1(-eta);
+    for (int64_t k = 0; k < n; k += simd::kWidth) {
+        const simd::Md live = simd::tail(n - k);
+        const Vd x = simd::load_tail(live, r + k);
+        simd::store_tail(out + k, live, exp_nonpositive(ne * (x * x)));
+    }
 #endif
 }
 
+/// f[k] = f_c(r[k]) and, with `derivative`, df[k] = f_c'(r[k]), for k < n.
 inline void cutoff_values(CutoffFunction kind, double rc, const double* r, double* f, double* df, int64_t n,
                           bool derivative) {
+    const double a = kPi / rc;
+#if ALIP_SIMD_SCALAR
     if (kind == CutoffFunction::Cosine) {
-        const double a = kPi / rc;
-#if ALIP_KERNEL_AVX512
-        for (int64_t k = 0; k < n; k += 8) {
-            const __mmask8 live = tail_mask(n - k);
-            const __m512d x = _mm512_maskz_loadu_pd(live, r + k);
-            if (derivative) {
-                __m512d fk, dfk;
-                cosine_cutoff_deriv(x, a, rc, fk, dfk);
-                _mm512_mask_storeu_pd(f + k, live, fk);
-                _mm512_mask_storeu_pd(df + k, live, dfk);
-            } else {
-                _mm512_mask_storeu_pd(f + k, live, cosine_cutoff(x, a, rc));
-            }
-        }
-        return;
-#endif
 #pragma omp simd
         for (int64_t k = 0; k < n; ++k) f[k] = r[k] < rc ? 0.5 * (std::cos(a * r[k]) + 1.0) : 0.0;
         if (derivative) {
 #pragma omp simd
             for (int64_t k = 0; k < n; ++k) df[k] = r[k] < rc ? -0.5 * a * std::sin(a * r[k]) : 0.0;
         }
-    } else {
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) {
-            const double inside = r[k] < rc ? 1.0 : 0.0;
-            const double x = r[k] / rc, x2 = x * x;
-            f[k] = inside * (1.0 + x2 * x * (-10.0 + x * (15.0 - 6.0 * x)));
+        return;
+    }
+#endif
+    for (int64_t k = 0; k < n; k += simd::kWidth) {
+        const simd::Md live = simd::tail(n - k);
+        const Vd x = simd::load_tail(live, r + k);
+        Vd fk, dfk;
+        if (kind == CutoffFunction::Polynomial) {
+            polynomial_cutoff_deriv(x, rc, fk, dfk);
+        } else if (derivative) {
+            cosine_cutoff_deriv(x, a, rc, fk, dfk);
+        } else {
+            fk = cosine_cutoff(x, a, rc);
         }
-        if (derivative) {
-#pragma omp simd
-            for (int64_t k = 0; k < n; ++k) {
-                const double inside = r[k] < rc ? 1.0 : 0.0;
-                const double x = r[k] / rc, x2 = x * x;
-                df[k] = inside * x2 * (-30.0 + x * (60.0 - 30.0 * x)) / rc;
-            }
-        }
+        simd::store_tail(f + k, live, fk);
+        if (derivative) simd::store_tail(df + k, live, dfk);
     }
 }
 

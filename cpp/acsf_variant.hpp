@@ -1,6 +1,7 @@
 // The per-structure loops of the ACSF kernel (OpenMP over centers) and the variant's
 // table of entry points (dispatch.hpp). Included once, by the variant's TU
-// (kernel_baseline.cpp, kernel_avx512.cpp), after kernel_variant.hpp's configuration.
+// (kernel_baseline.cpp, kernel_avx2.cpp, kernel_avx512.cpp), after kernel_variant.hpp's
+// configuration.
 #pragma once
 
 #include <algorithm>
@@ -169,6 +170,7 @@ void acsf_forces_virial(const AcsfTables& tb, const StructureView& s, const Neig
 }
 
 extern const KernelTable table;
-const KernelTable table = {ALIP_KERNEL_NAME, ALIP_KERNEL_ISA, &acsf_values, &acsf_gradients, &acsf_forces_virial};
+const KernelTable table = {ALIP_KERNEL_NAME, simd::kName,     ALIP_KERNEL_ISA,
+                           &acsf_values,     &acsf_gradients, &acsf_forces_virial};
 
 ALIP_KERNEL_END

@@ -106,8 +106,8 @@ void batch_gradients(const Acsf& acsf, const Batch& batch, const GradientPlan& p
     });
 }
 
-void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces,
-                         double* virials, int64_t n_rhs) {
+void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces, double* virials,
+                         int64_t n_rhs) {
     const int64_t F = acsf.n_features(), N = batch.n_atoms();
     const VjpRhs rhs{n_rhs, N * F, 3 * N, 9 * batch.n_structures};
     for_each_structure(batch, [&](int64_t k, bool inner) {

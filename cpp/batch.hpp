@@ -46,8 +46,8 @@ void batch_gradients(const Acsf& acsf, const Batch& batch, const GradientPlan& p
 
 /// forces (K, N, 3) and virials (K, n_structures, 3, 3) from dE/dG (K, N, F): the K
 /// right-hand sides (committee members) share one neighbor list and geometry.
-void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces,
-                         double* virials, int64_t n_rhs = 1);
+void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_dG, double* forces, double* virials,
+                         int64_t n_rhs = 1);
 
 /// Full neighbor lists of a batch, one per structure.
 std::vector<NeighborList> batch_neighbor_lists(const Batch& batch, double cutoff);

@@ -22,8 +22,7 @@ inline void normalize(double* u) {
     u[0] /= n, u[1] /= n, u[2] /= n;
 }
 inline double det3(const double* h) {
-    return h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
-           h[2] * (h[3] * h[7] - h[4] * h[6]);
+    return h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) + h[2] * (h[3] * h[7] - h[4] * h[6]);
 }
 inline Mat3 inverse3(const Mat3& h) {
     const double d = det3(h.data());

@@ -45,10 +45,10 @@ int cpu_isa() {
     // GCC's and Clang's runtimes report AVX/AVX2/FMA only when XCR0 says the OS saves the
     // YMM state, and AVX-512 features only when it saves the opmask and ZMM state
     // (cpuid + xgetbv): these are "usable", not merely "present".
-    static_assert(std::string_view(ALIP_AVX2_FEATURES) == "avx2,avx,fma,bmi,bmi2,popcnt" &&
-                      std::string_view(ALIP_AVX512_FEATURES) ==
-                          "avx512f,avx512dq,avx512bw,avx512vl,avx512cd," ALIP_AVX2_FEATURES,
-                  "the runtime checks below must test every feature of the variants' target lists");
+    static_assert(
+        std::string_view(ALIP_AVX2_FEATURES) == "avx2,avx,fma,bmi,bmi2,popcnt" &&
+            std::string_view(ALIP_AVX512_FEATURES) == "avx512f,avx512dq,avx512bw,avx512vl,avx512cd," ALIP_AVX2_FEATURES,
+        "the runtime checks below must test every feature of the variants' target lists");
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx") &&
                       __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
@@ -60,6 +60,12 @@ int cpu_isa() {
 #else
     return kIsaBaseline;
 #endif
+}
+
+const KernelTable* find_kernel(const std::string& name) {
+    for (const KernelTable* k : kTables)
+        if (name == k->name) return k;
+    return nullptr;
 }
 
 std::vector<std::string> kernel_variants() {
@@ -83,8 +89,8 @@ std::string select_kernel_variant(const std::string& requested, int isa) {
                                "); use ALIP_KERNEL=auto or a lesser variant");
         return k->name;
     }
-    throw InvalidInput("ALIP_KERNEL='" + requested + "' is not a kernel variant of this build; use auto or one of: " +
-                       variant_list());
+    throw InvalidInput("ALIP_KERNEL='" + requested +
+                       "' is not a kernel variant of this build; use auto or one of: " + variant_list());
 }
 
 const KernelTable& kernels() {

@@ -29,7 +29,8 @@ enum KernelIsa : int { kIsaBaseline = 0, kIsaAvx2 = 1, kIsaAvx512 = 2 };
 /// The entry points of one compiled variant.
 struct KernelTable {
     const char* name;
-    int isa;  ///< KernelIsa: refused on a CPU below it
+    const char* simd;  ///< the SIMD backend of simd.hpp: avx512, avx2, neon or scalar
+    int isa;           ///< KernelIsa: refused on a CPU below it
     void (*acsf_values)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl, double* out,
                         bool parallel);
     void (*acsf_gradients)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl,
@@ -40,6 +41,10 @@ struct KernelTable {
 
 /// The selected variant (chosen on the first call; throws InvalidInput for a bad ALIP_KERNEL).
 const KernelTable& kernels();
+
+/// The compiled variant called `name`, or nullptr (tests run each variant directly;
+/// check its `isa` against cpu_isa() before calling it).
+const KernelTable* find_kernel(const std::string& name);
 
 /// Names of the variants compiled into this build, baseline first.
 std::vector<std::string> kernel_variants();

@@ -1,4 +1,4 @@
-#include "domain.hpp"
+#include "alip/domain.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -60,7 +60,8 @@ NeighborList domain_neighbor_list(const DomainView& d, const int64_t* offsets, c
                         << ") or the centre itself";
                     throw InvalidInput(msg.str());
                 }
-                const double dx = x[3 * j] - x[3 * i], dy = x[3 * j + 1] - x[3 * i + 1], dz = x[3 * j + 2] - x[3 * i + 2];
+                const double dx = x[3 * j] - x[3 * i], dy = x[3 * j + 1] - x[3 * i + 1],
+                             dz = x[3 * j + 2] - x[3 * i + 2];
                 const double r2 = dx * dx + dy * dy + dz * dz;
                 if (r2 < kOverlapDistance * kOverlapDistance) {
                     std::ostringstream msg;
@@ -103,7 +104,12 @@ NeighborList domain_neighbor_list(const DomainView& d, const int64_t* offsets, c
 void domain_values(const Acsf& acsf, const DomainView& d, const NeighborList& nl, double* values, bool parallel) {
     if (nl.n_atoms != d.n_atoms) throw InvalidInput("neighbor list and domain have different atom counts");
     if (d.n_centres == 0) return;
-    acsf.values(as_structure(d, d.n_centres), nl, values, parallel);
+    // the core checks that list and structure agree, so the kernel runs over all atoms;
+    // ghosts have no pairs (zero rows) and only the centres' rows are copied out
+    const int64_t F = acsf.n_features();
+    std::vector<double> all(size_t(d.n_atoms * F));
+    acsf.values(as_structure(d, d.n_atoms), nl, all.data(), parallel);
+    std::memcpy(values, all.data(), size_t(d.n_centres * F) * sizeof(double));
 }
 
 void domain_forces_virial(const Acsf& acsf, const DomainView& d, const NeighborList& nl, const double* dE_dG,

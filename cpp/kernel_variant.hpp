@@ -12,7 +12,6 @@
 // keeps of, e.g., std::vector<double>::resize never holds AVX instructions, whichever TU
 // it came from (tests/test_kernel_dispatch.py checks the object). Compiling the whole TU
 // with -mavx512f would not guarantee that.
-// ALIP_KERNEL_AVX512 says whether the kernels take their AVX-512 intrinsics paths.
 #pragma once
 
 #if !defined(ALIP_KERNEL_NS) || !defined(ALIP_KERNEL_NAME) || !defined(ALIP_KERNEL_ISA)
@@ -26,9 +25,9 @@
 
 #if defined(ALIP_KERNEL_TARGET_FEATURES)
 #if defined(__clang__)
-#define ALIP_KERNEL_BEGIN                                                                                          \
+#define ALIP_KERNEL_BEGIN                                                                                        \
     ALIP_PRAGMA(clang attribute push(__attribute__((target(ALIP_KERNEL_TARGET_FEATURES))), apply_to = function)) \
-    namespace alip {                                                                                               \
+    namespace alip {                                                                                             \
     namespace ALIP_KERNEL_NS {
 #define ALIP_KERNEL_END \
     }                   \
@@ -56,14 +55,25 @@
     }
 #endif
 
-#if !defined(ALIP_KERNEL_AVX512)
-#if defined(__AVX512F__)  // the build's own flags target AVX-512
-#define ALIP_KERNEL_AVX512 1
-#else
-#define ALIP_KERNEL_AVX512 0
+// The SIMD backend of simd.hpp: the variant's TU may set ALIP_SIMD_AVX512 or
+// ALIP_SIMD_AVX2 (with the matching target pragma); otherwise the build's own flags
+// decide: NEON on aarch64, AVX-512 / AVX2 when the baseline flags target them, else scalar.
+#if !defined(ALIP_SIMD_AVX512) && !defined(ALIP_SIMD_AVX2) && !defined(ALIP_SIMD_NEON)
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define ALIP_SIMD_NEON 1
+#elif defined(__AVX512F__) && defined(__AVX512DQ__)
+#define ALIP_SIMD_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#define ALIP_SIMD_AVX2 1
 #endif
 #endif
-
-#if ALIP_KERNEL_AVX512
-#include <immintrin.h>
+#if !defined(ALIP_SIMD_AVX512)
+#define ALIP_SIMD_AVX512 0
 #endif
+#if !defined(ALIP_SIMD_AVX2)
+#define ALIP_SIMD_AVX2 0
+#endif
+#if !defined(ALIP_SIMD_NEON)
+#define ALIP_SIMD_NEON 0
+#endif
+#define ALIP_SIMD_SCALAR (!(ALIP_SIMD_AVX512 || ALIP_SIMD_AVX2 || ALIP_SIMD_NEON))

@@ -1,6 +1,7 @@
 #include "neighbors.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -38,18 +39,37 @@ struct Pair {
     double d2;
 };
 
-}  // namespace
+/// Atoms sorted into bins of the binning cell, and everything a center's search reads.
+struct CellList {
+    Mat3 h{};  ///< binning cell (rows), hinv its inverse
+    Mat3 hinv{};
+    double vol = 0.0;
+    std::vector<double> frac;                        ///< (n, 3) fractional coordinates, wrapped along periodic axes
+    std::vector<int64_t> wrap;                       ///< (n, 3) the cell shifts the wrapping removed
+    std::array<double, 3> spacing{}, lo{}, width{};  ///< lattice-plane distance, bin origin and width per axis
+    std::array<int64_t, 3> nbins{}, reach{};         ///< bins per axis, bins a search spans each side
+    struct Row {
+        int64_t dx, dy, dz_lo, dz_hi;  ///< bins (dx, dy, dz) for dz in [dz_lo, dz_hi]
+    };
+    std::vector<Row> rows;                          ///< bin offsets a center visits, as rows along z
+    std::vector<std::array<int64_t, 3>> atom_bin3;  ///< (n,) bin of each atom
+    std::vector<int64_t> bin_start, bin_atoms;      ///< atoms per bin (compressed rows)
+    std::vector<double> wrapped, binned;            ///< wrapped positions, by atom and in bin order
+    /// periodic image of bin coordinate t in [-reach, nbins + reach): image_of[a][t + reach[a]]
+    /// (no integer division in the search)
+    std::array<std::vector<int64_t>, 3> image_of;
+};
+using Row = CellList::Row;
 
-NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted) {
-    validate_cutoff(cutoff);
+/// Fractional coordinates, wrapped into [0, 1) along periodic axes (the wrap remembered).
+void fractional_coordinates(const StructureView& s, CellList& c) {
     const int64_t n = s.n_atoms;
-    const Mat3 h = binning_cell(s);
-    const Mat3 hinv = inverse3(h);
-    const double vol = std::abs(det3(h.data()));
-
+    const Mat3& hinv = c.hinv;
     // fractional coordinates; wrap along periodic axes and remember the wrap
-    std::vector<double> frac(3 * n);
-    std::vector<int64_t> wrap(3 * n, 0);
+    std::vector<double>& frac = c.frac;
+    std::vector<int64_t>& wrap = c.wrap;
+    frac.assign(3 * n, 0.0);
+    wrap.assign(3 * n, 0);
     for (int64_t i = 0; i < n; ++i) {
         const double* r = s.positions + 3 * i;
         for (int a = 0; a < 3; ++a) {
@@ -63,14 +83,25 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             frac[3 * i + a] = f;
         }
     }
+}
 
+/// Bins per axis of at least cutoff / kSubdivision (at most ~2 per atom), their width and
+/// how many bins a search must reach along each axis.
+void choose_bins(const StructureView& s, double cutoff, CellList& c) {
+    const int64_t n = s.n_atoms;
+    const Mat3& h = c.h;
+    const double vol = c.vol;
+    const std::vector<double>& frac = c.frac;
     // bins: per axis, width (in Å between bin planes) of at least the cutoff
-    std::array<double, 3> spacing, lo, width;
-    std::array<int64_t, 3> nbins, reach;
+    std::array<double, 3>& spacing = c.spacing;
+    std::array<double, 3>& lo = c.lo;
+    std::array<double, 3>& width = c.width;
+    std::array<int64_t, 3>& nbins = c.nbins;
+    std::array<int64_t, 3>& reach = c.reach;
     for (int a = 0; a < 3; ++a) {
-        double c[3];
-        cross(&h[3 * ((a + 1) % 3)], &h[3 * ((a + 2) % 3)], c);
-        spacing[a] = vol / norm3(c);  // distance between lattice planes along a
+        double normal[3];
+        cross(&h[3 * ((a + 1) % 3)], &h[3 * ((a + 2) % 3)], normal);
+        spacing[a] = vol / norm3(normal);  // distance between lattice planes along a
         double extent = 1.0;
         lo[a] = 0.0;
         if (!s.pbc[a]) {
@@ -109,18 +140,23 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             reach[a] = extent > 0 ? std::min<int64_t>(nbins[a] - 1, int64_t(std::ceil(cutoff / width_len))) : 0;
         }
     }
+}
 
+/// The bin offsets a center visits (CellList::rows).
+void bin_offsets_within_reach(double cutoff, CellList& c) {
+    const Mat3& h = c.h;
+    const std::array<double, 3>& spacing = c.spacing;
+    const std::array<double, 3>& width = c.width;
+    const std::array<int64_t, 3>& reach = c.reach;
     // bin offsets to visit, as rows along z; when the binning cell is orthogonal (to
     // 1e-12 in the cosines), bins whose closest points are surely (margin 1e-9 on the
     // squared cutoff, far above the skew error) at least a cutoff apart are dropped
     bool orthogonal = true;
     for (int a = 0; a < 3; ++a)
-        for (int c = a + 1; c < 3; ++c)
-            if (std::abs(dot(&h[3 * a], &h[3 * c])) > 1e-12 * norm3(&h[3 * a]) * norm3(&h[3 * c])) orthogonal = false;
-    struct Row {
-        int64_t dx, dy, dz_lo, dz_hi;  ///< bins (dx, dy, dz) for dz in [dz_lo, dz_hi]
-    };
-    std::vector<Row> rows;
+        for (int b = a + 1; b < 3; ++b)
+            if (std::abs(dot(&h[3 * a], &h[3 * b])) > 1e-12 * norm3(&h[3 * a]) * norm3(&h[3 * b])) orthogonal = false;
+    std::vector<Row>& rows = c.rows;
+    rows.clear();
     for (int64_t dx = -reach[0]; dx <= reach[0]; ++dx)
         for (int64_t dy = -reach[1]; dy <= reach[1]; ++dy) {
             Row row{dx, dy, 0, -1};
@@ -139,14 +175,31 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             }
             if (row.dz_hi >= row.dz_lo) rows.push_back(row);
         }
+}
 
+/// Sorts the atoms into bins (counting sort), wraps their positions and tabulates the
+/// periodic images of bin coordinates.
+void sort_atoms_into_bins(const StructureView& s, CellList& c) {
+    const int64_t n = s.n_atoms;
+    const Mat3& h = c.h;
+    const std::vector<double>& frac = c.frac;
+    const std::vector<int64_t>& wrap = c.wrap;
+    const std::array<double, 3>& lo = c.lo;
+    const std::array<double, 3>& width = c.width;
+    const std::array<int64_t, 3>& nbins = c.nbins;
+    const std::array<int64_t, 3>& reach = c.reach;
     auto bin_of = [&](int64_t i, int a) {
         int64_t b = static_cast<int64_t>(std::floor((frac[3 * i + a] - lo[a]) / width[a]));
         return std::min(std::max<int64_t>(b, 0), nbins[a] - 1);
     };
     const int64_t total_bins = nbins[0] * nbins[1] * nbins[2];
-    std::vector<int64_t> atom_bin(n), bin_start(total_bins + 1, 0), bin_atoms(n);
-    std::vector<std::array<int64_t, 3>> atom_bin3(n);
+    std::vector<int64_t> atom_bin(n);
+    std::vector<int64_t>& bin_start = c.bin_start;
+    std::vector<int64_t>& bin_atoms = c.bin_atoms;
+    std::vector<std::array<int64_t, 3>>& atom_bin3 = c.atom_bin3;
+    bin_start.assign(total_bins + 1, 0);
+    bin_atoms.assign(n, 0);
+    atom_bin3.resize(n);
     for (int64_t i = 0; i < n; ++i) {
         atom_bin3[i] = {bin_of(i, 0), bin_of(i, 1), bin_of(i, 2)};
         atom_bin[i] = (atom_bin3[i][0] * nbins[1] + atom_bin3[i][1]) * nbins[2] + atom_bin3[i][2];
@@ -159,7 +212,8 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     }
 
     // wrapped Cartesian positions
-    std::vector<double> wrapped(3 * n);
+    std::vector<double>& wrapped = c.wrapped;
+    wrapped.resize(3 * n);
     for (int64_t i = 0; i < n; ++i)
         for (int k = 0; k < 3; ++k) {
             double r = s.positions[3 * i + k];
@@ -167,82 +221,120 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             wrapped[3 * i + k] = r;
         }
 
-    std::vector<double> binned(3 * n);  // wrapped positions in bin order
+    std::vector<double>& binned = c.binned;  // wrapped positions in bin order
+    binned.resize(3 * n);
     for (int64_t q = 0; q < n; ++q)
         for (int k = 0; k < 3; ++k) binned[3 * q + k] = wrapped[3 * bin_atoms[q] + k];
 
-    const double cutoff2 = cutoff * cutoff;
-    const double overlap2 = kOverlapDistance * kOverlapDistance;
-
-    // search one center; appends its pairs sorted by (j, shift)
-    // periodic image of bin coordinate t in [-reach, nbins + reach): image_of[a][t + reach[a]]
-    // (no integer division in the search)
-    std::array<std::vector<int64_t>, 3> image_of;
+    std::array<std::vector<int64_t>, 3>& image_of = c.image_of;
     for (int a = 0; a < 3; ++a) {
         image_of[a].resize(size_t(nbins[a] + 2 * reach[a]));
         for (int64_t t = -reach[a]; t < nbins[a] + reach[a]; ++t)
             image_of[a][size_t(t + reach[a])] = floor_div(t, nbins[a]);
     }
+}
 
-    auto search = [&](int64_t i, std::vector<Pair>& out) {
-        const size_t start = out.size();
-        const double* ri = &wrapped[3 * i];
-        const double* bp = binned.data();
-        const double c2 = cutoff2;
-        for (const Row& row : rows) {
-            const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
-            int64_t bx = tx, by = ty, sx = 0, sy = 0;
-            if (s.pbc[0]) sx = image_of[0][size_t(tx + reach[0])], bx = tx - sx * nbins[0];
-            else if (tx < 0 || tx >= nbins[0]) continue;
-            if (s.pbc[1]) sy = image_of[1][size_t(ty + reach[1])], by = ty - sy * nbins[1];
-            else if (ty < 0 || ty >= nbins[1]) continue;
-            int64_t tz = atom_bin3[i][2] + row.dz_lo, tz_end = atom_bin3[i][2] + row.dz_hi + 1;
-            if (!s.pbc[2]) tz = std::max<int64_t>(tz, 0), tz_end = std::min(tz_end, nbins[2]);
-            const int64_t row_base = (bx * nbins[1] + by) * nbins[2];
-            // runs of consecutive z bins of one periodic image: their atoms are contiguous
-            while (tz < tz_end) {
-                const int64_t sz = s.pbc[2] ? image_of[2][size_t(tz + reach[2])] : 0;
-                const int64_t bz = tz - sz * nbins[2];
-                const int64_t bz_end = std::min(nbins[2], bz + (tz_end - tz));
-                tz += bz_end - bz;
-                const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6] - ri[0],
-                                       sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
-                                       sx * h[2] + sy * h[5] + sz * h[8] - ri[2]};
-                const bool own_image = sx == 0 && sy == 0 && sz == 0;
-                auto add = [&](int64_t q, double d2) {
-                    const int64_t j = bin_atoms[q];
-                    if (j == i && own_image) return;
-                    if (d2 < overlap2) {
-                        std::ostringstream msg;
-                        msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2) << " Å < "
-                            << kOverlapDistance << " Å)";
-                        throw InvalidInput(msg.str());
-                    }
-                    Pair p;
-                    p.j = j;
-                    p.s[0] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
-                    p.s[1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
-                    p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
-                    p.d2 = d2;
-                    out.push_back(p);
-                };
-                const int64_t q_end = bin_start[row_base + bz_end];
-                for (int64_t q = bin_start[row_base + bz]; q < q_end; ++q) {
-                    const double* rj = bp + 3 * q;
-                    const double dx = rj[0] + off[0], dy = rj[1] + off[1], dz = rj[2] + off[2];
-                    const double d2 = dx * dx + dy * dy + dz * dz;
-                    if (d2 < c2) add(q, d2);
+/// Appends the pairs of center i within the cutoff to `out` (sorted by (j, shift) when
+/// `sorted`); throws InvalidInput for overlapping atoms.
+void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i, double cutoff, bool sorted,
+                   std::vector<Pair>& out) {
+    const Mat3& h = c.h;
+    const std::vector<int64_t>& wrap = c.wrap;
+    const std::array<int64_t, 3>& nbins = c.nbins;
+    const std::array<int64_t, 3>& reach = c.reach;
+    const std::vector<Row>& rows = c.rows;
+    const std::vector<std::array<int64_t, 3>>& atom_bin3 = c.atom_bin3;
+    const std::vector<int64_t>& bin_start = c.bin_start;
+    const std::vector<int64_t>& bin_atoms = c.bin_atoms;
+    const std::vector<double>& wrapped = c.wrapped;
+    const std::vector<double>& binned = c.binned;
+    const std::array<std::vector<int64_t>, 3>& image_of = c.image_of;
+    const double cutoff2 = cutoff * cutoff;
+    const double overlap2 = kOverlapDistance * kOverlapDistance;
+    const size_t start = out.size();
+    const double* ri = &wrapped[3 * i];
+    const double* bp = binned.data();
+    const double c2 = cutoff2;
+    for (const Row& row : rows) {
+        const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
+        int64_t bx = tx, by = ty, sx = 0, sy = 0;
+        if (pbc[0])
+            sx = image_of[0][size_t(tx + reach[0])], bx = tx - sx * nbins[0];
+        else if (tx < 0 || tx >= nbins[0])
+            continue;
+        if (pbc[1])
+            sy = image_of[1][size_t(ty + reach[1])], by = ty - sy * nbins[1];
+        else if (ty < 0 || ty >= nbins[1])
+            continue;
+        int64_t tz = atom_bin3[i][2] + row.dz_lo, tz_end = atom_bin3[i][2] + row.dz_hi + 1;
+        if (!pbc[2]) tz = std::max<int64_t>(tz, 0), tz_end = std::min(tz_end, nbins[2]);
+        const int64_t row_base = (bx * nbins[1] + by) * nbins[2];
+        // runs of consecutive z bins of one periodic image: their atoms are contiguous
+        while (tz < tz_end) {
+            const int64_t sz = pbc[2] ? image_of[2][size_t(tz + reach[2])] : 0;
+            const int64_t bz = tz - sz * nbins[2];
+            const int64_t bz_end = std::min(nbins[2], bz + (tz_end - tz));
+            tz += bz_end - bz;
+            const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6] - ri[0], sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
+                                   sx * h[2] + sy * h[5] + sz * h[8] - ri[2]};
+            const bool own_image = sx == 0 && sy == 0 && sz == 0;
+            auto add = [&](int64_t q, double d2) {
+                const int64_t j = bin_atoms[q];
+                if (j == i && own_image) return;
+                if (d2 < overlap2) {
+                    std::ostringstream msg;
+                    msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2) << " Å < "
+                        << kOverlapDistance << " Å)";
+                    throw InvalidInput(msg.str());
                 }
+                Pair p;
+                p.j = j;
+                p.s[0] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
+                p.s[1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
+                p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
+                p.d2 = d2;
+                out.push_back(p);
+            };
+            const int64_t q_end = bin_start[row_base + bz_end];
+            for (int64_t q = bin_start[row_base + bz]; q < q_end; ++q) {
+                const double* rj = bp + 3 * q;
+                const double dx = rj[0] + off[0], dy = rj[1] + off[1], dz = rj[2] + off[2];
+                const double d2 = dx * dx + dy * dy + dz * dz;
+                if (d2 < c2) add(q, d2);
             }
         }
-        if (sorted) std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
+    }
+    if (sorted)
+        std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
             if (x.j != y.j) return x.j < y.j;
             if (x.s[0] != y.s[0]) return x.s[0] < y.s[0];
             if (x.s[1] != y.s[1]) return x.s[1] < y.s[1];
             return x.s[2] < y.s[2];
         });
-    };
+}
 
+}  // namespace
+
+NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted) {
+    validate_cutoff(cutoff);
+    if (s.positions == nullptr || s.cell == nullptr)
+        throw InvalidInput("the structure needs positions and a cell (a null pointer was given)");
+    StructureView geometry = s;  // species are not the neighbor list's business
+    geometry.species = nullptr;
+    validate_structure(geometry, 0);
+    const int64_t n = s.n_atoms;
+    const double cutoff2 = cutoff * cutoff;
+    CellList cells;
+    cells.h = binning_cell(s);
+    cells.hinv = inverse3(cells.h);
+    cells.vol = std::abs(det3(cells.h.data()));
+    fractional_coordinates(s, cells);
+    choose_bins(s, cutoff, cells);
+    bin_offsets_within_reach(cutoff, cells);
+    sort_atoms_into_bins(s, cells);
+
+    // search the centers in n_chunks contiguous ranges (one per thread), then write the
+    // pairs into the compressed rows
     NeighborList nl;
     nl.n_atoms = n;
     nl.offsets.assign(n + 1, 0);
@@ -255,9 +347,10 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     chunk_begin.resize(n_chunks + 1);
     for (int c = 0; c <= n_chunks; ++c) chunk_begin[c] = n * c / n_chunks;
     if (s.pbc[0] && s.pbc[1] && s.pbc[2]) {  // room for the expected pairs: no regrowth
-        const double per_atom = double(n) / vol * 4.18879020478639 * cutoff2 * cutoff;
+        const double per_atom = double(n) / cells.vol * 4.18879020478639 * cutoff2 * cutoff;
         for (int c = 0; c < n_chunks; ++c)
-            chunks[c].reserve(size_t(std::min(1e8, 1.15 * per_atom * double(chunk_begin[c + 1] - chunk_begin[c]) + 64)));
+            chunks[c].reserve(
+                size_t(std::min(1e8, 1.15 * per_atom * double(chunk_begin[c + 1] - chunk_begin[c]) + 64)));
     }
 
 #pragma omp parallel for schedule(static, 1) if (n_chunks > 1)
@@ -265,7 +358,7 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
         errors.run([&] {
             for (int64_t i = chunk_begin[c]; i < chunk_begin[c + 1]; ++i) {
                 const size_t before = chunks[c].size();
-                search(i, chunks[c]);
+                search_center(cells, s.pbc, i, cutoff, sorted, chunks[c]);
                 nl.offsets[i + 1] = int64_t(chunks[c].size() - before);
             }
         });
@@ -290,8 +383,8 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             const double* rj = s.positions + 3 * pr.j;
             for (int k = 0; k < 3; ++k) {
                 nl.shift[3 * p + k] = pr.s[k];
-                nl.vector[3 * p + k] = rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] +
-                                       pr.s[2] * s.cell[6 + k];
+                nl.vector[3 * p + k] =
+                    rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] + pr.s[2] * s.cell[6 + k];
             }
             nl.distance[p] = norm3(&nl.vector[3 * p]);
         }

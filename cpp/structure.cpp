@@ -38,8 +38,7 @@ void validate_structure(const StructureView& s, int32_t n_species) {
         }
         if (s.species != nullptr && (s.species[i] < 0 || s.species[i] >= n_species)) {
             std::ostringstream msg;
-            msg << "species index " << s.species[i] << " of atom " << i << " is out of range [0, "
-                << n_species << ")";
+            msg << "species index " << s.species[i] << " of atom " << i << " is out of range [0, " << n_species << ")";
             throw InvalidInput(msg.str());
         }
     }

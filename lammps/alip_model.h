@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "acsf.hpp"
+#include "alip/acsf.hpp"
 #include "alip_mlp.h"
 
 namespace alip_lammps {

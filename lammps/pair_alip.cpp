@@ -10,7 +10,7 @@
 #include "atom.h"
 #include "comm.h"
 #include "compute.h"
-#include "domain.hpp"
+#include "alip/domain.hpp"
 #include "error.h"
 #include "force.h"
 #include "memory.h"

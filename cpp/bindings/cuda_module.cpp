@@ -56,8 +56,8 @@ void register_cuda(py::module_& m) {
             [](const NL& self, uintptr_t i, uintptr_t j, uintptr_t shift, uintptr_t vector, uintptr_t distance,
                uintptr_t stream) {
                 py::gil_scoped_release release;
-                self.copy_pairs(as_ptr<int64_t>(i), as_ptr<int64_t>(j), as_ptr<int64_t>(shift),
-                                as_ptr<double>(vector), as_ptr<double>(distance), as_stream(stream));
+                self.copy_pairs(as_ptr<int64_t>(i), as_ptr<int64_t>(j), as_ptr<int64_t>(shift), as_ptr<double>(vector),
+                                as_ptr<double>(distance), as_stream(stream));
             },
             py::arg("i"), py::arg("j"), py::arg("shift"), py::arg("vector"), py::arg("distance"), py::arg("stream"),
             "Writes i, j (int64), shift (int64, (n_pairs, 3)), vector (float64, (n_pairs, 3)), distance (float64); "

@@ -1,5 +1,5 @@
-// The only file that knows pybind11: converts NumPy arrays to views of the core,
-// checks shapes, releases the GIL around the computation.
+// The pybind11 module alip._core (with cpp/bindings/cuda_module.cpp, which adds alip._core.cuda):
+// converts NumPy arrays to views of the core, checks shapes, releases the GIL around the computation.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -81,8 +81,8 @@ CutoffFunction parse_cutoff_function(const std::string& name) {
     throw InvalidInput("unknown cutoff_function '" + name + "' (expected 'cosine' or 'polynomial')");
 }
 
-Acsf make_acsf(int32_t n_species, double cutoff, const std::string& cutoff_function, Array<double> g2,
-               Array<double> g4, Array<double> g5) {
+Acsf make_acsf(int32_t n_species, double cutoff, const std::string& cutoff_function, Array<double> g2, Array<double> g4,
+               Array<double> g5) {
     check_shape(g2, {-1, 2}, "g2");
     check_shape(g4, {-1, 3}, "g4");
     check_shape(g5, {-1, 3}, "g5");
@@ -141,6 +141,7 @@ PYBIND11_MODULE(_core, m) {
         d["kernel_flags"] = ALIP_KERNEL_FLAGS;
         d["kernel_variants"] = kernel_variants();
         d["kernel_variant"] = std::string(kernels().name);
+        d["kernel_simd"] = std::string(kernels().simd);
         d["cpu_isa"] = std::string(cpu_isa() == kIsaAvx512 ? "avx512" : cpu_isa() == kIsaAvx2 ? "avx2" : "baseline");
         d["openmp"] = have_openmp();
         d["cuda"] = bool(ALIP_HAVE_CUDA);
@@ -192,7 +193,8 @@ PYBIND11_MODULE(_core, m) {
                     plan = plan_gradients(self, b.view);
                 }
                 const py::ssize_t R = plan.n_rows();
-                Array<double> values({N, F}), grad({R, py::ssize_t(3), F}), strain({N, py::ssize_t(3), py::ssize_t(3), F});
+                Array<double> values({N, F}), grad({R, py::ssize_t(3), F}),
+                    strain({N, py::ssize_t(3), py::ssize_t(3), F});
                 Array<int64_t> centers(R), neighbors(R);
                 double *pv = values.mutable_data(), *pg = grad.mutable_data(), *ps = strain.mutable_data();
                 int64_t *pc = centers.mutable_data(), *pn = neighbors.mutable_data();
@@ -215,12 +217,15 @@ PYBIND11_MODULE(_core, m) {
                 // (N, F) or (K, N, F): K right-hand sides share the neighbor list and geometry
                 const bool stacked = dE_dG.ndim() == 3;
                 const py::ssize_t K = stacked ? dE_dG.shape(0) : 1;
-                if (stacked) check_shape(dE_dG, {K, N, F}, "dE_dG");
-                else check_shape(dE_dG, {N, F}, "dE_dG");
+                if (stacked)
+                    check_shape(dE_dG, {K, N, F}, "dE_dG");
+                else
+                    check_shape(dE_dG, {N, F}, "dE_dG");
                 const double* w = dE_dG.data();
                 for (py::ssize_t k = 0; k < K * N * F; ++k)
                     if (!std::isfinite(w[k])) throw InvalidInput("dE_dG contains NaN or inf");
-                Array<double> forces = stacked ? Array<double>({K, N, py::ssize_t(3)}) : Array<double>({N, py::ssize_t(3)});
+                Array<double> forces =
+                    stacked ? Array<double>({K, N, py::ssize_t(3)}) : Array<double>({N, py::ssize_t(3)});
                 Array<double> virials = stacked ? Array<double>({K, S, py::ssize_t(3), py::ssize_t(3)})
                                                 : Array<double>({S, py::ssize_t(3), py::ssize_t(3)});
                 double *pf = forces.mutable_data(), *pw = virials.mutable_data();

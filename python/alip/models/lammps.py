@@ -375,7 +375,7 @@ def plugin_path(build: bool = True) -> Path:
             "checkout (alip.models.lammps.build_plugin)"
         )
     digest = hashlib.sha256(str(lammps_dir()).encode())
-    for f in sorted([src / "CMakeLists.txt", *(src / "lammps").glob("*"), *(src / "cpp").glob("*.?pp")]):
+    for f in sorted([src / "CMakeLists.txt", *(src / "lammps").glob("*"), *(src / "cpp").rglob("*.?pp")]):
         if f.is_file():
             digest.update(f.name.encode() + f.read_bytes())
     target = (

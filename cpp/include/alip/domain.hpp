@@ -17,8 +17,8 @@ namespace alip {
 struct DomainView {
     const double* positions = nullptr;  ///< (n_atoms, 3): the n_centres centres first, then the ghosts, Å
     int64_t n_centres = 0;
-    int64_t n_atoms = 0;                ///< centres + ghosts
-    const int32_t* species = nullptr;   ///< (n_atoms,), indices in [0, n_species)
+    int64_t n_atoms = 0;               ///< centres + ghosts
+    const int32_t* species = nullptr;  ///< (n_atoms,), indices in [0, n_species)
 };
 
 /// Throws InvalidInput for n_centres > n_atoms, non-finite positions or species out of range.

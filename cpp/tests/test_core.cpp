@@ -1,0 +1,460 @@
+// Tests of the C++ core through its public headers: neighbor list vs brute force,
+// ACSF values vs a plain scalar reference written here, gradients vs central finite
+// differences, the fused VJP vs the sparse gradients, every compiled kernel variant vs
+// the selected one, and input validation. Build: cmake -DALIP_BUILD_TESTS=ON, then ctest.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "acsf.hpp"
+#include "check.hpp"
+#include "dispatch.hpp"
+#include "neighbors.hpp"
+#include "structure.hpp"
+
+using namespace alip;
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+/// An owning structure (positions, cell, species) with a view onto it.
+struct Crystal {
+    std::vector<double> positions;
+    std::array<double, 9> cell{};
+    std::vector<int32_t> species;
+    std::array<bool, 3> pbc{true, true, true};
+
+    StructureView view() const {
+        StructureView s;
+        s.positions = positions.data();
+        s.n_atoms = int64_t(species.size());
+        s.cell = cell.data();
+        s.pbc = pbc;
+        s.species = species.data();
+        return s;
+    }
+};
+
+/// Diamond Si (a = 5.431 Å), `rep`^3 conventional cells, rattled; species alternate
+/// between 0 and n_species - 1; `shear` tilts the cell (triclinic).
+Crystal diamond(int rep, int32_t n_species, double rattle, unsigned seed, bool shear = false) {
+    const double a = 5.431;
+    const double basis[8][3] = {{0, 0, 0},       {0, .5, .5},     {.5, 0, .5},     {.5, .5, 0},
+                                {.25, .25, .25}, {.25, .75, .75}, {.75, .25, .75}, {.75, .75, .25}};
+    Crystal c;
+    const double L = a * rep;
+    c.cell = {L, 0, 0, 0, L, 0, 0, 0, L};
+    if (shear) c.cell = {L, 0, 0, 0.25 * L, L, 0, -0.2 * L, 0.3 * L, L};
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<double> u(-rattle, rattle);
+    for (int x = 0; x < rep; ++x)
+        for (int y = 0; y < rep; ++y)
+            for (int z = 0; z < rep; ++z)
+                for (const auto& b : basis) {
+                    const double f[3] = {(x + b[0]) / rep, (y + b[1]) / rep, (z + b[2]) / rep};
+                    for (int k = 0; k < 3; ++k)
+                        c.positions.push_back(f[0] * c.cell[k] + f[1] * c.cell[3 + k] + f[2] * c.cell[6 + k] + u(gen));
+                    c.species.push_back(int32_t(c.species.size() % 2) * (n_species - 1));
+                }
+    return c;
+}
+
+AcsfSpec make_spec(int32_t n_species, double cutoff, CutoffFunction fc = CutoffFunction::Cosine) {
+    AcsfSpec spec;
+    spec.n_species = n_species;
+    spec.cutoff = cutoff;
+    spec.cutoff_function = fc;
+    spec.g2 = {{0.5, 0.0}, {1.0, 2.0}, {2.0, 3.5}};
+    spec.g4 = {{0.005, 1.0, 1.0}, {0.05, 2.0, -1.0}, {0.05, 4.0, 1.0}, {0.02, 3.0, -1.0}, {0.005, 16.0, 1.0}};
+    spec.g5 = {{0.01, 1.0, -1.0}, {0.03, 2.0, 1.0}, {0.01, 2.5, 1.0}};
+    return spec;
+}
+
+double cutoff_fn(const AcsfSpec& spec, double r) {
+    if (r >= spec.cutoff) return 0.0;
+    const double x = r / spec.cutoff;
+    if (spec.cutoff_function == CutoffFunction::Cosine) return 0.5 * (std::cos(kPi * x) + 1.0);
+    return 1.0 - 10.0 * x * x * x + 15.0 * x * x * x * x - 6.0 * x * x * x * x * x;
+}
+
+/// The definitions, term by term (DScribe's convention): G2 per neighbor species, G4 / G5
+/// per unordered pair of neighbors (each pair once), per unordered species pair.
+std::vector<double> reference_values(const AcsfSpec& spec, const StructureView& s, const NeighborList& nl) {
+    const int32_t ns = spec.n_species;
+    const int64_t n_g2 = int64_t(spec.g2.size()), n_ang = int64_t(spec.g4.size() + spec.g5.size());
+    const int64_t n_pairs_sp = int64_t(ns) * (ns + 1) / 2;
+    const int64_t F = ns * n_g2 + n_pairs_sp * n_ang;
+    auto pair_index = [&](int32_t a, int32_t b) {
+        if (a > b) std::swap(a, b);
+        int64_t q = 0;
+        for (int32_t x = 0; x < ns; ++x)
+            for (int32_t y = x; y < ns; ++y, ++q)
+                if (x == a && y == b) return q;
+        return q;
+    };
+    std::vector<double> out(size_t(s.n_atoms * F), 0.0);
+    for (int64_t i = 0; i < s.n_atoms; ++i) {
+        double* g = &out[size_t(i * F)];
+        for (int64_t p = nl.offsets[i]; p < nl.offsets[i + 1]; ++p) {
+            const double r = nl.distance[p];
+            const int32_t sj = s.species[nl.neighbor[p]];
+            for (int64_t k = 0; k < n_g2; ++k)
+                g[sj * n_g2 + k] +=
+                    std::exp(-spec.g2[k].eta * (r - spec.g2[k].rs) * (r - spec.g2[k].rs)) * cutoff_fn(spec, r);
+        }
+        for (int64_t p = nl.offsets[i]; p < nl.offsets[i + 1]; ++p)
+            for (int64_t q = p + 1; q < nl.offsets[i + 1]; ++q) {
+                const double* u = &nl.vector[3 * p];
+                const double* v = &nl.vector[3 * q];
+                const double r1 = nl.distance[p], r2 = nl.distance[q];
+                const double d[3] = {v[0] - u[0], v[1] - u[1], v[2] - u[2]};
+                const double r12 = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+                const double cos = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (r1 * r2);
+                const int64_t base =
+                    ns * n_g2 + pair_index(s.species[nl.neighbor[p]], s.species[nl.neighbor[q]]) * n_ang;
+                for (size_t k = 0; k < spec.g4.size(); ++k) {
+                    const AngularParam& a = spec.g4[k];
+                    const double b = std::max(0.0, 1.0 + a.lambda * cos);
+                    g[base + int64_t(k)] += std::pow(2.0, 1.0 - a.zeta) * std::pow(b, a.zeta) *
+                                            std::exp(-a.eta * (r1 * r1 + r2 * r2 + r12 * r12)) * cutoff_fn(spec, r1) *
+                                            cutoff_fn(spec, r2) * cutoff_fn(spec, r12);
+                }
+                for (size_t k = 0; k < spec.g5.size(); ++k) {
+                    const AngularParam& a = spec.g5[k];
+                    const double b = std::max(0.0, 1.0 + a.lambda * cos);
+                    g[base + int64_t(spec.g4.size() + k)] += std::pow(2.0, 1.0 - a.zeta) * std::pow(b, a.zeta) *
+                                                             std::exp(-a.eta * (r1 * r1 + r2 * r2)) *
+                                                             cutoff_fn(spec, r1) * cutoff_fn(spec, r2);
+                }
+            }
+    }
+    return out;
+}
+
+std::vector<double> compute_values(const Acsf& acsf, const Crystal& c) {
+    const StructureView s = c.view();
+    const NeighborList nl = build_neighbor_list(s, acsf.spec().cutoff, false, false);
+    std::vector<double> out(size_t(s.n_atoms * acsf.n_features()));
+    acsf.values(s, nl, out.data(), false);
+    return out;
+}
+
+/// Sparse gradients, expanded to a dense (n_atoms centers, n_atoms atoms, 3, F) array.
+struct Gradients {
+    std::vector<double> values, dense, strain;
+};
+
+Gradients compute_gradients(const Acsf& acsf, const Crystal& c, const KernelTable* table = nullptr) {
+    const StructureView s = c.view();
+    const int64_t n = s.n_atoms, F = acsf.n_features();
+    const NeighborList nl = build_neighbor_list(s, acsf.spec().cutoff, false, true);
+    const std::vector<int64_t> rows = acsf.gradient_rows(nl);
+    const int64_t n_rows = rows.back();
+    std::vector<double> grad(size_t(n_rows * 3 * F));
+    std::vector<int64_t> centers(static_cast<size_t>(n_rows)), neighbors(static_cast<size_t>(n_rows));
+    Gradients g;
+    g.values.resize(size_t(n * F));
+    g.strain.resize(size_t(n * 9 * F));
+    GradientOutput out{g.values.data(), grad.data(), centers.data(), neighbors.data(), g.strain.data(), 0};
+    if (table != nullptr)
+        table->acsf_gradients(acsf.tables(), s, nl, rows, out, false);
+    else
+        acsf.gradients(s, nl, rows, out, false);
+    g.dense.assign(size_t(n * n * 3 * F), 0.0);
+    for (int64_t r = 0; r < n_rows; ++r)
+        for (int64_t k = 0; k < 3 * F; ++k)
+            g.dense[size_t((centers[r] * n + neighbors[r]) * 3 * F + k)] += grad[size_t(r * 3 * F + k)];
+    return g;
+}
+
+double max_abs(const std::vector<double>& v) {
+    double m = 0.0;
+    for (double x : v) m = std::max(m, std::abs(x));
+    return m;
+}
+
+/// max |a - b| / max |b|.
+double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+    double d = 0.0;
+    for (size_t k = 0; k < a.size(); ++k) d = std::max(d, std::abs(a[k] - b[k]));
+    return d / std::max(max_abs(b), 1e-300);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- neighbor list
+TEST_CASE(neighbor_list_matches_brute_force) {
+    for (bool shear : {false, true})
+        for (double cutoff : {3.0, 6.5}) {  // 6.5 Å > half the cell: several images of each neighbor
+            const Crystal c = diamond(1, 1, 0.1, 3, shear);
+            const StructureView s = c.view();
+            const NeighborList nl = build_neighbor_list(s, cutoff, false, true);
+            using Pair = std::tuple<int64_t, int64_t, int, int, int>;
+            std::vector<Pair> got, want;
+            for (int64_t i = 0; i < s.n_atoms; ++i)
+                for (int64_t p = nl.offsets[i]; p < nl.offsets[i + 1]; ++p) {
+                    got.emplace_back(i, nl.neighbor[p], nl.shift[3 * p], nl.shift[3 * p + 1], nl.shift[3 * p + 2]);
+                    double v[3];
+                    for (int k = 0; k < 3; ++k)
+                        v[k] = c.positions[3 * nl.neighbor[p] + k] - c.positions[3 * i + k] +
+                               nl.shift[3 * p] * c.cell[k] + nl.shift[3 * p + 1] * c.cell[3 + k] +
+                               nl.shift[3 * p + 2] * c.cell[6 + k];
+                    for (int k = 0; k < 3; ++k) CHECK_CLOSE(nl.vector[3 * p + k], v[k], 1e-12);
+                    CHECK_CLOSE(nl.distance[p], std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]), 1e-12);
+                }
+            const int N = 4;  // enough images for 6.5 Å in these cells
+            for (int64_t i = 0; i < s.n_atoms; ++i)
+                for (int64_t j = 0; j < s.n_atoms; ++j)
+                    for (int a = -N; a <= N; ++a)
+                        for (int b = -N; b <= N; ++b)
+                            for (int d = -N; d <= N; ++d) {
+                                double v[3], r2 = 0.0;
+                                for (int k = 0; k < 3; ++k) {
+                                    v[k] = c.positions[3 * j + k] - c.positions[3 * i + k] + a * c.cell[k] +
+                                           b * c.cell[3 + k] + d * c.cell[6 + k];
+                                    r2 += v[k] * v[k];
+                                }
+                                if (r2 > 0.0 && r2 < cutoff * cutoff) want.emplace_back(i, j, a, b, d);
+                            }
+            std::sort(got.begin(), got.end());
+            std::sort(want.begin(), want.end());
+            CHECK(got == want);
+        }
+}
+
+TEST_CASE(neighbor_list_open_boundaries) {
+    Crystal c = diamond(1, 1, 0.1, 5);
+    c.pbc = {false, false, false};
+    const NeighborList nl = build_neighbor_list(c.view(), 3.0, false, true);
+    int64_t want = 0;
+    for (int64_t i = 0; i < 8; ++i)
+        for (int64_t j = 0; j < 8; ++j) {
+            double r2 = 0.0;
+            for (int k = 0; k < 3; ++k) r2 += std::pow(c.positions[3 * j + k] - c.positions[3 * i + k], 2);
+            want += (i != j && r2 < 9.0) ? 1 : 0;
+        }
+    CHECK(nl.n_pairs() == want);
+}
+
+// ---------------------------------------------------------------- values
+TEST_CASE(values_match_scalar_reference) {
+    for (CutoffFunction fc : {CutoffFunction::Cosine, CutoffFunction::Polynomial})
+        for (int32_t ns : {1, 2})
+            for (bool shear : {false, true}) {
+                const Crystal c = diamond(1, ns, 0.15, 11, shear);
+                const Acsf acsf(make_spec(ns, 5.5, fc));
+                const NeighborList nl = build_neighbor_list(c.view(), 5.5, false, false);
+                const std::vector<double> want = reference_values(acsf.spec(), c.view(), nl);
+                const std::vector<double> got = compute_values(acsf, c);
+                CHECK(got.size() == want.size());
+                CHECK(relative_difference(got, want) < 1e-13);
+                CHECK(max_abs(want) > 0.1);  // the reference is not trivially zero
+            }
+}
+
+// ---------------------------------------------------------------- gradients
+TEST_CASE(gradients_match_finite_differences) {
+    for (CutoffFunction fc : {CutoffFunction::Cosine, CutoffFunction::Polynomial}) {
+        const Crystal c = diamond(1, 2, 0.15, 17, true);
+        const Acsf acsf(make_spec(2, 4.5, fc));
+        const Gradients g = compute_gradients(acsf, c);
+        CHECK(relative_difference(g.values, compute_values(acsf, c)) < 1e-13);
+        const int64_t n = int64_t(c.species.size()), F = acsf.n_features();
+        const double h = 1e-5;
+        double worst = 0.0;
+        for (int64_t j = 0; j < n; ++j)
+            for (int k = 0; k < 3; ++k) {
+                Crystal plus = c, minus = c;
+                plus.positions[size_t(3 * j + k)] += h;
+                minus.positions[size_t(3 * j + k)] -= h;
+                const std::vector<double> gp = compute_values(acsf, plus), gm = compute_values(acsf, minus);
+                for (int64_t i = 0; i < n; ++i)
+                    for (int64_t f = 0; f < F; ++f) {
+                        const double fd = (gp[size_t(i * F + f)] - gm[size_t(i * F + f)]) / (2 * h);
+                        const double an = g.dense[size_t(((i * n + j) * 3 + k) * F + f)];
+                        worst = std::max(worst, std::abs(fd - an));
+                    }
+            }
+        CHECK(worst < 1e-7 * std::max(1.0, max_abs(g.dense)));
+        CHECK(max_abs(g.dense) > 1e-2);
+    }
+}
+
+TEST_CASE(strain_gradient_matches_finite_differences) {
+    const Crystal c = diamond(1, 1, 0.15, 23, true);
+    const Acsf acsf(make_spec(1, 4.5));
+    const Gradients g = compute_gradients(acsf, c);
+    const int64_t n = int64_t(c.species.size()), F = acsf.n_features();
+    const double h = 1e-6;
+    double worst = 0.0;
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+            // positions and cell rows x -> x (1 + eps), eps = +-h e_a e_b^T
+            auto strained = [&](double e) {
+                Crystal s = c;
+                for (int64_t i = 0; i < n + 3; ++i) {
+                    double* x = i < n ? &s.positions[size_t(3 * i)] : &s.cell[size_t(3 * (i - n))];
+                    x[b] += e * x[a];
+                }
+                return compute_values(acsf, s);
+            };
+            const std::vector<double> gp = strained(h), gm = strained(-h);
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t f = 0; f < F; ++f) {
+                    const double fd = (gp[size_t(i * F + f)] - gm[size_t(i * F + f)]) / (2 * h);
+                    worst = std::max(worst, std::abs(fd - g.strain[size_t(((i * 3 + a) * 3 + b) * F + f)]));
+                }
+        }
+    CHECK(worst < 1e-6 * std::max(1.0, max_abs(g.strain)));
+}
+
+// ---------------------------------------------------------------- fused VJP
+TEST_CASE(fused_forces_virial_match_sparse_gradients) {
+    for (CutoffFunction fc : {CutoffFunction::Cosine, CutoffFunction::Polynomial}) {
+        const Crystal c = diamond(2, 2, 0.1, 29, true);  // 64 atoms: several chunks of pairs
+        const Acsf acsf(make_spec(2, 5.0, fc));
+        const StructureView s = c.view();
+        const int64_t n = s.n_atoms, F = acsf.n_features(), K = 3;
+        std::mt19937 gen(1);
+        std::normal_distribution<double> normal;
+        std::vector<double> w(size_t(K * n * F));
+        for (double& x : w) x = normal(gen);
+        for (int64_t f = 0; f < F; f += 3) w[size_t(n * F + f)] = 0.0;  // rhs 1: some weights exactly zero
+        const NeighborList nl = build_neighbor_list(s, 5.0, false, true);
+        std::vector<double> forces(size_t(K * 3 * n)), virial(size_t(K * 9));
+        acsf.forces_virial(s, nl, w.data(), forces.data(), virial.data(), false, VjpRhs{K, n * F, 3 * n, 9});
+        const Gradients g = compute_gradients(acsf, c);
+        for (int64_t r = 0; r < K; ++r) {
+            std::vector<double> want_f(size_t(3 * n), 0.0), want_v(9, 0.0);
+            const double* wr = &w[size_t(r * n * F)];
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < n; ++j)
+                    for (int k = 0; k < 3; ++k)
+                        for (int64_t f = 0; f < F; ++f)
+                            want_f[size_t(3 * j + k)] -= wr[i * F + f] * g.dense[size_t(((i * n + j) * 3 + k) * F + f)];
+            for (int64_t i = 0; i < n; ++i)
+                for (int ab = 0; ab < 9; ++ab)
+                    for (int64_t f = 0; f < F; ++f)
+                        want_v[size_t(ab)] -= wr[i * F + f] * g.strain[size_t((i * 9 + ab) * F + f)];
+            const std::vector<double> got_f(forces.begin() + 3 * n * r, forces.begin() + 3 * n * (r + 1));
+            const std::vector<double> got_v(virial.begin() + 9 * r, virial.begin() + 9 * (r + 1));
+            CHECK(relative_difference(got_f, want_f) < 1e-12);
+            CHECK(relative_difference(got_v, want_v) < 1e-12);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- kernel variants
+TEST_CASE(every_variant_agrees_with_the_selected_one) {
+    const Crystal c = diamond(2, 2, 0.1, 31, true);
+    for (CutoffFunction fc : {CutoffFunction::Cosine, CutoffFunction::Polynomial}) {
+        const Acsf acsf(make_spec(2, 5.5, fc));
+        const StructureView s = c.view();
+        const int64_t n = s.n_atoms, F = acsf.n_features();
+        std::vector<double> w(size_t(n * F));
+        std::mt19937 gen(2);
+        std::normal_distribution<double> normal;
+        for (double& x : w) x = normal(gen);
+        const NeighborList nl = build_neighbor_list(s, 5.5, false, true);
+        auto run = [&](const KernelTable& k) {
+            std::vector<double> values(size_t(n * F)), forces(size_t(3 * n)), virial(9);
+            k.acsf_values(acsf.tables(), s, nl, values.data(), false);
+            k.acsf_forces_virial(acsf.tables(), s, nl, w.data(), forces.data(), virial.data(), false, VjpRhs{});
+            const Gradients g = compute_gradients(acsf, c, &k);
+            return std::vector<std::vector<double>>{values, forces, virial, g.dense, g.strain};
+        };
+        const auto want = run(kernels());
+        int compared = 0;
+        for (const std::string& name : kernel_variants()) {
+            const KernelTable* k = find_kernel(name);
+            CHECK(k != nullptr);
+            if (k == nullptr || k->isa > cpu_isa()) continue;
+            const auto got = run(*k);
+            for (size_t a = 0; a < want.size(); ++a) {
+                const double d = relative_difference(got[a], want[a]);
+                if (!(d <= 1e-14))
+                    check::fail(__FILE__, __LINE__,
+                                name + " vs " + kernels().name + ": array " + std::to_string(a) + " differs by " +
+                                    std::to_string(d / 1e-14) + "e-14 of its largest magnitude");
+            }
+            ++compared;
+        }
+        CHECK(compared >= 1);
+    }
+    CHECK(find_kernel("no-such-variant") == nullptr);
+    CHECK(std::string(kernels().simd).size() > 0);
+}
+
+// ---------------------------------------------------------------- input validation
+TEST_CASE(bad_input_is_refused_with_a_reason) {
+    AcsfSpec spec = make_spec(1, 5.0);
+    spec.cutoff = -1.0;
+    CHECK_THROWS(InvalidInput, Acsf(spec), "cutoff");
+    spec = make_spec(1, 5.0);
+    spec.g4[0].zeta = 0.5;
+    CHECK_THROWS(InvalidInput, Acsf(spec), "zeta must be >= 1");
+    spec = make_spec(1, 5.0);
+    spec.g5[0].lambda = 2.0;
+    CHECK_THROWS(InvalidInput, Acsf(spec), "lambda");
+    spec = make_spec(1, 5.0);
+    spec.g2[0].eta = std::nan("");
+    CHECK_THROWS(InvalidInput, Acsf(spec), "g2");
+    spec = make_spec(1, 5.0);
+    spec.g2.clear(), spec.g4.clear(), spec.g5.clear();
+    CHECK_THROWS(InvalidInput, Acsf(spec), "no symmetry functions");
+
+    const Acsf acsf(make_spec(2, 4.0));
+    Crystal c = diamond(1, 2, 0.05, 41);
+    NeighborList nl = build_neighbor_list(c.view(), 4.0, false, true);
+    std::vector<double> out(size_t(8 * acsf.n_features())), w(out.size(), 0.1), forces(24), virial(9);
+
+    Crystal bad = c;
+    bad.positions[4] = std::nan("");
+    CHECK_THROWS(InvalidInput, build_neighbor_list(bad.view(), 4.0, false, true), "not finite");
+    CHECK_THROWS(InvalidInput, acsf.values(bad.view(), nl, out.data(), false), "not finite");
+    bad = c;
+    bad.species[3] = 2;
+    CHECK_THROWS(InvalidInput, acsf.values(bad.view(), nl, out.data(), false), "species index 2");
+    bad = c;
+    bad.positions[3] = bad.positions[0], bad.positions[4] = bad.positions[1], bad.positions[5] = bad.positions[2];
+    CHECK_THROWS(InvalidInput, build_neighbor_list(bad.view(), 4.0, false, true), "overlap");
+    bad = c;
+    bad.cell = {5.0, 0, 0, 5.0, 0, 0, 0, 0, 5.0};
+    CHECK_THROWS(InvalidInput, build_neighbor_list(bad.view(), 4.0, false, true), "volume");
+
+    const Crystal bigger = diamond(2, 2, 0.05, 41);  // a list built for another structure
+    CHECK_THROWS(InvalidInput, acsf.values(bigger.view(), nl, out.data(), false), "neighbor list was built for 8");
+    CHECK_THROWS(InvalidInput, acsf.values(c.view(), nl, nullptr, false), "null pointer");
+
+    w[5] = std::numeric_limits<double>::infinity();
+    CHECK_THROWS(InvalidInput, acsf.forces_virial(c.view(), nl, w.data(), forces.data(), virial.data(), false),
+                 "dE/dG contains NaN or inf");
+    w[5] = 0.1;
+    CHECK_THROWS(InvalidInput,
+                 acsf.forces_virial(c.view(), nl, w.data(), forces.data(), virial.data(), false, VjpRhs{0, 0, 0, 0}),
+                 "at least one right-hand side");
+    const std::vector<int64_t> rows(9, 0);
+    std::vector<double> g(1), strain(1);
+    std::vector<int64_t> idx(1);
+    GradientOutput go{out.data(), g.data(), idx.data(), idx.data(), strain.data(), 0};
+    CHECK_THROWS(InvalidInput, acsf.gradients(c.view(), nl, rows, go, false), "gradient rows");
+    if (find_kernel("avx512") != nullptr)
+        CHECK_THROWS(InvalidInput, select_kernel_variant("avx512", kIsaBaseline), "does not support");
+    CHECK_THROWS(InvalidInput, select_kernel_variant("sse9", kIsaAvx512), "not a kernel variant");
+}
+
+int main(int argc, char** argv) {
+    std::string variants;
+    for (const std::string& v : kernel_variants()) variants += " " + v;
+    std::fprintf(stderr, "kernel variant %s (SIMD backend %s); compiled:%s\n", kernels().name, kernels().simd,
+                 variants.c_str());
+    return check::run_all(argc, argv);
+}
