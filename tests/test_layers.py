@@ -1,8 +1,9 @@
 """The package's layers import only downward (README, Layout), and the leaves stay leaves.
 
 alip.config (defaults), alip.files (atomic writes), alip._lazy (lazy exports) and
-alip._version import nothing of alip; then core < data < models < al < reports < cli. Checked on the source with ast, so
-an upward import fails here even when it sits inside a function.
+alip._version import nothing of alip; then core < data < models < explore < al < reports < cli.
+Checked on the source with ast, so an upward import fails here even when it sits inside a
+function.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 import alip
 
 PACKAGE = Path(alip.__file__).resolve().parent
-LAYERS = ("core", "data", "models", "al", "reports", "cli")
+LAYERS = ("core", "data", "models", "explore", "al", "reports", "cli")
 LEAVES = ("alip._version", "alip._lazy", "alip.config", "alip.files")
 
 

@@ -1,4 +1,4 @@
-"""The active-learning run configuration: one TOML file, eight tables.
+"""The active-learning run configuration: one TOML file, nine tables.
 
 :class:`Config` holds one dataclass per table; every key has a default and a
 one-line description (the ``doc`` metadata of its field), from which
@@ -29,6 +29,9 @@ FAMILIES: tuple[str, ...] = ("volume", "small_distortion", "large_distortion", "
 POLYMORPHS: tuple[str, ...] = ("diamond", "beta_tin", "sc", "bcc", "fcc", "hcp")
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
 FEATURE_SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
+ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax")
+TRUST_ADAPTIVE: tuple[str, ...] = ("fixed", "rate", "error")
+DESCRIPTOR_PRESETS: tuple[str, ...] = ("default_si", "seeds")
 TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 _DEVICE = re.compile(r"(cpu|cuda)(:[0-9]+)?")
@@ -111,6 +114,12 @@ class PoolSection:
     random_atoms: list = _f([8, 32], "atom-count range [min, max] of the random structures")
     polymorphs: list = _f(["diamond"], f"polymorphs of the volume family, any of {list(POLYMORPHS)}")
     volume_range: list = _f([0.85, 1.15], "V/V0 range of the volume family")
+    max_energy_above: float = _f(
+        1.0,
+        "physical window: generated structures more than this (eV/atom) above the "
+        "lowest are dropped, pool and test alike (0: off; needs a cheap oracle "
+        "such as sw, else it is skipped with a log line)",
+    )
 
 
 @dataclass
@@ -123,13 +132,25 @@ class TestSection:
     seed: int = _f(1000, "seed of the generated test set and of the split")
     n_volume: int = _f(20, "extra diamond volume-series points in the generated test set (E-V error)")
     volume_range: list = _f([0.88, 1.12], "V/V0 range of that volume series")
+    md: bool = _f(
+        False,
+        "add the physical test set: frames of the oracle's own MD (Si: crystal 300/900/1500 K, "
+        "vacancy, liquid; other seeds: the explore seeds at the explore temperatures), cached "
+        "per oracle, errors per subset (family md_*)",
+    )
+    md_frames: int = _f(10, "frames per MD subset")
+    md_scale: float = _f(1.0, "multiplies the MD steps of each subset (equilibration 250, 25 between frames)")
 
 
 @dataclass
 class DescriptorSection:
     """The ACSF descriptor."""
 
-    preset: str = _f("default_si", "'default_si' (12 G2 + 24 G4, cutoff 5.5 Å)")
+    preset: str = _f(
+        "default_si",
+        "'default_si' (12 G2 + 24 G4, cutoff 5.5 Å) or 'seeds' (the same shape for "
+        "the elements of explore.seeds; alip.explore.seeds.default_acsf)",
+    )
     file: str = _f("", "JSON file of an ACSF spec (ACSF.to_dict()); overrides preset")
 
 
@@ -194,6 +215,83 @@ class AcquisitionSection:
     chunk_atoms: int = _f(1024, "atoms per scoring chunk (bounds memory)")
 
 
+@dataclass
+class ExploreSection:
+    """Exploration: candidates from the committee's own MD (alip.explore), instead of a pool."""
+
+    enabled: bool = _f(
+        False,
+        "explore instead of scoring a pool: each iteration runs trajectories with the "
+        "committee, keeps frames in the trust window and selects among them",
+    )
+    seeds: str = _f("", 'ASE-readable file of seed structures, any elements ("": the 8-atom diamond Si cell)')
+    supercell: list = _f([2, 2, 2], "repeats of each seed along its cell vectors")
+    ensembles: list = _f(
+        ["nvt", "npt"], f"trajectory kinds, any of {list(ENSEMBLES)} (Langevin NVT, MTK NPT, FIRE with a cell filter)"
+    )
+    temperatures: list = _f([300.0, 900.0, 1500.0], "K; a ladder: iteration n runs the lowest 1 + n // ramp")
+    pressures: list = _f([0.0], "GPa, for npt and relax")
+    steps: int = _f(300, "steps of each trajectory in iteration 0 (relax: at most)")
+    growth: float = _f(1.5, "steps × growth every iteration (longer runs as the model improves)")
+    max_steps: int = _f(3000, "cap on the steps of one trajectory")
+    every: int = _f(10, "collect a frame every this many steps")
+    ramp: int = _f(1, "iterations per temperature rung before the next (hotter) one joins")
+    timestep: float = _f(2.0, "MD time step, fs")
+    max_trajectories: int = _f(
+        8, "trajectories per iteration (starts × ensembles × T × P, sampled evenly over the temperatures reached)"
+    )
+    from_labeled: bool = _f(True, "also start from the explored frames labeled in the previous iteration")
+    trust_lo: float = _f(0.05, "eV/Å; frames with a smaller max force deviation are accurate, not candidates")
+    trust_hi: float = _f(0.35, "eV/Å; a trajectory stops beyond it (DP-GEN); such frames are never candidates")
+    adaptive: str = _f(
+        "fixed",
+        f"{' | '.join(TRUST_ADAPTIVE)}: trust_lo as set, raised so that `rate` of "
+        f"the frames are candidates, or raised to factor × the committee's force RMSE",
+    )
+    rate: float = _f(0.2, "adaptive = 'rate': share of the frames below trust_hi kept as candidates")
+    factor: float = _f(1.0, "adaptive = 'error': trust_lo = factor × force RMSE on the labeled (validation) data")
+    min_distance: float = _f(
+        0.0, "Å; a closer atom pair ends a trajectory as exploded (0: half the shortest covalent bond of the elements)"
+    )
+    initial_rattle: float = _f(0.05, "Å; displacement std of the distorted seeds labeled first (run.n_initial)")
+    initial_strain: float = _f(0.03, "largest strain component of those distorted seeds")
+
+    def check(self) -> None:
+        """ValueError naming the key for values out of range."""
+        bad = [e for e in self.ensembles if e not in ENSEMBLES]
+        if not self.ensembles or bad:
+            raise ValueError(f"explore.ensembles must be a non-empty list of {list(ENSEMBLES)}, got {self.ensembles!r}")
+        if not self.temperatures or any(not t > 0 for t in self.temperatures):
+            raise ValueError(
+                f"explore.temperatures must be a non-empty list of temperatures > 0 K, got {self.temperatures!r}"
+            )
+        if not self.pressures:
+            raise ValueError("explore.pressures must not be empty")
+        if len(self.supercell) != 3 or any(int(x) != x or x < 1 for x in self.supercell):
+            raise ValueError(f"explore.supercell must be three integers >= 1, got {self.supercell!r}")
+        for key in ("steps", "max_steps", "every", "ramp", "max_trajectories"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"explore.{key} must be >= 1, got {getattr(self, key)!r}")
+        if not self.growth >= 1.0:
+            raise ValueError(f"explore.growth must be >= 1, got {self.growth!r}")
+        if not self.timestep > 0:
+            raise ValueError(f"explore.timestep must be > 0 fs, got {self.timestep!r}")
+        if not 0 <= self.trust_lo < self.trust_hi:
+            raise ValueError(
+                f"explore.trust_lo ({self.trust_lo:g} eV/Å) must be >= 0 and below "
+                f"explore.trust_hi ({self.trust_hi:g} eV/Å)"
+            )
+        if self.adaptive not in TRUST_ADAPTIVE:
+            raise ValueError(f"explore.adaptive must be one of {list(TRUST_ADAPTIVE)}, got {self.adaptive!r}")
+        if not 0 < self.rate <= 1:
+            raise ValueError(f"explore.rate must be in (0, 1], got {self.rate!r}")
+        if not self.factor > 0:
+            raise ValueError(f"explore.factor must be > 0, got {self.factor!r}")
+        for key in ("min_distance", "initial_rattle", "initial_strain"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"explore.{key} must be >= 0, got {getattr(self, key)!r}")
+
+
 _SECTIONS: dict[str, type] = {
     "run": RunSection,
     "oracle": OracleSection,
@@ -203,6 +301,7 @@ _SECTIONS: dict[str, type] = {
     "descriptor": DescriptorSection,
     "training": TrainingSection,
     "acquisition": AcquisitionSection,
+    "explore": ExploreSection,
 }
 
 
@@ -218,6 +317,7 @@ class Config:
     descriptor: DescriptorSection = field(default_factory=DescriptorSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     acquisition: AcquisitionSection = field(default_factory=AcquisitionSection)
+    explore: ExploreSection = field(default_factory=ExploreSection)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -304,8 +404,16 @@ class Config:
             if t.n + t.n_volume < 1:
                 raise ConfigError("the generated test set is empty: set test.n or test.n_volume > 0")
             _range_pair("test.volume_range", t.volume_range)
-        if self.descriptor.preset != "default_si" and not self.descriptor.file:
-            raise ConfigError(f"descriptor.preset must be 'default_si', got {self.descriptor.preset!r}")
+        _choice("descriptor.preset", self.descriptor.preset, DESCRIPTOR_PRESETS)
+        if self.descriptor.preset == "seeds" and not self.explore.seeds and not self.descriptor.file:
+            raise ConfigError("descriptor.preset = 'seeds' needs explore.seeds")
+        _nonneg("pool.max_energy_above", p.max_energy_above)
+        _positive("test.md_frames", t.md_frames)
+        _positive("test.md_scale", t.md_scale)
+        try:
+            self.explore.check()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             self.training.check()
         except ValueError as exc:
@@ -444,8 +552,17 @@ def _render(cfg: Config, comments: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def example_toml() -> str:
-    """A commented example configuration with every key at its default."""
+def example_toml(explore: bool = False) -> str:
+    """A commented example configuration with every key at its default; ``explore``: with
+    exploration switched on (``alip init --explore``) and the physical MD test set."""
+    if explore:
+        head = (
+            "# alip exploration run (alip run CONFIG.toml): candidates are frames of the committee's own\n"
+            "# MD from [explore] seeds, labeled where its force deviation lies in [trust_lo, trust_hi].\n"
+            "# The first run.n_initial labels are distorted seeds; [pool] only makes the family test set.\n"
+            "# Every key is optional; shown are the defaults of an exploration run.\n\n"
+        )
+        return head + Config().replace(explore={"enabled": True}, test={"md": True}).to_toml()
     head = (
         "# alip active-learning run configuration (alip run CONFIG.toml).\n"
         "# Every key is optional; shown are the defaults.\n\n"

@@ -19,7 +19,7 @@ from alip.config import Config, ConfigError
 TINY = {
     "run": {"n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},
     "labeling": {"executor": "serial"},
-    "pool": {"n": 30, "max_atoms": 16, "random_atoms": [8, 12]},
+    "pool": {"n": 30, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
     "test": {"n": 6, "n_volume": 4},
     "training": {"n_members": 2, "hidden": [6], "epochs": 3, "batch_size": 8},
 }

@@ -29,7 +29,7 @@ from alip.models.training import errors
 TINY = {
     "run": {"n_initial": 6, "batch_size": 3, "budget": 12, "progress": False},
     "labeling": {"executor": "serial"},
-    "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12]},
+    "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
     "test": {"n": 8, "n_volume": 5},
     "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8},
 }

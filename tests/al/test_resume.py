@@ -80,7 +80,7 @@ def _config(tmp_path, name: str, kill_at: list[int]) -> str:
                 }
             },
             "labeling": {"executor": "serial"},
-            "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12]},
+            "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
             "test": {"n": 8, "n_volume": 5},
             "training": {"n_members": 2, "hidden": [8], "epochs": 12, "batch_size": 4},
         }
@@ -187,7 +187,7 @@ def test_resume_of_a_kill_between_selection_and_queueing(tmp_path):
         {
             "run": {"out": str(tmp_path / "run"), "n_initial": 5, "batch_size": 2, "budget": 9, "progress": False},
             "labeling": {"executor": "serial"},
-            "pool": {"n": 20, "max_atoms": 16, "random_atoms": [8, 12]},
+            "pool": {"n": 20, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
             "test": {"n": 4, "n_volume": 3},
             "training": {"n_members": 2, "hidden": [6], "epochs": 2},
         }

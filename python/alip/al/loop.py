@@ -35,13 +35,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.build import bulk
 
 from alip.al.acquisition import select_batch
 from alip.al.labeling import label_batch, make_process_pool
 from alip.al.pool_scoring import score_pool
 from alip.al.run_dir import (
     CHECKPOINTS,
+    COMMITTEE,
     CONFIG,
+    EXPLORE,
     ITERATIONS,
     LABELS,
     TEST,
@@ -56,11 +59,28 @@ from alip.core.descriptors import ACSF
 from alip.core.device import select_device
 from alip.data.io import attach_label, read_extxyz, write_extxyz
 from alip.data.oracles import make_oracle
+from alip.data.physical_window import oracle_energies_are_cheap, physical_window
 from alip.data.store import LabelStore
 from alip.data.structures import generate_si_pool, volume_series
+from alip.explore import stage
+from alip.explore.md_testset import md_test_set, si_md_subsets, subsets_from_seeds
+from alip.explore.seeds import default_acsf, initial_structures, make_supercell, read_seeds, seed_species
+from alip.explore.trajectories import check_seeds
 from alip.files import atomic_path, atomic_write_text
 from alip.models.committee import Committee
-from alip.models.training import TrainConfig, read_labels, train_committee
+from alip.models.training import TrainConfig, errors, read_labels, train_committee
+
+#: info keys of an explored frame kept in the iteration record's "selected_origins"
+ORIGIN_KEYS: tuple[str, ...] = (
+    "explore_seed",
+    "explore_iteration",
+    "explore_trajectory",
+    "explore_ensemble",
+    "explore_temperature",
+    "explore_pressure",
+    "explore_step",
+    "max_force_dev",
+)
 
 
 @dataclass
@@ -78,6 +98,11 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- set-up helpers
+def _plain(value: Any) -> Any:
+    """numpy scalars (as read back from extxyz) as Python ones, for JSON."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
@@ -115,9 +140,53 @@ def _family_kwargs(cfg: Config) -> dict[str, dict]:
     return {f: kw[f] for f in p.families}
 
 
-def make_pool_and_test(cfg: Config) -> tuple[list[Atoms], list[Atoms]]:
-    """The pool (with ``info["pool_id"]``) and the test set (labels attached where available)."""
-    if cfg.pool.file:
+def explore_seeds(cfg: Config) -> list[Atoms]:
+    """The seeds of ``[explore]`` (the 8-atom diamond Si cell when none are given), each
+    tagged ``info["explore_seed"]``."""
+    if cfg.explore.seeds:
+        return read_seeds(cfg.explore.seeds)
+    cell = bulk("Si", "diamond", a=5.431, cubic=True)
+    cell.info["explore_seed"] = 0
+    return [cell]
+
+
+def _physical_window(structures: list[Atoms], cfg: Config, log: Any) -> list[Atoms]:
+    """Generated structures within pool.max_energy_above of the lowest (alip.data.physical_window)."""
+    if not cfg.pool.max_energy_above or not structures:
+        return structures
+    if not oracle_energies_are_cheap(cfg.oracle_spec()):
+        log("physical window skipped: the oracle is not cheap enough to label every generated structure")
+        return structures
+    res = physical_window(structures, cfg.oracle_spec(), cfg.pool.max_energy_above)
+    log(
+        f"physical window (<= {cfg.pool.max_energy_above:g} eV/atom above {res.e_min:.4f}): kept "
+        f"{len(res.structures)} of {len(structures)} generated structures {res.summary()}"
+    )
+    return res.structures
+
+
+def make_pool_and_test(cfg: Config, log: Any = lambda message: None) -> tuple[list[Atoms], list[Atoms]]:
+    """The pool (with ``info["pool_id"]``) and the test set (labels attached where available).
+
+    With ``[explore] enabled`` the pool is the initial set alone: ``run.n_initial``
+    distorted copies of the seeds; the generated family test set is used only for
+    silicon seeds.  ``test.md`` adds the oracle's own MD frames (cached).
+    """
+    seeds = explore_seeds(cfg) if cfg.explore.enabled else []
+    si_only = not seeds or all(set(a.numbers) == {14} for a in seeds)
+    if cfg.explore.enabled:
+        e = cfg.explore
+        pool = initial_structures(
+            seeds,
+            cfg.run.n_initial,
+            seed=cfg.run.seed,
+            supercell=e.supercell,
+            max_strain=e.initial_strain,
+            rattle=e.initial_rattle,
+        )
+        for i, a in enumerate(pool):
+            a.info["pool_id"] = i
+    elif cfg.pool.file:
         structures = read_extxyz(cfg.pool.file)
         for i, a in enumerate(structures):
             a.info.setdefault("pool_id", i)
@@ -141,28 +210,53 @@ def make_pool_and_test(cfg: Config) -> tuple[list[Atoms], list[Atoms]]:
             family_kwargs=_family_kwargs(cfg),
             progress=cfg.run.progress,
         )
+        pool = _physical_window(pool, cfg, log)
     if cfg.test.file:
         test = read_extxyz(cfg.test.file)
     else:
-        p = cfg.pool
-        test = (
-            generate_si_pool(
-                cfg.test.n,
-                seed=cfg.test.seed,
-                families=p.families,
-                fractions=p.fractions or None,
-                family_kwargs=_family_kwargs(cfg),
+        test = []
+        if si_only:
+            p = cfg.pool
+            test = (
+                generate_si_pool(
+                    cfg.test.n,
+                    seed=cfg.test.seed,
+                    families=p.families,
+                    fractions=p.fractions or None,
+                    family_kwargs=_family_kwargs(cfg),
+                )
+                if cfg.test.n
+                else []
             )
-            if cfg.test.n
-            else []
-        )
-        if cfg.test.n_volume:
-            test += volume_series(cfg.test.n_volume, polymorphs=("diamond",), volume_range=tuple(cfg.test.volume_range))
+            test = _physical_window(test, cfg, log)
+            if cfg.test.n_volume:
+                test += volume_series(
+                    cfg.test.n_volume, polymorphs=("diamond",), volume_range=tuple(cfg.test.volume_range)
+                )
+        if cfg.test.md:
+            test += md_test_frames(cfg, seeds, si_only)
+        if not test:
+            raise ConfigError(
+                "the test set is empty: the generated Si families do not fit these seeds; "
+                "set test.md = true (the oracle's MD from the seeds) or test.file"
+            )
     for i, a in enumerate(test):
         a.info.pop("pool_id", None)
         a.info["test_id"] = i
         a.info.setdefault("family", "unknown")
     return pool, test
+
+
+def md_test_frames(cfg: Config, seeds: list[Atoms], si_only: bool) -> list[Atoms]:
+    """The physical test set of ``test.md`` (alip.explore.md_testset): the default Si subsets,
+    or each explore seed (in its supercell) at each explore temperature."""
+    t = cfg.test
+    if si_only:
+        subsets = si_md_subsets(t.md_frames, t.md_scale)
+    else:
+        cells = [make_supercell(a, cfg.explore.supercell) for a in seeds]
+        subsets = subsets_from_seeds(cells, cfg.explore.temperatures, t.md_frames, t.md_scale)
+    return md_test_set(cfg.oracle_spec(), subsets, seed=t.seed, progress=cfg.run.progress)
 
 
 def evaluate_test_set(committee: Committee, test: list[Atoms]) -> tuple[dict, dict]:
@@ -308,15 +402,22 @@ class _Run:
         if self.cfg.descriptor.file:
             with open(self.cfg.descriptor.file, encoding="utf-8") as fh:
                 return ACSF.from_dict(json.load(fh))
+        if self.cfg.descriptor.preset == "seeds":
+            return default_acsf(seed_species(explore_seeds(self.cfg)))
         return ACSF.default_si()
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
         """Pool in the store, labeled test set, initial selection (each step idempotent)."""
         test_path = os.path.join(self.dir, TEST)
+        if self.cfg.explore.enabled:  # seeds the descriptor cannot describe: an error before any label
+            try:
+                check_seeds(explore_seeds(self.cfg), self.acsf().species)
+            except ValueError as exc:
+                raise ConfigError(f"explore.seeds: {exc}") from None
         need_pool = len(self.store) == 0
         if need_pool or not os.path.exists(test_path):
-            pool, test = make_pool_and_test(self.cfg)
+            pool, test = make_pool_and_test(self.cfg, self.log)
             if not pool:
                 raise ConfigError("the pool is empty")
             if need_pool:
@@ -389,9 +490,17 @@ class _Run:
         reason = self._stop_reason(n, errors, remaining, len(pool_ids))
 
         selected, sel_scores, sel_fam = [], [], []
+        explored = None
         t0 = time.perf_counter()
-        if reason is None:
+        if reason is None and cfg.explore.enabled:
+            explored = self.explore(n, committee, ckpt, labeled_now)
+            atoms = explored.candidates
+            if not atoms:
+                at_top = len(stage.schedule(cfg.explore, n)[0]) == len(cfg.explore.temperatures)
+                reason = "no candidates in the trust window" if at_top else None
+        elif reason is None:
             atoms = [pool_atoms[i] for i in pool_ids]
+        if reason is None and atoms:
             a = cfg.acquisition
             client = self.executor()
             # with a Dask client QBC is sharded over the workers (the committee sent once per worker)
@@ -423,9 +532,13 @@ class _Run:
                 seed=_seed(cfg.run.seed, n, 2),
                 random_fraction=a.random_fraction if cfg.run.strategy != "random" else 0.0,
             )
-            selected = [int(pool_ids[i]) for i in pick]
+            if explored is not None:
+                selected = stage.register(self.store, [atoms[i] for i in pick])  # before the record: idempotent
+                pool_atoms.update({pid: atoms[i] for pid, i in zip(selected, pick)})
+            else:
+                selected = [int(pool_ids[i]) for i in pick]
             sel_scores = [float(scored.scores[i]) for i in pick]
-            sel_fam = [str(pool_atoms[i].info.get("family", "unknown")) for i in selected]
+            sel_fam = [str(atoms[i].info.get("family", "unknown")) for i in pick]
         wall_score = time.perf_counter() - t0
         record = {
             "iteration": n,
@@ -445,6 +558,9 @@ class _Run:
             "checkpoint": ckpt_rel,
             "stop_reason": reason,
         }
+        if explored is not None:
+            record["explore"] = explored.record()
+            record["selected_origins"] = [{k: _plain(pool_atoms[i].info.get(k)) for k in ORIGIN_KEYS} for i in selected]
         write_iteration(self.dir, record)
         if selected:
             self.store.mark_queued(selected, n + 1)
@@ -455,6 +571,46 @@ class _Run:
             + (f"; stop: {reason}" if reason else f"; selected {len(selected)} ({cfg.run.strategy})")
         )
         return record
+
+    def write_final_committee(self, record: dict) -> None:
+        """``OUT/committee.pt``: a copy of the last iteration's committee (the run's result)."""
+        import shutil
+
+        final = os.path.join(self.dir, COMMITTEE)
+        if not os.path.exists(final):
+            with atomic_path(final) as tmp:
+                shutil.copyfile(os.path.join(self.dir, record["checkpoint"]), tmp)
+
+    def explore(self, n: int, committee: Any, ckpt: str, labeled_now: list[int]) -> Any:
+        """The explore stage of iteration ``n`` (alip.explore.stage): trajectories of the
+        committee from the seeds and the explored frames just labeled; read back when recorded."""
+        e = self.cfg.explore
+        starts = [make_supercell(a, e.supercell) for a in explore_seeds(self.cfg)]
+        if e.from_labeled:
+            starts += [self.store.get(i) for i in labeled_now if self.store.get(i).info.get("family") == "explore"]
+        force_rmse = None
+        if e.adaptive == "error":
+            force_rmse = errors(committee, self.store.labeled())["force_rmse"]
+        executor = self.executor()
+        result = stage.explore(
+            e,
+            n,
+            starts,
+            ckpt,
+            os.path.join(self.dir, EXPLORE),
+            executor=None if executor == "serial" else executor,
+            seed=_seed(self.cfg.run.seed, n, 3),
+            force_rmse=force_rmse,
+            progress=self.progress,
+        )
+        st = result.stats
+        self.log(
+            f"iteration {n}: explored {st.n_trajectories} trajectories at {result.temperatures} K, "
+            f"{result.steps} steps{' (recorded)' if result.resumed else ''}: {st.n_frames} frames, "
+            f"accurate {st.accurate}, candidates {st.candidate}, failed {st.failed} "
+            f"(trust {st.trust_lo:.3g}-{st.trust_hi:.3g} eV/Å), stops {st.stop_reasons}"
+        )
+        return result
 
     def _stop_reason(self, n: int, errors: dict, remaining: int, n_pool: int) -> str | None:
         r = self.cfg.run
@@ -467,7 +623,7 @@ class _Run:
             return "target reached"
         if remaining <= 0:
             return "budget spent"
-        if n_pool == 0:
+        if n_pool == 0 and not self.cfg.explore.enabled:
             return "pool exhausted"
         if r.max_iterations and n + 1 >= r.max_iterations:
             return "max_iterations reached"
@@ -478,6 +634,7 @@ class _Run:
         try:
             records = read_iterations(self.dir)
             if records and records[-1].get("stop_reason"):
+                self.write_final_committee(records[-1])
                 return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
             if self.cfg.run.device != "cpu":
                 select_device(device=self.cfg.run.device)  # no usable GPU: fail before any labeling
@@ -490,6 +647,7 @@ class _Run:
             while not records or not records[-1].get("stop_reason"):
                 records.append(self.iterate(len(records), records, pool_atoms, test))
                 write_curve(self.dir)
+            self.write_final_committee(records[-1])
             self.store.update_meta(finished=True, stop_reason=records[-1]["stop_reason"])
             return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
         finally:

@@ -23,6 +23,8 @@ __all__ = [
     "TEST_LABELS",
     "ITERATIONS",
     "CHECKPOINTS",
+    "COMMITTEE",
+    "EXPLORE",
     "CURVE_COLUMNS",
     "iteration_path",
     "checkpoint_name",
@@ -42,6 +44,8 @@ TEST = "test.extxyz"  # the labeled test set
 TEST_LABELS = "test.db"  # the test set's own label store (written before TEST)
 ITERATIONS = "iterations"  # iter_NNN.json: an iteration is finished exactly when its file exists
 CHECKPOINTS = "checkpoints"  # committee_NNN.pt
+COMMITTEE = "committee.pt"  # the final committee (a copy of the last checkpoint), once the run is finished
+EXPLORE = "explore"  # iter_NNN.extxyz + iter_NNN.json: the explore stage's frames and summary
 
 CURVE_COLUMNS: tuple[str, ...] = (
     "iteration",

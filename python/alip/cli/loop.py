@@ -3,6 +3,7 @@
 Examples::
 
     alip init alip.toml                       # example configuration, every key documented
+    alip init --explore explore.toml          # the same with exploration ([explore] enabled, MD test set)
     alip run alip.toml                        # new run in run.out
     alip run --resume alip_run                # continue after a crash or a kill
     alip compare alip.toml --strategies qbc,emc,random --seeds 3 --out cmp
@@ -31,6 +32,11 @@ def _csv(text: str) -> list[str]:
 def _configure_init(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default="alip.toml", help="file to write (default alip.toml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument(
+        "--explore",
+        action="store_true",
+        help="an exploration run: candidates from the committee's own MD ([explore] enabled)",
+    )
     p.set_defaults(func=run_init)
     return p
 
@@ -43,7 +49,7 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"alip init: error: {args.path} exists; pass --force to overwrite", file=sys.stderr)
         return 2
     with open(args.path, "w", encoding="utf-8") as fh:
-        fh.write(example_toml())
+        fh.write(example_toml(explore=args.explore))
     print(f"wrote {args.path}; edit it, then: alip run {args.path}")
     return 0
 

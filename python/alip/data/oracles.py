@@ -243,6 +243,7 @@ def _manybody_table() -> dict[str, tuple[Callable[[dict], dict], dict, str]]:
         "sw": (StillingerWeber, Stillinger_Weber_PRB_31_5262_Si, "Stillinger_Weber_PRB_31_5262_Si"),
         "kumagai": (Kumagai, Kumagai_Comp_Mat_Sci_39_Si, "Kumagai_Comp_Mat_Sci_39_Si"),
         "tersoff": (TersoffBrenner, tersoff_si, "Tersoff_PRB_39_5566_Si_C[Si]"),
+        "tersoff-sic": (TersoffBrenner, si_c, "Tersoff_PRB_39_5566_Si_C"),
     }
 
 
@@ -281,14 +282,17 @@ _MANYBODY_ALIASES = {
     "stillingerweber": "sw",
     "kumagai": "kumagai",
     "tersoff": "tersoff",
+    "tersoff-sic": "tersoff-sic",
+    "tersoff_sic": "tersoff-sic",
 }
 
 
 class ManybodyOracle(Oracle):
-    """Published Si potentials from ``matscipy.calculators.manybody`` (embedded default).
+    """Published potentials from ``matscipy.calculators.manybody`` (embedded default).
 
     ``potential``: ``"sw"`` (Stillinger--Weber 1985), ``"kumagai"`` (2007) or
-    ``"tersoff"`` (1989).  Deterministic, milliseconds per structure.
+    ``"tersoff"`` (1989) for Si; ``"tersoff-sic"`` (Tersoff 1989, Si--C: any mix of Si
+    and C).  Deterministic, milliseconds per structure.
     """
 
     spec_type = "manybody"
@@ -297,7 +301,9 @@ class ManybodyOracle(Oracle):
         super().__init__()
         key = _MANYBODY_ALIASES.get(str(potential).lower())
         if key is None:
-            raise ValueError(f"unknown manybody potential {potential!r}; choose from 'sw', 'kumagai', 'tersoff'")
+            raise ValueError(
+                f"unknown manybody potential {potential!r}; choose from 'sw', 'kumagai', 'tersoff', 'tersoff-sic'"
+            )
         self.potential = key
         self.name = key
 
@@ -566,5 +572,6 @@ def make_oracle(spec: str | dict[str, Any] | Oracle) -> Oracle:
     if ":" in text:
         return UserOracle(text)
     raise ValueError(
-        f"unknown oracle {spec!r}; use 'sw', 'kumagai', 'tersoff', 'gpaw', 'stored:PATH' or 'module:factory'"
+        f"unknown oracle {spec!r}; use 'sw', 'kumagai', 'tersoff', 'tersoff-sic', 'gpaw', "
+        f"'stored:PATH' or 'module:factory'"
     )
