@@ -241,6 +241,11 @@ class ExploreSection:
         8, "trajectories per iteration (starts × ensembles × T × P, sampled evenly over the temperatures reached)"
     )
     from_labeled: bool = _f(True, "also start from the explored frames labeled in the previous iteration")
+    start_window: float = _f(
+        0.5,
+        "eV/atom; an explored frame labeled in the previous iteration starts new trajectories only when its "
+        "labeled energy is at most this above the lowest labeled energy per atom of its composition",
+    )
     trust_lo: float = _f(0.05, "eV/Å; frames with a smaller max force deviation are accurate, not candidates")
     trust_hi: float = _f(0.35, "eV/Å; a trajectory stops beyond it (DP-GEN); such frames are never candidates")
     adaptive: str = _f(
@@ -251,7 +256,7 @@ class ExploreSection:
     rate: float = _f(0.2, "adaptive = 'rate': share of the frames below trust_hi kept as candidates")
     factor: float = _f(1.0, "adaptive = 'error': trust_lo = factor × force RMSE on the labeled (validation) data")
     min_distance: float = _f(
-        0.0, "Å; a closer atom pair ends a trajectory as exploded (0: half the shortest covalent bond of the elements)"
+        0.0, "Å; a closer atom pair ends a trajectory as exploded (0: 0.7 × the shortest covalent bond of the elements)"
     )
     initial_rattle: float = _f(0.05, "Å; displacement std of the distorted seeds labeled first (run.n_initial)")
     initial_strain: float = _f(0.03, "largest strain component of those distorted seeds")
@@ -287,7 +292,7 @@ class ExploreSection:
             raise ValueError(f"explore.rate must be in (0, 1], got {self.rate!r}")
         if not self.factor > 0:
             raise ValueError(f"explore.factor must be > 0, got {self.factor!r}")
-        for key in ("min_distance", "initial_rattle", "initial_strain"):
+        for key in ("min_distance", "initial_rattle", "initial_strain", "start_window"):
             if getattr(self, key) < 0:
                 raise ValueError(f"explore.{key} must be >= 0, got {getattr(self, key)!r}")
 

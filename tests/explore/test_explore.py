@@ -152,7 +152,7 @@ def test_explosion_is_recorded_not_raised():
     assert "Å apart" in res.detail and res.steps < 500
     last = res.frames[-1]
     d = last.get_all_distances(mic=True)[np.triu_indices(len(last), 1)]
-    assert d.min() < default_min_distance([14]) == pytest.approx(1.11)
+    assert d.min() < default_min_distance([14]) == pytest.approx(1.554)
     assert candidates([res], TrustWindow(0.05, 0.5)) == [f for f in res.frames[:-1]]
 
 

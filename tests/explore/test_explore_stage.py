@@ -193,3 +193,15 @@ def test_explore_table_refuses_bad_values():
         cfg(supercell=[2, 2])
     with pytest.raises(ConfigError, match="unknown key 'temperature' in \\[explore\\]"):
         cfg(temperature=[300.0])
+
+
+def test_only_physical_labeled_frames_start_new_trajectories():
+    from alip.explore.stage import physical_starts
+
+    si, sic = bulk("Si", "diamond", a=5.431, cubic=True), bulk("SiC", "zincblende", a=4.32, cubic=True)
+    ref = [si, sic]
+    ref_e = [-4.33 * 8, -6.16 * 8]  # eV per cell: the lowest per composition
+    frames = [si.copy(), si.copy(), sic.copy(), sic.copy()]
+    e = [(-4.33 + 0.3) * 8, (-4.33 + 0.7) * 8, (-6.16 + 0.4) * 8, float("nan")]
+    kept = physical_starts(frames, e, ref, ref_e, max_above=0.5)
+    assert [next(i for i, f in enumerate(frames) if f is k) for k in kept] == [0, 2]  # 0.7 eV/atom above and the failed label are dropped

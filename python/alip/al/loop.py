@@ -496,8 +496,16 @@ class _Run:
             explored = self.explore(n, committee, ckpt, labeled_now)
             atoms = explored.candidates
             if not atoms:
+                st = explored.stats
                 at_top = len(stage.schedule(cfg.explore, n)[0]) == len(cfg.explore.temperatures)
-                reason = "no candidates in the trust window" if at_top else None
+                empty_before = n > 0 and records[-1].get("explore", {}).get("n_candidates") == 0
+                if at_top and st.n_frames and st.accurate == st.n_frames:
+                    reason = "converged: every explored frame is below trust_lo"
+                elif empty_before:
+                    reason = (
+                        "no candidates in two iterations in a row (frames beyond trust_hi: raise "
+                        "explore.trust_hi, or check the seeds)"
+                    )
         elif reason is None:
             atoms = [pool_atoms[i] for i in pool_ids]
         if reason is None and atoms:
@@ -587,7 +595,16 @@ class _Run:
         e = self.cfg.explore
         starts = [make_supercell(a, e.supercell) for a in explore_seeds(self.cfg)]
         if e.from_labeled:
-            starts += [self.store.get(i) for i in labeled_now if self.store.get(i).info.get("family") == "explore"]
+            explored = [i for i in labeled_now if self.store.get(i).info.get("family") == "explore"]
+            if explored:
+                labeled = self.store.labeled()
+                starts += stage.physical_starts(
+                    [self.store.get(i) for i in explored],
+                    [self.store.get_label(i).energy for i in explored],
+                    labeled,
+                    [a.get_potential_energy() for a in labeled],
+                    e.start_window,
+                )
         force_rmse = None
         if e.adaptive == "error":
             force_rmse = errors(committee, self.store.labeled())["force_rmse"]

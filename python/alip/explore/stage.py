@@ -20,6 +20,7 @@ queuing them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,16 @@ from alip.config import ExploreSection
 from alip.explore.trajectories import TrajectoryResult, TrajectoryTask, run_trajectories
 from alip.explore.trust import TrustPolicy, TrustStats, TrustWindow, candidates, trust_statistics
 
-__all__ = ["ExploreResult", "plan_tasks", "schedule", "explore", "register", "EXPLORE_ID_BASE", "explore_pool_id"]
+__all__ = [
+    "physical_starts",
+    "ExploreResult",
+    "plan_tasks",
+    "schedule",
+    "explore",
+    "register",
+    "EXPLORE_ID_BASE",
+    "explore_pool_id",
+]
 
 #: pool ids of explored frames: EXPLORE_ID_BASE + iteration × ID_STRIDE + index among the candidates
 EXPLORE_ID_BASE = 1_000_000_000
@@ -248,6 +258,35 @@ def explore(
         c.info["pool_id"] = explore_pool_id(iteration, i)
         c.info.pop("explore_stopped", None)
     return ExploreResult(iteration, results, window, stats, cands, temps, steps, resumed)
+
+
+def physical_starts(
+    frames: Sequence[Atoms],
+    energies: Sequence[float],
+    reference: Sequence[Atoms],
+    reference_energies: Sequence[float],
+    max_above: float,
+) -> list[Atoms]:
+    """The labeled ``frames`` fit to start new trajectories: energy per atom (``energies``,
+    eV, total) at most ``max_above`` above the lowest of the ``reference`` structures of the
+    same composition.  A frame the committee drove toward collapse, labeled because its
+    spread was still inside the window, would otherwise seed the next iteration's runs."""
+    lowest: dict[tuple, float] = {}
+    for a, e in zip(reference, reference_energies):
+        key = _composition(a)
+        lowest[key] = min(lowest.get(key, math.inf), float(e) / len(a))
+    out = []
+    for a, e in zip(frames, energies):
+        ref = lowest.get(_composition(a), math.inf)
+        if math.isfinite(e) and (not math.isfinite(ref) or float(e) / len(a) <= ref + max_above):
+            out.append(a)
+    return out
+
+
+def _composition(atoms: Atoms) -> tuple:
+    """Element fractions (reduced composition) of ``atoms``."""
+    z, counts = np.unique(atoms.numbers, return_counts=True)
+    return tuple(zip(z.tolist(), np.round(counts / counts.sum(), 6).tolist()))
 
 
 def register(store: Any, frames: Sequence[Atoms]) -> list[int]:

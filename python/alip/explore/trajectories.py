@@ -72,14 +72,17 @@ GPA = units.GPa  # eV/Å³ per GPa
 
 
 def default_min_distance(numbers: Iterable[int]) -> float:
-    """Explosion threshold (Å): half the smallest sum of covalent radii among the elements.
+    """Explosion threshold (Å): 0.7 × the shortest covalent bond (sum of covalent radii)
+    among the elements.
 
-    Si: 1.11 Å (the Si–Si bond is 2.35 Å); C: 0.76 Å (C–C bonds are 1.2–1.54 Å).
+    Si: 1.55 Å (the Si–Si bond is 2.35 Å; SW MD at 1500 K stays above ~2.0 Å); C: 1.06 Å
+    (C–C bonds are 1.2–1.54 Å).  Frames that close are not physics at these temperatures,
+    and labeling the frames just before them would teach the model collapse.
     """
     radii = sorted(float(covalent_radii[z]) for z in set(int(z) for z in numbers))
     if not radii:
         raise ValueError("no atoms")
-    return 0.5 * 2 * radii[0]
+    return 0.7 * 2 * radii[0]
 
 
 @dataclass
