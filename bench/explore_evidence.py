@@ -48,13 +48,15 @@ def config(strategy: str, seed: int, budget: int, out: str, workers: int) -> dic
             "supercell": [2, 2, 2],
             "temperatures": [300.0, 900.0, 1500.0],
             "ensembles": ["nvt", "npt"],
-            "steps": 300,
-            "growth": 1.5,
-            "max_steps": 1500,
+            "ramp": 2,
+            "steps": 200,
+            "growth": 1.3,
+            "max_steps": 1000,
             "every": 5,
             "max_trajectories": 8,
-            "trust_lo": 0.05,
-            "trust_hi": 0.6,
+            "trust_lo": 0.1,
+            "trust_hi": 1.0,
+            "initial_rattle": 0.1,
         }
     return cfg
 
