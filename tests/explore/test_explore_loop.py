@@ -179,3 +179,14 @@ def test_sigkill_during_exploration_and_labeling_then_resume(tmp_path):
     a, b = stored_labels(tmp_path / "crashy"), stored_labels(tmp_path / "reference")
     assert a.keys() == b.keys() and all(a[k][0] == pytest.approx(b[k][0], abs=1e-9) for k in a)
     assert sum(1 for c in calls if int(c.split(":")[1]) >= 1_000_000_000) == 6
+
+
+@pytest.mark.slow
+def test_a_run_without_candidates_stops_with_a_hint(tmp_path):
+    # every step after the first leaves the (tiny) trust region: no frame is ever a candidate
+    result = run(tiny(tmp_path / "run", explore={"trust_lo": 1e-7, "trust_hi": 1e-6}))
+    assert result.stop_reason.startswith("no candidates in two iterations in a row")
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "run" / "iterations").glob("iter_*.json"))]
+    assert [r["explore"]["n_candidates"] for r in records] == [0, 0]
+    assert [r["selected"] for r in records] == [[], []] and result.n_labels == 6
+    assert all(r["explore"]["trust"]["failed"] >= 1 for r in records)

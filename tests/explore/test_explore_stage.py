@@ -204,4 +204,7 @@ def test_only_physical_labeled_frames_start_new_trajectories():
     frames = [si.copy(), si.copy(), sic.copy(), sic.copy()]
     e = [(-4.33 + 0.3) * 8, (-4.33 + 0.7) * 8, (-6.16 + 0.4) * 8, float("nan")]
     kept = physical_starts(frames, e, ref, ref_e, max_above=0.5)
-    assert [next(i for i, f in enumerate(frames) if f is k) for k in kept] == [0, 2]  # 0.7 eV/atom above and the failed label are dropped
+    assert [next(i for i, f in enumerate(frames) if f is k) for k in kept] == [
+        0,
+        2,
+    ]  # 0.7 eV/atom above and the failed label are dropped
