@@ -5,7 +5,12 @@
 ``trust``         the DP-GEN trust window on the max force deviation, its per-iteration
                   statistics and the adaptive lower level.
 ``md_testset``    the physical test set: frames of the oracle's own MD, cached, per subset.
-``window``        the physical energy window applied to generated pools.
+``seeds``         seed structures of any elements: reading, supercells, the default
+                  descriptor for their elements, the distorted initial set.
+``stage``         one iteration's explore stage, recorded and read back (resume), and the
+                  registration of selected frames in the label store.
+
+A layer between ``models`` (the committee as calculator) and ``al`` (the loop calls it).
 """
 
 from __future__ import annotations
