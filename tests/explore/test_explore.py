@@ -272,3 +272,24 @@ def test_trajectories_on_a_process_pool_match_in_process(committee_path):
         remote = run_trajectories(tasks, executor=pool)
     assert all(_frames_equal(x, y) for x, y in zip(local, remote))
     assert not _frames_equal(local[0], local[1])  # different seeds, different paths
+
+
+@pytest.mark.slow
+def test_trajectories_on_a_dask_local_cluster_match_in_process(committee_path):
+    distributed = pytest.importorskip("distributed")
+    tasks = [
+        TrajectoryTask(
+            si64(), committee_path, ensemble=e, temperature=900.0, steps=15, every=5, seed=4, trajectory_id=f"dask-{e}"
+        )
+        for e in ("nvt", "npt")
+    ]
+    local = run_trajectories(tasks)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = run_trajectories(tasks, executor=client)
+    assert [r.trajectory_id for r in remote] == ["dask-nvt", "dask-npt"]
+    assert all(_frames_equal(x, y) for x, y in zip(local, remote))
