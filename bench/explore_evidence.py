@@ -183,7 +183,7 @@ def tables(summary: dict, target: float) -> str:
         )
     lines += [
         "",
-        "| strategy | seed | 1500 K NVT ps | min pair distance Å | NVE ps | NVE drift meV/atom | max deviation meV/atom |",
+        "| strategy | seed | 1500 K NVT ps | min pair distance Å | NVE ps | NVE drift meV/atom | max dev. meV/atom |",
         "|---|---|---|---|---|---|---|",
     ]
     for strat, rows in summary.items():
