@@ -11,6 +11,25 @@
                   registration of selected frames in the label store.
 
 A layer between ``models`` (the committee as calculator) and ``al`` (the loop calls it).
+Names load lazily (:mod:`alip._lazy`); the modules themselves hold the full API.
 """
 
-from __future__ import annotations
+from alip._lazy import lazy_exports as _lazy_exports
+
+_LAZY = {
+    "TrajectoryTask": "alip.explore.trajectories",
+    "TrajectoryResult": "alip.explore.trajectories",
+    "run_trajectory": "alip.explore.trajectories",
+    "run_trajectories": "alip.explore.trajectories",
+    "TrustWindow": "alip.explore.trust",
+    "TrustPolicy": "alip.explore.trust",
+    "MDSubset": "alip.explore.md_testset",
+    "md_test_set": "alip.explore.md_testset",
+    "errors_by_subset": "alip.explore.md_testset",
+    "read_seeds": "alip.explore.seeds",
+    "default_acsf": "alip.explore.seeds",
+    "ExploreResult": "alip.explore.stage",
+}
+
+__all__ = list(_LAZY)
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)
