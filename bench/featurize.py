@@ -432,9 +432,11 @@ def main(argv=None) -> int:
     cols = list(structures) + ["64 × Si 8 (batch)"]
     info = alip.build_info() if hasattr(alip, "build_info") else {}
     print(f"\n## alip featurization benchmark ({'quick' if args.quick else 'full'})\n")
-    print(f"Machine: {cpu_model()}, {n_cores} cores, Python {platform.python_version()}; "
-          f"alip kernel variant: **{info.get('kernel_variant', '?')}** (SIMD {info.get('kernel_simd', '?')}; "
-          f"CPU supports {info.get('cpu_isa', '?')}; set ALIP_KERNEL to force one); alip core: {info}")
+    print(
+        f"Machine: {cpu_model()}, {n_cores} cores, Python {platform.python_version()}; "
+        f"alip kernel variant: **{info.get('kernel_variant', '?')}** (SIMD {info.get('kernel_simd', '?')}; "
+        f"CPU supports {info.get('cpu_isa', '?')}; set ALIP_KERNEL to force one); alip core: {info}"
+    )
     load_end = os.getloadavg()
     print(
         f"Load average (1 min) at start / end: {load_start[0]:.2f} / {load_end[0]:.2f} on {n_cores} cores"

@@ -1,6 +1,7 @@
 """The C++ core's own tests (cpp/tests/, a dependency-free harness): configures the
 repository with cmake -DALIP_BUILD_TESTS=ON in a temporary directory, builds the test
 binary and runs it through ctest. Skipped where cmake or a C++ compiler is missing."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,7 @@ def test_cpp_core_ctest(tmp_path: Path) -> None:
         proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
 
-    run(cmake, "-S", str(REPO), "-B", str(build), "-DALIP_BUILD_TESTS=ON", "-DCMAKE_BUILD_TYPE=Release",
-        timeout=300)
+    run(cmake, "-S", str(REPO), "-B", str(build), "-DALIP_BUILD_TESTS=ON", "-DCMAKE_BUILD_TYPE=Release", timeout=300)
     run(cmake, "--build", str(build), "--target", "alip_core_tests", "-j", "2", timeout=900)
     run(ctest, "--test-dir", str(build), "--output-on-failure", timeout=300)
 
