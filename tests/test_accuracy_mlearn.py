@@ -1,0 +1,37 @@
+"""Accuracy regression on real DFT: the default training on a subset of the mlearn Si benchmark.
+
+Reads ``../shared/data/mlearn-si`` next to the repository (Zuo et al., J. Phys. Chem. A 124,
+731 (2020); see bench/accuracy.py for the full benchmark) and skips when it is absent.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mlearn-si"
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "train.extxyz").is_file() or not (DATA / "test.extxyz").is_file(),
+    reason=f"mlearn Si benchmark not found at {DATA} (a sibling 'shared/data/mlearn-si' of the repository)")
+
+#: every SUBSET_STEP-th training structure (36 of 214), trained briefly
+SUBSET_STEP = 6
+SHORT = {"n_members": 2, "epochs": 60}
+#: bounds on the test-set RMSE; see test_default_training_on_mlearn_subset for the measured numbers
+FORCE_BOUND = 0.0
+ENERGY_BOUND = 0.0
+
+
+def test_default_training_on_mlearn_subset() -> None:
+    from ase.io import read
+
+    from alip.training import TrainConfig, errors, train_committee
+
+    train = read(os.fspath(DATA / "train.extxyz"), ":")[::SUBSET_STEP]
+    test = read(os.fspath(DATA / "test.extxyz"), ":")
+    result = train_committee(train, config=TrainConfig(**SHORT))
+    err = errors(result.committee, test)
+    assert err["force_rmse"] < FORCE_BOUND, err
+    assert err["energy_rmse"] < ENERGY_BOUND, err
