@@ -16,15 +16,19 @@ pytestmark = pytest.mark.skipif(
     not (DATA / "train.extxyz").is_file() or not (DATA / "test.extxyz").is_file(),
     reason=f"mlearn Si benchmark not found at {DATA} (a sibling 'shared/data/mlearn-si' of the repository)")
 
-#: every SUBSET_STEP-th training structure (36 of 214), trained briefly
-SUBSET_STEP = 6
-SHORT = {"n_members": 2, "epochs": 60}
-#: bounds on the test-set RMSE; see test_default_training_on_mlearn_subset for the measured numbers
-FORCE_BOUND = 0.0
-ENERGY_BOUND = 0.0
+#: every SUBSET_STEP-th training structure (18 of 214, 1,100 atoms), trained briefly
+SUBSET_STEP = 12
+SHORT = {"n_members": 2, "epochs": 40}
+#: bounds on the RMSE over all 25 test structures. Measured with SHORT (2026-12): the defaults
+#: (SiLU, 100 L-BFGS steps) 0.184 eV/Å and 11.2 meV/atom; the former defaults (tanh, no
+#: L-BFGS) 0.717 eV/Å and 61.8 meV/atom, which fail both bounds.
+FORCE_BOUND = 0.30
+ENERGY_BOUND = 0.025
 
 
 def test_default_training_on_mlearn_subset() -> None:
+    """Only the size of the run is overridden: activation, loss weights, optimiser and the
+    descriptor are the defaults whose accuracy this guards."""
     from ase.io import read
 
     from alip.training import TrainConfig, errors, train_committee
