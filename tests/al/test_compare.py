@@ -21,7 +21,7 @@ TINY = {
     "labeling": {"executor": "serial"},
     "pool": {"n": 30, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
     "test": {"n": 6, "n_volume": 4},
-    "training": {"n_members": 2, "hidden": [6], "epochs": 3, "batch_size": 8},
+    "training": {"n_members": 2, "hidden": [6], "epochs": 3, "batch_size": 8, "lbfgs_steps": 0},
 }
 COLUMNS = [
     "strategy",

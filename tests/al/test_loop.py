@@ -31,7 +31,7 @@ TINY = {
     "labeling": {"executor": "serial"},
     "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
     "test": {"n": 8, "n_volume": 5},
-    "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8},
+    "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8, "lbfgs_steps": 0},
 }
 CONTRACT_COLUMNS = [
     "iteration",

