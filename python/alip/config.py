@@ -30,6 +30,7 @@ POLYMORPHS: tuple[str, ...] = ("diamond", "beta_tin", "sc", "bcc", "fcc", "hcp")
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
 FEATURE_SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
 TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
+ON_BAD: tuple[str, ...] = ("stop", "skip")
 
 _DEVICE = re.compile(r"(cpu|cuda)(:[0-9]+)?")
 
@@ -111,6 +112,11 @@ class PoolSection:
     random_atoms: list = _f([8, 32], "atom-count range [min, max] of the random structures")
     polymorphs: list = _f(["diamond"], f"polymorphs of the volume family, any of {list(POLYMORPHS)}")
     volume_range: list = _f([0.85, 1.15], "V/V0 range of the volume family")
+    on_bad: str = _f(
+        "stop",
+        "a frame of pool.file or test.file that cannot be used (parse error, NaN, missing "
+        "cell, unknown element, overlapping atoms): stop before any label, or skip it",
+    )
 
 
 @dataclass
@@ -279,6 +285,7 @@ class Config:
             raise ConfigError("oracle.spec = 'stored' replays the labels of pool.file, which is not set")
         _nonneg("oracle.timeout", self.oracle.timeout)
         _choice("labeling.executor", lab.executor, EXECUTORS)
+        _choice("pool.on_bad", p.on_bad, ON_BAD)
         _positive("labeling.max_workers", lab.max_workers)
         if not p.file:
             _positive("pool.n", p.n)

@@ -23,6 +23,7 @@ __all__ = [
     "TEST_LABELS",
     "ITERATIONS",
     "CHECKPOINTS",
+    "LOG",
     "CURVE_COLUMNS",
     "iteration_path",
     "checkpoint_name",
@@ -42,6 +43,7 @@ TEST = "test.extxyz"  # the labeled test set
 TEST_LABELS = "test.db"  # the test set's own label store (written before TEST)
 ITERATIONS = "iterations"  # iter_NNN.json: an iteration is finished exactly when its file exists
 CHECKPOINTS = "checkpoints"  # committee_NNN.pt
+LOG = "log.txt"  # human-readable log
 
 CURVE_COLUMNS: tuple[str, ...] = (
     "iteration",
@@ -52,6 +54,7 @@ CURVE_COLUMNS: tuple[str, ...] = (
     "wall_label_s",
     "wall_train_s",
     "wall_score_s",
+    "n_failed",
 )
 
 
@@ -117,6 +120,7 @@ def curve_rows(records: list[dict]) -> list[dict]:
                 "wall_label_s": wall["label"],
                 "wall_train_s": wall["train"],
                 "wall_score_s": wall["score"],
+                "n_failed": r.get("n_failed"),
             }
         )
     return rows
@@ -138,5 +142,9 @@ def read_curve(run_dir: str) -> list[dict]:
     """``learning_curve.csv`` as dicts of numbers (empty cells are NaN)."""
     with open(os.path.join(run_dir, CURVE), encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    conv = lambda k, v: int(v) if k in ("iteration", "n_labels") else (float(v) if v else math.nan)  # noqa: E731
+    conv = lambda k, v: (
+        int(v)
+        if k in ("iteration", "n_labels", "n_failed") and v  # noqa: E731
+        else (float(v) if v else math.nan)
+    )
     return [{k: conv(k, v) for k, v in row.items()} for row in rows]
