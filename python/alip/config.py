@@ -33,6 +33,7 @@ ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax")
 TRUST_ADAPTIVE: tuple[str, ...] = ("fixed", "rate", "error")
 DESCRIPTOR_PRESETS: tuple[str, ...] = ("default_si", "seeds")
 TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
+ON_BAD: tuple[str, ...] = ("stop", "skip")
 
 _DEVICE = re.compile(r"(cpu|cuda)(:[0-9]+)?")
 
@@ -119,6 +120,11 @@ class PoolSection:
         "physical window: generated structures more than this (eV/atom) above the "
         "lowest are dropped, pool and test alike (0: off; needs a cheap oracle "
         "such as sw, else it is skipped with a log line)",
+    )
+    on_bad: str = _f(
+        "stop",
+        "a frame of pool.file or test.file that cannot be used (parse error, NaN, missing "
+        "cell, unknown element, overlapping atoms): stop before any label, or skip it",
     )
 
 
@@ -384,6 +390,7 @@ class Config:
             raise ConfigError("oracle.spec = 'stored' replays the labels of pool.file, which is not set")
         _nonneg("oracle.timeout", self.oracle.timeout)
         _choice("labeling.executor", lab.executor, EXECUTORS)
+        _choice("pool.on_bad", p.on_bad, ON_BAD)
         _positive("labeling.max_workers", lab.max_workers)
         if not p.file:
             _positive("pool.n", p.n)

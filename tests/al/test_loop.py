@@ -42,6 +42,7 @@ CONTRACT_COLUMNS = [
     "wall_label_s",
     "wall_train_s",
     "wall_score_s",
+    "n_failed",
 ]
 
 
@@ -237,8 +238,8 @@ def test_existing_directory_is_not_overwritten_and_finished_runs_resume_instantl
         run(cfg)
     again = run(str(tmp_path / "run"), resume=True)
     assert again.curve == first.curve and again.stop_reason == first.stop_reason
-    with pytest.raises(ConfigError, match="run.budget"):
-        run(cfg.replace(run={"budget": 9}), resume=True)
+    with pytest.raises(ConfigError, match="run.strategy changed from 'qbc' to 'random'"):
+        run(cfg.replace(run={"strategy": "random"}), resume=True)
     with pytest.raises(FileNotFoundError, match="config.toml"):
         run(str(tmp_path), resume=True)
 

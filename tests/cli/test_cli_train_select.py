@@ -155,7 +155,7 @@ def test_train_bad_inputs_exit_2(files, tmp_path):
     (tmp_path / "empty.extxyz").write_text("")
     cases = [
         ("unl.extxyz", "frame 2 is not labelled"),
-        ("c.extxyz", "frame 1 has elements ['C']"),
+        ("c.extxyz", "frame 1 (line 11): element Z=6 is not among the descriptor species"),
         ("empty.extxyz", "no structures"),
         ("missing.extxyz", "no such file"),
     ]

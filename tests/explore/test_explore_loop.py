@@ -52,7 +52,7 @@ def test_si_exploration_end_to_end(tmp_path):
     header = (out / "learning_curve.csv").read_text().splitlines()[0]
     assert header == (
         "iteration,n_labels,energy_rmse_mev_per_atom,force_rmse_ev_per_ang,ev_rmse_mev_per_atom,"
-        "wall_label_s,wall_train_s,wall_score_s"
+        "wall_label_s,wall_train_s,wall_score_s,n_failed"
     )
     rec = json.loads((out / "iterations" / "iter_001.json").read_text())
     trust = rec["explore"]["trust"]

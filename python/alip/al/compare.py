@@ -139,15 +139,19 @@ def compare(
                 }
             )
             configs.append(run_cfg.to_dict())
+    say = print if progress else (lambda _m: None)
+    names = [f"{d['run']['strategy']} seed {d['run']['seed']}" for d in configs]
     if jobs == 1:
-        for d in configs:
+        for k, d in enumerate(configs):
+            say(f"run {k + 1} of {len(configs)}: {names[k]} -> {d['run']['out']}")
             _run_one(d)
     else:
         import multiprocessing
 
+        say(f"{len(configs)} runs, {jobs} at a time: {', '.join(names)}")
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            for _ in ex.map(_run_one, configs):
-                pass
+            for k, _ in enumerate(ex.map(_run_one, configs)):
+                say(f"run {k + 1} of {len(configs)} finished: {names[k]}")
     return aggregate(out, strategies, seed_list)
 
 

@@ -6,7 +6,8 @@ pool by default (one thread per worker for OpenMP/BLAS), a Dask
 or the client itself; dask-jobqueue then reaches Slurm/PBS), or ``"serial"``
 to label in this process.  Results are written to the :class:`LabelStore` by
 this (parent) process as each one completes; a failed label (exception, NaN,
-timeout, SCF not converged, crashed worker) is recorded with its error and the
+timeout, SCF not converged, crashed worker) is recorded with its error and its kind
+(the structure's or the infrastructure's, see :class:`alip.data.oracles.Label`) and the
 batch goes on.
 """
 
@@ -251,7 +252,7 @@ def label_batch(
                     if not isinstance(label, Label):
                         raise TypeError(f"worker returned {type(label).__name__}, not a Label")
                 except Exception as exc:  # noqa: BLE001 - worker died, pickling failed, ...
-                    label = Label.failed(f"worker error: {type(exc).__name__}: {exc}")
+                    label = Label.failed(f"worker error: {type(exc).__name__}: {exc}", failure="infrastructure")
                 if store is not None:
                     store.record(key, label, oracle)
                 result.labels[key] = label

@@ -38,8 +38,9 @@ from ase import Atoms
 from ase.build import bulk
 
 from alip.al.acquisition import select_batch
-from alip.al.labeling import label_batch, make_process_pool
+from alip.al.labeling import BatchResult, label_batch, make_process_pool
 from alip.al.pool_scoring import score_pool
+from alip.al.resume_policy import changes, check_changes
 from alip.al.run_dir import (
     CHECKPOINTS,
     COMMITTEE,
@@ -47,16 +48,20 @@ from alip.al.run_dir import (
     EXPLORE,
     ITERATIONS,
     LABELS,
+    LOG,
     TEST,
     TEST_LABELS,
     checkpoint_name,
+    iteration_path,
     read_iterations,
     write_curve,
     write_iteration,
 )
+from alip.al.run_lock import LOCK, RunLock
 from alip.config import Config, ConfigError, load_config
 from alip.core.descriptors import ACSF
 from alip.core.device import select_device
+from alip.data.checked_read import BadInputError, check_structures, read_checked
 from alip.data.io import attach_label, read_extxyz, write_extxyz
 from alip.data.oracles import make_oracle
 from alip.data.physical_window import oracle_energies_are_cheap, physical_window
@@ -107,21 +112,38 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
-def resolve_paths(cfg: Config) -> Config:
-    """A copy with every file path absolute (relative to the current directory)."""
+def resolve_paths(cfg: Config, base: str | None = None) -> Config:
+    """A copy with every input path absolute: relative ones are taken relative to ``base``
+    (the run directory a run is resumed from) or, without it, to the current directory."""
+
+    def ab(p: str) -> str:
+        return os.path.abspath(os.path.join(base, p) if base else p) if p else ""
+
     spec = cfg.oracle.spec
     if isinstance(spec, str) and spec.startswith("stored:"):
-        spec = "stored:" + os.path.abspath(spec[len("stored:") :])
+        spec = "stored:" + ab(spec[len("stored:") :])
     elif isinstance(spec, dict) and spec.get("type") == "stored" and "path" in spec:
-        spec = {**spec, "path": os.path.abspath(spec["path"])}
-    ab = lambda p: os.path.abspath(p) if p else ""  # noqa: E731
+        spec = {**spec, "path": ab(spec["path"])}
     return cfg.replace(
-        run={"out": os.path.abspath(cfg.run.out)},
+        run={"out": ab(cfg.run.out)},
         oracle={"spec": spec},
         pool={"file": ab(cfg.pool.file)},
         test={"file": ab(cfg.test.file)},
         descriptor={"file": ab(cfg.descriptor.file)},
     )
+
+
+def make_acsf(cfg: Config) -> ACSF:
+    """The run's descriptor: ``descriptor.file`` (an ACSF.to_dict() JSON) or the preset."""
+    if cfg.descriptor.file:
+        try:
+            with open(cfg.descriptor.file, encoding="utf-8") as fh:
+                return ACSF.from_dict(json.load(fh))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"descriptor.file {cfg.descriptor.file}: {type(exc).__name__}: {exc}") from None
+    if cfg.descriptor.preset == "seeds":
+        return default_acsf(seed_species(explore_seeds(cfg)))
+    return ACSF.default_si()
 
 
 def _has_label(atoms: Atoms) -> bool:
@@ -165,17 +187,44 @@ def _physical_window(structures: list[Atoms], cfg: Config, log: Any) -> list[Ato
     return res.structures
 
 
-def make_pool_and_test(cfg: Config, log: Any = lambda message: None) -> tuple[list[Atoms], list[Atoms]]:
-    """The pool (with ``info["pool_id"]``) and the test set (labels attached where available).
+def _checked(structures: list[Atoms] | str, acsf: ACSF, on_bad: str, what: str, log: Any) -> list[Atoms]:
+    """Structures of a file (read) or in memory, checked as `alip featurize` checks them."""
+    try:
+        if isinstance(structures, str):
+            good, bad = read_checked(structures, acsf, on_bad, what)
+        else:
+            good, bad = check_structures(structures, acsf, on_bad, what)
+    except BadInputError as exc:
+        raise BadInputError(
+            f"{exc}. Fix the file, or leave such frames out with on_bad='skip' (pool.on_bad = \"skip\")"
+        ) from None
+    if bad:
+        shown = ", ".join(f"{k} ({r})" for k, r in sorted(bad.items())[:5])
+        log(
+            f"{what}: skipped {len(bad)} unusable frame(s) (pool.on_bad = 'skip'): {shown}"
+            + (" ..." if len(bad) > 5 else "")
+        )
+    return good
+
+
+def make_pool_and_test(cfg: Config, acsf: ACSF | None = None, log: Any = print) -> tuple[list[Atoms], list[Atoms]]:
+    """The pool (with ``info["pool_id"]``) and the test set (labels attached where available),
+    every frame checked before any label is computed (see :mod:`alip.data.checked_read`).
 
     With ``[explore] enabled`` the pool is the initial set alone: ``run.n_initial``
     distorted copies of the seeds; the generated family test set is used only for
     silicon seeds.  ``test.md`` adds the oracle's own MD frames (cached).
     """
+    acsf = acsf if acsf is not None else make_acsf(cfg)
+    on_bad = cfg.pool.on_bad
     seeds = explore_seeds(cfg) if cfg.explore.enabled else []
     si_only = not seeds or all(set(a.numbers) == {14} for a in seeds)
     if cfg.explore.enabled:
         e = cfg.explore
+        try:  # seeds the descriptor cannot describe, named as seeds (before any label)
+            check_seeds(seeds, acsf.species)
+        except ValueError as exc:
+            raise ConfigError(f"explore.seeds: {exc}") from None
         pool = initial_structures(
             seeds,
             cfg.run.n_initial,
@@ -184,10 +233,11 @@ def make_pool_and_test(cfg: Config, log: Any = lambda message: None) -> tuple[li
             max_strain=e.initial_strain,
             rattle=e.initial_rattle,
         )
+        pool = _checked(pool, acsf, "stop", "the initial explore set", log)
         for i, a in enumerate(pool):
             a.info["pool_id"] = i
     elif cfg.pool.file:
-        structures = read_extxyz(cfg.pool.file)
+        structures = _checked(cfg.pool.file, acsf, on_bad, f"pool.file {cfg.pool.file}", log)
         for i, a in enumerate(structures):
             a.info.setdefault("pool_id", i)
             a.info.setdefault("family", "unknown")
@@ -202,17 +252,23 @@ def make_pool_and_test(cfg: Config, log: Any = lambda message: None) -> tuple[li
             return pool, test
         pool = structures
     else:
-        pool = generate_si_pool(
-            cfg.pool.n,
-            seed=cfg.pool.seed,
-            families=cfg.pool.families,
-            fractions=cfg.pool.fractions or None,
-            family_kwargs=_family_kwargs(cfg),
-            progress=cfg.run.progress,
+        pool = _checked(
+            generate_si_pool(
+                cfg.pool.n,
+                seed=cfg.pool.seed,
+                families=cfg.pool.families,
+                fractions=cfg.pool.fractions or None,
+                family_kwargs=_family_kwargs(cfg),
+                progress=cfg.run.progress,
+            ),
+            acsf,
+            "stop",
+            "the generated pool",
+            log,
         )
         pool = _physical_window(pool, cfg, log)
     if cfg.test.file:
-        test = read_extxyz(cfg.test.file)
+        test = _checked(cfg.test.file, acsf, on_bad, f"test.file {cfg.test.file}", log)
     else:
         test = []
         if si_only:
@@ -240,11 +296,33 @@ def make_pool_and_test(cfg: Config, log: Any = lambda message: None) -> tuple[li
                 "the test set is empty: the generated Si families do not fit these seeds; "
                 "set test.md = true (the oracle's MD from the seeds) or test.file"
             )
+        test = _checked(test, acsf, "stop", "the generated test set", log)
+    return pool, _number_test(test)
+
+
+def _number_test(test: list[Atoms]) -> list[Atoms]:
     for i, a in enumerate(test):
         a.info.pop("pool_id", None)
         a.info["test_id"] = i
         a.info.setdefault("family", "unknown")
-    return pool, test
+    return test
+
+
+def check_oracle(cfg: Config, structure: Atoms | None = None) -> None:
+    """Resolve the oracle spec and (given a structure) build its calculator for it (nothing
+    is computed): a missing module or factory, a bad setting or a factory that fails is
+    one ConfigError line, before anything is labeled or queued."""
+    spec = cfg.oracle_spec()
+    try:
+        oracle = make_oracle(spec)
+        if structure is None:
+            return
+        try:
+            oracle.make_calculator(structure.copy())
+        except NotImplementedError:  # stored labels: nothing to build
+            pass
+    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported as one line
+        raise ConfigError(f"oracle.spec {spec!r} is not usable: {type(exc).__name__}: {exc}") from None
 
 
 def md_test_frames(cfg: Config, seeds: list[Atoms], si_only: bool) -> list[Atoms]:
@@ -316,14 +394,45 @@ def open_executor(cfg: Config) -> tuple[Any, Any]:
     return client, lambda: (client.close(), cluster.close())
 
 
+class InfrastructureError(RuntimeError):
+    """Labels failed for reasons that are not the structures' (worker lost, broken pool)."""
+
+
+def check_infrastructure(result: BatchResult, run_dir: str) -> None:
+    """Stop the run when labels of this batch failed for infrastructure reasons: they would
+    all fail the same way; they are kept out of the budget and labeled again on resume."""
+    infra = {k: lab.error for k, lab in result.labels.items() if not lab.ok and lab.failure == "infrastructure"}
+    if not infra:
+        return
+    first = next(iter(infra.values()))
+    hint = (
+        " (a labeling worker died; a Python script that runs alip with a process pool needs "
+        '`if __name__ == "__main__":`)'
+        if "BrokenProcessPool" in str(first)
+        else ""
+    )
+    raise InfrastructureError(
+        f"{len(infra)} of {len(result.labels)} labels failed for infrastructure reasons, first: {first}{hint}. "
+        f"They do not count against the budget; fix the cause and continue with `alip run --resume {run_dir}`"
+    )
+
+
 def label_missing(
-    structures: list[Atoms], cfg: Config, store_path: str, executor: Any, log: Any = print, progress: bool = False
+    structures: list[Atoms],
+    cfg: Config,
+    store_path: str,
+    executor: Any,
+    log: Any = print,
+    progress: bool = False,
+    retry_failed: bool = False,
 ) -> list[Atoms]:
     """The structures with oracle labels attached where they had none (crash-safe).
 
     Labels go through their own LabelStore at ``store_path`` (committed one by one),
-    so a rerun after a crash labels only what is still missing.  Structures whose
-    label failed are left out (and logged).
+    so a rerun after a crash labels only what is still missing, and labels again those
+    that failed for infrastructure reasons (every failed one with ``retry_failed``).
+    Structures whose label failed are left out (and logged); infrastructure failures
+    stop with :class:`InfrastructureError`.
     """
     structures = list(structures)
     missing = [i for i, a in enumerate(structures) if not _has_label(a)]
@@ -336,10 +445,11 @@ def label_missing(
                 a.info["pool_id"] = i
                 bare.append(a)
             store.add_pool(bare)
-        todo = [i for i in missing if store.status(i) in ("pool", "queued")]
+        retry = set(store.failed_ids(None if retry_failed else "infrastructure"))
+        todo = [i for i in missing if store.status(i) in ("pool", "queued") or i in retry]
         if todo:
             log(f"labeling {len(todo)} test structures")
-            label_batch(
+            result = label_batch(
                 make_oracle(cfg.oracle_spec()),
                 todo,
                 store,
@@ -347,6 +457,7 @@ def label_missing(
                 timeout=cfg.oracle.timeout or None,
                 progress=progress,
             )
+            check_infrastructure(result, os.path.dirname(os.path.abspath(store_path)))
         for i in missing:
             lab = store.get_label(i)
             if lab is not None and lab.ok:
@@ -354,6 +465,14 @@ def label_missing(
         dropped = [i for i in missing if not _has_label(structures[i])]
         if dropped:
             log(f"test set: {len(dropped)} structures failed to label and are left out")
+            if len(dropped) == len(structures):
+                first = store.get_label(dropped[0])
+                raise RuntimeError(
+                    f"the test set has no labeled structure: all {len(dropped)} labels failed, "
+                    f"first: {first.error if first else 'not labeled'} (see {store_path}; "
+                    f"after fixing the oracle, `alip run --retry-failed DIR` labels "
+                    f"them again)"
+                )
     out = [a for a in structures if _has_label(a)]
     if not out:
         raise RuntimeError("the test set has no labeled structure")
@@ -361,14 +480,32 @@ def label_missing(
 
 
 # ----------------------------------------------------------------------------- the driver
-class _Run:
-    """One run directory being driven forward."""
+def append_log(run_dir: str, message: str, echo: bool = False, tag: str = "") -> None:
+    """One time-stamped line in ``RUN/log.txt`` (and on stdout with ``echo``, after ``tag``)."""
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+    with open(os.path.join(run_dir, LOG), "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+    if echo:
+        print(f"{tag}{line}", flush=True)
 
-    def __init__(self, cfg: Config, executor: Any = None) -> None:
+
+class _Run:
+    """One run directory being driven forward (by the process holding its lock)."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        executor: Any = None,
+        retry_failed: bool = False,
+        inputs: tuple[list[Atoms], list[Atoms]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.dir = cfg.run.out
         self.progress = cfg.run.progress
         self.user_executor = executor
+        self.retry_failed = retry_failed
+        self.inputs = inputs
         self._executor: Any = None
         self._closers: list[Any] = []
         os.makedirs(os.path.join(self.dir, ITERATIONS), exist_ok=True)
@@ -378,12 +515,8 @@ class _Run:
 
     # ---------------------------------------------------------------- utilities
     def log(self, message: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        with open(os.path.join(self.dir, "log.txt"), "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-        if self.progress:
-            print(line, flush=True)
+        """Log and, with progress, echo "[strategy seed k] line" (runs of a comparison interleave)."""
+        append_log(self.dir, message, self.progress, f"[{self.cfg.run.strategy} seed {self.cfg.run.seed}] ")
 
     def executor(self) -> Any:
         if self.user_executor is not None:
@@ -399,17 +532,16 @@ class _Run:
         self._closers = []
 
     def acsf(self) -> ACSF:
-        if self.cfg.descriptor.file:
-            with open(self.cfg.descriptor.file, encoding="utf-8") as fh:
-                return ACSF.from_dict(json.load(fh))
-        if self.cfg.descriptor.preset == "seeds":
-            return default_acsf(seed_species(explore_seeds(self.cfg)))
-        return ACSF.default_si()
+        """The descriptor kept in labels.db's meta at set-up (the run needs no descriptor.file after it)."""
+        spec = self.store.meta.get("descriptor")
+        return ACSF.from_dict(spec) if spec else make_acsf(self.cfg)
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
         """Pool in the store, labeled test set, initial selection (each step idempotent)."""
         test_path = os.path.join(self.dir, TEST)
+        if "descriptor" not in self.store.meta:
+            self.store.update_meta(descriptor=make_acsf(self.cfg).to_dict())
         if self.cfg.explore.enabled:  # seeds the descriptor cannot describe: an error before any label
             try:
                 check_seeds(explore_seeds(self.cfg), self.acsf().species)
@@ -417,19 +549,34 @@ class _Run:
                 raise ConfigError(f"explore.seeds: {exc}") from None
         need_pool = len(self.store) == 0
         if need_pool or not os.path.exists(test_path):
-            pool, test = make_pool_and_test(self.cfg, self.log)
+            if self.inputs is None:
+                check_oracle(self.cfg)  # before the physical window may call it
+            pool, test = self.inputs or make_pool_and_test(self.cfg, self.acsf(), self.log)
             if not pool:
                 raise ConfigError("the pool is empty")
+            if self.inputs is None:  # resumed before set-up finished: check the oracle again
+                check_oracle(self.cfg, (pool + test)[0])
             if need_pool:
                 self.store.add_pool(pool)  # one transaction: all rows or none
                 self.log(f"pool: {len(pool)} structures added to labels.db")
             if not os.path.exists(test_path):
                 test = label_missing(
-                    test, self.cfg, os.path.join(self.dir, TEST_LABELS), self.executor(), self.log, self.progress
+                    test,
+                    self.cfg,
+                    os.path.join(self.dir, TEST_LABELS),
+                    self.executor(),
+                    self.log,
+                    self.progress,
+                    self.retry_failed,
                 )
                 with atomic_path(test_path, ".extxyz") as tmp:
                     write_extxyz(tmp, test)
                 self.log(f"test set: {len(test)} labeled structures in test.extxyz")
+                if not any(str(a.info.get("family")) == "volume" for a in test):
+                    self.log(
+                        "test set: no structure of the 'volume' family, so the E-V error "
+                        "(ev_rmse_mev_per_atom) stays empty"
+                    )
         if "initial" not in self.store.meta:
             ids = np.array(self.store.ids())
             if self.cfg.run.n_initial > len(ids):
@@ -438,15 +585,27 @@ class _Run:
             initial = sorted(rng.choice(ids, self.cfg.run.n_initial, replace=False).tolist())
             self.store.update_meta(initial=initial, strategy=self.cfg.run.strategy, seed=self.cfg.run.seed)
 
+    def spent(self) -> int:
+        """Labels that count against the budget: labeled, and failed by the structure's fault."""
+        return self.store.counts()["labeled"] + len(self.store.failed_ids("structure"))
+
     # ---------------------------------------------------------------- one iteration
-    def iterate(self, n: int, records: list[dict], pool_atoms: dict[int, Atoms], test: list[Atoms]) -> dict:
+    def iterate(
+        self,
+        n: int,
+        records: list[dict],
+        pool_atoms: dict[int, Atoms],
+        test: list[Atoms],
+        label_wall_before: float = 0.0,
+    ) -> dict:
         cfg = self.cfg
         batch = list(self.store.meta["initial"]) if n == 0 else list(records[-1]["selected"])
+        batch += [i for i in self.store.ids("queued") if i not in set(batch)]  # failed labels requeued on resume
         todo = [i for i in batch if self.store.status(i) in ("pool", "queued")]
         t0 = time.perf_counter()
         if todo:
             self.log(f"iteration {n}: labeling {len(todo)} structures")
-            label_batch(
+            result = label_batch(
                 make_oracle(cfg.oracle_spec()),
                 todo,
                 self.store,
@@ -455,14 +614,20 @@ class _Run:
                 timeout=cfg.oracle.timeout or None,
                 progress=self.progress,
             )
-        wall_label = time.perf_counter() - t0
+            if result.n_failed:
+                self.log(
+                    f"iteration {n}: {result.n_failed} of {len(todo)} labels failed, first: "
+                    f"{next(iter(result.failed().values()))}"
+                )
+            check_infrastructure(result, self.dir)
+        wall_label = time.perf_counter() - t0 + label_wall_before
         status = {i: self.store.status(i) for i in batch}
         labeled_now = [i for i in batch if status[i] == "labeled"]
         failed_now = [i for i in batch if status[i] == "failed"]
 
         ckpt_rel = checkpoint_name(n)
         ckpt = os.path.join(self.dir, ckpt_rel)
-        if os.path.exists(ckpt):
+        if os.path.exists(ckpt) and not todo:  # labels added since it was trained: retrain
             committee = Committee.load(ckpt)
             committee.threads, committee.device = cfg.run.threads, cfg.run.device
             wall_train = float(committee.metadata.get("train_seconds", 0.0))
@@ -485,7 +650,7 @@ class _Run:
         errors, by_family = evaluate_test_set(committee, test)
         counts = self.store.counts()
         n_labels, n_failed = counts["labeled"], counts["failed"]
-        remaining = cfg.run.budget - n_labels - n_failed
+        remaining = cfg.run.budget - self.spent()
         pool_ids = self.store.ids("pool")
         reason = self._stop_reason(n, errors, remaining, len(pool_ids))
 
@@ -647,22 +812,50 @@ class _Run:
         return None
 
     # ---------------------------------------------------------------- driver
+    def _to_retry(self) -> list[int]:
+        """Failed labels to compute again: infrastructure failures always, all with retry_failed."""
+        return self.store.failed_ids(None if self.retry_failed else "infrastructure")
+
+    def _reopen(self, records: list[dict], retry: list[int]) -> bool:
+        """Whether a finished run goes on (its stop condition no longer holds under the resumed
+        configuration, or labels are to be retried); if so its last record is dropped to be redone."""
+        last = records[-1]
+        n = int(last["iteration"])
+        reason = self._stop_reason(n, last["errors"], self.cfg.run.budget - self.spent(), len(self.store.ids("pool")))
+        if reason is not None and not retry:
+            return False
+        why = f"{len(retry)} failed labels to retry" if retry else "the resumed configuration lets it go on"
+        self.log(f"reopening iteration {n} (stopped: {last['stop_reason']}; {why})")
+        records.pop()
+        os.remove(iteration_path(self.dir, n))
+        self.store.update_meta(finished=False, stop_reason=None)
+        return True
+
     def execute(self) -> RunResult:
         try:
             records = read_iterations(self.dir)
+            retry = self._to_retry()
+            label_wall_before = 0.0
             if records and records[-1].get("stop_reason"):
-                self.write_final_committee(records[-1])
-                return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
+                last_wall = float(records[-1]["wall_s"]["label"])
+                if not self._reopen(records, retry):
+                    self.write_final_committee(records[-1])
+                    return RunResult(self.dir, write_curve(self.dir), records[-1]["stop_reason"])
+                label_wall_before = last_wall
             if self.cfg.run.device != "cpu":
                 select_device(device=self.cfg.run.device)  # no usable GPU: fail before any labeling
             self.setup()
+            if retry:
+                self.store.mark_queued(retry, len(records))
+                self.log(f"requeued {len(retry)} failed labels for iteration {len(records)}")
             test = read_extxyz(os.path.join(self.dir, TEST))
             pool_atoms = {int(a.info["pool_id"]): a for a in self.store.structures()}
             if records:
                 write_curve(self.dir)
                 self.log(f"resuming at iteration {len(records)}")
             while not records or not records[-1].get("stop_reason"):
-                records.append(self.iterate(len(records), records, pool_atoms, test))
+                records.append(self.iterate(len(records), records, pool_atoms, test, label_wall_before))
+                label_wall_before = 0.0
                 write_curve(self.dir)
             self.write_final_committee(records[-1])
             self.store.update_meta(finished=True, stop_reason=records[-1]["stop_reason"])
@@ -672,10 +865,57 @@ class _Run:
 
 
 def _stored_config(run_dir: str) -> Config:
+    """``RUN/config.toml`` with its input paths resolved against ``run_dir`` and ``run.out`` set
+    to ``run_dir``: a moved or copied run continues where it is, never at the stored path."""
     path = os.path.join(run_dir, CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir} has no config.toml: not an alip run directory (nothing to resume)")
-    return load_config(path)
+    return resolve_paths(load_config(path), base=run_dir).replace(run={"out": run_dir})
+
+
+def _is_fresh(out: str) -> bool:
+    """True for a directory that does not exist, is empty, or holds only a released lock."""
+    return not os.path.isdir(out) or set(os.listdir(out)) <= {LOCK}
+
+
+def _started(run_dir: str) -> bool:
+    """Whether anything has been stored that the unsafe keys describe (pool or test labels)."""
+    return (
+        os.path.isfile(os.path.join(run_dir, TEST_LABELS))
+        or os.path.isfile(os.path.join(run_dir, TEST))
+        or (os.path.isfile(os.path.join(run_dir, LABELS)) and len(LabelStore(os.path.join(run_dir, LABELS))) > 0)
+    )
+
+
+def _apply_resume_policy(run_dir: str, resumed: Config, force: bool, source: str) -> Config:
+    """The configuration the run continues with: ``resumed`` checked against the one the run
+    ran under (labels.db meta; config.toml for runs that predate it); see resume_policy."""
+    store = LabelStore(os.path.join(run_dir, LABELS))
+    ran = store.meta.get("config")
+    ran_cfg = Config.from_dict(ran) if ran else _stored_config(run_dir)
+    found = changes(ran_cfg, resumed)
+    forced = check_changes(found, source, force) if _started(run_dir) else []
+    echo = resumed.run.progress
+    for c in found:
+        if c in forced:
+            append_log(run_dir, f"resume: FORCED unsafe change {c} (--force)", echo)
+        else:
+            append_log(run_dir, f"resume: applied {c}", echo)
+    if forced:
+        notes = list(store.meta.get("forced", []))
+        notes.append(
+            {
+                "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "changes": [{"key": c.key, "old": c.old, "new": c.new} for c in forced],
+            }
+        )
+        store.update_meta(forced=notes)
+        if any(c.key.startswith("descriptor.") for c in forced):
+            store.update_meta(descriptor=make_acsf(resumed).to_dict())
+    store.update_meta(config=resumed.to_dict())
+    if found or load_config(os.path.join(run_dir, CONFIG)).run.out != run_dir:
+        atomic_write_text(os.path.join(run_dir, CONFIG), resumed.to_toml())
+    return resumed
 
 
 def run(
@@ -685,50 +925,81 @@ def run(
     out: str | None = None,
     progress: bool | None = None,
     device: str | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    on_bad: str | None = None,
 ) -> RunResult:
     """Run active learning as configured; the Python face of ``alip run``.
 
     ``config``: a Config, a dict of tables, a TOML file, or (with ``resume=True``) a
     run directory.  ``resume=False`` starts a new run and refuses an existing,
     non-empty output directory; ``resume=True`` continues the run in the output
-    directory from its stored ``config.toml`` (a given config must then match it),
-    or starts it when that directory holds no run yet.  ``executor`` (any
-    ``concurrent.futures.Executor`` or Dask client) overrides ``[labeling]``;
-    ``out`` overrides ``run.out``; ``progress`` and ``device`` override ``run.progress``
-    and ``run.device`` (also when resuming: a run may continue on another machine).
+    directory (a run directory continues where it is, wherever it was created),
+    or starts it when that directory holds no run yet.  On resume the configuration
+    (``RUN/config.toml`` as edited, or the given one) is checked against the one the
+    run ran under: safe changes (budget, targets, executor, device, ...) are applied
+    and logged, unsafe ones refused unless ``force`` (see alip.al.resume_policy).
+    ``retry_failed`` labels failed structures again (infrastructure failures always are).
+    ``executor`` (any ``concurrent.futures.Executor`` or Dask client) overrides
+    ``[labeling]``; ``out`` overrides ``run.out``; ``progress``, ``device`` and ``on_bad``
+    override ``run.progress``, ``run.device`` and ``pool.on_bad`` for this call (on resume
+    they are not written to the run's configuration).  One process at a
+    time drives a run directory (``RUN/lock``; a second gets alip.al.run_lock.RunInUseError).
     """
+
+    def overridden(cfg: Config) -> Config:
+        run_keys: dict[str, Any] = {}
+        if progress is not None:
+            run_keys["progress"] = bool(progress)
+        if device is not None:
+            run_keys["device"] = str(device)
+        return cfg.replace(run=run_keys, pool={"on_bad": on_bad} if on_bad is not None else {})
+
     if resume and isinstance(config, (str, os.PathLike)) and os.path.isdir(config):
-        cfg = _stored_config(os.fspath(config))
+        run_dir, given = os.path.abspath(os.fspath(config)), None
     else:
-        cfg = load_config(config)
+        given = load_config(config)
         if out is not None:
-            cfg = cfg.replace(run={"out": os.fspath(out)})
-        cfg = resolve_paths(cfg)
-        stored = os.path.join(cfg.run.out, CONFIG)
-        if resume and os.path.isfile(stored):
-            old = _stored_config(cfg.run.out)
-            ignore = {"progress", "threads", "device"}
-            a = {k: v for k, v in cfg.to_dict().items()}
-            b = {k: v for k, v in old.to_dict().items()}
-            for d in (a, b):
-                d["run"] = {k: v for k, v in d["run"].items() if k not in ignore}
-            if a != b:
-                diff = sorted(f"{t}.{k}" for t in a for k in a[t] if a[t][k] != b[t].get(k))
-                raise ConfigError(
-                    f"the configuration differs from the one stored in {stored} at "
-                    f"{diff}; resume with the run directory alone"
+            given = given.replace(run={"out": os.fspath(out)})
+        given = resolve_paths(given)
+        run_dir = given.run.out
+    if resume and os.path.isfile(os.path.join(run_dir, CONFIG)):
+        with RunLock(run_dir) as lock:
+            if lock.taken_over:
+                append_log(
+                    run_dir,
+                    f"took over the lock of pid {lock.taken_over.get('pid')} on "
+                    f"{lock.taken_over.get('host')}, which ended without releasing it",
                 )
-            cfg = old
-        elif not resume and os.path.isdir(cfg.run.out) and os.listdir(cfg.run.out):
+            resumed = given.replace(run={"out": run_dir}) if given else _stored_config(run_dir)
+            source = "the given configuration" if given else os.path.join(run_dir, CONFIG)
+            cfg = overridden(_apply_resume_policy(run_dir, resumed, force, source))
+            return _Run(cfg, executor, retry_failed).execute()
+    if resume and given is None:
+        raise FileNotFoundError(f"{run_dir} has no config.toml: not an alip run directory (nothing to resume)")
+    cfg = overridden(given)
+    if not _is_fresh(run_dir):
+        raise FileExistsError(
+            f"output directory {run_dir} exists and is not empty; "
+            f"continue it with `alip run --resume {run_dir}` or choose another run.out (--out)"
+        )
+    # everything that can be checked before a label is paid for, before the directory exists
+    notes: list[str] = []  # for log.txt, once it exists
+    check_oracle(cfg)  # the spec resolves (the physical window may call the oracle next)
+    inputs = make_pool_and_test(cfg, make_acsf(cfg), notes.append)
+    if not inputs[0]:
+        raise ConfigError("the pool is empty")
+    if cfg.run.n_initial > len(inputs[0]):
+        raise ConfigError(f"run.n_initial = {cfg.run.n_initial} exceeds the pool ({len(inputs[0])} structures)")
+    check_oracle(cfg, (inputs[0] + inputs[1])[0])
+    os.makedirs(run_dir, exist_ok=True)
+    with RunLock(run_dir):
+        if os.path.isfile(os.path.join(run_dir, CONFIG)):
             raise FileExistsError(
-                f"output directory {cfg.run.out} exists and is not empty; "
-                f"continue it with `alip run --resume {cfg.run.out}` or choose another run.out"
+                f"{run_dir} was started by another process meanwhile; continue it with `alip run --resume {run_dir}`"
             )
-        else:
-            os.makedirs(cfg.run.out, exist_ok=True)
-            atomic_write_text(os.path.join(cfg.run.out, CONFIG), cfg.to_toml())
-    if progress is not None:
-        cfg = cfg.replace(run={"progress": bool(progress)})
-    if device is not None:
-        cfg = cfg.replace(run={"device": str(device)})
-    return _Run(cfg, executor).execute()
+        atomic_write_text(os.path.join(run_dir, CONFIG), cfg.to_toml())
+        LabelStore(os.path.join(run_dir, LABELS)).update_meta(config=cfg.to_dict())
+        for note in notes:
+            append_log(run_dir, note, cfg.run.progress)
+        return _Run(cfg, executor, retry_failed, inputs).execute()

@@ -25,6 +25,7 @@ __all__ = [
     "CHECKPOINTS",
     "COMMITTEE",
     "EXPLORE",
+    "LOG",
     "CURVE_COLUMNS",
     "iteration_path",
     "checkpoint_name",
@@ -46,6 +47,7 @@ ITERATIONS = "iterations"  # iter_NNN.json: an iteration is finished exactly whe
 CHECKPOINTS = "checkpoints"  # committee_NNN.pt
 COMMITTEE = "committee.pt"  # the final committee (a copy of the last checkpoint), once the run is finished
 EXPLORE = "explore"  # iter_NNN.extxyz + iter_NNN.json: the explore stage's frames and summary
+LOG = "log.txt"  # human-readable log
 
 CURVE_COLUMNS: tuple[str, ...] = (
     "iteration",
@@ -56,6 +58,7 @@ CURVE_COLUMNS: tuple[str, ...] = (
     "wall_label_s",
     "wall_train_s",
     "wall_score_s",
+    "n_failed",
 )
 
 
@@ -121,6 +124,7 @@ def curve_rows(records: list[dict]) -> list[dict]:
                 "wall_label_s": wall["label"],
                 "wall_train_s": wall["train"],
                 "wall_score_s": wall["score"],
+                "n_failed": r.get("n_failed"),
             }
         )
     return rows
@@ -142,5 +146,9 @@ def read_curve(run_dir: str) -> list[dict]:
     """``learning_curve.csv`` as dicts of numbers (empty cells are NaN)."""
     with open(os.path.join(run_dir, CURVE), encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    conv = lambda k, v: int(v) if k in ("iteration", "n_labels") else (float(v) if v else math.nan)  # noqa: E731
+    conv = lambda k, v: (
+        int(v)
+        if k in ("iteration", "n_labels", "n_failed") and v  # noqa: E731
+        else (float(v) if v else math.nan)
+    )
     return [{k: conv(k, v) for k, v in row.items()} for row in rows]

@@ -6,6 +6,26 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+#: Python keyword arguments named in library messages, and the flags that set them.
+_FLAGS: tuple[tuple[str, str], ...] = (
+    ("resume=True", "--resume"),
+    ("overwrite=True", "--overwrite"),
+    ("on_bad='skip'", "--on-bad skip"),
+    ('on_bad="skip"', "--on-bad skip"),
+    ("allow_nonperiodic=True", "--allow-nonperiodic"),
+    ("force=True", "--force"),
+    ("retry_failed=True", "--retry-failed"),
+)
+
+
+def cli_error(command: str, exc: BaseException | str) -> str:
+    """``alip COMMAND: error: ...`` with the Python keyword arguments of library messages
+    spoken as the command-line flags that set them."""
+    text = str(exc)
+    for python, flag in _FLAGS:
+        text = text.replace(python, flag)
+    return f"alip {command}: error: {text}"
+
 
 def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parses `argv` and runs the chosen sub-command; help and exit code 2 without one."""

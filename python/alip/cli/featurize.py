@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
+from alip.cli._common import cli_error
+
 
 def _client(args: argparse.Namespace) -> tuple[Client | None, Callable[[], None]]:
     """(distributed.Client or None, close function)."""
@@ -72,10 +74,10 @@ def _run(args: argparse.Namespace) -> int:
             device=args.device,
         )
     except BadFrameError as exc:
-        print(f"alip featurize: stopped: {exc}", file=sys.stderr)
+        print(cli_error("featurize", exc).replace(": error:", ": stopped:", 1), file=sys.stderr)
         return 3
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
-        print(f"alip featurize: error: {exc}", file=sys.stderr)
+        print(cli_error("featurize", exc), file=sys.stderr)
         return 2
     finally:
         close()

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from alip.cli._common import cli_error
 from alip.config import FAMILIES, POLYMORPHS
 
 _EXTXYZ = (".extxyz", ".xyz")
@@ -115,7 +116,7 @@ def run_generate(args: argparse.Namespace) -> int:
         else:
             write_extxyz(out, pool)
     except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as exc:
-        print(f"alip generate: error: {exc}", file=sys.stderr)
+        print(cli_error("generate", exc), file=sys.stderr)
         return 2
     counts = Counter(a.info["family"] for a in pool)
     summary = ", ".join(f"{fam} {counts[fam]}" for fam in args.families)

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from alip.cli._common import cli_error
+
 _ERRORS = (ValueError, FileExistsError, FileNotFoundError, RuntimeError)
 
 
@@ -49,7 +51,7 @@ def run_report(args: argparse.Namespace) -> int:
             args.dir, progress=not args.no_progress, strict=args.strict, descriptor_sample=args.descriptor_sample
         )
     except _ERRORS as exc:
-        print(f"alip report: error: {exc}", file=sys.stderr)
+        print(cli_error("report", exc), file=sys.stderr)
         return 2
     summary = json.loads((index.parent / "summary.json").read_text())
     print(format_table(summary))
@@ -87,7 +89,7 @@ def run_demo_cli(args: argparse.Namespace) -> int:
             fresh=args.fresh,
         )
     except _ERRORS as exc:
-        print(f"alip demo: error: {exc}", file=sys.stderr)
+        print(cli_error("demo", exc), file=sys.stderr)
         return 2
     if args.no_progress:
         print(result.table())

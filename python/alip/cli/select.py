@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 
+from alip.cli._common import cli_error
 from alip.cli.train import InputError, read_structures
 from alip.config import QBC_KINDS
 from alip.files import atomic_write
@@ -296,7 +297,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         write_outputs(sel, args.out, args.scores)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
-        print(f"alip select: error: {exc}", file=sys.stderr)
+        print(cli_error("select", exc), file=sys.stderr)
         return 2
     finally:
         close()

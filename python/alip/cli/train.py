@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 
+from alip.cli._common import cli_error
 from alip.config import TrainingSection
 from alip.data.io import is_database
 from alip.files import atomic_path
@@ -122,13 +123,19 @@ def train_from_file(
     Errors (``alip.models.training.errors``) are computed on the training and validation splits.
     """
     from alip.core.descriptors import ACSF
+    from alip.data.checked_read import check_structures, read_checked
     from alip.models.training import TrainConfig, errors, train_committee
 
     out = os.fspath(out)
     if os.path.exists(out) and not force:
         raise InputError(f"{out} exists; pass --force to overwrite")
     acsf = acsf or ACSF.default_si()
+    extxyz = str(labeled).endswith((".extxyz", ".xyz")) and os.path.isfile(labeled)
+    if extxyz:  # checked before ASE reads it, so that a bad frame is named with its line
+        read_checked(labeled, acsf, "stop", os.fspath(labeled))
     structures = read_structures(labeled)
+    if not extxyz:
+        check_structures(structures, acsf, "stop", os.fspath(labeled))
     check_labeled(structures, acsf.species, os.fspath(labeled))
     result = train_committee(structures, acsf, config or TrainConfig())
     save_atomic(result.committee, out)
@@ -183,10 +190,11 @@ def _run(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "val_fraction": args.val_fraction,
         }
+        given["verbose"] = not args.no_progress
         cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})  # the rest: TrainConfig's defaults
         s = train_from_file(args.labeled, args.out, cfg, acsf, force=args.force)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
-        print(f"alip train: error: {exc}", file=sys.stderr)
+        print(cli_error("train", exc), file=sys.stderr)
         return 2
     r = s.result
     print(
@@ -227,6 +235,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.default_si()")
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
+    p.add_argument("--no-progress", action="store_true", help="no per-epoch loss lines")
     p.set_defaults(func=_run)
     return p
 

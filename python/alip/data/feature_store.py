@@ -186,10 +186,7 @@ class FeatureStore:
             )
         complete = os.path.join(self.path, "complete.json")
         if not os.path.exists(complete):
-            raise ValueError(
-                f"{self.path} is incomplete (interrupted run): continue it with resume=True "
-                f"(alip featurize ... --resume)"
-            )
+            raise ValueError(f"{self.path} is incomplete (interrupted run): continue it with resume=True")
         self.totals: dict = load_json(complete)
         if acsf is not None:
             self.check_spec(acsf)

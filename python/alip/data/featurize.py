@@ -28,6 +28,7 @@ import numpy as np
 from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
+from alip.config import ON_BAD
 from alip.core.batch import Batch, species_index
 from alip.core.build import set_num_threads
 from alip.core.descriptors import ACSF
@@ -51,7 +52,6 @@ __all__ = [
     "ON_BAD",
 ]
 
-ON_BAD = ("stop", "skip")
 DTYPES = ("float64", "float32")
 
 
@@ -407,7 +407,7 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
                 if old.get(key) != meta[key]:
                     raise ValueError(
                         f"cannot resume {out}: its {key} is {old.get(key)!r}, this run's is "
-                        f"{meta[key]!r} (pass overwrite=True / --overwrite to start again)"
+                        f"{meta[key]!r} (pass overwrite=True to start again)"
                     )
             src_old, src_new = old.get("source", {}), meta["source"]
             if (src_old.get("size"), src_old.get("blake2b_head_tail")) != (
@@ -416,7 +416,7 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
             ):
                 raise ValueError(
                     f"cannot resume {out}: the pool file differs from the one it was started on "
-                    f"(pass overwrite=True / --overwrite to start again)"
+                    f"(pass overwrite=True to start again)"
                 )
             if not np.array_equal(np.load(os.path.join(out, "chunks.npy")), bounds):
                 raise ValueError(f"cannot resume {out}: its chunk boundaries differ from this run's")
@@ -426,10 +426,7 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
                 raise ValueError(f"{out} exists and is not an alip feature store: not overwriting it")
             shutil.rmtree(out)
         elif not resume:
-            raise ValueError(
-                f"{out} exists: pass resume=True (--resume) to continue it or overwrite=True "
-                f"(--overwrite) to start again"
-            )
+            raise ValueError(f"{out} exists: pass resume=True to continue it or overwrite=True to start again")
         else:
             raise ValueError(f"{out} exists and is not an alip feature store: cannot resume it")
     fs.init_store(out, meta, bounds)

@@ -60,13 +60,21 @@ def limit_threads() -> Iterator[None]:
         yield
 
 
+#: Kinds of failed label: the structure's own, or the labeling machinery's.
+FAILURES: tuple[str, ...] = ("structure", "infrastructure")
+
+
 @dataclass
 class Label:
     """Result of labeling one structure.
 
     ``energy`` in eV, ``forces`` (n, 3) in eV/A, ``stress`` Voigt (6,) in eV/A^3
     (xx, yy, zz, yz, xz, xy; ASE sign convention) or None, ``wall_time`` in s.
-    A failed label has ``status="failed"``, an ``error`` and no values.
+    A failed label has ``status="failed"``, an ``error``, no values and a ``failure``
+    kind (:data:`FAILURES`): "structure" when the calculation itself failed for this
+    structure (exception, NaN, SCF not converged, timeout), "infrastructure" when the
+    machinery around it did (worker lost, broken process pool, oracle not importable
+    in the worker) -- those say nothing about the structure and are retried.
     """
 
     status: str
@@ -75,10 +83,15 @@ class Label:
     stress: np.ndarray | None = None
     wall_time: float = 0.0
     error: str | None = None
+    failure: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ("labeled", "failed"):
             raise ValueError(f"Label status must be 'labeled' or 'failed', got {self.status!r}")
+        if self.status == "failed" and self.failure is None:
+            self.failure = "structure"
+        if self.failure not in (None, *FAILURES):
+            raise ValueError(f"Label failure must be one of {FAILURES}, got {self.failure!r}")
 
     @property
     def ok(self) -> bool:
@@ -86,9 +99,9 @@ class Label:
         return self.status == "labeled"
 
     @classmethod
-    def failed(cls, error: str, wall_time: float = 0.0) -> Label:
-        """A failed label carrying ``error``."""
-        return cls(status="failed", error=str(error), wall_time=float(wall_time))
+    def failed(cls, error: str, wall_time: float = 0.0, failure: str = "structure") -> Label:
+        """A failed label carrying ``error`` (``failure``: "structure" or "infrastructure")."""
+        return cls(status="failed", error=str(error), wall_time=float(wall_time), failure=failure)
 
 
 class LabelTimeout(BaseException):
@@ -219,6 +232,9 @@ class Oracle:
         except LabelTimeout:
             self._calc = None
             return Label.failed(f"timeout after {timeout} s", time.perf_counter() - t0)
+        except ImportError as exc:  # the oracle's code is missing where it runs: not the structure's fault
+            self._calc = None
+            return Label.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, "infrastructure")
         except Exception as exc:  # noqa: BLE001 - any calculator error is a failed label
             self._calc = None
             return Label.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)

@@ -71,7 +71,7 @@ def check_frames(frames: Batch, allow_nonperiodic: bool = False) -> Batch:
             axes = "".join("xyz"[a] for a in np.flatnonzero(frames.pbc[k] & vec_zero[k]))
             reasons[fid] = f"missing cell: periodic along {axes} but no cell vector there"
         elif not allow_nonperiodic:
-            reasons[fid] = "missing cell (no Lattice): pass allow_nonperiodic for non-periodic structures"
+            reasons[fid] = "missing cell (no Lattice): pass allow_nonperiodic=True for non-periodic structures"
     if not reasons:
         return frames
     keep = ~np.isin(frames.frame_ids, np.fromiter(reasons, dtype=np.int64))

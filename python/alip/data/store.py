@@ -10,6 +10,7 @@ Every structure of the pool is a row with key-value pairs
 ``oracle``         oracle name; ``oracle_settings`` its settings as JSON
 ``wall_time``      seconds the oracle spent; ``queued_at``/``labeled_at`` Unix times
 ``error``          why the last attempt failed (failed rows); ``n_failures``
+``failure``        failed rows: "structure" or "infrastructure" (Label.failure)
 =================  ===========================================================
 
 and, once labeled, the energy, forces and stress as the row's calculator
@@ -53,6 +54,7 @@ _OWNED = frozenset(
         "labeled_at",
         "error",
         "n_failures",
+        "failure",
     }
 )
 
@@ -265,11 +267,12 @@ class LabelStore:
             if label.ok:
                 atoms = attach_label(row.toatoms(), label.energy, label.forces, label.stress)
                 kvp.update(status="labeled", labeled_at=time.time())
-                db.update(rid, atoms=atoms, delete_keys=["error"], **kvp)
+                db.update(rid, atoms=atoms, delete_keys=["error", "failure"], **kvp)
             else:
                 kvp.update(
                     status="failed",
                     error=_text(str(label.error)[:4000] or "unknown error", "error: "),
+                    failure=label.failure or "structure",
                     n_failures=int(row.key_value_pairs.get("n_failures", 0)) + 1,
                 )
                 db.update(rid, **kvp)
@@ -351,8 +354,16 @@ class LabelStore:
                 wall,
             )
         if row.status == "failed":
-            return Label.failed(row.error, wall)
+            return Label.failed(row.error, wall, row.key_value_pairs.get("failure", "structure"))
         return None
+
+    def failed_ids(self, failure: str | None = None) -> list[int]:
+        """Sorted ids of failed structures, optionally of one failure kind ("structure" rows
+        written before kinds were recorded count as "structure")."""
+        rows = self._select("failed")
+        return [
+            int(r.pool_id) for r in rows if failure is None or r.key_value_pairs.get("failure", "structure") == failure
+        ]
 
     def structures(
         self, status: str | None = None, iteration: int | None = None, family: str | None = None

@@ -286,8 +286,12 @@ def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig, dat
                 "lr": opt.param_groups[0]["lr"],
             }
         )
-        if cfg.verbose and (epoch % 10 == 0 or epoch == 1):
-            print(f"epoch {epoch:4d} train {running.mean() / S:.3e} val {current.mean():.3e}")
+        if cfg.verbose and (epoch % 10 == 0 or epoch == 1 or epoch == cfg.epochs):
+            print(
+                f"epoch {epoch:4d}/{cfg.epochs} loss (mean over {K} members): train {running.mean() / S:.3e}, "
+                f"{'validation' if val is not None else 'train set'} {current.mean():.3e}",
+                flush=True,
+            )
         if bool((since_best >= cfg.patience).all()):
             break
     _restore(params, best_params)

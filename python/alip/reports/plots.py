@@ -621,7 +621,7 @@ def plot_descriptor_violins(
     width = max(2.3, 0.32 * len(names) + 0.9)
     height = 2.05 * nrows + 1.1
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height), squeeze=False)
-    fig.subplots_adjust(left=0.045, right=0.99, bottom=0.15 / height, top=1 - 1.0 / height, wspace=0.32, hspace=0.38)
+    fig.subplots_adjust(left=0.055, right=0.99, bottom=0.35 / height, top=1 - 1.0 / height, wspace=0.32, hspace=0.38)
     for f in range(nrows * ncols):
         ax = axes.flat[f]
         if f >= F:
@@ -635,6 +635,17 @@ def plot_descriptor_violins(
         ax.set_xlim(-0.6, len(names) - 0.4)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.25, axis="y")
+        if f % ncols == 0:
+            ax.set_ylabel("symmetry-function value", fontsize=8)
+    fig.text(
+        0.5,
+        0.02 / height,
+        "η in Å⁻², rₛ in Å; ζ, λ and the symmetry-function values are dimensionless",
+        ha="center",
+        va="bottom",
+        fontsize=8.5,
+        color="0.3",
+    )
 
     handles = [Patch(color=colors[k], label=family_name(k)) for k in names]
     fig.legend(

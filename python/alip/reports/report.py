@@ -499,7 +499,7 @@ def build_report(
         "failures": step.failures,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1, allow_nan=False))
     return write_index(out, summary, {k: v for k, v in fig.items() if v})
 
 
@@ -527,10 +527,17 @@ def _subsample(structures: list, n: int) -> list:
     return [structures[i] for i in sorted(idx)]
 
 
-def _json_default(o: Any) -> Any:
+def _json_safe(o: Any) -> Any:
+    """``o`` as strict JSON values: numpy to Python, NaN and ±inf to None (JSON has no NaN)."""
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
     if isinstance(o, (np.generic, np.ndarray)):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
+        return _json_safe(o.tolist())
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
 
 
 # ----------------------------------------------------------------------------- the page
@@ -566,9 +573,11 @@ _CAPTIONS = {
 
 
 def _fmt(stat: dict[str, float] | None, digits: int) -> str:
-    if not stat or not stat.get("n"):
+    if not stat or not stat.get("n") or stat.get("mean") is None:  # None: NaN read back from summary.json
         return "–"
     text = f"{stat['mean']:.{digits}f}"
+    if stat.get("std") is None:
+        return text
     spread = f"{stat['std']:.{digits}f}"
     return text + (f" ± {spread}" if stat["n"] > 1 and float(spread) != 0 else "")
 
