@@ -385,6 +385,7 @@ def score_pool(
     progress: bool = False,
     client: Client | None = None,
     threads: int | None = None,
+    values: Sequence[np.ndarray] | None = None,
 ) -> PoolScores:
     """Score every structure of the pool: the one scoring path of the loop.
 
@@ -394,7 +395,9 @@ def score_pool(
     :func:`score_pool_streamed` on the workers (the committee sent once per worker, ``threads``
     OpenMP threads per task); the scores are the same. ``random`` draws uniform scores from
     ``seed`` and computes no descriptors (``features`` is None). EMC's ``weight_*`` are the
-    training loss weights.
+    training loss weights. ``values``: each structure's stored descriptors (n_atoms, F), e.g.
+    from the run's feature store; in this process they replace computing G (QBC, EMC, and
+    the mean-pooled ``features``, which random scoring then returns too).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
@@ -416,8 +419,11 @@ def score_pool(
         )
         scores = qbc_from_parts(qbc_kind, r.energy_std, r.max_force_dev, r.virial_dev)
         return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
+    if values is not None and len(values) != n:
+        raise ValueError(f"values holds {len(values)} structures, the pool {n}")
     if strategy == "random":
-        return PoolScores(np.random.default_rng(seed).random(n), None)
+        pooled = None if values is None else np.stack([v.mean(0) for v in values]) if n else None
+        return PoolScores(np.random.default_rng(seed).random(n), pooled)
     if n == 0:
         return PoolScores(np.zeros(0), np.zeros((0, committee.acsf.n_features)))
     sizes = np.array([len(a) for a in atoms_list])
@@ -430,14 +436,15 @@ def score_pool(
     ):
         for idx in _chunks(sizes, chunk_atoms):
             chunk = [atoms_list[i] for i in idx]
+            G = None if values is None else np.concatenate([values[i] for i in idx])
             if strategy == "qbc":
-                pred, features[idx] = qbc_chunk(committee, chunk)
+                pred, features[idx] = qbc_chunk(committee, chunk, G)
                 e_std[idx] = pred.energy_std_per_atom()
                 f_dev[idx] = pred.max_force_deviation()
                 w_dev[idx] = pred.virial_deviation_per_atom()
             else:
                 scores[idx], features[idx] = emc_chunk(
-                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params
+                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params, G
                 )
             bar.update(len(idx))
     if strategy == "qbc":
