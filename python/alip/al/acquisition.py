@@ -197,8 +197,8 @@ def _emc_inputs(
         values = committee.acsf.compute(atoms_list) if values is None else values
         E, _, _ = committee.evaluate(values, numbers, offsets)
         return t(values), offsets, t(E), None
-    d = committee.acsf.compute(atoms_list, gradients=True)
-    values = np.asarray(d.values) if values is None else values
+    d = committee.acsf.compute(atoms_list, gradients=True)  # the values come in the same pass
+    values = np.asarray(d.values)
     E, _, dE_dG = committee.evaluate(values, numbers, offsets)
     gv = t(d.grad_values)
     gc = torch.as_tensor(np.asarray(d.grad_centers, dtype=np.int64))
@@ -245,7 +245,8 @@ def emc_chunk(
 ) -> tuple[np.ndarray, np.ndarray]:
     """EMC scores (S,) and mean-pooled descriptors (S, F) of one chunk of structures
     (on ``committee.device``). ``values``: the chunk's stored descriptors (N, F), used on
-    the CPU instead of computing them (the force residuals still need their gradients)."""
+    the CPU instead of computing them when the force term is off (with it, the gradient
+    pass that the force residuals need yields the values too)."""
     import torch
 
     if params not in EMC_PARAMS:
