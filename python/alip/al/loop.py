@@ -62,8 +62,8 @@ from alip.al.run_lock import LOCK, RunLock
 from alip.config import Config, ConfigError, load_config
 from alip.core.descriptors import ACSF
 from alip.core.device import select_device
-from alip.data.featurize import featurize_structures
 from alip.data.checked_read import BadInputError, check_structures, read_checked
+from alip.data.featurize import featurize_structures
 from alip.data.io import attach_label, read_extxyz, write_extxyz
 from alip.data.oracles import make_oracle
 from alip.data.physical_window import oracle_energies_are_cheap, physical_window
