@@ -556,7 +556,7 @@ def featurize_structures(
     Crash-safe like ``featurize_pool(resume=True)``: chunks already written are kept, the
     others computed. The source fingerprint is a hash of every structure's numbers,
     positions, cell and pbc, so a store made from other structures is refused, not reused.
-    Any frame the core rejects raises :class:`BadFrameError`.
+    A structure the core rejects raises ValueError.
     """
     out = os.path.abspath(os.fspath(out))
     if not structures:
@@ -594,7 +594,7 @@ def featurize_structures(
         frames, values = featurize_frames(acsf, Batch.from_atoms(structures[a:b], np.arange(a, b)))
         if frames.bad:
             frame, reason = min(frames.bad.items())
-            raise BadFrameError(frame, reason, out)
+            raise ValueError(f"{out}: structure {frame} cannot be featurized: {reason}")
         fs.write_chunk(out, k, a, b, frames, values, "float64")
     fs.finalize(out)
     return FeatureStore(out, acsf)
