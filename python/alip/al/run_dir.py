@@ -25,6 +25,7 @@ __all__ = [
     "CHECKPOINTS",
     "COMMITTEE",
     "EXPLORE",
+    "FEATURES",
     "LOG",
     "CURVE_COLUMNS",
     "iteration_path",
