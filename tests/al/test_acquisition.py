@@ -311,3 +311,31 @@ def test_random_fraction_mixes_top_scores_with_uniform_draws():
         select_batch(scores, X, 5, random_fraction=1.5)
     with pytest.raises(ValueError, match="NaN"):  # validated even when nothing is picked by score
         select_batch(np.r_[scores[:-1], np.nan], X, 4, "none", random_fraction=1.0)
+
+
+# ----------------------------------------------------------------------------- stored descriptors
+@pytest.mark.parametrize(
+    "strategy,kw",
+    [("qbc", {"qbc_kind": "all"}), ("emc", {"emc_forces": False}), ("emc", {"emc_forces": True}), ("random", {})],
+)
+def test_scoring_from_stored_values_matches_computing_them_and_reads_them(strategy, kw):
+    com = _committee(["C", "Si"], n_members=3, seed=2)
+    pool = [_si(seed=1), _sic(seed=2), _si((2, 1, 1), seed=3), _sic(seed=4)]
+    stored = [com.acsf.compute(a) for a in pool]
+    plain = score_pool(com, pool, strategy, chunk_atoms=9, **kw)
+    got = score_pool(com, pool, strategy, chunk_atoms=9, values=stored, **kw)
+    np.testing.assert_array_equal(got.scores, plain.scores)  # the same numbers, bit for bit
+    pooled = np.stack([v.mean(0) for v in stored])
+    np.testing.assert_allclose(got.features, pooled, rtol=1e-12)
+    if strategy == "random" or (strategy == "emc" and kw["emc_forces"]):
+        return  # random needs no G; EMC's force pass yields G with its gradients
+    # the scores come from the values given, not from recomputing them
+    shifted = score_pool(com, pool, strategy, chunk_atoms=9, values=[v * 1.01 for v in stored], **kw)
+    assert not np.allclose(shifted.scores, plain.scores)
+
+
+def test_stored_values_must_cover_the_pool():
+    com = _committee(["Si"])
+    pool = [_si(seed=i) for i in range(3)]
+    with pytest.raises(ValueError, match="values holds 2 structures, the pool 3"):
+        score_pool(com, pool, "qbc", values=[com.acsf.compute(a) for a in pool[:2]])

@@ -19,6 +19,7 @@ from alip.al.loop import run
 from alip.al.run_dir import read_curve
 from alip.cli import loop as cli_loop
 from alip.config import Config, ConfigError, example_toml, load_config, loads
+from alip.data.feature_store import FeatureStore
 from alip.data.io import read_extxyz, write_extxyz
 from alip.data.oracles import make_oracle
 from alip.data.store import LabelStore
@@ -99,6 +100,12 @@ def test_loop_end_to_end_follows_the_run_directory_contract(tmp_path):
             pred = com.predict([store.get(i) for i in r["selected"]])
             np.testing.assert_allclose(r["selected_scores"], qbc_scores(pred, "force"), rtol=1e-9)
     assert "iteration 2" in (out / "log.txt").read_text()
+    # the pool's descriptors, computed once at set-up: frame k is the k-th pool id
+    features = FeatureStore(out / "features", Committee.load(out / records[0]["checkpoint"]).acsf)
+    ids = store.ids()
+    assert features.n_structures == len(ids) == 40 and not features.skipped
+    np.testing.assert_array_equal(features.structure(5), features.acsf.compute(store.get(ids[5])))
+    assert (out / "log.txt").read_text().count("pool structures featurized") == 1
 
 
 def test_qbc_scoring_on_dask_selects_what_local_scoring_selects(tmp_path, monkeypatch):

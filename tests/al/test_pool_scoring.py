@@ -86,6 +86,22 @@ def test_streamed_scores_equal_committee_predictions(chunk, chunk_atoms):
     assert np.allclose(got.features, qbc.features, rtol=1e-12, atol=1e-15)
 
 
+def test_streamed_scores_from_stored_values_are_the_same_and_read():
+    committee, pool = _committee(), _pool()
+    stored = [committee.acsf.compute(a) for a in pool]
+    plain = score_pool_streamed(committee, pool, chunk=4)
+    got = score_pool_streamed(committee, pool, chunk=4, values=stored)
+    sub = score_pool_streamed(committee, pool, chunk=3, indices=[17, 2, 9], values=stored)
+    plain_sub = score_pool_streamed(committee, pool, chunk=3, indices=[17, 2, 9])
+    for name in ("energy_std", "max_force_dev", "virial_dev", "energy_mean", "features"):
+        assert np.array_equal(getattr(got, name), getattr(plain, name)), name
+        assert np.array_equal(getattr(sub, name), getattr(plain_sub, name)), name
+    shifted = score_pool_streamed(committee, pool, chunk=4, values=[v * 1.01 for v in stored])
+    assert not np.allclose(shifted.energy_std, plain.energy_std)
+    with pytest.raises(ValueError, match="values holds 20 structures, the pool 21"):
+        score_pool_streamed(committee, pool, values=stored[:20])
+
+
 def test_file_source_and_index_subsets(tmp_path):
     committee = _committee()
     write(tmp_path / "pool.extxyz", _pool(), format="extxyz")
@@ -158,10 +174,12 @@ def test_dask_scoring_matches_local_and_broadcasts_the_committee_once(tmp_path):
         remote = score_pool_streamed(committee, tmp_path / "pool.extxyz", chunk=3, client=client, threads=1)
         counts = client.run(unpickled)  # 8 tasks, 2 workers
         remote_mem = score_pool_streamed(committee, pool, chunk=5, client=client, threads=1)
+        stored = [committee.acsf.compute(a) for a in pool]  # sent with each chunk, not recomputed
+        remote_stored = score_pool_streamed(committee, pool, chunk=5, client=client, threads=1, values=stored)
         pids = client.run(os.getpid)
     assert len(set(pids.values()) - {os.getpid()}) == 2
     assert sorted(counts.values()) == [1, 1], counts
-    for a, b in ((remote, local), (remote_mem, local_mem)):
+    for a, b in ((remote, local), (remote_mem, local_mem), (remote_stored, local_mem)):
         assert a.frame_ids.tolist() == b.frame_ids.tolist() and a.ok.all()
         for name in ("energy_std", "max_force_dev", "energy_mean", "features", "n_atoms"):
             assert np.array_equal(getattr(a, name), getattr(b, name)), name

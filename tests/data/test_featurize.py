@@ -20,7 +20,7 @@ from conftest import SMALL_G2, SMALL_G4, SMALL_G5
 
 import alip
 from alip.data.feature_store import FeatureStore
-from alip.data.featurize import BadFrameError, featurize_pool
+from alip.data.featurize import BadFrameError, featurize_pool, featurize_structures
 from alip.data.pool_reader import PoolFormatError, chunk_bounds, open_pool
 
 
@@ -455,3 +455,27 @@ def test_cli_featurize_stop_skip_resume(tmp_path, capsys):
     )
     assert "4 of 4 chunks were already done" in capsys.readouterr().out
     assert main(["featurize", str(path), "-o", str(tmp_path / "x.npz"), "--no-progress"]) == 2
+
+
+def test_featurize_structures_is_exact_resumable_and_refuses_other_structures(tmp_path):
+    acsf, pool = _acsf(("C", "Si")), _pool(23, seed=3)
+    out = tmp_path / "features"
+    store = featurize_structures(pool, out, acsf, chunk=5)
+    assert store.n_structures == 23 and store.n_chunks == 5 and not store.skipped
+    for i in (0, 7, 22):
+        np.testing.assert_array_equal(store.structure(i), acsf.compute(pool[i]))
+    # a crash that lost chunk 2: only that chunk is computed again, the rest is kept
+    os.remove(out / "parts" / "2.json")
+    os.remove(out / "complete.json")
+    kept = os.stat(out / "values" / "0.npy").st_mtime_ns
+    again = featurize_structures(pool, out, acsf, chunk=5)
+    assert os.stat(out / "values" / "0.npy").st_mtime_ns == kept
+    np.testing.assert_array_equal(again.values(), store.values())
+    moved = [a.copy() for a in pool]
+    moved[4].positions[0, 0] += 0.01
+    with pytest.raises(ValueError, match="differs from the one it was started on"):
+        featurize_structures(moved, out, acsf, chunk=5)
+    with pytest.raises(ValueError, match="spec"):
+        featurize_structures(pool, out, _acsf(("C", "Si"), cutoff=4.0), chunk=5)
+    with pytest.raises(ValueError, match="structure 3 cannot be featurized: element Z=6"):
+        featurize_structures(pool, tmp_path / "si_only", _acsf(), chunk=5)

@@ -180,7 +180,7 @@ def _pad(x: Any, offsets: np.ndarray) -> Any:
 
 
 def _emc_inputs(
-    committee: Committee, atoms_list: list[Atoms], use_forces: bool
+    committee: Committee, atoms_list: list[Atoms], use_forces: bool, values: np.ndarray | None = None
 ) -> tuple[Any, np.ndarray, Any, Any | None]:
     """Descriptors G (N, F), atom offsets, energies E (K, S) and, with forces, the
     descriptor-space force residuals V (K, N, F) = J_r (F̄ − F_k), as float64 tensors on
@@ -194,10 +194,10 @@ def _emc_inputs(
         return _emc_inputs_device(committee, atoms_list, numbers, offsets, use_forces, committee.device)
     t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float64)  # noqa: E731
     if not use_forces:
-        values = committee.acsf.compute(atoms_list)
+        values = committee.acsf.compute(atoms_list) if values is None else values
         E, _, _ = committee.evaluate(values, numbers, offsets)
         return t(values), offsets, t(E), None
-    d = committee.acsf.compute(atoms_list, gradients=True)
+    d = committee.acsf.compute(atoms_list, gradients=True)  # the values come in the same pass
     values = np.asarray(d.values)
     E, _, dE_dG = committee.evaluate(values, numbers, offsets)
     gv = t(d.grad_values)
@@ -241,9 +241,12 @@ def emc_chunk(
     weight_forces: float = 0.1,
     forces: bool = True,
     params: str = "all",
+    values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """EMC scores (S,) and mean-pooled descriptors (S, F) of one chunk of structures
-    (on ``committee.device``)."""
+    (on ``committee.device``). ``values``: the chunk's stored descriptors (N, F), used on
+    the CPU instead of computing them when the force term is off (with it, the gradient
+    pass that the force residuals need yields the values too)."""
     import torch
 
     if params not in EMC_PARAMS:
@@ -252,7 +255,7 @@ def emc_chunk(
         raise ValueError("EMC loss weights must be non-negative")
     atoms_list = list(atoms_list)
     K = committee.n_members
-    G, offsets, E, V = _emc_inputs(committee, atoms_list, forces and weight_forces > 0)
+    G, offsets, E, V = _emc_inputs(committee, atoms_list, forces and weight_forces > 0, values)
     dev = G.device
     n_atoms = torch.from_numpy(np.diff(offsets)).to(device=dev, dtype=torch.float64)
     cE = weight_energy * (E.mean(0, keepdim=True) - E) / n_atoms**2  # (K, S)
@@ -268,10 +271,19 @@ def emc_chunk(
     return scores.cpu().numpy(), pooled.cpu().numpy()
 
 
-def qbc_chunk(committee: Committee, atoms_list: list[Atoms]) -> tuple[Prediction, np.ndarray]:
+def qbc_chunk(
+    committee: Committee, atoms_list: list[Atoms], values: np.ndarray | None = None
+) -> tuple[Prediction, np.ndarray]:
     """Committee Prediction (fused force path, on ``committee.device``) and mean-pooled
-    descriptors of one chunk."""
-    pred, values = committee.predict_batch(atoms_list)
+    descriptors of one chunk. ``values``: the chunk's stored descriptors (N, F), used on
+    the CPU instead of computing them (the force pass still reads the geometry)."""
+    if values is None or str(committee.device) != "cpu":
+        pred, values = committee.predict_batch(atoms_list)
+    else:
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])]).astype(np.int64)
+        E, e_atom, dE_dG = committee.evaluate(values, np.concatenate([a.numbers for a in atoms_list]), offsets)
+        forces, virials = committee.acsf.forces_and_virial(atoms_list, dE_dG)
+        pred = Prediction(E, forces, virials, offsets, e_atom)
     pooled = np.add.reduceat(values, pred.offsets[:-1], axis=0) / np.diff(pred.offsets)[:, None]
     return pred, pooled
 

@@ -46,6 +46,7 @@ from alip.al.run_dir import (
     COMMITTEE,
     CONFIG,
     EXPLORE,
+    FEATURES,
     ITERATIONS,
     LABELS,
     LOG,
@@ -62,6 +63,7 @@ from alip.config import Config, ConfigError, load_config
 from alip.core.descriptors import ACSF
 from alip.core.device import select_device
 from alip.data.checked_read import BadInputError, check_structures, read_checked
+from alip.data.featurize import featurize_structures
 from alip.data.io import attach_label, read_extxyz, write_extxyz
 from alip.data.oracles import make_oracle
 from alip.data.physical_window import oracle_energies_are_cheap, physical_window
@@ -585,6 +587,19 @@ class _Run:
             initial = sorted(rng.choice(ids, self.cfg.run.n_initial, replace=False).tolist())
             self.store.update_meta(initial=initial, strategy=self.cfg.run.strategy, seed=self.cfg.run.seed)
 
+    def pool_values(self, pool_atoms: dict[int, Atoms]) -> dict[int, np.ndarray]:
+        """Descriptor values (n_atoms, F) of every pool structure by pool id, read from
+        ``RUN/features``; the store is computed here once (continued if a crash cut it short)."""
+        ids = sorted(pool_atoms)
+        out = os.path.join(self.dir, FEATURES)
+        fresh = not os.path.exists(os.path.join(out, "complete.json"))
+        t0 = time.perf_counter()
+        store = featurize_structures([pool_atoms[i] for i in ids], out, self.acsf())
+        if fresh:
+            self.log(f"features: {len(ids)} pool structures featurized in {time.perf_counter() - t0:.1f} s")
+        values, offsets = store.values(), store.offsets
+        return {pid: values[offsets[k] : offsets[k + 1]] for k, pid in enumerate(ids)}
+
     def spent(self) -> int:
         """Labels that count against the budget: labeled, and failed by the structure's fault."""
         return self.store.counts()["labeled"] + len(self.store.failed_ids("structure"))
@@ -597,6 +612,7 @@ class _Run:
         pool_atoms: dict[int, Atoms],
         test: list[Atoms],
         label_wall_before: float = 0.0,
+        pool_values: dict[int, np.ndarray] | None = None,
     ) -> dict:
         cfg = self.cfg
         batch = list(self.store.meta["initial"]) if n == 0 else list(records[-1]["selected"])
@@ -691,6 +707,7 @@ class _Run:
                 progress=self.progress,
                 client=client if _is_dask_client(client) else None,
                 threads=cfg.run.threads,
+                values=None if explored is not None or pool_values is None else [pool_values[i] for i in pool_ids],
             )
             diversity = a.diversity if (cfg.run.strategy != "random" or a.random_diversity) else "none"
             features = scored.features
@@ -850,11 +867,12 @@ class _Run:
                 self.log(f"requeued {len(retry)} failed labels for iteration {len(records)}")
             test = read_extxyz(os.path.join(self.dir, TEST))
             pool_atoms = {int(a.info["pool_id"]): a for a in self.store.structures()}
+            pool_values = None if self.cfg.explore.enabled else self.pool_values(pool_atoms)
             if records:
                 write_curve(self.dir)
                 self.log(f"resuming at iteration {len(records)}")
             while not records or not records[-1].get("stop_reason"):
-                records.append(self.iterate(len(records), records, pool_atoms, test, label_wall_before))
+                records.append(self.iterate(len(records), records, pool_atoms, test, label_wall_before, pool_values))
                 label_wall_before = 0.0
                 write_curve(self.dir)
             self.write_final_committee(records[-1])

@@ -83,12 +83,15 @@ class StreamedScores:
 
 
 def score_frames(
-    committee: Committee, frames: Batch, device: DeviceLike | None = None
+    committee: Committee, frames: Batch, device: DeviceLike | None = None, values: np.ndarray | None = None
 ) -> tuple[Batch, dict[str, np.ndarray]]:
     """(frames scored, per-structure arrays) of one chunk; rejected frames move to ``bad``.
-    ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.core.device`."""
+    ``device``: None runs the compiled CPU core; "cuda[:i]" runs :mod:`alip.core.device`.
+    ``values``: the frames' stored descriptors (atoms, F), used on the CPU instead of computing them."""
     F = committee.acsf.n_features
-    if device is None:
+    if device is None and values is not None and len(values) == frames.n_atoms:
+        pred = None
+    elif device is None:
         frames, values = featurize_frames(committee.acsf, frames)
         pred = None
     else:
@@ -151,8 +154,10 @@ def _score_task(
     threads: int | None,
     allow_nonperiodic: bool,
     device: DeviceLike | None = None,
+    values: np.ndarray | None = None,
 ) -> tuple[Batch, dict[str, np.ndarray]]:
-    """One chunk: read (a ChunkRef) or take (Batch), keep the wanted frames, score."""
+    """One chunk: read (a ChunkRef) or take (Batch), keep the wanted frames, score.
+    ``values``: stored descriptors of an in-memory chunk's frames, used when none was rejected."""
     tune_worker_malloc()
     if threads:
         set_num_threads(threads)
@@ -160,7 +165,7 @@ def _score_task(
     if keep is not None:
         frames = frames.select(np.isin(frames.frame_ids, keep))
         frames.bad = {f: r for f, r in frames.bad.items() if f in set(keep.tolist())}
-    return score_frames(committee, frames, device)
+    return score_frames(committee, frames, device, None if frames.bad else values)
 
 
 def _targets(n_frames: int, indices: Sequence[int] | None) -> np.ndarray:
@@ -206,6 +211,7 @@ def score_pool_streamed(
     threads: int | None = None,
     progress: bool = False,
     device: str | None = None,
+    values: Sequence[np.ndarray] | None = None,
 ) -> StreamedScores:
     """QBC scores and mean-pooled descriptors of every frame (or of ``indices``) of a pool.
 
@@ -216,7 +222,9 @@ def score_pool_streamed(
     ``client``: a ``distributed.Client`` (the committee is broadcast to its workers once).
     Results are in the order of ``indices`` (default: pool order). ``device``: None runs
     the compiled CPU core; "cuda[:i]" runs descriptors, networks and forces on the GPU
-    (on each worker's GPU with a client), checked before the first chunk.
+    (on each worker's GPU with a client), checked before the first chunk. ``values``: each
+    structure's stored descriptors (n_atoms, F) of an in-memory pool, sent with its chunk
+    and used on the CPU instead of computing them.
     """
     if on_bad not in ON_BAD:
         raise ValueError(f"on_bad must be one of {ON_BAD}, got {on_bad!r}")
@@ -225,9 +233,13 @@ def score_pool_streamed(
         device = str(device)
     t0 = time.perf_counter()
     in_memory = not isinstance(pool_source, (str, os.PathLike, PoolReader))
+    if values is not None and not in_memory:
+        raise ValueError("values are taken with an in-memory pool (a list of Atoms) only")
     if in_memory:
         atoms_list = list(pool_source)
         counts = np.array([len(a) for a in atoms_list], dtype=np.int64)
+        if values is not None and len(values) != len(atoms_list):
+            raise ValueError(f"values holds {len(values)} structures, the pool {len(atoms_list)}")
         reader = None
     else:
         reader = (
@@ -244,6 +256,11 @@ def score_pool_streamed(
             return reader.ref(a, b)
         ids = np.arange(a, b) if keep is None else keep
         return Batch.from_atoms([atoms_list[i] for i in ids], ids)
+
+    def stored(a: int, b: int, keep: np.ndarray | None) -> np.ndarray | None:
+        if values is None:
+            return None
+        return np.concatenate([values[i] for i in (range(a, b) if keep is None else keep)])
 
     F = committee.acsf.n_features
     n = len(targets)
@@ -281,9 +298,10 @@ def score_pool_streamed(
         if client is None:
             with _omp_threads(threads):
                 for a, b, keep in plan:
-                    collect(*_score_task(committee, source(a, b, keep), keep, None, allow_nonperiodic, device))
+                    task = (source(a, b, keep), keep, None, allow_nonperiodic, device, stored(a, b, keep))
+                    collect(*_score_task(committee, *task))
         else:
-            _score_dask(client, committee, plan, source, threads, allow_nonperiodic, collect, device)
+            _score_dask(client, committee, plan, source, threads, allow_nonperiodic, collect, device, stored)
     finally:
         if bar is not None:
             bar.close()
@@ -316,6 +334,7 @@ def _score_dask(
     allow_nonperiodic: bool,
     collect: Any,
     device: DeviceLike | None = None,
+    stored: Any = None,
 ) -> None:
     """One task per chunk over a sliding window; the committee is scattered once to all workers."""
     if not plan:
@@ -334,6 +353,7 @@ def _score_dask(
             threads,
             allow_nonperiodic,
             device,
+            None if stored is None else stored(a, b, keep),
             key=f"alip-score-{token}-{next(counter)}",
             retries=1,
         )
@@ -385,6 +405,7 @@ def score_pool(
     progress: bool = False,
     client: Client | None = None,
     threads: int | None = None,
+    values: Sequence[np.ndarray] | None = None,
 ) -> PoolScores:
     """Score every structure of the pool: the one scoring path of the loop.
 
@@ -394,7 +415,9 @@ def score_pool(
     :func:`score_pool_streamed` on the workers (the committee sent once per worker, ``threads``
     OpenMP threads per task); the scores are the same. ``random`` draws uniform scores from
     ``seed`` and computes no descriptors (``features`` is None). EMC's ``weight_*`` are the
-    training loss weights.
+    training loss weights. ``values``: each structure's stored descriptors (n_atoms, F), e.g.
+    from the run's feature store; in this process they replace computing G (QBC, EMC, and
+    the mean-pooled ``features``, which random scoring then returns too), on Dask too.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
@@ -404,6 +427,8 @@ def score_pool(
         raise ValueError(f"unknown QBC score {qbc_kind!r}; choose from {QBC_KINDS}")
     atoms_list = list(atoms_list)
     n = len(atoms_list)
+    if values is not None and len(values) != n:
+        raise ValueError(f"values holds {len(values)} structures, the pool {n}")
     if client is not None and strategy == "qbc":
         r = score_pool_streamed(
             committee,
@@ -413,11 +438,13 @@ def score_pool(
             on_bad="stop",
             threads=threads,
             progress=progress,
+            values=values,
         )
         scores = qbc_from_parts(qbc_kind, r.energy_std, r.max_force_dev, r.virial_dev)
         return PoolScores(scores, r.features, r.energy_std, r.max_force_dev, r.virial_dev)
     if strategy == "random":
-        return PoolScores(np.random.default_rng(seed).random(n), None)
+        pooled = None if values is None else np.stack([v.mean(0) for v in values]) if n else None
+        return PoolScores(np.random.default_rng(seed).random(n), pooled)
     if n == 0:
         return PoolScores(np.zeros(0), np.zeros((0, committee.acsf.n_features)))
     sizes = np.array([len(a) for a in atoms_list])
@@ -430,14 +457,15 @@ def score_pool(
     ):
         for idx in _chunks(sizes, chunk_atoms):
             chunk = [atoms_list[i] for i in idx]
+            G = None if values is None else np.concatenate([values[i] for i in idx])
             if strategy == "qbc":
-                pred, features[idx] = qbc_chunk(committee, chunk)
+                pred, features[idx] = qbc_chunk(committee, chunk, G)
                 e_std[idx] = pred.energy_std_per_atom()
                 f_dev[idx] = pred.max_force_deviation()
                 w_dev[idx] = pred.virial_deviation_per_atom()
             else:
                 scores[idx], features[idx] = emc_chunk(
-                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params
+                    committee, chunk, weight_energy, weight_forces, emc_forces, emc_params, G
                 )
             bar.update(len(idx))
     if strategy == "qbc":

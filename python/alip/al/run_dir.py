@@ -25,6 +25,7 @@ __all__ = [
     "CHECKPOINTS",
     "COMMITTEE",
     "EXPLORE",
+    "FEATURES",
     "LOG",
     "CURVE_COLUMNS",
     "iteration_path",
@@ -47,6 +48,7 @@ ITERATIONS = "iterations"  # iter_NNN.json: an iteration is finished exactly whe
 CHECKPOINTS = "checkpoints"  # committee_NNN.pt
 COMMITTEE = "committee.pt"  # the final committee (a copy of the last checkpoint), once the run is finished
 EXPLORE = "explore"  # iter_NNN.extxyz + iter_NNN.json: the explore stage's frames and summary
+FEATURES = "features"  # the pool's descriptors (alip.data.feature_store), frame k = k-th pool id
 LOG = "log.txt"  # human-readable log
 
 CURVE_COLUMNS: tuple[str, ...] = (

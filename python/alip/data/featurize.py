@@ -13,6 +13,7 @@ broadcast to the workers once, and the files are the same bytes as a local run's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -39,6 +40,7 @@ from alip.data.feature_store import FeatureStore
 from alip.data.pool_reader import ChunkRef, PoolReader, chunk_bounds, open_pool, read_ref
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ase import Atoms
     from distributed import Client
 
 __all__ = [
@@ -540,3 +542,59 @@ def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
         return None
 
     return tqdm(total=total, initial=initial, desc="featurize", unit=" structures", smoothing=0.1)
+
+
+def featurize_structures(
+    structures: list[Atoms],
+    out: str | os.PathLike,
+    acsf: ACSF,
+    chunk: int = 1024,
+    chunk_atoms: int | None = 65536,
+) -> FeatureStore:
+    """Featurize in-memory structures into the float64 feature store ``out``, or continue it.
+
+    Crash-safe like ``featurize_pool(resume=True)``: chunks already written are kept, the
+    others computed. The source fingerprint is a hash of every structure's numbers,
+    positions, cell and pbc, so a store made from other structures is refused, not reused.
+    A structure the core rejects raises ValueError.
+    """
+    out = os.path.abspath(os.fspath(out))
+    if not structures:
+        raise ValueError("no structures to featurize")
+    h = hashlib.blake2b(digest_size=16)
+    for a in structures:
+        for arr in (a.numbers.astype(np.int64), a.positions, np.asarray(a.cell), a.pbc):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    counts = np.array([len(a) for a in structures], dtype=np.int64)
+    bounds = chunk_bounds(counts, chunk, chunk_atoms)
+    meta = {
+        "format": fs.FORMAT,
+        "format_version": fs.FORMAT_VERSION,
+        "spec": acsf.to_dict(),
+        "feature_labels": acsf.feature_labels(),
+        "n_features": acsf.n_features,
+        "dtype": "float64",
+        "chunk": int(chunk),
+        "chunk_atoms": None if chunk_atoms is None else int(chunk_atoms),
+        "n_frames": len(structures),
+        "n_chunks": len(bounds) - 1,
+        "allow_nonperiodic": False,
+        "source": {"path": "", "kind": "structures", "size": int(counts.sum()), "blake2b_head_tail": h.hexdigest()},
+    }
+    meta = json.loads(json.dumps(meta))
+    if os.path.isdir(out) and not fs.is_store(out) and not any(files for _, _, files in os.walk(out)):
+        shutil.rmtree(out)  # killed between creating the directories and writing meta.json
+    done = _prepare_store(out, meta, bounds, resume=True, overwrite=False)  # checks spec and source
+    if len(done) == len(bounds) - 1 and os.path.exists(os.path.join(out, "complete.json")):
+        return FeatureStore(out, acsf)
+    for k in range(len(bounds) - 1):
+        if k in done:
+            continue
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        frames, values = featurize_frames(acsf, Batch.from_atoms(structures[a:b], np.arange(a, b)))
+        if frames.bad:
+            frame, reason = min(frames.bad.items())
+            raise ValueError(f"{out}: structure {frame} cannot be featurized: {reason}")
+        fs.write_chunk(out, k, a, b, frames, values, "float64")
+    fs.finalize(out)
+    return FeatureStore(out, acsf)
