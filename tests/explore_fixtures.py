@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -46,44 +45,7 @@ def tiny_committee(path: os.PathLike) -> str:
 
 
 # ----------------------------------------------------------------------------- crash tests
-#: An oracle module: SW labels through a calculator that logs every finished label
-#: ("pool:<id>" / "test:<id>") and SIGKILLs its own process in the middle of label k.
-COUNTING_ORACLE = textwrap.dedent("""
-    import os
-    import signal
-
-    from ase.calculators.calculator import Calculator, all_changes
-
-    from alip.data.oracles import make_oracle
-
-
-    class CountingSW(Calculator):
-        implemented_properties = ["energy", "forces", "stress"]
-
-        def __init__(self, log, kill_at=(), flag_dir=""):
-            super().__init__()
-            self.log, self.kill_at, self.flag_dir = log, list(kill_at), flag_dir
-            self.sw = make_oracle("sw")
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            done = sum(1 for _ in open(self.log)) if os.path.exists(self.log) else 0
-            for k in self.kill_at:
-                flag = os.path.join(self.flag_dir, f"killed_at_{k}")
-                if done + 1 == k and not os.path.exists(flag):
-                    open(flag, "w").close()
-                    os.kill(os.getpid(), signal.SIGKILL)
-            energy, forces, stress = self.sw.compute(self.atoms.copy())
-            self.results = {"energy": energy, "forces": forces, "stress": stress}
-            info = self.atoms.info
-            key = f"test:{info['test_id']}" if "test_id" in info else f"pool:{info['pool_id']}"
-            with open(self.log, "a") as fh:
-                fh.write(key + "\\n")
-
-
-    def make(log, kill_at=(), flag_dir=""):
-        return CountingSW(log, kill_at, flag_dir)
-""")
+#: the counting, self-killing SW oracle module (COUNTING_ORACLE) is in run_fixtures, shared with tests/al
 
 
 def launch_run(tmp_path: Path, config: str) -> subprocess.Popen:

@@ -11,54 +11,19 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 
 import pytest
 import torch
+from run_fixtures import COUNTING_ORACLE
 
 from alip.config import Config
 from alip.data.store import LabelStore
 from alip.models.committee import Committee
 
-ORACLE = textwrap.dedent('''
-    """SW labels through a calculator that logs each finished label and can SIGKILL its own process."""
-    import os
-    import signal
+ORACLE = COUNTING_ORACLE  # SW labels through a calculator that logs each label and can SIGKILL its process
 
-    from ase.calculators.calculator import Calculator, all_changes
-
-    from alip.data.oracles import make_oracle
-
-
-    class CountingSW(Calculator):
-        implemented_properties = ["energy", "forces", "stress"]
-
-        def __init__(self, log, kill_at=(), flag_dir=""):
-            super().__init__()
-            self.log, self.kill_at, self.flag_dir = log, list(kill_at), flag_dir
-            self.sw = make_oracle("sw")
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            done = sum(1 for _ in open(self.log)) if os.path.exists(self.log) else 0
-            for k in self.kill_at:  # die in the middle of label number k (once)
-                flag = os.path.join(self.flag_dir, f"killed_at_{k}")
-                if done + 1 == k and not os.path.exists(flag):
-                    open(flag, "w").close()
-                    os.kill(os.getpid(), signal.SIGKILL)
-            energy, forces, stress = self.sw.compute(self.atoms.copy())
-            self.results = {"energy": energy, "forces": forces, "stress": stress}
-            info = self.atoms.info
-            key = f"test:{info['test_id']}" if "test_id" in info else f"pool:{info['pool_id']}"
-            with open(self.log, "a") as fh:
-                fh.write(key + "\\n")
-
-
-    def make(log, kill_at=(), flag_dir=""):
-        return CountingSW(log, kill_at, flag_dir)
-''')
 
 RUNNER = "import sys; from alip.al.loop import run; run(sys.argv[1], resume=True)"
 

@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 from ase.build import bulk
 from ase.io import write
-from explore_fixtures import COUNTING_ORACLE, finish, kill_when_logged, launch_run, stored_labels
+from explore_fixtures import finish, kill_when_logged, launch_run, stored_labels
+from run_fixtures import COUNTING_ORACLE
 
 from alip.al.loop import run
 from alip.config import Config, ConfigError, example_toml
