@@ -29,7 +29,7 @@ FAMILIES: tuple[str, ...] = ("volume", "small_distortion", "large_distortion", "
 POLYMORPHS: tuple[str, ...] = ("diamond", "beta_tin", "sc", "bcc", "fcc", "hcp")
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
 FEATURE_SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
-ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax")
+ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax", "nvt_biased")
 TRUST_ADAPTIVE: tuple[str, ...] = ("fixed", "rate", "error")
 DESCRIPTOR_PRESETS: tuple[str, ...] = ("default_si", "seeds")
 TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
@@ -233,7 +233,17 @@ class ExploreSection:
     seeds: str = _f("", 'ASE-readable file of seed structures, any elements ("": the 8-atom diamond Si cell)')
     supercell: list = _f([2, 2, 2], "repeats of each seed along its cell vectors")
     ensembles: list = _f(
-        ["nvt", "npt"], f"trajectory kinds, any of {list(ENSEMBLES)} (Langevin NVT, MTK NPT, FIRE with a cell filter)"
+        ["nvt", "npt"],
+        f"trajectory kinds, any of {list(ENSEMBLES)} (Langevin NVT, MTK NPT, FIRE with a cell filter, "
+        "Langevin NVT biased toward high committee energy variance)",
+    )
+    bias_strength: float = _f(
+        2.0,
+        "eV; nvt_biased: A of the bias A [exp(-σ_E²/(N B²)) - 1] on the committee energy std σ_E "
+        "(N atoms): the deepest the bias goes (alip.explore.biased)",
+    )
+    bias_width: float = _f(
+        0.05, "eV; nvt_biased: B of that bias; it pulls hardest where σ_E ≈ B √N, and fades far beyond"
     )
     temperatures: list = _f([300.0, 900.0, 1500.0], "K; a ladder: iteration n runs the lowest 1 + n // ramp")
     pressures: list = _f([0.0], "GPa, for npt and relax")
@@ -298,6 +308,12 @@ class ExploreSection:
             raise ValueError(f"explore.rate must be in (0, 1], got {self.rate!r}")
         if not self.factor > 0:
             raise ValueError(f"explore.factor must be > 0, got {self.factor!r}")
+        if not self.bias_strength >= 0:
+            raise ValueError(f"explore.bias_strength (A) must be >= 0 eV, got {self.bias_strength!r}")
+        if not self.bias_width > 0:
+            raise ValueError(f"explore.bias_width (B) must be > 0 eV, got {self.bias_width!r}")
+        if "nvt_biased" in self.ensembles and not self.bias_strength > 0:
+            raise ValueError("explore.ensembles has nvt_biased but explore.bias_strength is 0 (use nvt)")
         for key in ("min_distance", "initial_rattle", "initial_strain", "start_window"):
             if getattr(self, key) < 0:
                 raise ValueError(f"explore.{key} must be >= 0, got {getattr(self, key)!r}")

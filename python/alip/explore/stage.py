@@ -78,7 +78,7 @@ def plan_tasks(
                 combos += [(s, ens, 0.0, float(p)) for p in settings.pressures]
             elif ens == "npt":
                 combos += [(s, ens, t, float(p)) for t in temps for p in settings.pressures]
-            else:
+            else:  # nvt, nvt_biased
                 combos += [(s, ens, t, 0.0) for t in temps]
     rng = np.random.default_rng([int(seed), 0xE7, int(iteration)])
     if len(combos) > settings.max_trajectories:
@@ -114,6 +114,8 @@ def plan_tasks(
                 timestep=settings.timestep,
                 min_distance=settings.min_distance or None,
                 rattle=0.05 if ens == "relax" else 0.0,
+                bias_strength=settings.bias_strength,
+                bias_width=settings.bias_width,
                 trajectory_id=f"it{iteration:03d}-{k:03d}",
                 origin=origin,
             )

@@ -11,6 +11,10 @@ max force deviation, and why the trajectory stopped.
 Ensembles (ASE integrators, time step ``timestep`` fs):
 
 ``nvt``    Langevin (``ase.md.langevin.Langevin``, friction ``friction`` 1/fs);
+``nvt_biased``  the same Langevin dynamics on the committee energy plus the uncertainty
+           bias of :mod:`alip.explore.biased` (``bias_strength`` A, ``bias_width`` B, eV):
+           pushed toward high committee variance ("pure exploration"); the frames carry
+           the unbiased committee spread, which the trust window judges;
 ``npt``    isotropic Martyna–Tobias–Klein (``ase.md.nose_hoover_chain.IsotropicMTKNPT``,
            thermostat 100 and barostat 1000 time steps), 3-D periodic cells only;
 ``relax``  FIRE, with ``ase.filters.FrechetCellFilter`` at ``pressure`` for 3-D periodic
@@ -67,6 +71,7 @@ FRAME_KEYS: tuple[str, ...] = (
     "max_force_dev",
     "energy_std_per_atom",
     "model_energy",
+    "bias_energy",
 )
 GPA = units.GPa  # eV/Å³ per GPa
 
@@ -94,7 +99,8 @@ class TrajectoryTask:
     calculator factory (see :func:`_calculator`).  ``temperature`` in K,
     ``pressure`` in GPa, ``timestep`` in fs, ``friction`` in 1/fs, ``rattle`` (Å) the std
     of Gaussian displacements applied before the start (useful for relaxing a perfect
-    crystal), ``fmax`` (eV/Å) the relaxation's convergence criterion.  ``origin`` is
+    crystal), ``fmax`` (eV/Å) the relaxation's convergence criterion, ``bias_strength``
+    and ``bias_width`` (eV) A and B of ``nvt_biased`` (:mod:`alip.explore.biased`).  ``origin`` is
     copied into every frame's info (e.g. the seed's index and the iteration).
     """
 
@@ -112,6 +118,8 @@ class TrajectoryTask:
     min_distance: float | None = None
     rattle: float = 0.0
     fmax: float = 0.05
+    bias_strength: float = 0.0
+    bias_width: float = 1.0
     trajectory_id: str = "traj"
     origin: dict = field(default_factory=dict)
 
@@ -141,6 +149,15 @@ class TrajectoryTask:
             raise ValueError(f"trajectory {self.trajectory_id}: trust_hi must be > 0, got {self.trust_hi!r}")
         if not (math.isfinite(self.rattle) and self.rattle >= 0):
             raise ValueError(f"trajectory {self.trajectory_id}: rattle must be >= 0, got {self.rattle!r}")
+        if self.ensemble == "nvt_biased":
+            from alip.explore.biased import check_bias
+
+            try:
+                check_bias(self.bias_strength, self.bias_width)
+            except ValueError as exc:
+                raise ValueError(f"trajectory {self.trajectory_id}: {exc}") from None
+            if not self.bias_strength > 0:
+                raise ValueError(f"trajectory {self.trajectory_id}: nvt_biased needs bias_strength > 0 eV (0: use nvt)")
         if self.min_distance is not None and not self.min_distance > 0:
             raise ValueError(f"trajectory {self.trajectory_id}: min_distance must be > 0, got {self.min_distance!r}")
 
@@ -262,7 +279,7 @@ def _make_dynamics(task: TrajectoryTask, atoms: Atoms, rng: np.random.Generator)
             target = FrechetCellFilter(atoms, scalar_pressure=task.pressure * GPA)
         return FIRE(target, logfile=None)
     thermalize(atoms, task.temperature, rng)
-    if task.ensemble == "nvt":
+    if task.ensemble in ("nvt", "nvt_biased"):
         from ase.constraints import FixCom
         from ase.md.langevin import Langevin
 
@@ -301,7 +318,8 @@ def _frame(atoms: Atoms, task: TrajectoryTask, step: int, results: dict) -> Atom
             "explore_step": int(step),
             "max_force_dev": float(results.get("max_force_deviation", math.nan)),
             "energy_std_per_atom": float(results.get("energy_std_per_atom", math.nan)),
-            "model_energy": float(results.get("energy", math.nan)),
+            "model_energy": float(results.get("unbiased_energy", results.get("energy", math.nan))),
+            "bias_energy": float(results.get("bias_energy", 0.0)),
         }
     )
     frame.info.setdefault("explore_seed", task.origin.get("explore_seed", -1))
@@ -314,6 +332,10 @@ def _integrate(
     """Run the dynamics, appending frames; (stop reason, detail, stopped frame?, steps run)."""
     reason, detail, stopped, step = "completed", "", False, 0
     atoms.calc = _calculator(task.committee)
+    if task.ensemble == "nvt_biased":
+        from alip.explore.biased import BiasedCalculator
+
+        atoms.calc = BiasedCalculator(atoms.calc, task.bias_strength, task.bias_width)
     dyn = _make_dynamics(task, atoms, rng)
     run = dyn.irun(fmax=task.fmax, steps=task.steps) if task.ensemble == "relax" else dyn.irun(steps=task.steps)
     for step, converged in enumerate(run):
@@ -374,6 +396,8 @@ def run_trajectory(task: TrajectoryTask) -> TrajectoryResult:
         "seed": task.seed,
         "origin": dict(task.origin),
     }
+    if task.ensemble == "nvt_biased":
+        summary.update(bias_strength=task.bias_strength, bias_width=task.bias_width)
     try:
         with warnings.catch_warnings():
             # FrechetCellFilter's matrix logarithm warns about 1e-12 inaccuracies
