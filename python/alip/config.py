@@ -25,6 +25,7 @@ STRATEGIES: tuple[str, ...] = ("qbc", "emc", "random")
 QBC_KINDS: tuple[str, ...] = ("force", "energy", "virial", "combined", "all")
 DIVERSITY: tuple[str, ...] = ("fps", "kmeans", "none")
 EMC_PARAMS: tuple[str, ...] = ("all", "last")
+COSTS: tuple[str, ...] = ("none", "atoms3", "measured")
 FAMILIES: tuple[str, ...] = ("volume", "small_distortion", "large_distortion", "random")
 POLYMORPHS: tuple[str, ...] = ("diamond", "beta_tin", "sc", "bcc", "fcc", "hcp")
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
@@ -219,6 +220,12 @@ class AcquisitionSection:
         0.0, "fraction of each batch drawn uniformly from the pool instead of by score (exploration; 0: off)"
     )
     chunk_atoms: int = _f(1024, "atoms per scoring chunk (bounds memory)")
+    cost: str = _f(
+        "none",
+        f"{' | '.join(COSTS)}: rank by score / estimated label cost: n_atoms³ (plane-wave DFT), or a "
+        "power law in n_atoms fitted to the oracle's seconds per label paid so far (alip.al.cost; "
+        "qbc and emc, pool and explore alike; random ignores it)",
+    )
 
 
 @dataclass
@@ -449,6 +456,7 @@ class Config:
         _choice("acquisition.qbc_score", a.qbc_score, QBC_KINDS)
         _choice("acquisition.emc_params", a.emc_params, EMC_PARAMS)
         _choice("acquisition.diversity", a.diversity, DIVERSITY)
+        _choice("acquisition.cost", a.cost, COSTS)
         if not a.candidates >= 1:
             raise ConfigError(f"acquisition.candidates must be >= 1, got {a.candidates}")
         _positive("acquisition.chunk_atoms", a.chunk_atoms)

@@ -38,6 +38,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from alip.al.acquisition import select_batch
+from alip.al.cost import cost_aware_scores, cost_model
 from alip.al.labeling import BatchResult, label_batch, make_process_pool
 from alip.al.pool_scoring import score_pool
 from alip.al.resume_policy import changes, check_changes
@@ -671,7 +672,7 @@ class _Run:
         reason = self._stop_reason(n, errors, remaining, len(pool_ids))
 
         selected, sel_scores, sel_fam = [], [], []
-        explored = None
+        explored, cost = None, None
         t0 = time.perf_counter()
         if reason is None and cfg.explore.enabled:
             explored = self.explore(n, committee, ckpt, labeled_now)
@@ -713,8 +714,14 @@ class _Run:
             features = scored.features
             if diversity != "none" and features is None:
                 features = np.stack([self.acsf().compute(x).mean(0) for x in atoms])
+            ranking = scored.scores
+            if a.cost != "none" and cfg.run.strategy != "random":  # score per unit of label cost
+                model = cost_model(a.cost, *self.store.label_times()) if a.cost == "measured" else cost_model(a.cost)
+                costs = model.cost([len(x) for x in atoms])
+                ranking = cost_aware_scores(scored.scores, costs)
+                cost = {"model": model.as_dict(), "selected_costs": []}
             pick = select_batch(
-                scored.scores,
+                ranking,
                 features,
                 min(cfg.run.batch_size, remaining),
                 diversity,
@@ -729,6 +736,8 @@ class _Run:
                 selected = [int(pool_ids[i]) for i in pick]
             sel_scores = [float(scored.scores[i]) for i in pick]
             sel_fam = [str(atoms[i].info.get("family", "unknown")) for i in pick]
+            if cost is not None:
+                cost["selected_costs"] = [float(costs[i]) for i in pick]
         wall_score = time.perf_counter() - t0
         record = {
             "iteration": n,
@@ -748,6 +757,8 @@ class _Run:
             "checkpoint": ckpt_rel,
             "stop_reason": reason,
         }
+        if cost is not None:
+            record["cost"] = cost
         if explored is not None:
             record["explore"] = explored.record()
             record["selected_origins"] = [{k: _plain(pool_atoms[i].info.get(k)) for k in ORIGIN_KEYS} for i in selected]

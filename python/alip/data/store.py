@@ -357,6 +357,17 @@ class LabelStore:
             return Label.failed(row.error, wall, row.key_value_pairs.get("failure", "structure"))
         return None
 
+    def label_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n_atoms, seconds) of every labeled structure with a recorded oracle time > 0
+        (imported labels have none), sorted by pool id: what labels have cost so far."""
+        n, t = [], []
+        for row in self._select("labeled"):
+            wall = float(row.key_value_pairs.get("wall_time", 0.0))
+            if wall > 0 and np.isfinite(wall):
+                n.append(int(row.natoms))
+                t.append(wall)
+        return np.array(n, dtype=np.int64), np.array(t, dtype=float)
+
     def failed_ids(self, failure: str | None = None) -> list[int]:
         """Sorted ids of failed structures, optionally of one failure kind ("structure" rows
         written before kinds were recorded count as "structure")."""
