@@ -142,3 +142,75 @@ def test_stored_volume_labels_give_the_oracle_eos(tmp_path):
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a run directory"):
         report.build_report(tmp_path, progress=False)
+
+
+def _add_exploration(run):
+    """Turn a written run directory into an exploring one: trust statistics and origins of the
+    selected frames in every iteration record (as alip.al.loop writes them), md_stability.json."""
+    from alip.al.run_dir import read_iterations, write_iteration
+
+    trust = []
+    for rec in read_iterations(run):
+        n = rec["iteration"]
+        acc, cand, fail = 10 + 20 * n, 30 - 10 * n, 2
+        total = acc + cand + fail
+        rec["explore"] = {
+            "trust": {
+                "trust_lo": 0.05 + 0.01 * n,
+                "trust_hi": 0.5,
+                "n_frames": total,
+                "accurate": acc,
+                "candidate": cand,
+                "failed": fail,
+                "n_trajectories": 4,
+                "stop_reasons": {"completed": 3, "trust_hi": 1},
+                "accurate_fraction": acc / total,
+                "candidate_fraction": cand / total,
+                "failed_fraction": fail / total,
+            },
+            "n_candidates": cand,
+        }
+        temps = [300.0, 900.0, 900.0, 1500.0]
+        rec["selected_origins"] = [
+            {"explore_ensemble": "npt" if k == 3 else "nvt", "explore_temperature": temps[k], "explore_pressure": 0.0}
+            for k in range(len(rec["selected"]))
+        ]
+        write_iteration(run, rec)
+        trust.append(rec["explore"]["trust"])
+    (run / "md_stability.json").write_text(json.dumps({"nvt_ps": 5.0, "nvt_min_distance": 1.97, "nvt_completed": True}))
+    return trust
+
+
+def test_exploration_report_shows_trust_statistics_origins_and_md_stability(tmp_path, capsys):
+    from alip.cli import main
+
+    run = write_run_dir(tmp_path / "run", n_iterations=3)
+    trust = _add_exploration(run)
+    assert main(["report", str(run), "--no-progress", "--descriptor-sample", "16", "--strict"]) == 0
+    printed = capsys.readouterr().out
+    index = run / "report" / "index.html"
+    pngs = {p.name for p in (run / "report").glob("*.png")}
+    assert {"explore_trust.png", "explore_origins.png"} <= pngs == _linked_images(index)
+    ex = json.loads((run / "report" / "summary.json").read_text())["explore"]["qbc seed 0"]
+    assert [t["iteration"] for t in ex["trust"]] == [0, 1, 2]
+    for got, want in zip(ex["trust"], trust):
+        assert got["accurate_fraction"] == pytest.approx(want["accurate"] / want["n_frames"])
+        assert got["trust_lo"] == pytest.approx(want["trust_lo"])
+    # 4 selected per iteration in iterations 0 and 1 (the last selects none): 300, 900, 900, npt 1500
+    assert ex["origins"] == {"nvt 900 K": 4, "nvt 300 K": 2, "npt 1500 K 0 GPa": 2}
+    per_iteration = {"nvt 300 K": 1, "nvt 900 K": 2, "npt 1500 K 0 GPa": 1}
+    assert ex["origins_by_iteration"] == {"0": per_iteration, "1": per_iteration}
+    assert ex["md_stability"]["nvt_min_distance"] == 1.97
+    html = index.read_text()
+    assert "Exploration statistics" in html and "npt 1500 K 0 GPa: 2" in html and "nvt_min_distance = 1.97" in html
+    # the text summary of `alip report` lists them too
+    assert "exploration: qbc seed 0" in printed and "nvt 900 K 4" in printed and "nvt_min_distance 1.97" in printed
+    row = next(line.split() for line in printed.splitlines() if line.strip().startswith("1 "))
+    assert row[:6] == ["1", "4", "52", "58%", "38%", "4%"]  # iteration 1: 30 accurate, 20 candidates of 52
+
+
+def test_pool_runs_have_no_exploration_section(tmp_path):
+    # (test_single_run_report_and_rebuild_from_files: a pool run's report has no exploration figure)
+    run = write_run_dir(tmp_path / "run", n_iterations=2)
+    assert report.summarize_explore([report.load_run(run)]) == {}
+    assert report.format_explore({"explore": {}}) == "" and report._explore_html({}) == []

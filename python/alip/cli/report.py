@@ -41,7 +41,7 @@ def run_report(args: argparse.Namespace) -> int:
     import json
 
     from alip.reports.demo import format_table
-    from alip.reports.report import build_report
+    from alip.reports.report import build_report, format_explore
 
     if args.descriptor_sample < 1:
         print("alip report: error: --descriptor-sample must be at least 1", file=sys.stderr)
@@ -55,6 +55,9 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     summary = json.loads((index.parent / "summary.json").read_text())
     print(format_table(summary))
+    explore = format_explore(summary)
+    if explore:
+        print("\n" + explore)
     for name, why in summary["failures"].items():
         print(f"could not draw {name}: {why}", file=sys.stderr)
     print(f"\nreport: {index}")

@@ -556,6 +556,110 @@ def plot_selection_over_time(
     return _save(fig, path)
 
 
+# ----------------------------------------------------------------------------- exploration
+TRUST_COLORS: dict[str, str] = {"accurate": "#2ca02c", "candidate": "#1f77b4", "failed": "#d62728"}
+
+
+def plot_explore_trust(trust: Mapping[str, Sequence[Mapping[str, float]]], path: str | os.PathLike) -> str:
+    """DP-GEN trust statistics per iteration, one panel per run: stacked fractions of the
+    explored frames that were accurate (ε < trust_lo), candidates and failed (ε > trust_hi or
+    stopping a trajectory), with trust_lo and trust_hi (eV/Å) on the right axis.
+
+    ``trust[run][k]``: the ``explore.trust`` record of one iteration (with ``iteration``).
+    """
+    runs = [r for r in trust if trust[r]]
+    if not runs:
+        raise ValueError("no exploration statistics to plot")
+    fig, axes = plt.subplots(1, len(runs), figsize=(max(5.5, 5.0 * len(runs)), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], runs):
+        recs = sorted(trust[name], key=lambda r: r["iteration"])
+        its = np.array([r["iteration"] for r in recs])
+        bottom = np.zeros(len(recs))
+        for cls, color in TRUST_COLORS.items():
+            h = np.array([float(r.get(f"{cls}_fraction") or 0.0) for r in recs])
+            ax.bar(its, h, bottom=bottom, color=color, label=cls, edgecolor="white", lw=0.5)
+            bottom += h
+        ax.set_ylim(0, 1.0)
+        ax.set_xlabel("iteration")
+        ax.set_title(name)
+        if len(its) <= 20:
+            ax.set_xticks(its)
+        right = ax.twinx()
+        right.plot(its, [r["trust_lo"] for r in recs], "k--", marker="o", ms=3, lw=1, label="trust_lo")
+        right.plot(its, [r["trust_hi"] for r in recs], "k:", marker="s", ms=3, lw=1, label="trust_hi")
+        right.set_ylabel("trust level (eV/Å)")
+        right.set_ylim(0, 1.15 * max(r["trust_hi"] for r in recs))
+    axes[0][0].set_ylabel("fraction of explored frames")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    h2, l2 = right.get_legend_handles_labels()
+    fig.legend(handles + h2, labels + l2, loc="upper center", ncol=5, bbox_to_anchor=(0.5, 1.02), frameon=False)
+    fig.suptitle("Exploration: trust-window statistics per iteration (DP-GEN)", y=1.09)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def origin_label(ensemble: str, temperature: float | None, pressure: float | None) -> str:
+    """Short name of an explored frame's origin: "nvt 900 K", "npt 300 K 2 GPa", "relax 0 GPa"."""
+    t = f"{float(temperature):g} K" if temperature is not None else "? K"
+    p = f"{float(pressure):g} GPa" if pressure is not None else "? GPa"
+    if ensemble == "relax":
+        return f"relax {p}"
+    if ensemble == "npt":
+        return f"npt {t} {p}"
+    return f"{ensemble} {t}"
+
+
+def plot_explore_origins(origins: Mapping[str, Mapping[int, Mapping[str, float]]], path: str | os.PathLike) -> str:
+    """Where the labeled explored frames came from: stacked bars per selecting iteration of
+    the frames of each origin (ensemble, temperature, pressure), one panel per run;
+    colors by temperature (cool to hot), hatching by ensemble."""
+    runs = [r for r in origins if any(origins[r].values())]
+    if not runs:
+        raise ValueError("no explored frames were selected")
+    labels = sorted(
+        {lab for r in runs for it in origins[r].values() for lab in it},
+        key=lambda lab: (_origin_temperature(lab), lab),
+    )
+    temps = sorted({_origin_temperature(lab) for lab in labels})
+    cmap = matplotlib.colormaps["coolwarm"]
+    hatches = {"nvt": "", "npt": "//", "relax": "..", "nvt_biased": "xx"}
+    fig, axes = plt.subplots(1, len(runs), figsize=(max(5.5, 4.8 * len(runs)), 4.2), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], runs):
+        its = sorted(origins[name])
+        bottom = np.zeros(len(its))
+        for lab in labels:
+            h = np.array([float(origins[name][i].get(lab, 0.0)) for i in its])
+            t = _origin_temperature(lab)
+            color = cmap(temps.index(t) / max(len(temps) - 1, 1)) if math.isfinite(t) else "#7f7f7f"
+            ax.bar(
+                its,
+                h,
+                bottom=bottom,
+                color=color,
+                hatch=hatches.get(lab.split()[0], "++"),
+                edgecolor="white",
+                lw=0.5,
+                label=lab,
+            )
+            bottom += h
+        ax.set_title(name)
+        ax.set_xlabel("selecting iteration")
+        ax.grid(alpha=0.3, axis="y")
+        if len(its) <= 20:
+            ax.set_xticks(its)
+    axes[0][0].set_ylabel("explored frames selected")
+    handles, labs = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labs, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9, frameon=False)
+    fig.suptitle("Where the labeled explored frames came from", y=1.02)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _origin_temperature(label: str) -> float:
+    m = re.search(r"([-0-9.e+]+) K", label)
+    return float(m.group(1)) if m else (0.0 if label.startswith("relax") else math.inf)
+
+
 # ----------------------------------------------------------------------------- descriptor violins
 def kde_1d(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Gaussian kernel density of ``values`` on ``grid`` (Scott's bandwidth), normalised to unit area."""

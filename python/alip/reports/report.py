@@ -38,6 +38,8 @@ from alip.models.training import read_labels
 from alip.reports import plots
 
 REPORT_DIR = "report"
+#: MD stability of a run's final committee, when a script measured it (bench/explore_evidence.py)
+MD_STABILITY = "md_stability.json"
 _RUN_NAME = re.compile(r"^(?P<strategy>.+)_seed(?P<seed>\d+)$")
 
 
@@ -350,6 +352,117 @@ def iteration_groups(
     return groups, colors
 
 
+# ----------------------------------------------------------------------------- exploration
+def explore_trust(run: Run) -> list[dict[str, Any]]:
+    """The DP-GEN trust statistics of each iteration that explored (``explore.trust`` of the
+    iteration files, with ``iteration`` and ``n_candidates``); [] for a pool run."""
+    out = []
+    for rec in run.iterations:
+        ex = rec.get("explore")
+        if ex and "trust" in ex:
+            out.append({"iteration": int(rec["iteration"]), "n_candidates": ex.get("n_candidates"), **ex["trust"]})
+    return out
+
+
+def explore_origins(run: Run) -> dict[int, dict[str, int]]:
+    """Explored frames selected per iteration, counted by origin (ensemble, temperature,
+    pressure; :func:`alip.reports.plots.origin_label`), from ``selected_origins``."""
+    out: dict[int, dict[str, int]] = {}
+    for rec in run.iterations:
+        origins = rec.get("selected_origins")
+        if not origins:
+            continue
+        slot = out.setdefault(int(rec["iteration"]), {})
+        for o in origins:
+            lab = plots.origin_label(
+                str(o.get("explore_ensemble")), o.get("explore_temperature"), o.get("explore_pressure")
+            )
+            slot[lab] = slot.get(lab, 0) + 1
+    return out
+
+
+def read_md_stability(run: Run) -> dict[str, Any] | None:
+    """``RUN/md_stability.json`` (MD stability of the final committee) when present."""
+    p = run.path / MD_STABILITY
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        warnings.warn(f"cannot read {p}: {exc}")
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def summarize_explore(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """Per exploring run: trust statistics per iteration, origins of the selected frames
+    (per iteration and in total, and per temperature) and the MD stability record."""
+    out = {}
+    for run in runs:
+        trust = explore_trust(run)
+        if not trust:
+            continue
+        origins = explore_origins(run)
+        total: dict[str, int] = {}
+        for counts in origins.values():
+            for lab, k in counts.items():
+                total[lab] = total.get(lab, 0) + k
+        out[run.name] = {
+            "trust": [
+                {
+                    k: t.get(k)
+                    for k in (
+                        "iteration",
+                        "n_trajectories",
+                        "n_frames",
+                        "accurate_fraction",
+                        "candidate_fraction",
+                        "failed_fraction",
+                        "trust_lo",
+                        "trust_hi",
+                        "n_candidates",
+                        "stop_reasons",
+                    )
+                }
+                for t in trust
+            ],
+            "origins_by_iteration": {str(i): c for i, c in sorted(origins.items())},
+            "origins": dict(sorted(total.items(), key=lambda kv: -kv[1])),
+            "md_stability": read_md_stability(run),
+        }
+    return out
+
+
+def format_explore(summary: dict[str, Any]) -> str:
+    """Plain text of the exploration part of a report summary ("" without exploring runs)."""
+    lines: list[str] = []
+    for name, ex in (summary.get("explore") or {}).items():
+        lines.append(f"exploration: {name}")
+        lines.append("  iteration  trajectories  frames  accurate  candidate  failed  trust_lo-trust_hi eV/Å  stops")
+        for t in ex["trust"]:
+            frac = [t.get(f"{c}_fraction") for c in ("accurate", "candidate", "failed")]
+            pct = ["    –" if f is None else f"{100 * f:4.0f}%" for f in frac]
+            stops = ", ".join(f"{k} {v}" for k, v in (t.get("stop_reasons") or {}).items())
+            lines.append(
+                f"  {t['iteration']:>9}  {t.get('n_trajectories') or 0:>12}  {t.get('n_frames') or 0:>6}"
+                f"     {pct[0]}      {pct[1]}   {pct[2]}  {t['trust_lo']:>8.3g}-{t['trust_hi']:<12.3g}  {stops}"
+            )
+        if ex["origins"]:
+            lines.append(
+                "  labeled explored frames by origin: " + ", ".join(f"{lab} {k}" for lab, k in ex["origins"].items())
+            )
+        stab = ex.get("md_stability")
+        if stab:
+            lines.append(
+                "  MD stability of the final committee: " + ", ".join(f"{k} {_short(v)}" for k, v in stab.items())
+            )
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 # ----------------------------------------------------------------------------- summary
 def _stats(values: list[float]) -> dict[str, float]:
     a = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
@@ -419,7 +532,7 @@ def build_report(
     for old in out.glob("*.png"):
         old.unlink()
     shown = {s: g[0] for s, g in by_strategy(runs).items()}
-    step = _Steps(8 + len(runs) + 3 * len(shown), progress, strict)
+    step = _Steps(10 + len(runs) + 3 * len(shown), progress, strict)
     fig: dict[str, str | None] = {}
     rows = step("learning curves", lambda: learning_rows(root, runs)) or []
     fig["learning_curves"] = step(
@@ -488,6 +601,20 @@ def build_report(
             )
 
         fig[f"violins_selected_{s}"] = step(f"violins selected {s}", draw)
+    explore = step("exploration", lambda: summarize_explore(list(shown.values()))) or {}
+    fig["explore_trust"] = step(
+        "exploration trust",
+        lambda: (
+            plots.plot_explore_trust({n: e["trust"] for n, e in explore.items()}, out / "explore_trust.png")
+            if explore
+            else None
+        ),
+    )
+    origins = {n: {int(i): c for i, c in e["origins_by_iteration"].items()} for n, e in explore.items()}
+    fig["explore_origins"] = step(
+        "exploration origins",
+        lambda: plots.plot_explore_origins(origins, out / "explore_origins.png") if any(origins.values()) else None,
+    )
     step.bar.close()
     summary = {
         "kind": "run" if is_run_dir(root) else "compare",
@@ -496,6 +623,7 @@ def build_report(
         "strategies": summarize(runs, {k: v.fit for k, v in ev.items()}),
         "oracle_ev": {"label": oracle.label, "fit": oracle.fit} if oracle else None,
         "ev_models": {k: v.fit for k, v in ev.items()},
+        "explore": explore,
         "failures": step.failures,
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -565,6 +693,17 @@ _CAPTIONS = {
         "spread, ρ the rank correlation.",
     ),
     "selection": ("Selection over time", "Families of the structures each iteration selected for labeling."),
+    "explore_trust": (
+        "Exploration: trust statistics",
+        "Per iteration, the share of the explored frames whose max force deviation was below trust_lo "
+        "(accurate), inside the window (candidates) or beyond trust_hi / stopping a trajectory (failed); "
+        "dashed and dotted: trust_lo and trust_hi. The accurate share should rise as the committee learns.",
+    ),
+    "explore_origins": (
+        "Exploration: where the labeled frames came from",
+        "Explored frames selected for labeling in each iteration, by ensemble, temperature and pressure "
+        "(the initial set of distorted seeds is not shown).",
+    ),
     "violins_family": (
         "Descriptor activation by family",
         "Per-atom distribution of every descriptor over the pool, one violin per structure family (median marked).",
@@ -628,6 +767,40 @@ def summary_table(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _explore_html(explore: dict[str, Any]) -> list[str]:
+    """Tables of the exploration part of the summary: trust statistics, origins, MD stability."""
+    from html import escape
+
+    parts = []
+    for name, ex in explore.items():
+        parts.append(f"<h2>Exploration statistics: {escape(name)}</h2><table>")
+        head = ["iteration", "trajectories", "frames", "accurate", "candidate", "failed", "trust_lo", "trust_hi"]
+        parts.append("<tr>" + "".join(f"<th>{h}</th>" for h in head) + "<th>stops</th></tr>")
+        for t in ex["trust"]:
+            cells = [str(t["iteration"]), str(t.get("n_trajectories")), str(t.get("n_frames"))]
+            cells += [
+                "–" if t.get(f"{c}_fraction") is None else f"{100 * t[f'{c}_fraction']:.0f}%"
+                for c in ("accurate", "candidate", "failed")
+            ]
+            cells += [f"{t['trust_lo']:.3g}", f"{t['trust_hi']:.3g}"]
+            stops = ", ".join(f"{k} {v}" for k, v in (t.get("stop_reasons") or {}).items())
+            parts.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells + [stops]) + "</tr>")
+        parts.append("</table>")
+        if ex["origins"]:
+            parts.append(
+                "<p>Labeled explored frames by origin: "
+                + escape(", ".join(f"{lab}: {k}" for lab, k in ex["origins"].items()))
+                + "</p>"
+            )
+        if ex.get("md_stability"):
+            parts.append(
+                "<p>MD stability of the final committee (md_stability.json): "
+                + escape(", ".join(f"{k} = {_short(v)}" for k, v in ex["md_stability"].items()))
+                + "</p>"
+            )
+    return parts
+
+
 def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> Path:
     """report/index.html: summary table, every figure with a caption, failures, other images."""
     from html import escape
@@ -664,6 +837,7 @@ def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> 
             "<h2>Other images</h2>"
             + "".join(f"<a href='{escape(n)}'><img src='{escape(n)}' alt='{escape(n)}'></a>" for n in others)
         )
+    parts.extend(_explore_html(summary.get("explore") or {}))
     if summary["failures"]:
         parts.append(
             "<h2>Figures that could not be drawn</h2><ul>"
