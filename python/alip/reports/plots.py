@@ -612,7 +612,7 @@ def origin_label(ensemble: str, temperature: float | None, pressure: float | Non
 def plot_explore_origins(origins: Mapping[str, Mapping[int, Mapping[str, float]]], path: str | os.PathLike) -> str:
     """Where the labeled explored frames came from: stacked bars per selecting iteration of
     the frames of each origin (ensemble, temperature, pressure), one panel per run;
-    colors by temperature (cool to hot), hatching by ensemble."""
+    colors by temperature (dark = cold, bright = hot), hatching by ensemble."""
     runs = [r for r in origins if any(origins[r].values())]
     if not runs:
         raise ValueError("no explored frames were selected")
@@ -621,7 +621,7 @@ def plot_explore_origins(origins: Mapping[str, Mapping[int, Mapping[str, float]]
         key=lambda lab: (_origin_temperature(lab), lab),
     )
     temps = sorted({_origin_temperature(lab) for lab in labels})
-    cmap = matplotlib.colormaps["coolwarm"]
+    cmap = matplotlib.colormaps["plasma"]
     hatches = {"nvt": "", "npt": "//", "relax": "..", "nvt_biased": "xx"}
     fig, axes = plt.subplots(1, len(runs), figsize=(max(5.5, 4.8 * len(runs)), 4.2), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], runs):
@@ -630,7 +630,7 @@ def plot_explore_origins(origins: Mapping[str, Mapping[int, Mapping[str, float]]
         for lab in labels:
             h = np.array([float(origins[name][i].get(lab, 0.0)) for i in its])
             t = _origin_temperature(lab)
-            color = cmap(temps.index(t) / max(len(temps) - 1, 1)) if math.isfinite(t) else "#7f7f7f"
+            color = cmap(0.05 + 0.8 * temps.index(t) / max(len(temps) - 1, 1)) if math.isfinite(t) else "#7f7f7f"
             ax.bar(
                 its,
                 h,
