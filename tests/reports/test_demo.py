@@ -14,7 +14,8 @@ from alip.reports import demo
 
 
 @pytest.mark.slow
-def test_demo_quick_end_to_end(tmp_path, capsys):
+def test_demo_quick_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ALIP_CACHE_DIR", str(tmp_path / "cache"))  # the MD test set is generated here
     out = tmp_path / "demo"
     assert cli_report.main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
@@ -59,6 +60,17 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     for line, strategy in zip(body, ["qbc", "emc", "random"]):
         e_rmse = summary["strategies"][strategy]["energy_rmse_mev_per_atom"]["mean"]
         assert line.split()[2] == str(budget) and f"{e_rmse:.1f}" in line
+    # the physical MD test set sits beside the family test set, its errors printed per subset
+    md = ["md_crystal_300K", "md_crystal_900K", "md_crystal_1500K", "md_vacancy_900K", "md_liquid_2000K"]
+    assert len(list((tmp_path / "cache").glob("md_testset-*.extxyz"))) == 1
+    final = json.loads((out / "qbc_seed0" / "iterations" / "iter_002.json").read_text())["errors_by_family"]
+    assert set(md) <= set(final) and all(final[k]["n"] == 2 for k in md)
+    start = next(i for i, line in enumerate(lines) if line.startswith("errors per test subset"))
+    table = {line.split()[0]: line.split() for line in lines[start + 3 :] if line.strip()}
+    assert set(md) <= set(table) and "volume" in table
+    for k in md:  # n, then F for qbc, emc, random, then E: the qbc force RMSE is that of its final record
+        assert table[k][1] == "2" and table[k][2] == f"{final[k]['force_rmse_ev_per_ang']:.3f}"
+    assert "Errors per test subset" in index.read_text()
     # the demo leaves a configuration that reruns it
     assert (out / "demo.toml").is_file() and "budget = 24" in (out / "demo.toml").read_text()
 

@@ -40,7 +40,7 @@ def run_report(args: argparse.Namespace) -> int:
     """Build DIR/report/ and print where it is and its summary table."""
     import json
 
-    from alip.reports.demo import format_table
+    from alip.reports.demo import format_subsets, format_table
     from alip.reports.report import build_report, format_explore
 
     if args.descriptor_sample < 1:
@@ -55,6 +55,9 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     summary = json.loads((index.parent / "summary.json").read_text())
     print(format_table(summary))
+    subsets = format_subsets(summary)
+    if subsets:
+        print("\n" + subsets)
     explore = format_explore(summary)
     if explore:
         print("\n" + explore)

@@ -485,8 +485,54 @@ def summarize(runs: list[Run], ev_fits: dict[str, dict | None]) -> dict[str, dic
             "n_labels": _stats([f["n_labels"] for f in finals]),
             **{k: _stats([_number(e.get(k)) for e in errs]) for k in plots.CURVE_METRICS},
             **{k: _stats([f[k] for f in fits]) for k in ("a0", "B0", "e0")},
+            "by_family": _family_stats(finals),
         }
     return out
+
+
+_FORCE = "force_rmse_ev_per_ang"
+
+
+def _family_stats(finals: list[dict]) -> dict[str, dict[str, Any]]:
+    """Final test errors per family / MD subset (``errors_by_family``), mean ± std over seeds."""
+    fams = sorted({f for rec in finals for f in rec.get("errors_by_family") or {}}, key=_subset_order)
+    out = {}
+    for fam in fams:
+        errs = [(rec.get("errors_by_family") or {}).get(fam, {}) for rec in finals]
+        out[fam] = {
+            "n": max(int(e.get("n") or 0) for e in errs),
+            **{k: _stats([_number(e.get(k)) for e in errs]) for k in ("energy_rmse_mev_per_atom", _FORCE)},
+        }
+    return out
+
+
+def _subset_order(name: str) -> tuple[int, float, str]:
+    """Families first (generation order), then the MD subsets by temperature."""
+    if name in plots.FAMILY_COLORS:
+        return (0, float(list(plots.FAMILY_COLORS).index(name)), name)
+    m = re.search(r"_(\d+(?:\.\d+)?)K$", name)
+    return (1 if name.startswith("md_") else 2, float(m.group(1)) if m else math.inf, name)
+
+
+def subset_table(summary: dict[str, Any]) -> list[list[str]]:
+    """Header and rows of the per-subset table: one row per test family / MD subset, force
+    RMSE (eV/Å) and energy RMSE (meV/atom) of each strategy's final committee."""
+    strategies = list(summary["strategies"])
+    fams: list[str] = []
+    for st in summary["strategies"].values():
+        fams += [f for f in st.get("by_family") or {} if f not in fams]
+    fams.sort(key=_subset_order)
+    head = ["test subset", "n"] + [f"{s} F (eV/Å)" for s in strategies] + [f"{s} E (meV/atom)" for s in strategies]
+    rows = [head]
+    for fam in fams:
+        cells = [(summary["strategies"][s].get("by_family") or {}).get(fam) for s in strategies]
+        n = max((c or {}).get("n", 0) for c in cells)
+        rows.append(
+            [fam, str(n)]
+            + [_fmt((c or {}).get("force_rmse_ev_per_ang"), 3) for c in cells]
+            + [_fmt((c or {}).get("energy_rmse_mev_per_atom"), 1) for c in cells]
+        )
+    return rows if len(rows) > 1 else []
 
 
 # ----------------------------------------------------------------------------- driver
@@ -815,6 +861,16 @@ def write_index(out: Path, summary: dict[str, Any], figures: dict[str, str]) -> 
         tag = "th" if i == 0 else "td"
         parts.append("<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in row) + "</tr>")
     parts.append("</table><p class=meta>Final iteration of each run; mean ± sample std over seeds.</p>")
+    subsets = subset_table(summary)
+    if subsets:
+        parts.append("<h2>Errors per test subset</h2><table>")
+        for i, row in enumerate(subsets):
+            tag = "th" if i == 0 else "td"
+            parts.append("<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in row) + "</tr>")
+        parts.append(
+            "</table><p class=meta>Final committee of each strategy on each structure family of the test set "
+            "and each subset of the oracle's own MD (md_*; [test] md); mean ± sample std over seeds.</p>"
+        )
     linked = set()
     order = list(_CAPTIONS)
     for key, file in sorted(figures.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
