@@ -15,6 +15,7 @@ from run_fixtures import COUNTING_ORACLE
 
 from alip.al.loop import run
 from alip.config import Config, ConfigError, example_toml
+from alip.data.io import read_extxyz
 from alip.data.store import LabelStore
 
 EXPLORE = {
@@ -191,3 +192,37 @@ def test_a_run_without_candidates_stops_with_a_hint(tmp_path):
     assert [r["explore"]["n_candidates"] for r in records] == [0, 0]
     assert [r["selected"] for r in records] == [[], []] and result.n_labels == 6
     assert all(r["explore"]["trust"]["failed"] >= 1 for r in records)
+
+
+@pytest.mark.slow
+def test_biased_cost_aware_exploration_end_to_end_and_its_report(tmp_path):
+    from alip.reports.report import build_report
+
+    out = tmp_path / "run"
+    cfg = tiny(
+        out,
+        explore={"ensembles": ["nvt", "nvt_biased"], "bias_strength": 0.5, "bias_width": 0.02},
+        acquisition={"cost": "measured"},
+    )
+    result = run(cfg)
+    assert result.stop_reason == "budget spent" and result.n_labels == 14
+    records = [json.loads(p.read_text()) for p in sorted((out / "iterations").glob("iter_*.json"))]
+    ensembles = {t["ensemble"] for r in records[:2] for t in r["explore"]["trajectories"]}
+    assert ensembles == {"nvt", "nvt_biased"}
+    # the explored frames keep the unbiased spread and their bias energy
+    frames = read_extxyz(out / "explore" / "iter_001.extxyz")
+    biased = [f for f in frames if f.info["explore_ensemble"] == "nvt_biased"]
+    assert biased and all(f.info["bias_energy"] <= 0 for f in biased)
+    assert any(f.info["bias_energy"] < 0 for f in biased)
+    # cost model fitted to the paid labels' times (all 8-atom cells: exponent 3, not fitted)
+    cost = records[0]["cost"]["model"]
+    assert cost["kind"] == "measured" and cost["n_labels"] == 6 and not cost["fitted"]
+    assert len(records[0]["cost"]["selected_costs"]) == len(records[0]["selected"]) == 4
+    # the report of the real run shows the exploration
+    index = build_report(out, progress=False, strict=True, descriptor_sample=16)
+    assert {"explore_trust.png", "explore_origins.png"} <= {p.name for p in (out / "report").glob("*.png")}
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    ex = next(iter(summary["explore"].values()))
+    assert [t["iteration"] for t in ex["trust"]] == [0, 1]
+    assert sum(ex["origins"].values()) == 8 and all(k.split()[0] in ("nvt", "nvt_biased") for k in ex["origins"])
+    assert "Exploration statistics" in index.read_text()
