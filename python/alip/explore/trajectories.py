@@ -43,7 +43,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.data import covalent_radii
 
-from alip.config import ENSEMBLES
+from alip.config import ENSEMBLES, ExploreSection
 
 __all__ = [
     "ENSEMBLES",
@@ -118,8 +118,8 @@ class TrajectoryTask:
     min_distance: float | None = None
     rattle: float = 0.0
     fmax: float = 0.05
-    bias_strength: float = 0.0
-    bias_width: float = 1.0
+    bias_strength: float = ExploreSection.bias_strength
+    bias_width: float = ExploreSection.bias_width
     trajectory_id: str = "traj"
     origin: dict = field(default_factory=dict)
 
