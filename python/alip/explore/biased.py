@@ -93,7 +93,7 @@ class BiasedCalculator(_ASECalculator):
         work = self.atoms.copy()
         work.calc = self.inner
         energy = work.get_potential_energy()
-        forces = work.get_forces()
+        forces = work.get_forces(apply_constraint=False)  # the caller's atoms apply their constraints
         inner = dict(self.inner.results)
         for key in ("committee_energies", "committee_forces"):
             if key not in inner:
