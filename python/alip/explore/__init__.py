@@ -2,6 +2,8 @@
 
 ``trajectories``  one short MD run or relaxation with the committee as calculator, as a
                   picklable task for the labeling executor; frames and why it stopped.
+``biased``        uncertainty-biased dynamics: the committee calculator plus a bias toward
+                  high committee energy variance (ensemble ``nvt_biased``).
 ``trust``         the DP-GEN trust window on the max force deviation, its per-iteration
                   statistics and the adaptive lower level.
 ``md_testset``    the physical test set: frames of the oracle's own MD, cached, per subset.
@@ -21,6 +23,7 @@ _LAZY = {
     "TrajectoryResult": "alip.explore.trajectories",
     "run_trajectory": "alip.explore.trajectories",
     "run_trajectories": "alip.explore.trajectories",
+    "BiasedCalculator": "alip.explore.biased",
     "TrustWindow": "alip.explore.trust",
     "TrustPolicy": "alip.explore.trust",
     "MDSubset": "alip.explore.md_testset",
