@@ -42,19 +42,26 @@ struct FusedVjpArrays {
     int64_t m = 0, ma = 0;                                                 ///< neighbors, padded row length
     int64_t ne = 0, nz = 0, nlam = 0, n_params = 0, n_rhs = 0;
     int depth = 0;
+    /// every zeta a power of two (1, 2, 4, ..): b^zeta is a rung and zeta lambda b^(zeta - 1)
+    /// one per rung too (Db), so the contraction sums over rungs, with no products of rungs
+    bool pow2 = false;
+    int64_t n_slots = 0;  ///< pow2: rungs (lambda, t) the family uses
     double* nb = nullptr;        ///< (NROWS + ne, ma) per-neighbor rows
     double* pk = nullptr;        ///< (PROWS + ne, CS) per packed pair
     double* Eb = nullptr;        ///< (ne, W) exp products of the current lanes
     double* Pb = nullptr;        ///< (nz, W) b^zeta
     double* dPb = nullptr;       ///< (nz, W) zeta lambda b^(zeta - 1)
     double* Rb = nullptr;        ///< (nlam, depth, W) rungs b^(2^t)
+    double* Db = nullptr;        ///< pow2: (nlam, depth, W) 2^t lambda b^(2^t - 1)
     double* zl_scale = nullptr;  ///< (nz,) zeta lambda
-    double* wt = nullptr;        ///< (n_rhs, n_params) dE/dG * prefactor, grouped by eta
+    double* wt = nullptr;        ///< (n_rhs, n_params) dE/dG * prefactor, grouped by eta;
+                                 ///< pow2: (n_rhs, ne, n_slots) summed per (eta, rung)
     double* acc4 = nullptr;      ///< (n_rhs, m, 4) (coefficient of v_n, cross terms x, y, z) of dE/dv_n
     int64_t* I1 = nullptr;       ///< (CS,) n1 of each packed pair
     int64_t* I2 = nullptr;       ///< (CS,) n2 of each packed pair
     int64_t* zq = nullptr;       ///< (n_params,) zeta-lambda index of the params, grouped by eta
     int64_t* gstart = nullptr;   ///< (ne + 1,) groups of equal eta
+    int64_t* slot = nullptr;     ///< pow2: (nlam * depth,) offsets into Rb / Db of the used rungs, then scratch
     int64_t* active = nullptr;   ///< (n_rhs,) whether any weight of the family is nonzero
     /// (nz, 16): per (zeta, lambda), the rungs (offsets into Rb) whose product is b^zeta:
     /// count, then offsets; from slot 8, those of b^(zeta - 1)
@@ -80,18 +87,22 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
     A.n_rhs = mode.n_rhs;
     const int64_t m = A.m, ma = A.ma, ne = A.ne, nz = A.nz, CS = A_::CS;
     const size_t per_nb = size_t((A_::NROWS + ne) * ma), per_pair = size_t((A_::PROWS + ne) * CS);
-    const size_t blk = size_t((ne + 2 * nz + A.nlam * A.depth) * W + nz);
-    const size_t weights = size_t(A.n_rhs * A.n_params);
+    A.pow2 = true;
+    for (const ZetaLambda& zl : tb.zeta_lambdas)
+        if ((zl.integer_zeta & (zl.integer_zeta - 1)) != 0) A.pow2 = false;
+    const size_t blk = size_t((ne + 2 * nz + 2 * A.nlam * A.depth) * W + nz);
+    const size_t weights = size_t(A.n_rhs * std::max(A.n_params, ne * A.nlam * A.depth));
     const size_t acc_size = size_t(A.n_rhs * m * 4);
     B.fused.resize(per_nb + per_pair + blk + weights + acc_size);
-    B.fused_idx.resize(size_t(2 * CS + A.n_params + ne + 1 + A.n_rhs + 16 * nz));
+    B.fused_idx.resize(size_t(2 * CS + A.n_params + ne + 1 + A.n_rhs + 16 * nz + 2 * A.nlam * A.depth));
     A.nb = B.fused.data();
     A.pk = A.nb + per_nb;
     A.Eb = A.pk + per_pair;
     A.Pb = A.Eb + ne * W;
     A.dPb = A.Pb + nz * W;
     A.Rb = A.dPb + nz * W;
-    A.zl_scale = A.Rb + A.nlam * A.depth * W;
+    A.Db = A.Rb + A.nlam * A.depth * W;
+    A.zl_scale = A.Db + A.nlam * A.depth * W;
     A.wt = A.Eb + blk;
     A.acc4 = A.wt + weights;
     std::fill(A.acc4, A.acc4 + acc_size, 0.0);
@@ -101,6 +112,7 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
     A.gstart = A.zq + A.n_params;
     A.active = A.gstart + ne + 1;
     A.ztab = A.active + A.n_rhs;
+    A.slot = A.ztab + 16 * nz;
     for (int64_t z = 0; z < nz; ++z) {
         const ZetaLambda& zl = tb.zeta_lambdas[size_t(z)];
         A.zl_scale[z] = zl.zeta * zl.lambda;
@@ -131,9 +143,39 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
 
 /// The family's parameters grouped by eta (zq, gstart) and, per rhs, their weights
 /// dE/dG * prefactor (wt) and whether any is nonzero (active).
-inline void fused_family_weights(const VjpMode& mode, const std::vector<AngularIndex>& params, int64_t offset,
-                                 const FusedVjpArrays& A) {
+inline void fused_family_weights(const AcsfTables& tb, const VjpMode& mode, const std::vector<AngularIndex>& params,
+                                 int64_t offset, FusedVjpArrays& A) {
     const int64_t np = int64_t(params.size());
+    if (A.pow2) {  // weights summed per (eta, rung), over the rungs the family uses
+        const int64_t nr = A.nlam * A.depth;
+        auto rung_of = [&](const AngularIndex& ix) {
+            const ZetaLambda& zl = tb.zeta_lambdas[size_t(ix.zl)];
+            int t = 0;
+            while ((1 << t) < zl.integer_zeta) ++t;
+            return int64_t(zl.lambda_index) * A.depth + t;
+        };
+        int64_t* where = A.slot + nr;  // rung -> slot
+        std::fill(where, where + nr, -1);
+        for (const AngularIndex& ix : params) where[rung_of(ix)] = 0;
+        A.n_slots = 0;
+        for (int64_t q = 0; q < nr; ++q)
+            if (where[q] == 0) A.slot[A.n_slots] = q * simd::kWidth, where[q] = A.n_slots++;
+        for (int64_t e = 0; e <= A.ne; ++e) A.gstart[e] = 0;
+        for (const AngularIndex& ix : params) A.gstart[ix.eta + 1] = 1;  // gstart[e + 1] != gstart[e]: eta e used
+        for (int64_t e = 0; e < A.ne; ++e) A.gstart[e + 1] = A.gstart[e] + A.gstart[e + 1];
+        for (int64_t r = 0; r < mode.n_rhs; ++r) {
+            double* w = A.wt + r * A.ne * A.n_slots;
+            std::fill(w, w + A.ne * A.n_slots, 0.0);
+            A.active[r] = 0;
+            for (int64_t p = 0; p < np; ++p) {
+                const AngularIndex& ix = params[size_t(p)];
+                const double v = mode.w[r * mode.w_stride + offset + p] * ix.prefactor;
+                w[ix.eta * A.n_slots + where[rung_of(ix)]] += v;
+                A.active[r] |= v != 0.0;
+            }
+        }
+        return;
+    }
     int64_t q = 0;
     for (int64_t e = 0; e < A.ne; ++e) {
         A.gstart[e] = q;
@@ -171,6 +213,10 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     const double* zlc = S.zl_scale;
     const int64_t* zt = S.ztab;
     double* const rungs = S.Rb;
+    double* const drungs = S.Db;
+    const bool pow2 = S.pow2;
+    const int64_t n_slots = S.n_slots;
+    const int64_t* slot = S.slot;
     double* const Pb_ = S.Pb;
     double* const dPb_ = S.dPb;
     const double* Pb = S.Pb;
@@ -236,12 +282,24 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             Vd rung = simd::max(zero, simd::fma(simd::set1(lambdas[l]), c, one));
             double* R = rungs + l * dep * W;
             simd::store(R, rung);
+            if (pow2) {  // D_t = 2^t lambda b^(2^t - 1): the prefix products of the rungs
+                double* D = drungs + l * dep * W;
+                Vd prefix = rung;
+                simd::store(D, simd::set1(lambdas[l]));
+                for (int t = 1; t < dep; ++t) {
+                    simd::store(D + t * W, simd::set1(double(1 << t) * lambdas[l]) * prefix);
+                    rung = rung * rung;
+                    simd::store(R + t * W, rung);
+                    prefix = prefix * rung;
+                }
+                continue;
+            }
             for (int t = 1; t < dep; ++t) {
                 rung = rung * rung;
                 simd::store(R + t * W, rung);
             }
         }
-        for (int64_t z = 0; z < n_zl; ++z) {
+        for (int64_t z = 0; z < n_zl && !pow2; ++z) {
             const int64_t* s = zt + 16 * z;
             Vd P = s[0] ? simd::load(rungs + s[1]) : one;
             for (int64_t i = 2; i <= s[0]; ++i) P = P * simd::load(rungs + s[i]);
@@ -273,12 +331,34 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
         const Vd FIR = Fc * (ir1 * ir2);
         for (int64_t r = 0; r < n_rhs; ++r) {
             if (!active[r]) continue;
-            const double* wp = wt + r * np;
+            const double* wp = wt + r * (pow2 ? ne * n_slots : np);
             // per eta group: Ue = sum w dP, Ve = sum w P; U = sum E_e Ue, V = sum E_e Ve, H = sum eta_e E_e Ve
             Vd U = zero, V = zero, H = zero;
             for (int64_t e = 0; e < ne; ++e) {
                 if (gstart[e] == gstart[e + 1]) continue;
                 Vd Ue = zero, Ve = zero, Ue2 = zero, Ve2 = zero;
+                if (pow2) {  // Ue = sum_s w D_s, Ve = sum_s w R_s over the used rungs s
+                    const double* we = wp + e * n_slots;
+                    int64_t q = 0;
+                    for (; q + 2 <= n_slots; q += 2) {
+                        const Vd w0 = simd::set1(we[q]), w1 = simd::set1(we[q + 1]);
+                        Ue = simd::fma(w0, simd::load(drungs + slot[q]), Ue);
+                        Ve = simd::fma(w0, simd::load(rungs + slot[q]), Ve);
+                        Ue2 = simd::fma(w1, simd::load(drungs + slot[q + 1]), Ue2);
+                        Ve2 = simd::fma(w1, simd::load(rungs + slot[q + 1]), Ve2);
+                    }
+                    if (q < n_slots) {
+                        const Vd w0 = simd::set1(we[q]);
+                        Ue = simd::fma(w0, simd::load(drungs + slot[q]), Ue);
+                        Ve = simd::fma(w0, simd::load(rungs + slot[q]), Ve);
+                    }
+                    const Vd E = simd::load(Eb + e * W);
+                    const Vd EV = E * (Ve + Ve2);
+                    U = simd::fma(E, Ue + Ue2, U);
+                    V = V + EV;
+                    H = simd::fma(simd::set1(tb.angular_etas[size_t(e)]), EV, H);
+                    continue;
+                }
                 int64_t q = gstart[e];
                 for (; q + 2 <= gstart[e + 1]; q += 2) {
                     const Vd w0 = simd::set1(wp[q]), w1 = simd::set1(wp[q + 1]);
@@ -423,7 +503,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     if (tb.ladder_depth < 1 || tb.ladder_depth > 7) return false;
     for (const ZetaLambda& zl : tb.zeta_lambdas)
         if (zl.integer_zeta < 1) return false;
-    const FusedVjpArrays A = fused_vjp_arrays(tb, mode, L, B);
+    FusedVjpArrays A = fused_vjp_arrays(tb, mode, L, B);
     const int32_t ns = tb.spec.n_species;
     const double rc2 = tb.spec.cutoff * tb.spec.cutoff;
     const int64_t n_radial = tb.n_radial_features();
@@ -436,7 +516,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 if (params.empty()) continue;
                 const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));
                 const int64_t np = int64_t(params.size());
-                fused_family_weights(mode, params, offset, A);
+                fused_family_weights(tb, mode, params, offset, A);
                 const double limit2 = g4 ? rc2 : std::numeric_limits<double>::max();  // G5: no condition on r_12
                 int64_t cnt = 0;
                 for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1)
