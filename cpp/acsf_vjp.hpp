@@ -36,8 +36,8 @@ ALIP_KERNEL_BEGIN
 
 /// The fused VJP's work arrays for one center, carved out of BlockScratch::fused / fused_idx.
 struct FusedVjpArrays {
-    enum NeighborRow { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };    ///< then ne exp rows
-    enum PairRow { PCOS, PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
+    enum NeighborRow { NX, NY, NZ, NF, NG, NIR, NROWS };                   ///< then ne exp rows
+    enum PairRow { PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
     static constexpr int64_t CS = kPairChunk + 8;                          ///< row length of the packed pairs
     int64_t m = 0, ma = 0;                                                 ///< neighbors, padded row length
     int64_t ne = 0, nz = 0, nlam = 0, n_params = 0, n_rhs = 0;
@@ -130,9 +130,6 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
         A.nrow(A_::NX)[n] = in ? L.x[n] : 0.0;
         A.nrow(A_::NY)[n] = in ? L.y[n] : 0.0;
         A.nrow(A_::NZ)[n] = in ? L.z[n] : 0.0;
-        A.nrow(A_::NUX)[n] = in ? L.x[n] * ir : 0.0;
-        A.nrow(A_::NUY)[n] = in ? L.y[n] * ir : 0.0;
-        A.nrow(A_::NUZ)[n] = in ? L.z[n] * ir : 0.0;
         A.nrow(A_::NF)[n] = in ? L.fc[n] : 0.0;
         A.nrow(A_::NG)[n] = in ? L.dfc[n] * ir : 0.0;
         A.nrow(A_::NIR)[n] = ir;
@@ -235,8 +232,9 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     double* const acc4 = S.acc4;
     const Vd one = simd::set1(1.0), zero = simd::zero();
     auto prow = [&S](int64_t r) { return S.prow(r); };
+    for (int64_t r = 0; r < A_::PROWS + ne; ++r)  // padding lanes: zeros, so that full-width loads are harmless
+        std::fill(prow(r) + cnt, prow(r) + cnt + W, 0.0);
     enum {
-        PCOS = A_::PCOS,
         PR2 = A_::PR2,
         PA = A_::PA,
         PB1 = A_::PB1,
@@ -250,13 +248,33 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     const int64_t n_rhs = S.n_rhs;
     for (int64_t k = 0; k < cnt; k += W) {
         const simd::Md live = simd::tail(cnt - k);
-        const Vd c = simd::load_tail(live, prow(PCOS) + k);
-        const Vd A = simd::load_tail(live, prow(PA) + k);
-        const Vd B1 = simd::load_tail(live, prow(PB1) + k);
-        const Vd B2 = simd::load_tail(live, prow(PB2) + k);
+        const int64_t* i1 = I1 + k;
+        const int64_t* i2 = I2 + k;
+        const int lanes = int(std::min<int64_t>(W, cnt - k));
+        const bool uniform = i1[0] == i1[lanes - 1];  // pairs are packed in n1 order
+        // quantities of n1: broadcast when the lanes share it, else gathered
+        Vd x1, y1, z1, ir1;
+        if (uniform) {
+            x1 = simd::set1(X[i1[0]]);
+            y1 = simd::set1(Y[i1[0]]);
+            z1 = simd::set1(Z[i1[0]]);
+            ir1 = simd::set1(IRn[i1[0]]);
+        } else {
+            x1 = simd::gather(X, i1, lanes);
+            y1 = simd::gather(Y, i1, lanes);
+            z1 = simd::gather(Z, i1, lanes);
+            ir1 = simd::gather(IRn, i1, lanes);
+        }
+        const Vd x2 = simd::load(prow(PX2) + k), y2 = simd::load(prow(PY2) + k), z2 = simd::load(prow(PZ2) + k);
+        const Vd ir2 = simd::load(prow(PIR2) + k);
+        const Vd c = simd::min(one, simd::max(simd::set1(-1.0),
+                                              (simd::fma(z1, z2, simd::fma(y1, y2, x1 * x2)) * ir1) * ir2));
+        const Vd A = simd::load(prow(PA) + k);
+        const Vd B1 = simd::load(prow(PB1) + k);
+        const Vd B2 = simd::load(prow(PB2) + k);
         Vd Fc = A, dF1 = B1, dF2 = B2, dFb = zero;
         if (g4) {
-            const Vd r2 = simd::load_tail(live, prow(PR2) + k);
+            const Vd r2 = simd::load(prow(PR2) + k);
             // r_12 = r_12^2 / r_12; padding lanes (r2 = 0) take r2 = 1, not 1/0
             const Vd ir12 = simd::inv_sqrt(r2 + (one - simd::zero_unless(live, one)));
             const Vd r12 = r2 * ir12;
@@ -273,10 +291,10 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             dFb = zero - d12;
             for (int64_t e = 0; e < ne; ++e) {
                 const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
-                simd::store(Eb + e * W, simd::load_tail(live, prow(PROWS + e) + k) * ex);
+                simd::store(Eb + e * W, simd::load(prow(PROWS + e) + k) * ex);
             }
         } else {
-            for (int64_t e = 0; e < ne; ++e) simd::store(Eb + e * W, simd::load_tail(live, prow(PROWS + e) + k));
+            for (int64_t e = 0; e < ne; ++e) simd::store(Eb + e * W, simd::load(prow(PROWS + e) + k));
         }
         for (int64_t l = 0; l < n_lam; ++l) {
             Vd rung = simd::max(zero, simd::fma(simd::set1(lambdas[l]), c, one));
@@ -308,25 +326,7 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             simd::store(Pb_ + z * W, P);
             simd::store(dPb_ + z * W, dP);
         }
-        const int64_t* i1 = I1 + k;
-        const int64_t* i2 = I2 + k;
-        const int lanes = int(std::min<int64_t>(W, cnt - k));
-        const bool uniform = i1[0] == i1[lanes - 1];  // pairs are packed in n1 order
-        // quantities of n1: broadcast when the lanes share it, else gathered
-        Vd x1, y1, z1, ir1;
-        if (uniform) {
-            x1 = simd::set1(X[i1[0]]);
-            y1 = simd::set1(Y[i1[0]]);
-            z1 = simd::set1(Z[i1[0]]);
-            ir1 = simd::set1(IRn[i1[0]]);
-        } else {
-            x1 = simd::gather(X, i1, lanes);
-            y1 = simd::gather(Y, i1, lanes);
-            z1 = simd::gather(Z, i1, lanes);
-            ir1 = simd::gather(IRn, i1, lanes);
-        }
         const Vd C1c = (Fc * c) * (ir1 * ir1);
-        const Vd ir2 = simd::load_tail(live, prow(PIR2) + k);
         const Vd C2c = (Fc * c) * (ir2 * ir2);
         const Vd FIR = Fc * (ir1 * ir2);
         for (int64_t r = 0; r < n_rhs; ++r) {
@@ -385,9 +385,7 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             const Vd sb = simd::zero_unless(live, simd::fma(V, dFb, simd::fma(simd::set1(b_eta) * Fc, H, FIR * U)));
             double* acc = acc4 + r * m * 4;
             // n1 side: (sa1, sb x2, sb y2, sb z2); n2 side: (sa2, sb x1, sb y1, sb z1)
-            const Vd bx2 = sb * simd::load(prow(PX2) + k);
-            const Vd by2 = sb * simd::load(prow(PY2) + k);
-            const Vd bz2 = sb * simd::load(prow(PZ2) + k);
+            const Vd bx2 = sb * x2, by2 = sb * y2, bz2 = sb * z2;
             if (uniform) {
                 double* d = acc + i1[0] * 4;
                 d[0] += simd::reduce_add(sa1);
@@ -412,9 +410,6 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
     const double* X = S.nrow(A_::NX);
     const double* Y = S.nrow(A_::NY);
     const double* Z = S.nrow(A_::NZ);
-    const double* UXn = S.nrow(A_::NUX);
-    const double* UYn = S.nrow(A_::NUY);
-    const double* UZn = S.nrow(A_::NUZ);
     const double* Fn = S.nrow(A_::NF);
     const double* Gn = S.nrow(A_::NG);
     const double* IRn = S.nrow(A_::NIR);
@@ -423,7 +418,6 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
     int64_t* const I1 = S.I1;
     int64_t* const I2 = S.I2;
     enum {
-        PCOS = A_::PCOS,
         PR2 = A_::PR2,
         PA = A_::PA,
         PB1 = A_::PB1,
@@ -434,9 +428,8 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
         PZ2 = A_::PZ2,
         PROWS = A_::PROWS
     };
-    const Vd one = simd::set1(1.0), limit2 = simd::set1(limit2_value);
+    const Vd limit2 = simd::set1(limit2_value);
     const Vd x1 = simd::set1(X[n1]), y1 = simd::set1(Y[n1]), z1 = simd::set1(Z[n1]);
-    const Vd u1 = simd::set1(UXn[n1]), v1 = simd::set1(UYn[n1]), w1 = simd::set1(UZn[n1]);
     const Vd f1 = simd::set1(Fn[n1]), g1 = simd::set1(Gn[n1]);
     // the pairs (n1, n2 .. n2 + W); `tail`: only the lanes before hi (rows are padded)
     auto pack_block = [&](int64_t n2, auto tail) {
@@ -449,15 +442,10 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
         const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
         simd::Md keep = simd::lt(r2, limit2);
         if constexpr (decltype(tail)::value) keep = keep & simd::tail(hi - n2);
-        Vd c = simd::load(UXn + n2) * u1;
-        c = simd::fma(simd::load(UYn + n2), v1, c);
-        c = simd::fma(simd::load(UZn + n2), w1, c);
-        c = simd::min(one, simd::max(simd::set1(-1.0), c));
         const Vd f2 = simd::load(Fn + n2);
         double* const out = pk + cnt;
         const simd::Packer pack(keep);
         auto put = [&pack, out, CS](int row, Vd v) { pack.store(out + row * CS, v); };
-        put(PCOS, c);
         put(PR2, r2);
         put(PA, f1 * f2);
         put(PB1, g1 * f2);
