@@ -210,9 +210,14 @@ struct Packer {
     }
 };
 inline Vd gather(const double* base, const int64_t* idx, int lanes) {
-    alignas(32) double v[8] = {};
-    for (int j = 0; j < lanes; ++j) v[j] = base[idx[j]];
-    return {_mm256_load_pd(v), _mm256_load_pd(v + 4)};
+    // scalar loads straight into registers (a stack buffer read back as vectors would stall
+    // on store forwarding; AVX2's gather instruction is slow on many CPUs); lanes beyond
+    // `lanes` repeat the last index and are then zeroed
+    double v[8];
+    for (int j = 0; j < 8; ++j) v[j] = base[idx[j < lanes ? j : lanes - 1]];
+    const Md live = tail(lanes);
+    return {_mm256_and_pd(live.lo, _mm256_set_pd(v[3], v[2], v[1], v[0])),
+            _mm256_and_pd(live.hi, _mm256_set_pd(v[7], v[6], v[5], v[4]))};
 }
 /// The 4 x 4 transpose of one half: row j = (a_j, b_j, c_j, d_j).
 inline void transpose4(__m256d a, __m256d b, __m256d c, __m256d d, __m256d row[4]) {
