@@ -1,19 +1,23 @@
 // The G4 / G5 part of the fused VJP (forces / virial) mode in one SIMD pass, applying
 // what made the values kernel fast (acsf_values.hpp) to the derivative terms:
-//  * per neighbor, the unit vector, f_c, f_c'/r, 1/r and exp(-eta r^2) are computed once,
-//    in rows padded with zeros;
+//  * per neighbor, f_c, f_c'/r, 1/r and exp(-eta r^2) are computed once, in rows padded
+//    with zeros;
 //  * for a fixed n1 the second neighbors n2 are contiguous: the test r_12 < r_c and the
-//    pair quantities (cos, r_12^2, f1 f2, f1' f2 / r1, f1 f2' / r2, 1/r2, v2, exp products)
+//    pair quantities (r_12^2, f1 f2, f1' f2 / r1, f1 f2' / r2, 1/r2, v2, exp products)
 //    run kWidth lanes wide without gathers, and the pairs that pass are packed (compress)
-//    into a chunk; quantities of n1 are broadcast again per kWidth packed pairs (gathered
-//    when the lanes span two n1);
-//  * per kWidth packed pairs, in one pass: 1/r_12, f_c(r_12) and
-//    its derivative and exp(-eta r_12^2) (inline polynomials, acsf_simd.hpp), the ladder of
-//    squares of 1 + lambda cos, P = b^zeta and dP/dcos = zeta lambda b^(zeta - 1) as
-//    products of precomputed rungs, the dE/dG-contracted sums U, V, H (grouped by eta:
-//    H = sum_e eta_e E_e V_e), and the per-pair coefficients, added to (coef, x, y, z) of
-//    dE/dv_n1 and dE/dv_n2 kept interleaved (4 x kWidth transpose, one 4-double add per
-//    pair; one reduction when the lanes share n1).
+//    into a chunk whose rows are zero-padded (full-width loads); quantities of n1 are
+//    broadcast again per kWidth packed pairs (gathered when the lanes span two n1);
+//  * per kWidth packed pairs, in one pass: cos = v1.v2 / (r1 r2) (on the ~45 % of pairs
+//    that pass, not in the packing), 1/r_12, f_c(r_12) and its derivative and
+//    exp(-eta r_12^2) (inline polynomials, acsf_simd.hpp), the ladder of squares of
+//    1 + lambda cos, the dE/dG-contracted sums U = sum w dP/dcos, V = sum w P and
+//    H = sum_e eta_e E_e V_e (grouped by eta), and the per-pair coefficients, added to
+//    (coef, x, y, z) of dE/dv_n1 and dE/dv_n2 kept interleaved (4 x kWidth transpose, one
+//    4-double add per pair; one reduction when the lanes share n1). When every zeta is a
+//    power of two (1, 2, 4, ...), P = b^zeta is one rung and dP/dcos = zeta lambda
+//    b^(zeta - 1) one prefix product of rungs, so U and V sum over rungs with weights
+//    summed per (eta, rung) once per center; otherwise P and dP are products of rungs
+//    per (zeta, lambda) from a table.
 // Written once over simd.hpp (the AVX-512, AVX2 and NEON variants; the scalar one keeps
 // the compiler-vectorized chunked loops). Integer zetas only (the ladder); other zetas
 // keep the chunked loops of derivative_terms (acsf_kernel.hpp).
