@@ -40,16 +40,16 @@ ALIP_KERNEL_BEGIN
 
 /// The fused VJP's work arrays for one center, carved out of BlockScratch::fused / fused_idx.
 struct FusedVjpArrays {
-    enum NeighborRow { NX, NY, NZ, NF, NG, NIR, NROWS };                   ///< then ne exp rows
+    enum NeighborRow { NX, NY, NZ, NF, NG, NIR, NROWS };             ///< then ne exp rows
     enum PairRow { PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
-    static constexpr int64_t CS = kPairChunk + 8;                          ///< row length of the packed pairs
-    int64_t m = 0, ma = 0;                                                 ///< neighbors, padded row length
+    static constexpr int64_t CS = kPairChunk + 8;                    ///< row length of the packed pairs
+    int64_t m = 0, ma = 0;                                           ///< neighbors, padded row length
     int64_t ne = 0, nz = 0, nlam = 0, n_params = 0, n_rhs = 0;
     int depth = 0;
     /// every zeta a power of two (1, 2, 4, ..): b^zeta is a rung and zeta lambda b^(zeta - 1)
     /// one per rung too (Db), so the contraction sums over rungs, with no products of rungs
     bool pow2 = false;
-    int64_t n_slots = 0;  ///< pow2: rungs (lambda, t) the family uses
+    int64_t n_slots = 0;         ///< pow2: rungs (lambda, t) the family uses
     double* nb = nullptr;        ///< (NROWS + ne, ma) per-neighbor rows
     double* pk = nullptr;        ///< (PROWS + ne, CS) per packed pair
     double* Eb = nullptr;        ///< (ne, W) exp products of the current lanes
@@ -271,8 +271,8 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
         }
         const Vd x2 = simd::load(prow(PX2) + k), y2 = simd::load(prow(PY2) + k), z2 = simd::load(prow(PZ2) + k);
         const Vd ir2 = simd::load(prow(PIR2) + k);
-        const Vd c = simd::min(one, simd::max(simd::set1(-1.0),
-                                              (simd::fma(z1, z2, simd::fma(y1, y2, x1 * x2)) * ir1) * ir2));
+        const Vd c =
+            simd::min(one, simd::max(simd::set1(-1.0), (simd::fma(z1, z2, simd::fma(y1, y2, x1 * x2)) * ir1) * ir2));
         const Vd A = simd::load(prow(PA) + k);
         const Vd B1 = simd::load(prow(PB1) + k);
         const Vd B2 = simd::load(prow(PB2) + k);
