@@ -104,7 +104,7 @@ public:
         return nl_;
     }
     void release_if_large() {
-        constexpr size_t kKeptPairs = size_t(1) << 20;  // ~50 MiB
+        constexpr size_t kKeptPairs = size_t(1) << 20;  // ~52 MiB (~23 k atoms of Si at 6 Å)
         if (nl_.neighbor.capacity() > kKeptPairs) *this = KeptNeighborList();
     }
 

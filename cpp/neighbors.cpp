@@ -346,7 +346,7 @@ void build_neighbor_list(const StructureView& s, double cutoff, bool parallel, b
     nl.offsets.assign(n + 1, 0);
     thread_local std::vector<std::vector<Pair>> kept;  // the calling thread's (the loops below share it)
     std::vector<std::vector<Pair>>& chunks = kept;
-    constexpr size_t kKeptPairs = size_t(1) << 21;  // 48 MiB of Pair
+    constexpr size_t kKeptPairs = size_t(1) << 20;  // 32 MiB of Pair (32 bytes each)
     std::vector<int64_t> chunk_begin;
     ExceptionCollector errors;
     const int n_threads = (parallel && n >= kMinAtomsPerParallelRegion) ? get_num_threads() : 1;

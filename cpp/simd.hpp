@@ -136,7 +136,10 @@ alignas(32) inline constexpr CompressTable kCompressTable = make_compress_table(
 inline Vd zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
 inline Vd set1(double x) { return {_mm256_set1_pd(x), _mm256_set1_pd(x)}; }
 inline Vd load(const double* p) { return {_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
-inline void store(double* p, Vd a) { _mm256_storeu_pd(p, a.lo), _mm256_storeu_pd(p + 4, a.hi); }
+inline void store(double* p, Vd a) {
+    _mm256_storeu_pd(p, a.lo);
+    _mm256_storeu_pd(p + 4, a.hi);
+}
 inline Md tail(int64_t left) {  // lanes j < left
     const __m256i n = _mm256_set1_epi64x(left);
     return {_mm256_castsi256_pd(_mm256_cmpgt_epi64(n, _mm256_set_epi64x(3, 2, 1, 0))),
