@@ -1,19 +1,23 @@
 // The G4 / G5 part of the fused VJP (forces / virial) mode in one SIMD pass, applying
 // what made the values kernel fast (acsf_values.hpp) to the derivative terms:
-//  * per neighbor, the unit vector, f_c, f_c'/r, 1/r and exp(-eta r^2) are computed once,
-//    in rows padded with zeros;
+//  * per neighbor, f_c, f_c'/r, 1/r and exp(-eta r^2) are computed once, in rows padded
+//    with zeros;
 //  * for a fixed n1 the second neighbors n2 are contiguous: the test r_12 < r_c and the
-//    pair quantities (cos, r_12^2, f1 f2, f1' f2 / r1, f1 f2' / r2, 1/r2, v2, exp products)
+//    pair quantities (r_12^2, f1 f2, f1' f2 / r1, f1 f2' / r2, 1/r2, v2, exp products)
 //    run kWidth lanes wide without gathers, and the pairs that pass are packed (compress)
-//    into a chunk; quantities of n1 are broadcast again per kWidth packed pairs (gathered
-//    when the lanes span two n1);
-//  * per kWidth packed pairs, in one pass: 1/r_12, f_c(r_12) and
-//    its derivative and exp(-eta r_12^2) (inline polynomials, acsf_simd.hpp), the ladder of
-//    squares of 1 + lambda cos, P = b^zeta and dP/dcos = zeta lambda b^(zeta - 1) as
-//    products of precomputed rungs, the dE/dG-contracted sums U, V, H (grouped by eta:
-//    H = sum_e eta_e E_e V_e), and the per-pair coefficients, added to (coef, x, y, z) of
-//    dE/dv_n1 and dE/dv_n2 kept interleaved (4 x kWidth transpose, one 4-double add per
-//    pair; one reduction when the lanes share n1).
+//    into a chunk whose rows are zero-padded (full-width loads); quantities of n1 are
+//    broadcast again per kWidth packed pairs (gathered when the lanes span two n1);
+//  * per kWidth packed pairs, in one pass: cos = v1.v2 / (r1 r2) (on the ~45 % of pairs
+//    that pass, not in the packing), 1/r_12, f_c(r_12) and its derivative and
+//    exp(-eta r_12^2) (inline polynomials, acsf_simd.hpp), the ladder of squares of
+//    1 + lambda cos, the dE/dG-contracted sums U = sum w dP/dcos, V = sum w P and
+//    H = sum_e eta_e E_e V_e (grouped by eta), and the per-pair coefficients, added to
+//    (coef, x, y, z) of dE/dv_n1 and dE/dv_n2 kept interleaved (4 x kWidth transpose, one
+//    4-double add per pair; one reduction when the lanes share n1). When every zeta is a
+//    power of two (1, 2, 4, ...), P = b^zeta is one rung and dP/dcos = zeta lambda
+//    b^(zeta - 1) one prefix product of rungs, so U and V sum over rungs with weights
+//    summed per (eta, rung) once per center; otherwise P and dP are products of rungs
+//    per (zeta, lambda) from a table.
 // Written once over simd.hpp (the AVX-512, AVX2 and NEON variants; the scalar one keeps
 // the compiler-vectorized chunked loops). Integer zetas only (the ladder); other zetas
 // keep the chunked loops of derivative_terms (acsf_kernel.hpp).
@@ -36,25 +40,32 @@ ALIP_KERNEL_BEGIN
 
 /// The fused VJP's work arrays for one center, carved out of BlockScratch::fused / fused_idx.
 struct FusedVjpArrays {
-    enum NeighborRow { NX, NY, NZ, NUX, NUY, NUZ, NF, NG, NIR, NROWS };    ///< then ne exp rows
-    enum PairRow { PCOS, PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
-    static constexpr int64_t CS = kPairChunk + 8;                          ///< row length of the packed pairs
-    int64_t m = 0, ma = 0;                                                 ///< neighbors, padded row length
+    enum NeighborRow { NX, NY, NZ, NF, NG, NIR, NROWS };             ///< then ne exp rows
+    enum PairRow { PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
+    static constexpr int64_t CS = kPairChunk + 8;                    ///< row length of the packed pairs
+    int64_t m = 0, ma = 0;                                           ///< neighbors, padded row length
     int64_t ne = 0, nz = 0, nlam = 0, n_params = 0, n_rhs = 0;
     int depth = 0;
+    /// every zeta a power of two (1, 2, 4, ..): b^zeta is a rung and zeta lambda b^(zeta - 1)
+    /// one per rung too (Db), so the contraction sums over rungs, with no products of rungs
+    bool pow2 = false;
+    int64_t n_slots = 0;         ///< pow2: rungs (lambda, t) the family uses
     double* nb = nullptr;        ///< (NROWS + ne, ma) per-neighbor rows
     double* pk = nullptr;        ///< (PROWS + ne, CS) per packed pair
     double* Eb = nullptr;        ///< (ne, W) exp products of the current lanes
     double* Pb = nullptr;        ///< (nz, W) b^zeta
     double* dPb = nullptr;       ///< (nz, W) zeta lambda b^(zeta - 1)
     double* Rb = nullptr;        ///< (nlam, depth, W) rungs b^(2^t)
+    double* Db = nullptr;        ///< pow2: (nlam, depth, W) 2^t lambda b^(2^t - 1)
     double* zl_scale = nullptr;  ///< (nz,) zeta lambda
-    double* wt = nullptr;        ///< (n_rhs, n_params) dE/dG * prefactor, grouped by eta
+    double* wt = nullptr;        ///< (n_rhs, n_params) dE/dG * prefactor, grouped by eta;
+                                 ///< pow2: (n_rhs, ne, n_slots) summed per (eta, rung)
     double* acc4 = nullptr;      ///< (n_rhs, m, 4) (coefficient of v_n, cross terms x, y, z) of dE/dv_n
     int64_t* I1 = nullptr;       ///< (CS,) n1 of each packed pair
     int64_t* I2 = nullptr;       ///< (CS,) n2 of each packed pair
     int64_t* zq = nullptr;       ///< (n_params,) zeta-lambda index of the params, grouped by eta
     int64_t* gstart = nullptr;   ///< (ne + 1,) groups of equal eta
+    int64_t* slot = nullptr;     ///< pow2: (nlam * depth,) offsets into Rb / Db of the used rungs, then scratch
     int64_t* active = nullptr;   ///< (n_rhs,) whether any weight of the family is nonzero
     /// (nz, 16): per (zeta, lambda), the rungs (offsets into Rb) whose product is b^zeta:
     /// count, then offsets; from slot 8, those of b^(zeta - 1)
@@ -80,18 +91,22 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
     A.n_rhs = mode.n_rhs;
     const int64_t m = A.m, ma = A.ma, ne = A.ne, nz = A.nz, CS = A_::CS;
     const size_t per_nb = size_t((A_::NROWS + ne) * ma), per_pair = size_t((A_::PROWS + ne) * CS);
-    const size_t blk = size_t((ne + 2 * nz + A.nlam * A.depth) * W + nz);
-    const size_t weights = size_t(A.n_rhs * A.n_params);
+    A.pow2 = true;
+    for (const ZetaLambda& zl : tb.zeta_lambdas)
+        if ((zl.integer_zeta & (zl.integer_zeta - 1)) != 0) A.pow2 = false;
+    const size_t blk = size_t((ne + 2 * nz + 2 * A.nlam * A.depth) * W + nz);
+    const size_t weights = size_t(A.n_rhs * std::max(A.n_params, ne * A.nlam * A.depth));
     const size_t acc_size = size_t(A.n_rhs * m * 4);
     B.fused.resize(per_nb + per_pair + blk + weights + acc_size);
-    B.fused_idx.resize(size_t(2 * CS + A.n_params + ne + 1 + A.n_rhs + 16 * nz));
+    B.fused_idx.resize(size_t(2 * CS + A.n_params + ne + 1 + A.n_rhs + 16 * nz + 2 * A.nlam * A.depth));
     A.nb = B.fused.data();
     A.pk = A.nb + per_nb;
     A.Eb = A.pk + per_pair;
     A.Pb = A.Eb + ne * W;
     A.dPb = A.Pb + nz * W;
     A.Rb = A.dPb + nz * W;
-    A.zl_scale = A.Rb + A.nlam * A.depth * W;
+    A.Db = A.Rb + A.nlam * A.depth * W;
+    A.zl_scale = A.Db + A.nlam * A.depth * W;
     A.wt = A.Eb + blk;
     A.acc4 = A.wt + weights;
     std::fill(A.acc4, A.acc4 + acc_size, 0.0);
@@ -101,6 +116,7 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
     A.gstart = A.zq + A.n_params;
     A.active = A.gstart + ne + 1;
     A.ztab = A.active + A.n_rhs;
+    A.slot = A.ztab + 16 * nz;
     for (int64_t z = 0; z < nz; ++z) {
         const ZetaLambda& zl = tb.zeta_lambdas[size_t(z)];
         A.zl_scale[z] = zl.zeta * zl.lambda;
@@ -118,9 +134,6 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
         A.nrow(A_::NX)[n] = in ? L.x[n] : 0.0;
         A.nrow(A_::NY)[n] = in ? L.y[n] : 0.0;
         A.nrow(A_::NZ)[n] = in ? L.z[n] : 0.0;
-        A.nrow(A_::NUX)[n] = in ? L.x[n] * ir : 0.0;
-        A.nrow(A_::NUY)[n] = in ? L.y[n] * ir : 0.0;
-        A.nrow(A_::NUZ)[n] = in ? L.z[n] * ir : 0.0;
         A.nrow(A_::NF)[n] = in ? L.fc[n] : 0.0;
         A.nrow(A_::NG)[n] = in ? L.dfc[n] * ir : 0.0;
         A.nrow(A_::NIR)[n] = ir;
@@ -131,9 +144,39 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
 
 /// The family's parameters grouped by eta (zq, gstart) and, per rhs, their weights
 /// dE/dG * prefactor (wt) and whether any is nonzero (active).
-inline void fused_family_weights(const VjpMode& mode, const std::vector<AngularIndex>& params, int64_t offset,
-                                 const FusedVjpArrays& A) {
+inline void fused_family_weights(const AcsfTables& tb, const VjpMode& mode, const std::vector<AngularIndex>& params,
+                                 int64_t offset, FusedVjpArrays& A) {
     const int64_t np = int64_t(params.size());
+    if (A.pow2) {  // weights summed per (eta, rung), over the rungs the family uses
+        const int64_t nr = A.nlam * A.depth;
+        auto rung_of = [&](const AngularIndex& ix) {
+            const ZetaLambda& zl = tb.zeta_lambdas[size_t(ix.zl)];
+            int t = 0;
+            while ((1 << t) < zl.integer_zeta) ++t;
+            return int64_t(zl.lambda_index) * A.depth + t;
+        };
+        int64_t* where = A.slot + nr;  // rung -> slot
+        std::fill(where, where + nr, -1);
+        for (const AngularIndex& ix : params) where[rung_of(ix)] = 0;
+        A.n_slots = 0;
+        for (int64_t q = 0; q < nr; ++q)
+            if (where[q] == 0) A.slot[A.n_slots] = q * simd::kWidth, where[q] = A.n_slots++;
+        for (int64_t e = 0; e <= A.ne; ++e) A.gstart[e] = 0;
+        for (const AngularIndex& ix : params) A.gstart[ix.eta + 1] = 1;  // gstart[e + 1] != gstart[e]: eta e used
+        for (int64_t e = 0; e < A.ne; ++e) A.gstart[e + 1] = A.gstart[e] + A.gstart[e + 1];
+        for (int64_t r = 0; r < mode.n_rhs; ++r) {
+            double* w = A.wt + r * A.ne * A.n_slots;
+            std::fill(w, w + A.ne * A.n_slots, 0.0);
+            A.active[r] = 0;
+            for (int64_t p = 0; p < np; ++p) {
+                const AngularIndex& ix = params[size_t(p)];
+                const double v = mode.w[r * mode.w_stride + offset + p] * ix.prefactor;
+                w[ix.eta * A.n_slots + where[rung_of(ix)]] += v;
+                A.active[r] |= v != 0.0;
+            }
+        }
+        return;
+    }
     int64_t q = 0;
     for (int64_t e = 0; e < A.ne; ++e) {
         A.gstart[e] = q;
@@ -171,6 +214,10 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     const double* zlc = S.zl_scale;
     const int64_t* zt = S.ztab;
     double* const rungs = S.Rb;
+    double* const drungs = S.Db;
+    const bool pow2 = S.pow2;
+    const int64_t n_slots = S.n_slots;
+    const int64_t* slot = S.slot;
     double* const Pb_ = S.Pb;
     double* const dPb_ = S.dPb;
     const double* Pb = S.Pb;
@@ -189,8 +236,9 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     double* const acc4 = S.acc4;
     const Vd one = simd::set1(1.0), zero = simd::zero();
     auto prow = [&S](int64_t r) { return S.prow(r); };
+    for (int64_t r = 0; r < A_::PROWS + ne; ++r)  // padding lanes: zeros, so that full-width loads are harmless
+        std::fill(prow(r) + cnt, prow(r) + cnt + W, 0.0);
     enum {
-        PCOS = A_::PCOS,
         PR2 = A_::PR2,
         PA = A_::PA,
         PB1 = A_::PB1,
@@ -204,52 +252,6 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     const int64_t n_rhs = S.n_rhs;
     for (int64_t k = 0; k < cnt; k += W) {
         const simd::Md live = simd::tail(cnt - k);
-        const Vd c = simd::load_tail(live, prow(PCOS) + k);
-        const Vd A = simd::load_tail(live, prow(PA) + k);
-        const Vd B1 = simd::load_tail(live, prow(PB1) + k);
-        const Vd B2 = simd::load_tail(live, prow(PB2) + k);
-        Vd Fc = A, dF1 = B1, dF2 = B2, dFb = zero;
-        if (g4) {
-            const Vd r2 = simd::load_tail(live, prow(PR2) + k);
-            // r_12 = r_12^2 / r_12; padding lanes (r2 = 0) take r2 = 1, not 1/0
-            const Vd ir12 = simd::inv_sqrt(r2 + (one - simd::zero_unless(live, one)));
-            const Vd r12 = r2 * ir12;
-            Vd f12, df12;
-            if (cosine) {
-                cosine_cutoff_deriv(r12, a, rc, f12, df12);
-            } else {
-                polynomial_cutoff_deriv(r12, rc, f12, df12);
-            }
-            const Vd d12 = (A * df12) * ir12;
-            Fc = A * f12;
-            dF1 = simd::fma(B1, f12, d12);
-            dF2 = simd::fma(B2, f12, d12);
-            dFb = zero - d12;
-            for (int64_t e = 0; e < ne; ++e) {
-                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
-                simd::store(Eb + e * W, simd::load_tail(live, prow(PROWS + e) + k) * ex);
-            }
-        } else {
-            for (int64_t e = 0; e < ne; ++e) simd::store(Eb + e * W, simd::load_tail(live, prow(PROWS + e) + k));
-        }
-        for (int64_t l = 0; l < n_lam; ++l) {
-            Vd rung = simd::max(zero, simd::fma(simd::set1(lambdas[l]), c, one));
-            double* R = rungs + l * dep * W;
-            simd::store(R, rung);
-            for (int t = 1; t < dep; ++t) {
-                rung = rung * rung;
-                simd::store(R + t * W, rung);
-            }
-        }
-        for (int64_t z = 0; z < n_zl; ++z) {
-            const int64_t* s = zt + 16 * z;
-            Vd P = s[0] ? simd::load(rungs + s[1]) : one;
-            for (int64_t i = 2; i <= s[0]; ++i) P = P * simd::load(rungs + s[i]);
-            Vd dP = simd::set1(zlc[z]);
-            for (int64_t i = 1; i <= s[8]; ++i) dP = dP * simd::load(rungs + s[8 + i]);
-            simd::store(Pb_ + z * W, P);
-            simd::store(dPb_ + z * W, dP);
-        }
         const int64_t* i1 = I1 + k;
         const int64_t* i2 = I2 + k;
         const int lanes = int(std::min<int64_t>(W, cnt - k));
@@ -267,18 +269,100 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             z1 = simd::gather(Z, i1, lanes);
             ir1 = simd::gather(IRn, i1, lanes);
         }
+        const Vd x2 = simd::load(prow(PX2) + k), y2 = simd::load(prow(PY2) + k), z2 = simd::load(prow(PZ2) + k);
+        const Vd ir2 = simd::load(prow(PIR2) + k);
+        const Vd c =
+            simd::min(one, simd::max(simd::set1(-1.0), (simd::fma(z1, z2, simd::fma(y1, y2, x1 * x2)) * ir1) * ir2));
+        const Vd A = simd::load(prow(PA) + k);
+        const Vd B1 = simd::load(prow(PB1) + k);
+        const Vd B2 = simd::load(prow(PB2) + k);
+        Vd Fc = A, dF1 = B1, dF2 = B2, dFb = zero;
+        if (g4) {
+            const Vd r2 = simd::load(prow(PR2) + k);
+            // r_12 = r_12^2 / r_12; padding lanes (r2 = 0) take r2 = 1, not 1/0
+            const Vd ir12 = simd::inv_sqrt(r2 + (one - simd::zero_unless(live, one)));
+            const Vd r12 = r2 * ir12;
+            Vd f12, df12;
+            if (cosine) {
+                cosine_cutoff_deriv(r12, a, rc, f12, df12);
+            } else {
+                polynomial_cutoff_deriv(r12, rc, f12, df12);
+            }
+            const Vd d12 = (A * df12) * ir12;
+            Fc = A * f12;
+            dF1 = simd::fma(B1, f12, d12);
+            dF2 = simd::fma(B2, f12, d12);
+            dFb = zero - d12;
+            for (int64_t e = 0; e < ne; ++e) {
+                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
+                simd::store(Eb + e * W, simd::load(prow(PROWS + e) + k) * ex);
+            }
+        } else {
+            for (int64_t e = 0; e < ne; ++e) simd::store(Eb + e * W, simd::load(prow(PROWS + e) + k));
+        }
+        for (int64_t l = 0; l < n_lam; ++l) {
+            Vd rung = simd::max(zero, simd::fma(simd::set1(lambdas[l]), c, one));
+            double* R = rungs + l * dep * W;
+            simd::store(R, rung);
+            if (pow2) {  // D_t = 2^t lambda b^(2^t - 1): the prefix products of the rungs
+                double* D = drungs + l * dep * W;
+                Vd prefix = rung;
+                simd::store(D, simd::set1(lambdas[l]));
+                for (int t = 1; t < dep; ++t) {
+                    simd::store(D + t * W, simd::set1(double(1 << t) * lambdas[l]) * prefix);
+                    rung = rung * rung;
+                    simd::store(R + t * W, rung);
+                    prefix = prefix * rung;
+                }
+                continue;
+            }
+            for (int t = 1; t < dep; ++t) {
+                rung = rung * rung;
+                simd::store(R + t * W, rung);
+            }
+        }
+        for (int64_t z = 0; z < n_zl && !pow2; ++z) {
+            const int64_t* s = zt + 16 * z;
+            Vd P = s[0] ? simd::load(rungs + s[1]) : one;
+            for (int64_t i = 2; i <= s[0]; ++i) P = P * simd::load(rungs + s[i]);
+            Vd dP = simd::set1(zlc[z]);
+            for (int64_t i = 1; i <= s[8]; ++i) dP = dP * simd::load(rungs + s[8 + i]);
+            simd::store(Pb_ + z * W, P);
+            simd::store(dPb_ + z * W, dP);
+        }
         const Vd C1c = (Fc * c) * (ir1 * ir1);
-        const Vd ir2 = simd::load_tail(live, prow(PIR2) + k);
         const Vd C2c = (Fc * c) * (ir2 * ir2);
         const Vd FIR = Fc * (ir1 * ir2);
         for (int64_t r = 0; r < n_rhs; ++r) {
             if (!active[r]) continue;
-            const double* wp = wt + r * np;
+            const double* wp = wt + r * (pow2 ? ne * n_slots : np);
             // per eta group: Ue = sum w dP, Ve = sum w P; U = sum E_e Ue, V = sum E_e Ve, H = sum eta_e E_e Ve
             Vd U = zero, V = zero, H = zero;
             for (int64_t e = 0; e < ne; ++e) {
                 if (gstart[e] == gstart[e + 1]) continue;
                 Vd Ue = zero, Ve = zero, Ue2 = zero, Ve2 = zero;
+                if (pow2) {  // Ue = sum_s w D_s, Ve = sum_s w R_s over the used rungs s
+                    const double* we = wp + e * n_slots;
+                    int64_t q = 0;
+                    for (; q + 2 <= n_slots; q += 2) {
+                        const Vd w0 = simd::set1(we[q]), w1 = simd::set1(we[q + 1]);
+                        Ue = simd::fma(w0, simd::load(drungs + slot[q]), Ue);
+                        Ve = simd::fma(w0, simd::load(rungs + slot[q]), Ve);
+                        Ue2 = simd::fma(w1, simd::load(drungs + slot[q + 1]), Ue2);
+                        Ve2 = simd::fma(w1, simd::load(rungs + slot[q + 1]), Ve2);
+                    }
+                    if (q < n_slots) {
+                        const Vd w0 = simd::set1(we[q]);
+                        Ue = simd::fma(w0, simd::load(drungs + slot[q]), Ue);
+                        Ve = simd::fma(w0, simd::load(rungs + slot[q]), Ve);
+                    }
+                    const Vd E = simd::load(Eb + e * W);
+                    const Vd EV = E * (Ve + Ve2);
+                    U = simd::fma(E, Ue + Ue2, U);
+                    V = V + EV;
+                    H = simd::fma(simd::set1(tb.angular_etas[size_t(e)]), EV, H);
+                    continue;
+                }
                 int64_t q = gstart[e];
                 for (; q + 2 <= gstart[e + 1]; q += 2) {
                     const Vd w0 = simd::set1(wp[q]), w1 = simd::set1(wp[q + 1]);
@@ -305,9 +389,7 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             const Vd sb = simd::zero_unless(live, simd::fma(V, dFb, simd::fma(simd::set1(b_eta) * Fc, H, FIR * U)));
             double* acc = acc4 + r * m * 4;
             // n1 side: (sa1, sb x2, sb y2, sb z2); n2 side: (sa2, sb x1, sb y1, sb z1)
-            const Vd bx2 = sb * simd::load(prow(PX2) + k);
-            const Vd by2 = sb * simd::load(prow(PY2) + k);
-            const Vd bz2 = sb * simd::load(prow(PZ2) + k);
+            const Vd bx2 = sb * x2, by2 = sb * y2, bz2 = sb * z2;
             if (uniform) {
                 double* d = acc + i1[0] * 4;
                 d[0] += simd::reduce_add(sa1);
@@ -332,9 +414,6 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
     const double* X = S.nrow(A_::NX);
     const double* Y = S.nrow(A_::NY);
     const double* Z = S.nrow(A_::NZ);
-    const double* UXn = S.nrow(A_::NUX);
-    const double* UYn = S.nrow(A_::NUY);
-    const double* UZn = S.nrow(A_::NUZ);
     const double* Fn = S.nrow(A_::NF);
     const double* Gn = S.nrow(A_::NG);
     const double* IRn = S.nrow(A_::NIR);
@@ -343,7 +422,6 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
     int64_t* const I1 = S.I1;
     int64_t* const I2 = S.I2;
     enum {
-        PCOS = A_::PCOS,
         PR2 = A_::PR2,
         PA = A_::PA,
         PB1 = A_::PB1,
@@ -354,9 +432,8 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
         PZ2 = A_::PZ2,
         PROWS = A_::PROWS
     };
-    const Vd one = simd::set1(1.0), limit2 = simd::set1(limit2_value);
+    const Vd limit2 = simd::set1(limit2_value);
     const Vd x1 = simd::set1(X[n1]), y1 = simd::set1(Y[n1]), z1 = simd::set1(Z[n1]);
-    const Vd u1 = simd::set1(UXn[n1]), v1 = simd::set1(UYn[n1]), w1 = simd::set1(UZn[n1]);
     const Vd f1 = simd::set1(Fn[n1]), g1 = simd::set1(Gn[n1]);
     // the pairs (n1, n2 .. n2 + W); `tail`: only the lanes before hi (rows are padded)
     auto pack_block = [&](int64_t n2, auto tail) {
@@ -369,15 +446,10 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
         const Vd r2 = simd::fma(dz, dz, simd::fma(dy, dy, dx * dx));
         simd::Md keep = simd::lt(r2, limit2);
         if constexpr (decltype(tail)::value) keep = keep & simd::tail(hi - n2);
-        Vd c = simd::load(UXn + n2) * u1;
-        c = simd::fma(simd::load(UYn + n2), v1, c);
-        c = simd::fma(simd::load(UZn + n2), w1, c);
-        c = simd::min(one, simd::max(simd::set1(-1.0), c));
         const Vd f2 = simd::load(Fn + n2);
         double* const out = pk + cnt;
         const simd::Packer pack(keep);
         auto put = [&pack, out, CS](int row, Vd v) { pack.store(out + row * CS, v); };
-        put(PCOS, c);
         put(PR2, r2);
         put(PA, f1 * f2);
         put(PB1, g1 * f2);
@@ -423,7 +495,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
     if (tb.ladder_depth < 1 || tb.ladder_depth > 7) return false;
     for (const ZetaLambda& zl : tb.zeta_lambdas)
         if (zl.integer_zeta < 1) return false;
-    const FusedVjpArrays A = fused_vjp_arrays(tb, mode, L, B);
+    FusedVjpArrays A = fused_vjp_arrays(tb, mode, L, B);
     const int32_t ns = tb.spec.n_species;
     const double rc2 = tb.spec.cutoff * tb.spec.cutoff;
     const int64_t n_radial = tb.n_radial_features();
@@ -436,7 +508,7 @@ inline bool vjp_angular_fused(const AcsfTables& tb, VjpMode& mode, const LocalNe
                 if (params.empty()) continue;
                 const int64_t offset = base + (g4 ? 0 : int64_t(tb.g4_index.size()));
                 const int64_t np = int64_t(params.size());
-                fused_family_weights(mode, params, offset, A);
+                fused_family_weights(tb, mode, params, offset, A);
                 const double limit2 = g4 ? rc2 : std::numeric_limits<double>::max();  // G5: no condition on r_12
                 int64_t cnt = 0;
                 for (int64_t n1 = L.seg[s1]; n1 < L.seg[s1 + 1]; ++n1)

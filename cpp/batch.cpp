@@ -1,6 +1,9 @@
 #include "batch.hpp"
 
+#include <algorithm>
+#include <array>
 #include <sstream>
+#include <vector>
 
 #include "parallel.hpp"
 
@@ -74,13 +77,62 @@ std::vector<NeighborList> batch_neighbor_lists(const Batch& batch, double cutoff
     return lists;
 }
 
+namespace {
+
+/// The neighbor list of the values and forces calls, one per thread, kept between calls:
+///  * a call on exactly the same positions, cell, pbc and cutoff as this thread's previous
+///    one (forces right after values, as a calculator or an MD step does) reuses the list;
+///  * otherwise it is rebuilt in place, reusing its arrays (about 50 bytes per pair)
+///    instead of mapping fresh pages each call, whose page faults cost ~7 % of a 512-atom
+///    values + forces call.
+/// Lists over kKeptPairs pairs are freed after use.
+class KeptNeighborList {
+public:
+    const NeighborList& get(const StructureView& s, double cutoff, bool parallel) {
+        const size_t n3 = size_t(3 * s.n_atoms);
+        const bool same = valid_ && cutoff == cutoff_ && s.pbc == pbc_ && positions_.size() == n3 &&
+                          std::equal(s.cell, s.cell + 9, cell_.begin()) &&
+                          std::equal(s.positions, s.positions + n3, positions_.begin());
+        if (same) return nl_;
+        valid_ = false;  // stays so if the build throws
+        build_neighbor_list(s, cutoff, parallel, /*sorted=*/false, nl_);
+        positions_.assign(s.positions, s.positions + n3);
+        std::copy(s.cell, s.cell + 9, cell_.begin());
+        pbc_ = s.pbc;
+        cutoff_ = cutoff;
+        valid_ = true;
+        return nl_;
+    }
+    void release_if_large() {
+        constexpr size_t kKeptPairs = size_t(1) << 20;  // ~52 MiB (~23 k atoms of Si at 6 Å)
+        if (nl_.neighbor.capacity() > kKeptPairs) *this = KeptNeighborList();
+    }
+
+private:
+    NeighborList nl_;
+    std::vector<double> positions_;
+    std::array<double, 9> cell_{};
+    std::array<bool, 3> pbc_{};
+    double cutoff_ = 0.0;
+    bool valid_ = false;
+};
+
+KeptNeighborList& kept_neighbor_list() {
+    thread_local KeptNeighborList kept;
+    return kept;
+}
+
+}  // namespace
+
 void batch_values(const Acsf& acsf, const Batch& batch, double* out) {
     const int64_t F = acsf.n_features();
     for_each_structure(batch, [&](int64_t k, bool inner) {
         const StructureView s = batch.structure(k);
-        NeighborList nl;
-        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner, /*sorted=*/false); });
-        acsf.values(s, nl, out + batch.offsets[k] * F, inner);
+        KeptNeighborList& kept = kept_neighbor_list();
+        const NeighborList* nl = nullptr;
+        in_structure(batch, k, [&] { nl = &kept.get(s, acsf.spec().cutoff, inner); });
+        acsf.values(s, *nl, out + batch.offsets[k] * F, inner);
+        kept.release_if_large();
     });
 }
 
@@ -112,10 +164,12 @@ void batch_forces_virial(const Acsf& acsf, const Batch& batch, const double* dE_
     const VjpRhs rhs{n_rhs, N * F, 3 * N, 9 * batch.n_structures};
     for_each_structure(batch, [&](int64_t k, bool inner) {
         const StructureView s = batch.structure(k);
-        NeighborList nl;
-        in_structure(batch, k, [&] { nl = build_neighbor_list(s, acsf.spec().cutoff, inner, /*sorted=*/false); });
+        KeptNeighborList& kept = kept_neighbor_list();
+        const NeighborList* nl = nullptr;
+        in_structure(batch, k, [&] { nl = &kept.get(s, acsf.spec().cutoff, inner); });
         const int64_t a0 = batch.offsets[k];
-        acsf.forces_virial(s, nl, dE_dG + a0 * F, forces + 3 * a0, virials + 9 * k, inner, rhs);
+        acsf.forces_virial(s, *nl, dE_dG + a0 * F, forces + 3 * a0, virials + 9 * k, inner, rhs);
+        kept.release_if_large();
     });
 }
 

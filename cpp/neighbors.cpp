@@ -316,6 +316,12 @@ void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i,
 }  // namespace
 
 NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted) {
+    NeighborList nl;
+    build_neighbor_list(s, cutoff, parallel, sorted, nl);
+    return nl;
+}
+
+void build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted, NeighborList& nl) {
     validate_cutoff(cutoff);
     if (s.positions == nullptr || s.cell == nullptr)
         throw InvalidInput("the structure needs positions and a cell (a null pointer was given)");
@@ -334,16 +340,19 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
     sort_atoms_into_bins(s, cells);
 
     // search the centers in n_chunks contiguous ranges (one per thread), then write the
-    // pairs into the compressed rows
-    NeighborList nl;
+    // pairs into the compressed rows; the pair buffers are this thread's, kept between
+    // calls up to kKeptPairs pairs
     nl.n_atoms = n;
     nl.offsets.assign(n + 1, 0);
-    std::vector<std::vector<Pair>> chunks;
+    thread_local std::vector<std::vector<Pair>> kept;  // the calling thread's (the loops below share it)
+    std::vector<std::vector<Pair>>& chunks = kept;
+    constexpr size_t kKeptPairs = size_t(1) << 20;  // 32 MiB of Pair (32 bytes each)
     std::vector<int64_t> chunk_begin;
     ExceptionCollector errors;
     const int n_threads = (parallel && n >= kMinAtomsPerParallelRegion) ? get_num_threads() : 1;
     const int n_chunks = int(std::min<int64_t>(n, std::max(1, n_threads)));
     chunks.resize(n_chunks);
+    for (std::vector<Pair>& c : chunks) c.clear();
     chunk_begin.resize(n_chunks + 1);
     for (int c = 0; c <= n_chunks; ++c) chunk_begin[c] = n * c / n_chunks;
     if (s.pbc[0] && s.pbc[1] && s.pbc[2]) {  // room for the expected pairs: no regrowth
@@ -388,9 +397,8 @@ NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool par
             }
             nl.distance[p] = norm3(&nl.vector[3 * p]);
         }
-        std::vector<Pair>().swap(chunks[c]);
+        if (chunks[c].capacity() > kKeptPairs) std::vector<Pair>().swap(chunks[c]);
     }
-    return nl;
 }
 
 }  // namespace alip

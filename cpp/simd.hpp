@@ -2,7 +2,8 @@
 // (Md) and the handful of operations the kernels need, in four backends chosen by the
 // variant's TU (kernel_variant.hpp):
 //   ALIP_SIMD_AVX512  8 lanes (__m512d, __mmask8; native compress, scalef, rsqrt14)
-//   ALIP_SIMD_AVX2    4 lanes (__m256d, lane masks; compress by a permutation table)
+//   ALIP_SIMD_AVX2    8 lanes as two __m256d halves (lane masks; compress by a permutation
+//                     table per half): two independent chains per operation
 //   ALIP_SIMD_NEON    2 lanes (float64x2_t, aarch64)
 //   otherwise         1 lane, plain double (std::exp / std::cos in the math helpers)
 // The kernels (acsf_values.hpp, acsf_vjp.hpp, acsf_kernel.hpp) are written once against
@@ -104,15 +105,19 @@ inline void transpose_add4(Vd a, Vd b, Vd c, Vd d, const int64_t* idx, int lanes
 }
 
 #elif ALIP_SIMD_AVX2
-constexpr int kWidth = 4;
+// Two 256-bit halves per vector (8 lanes, like AVX-512): the kernels are bound by the
+// latency of their dependency chains (exp and cutoff polynomials, the ladder of squares),
+// and one 4-lane chain per step leaves the FMA units idle; two independent halves per
+// operation double the work in flight. Lane j < 4 is in lo, lane j >= 4 in hi[j - 4].
+constexpr int kWidth = 8;
 constexpr const char* kName = "avx2";
 struct Vd {
-    __m256d v;
+    __m256d lo, hi;
 };
 struct Md {
-    __m256d m;  ///< all-ones lanes
+    __m256d lo, hi;  ///< all-ones lanes
 };
-/// Per 4-bit mask: the 32-bit lane indices that move the kept doubles to the front.
+/// Per 4-bit mask: the 32-bit lane indices that move the kept doubles of a half to the front.
 struct CompressTable {
     int32_t idx[16][8];
 };
@@ -128,32 +133,47 @@ constexpr CompressTable make_compress_table() {
 }
 alignas(32) inline constexpr CompressTable kCompressTable = make_compress_table();
 
-inline Vd zero() { return {_mm256_setzero_pd()}; }
-inline Vd set1(double x) { return {_mm256_set1_pd(x)}; }
-inline Vd load(const double* p) { return {_mm256_loadu_pd(p)}; }
-inline void store(double* p, Vd a) { _mm256_storeu_pd(p, a.v); }
-inline Md tail(int64_t left) {  // lanes j < left
-    return {_mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_set_epi64x(3, 2, 1, 0)))};
+inline Vd zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+inline Vd set1(double x) { return {_mm256_set1_pd(x), _mm256_set1_pd(x)}; }
+inline Vd load(const double* p) { return {_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
+inline void store(double* p, Vd a) {
+    _mm256_storeu_pd(p, a.lo);
+    _mm256_storeu_pd(p + 4, a.hi);
 }
-inline Vd load_tail(Md m, const double* p) { return {_mm256_maskload_pd(p, _mm256_castpd_si256(m.m))}; }
-inline void store_tail(double* p, Md m, Vd a) { _mm256_maskstore_pd(p, _mm256_castpd_si256(m.m), a.v); }
-inline Vd operator+(Vd a, Vd b) { return {_mm256_add_pd(a.v, b.v)}; }
-inline Vd operator-(Vd a, Vd b) { return {_mm256_sub_pd(a.v, b.v)}; }
-inline Vd operator*(Vd a, Vd b) { return {_mm256_mul_pd(a.v, b.v)}; }
-inline Vd operator/(Vd a, Vd b) { return {_mm256_div_pd(a.v, b.v)}; }
-inline Vd fma(Vd a, Vd b, Vd c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
-inline Vd fms(Vd a, Vd b, Vd c) { return {_mm256_fmsub_pd(a.v, b.v, c.v)}; }
-inline Vd fnma(Vd a, Vd b, Vd c) { return {_mm256_fnmadd_pd(a.v, b.v, c.v)}; }
-inline Vd min(Vd a, Vd b) { return {_mm256_min_pd(a.v, b.v)}; }
-inline Vd max(Vd a, Vd b) { return {_mm256_max_pd(a.v, b.v)}; }
-inline Vd sqrt(Vd a) { return {_mm256_sqrt_pd(a.v)}; }
-inline Vd round_nearest(Vd a) { return {_mm256_round_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
-inline Md lt(Vd a, Vd b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
-inline Md operator&(Md a, Md b) { return {_mm256_and_pd(a.m, b.m)}; }
-inline Vd zero_unless(Md m, Vd a) { return {_mm256_and_pd(m.m, a.v)}; }
-inline unsigned bits(Md m) { return unsigned(_mm256_movemask_pd(m.m)); }
+inline Md tail(int64_t left) {  // lanes j < left
+    const __m256i n = _mm256_set1_epi64x(left);
+    return {_mm256_castsi256_pd(_mm256_cmpgt_epi64(n, _mm256_set_epi64x(3, 2, 1, 0))),
+            _mm256_castsi256_pd(_mm256_cmpgt_epi64(n, _mm256_set_epi64x(7, 6, 5, 4)))};
+}
+inline Vd load_tail(Md m, const double* p) {
+    return {_mm256_maskload_pd(p, _mm256_castpd_si256(m.lo)), _mm256_maskload_pd(p + 4, _mm256_castpd_si256(m.hi))};
+}
+inline void store_tail(double* p, Md m, Vd a) {
+    _mm256_maskstore_pd(p, _mm256_castpd_si256(m.lo), a.lo);
+    _mm256_maskstore_pd(p + 4, _mm256_castpd_si256(m.hi), a.hi);
+}
+inline Vd operator+(Vd a, Vd b) { return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)}; }
+inline Vd operator-(Vd a, Vd b) { return {_mm256_sub_pd(a.lo, b.lo), _mm256_sub_pd(a.hi, b.hi)}; }
+inline Vd operator*(Vd a, Vd b) { return {_mm256_mul_pd(a.lo, b.lo), _mm256_mul_pd(a.hi, b.hi)}; }
+inline Vd operator/(Vd a, Vd b) { return {_mm256_div_pd(a.lo, b.lo), _mm256_div_pd(a.hi, b.hi)}; }
+inline Vd fma(Vd a, Vd b, Vd c) { return {_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi)}; }
+inline Vd fms(Vd a, Vd b, Vd c) { return {_mm256_fmsub_pd(a.lo, b.lo, c.lo), _mm256_fmsub_pd(a.hi, b.hi, c.hi)}; }
+inline Vd fnma(Vd a, Vd b, Vd c) { return {_mm256_fnmadd_pd(a.lo, b.lo, c.lo), _mm256_fnmadd_pd(a.hi, b.hi, c.hi)}; }
+inline Vd min(Vd a, Vd b) { return {_mm256_min_pd(a.lo, b.lo), _mm256_min_pd(a.hi, b.hi)}; }
+inline Vd max(Vd a, Vd b) { return {_mm256_max_pd(a.lo, b.lo), _mm256_max_pd(a.hi, b.hi)}; }
+inline Vd sqrt(Vd a) { return {_mm256_sqrt_pd(a.lo), _mm256_sqrt_pd(a.hi)}; }
+inline Vd round_nearest(Vd a) {
+    return {_mm256_round_pd(a.lo, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+            _mm256_round_pd(a.hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+}
+inline Md lt(Vd a, Vd b) { return {_mm256_cmp_pd(a.lo, b.lo, _CMP_LT_OQ), _mm256_cmp_pd(a.hi, b.hi, _CMP_LT_OQ)}; }
+inline Md operator&(Md a, Md b) { return {_mm256_and_pd(a.lo, b.lo), _mm256_and_pd(a.hi, b.hi)}; }
+inline Vd zero_unless(Md m, Vd a) { return {_mm256_and_pd(m.lo, a.lo), _mm256_and_pd(m.hi, a.hi)}; }
+inline unsigned bits(Md m) { return unsigned(_mm256_movemask_pd(m.lo)) | unsigned(_mm256_movemask_pd(m.hi)) << 4; }
+/// The lanes' sum in AVX-512's order: (x0 + x4, .., x3 + x7), then halves, then the pair.
 inline double reduce_add(Vd a) {
-    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    const __m256d s4 = _mm256_add_pd(a.lo, a.hi);
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 /// 2^t for integer-valued t in [-1022, 1023]: t + 1.5 2^52 + 1023 holds t + 1023 in its
@@ -162,33 +182,59 @@ inline __m256d pow2_integer(__m256d t) {
     const __m256d shifted = _mm256_add_pd(t, _mm256_set1_pd(6755399441055744.0 + 1023.0));
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(shifted), 52));
 }
-inline Vd scale_pow2(Vd p, Vd n) {  // two normal factors, so that the product rounds once into denormals
-    const __m256d n1 = _mm256_floor_pd(_mm256_mul_pd(n.v, _mm256_set1_pd(0.5)));
-    return {_mm256_mul_pd(_mm256_mul_pd(p.v, pow2_integer(n1)), pow2_integer(_mm256_sub_pd(n.v, n1)))};
+inline __m256d scale_pow2_half(__m256d p, __m256d n) {  // two normal factors: the product rounds once into denormals
+    const __m256d n1 = _mm256_floor_pd(_mm256_mul_pd(n, _mm256_set1_pd(0.5)));
+    return _mm256_mul_pd(_mm256_mul_pd(p, pow2_integer(n1)), pow2_integer(_mm256_sub_pd(n, n1)));
 }
-inline Vd inv_sqrt(Vd x) { return {_mm256_div_pd(_mm256_set1_pd(1.0), _mm256_sqrt_pd(x.v))}; }
+inline Vd scale_pow2(Vd p, Vd n) { return {scale_pow2_half(p.lo, n.lo), scale_pow2_half(p.hi, n.hi)}; }
+inline Vd inv_sqrt(Vd x) {
+    const __m256d one = _mm256_set1_pd(1.0);
+    return {_mm256_div_pd(one, _mm256_sqrt_pd(x.lo)), _mm256_div_pd(one, _mm256_sqrt_pd(x.hi))};
+}
+/// Compress per half by a permutation-table row; the kept lanes of hi follow those of lo.
 struct Packer {
-    __m256i perm;  ///< the 32-bit lane permutation of the mask's table row
-    explicit Packer(Md keep)
-        : perm(_mm256_load_si256(reinterpret_cast<const __m256i*>(kCompressTable.idx[bits(keep)]))) {}
+    __m256i perm_lo, perm_hi;  ///< the 32-bit lane permutations of the halves' table rows
+    int n_lo;                  ///< lanes kept in lo
+    explicit Packer(Md keep) {
+        const unsigned lo = unsigned(_mm256_movemask_pd(keep.lo)), hi = unsigned(_mm256_movemask_pd(keep.hi));
+        perm_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompressTable.idx[lo]));
+        perm_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompressTable.idx[hi]));
+        n_lo = __builtin_popcount(lo);
+    }
     void store(double* out, Vd a) const {
-        _mm256_storeu_pd(out, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(a.v), perm)));
+        _mm256_storeu_pd(out, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(a.lo), perm_lo)));
+        _mm256_storeu_pd(out + n_lo, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(a.hi), perm_hi)));
     }
     void store_index(int64_t* out, int64_t first) const {
-        const __m256i idx = _mm256_add_epi64(_mm256_set1_epi64x(first), _mm256_set_epi64x(3, 2, 1, 0));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(idx, perm));
+        const __m256i lo = _mm256_add_epi64(_mm256_set1_epi64x(first), _mm256_set_epi64x(3, 2, 1, 0));
+        const __m256i hi = _mm256_add_epi64(_mm256_set1_epi64x(first), _mm256_set_epi64x(7, 6, 5, 4));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(lo, perm_lo));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + n_lo), _mm256_permutevar8x32_epi32(hi, perm_hi));
     }
 };
 inline Vd gather(const double* base, const int64_t* idx, int lanes) {
-    const __m256d m = tail(lanes).m;
-    const __m256i i = _mm256_maskload_epi64(reinterpret_cast<const long long*>(idx), _mm256_castpd_si256(m));
-    return {_mm256_mask_i64gather_pd(_mm256_setzero_pd(), base, i, m, 8)};
+    // scalar loads straight into registers (a stack buffer read back as vectors would stall
+    // on store forwarding; AVX2's gather instruction is slow on many CPUs); lanes beyond
+    // `lanes` repeat the last index and are then zeroed
+    double v[8];
+    for (int j = 0; j < 8; ++j) v[j] = base[idx[j < lanes ? j : lanes - 1]];
+    const Md live = tail(lanes);
+    return {_mm256_and_pd(live.lo, _mm256_set_pd(v[3], v[2], v[1], v[0])),
+            _mm256_and_pd(live.hi, _mm256_set_pd(v[7], v[6], v[5], v[4]))};
+}
+/// The 4 x 4 transpose of one half: row j = (a_j, b_j, c_j, d_j).
+inline void transpose4(__m256d a, __m256d b, __m256d c, __m256d d, __m256d row[4]) {
+    const __m256d t0 = _mm256_unpacklo_pd(a, b), t1 = _mm256_unpackhi_pd(a, b);  // (a0 b0 a2 b2), (a1 b1 a3 b3)
+    const __m256d t2 = _mm256_unpacklo_pd(c, d), t3 = _mm256_unpackhi_pd(c, d);
+    row[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    row[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    row[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    row[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 inline void transpose_add4(Vd a, Vd b, Vd c, Vd d, const int64_t* idx, int lanes, double* acc) {
-    const __m256d t0 = _mm256_unpacklo_pd(a.v, b.v), t1 = _mm256_unpackhi_pd(a.v, b.v);  // (a0 b0 a2 b2), (a1 b1 a3 b3)
-    const __m256d t2 = _mm256_unpacklo_pd(c.v, d.v), t3 = _mm256_unpackhi_pd(c.v, d.v);
-    const __m256d row[4] = {_mm256_permute2f128_pd(t0, t2, 0x20), _mm256_permute2f128_pd(t1, t3, 0x20),
-                            _mm256_permute2f128_pd(t0, t2, 0x31), _mm256_permute2f128_pd(t1, t3, 0x31)};
+    __m256d row[8];
+    transpose4(a.lo, b.lo, c.lo, d.lo, row);
+    transpose4(a.hi, b.hi, c.hi, d.hi, row + 4);
     for (int j = 0; j < lanes; ++j) {
         double* p = acc + 4 * idx[j];
         _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), row[j]));

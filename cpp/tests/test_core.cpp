@@ -318,38 +318,45 @@ TEST_CASE(strain_gradient_matches_finite_differences) {
 
 // ---------------------------------------------------------------- fused VJP
 TEST_CASE(fused_forces_virial_match_sparse_gradients) {
-    for (CutoffFunction fc : {CutoffFunction::Cosine, CutoffFunction::Polynomial}) {
-        const Crystal c = diamond(2, 2, 0.1, 29, true);  // 64 atoms: several chunks of pairs
-        const Acsf acsf(make_spec(2, 5.0, fc));
-        const StructureView s = c.view();
-        const int64_t n = s.n_atoms, F = acsf.n_features(), K = 3;
-        std::mt19937 gen(1);
-        std::normal_distribution<double> normal;
-        std::vector<double> w(size_t(K * n * F));
-        for (double& x : w) x = normal(gen);
-        for (int64_t f = 0; f < F; f += 3) w[size_t(n * F + f)] = 0.0;  // rhs 1: some weights exactly zero
-        const NeighborList nl = build_neighbor_list(s, 5.0, false, true);
-        std::vector<double> forces(size_t(K * 3 * n)), virial(size_t(K * 9));
-        acsf.forces_virial(s, nl, w.data(), forces.data(), virial.data(), false, VjpRhs{K, n * F, 3 * n, 9});
-        const Gradients g = compute_gradients(acsf, c);
-        for (int64_t r = 0; r < K; ++r) {
-            std::vector<double> want_f(size_t(3 * n), 0.0), want_v(9, 0.0);
-            const double* wr = &w[size_t(r * n * F)];
-            for (int64_t i = 0; i < n; ++i)
-                for (int64_t j = 0; j < n; ++j)
-                    for (int k = 0; k < 3; ++k)
+    // zetas 0: one non-integer (the chunked loops); 1: integers (the fused SIMD pass with
+    // products of rungs); 2: powers of two (the fused pass contracting over rungs)
+    for (int zetas = 0; zetas < 3; ++zetas)
+        for (CutoffFunction fc : {CutoffFunction::Cosine, CutoffFunction::Polynomial}) {
+            const Crystal c = diamond(2, 2, 0.1, 29, true);  // 64 atoms: several chunks of pairs
+            AcsfSpec spec = make_spec(2, 5.0, fc);
+            if (zetas >= 1) spec.g5[2].zeta = 3.0;
+            if (zetas == 2) spec.g4[3].zeta = 8.0, spec.g5[2].zeta = 4.0;
+            const Acsf acsf(spec);
+            const StructureView s = c.view();
+            const int64_t n = s.n_atoms, F = acsf.n_features(), K = 3;
+            std::mt19937 gen(1);
+            std::normal_distribution<double> normal;
+            std::vector<double> w(size_t(K * n * F));
+            for (double& x : w) x = normal(gen);
+            for (int64_t f = 0; f < F; f += 3) w[size_t(n * F + f)] = 0.0;  // rhs 1: some weights exactly zero
+            const NeighborList nl = build_neighbor_list(s, 5.0, false, true);
+            std::vector<double> forces(size_t(K * 3 * n)), virial(size_t(K * 9));
+            acsf.forces_virial(s, nl, w.data(), forces.data(), virial.data(), false, VjpRhs{K, n * F, 3 * n, 9});
+            const Gradients g = compute_gradients(acsf, c);
+            for (int64_t r = 0; r < K; ++r) {
+                std::vector<double> want_f(size_t(3 * n), 0.0), want_v(9, 0.0);
+                const double* wr = &w[size_t(r * n * F)];
+                for (int64_t i = 0; i < n; ++i)
+                    for (int64_t j = 0; j < n; ++j)
+                        for (int k = 0; k < 3; ++k)
+                            for (int64_t f = 0; f < F; ++f)
+                                want_f[size_t(3 * j + k)] -=
+                                    wr[i * F + f] * g.dense[size_t(((i * n + j) * 3 + k) * F + f)];
+                for (int64_t i = 0; i < n; ++i)
+                    for (int ab = 0; ab < 9; ++ab)
                         for (int64_t f = 0; f < F; ++f)
-                            want_f[size_t(3 * j + k)] -= wr[i * F + f] * g.dense[size_t(((i * n + j) * 3 + k) * F + f)];
-            for (int64_t i = 0; i < n; ++i)
-                for (int ab = 0; ab < 9; ++ab)
-                    for (int64_t f = 0; f < F; ++f)
-                        want_v[size_t(ab)] -= wr[i * F + f] * g.strain[size_t((i * 9 + ab) * F + f)];
-            const std::vector<double> got_f(forces.begin() + 3 * n * r, forces.begin() + 3 * n * (r + 1));
-            const std::vector<double> got_v(virial.begin() + 9 * r, virial.begin() + 9 * (r + 1));
-            CHECK(relative_difference(got_f, want_f) < 1e-12);
-            CHECK(relative_difference(got_v, want_v) < 1e-12);
+                            want_v[size_t(ab)] -= wr[i * F + f] * g.strain[size_t((i * 9 + ab) * F + f)];
+                const std::vector<double> got_f(forces.begin() + 3 * n * r, forces.begin() + 3 * n * (r + 1));
+                const std::vector<double> got_v(virial.begin() + 9 * r, virial.begin() + 9 * (r + 1));
+                CHECK(relative_difference(got_f, want_f) < 1e-12);
+                CHECK(relative_difference(got_v, want_v) < 1e-12);
+            }
         }
-    }
 }
 
 // ---------------------------------------------------------------- kernel variants

@@ -321,3 +321,33 @@ def test_stacked_right_hand_sides_equal_one_call_each():
     np.testing.assert_array_equal(v1[2], acsf.forces_and_virial(structures[0], W[2, :8])[1])
     with pytest.raises(ValueError, match="dE_dG"):
         acsf.forces_and_virial(structures, W[:, :-1])
+
+
+def test_forces_after_values_follow_any_change_of_the_structure():
+    """The values and forces calls keep their thread's last neighbor list and reuse it for
+    exactly the same positions, cell, pbc and cutoff (forces right after values): a moved
+    atom, a changed cell or pbc, or another cutoff must get forces from its own list,
+    bit for bit those of a call that follows an unrelated structure."""
+    from ase.build import bulk
+
+    a = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    a.rattle(0.05, seed=3)
+    other = bulk("Si", "diamond", a=5.6, cubic=True)
+    moved = a.copy()
+    moved.positions[5] += [0.4, -0.3, 0.2]
+    tiny = a.copy()
+    tiny.positions[7, 0] += 1e-12
+    strained = a.copy()
+    strained.set_cell(a.cell[:] * 1.01, scale_atoms=False)
+    open_z = a.copy()
+    open_z.pbc = [True, True, False]
+    W = np.random.default_rng(2).normal(size=(len(a), make_acsf(["Si"], 5.0).n_features))
+    for cutoff in (5.0, 4.5):
+        acsf = make_acsf(["Si"], cutoff)
+        for b in (a, moved, tiny, strained, open_z):
+            acsf.compute(other)  # another structure: b's forces come from b's own list
+            want = acsf.forces_and_virial(b, W)
+            make_acsf(["Si"], 5.0).compute(a)  # the list of a at cutoff 5 is now this thread's
+            got = acsf.forces_and_virial(b, W)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])

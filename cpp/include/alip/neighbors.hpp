@@ -57,4 +57,9 @@ constexpr double kOverlapDistance = 1e-6;
 /// Throws InvalidInput for overlapping atoms (distance < kOverlapDistance).
 NeighborList build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted = true);
 
+/// The same into `out`, reusing the capacity of its arrays (and of this thread's search
+/// buffers): a caller that builds lists repeatedly (the values / forces calls) touches
+/// memory it already has instead of fresh pages each time.
+void build_neighbor_list(const StructureView& s, double cutoff, bool parallel, bool sorted, NeighborList& out);
+
 }  // namespace alip
