@@ -3,6 +3,7 @@
     python bench/accuracy.py                       # defaults + best settings + SNAP + qSNAP (~10 min on 2 cores)
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
+    python bench/accuracy.py --screen '{"batch_size": 8}' --log screen.jsonl  # one K=1 screening run
 
 Data: ``../shared/data/mlearn-si`` next to the repository (``--data`` to change): 214
 training and 25 test structures of PBE silicon (Zuo et al., J. Phys. Chem. A 124, 731
@@ -210,6 +211,49 @@ def _lammps_missing() -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------- screening
+#: what a screening run overrides unless its JSON says otherwise: one member, one thread, seed 0
+SCREEN_BASE: dict[str, Any] = {"n_members": 1, "threads": 1, "seed": 0}
+DESCRIPTORS: dict[str, Callable[[], Any]] = {"default": lambda: None, "best": best_acsf}
+
+
+def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], descriptor: str) -> dict[str, Any]:
+    """One fast training (TrainConfig(**SCREEN_BASE | overrides) on ``descriptor``): RMSE of
+    energy (meV/atom), forces (eV/Å) and stress (GPa) on train / val / test, wall time, load."""
+    from alip.models.training import TrainConfig, errors, train_committee
+
+    cfg = TrainConfig(**(SCREEN_BASE | overrides))
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    res = train_committee(train, DESCRIPTORS[descriptor](), cfg)
+    wall = time.perf_counter() - t0
+    out: dict[str, Any] = {"overrides": overrides, "descriptor": descriptor, "wall_s": wall}
+    out["load"] = [load0, os.getloadavg()[0]]
+    out["epochs_run"] = max([h["epoch"] for h in res.history if isinstance(h["epoch"], int)])
+    splits = {
+        "train": [train[i] for i in res.train_indices],
+        "val": [train[i] for i in res.val_indices],
+        "test": test,
+    }
+    for split, frames in splits.items():
+        err = errors(res.committee, frames)
+        out[split] = {
+            "energy_rmse": 1e3 * err["energy_rmse"],
+            "force_rmse": err["force_rmse"],
+            "stress_rmse": err["stress_rmse"] / GPa,
+        }
+    return out
+
+
+def _screen_line(r: dict[str, Any]) -> str:
+    f = lambda s: f"{r[s]['energy_rmse']:6.2f} {r[s]['force_rmse']:.4f} {r[s]['stress_rmse']:.3f}"  # noqa: E731
+    return (
+        f"train {f('train')} | val {f('val')} | test {f('test')} | {r['wall_s']:6.1f} s "
+        f"ep {r['epochs_run']} load {r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['descriptor']} "
+        f"{json.dumps(r['overrides'])}"
+    )
+
+
 # ------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="default,best,snap,qsnap", help="comma-separated subset")
     p.add_argument("--json", help="write all numbers here")
     p.add_argument("--save-dir", help="save the alip committees here")
+    p.add_argument(
+        "--screen",
+        metavar="JSON",
+        help="instead: one screening run, TrainConfig overrides on top of " + json.dumps(SCREEN_BASE),
+    )
+    p.add_argument("--descriptor", default="default", choices=sorted(DESCRIPTORS), help="of --screen")
+    p.add_argument("--log", help="append the --screen result (one JSON line) here")
     args = p.parse_args(argv)
     for f in ("train.extxyz", "test.extxyz"):
         if not os.path.isfile(os.path.join(args.data, f)):
@@ -227,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     train = read(os.path.join(args.data, "train.extxyz"), ":")
     test = read(os.path.join(args.data, "test.extxyz"), ":")
+    if args.screen is not None:
+        r = screen(train, test, json.loads(args.screen), args.descriptor)
+        print(_screen_line(r), flush=True)
+        if args.log:
+            with open(args.log, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(r) + "\n")
+        return 0
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {len(train)} train / {len(test)} test structures")
     rows: dict[str, dict[str, Any]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
