@@ -1,6 +1,6 @@
 """Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP fits.
 
-    python bench/accuracy.py                       # defaults + best settings + SNAP + qSNAP (~10 min on 2 cores)
+    python bench/accuracy.py                       # defaults + former defaults + SNAP + qSNAP
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
     python bench/accuracy.py --screen '{"batch_size": 8}' --log screen.jsonl  # one K=1 screening run
@@ -49,22 +49,17 @@ DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data",
 #: GPAW plane-wave PBE for diamond Si (this project's oracle; see the README)
 GPAW_PBE = {"a0": 5.476, "B0": 88.8}
 
-#: the best settings found in the study of issue 14 (README, "Accuracy on real DFT"): the
-#: defaults plus a finer descriptor, 16 G2 (4 centred, 12 shifted Gaussians 2.0–5.0 Å) + 32 G4
-#: (η 0–0.3 Å⁻², ζ up to 16), which the default ACSF.default_si() (36 functions) is not
-BEST: dict[str, Any] = {}
-BEST_RADIAL_SHIFTS = np.linspace(2.0, 5.0, 12)
+#: the training defaults before the second study of issue 14 (README, "Accuracy on real DFT"):
+#: batch 16, energy weight 1, on the 36-function ACSF.default_si() (now: batch 4, energy
+#: weight 4, the 48-function ACSF.fine_si())
+FORMER: dict[str, Any] = {"batch_size": 16, "weight_energy": 1.0}
 
 
-def best_acsf() -> Any:
-    """The 48-function descriptor of the best settings (cutoff 5.5 Å, cosine cutoff)."""
+def former_acsf() -> Any:
+    """The descriptor of the former defaults, ACSF.default_si() (36 functions)."""
     from alip.core.descriptors import ACSF
 
-    width = BEST_RADIAL_SHIFTS[1] - BEST_RADIAL_SHIFTS[0]
-    g2 = [(eta, 0.0) for eta in (0.0, 0.04, 0.14, 0.32)]
-    g2 += [(1.0 / (2 * width**2), float(rs)) for rs in BEST_RADIAL_SHIFTS]
-    g4 = [(eta, zeta, lam) for eta in (0.0, 0.03, 0.1, 0.3) for zeta in (1.0, 2.0, 4.0, 16.0) for lam in (1.0, -1.0)]
-    return ACSF(species=["Si"], cutoff=5.5, g2=g2, g4=g4, cutoff_function="cosine")
+    return ACSF.default_si()
 
 
 # ---------------------------------------------------------------------------- errors
@@ -214,7 +209,7 @@ def _lammps_missing() -> str | None:
 # ------------------------------------------------------------------------- screening
 #: what a screening run overrides unless its JSON says otherwise: one member, one thread, seed 0
 SCREEN_BASE: dict[str, Any] = {"n_members": 1, "threads": 1, "seed": 0}
-DESCRIPTORS: dict[str, Callable[[], Any]] = {"default": lambda: None, "best": best_acsf}
+DESCRIPTORS: dict[str, Callable[[], Any]] = {"default": lambda: None, "default_si": former_acsf}
 
 
 def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], descriptor: str) -> dict[str, Any]:
@@ -259,7 +254,7 @@ def _screen_line(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
-    p.add_argument("--models", default="default,best,snap,qsnap", help="comma-separated subset")
+    p.add_argument("--models", default="default,former,snap,qsnap", help="comma-separated subset")
     p.add_argument("--json", help="write all numbers here")
     p.add_argument("--save-dir", help="save the alip committees here")
     p.add_argument(
@@ -290,23 +285,26 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         t0 = time.perf_counter()
-        if name in ("default", "best"):
+        if name in ("default", "former"):
             save = os.path.join(args.save_dir, f"alip_{name}.pt") if args.save_dir else None
+            c0 = time.process_time()
             calc_for, splits, wall = alip_model(
-                train, {} if name == "default" else BEST, None if name == "default" else best_acsf(), save
+                train, {} if name == "default" else FORMER, None if name == "default" else former_acsf(), save
             )
-            label = f"alip {name}"
+            label = "alip defaults" if name == "default" else "alip former defaults"
+            cpu_train = time.process_time() - c0
         elif name in ("snap", "qsnap"):
             missing = _lammps_missing()
             if missing:
                 print(f"{name}: skipped, LAMMPS is not usable: {missing}")
                 continue
             calc_for, splits, wall, label = snap_model(args.data, name), {"train": train, "val": []}, None, name.upper()
+            cpu_train = None
             label = "qSNAP" if name == "qsnap" else "SNAP"
         else:
             print(f"unknown model {name!r}", file=sys.stderr)
             return 2
-        row: dict[str, Any] = {"wall_train_s": wall}
+        row: dict[str, Any] = {"wall_train_s": wall, "cpu_train_s": cpu_train, "load_end": os.getloadavg()[0]}
         for split, frames in (*splits.items(), ("test", test)):
             row[split] = split_errors(calc_for, frames) if frames else None
         row["diamond"] = diamond_properties(calc_for)
@@ -353,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                     "models": rows,
                     "dft_reference": ref,
                     "gpaw_pbe": GPAW_PBE,
-                    "best": BEST,
-                    "best_acsf": best_acsf().to_dict(),
+                    "former": FORMER,
+                    "former_acsf": former_acsf().to_dict(),
                 },
                 fh,
                 indent=1,
