@@ -173,7 +173,9 @@ class TrainingSection:
     hidden: list = _f([32, 32], "hidden layer widths")
     activation: str = _f("silu", "silu | tanh | softplus | celu (SiLU: better forces on real DFT, README)")
     feature_scaling: str = _f("standard", f"{' | '.join(FEATURE_SCALINGS)}: mean/std, to [-1, 1], or unscaled")
-    weight_energy: float = _f(4.0, "loss weight of (ΔE/N)², eV² (4: lower energy error on real DFT, README)")
+    weight_energy: float = _f(
+        1.0, "loss weight of (ΔE/N)², eV² (4: -25 % energy error on real DFT but worse on small sets, README)"
+    )
     weight_forces: float = _f(0.1, "loss weight of ΔF² per component, (eV/Å)²")
     weight_stress: float = _f(0.1, "loss weight of (ΔW/N)² per component (W = −σV), eV²")
     epochs: int = _f(300, "Adam epochs")
