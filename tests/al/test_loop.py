@@ -339,3 +339,15 @@ def test_run_device_is_validated_passed_on_and_checked_before_labeling(tmp_path)
     assert result.stop_reason == "budget spent"
     assert load_config(out / "config.toml").run.device == "cuda"  # the stored config is unchanged
     assert cli_loop.main(["run", "--resume", str(out), "--device", "cuda", "--no-progress"]) == 0  # finished
+
+
+def test_descriptor_presets():
+    """The loop's preset picks the descriptor: default_si (36) unless fine_si (48) is asked for."""
+    from alip.al.loop import make_acsf
+    from alip.core.descriptors import ACSF
+
+    assert make_acsf(Config()).to_dict() == ACSF.default_si().to_dict()
+    fine = loads('[descriptor]\npreset = "fine_si"\n')
+    assert make_acsf(fine).to_dict() == ACSF.fine_si().to_dict()
+    with pytest.raises(ConfigError, match="descriptor.preset"):
+        loads('[descriptor]\npreset = "finest"\n')

@@ -24,11 +24,13 @@ pytestmark = pytest.mark.skipif(
 #: every SUBSET_STEP-th training structure (18 of 214, 1,100 atoms), trained briefly
 SUBSET_STEP = 12
 SHORT = {"n_members": 2, "epochs": 20}
-#: bounds on the RMSE over all 25 test structures. Measured with SHORT (2026-12): the defaults
-#: (SiLU, 100 L-BFGS steps) 0.189 eV/Å and 11.6 meV/atom; the former defaults (tanh, no
-#: L-BFGS) 0.841 eV/Å and 120.7 meV/atom, which fail both bounds.
-FORCE_BOUND = 0.30
-ENERGY_BOUND = 0.025
+#: bounds on the RMSE over all 25 test structures. Measured with SHORT (2026-12, torch 2.13 CPU):
+#: the defaults (batch 4, ACSF.fine_si()) 9.6 meV/atom and 0.181 eV/Å; the former defaults
+#: (batch 16, ACSF.default_si()) 11.6 meV/atom and 0.189 eV/Å, which fail the energy bound
+#: (forces do not separate them on this subset); the defaults before those (tanh, no L-BFGS)
+#: 120.7 meV/atom and 0.841 eV/Å, which fail both.
+FORCE_BOUND = 0.20
+ENERGY_BOUND = 0.0105
 
 
 def test_default_training_on_mlearn_subset() -> None:

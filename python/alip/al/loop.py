@@ -146,6 +146,8 @@ def make_acsf(cfg: Config) -> ACSF:
             raise ConfigError(f"descriptor.file {cfg.descriptor.file}: {type(exc).__name__}: {exc}") from None
     if cfg.descriptor.preset == "seeds":
         return default_acsf(seed_species(explore_seeds(cfg)))
+    if cfg.descriptor.preset == "fine_si":
+        return ACSF.fine_si()
     return ACSF.default_si()
 
 

@@ -212,8 +212,9 @@ def train_committee(
 ) -> TrainResult:
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
-    ``acsf`` defaults to ``ACSF.default_si()``; ``data`` may pass a precomputed
-    :func:`featurize` result for ``atoms_list`` (any dtype; it is cast to ``config.dtype``).
+    ``acsf`` defaults to ``ACSF.fine_si()`` (the training default; the active-learning
+    loop passes its own); ``data`` may pass a precomputed :func:`featurize` result of
+    ``acsf`` for ``atoms_list`` (any dtype; it is cast to ``config.dtype``).
     """
     cfg = config or TrainConfig()
     with torch_threads(cfg.threads):
@@ -223,7 +224,7 @@ def train_committee(
 def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig, data: LabeledSet | None) -> TrainResult:
     t0 = time.perf_counter()
     if acsf is None:
-        acsf = ACSF.default_si()
+        acsf = ACSF.fine_si()
     atoms_list = list(atoms_list)
     dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
 
@@ -231,6 +232,11 @@ def _train(atoms_list: Sequence[Atoms], acsf: ACSF | None, cfg: TrainConfig, dat
     mode = cfg.force_mode(dev)
     if data is None:
         data = featurize(acsf, atoms_list, dtype=dtype, forces=mode, device=dev)
+    elif data.values.shape[1] != acsf.n_features:
+        raise ValueError(
+            f"data has {data.values.shape[1]} features per atom but the descriptor has {acsf.n_features}: "
+            "pass the ACSF that featurized it"
+        )
     elif data.fused != (mode == "fused"):
         raise ValueError(
             f"data was featurized for {'fused' if data.fused else 'sparse'} forces, but the config asks for {mode!r}"
