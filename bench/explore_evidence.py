@@ -118,6 +118,7 @@ def md_stability(committee_path: str, nvt_ps: float, nve_ps: float, seed: int = 
     per atom; also the largest excursion and the fitted slope."""
     from ase import units
     from ase.build import bulk
+    from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.verlet import VelocityVerlet
     from ase.neighborlist import neighbor_list
@@ -132,11 +133,15 @@ def md_stability(committee_path: str, nvt_ps: float, nve_ps: float, seed: int = 
         atoms = bulk("Si", "diamond", a=5.431, cubic=True).repeat(2)
         atoms.calc = calc
         thermalize(atoms, temperature, rng)
+        atoms.set_constraint(FixCom())  # instead of Langevin's fixcm (deprecated: biased sampling)
         return atoms
 
     t0 = time.time()
     atoms = diamond(1500.0)
-    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=1500.0, friction=0.01 / units.fs, rng=rng, logfile=None)
+    dyn = Langevin(
+        atoms, 1.0 * units.fs, temperature_K=1500.0, friction=0.01 / units.fs, fixcm=False, rng=rng,
+        logfile=None,
+    )
     dmin, nvt_steps, collapsed, temps = math.inf, 0, False, []
     for _ in range(int(round(nvt_ps * 1000))):
         dyn.run(1)
