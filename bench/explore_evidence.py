@@ -139,7 +139,12 @@ def md_stability(committee_path: str, nvt_ps: float, nve_ps: float, seed: int = 
     t0 = time.time()
     atoms = diamond(1500.0)
     dyn = Langevin(
-        atoms, 1.0 * units.fs, temperature_K=1500.0, friction=0.01 / units.fs, fixcm=False, rng=rng,
+        atoms,
+        1.0 * units.fs,
+        temperature_K=1500.0,
+        friction=0.01 / units.fs,
+        fixcm=False,
+        rng=rng,
         logfile=None,
     )
     dmin, nvt_steps, collapsed, temps = math.inf, 0, False, []
@@ -306,9 +311,7 @@ def tables(summary: dict, target: float) -> str:
         ]
         for i in range(n_it):
             ts = [r["trust"][i] for r in rows if i < len(r["trust"])]
-            stopped = [
-                sum(v for k, v in t.get("stop_reasons", {}).items() if k != "completed") for t in ts
-            ]
+            stopped = [sum(v for k, v in t.get("stop_reasons", {}).items() if k != "completed") for t in ts]
             ntraj = [t.get("n_trajectories", 0) for t in ts]
             lines.append(
                 f"| {i} | {ts[0]['n_labels']} | {_ms([t['trust_lo'] for t in ts])} | "
@@ -346,7 +349,9 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=140, help="labels per run; the tables report errors at it")
     ap.add_argument("--workers", type=int, default=1, help="labeling processes per run")
     ap.add_argument("--target", type=float, default=0.10, help="crystal force RMSE goal, eV/Å")
-    ap.add_argument("--nvt-ps", type=float, default=20.0, help="1500 K NVT of the stability check (0 with --nve-ps 0: none)")
+    ap.add_argument(
+        "--nvt-ps", type=float, default=20.0, help="1500 K NVT of the stability check (0 with --nve-ps 0: none)"
+    )
     ap.add_argument("--nve-ps", type=float, default=10.0)
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--report-only", action="store_true", help="only the tables, from the run files")
