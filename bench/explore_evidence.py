@@ -244,6 +244,12 @@ def summarise(out: str, strategies: list[str], seeds: list[int], target: float, 
     return summary
 
 
+def curve_at(curve: list[tuple[int, float]], n: int) -> tuple[int, float] | None:
+    """The last point of ``curve`` with at most ``n`` labels (None if it starts above ``n``)."""
+    below = [p for p in curve if p[0] <= n]
+    return below[-1] if below else None
+
+
 def _ms(vals: list[float], fmt: str = "{:.3f}") -> str:
     vals = [v for v in vals if v is not None and not math.isnan(v)]
     if not vals:
@@ -276,12 +282,18 @@ def tables(summary: dict, target: float) -> str:
             f"| {strat} | {len(rows)} | {'/'.join(map(str, labels))} | {reach_txt} | "
             f"{_ms([r['crystal_force'] for r in rows])} | " + " | ".join(cells) + " |"
         )
-    # Learning curves: mean ± std over the seeds that reached each label count.
-    points = sorted({n for rows in summary.values() for r in rows for n, _ in r["curve"]})
+    # Learning curves at the label counts most runs share (20, 40, ...): a run that skipped a
+    # count (fewer candidates than a batch) contributes its last iteration below it, marked *.
+    all_rows = [r for rows in summary.values() for r in rows]
+    counts: dict[int, int] = {}
+    for r in all_rows:
+        for n, _ in r["curve"]:
+            counts[n] = counts.get(n, 0) + 1
+    points = sorted(n for n, c in counts.items() if 2 * c >= len(all_rows))
     lines += [
         "",
         "Force RMSE (eV/Å) on the 300–1500 K crystal frames against labels (mean ± std over seeds; "
-        "(k) where only k seeds got there):",
+        "(k): only k seeds got there; *: some seed's value is from an iteration with fewer labels):",
         "",
         "| strategy | " + " | ".join(str(n) for n in points) + " |",
         "|---|" + "---|" * len(points),
@@ -291,9 +303,12 @@ def tables(summary: dict, target: float) -> str:
             continue
         cells = []
         for n in points:
-            vals = [f for r in rows for m, f in r["curve"] if m == n]
-            txt = _ms(vals)
-            cells.append(txt + (f" ({len(vals)})" if vals and len(vals) < len(rows) else ""))
+            got = [curve_at(r["curve"], n) for r in rows if r["curve"][-1][0] >= n]
+            got = [g for g in got if g is not None]
+            txt = _ms([f for _, f in got])
+            if got and any(m != n for m, _ in got):
+                txt += "*"
+            cells.append(txt + (f" ({len(got)})" if got and len(got) < len(rows) else ""))
         lines.append(f"| {strat} | " + " | ".join(cells) + " |")
     # Trust statistics of the exploring strategies, per iteration, mean over seeds.
     for strat, rows in summary.items():
