@@ -317,11 +317,11 @@ def tables(summary: dict, target: float) -> str:
         n_it = max(len(r["trust"]) for r in rows)
         lines += [
             "",
-            f"Trust statistics of `{strat}` per iteration (mean over {len(rows)} seeds): "
-            "trust_lo used (eV/Å), frames, accurate / candidate / failed (beyond trust_hi) fractions, "
-            "trajectories stopped early (of all):",
+            f"Trust statistics of `{strat}` per iteration (mean ± std over {len(rows)} seeds): the labels the "
+            "exploring committee was trained on, trust_lo used (eV/Å), frames, accurate / candidate / failed "
+            "(beyond trust_hi) fractions, trajectories stopped early (summed over the seeds):",
             "",
-            "| iteration | labels before | trust_lo | frames | accurate | candidate | failed | stopped |",
+            "| iteration | labels | trust_lo | frames | accurate | candidate | failed | stopped early |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for i in range(n_it):
