@@ -40,6 +40,16 @@ SMALL = {
 STRATEGY_SCALE = {"qbc": 1.0, "emc": 1.2, "random": 2.0}
 
 
+# The smallest pool run of the loop tests (serial oracle, 12 labels, 2 tiny members).
+TINY_LOOP = {
+    "run": {"n_initial": 6, "batch_size": 3, "budget": 12, "progress": False},
+    "labeling": {"executor": "serial"},
+    "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
+    "test": {"n": 8, "n_volume": 5},
+    "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8, "lbfgs_steps": 0},
+}
+
+
 def labeled(structures: Sequence[Atoms]) -> list[Atoms]:
     """Copies of ``structures`` carrying Stillinger–Weber labels (SinglePointCalculator)."""
     from alip.data.io import attach_label

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from ase.build import bulk
+from run_fixtures import TINY_LOOP as TINY
 
 from alip.al.acquisition import qbc_scores, select_batch
 from alip.al.cost import CostModel, cost_aware_scores, cost_model, fit_power_law
@@ -17,14 +18,6 @@ from alip.config import Config, ConfigError
 from alip.data.oracles import Label
 from alip.data.store import LabelStore
 from alip.models.committee import Committee
-
-TINY = {
-    "run": {"n_initial": 6, "batch_size": 3, "budget": 12, "progress": False},
-    "labeling": {"executor": "serial"},
-    "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
-    "test": {"n": 8, "n_volume": 5},
-    "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8, "lbfgs_steps": 0},
-}
 
 
 def test_ranking_divides_the_score_by_the_label_cost():

@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
+from run_fixtures import TINY_LOOP as TINY
 
 from alip.al.acquisition import qbc_scores
 from alip.al.loop import run
@@ -27,13 +28,6 @@ from alip.data.structures import generate_si_pool
 from alip.models.committee import Committee
 from alip.models.training import errors
 
-TINY = {
-    "run": {"n_initial": 6, "batch_size": 3, "budget": 12, "progress": False},
-    "labeling": {"executor": "serial"},
-    "pool": {"n": 40, "max_atoms": 16, "random_atoms": [8, 12], "max_energy_above": 0.0},
-    "test": {"n": 8, "n_volume": 5},
-    "training": {"n_members": 2, "hidden": [8], "epochs": 4, "batch_size": 8, "lbfgs_steps": 0},
-}
 CONTRACT_COLUMNS = [
     "iteration",
     "n_labels",
