@@ -362,3 +362,22 @@ def test_select_from_ase_database_pool(files, tmp_path):
         src = files["good"][a.info["pool_index"]]
         assert np.allclose(a.positions, src.positions, atol=1e-12) and a.info["pool_id"] == src.info["pool_id"]
         assert a.calc is None and np.isclose(a.info["qbc_score"], ref["energy"][a.info["pool_index"]], rtol=1e-9)
+
+
+def test_select_cost_atoms3_ranks_by_score_per_cubed_atom_count(files, tmp_path):
+    ref = _independent(files)
+    ids = files["ids"]
+    n_atoms = np.array([len(a) for a in files["good"]], dtype=float)
+    assert len(np.unique(n_atoms)) > 1  # else the cost could not change the ranking
+    pool = files["dir"] / "pool.extxyz"
+    plain = select_from_pool(ref["committee"], pool, 4, score="force", diversity="none")
+    cheap = select_from_pool(ref["committee"], pool, 4, score="force", diversity="none", cost="atoms3")
+    assert cheap.selected.tolist() == ids[select_batch(ref["force"] / n_atoms**3, None, 4, "none")].tolist()
+    assert cheap.selected.tolist() != plain.selected.tolist()
+    assert np.allclose(cheap.score[ids], ref["force"], rtol=1e-9)  # reported scores stay raw
+    with pytest.raises(ValueError, match="--cost"):
+        select_from_pool(ref["committee"], pool, 4, cost="measured")
+    out = str(tmp_path / "o.extxyz")
+    with pytest.raises(SystemExit) as exit_:  # argparse's choices: exit 2 with the usage line
+        _run(["select", str(files["dir"] / "c.pt"), str(pool), "-n", "2", "-o", out, "--cost", "n3"])
+    assert exit_.value.code == 2

@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
     from alip.data.pool_reader import PoolReader
     from alip.models.committee import Committee
 
+SELECT_COSTS = ("none", "atoms3")  # "measured" needs the run's label times: alip run only
+
 
 MATCH_TOL = 1e-8  # Å: positions and cell of an excluded structure
 CSV_COLUMNS = ("frame", "n_atoms", "ok", "energy_std_per_atom", "max_force_dev", "score", "selected", "skipped_reason")
@@ -126,6 +128,7 @@ def select_from_pool(
     client: Client | None = None,
     seed: int = 0,
     random_fraction: float = 0.0,
+    cost: str = "none",
     progress: bool = False,
 ) -> Selection:
     """Score POOL with ``committee`` (:func:`alip.score_pool_streamed`) and choose ``n`` frames.
@@ -134,8 +137,11 @@ def select_from_pool(
     window on the max force deviation (closed interval). ``score="combined"``/``"all"`` divide by the
     medians over all scored frames. ``device`` "cpu" or None: the compiled core.
     ``random_fraction`` of the batch is drawn uniformly from the candidates (exploration).
+    ``cost="atoms3"`` ranks by score / n_atoms³ (:mod:`alip.al.cost`; plane-wave DFT scales
+    so); the scores reported stay the raw ones.
     """
     from alip.al.acquisition import qbc_from_parts, select_batch
+    from alip.al.cost import cost_aware_scores, cost_model
     from alip.al.pool_scoring import score_pool_streamed
     from alip.data.pool_reader import open_pool
 
@@ -143,6 +149,8 @@ def select_from_pool(
         raise InputError(f"unknown score {score!r}; choose from {QBC_KINDS}")
     if n < 1:
         raise InputError(f"-n must be >= 1, got {n}")
+    if cost not in SELECT_COSTS:
+        raise InputError(f"--cost must be one of {list(SELECT_COSTS)}, got {cost!r}")
     if trust_lo is not None and trust_hi is not None and trust_lo > trust_hi:
         raise InputError(f"--trust-lo {trust_lo} is above --trust-hi {trust_hi}")
     reader = open_pool(pool)  # FileNotFoundError: no such pool file
@@ -166,8 +174,9 @@ def select_from_pool(
     ).astype(object)
     reason[~s.ok] = [s.skipped.get(int(f), "unusable frame") for f in s.frame_ids[~s.ok]]
     cand = np.flatnonzero(free)
+    ranked = cost_aware_scores(value[cand], cost_model(cost).cost(s.n_atoms[cand])) if cost != "none" else value[cand]
     chosen = (
-        cand[select_batch(value[cand], s.features[cand], n, diversity, candidates, seed, random_fraction)]
+        cand[select_batch(ranked, s.features[cand], n, diversity, candidates, seed, random_fraction)]
         if len(cand)
         else np.zeros(0, dtype=np.int64)
     )
@@ -293,6 +302,7 @@ def _run(args: argparse.Namespace) -> int:
             client=client,
             seed=args.seed,
             random_fraction=args.random_fraction,
+            cost=args.cost,
             progress=not args.no_progress,
         )
         write_outputs(sel, args.out, args.scores)
@@ -334,6 +344,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="this fraction of the n is drawn uniformly from the candidates (exploration; default 0)",
+    )
+    p.add_argument(
+        "--cost",
+        choices=SELECT_COSTS,
+        default="none",
+        help="rank by score / label cost: none (default) or atoms3 (score / n_atoms^3, plane-wave DFT)",
     )
     p.add_argument("--trust-lo", type=float, help="drop frames with max force deviation below this (eV/Å)")
     p.add_argument("--trust-hi", type=float, help="drop frames with max force deviation above this (eV/Å)")
