@@ -435,6 +435,34 @@ def _prepare_store(out: str, meta: dict, bounds: np.ndarray, resume: bool, overw
     return set()
 
 
+def _store_meta(
+    acsf: ACSF,
+    dtype: str,
+    chunk: int,
+    chunk_atoms: int | None,
+    bounds: np.ndarray,
+    n_frames: int,
+    allow_nonperiodic: bool,
+    source: dict,
+) -> dict:
+    """A feature store's meta.json, with the types a reread one has (lists, not tuples)."""
+    meta = {
+        "format": fs.FORMAT,
+        "format_version": fs.FORMAT_VERSION,
+        "spec": acsf.to_dict(),
+        "feature_labels": acsf.feature_labels(),
+        "n_features": acsf.n_features,
+        "dtype": dtype,
+        "chunk": int(chunk),
+        "chunk_atoms": None if chunk_atoms is None else int(chunk_atoms),
+        "n_frames": int(n_frames),
+        "n_chunks": len(bounds) - 1,
+        "allow_nonperiodic": bool(allow_nonperiodic),
+        "source": source,
+    }
+    return json.loads(json.dumps(meta))
+
+
 def featurize_pool(
     pool: str | os.PathLike | PoolReader,
     out: str | os.PathLike,
@@ -479,21 +507,16 @@ def featurize_pool(
     bounds = chunk_bounds(reader.counts, chunk, chunk_atoms)
     index_s = time.perf_counter() - t0
     out = os.path.abspath(os.fspath(out))
-    meta = {
-        "format": fs.FORMAT,
-        "format_version": fs.FORMAT_VERSION,
-        "spec": acsf.to_dict(),
-        "feature_labels": acsf.feature_labels(),
-        "n_features": acsf.n_features,
-        "dtype": dtype,
-        "chunk": int(chunk),
-        "chunk_atoms": None if chunk_atoms is None else int(chunk_atoms),
-        "n_frames": reader.n_frames,
-        "n_chunks": len(bounds) - 1,
-        "allow_nonperiodic": reader.allow_nonperiodic,
-        "source": {"path": reader.path, "kind": reader.kind, **reader.fingerprint},
-    }
-    meta = json.loads(json.dumps(meta))  # the types a reread meta.json has (lists, not tuples)
+    meta = _store_meta(
+        acsf,
+        dtype,
+        chunk,
+        chunk_atoms,
+        bounds,
+        reader.n_frames,
+        reader.allow_nonperiodic,
+        {"path": reader.path, "kind": reader.kind, **reader.fingerprint},
+    )
     done = _prepare_store(out, meta, bounds, resume, overwrite)
     refs = {k: reader.ref(int(bounds[k]), int(bounds[k + 1])) for k in range(len(bounds) - 1) if k not in done}
     summary = FeaturizeSummary(out, reader.n_frames, 0, 0, acsf.n_features, len(bounds) - 1, len(done), index_s=index_s)
@@ -567,21 +590,8 @@ def featurize_structures(
             h.update(np.ascontiguousarray(arr).tobytes())
     counts = np.array([len(a) for a in structures], dtype=np.int64)
     bounds = chunk_bounds(counts, chunk, chunk_atoms)
-    meta = {
-        "format": fs.FORMAT,
-        "format_version": fs.FORMAT_VERSION,
-        "spec": acsf.to_dict(),
-        "feature_labels": acsf.feature_labels(),
-        "n_features": acsf.n_features,
-        "dtype": "float64",
-        "chunk": int(chunk),
-        "chunk_atoms": None if chunk_atoms is None else int(chunk_atoms),
-        "n_frames": len(structures),
-        "n_chunks": len(bounds) - 1,
-        "allow_nonperiodic": False,
-        "source": {"path": "", "kind": "structures", "size": int(counts.sum()), "blake2b_head_tail": h.hexdigest()},
-    }
-    meta = json.loads(json.dumps(meta))
+    source = {"path": "", "kind": "structures", "size": int(counts.sum()), "blake2b_head_tail": h.hexdigest()}
+    meta = _store_meta(acsf, "float64", chunk, chunk_atoms, bounds, len(structures), False, source)
     if os.path.isdir(out) and not fs.is_store(out) and not any(files for _, _, files in os.walk(out)):
         shutil.rmtree(out)  # killed between creating the directories and writing meta.json
     done = _prepare_store(out, meta, bounds, resume=True, overwrite=False)  # checks spec and source
