@@ -42,16 +42,10 @@ inline Vd exp_nonpositive(Vd x) {
 #endif
 }
 
-/// 0.5 (cos(a r) + 1) for a r in [0, pi] and 0 where r >= rc: cos(a r) = -sin(u),
-/// u = a r - pi/2 in [-pi/2, pi/2], sin by its Taylor series to u^21 (truncation < 2e-18).
-inline Vd cosine_cutoff(Vd r, double a, double rc) {
-#if ALIP_SIMD_SCALAR
-    return {r.v < rc ? 0.5 * (std::cos(a * r.v) + 1.0) : 0.0};
-#else
-    const Vd u = simd::fms(r, simd::set1(a), simd::set1(1.57079632679489661923));
-    const Vd u2 = u * u;
-    Vd p = simd::set1(1.0 / 51090942171709440000.0);  // 1/21!
-    static constexpr double c[10] = {-1.0 / 6,
+#if !ALIP_SIMD_SCALAR
+/// sin(u) for |u| <= pi/2 by its Taylor series to u^21 (truncation < 2e-18); u2 = u * u.
+inline Vd sin_taylor(Vd u, Vd u2) {
+    static constexpr double s[10] = {-1.0 / 6,
                                      1.0 / 120,
                                      -1.0 / 5040,
                                      1.0 / 362880,
@@ -60,9 +54,21 @@ inline Vd cosine_cutoff(Vd r, double a, double rc) {
                                      -1.0 / 1307674368000.0,
                                      1.0 / 355687428096000.0,
                                      -1.0 / 121645100408832000.0,
-                                     0.0};
-    for (int k = 8; k >= 0; --k) p = simd::fma(p, u2, simd::set1(c[k]));
-    const Vd sin_u = simd::fma(p * u2, u, u);
+                                     1.0 / 51090942171709440000.0};
+    Vd p = simd::set1(s[9]);
+    for (int k = 8; k >= 0; --k) p = simd::fma(p, u2, simd::set1(s[k]));
+    return simd::fma(p * u2, u, u);
+}
+#endif
+
+/// 0.5 (cos(a r) + 1) for a r in [0, pi] and 0 where r >= rc: cos(a r) = -sin(u),
+/// u = a r - pi/2 in [-pi/2, pi/2], sin by its Taylor series to u^21 (truncation < 2e-18).
+inline Vd cosine_cutoff(Vd r, double a, double rc) {
+#if ALIP_SIMD_SCALAR
+    return {r.v < rc ? 0.5 * (std::cos(a * r.v) + 1.0) : 0.0};
+#else
+    const Vd u = simd::fms(r, simd::set1(a), simd::set1(1.57079632679489661923));
+    const Vd sin_u = sin_taylor(u, u * u);
     const Vd f = simd::fnma(simd::set1(0.5), sin_u, simd::set1(0.5));
     return simd::zero_unless(simd::lt(r, simd::set1(rc)), f);
 #endif
@@ -79,16 +85,6 @@ inline void cosine_cutoff_deriv(Vd r, double a, double rc, Vd& f, Vd& df) {
 #else
     const Vd u = simd::fms(r, simd::set1(a), simd::set1(1.57079632679489661923));
     const Vd u2 = u * u;
-    static constexpr double s[10] = {-1.0 / 6,
-                                     1.0 / 120,
-                                     -1.0 / 5040,
-                                     1.0 / 362880,
-                                     -1.0 / 39916800,
-                                     1.0 / 6227020800.0,
-                                     -1.0 / 1307674368000.0,
-                                     1.0 / 355687428096000.0,
-                                     -1.0 / 121645100408832000.0,
-                                     1.0 / 51090942171709440000.0};
     static constexpr double c[12] = {1.0,
                                      -1.0 / 2,
                                      1.0 / 24,
@@ -101,9 +97,7 @@ inline void cosine_cutoff_deriv(Vd r, double a, double rc, Vd& f, Vd& df) {
                                      -1.0 / 6402373705728000.0,
                                      1.0 / 2432902008176640000.0,
                                      -1.0 / 1124000727777607680000.0};
-    Vd ps = simd::set1(s[9]);
-    for (int k = 8; k >= 0; --k) ps = simd::fma(ps, u2, simd::set1(s[k]));
-    const Vd sin_u = simd::fma(ps * u2, u, u);
+    const Vd sin_u = sin_taylor(u, u2);
     Vd pc = simd::set1(c[11]);
     for (int k = 10; k >= 0; --k) pc = simd::fma(pc, u2, simd::set1(c[k]));
     const simd::Md inside = simd::lt(r, simd::set1(rc));
