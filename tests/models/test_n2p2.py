@@ -53,7 +53,12 @@ SF_LINES = [
 #: n2p2's order per element (type, then η, r_s, ζ, λ, neighbors by atomic number), as
 #: (type, neighbors, η, r_s, λ, ζ)
 SORTED = {
-    "H": [(2, "O", 0.02, 1.8, 0, 0), (2, "H", 0.03, 0.0, 0, 0), (3, "HO", 0.01, 0, 1, 2.0), (9, "HH", 0.05, 0, -1, 1.0)],
+    "H": [
+        (2, "O", 0.02, 1.8, 0, 0),
+        (2, "H", 0.03, 0.0, 0, 0),
+        (3, "HO", 0.01, 0, 1, 2.0),
+        (9, "HH", 0.05, 0, -1, 1.0),
+    ],
     "O": [
         (2, "O", 0.01, 0.0, 0, 0),
         (2, "H", 0.02, 1.8, 0, 0),
@@ -127,7 +132,11 @@ def make_potential(
         "epochs 10  # training keywords are ignored",
     ]
     if normalization:
-        lines += [f"mean_energy {normalization[0]}", f"conv_energy {normalization[1]}", f"conv_length {normalization[2]}"]
+        lines += [
+            f"mean_energy {normalization[0]}",
+            f"conv_energy {normalization[1]}",
+            f"conv_length {normalization[2]}",
+        ]
     lines += [f"symfunction_short {s}" for s in SF_LINES]
     (directory / "input.nn").write_text("\n".join(lines) + "\n")
     stats, nets, scal = {}, {}, ["# element function min max mean sigma"]

@@ -179,7 +179,9 @@ def _symmetry_function(path: str, n: int, args: list[str], elements: list[str]) 
     eta, lam, zeta, rc = (_number(path, n, "symfunction_short", a) for a in args[4:8])
     rs = _number(path, n, "symfunction_short", args[8]) if len(args) == 9 else 0.0
     if rs != 0.0:
-        raise N2p2Error(f"{where}: shifted angular functions (rshift = {rs:g}) are not supported; alip's G4/G5 have none")
+        raise N2p2Error(
+            f"{where}: shifted angular functions (rshift = {rs:g}) are not supported; alip's G4/G5 have none"
+        )
     if lam not in (-1.0, 1.0):
         raise N2p2Error(f"{where}: lambda = {lam:g}; alip's angular functions take lambda = +1 or -1")
     pair = tuple(sorted(args[2:4], key=lambda e: atomic_numbers[e]))
@@ -284,7 +286,9 @@ def read_input(path: str | os.PathLike) -> N2p2Potential:
             f"alip has {', '.join(f'{k} ({v})' for k, v in CUTOFF_TYPES.items())}"
         )
     if len(args) > 1 and _number(path, n, "cutoff_type", args[1]) != 0.0:
-        raise N2p2Error(f"{path}:{n}: cutoff_type inner cutoff alpha = {args[1]}; alip's cutoff functions need alpha = 0")
+        raise N2p2Error(
+            f"{path}:{n}: cutoff_type inner cutoff alpha = {args[1]}; alip's cutoff functions need alpha = 0"
+        )
 
     present = [k for k in _SCALING if k in kw]
     scaling = "none"
