@@ -284,6 +284,9 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("number_of_elements 2", "number_of_elements 3", "number_of_elements"),
         ("epochs 10", "mean_energy 1.0", "normalisation needs all of"),
         ("epochs 10", "nnp_generation 4", "second-generation"),
+        ("scale_max_short 1.0", "scale_max_short -1.0", "scale_min_short = scale_max_short"),
+        ("epochs 10", "element_nodes_short O 4 2", "the elements' networks differ"),
+        ("scale_max_short 1.0", "scale_max_short one", "scale_max_short: 'one' is not a number"),
     ],
 )
 def test_unsupported_settings_name_the_keyword_before_any_work(tmp_path, old, new, message):
@@ -415,7 +418,8 @@ def test_mlearn_forces_are_energy_gradients():
 @has_mlearn
 def test_mlearn_test_errors_are_those_of_a_good_potential():
     """Measured: test energy RMSE 6.93 meV/atom (MAE 5.63), forces 0.170 eV/Å (MAE 0.109).
-    Bounds with margin; a wrong energy unit (eV) gives ≈ 5 eV/atom, Å for Bohr ≈ 0.3 eV/atom."""
+    Bounds with margin; read as Å and eV the same files give 5.7 eV/atom and 2.4 eV/Å, as
+    Bohr and eV 4.9 eV/atom and 0.85 eV/Å."""
     test = read(os.fspath(DATA / "test.extxyz"), ":")
     err = errors(import_n2p2(NNP), test)
     assert err["energy_rmse"] < 0.0075

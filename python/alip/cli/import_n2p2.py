@@ -2,7 +2,7 @@
 
 DIR holds n2p2's ``input.nn``, ``scaling.data`` and ``weights.ZZZ.data`` (ZZZ: atomic
 number). The committee evaluates the n2p2 network through alip's own descriptor core, so
-it works with ``alip select``, the ASE calculator and ``alip export lammps``. Units of the
+it works with the ASE calculator and ``alip export lammps`` (one member: no committee spread). Units of the
 files: ``--length-unit`` / ``--energy-unit`` (default Bohr and Hartree, RuNNer's atomic
 units, which the mlearn potentials use; ``angstrom`` and ``ev`` for files trained on Å/eV
 data). Conventions and limits: :mod:`alip.models.n2p2`.

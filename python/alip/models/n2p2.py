@@ -146,10 +146,12 @@ def _keywords(path: str) -> list[tuple[int, str, list[str]]]:
 
 
 def _number(path: str, n: int, keyword: str, text: str, kind: type = float) -> float:
+    """``kind(text)``, or N2p2Error naming file, line (when n > 0) and keyword."""
     try:
         return kind(text)
     except ValueError:
-        raise N2p2Error(f"{path}:{n}: {keyword}: {text!r} is not a number") from None
+        where = f"{path}:{n}" if n > 0 else path
+        raise N2p2Error(f"{where}: {keyword}: {text!r} is not a number") from None
 
 
 def _symmetry_function(path: str, n: int, args: list[str], elements: list[str]) -> SymmetryFunction:
@@ -212,7 +214,7 @@ def _topology(path: str, kw: dict[str, list[tuple[int, list[str]]]], elements: l
     for e in elements:
         t = per_element[e]
         for k in ("hidden_layers", "nodes", "activation"):
-            if k not in t:
+            if not t.get(k):
                 raise N2p2Error(f"{path}: the network of {e} has no '{k}' (global_{k}_short or element_{k}_short)")
         n_hidden = int(_number(path, 0, "hidden_layers", t["hidden_layers"][0], int))
         nodes = [int(_number(path, 0, "nodes", x, int)) for x in t["nodes"]]
@@ -298,8 +300,16 @@ def read_input(path: str | os.PathLike) -> N2p2Potential:
         scaling = "center"
     elif "scale_symmetry_functions_sigma" in present:
         scaling = "scalesigma"
-    smin = _number(path, 0, "scale_min_short", single("scale_min_short")[1][0]) if "scale_min_short" in kw else 0.0
-    smax = _number(path, 0, "scale_max_short", single("scale_max_short")[1][0]) if "scale_max_short" in kw else 1.0
+    smin, smax = 0.0, 1.0  # n2p2's defaults
+    for key in ("scale_min_short", "scale_max_short"):
+        if key in kw:
+            n, args = kw[key][-1]
+            if not args:
+                raise N2p2Error(f"{path}:{n}: {key} needs a value")
+            value = _number(path, n, key, args[0])
+            smin, smax = (value, smax) if key == "scale_min_short" else (smin, value)
+    if scaling in ("scale", "scalecenter", "scalesigma") and smin == smax:
+        raise N2p2Error(f"{path}: scale_min_short = scale_max_short = {smin:g}: every scaled input would be constant")
 
     norm_keys = ("mean_energy", "conv_energy", "conv_length")
     normalization = None
