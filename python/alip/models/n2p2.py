@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from ase import units
 from ase.data import atomic_numbers
 
@@ -496,24 +497,24 @@ def _affine(pot: N2p2Potential, e: str) -> tuple[np.ndarray, np.ndarray]:
 def to_committee(
     pot: N2p2Potential, length_unit: str | float = "bohr", energy_unit: str | float = "hartree"
 ) -> Committee:
-    """The one-member committee that evaluates ``pot``; units as Å and eV per file unit, or names."""
+    """The one-member committee that evaluates ``pot``; units as Å and eV per file unit, or names.
+
+    n2p2's ``conv_length`` needs no conversion: the symmetry functions in ``input.nn`` are in
+    the data's units and their values are dimensionless."""
     L = _unit(length_unit, LENGTH_UNITS, "length")
     U = _unit(energy_unit, ENERGY_UNITS, "energy")
-    g2: list[tuple[float, float]] = []
-    ang: dict[str, list[tuple[float, float, float]]] = {"g4": [], "g5": []}
+    params: dict[str, list[tuple[float, ...]]] = {"g2": [], "g4": [], "g5": []}
     for e in pot.elements:
         for sf in pot.symmetry_functions[e]:
-            block = SF_TYPES[sf.type]
-            p = (sf.eta / L**2, sf.rs * L) if block == "g2" else (sf.eta / L**2, sf.zeta, sf.lam)
-            target = g2 if block == "g2" else ang[block]
-            if p not in target:
-                target.append(p)  # type: ignore[arg-type]
+            block, _, p = _column_of(sf, L)
+            if p not in params[block]:
+                params[block].append(p)
     acsf = ACSF(
         species=pot.elements,
         cutoff=pot.cutoff * L,
-        g2=g2,
-        g4=ang["g4"],
-        g5=ang["g5"],
+        g2=params["g2"],
+        g4=params["g4"],
+        g5=params["g5"],
         cutoff_function=CUTOFF_TYPES[pot.cutoff_type],
     )
     column = {label: i for i, label in enumerate(_column_keys(acsf))}
@@ -542,6 +543,7 @@ def _column_keys(acsf: ACSF) -> list[tuple]:
 
 
 def _column_of(sf: SymmetryFunction, L: float) -> tuple:
+    """The alip column key of ``sf`` (parameters in Å, L = Å per file length unit)."""
     z = tuple(atomic_numbers[e] for e in sf.neighbors)
     if sf.type == 2:
         return ("g2", z[0], (sf.eta / L**2, sf.rs * L))
@@ -562,8 +564,6 @@ def _write_network(
 
     Element e's input k goes to alip column ``column[key of its function]``; the columns an
     element does not use get zero weight (and shift 0, scale 1)."""
-    import torch
-
     with torch.no_grad():
         for s, e in enumerate(pot.elements):
             cols = [column[_column_of(sf, L)] for sf in pot.symmetry_functions[e]]
