@@ -286,6 +286,9 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("epochs 10", "nnp_generation 4", "second-generation"),
         ("scale_max_short 1.0", "scale_max_short -1.0", "scale_min_short = scale_max_short"),
         ("epochs 10", "element_nodes_short O 4 2", "the elements' networks differ"),
+        ("global_hidden_layers_short 2", "global_hidden_layers_short 0", "has 0 hidden layers"),
+        ("H 2 H 0.03 0.0 7.0", "H 2 H 0.03", "type 2 takes"),
+        ("H 9 H H 0.05 -1 1.0 7.0", "H 9 H", "type 9 takes"),
         ("scale_max_short 1.0", "scale_max_short one", "scale_max_short: 'one' is not a number"),
     ],
 )

@@ -165,28 +165,26 @@ def _symmetry_function(path: str, n: int, args: list[str], elements: list[str]) 
             f"{where}: symmetry function type {sf_type} is not supported; alip represents types 2 (radial), "
             "3 (angular narrow) and 9 (angular wide)"
         )
+    if sf_type == 2 and len(args) != 6:
+        raise N2p2Error(f"{where}: type 2 takes '<element> 2 <neighbor> <eta> <rshift> <rcutoff>'")
+    if sf_type != 2 and len(args) not in (8, 9):
+        raise N2p2Error(
+            f"{where}: type {sf_type} takes '<element> {sf_type} <neighbor1> <neighbor2> <eta> <lambda> <zeta> "
+            "<rcutoff> [<rshift>]'"
+        )
     names = [args[0], args[2]] if sf_type == 2 else [args[0], *args[2:4]]
     for e in names:
         if e not in elements:
             raise N2p2Error(f"{where}: element {e!r} is not in 'elements' {elements}")
     if sf_type == 2:
-        if len(args) != 6:
-            raise N2p2Error(f"{where}: type 2 takes '<element> 2 <neighbor> <eta> <rshift> <rcutoff>'")
         eta, rs, rc = (_number(path, n, "symfunction_short", a) for a in args[3:6])
         return SymmetryFunction(args[0], 2, (args[2],), eta, rc, rs=rs, line=n)
-    if len(args) not in (8, 9):
-        raise N2p2Error(
-            f"{where}: type {sf_type} takes '<element> {sf_type} <neighbor1> <neighbor2> <eta> <lambda> <zeta> "
-            "<rcutoff> [<rshift>]'"
-        )
     eta, lam, zeta, rc = (_number(path, n, "symfunction_short", a) for a in args[4:8])
     rs = _number(path, n, "symfunction_short", args[8]) if len(args) == 9 else 0.0
     if rs != 0.0:
         raise N2p2Error(
             f"{where}: shifted angular functions (rshift = {rs:g}) are not supported; alip's G4/G5 have none"
         )
-    if lam not in (-1.0, 1.0):
-        raise N2p2Error(f"{where}: lambda = {lam:g}; alip's angular functions take lambda = +1 or -1")
     pair = tuple(sorted(args[2:4], key=lambda e: atomic_numbers[e]))
     return SymmetryFunction(args[0], sf_type, pair, eta, rc, lam=lam, zeta=zeta, line=n)
 
@@ -214,10 +212,13 @@ def _topology(path: str, kw: dict[str, list[tuple[int, list[str]]]], elements: l
     topo = {}
     for e in elements:
         t = per_element[e]
-        for k in ("hidden_layers", "nodes", "activation"):
+        for k in ("hidden_layers", "activation"):
             if not t.get(k):
                 raise N2p2Error(f"{path}: the network of {e} has no '{k}' (global_{k}_short or element_{k}_short)")
+        t.setdefault("nodes", [])
         n_hidden = int(_number(path, 0, "hidden_layers", t["hidden_layers"][0], int))
+        if n_hidden < 1:
+            raise N2p2Error(f"{path}: the network of {e} has {n_hidden} hidden layers; alip's networks need at least 1")
         nodes = [int(_number(path, 0, "nodes", x, int)) for x in t["nodes"]]
         acts = t["activation"]
         if len(nodes) != n_hidden or len(acts) != n_hidden + 1:
