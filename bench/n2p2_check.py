@@ -71,7 +71,8 @@ def n2p2_predict(binary: str, potential: str, atoms: Atoms, L: float, U: float) 
         write_input_data(os.path.join(tmp, "input.data"), atoms, L)
         run = subprocess.run([binary, "0"], cwd=tmp, capture_output=True, text=True)
         if run.returncode != 0 or not os.path.isfile(os.path.join(tmp, "output.data")):
-            log = open(os.path.join(tmp, "nnp-predict.log"), encoding="utf-8").read()[-2000:]
+            log_file = os.path.join(tmp, "nnp-predict.log")
+            log = open(log_file, encoding="utf-8").read()[-2000:] if os.path.isfile(log_file) else ""
             raise RuntimeError(f"nnp-predict failed ({run.returncode}):\n{run.stdout[-2000:]}\n{log}")
         e, f = read_output_data(os.path.join(tmp, "output.data"))
     return e * U, f * U / L
