@@ -56,7 +56,7 @@ inline Vd exp_nonpositive(Vd x) {
 /// sin(u) for |u| <= pi/2 as u + u^3 q(u^2), q of degree 7 fitted on Chebyshev nodes
 /// (truncation < 1.4e-18 absolute; the Taylor series needs degree 9 for that); u2 = u * u.
 inline Vd sin_poly(Vd u, Vd u2) {
-    static constexpr double s[8] = {-0.16666666666666666,    0.008333333333333316,   -0.00019841269841254974,
+    static constexpr double s[8] = {-0.16666666666666666,   0.008333333333333316,    -0.00019841269841254974,
                                     2.7557319219163234e-06, -2.5052107616996182e-08, 1.6058977312464087e-10,
                                     -7.643970296798572e-13, 2.7314447669863995e-15};
     Vd p = simd::set1(s[7]);

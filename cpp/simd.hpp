@@ -190,7 +190,8 @@ inline __m256d scale_pow2_half(__m256d p, __m256d n) {  // two normal factors: t
 /// i.e. always in the kernels); otherwise the two-factor product, same result.
 inline Vd scale_pow2(Vd p, Vd n) {
     const __m256d lowest = _mm256_set1_pd(-1022.0);
-    const __m256d below = _mm256_or_pd(_mm256_cmp_pd(n.lo, lowest, _CMP_LT_OQ), _mm256_cmp_pd(n.hi, lowest, _CMP_LT_OQ));
+    const __m256d below =
+        _mm256_or_pd(_mm256_cmp_pd(n.lo, lowest, _CMP_LT_OQ), _mm256_cmp_pd(n.hi, lowest, _CMP_LT_OQ));
     if (__builtin_expect(_mm256_movemask_pd(below) != 0, 0))
         return {scale_pow2_half(p.lo, n.lo), scale_pow2_half(p.hi, n.hi)};
     return {_mm256_mul_pd(p.lo, pow2_integer(n.lo)), _mm256_mul_pd(p.hi, pow2_integer(n.hi))};
