@@ -14,7 +14,11 @@ Peers: DScribe ACSF values and derivatives (its only derivative method for ACSF 
 numerical), TorchANI AEV forward and forward+backward on CPU with the same numbers of
 radial (8) and angular (16) functions, and the ASE / matscipy / vesin neighbour lists.
 All single-thread unless a row says otherwise. Timing: best of repeated calls (each
-case runs until --min-time seconds are spent, at least --min-repeats times).
+case runs until --min-time seconds are spent, at least --min-repeats times). With
+--rounds N every case is measured N times, the rounds interleaving alip and its peers,
+and the tables give the median rate and the median (range) of the per-round ratios:
+ratios taken within a round see the same machine state, which a shared or throttling
+machine changes between rounds.
 
 Prints a markdown table of atoms/s, the ratios of alip to each peer, the thread
 scaling at 4096 atoms and the peak memory with gradients at 4096 atoms (measured in a
@@ -346,6 +350,29 @@ def fmt_ratio(x: float | None) -> str:
     return "—" if x is None else (f"{x:.0f}×" if x >= 100 else f"{x:.1f}×" if x >= 10 else f"{x:.2f}×")
 
 
+def round_ratios(rounds: list[dict[str, dict[str, float | None]]], a: str, b: str, case: str) -> list[float]:
+    """alip ÷ peer rate of `case` in each round where both were measured."""
+    out = []
+    for r in rounds:
+        x, y = r.get(a, {}).get(case), r.get(b, {}).get(case)
+        if x is not None and y is not None:
+            out.append(x / y)
+    return out
+
+
+def median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def fmt_ratio_range(values: list[float]) -> str:
+    """The median ratio, with the range over rounds when there are several."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return fmt_ratio(values[0])
+    return f"{fmt_ratio(median(values))} ({min(values):.1f}–{max(values):.1f})"
+
+
 def main(argv=None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--device", default="cpu")
@@ -368,12 +395,21 @@ def main(argv=None) -> int:
     p.add_argument("--no-torchani", action="store_true")
     p.add_argument("--json", default=None, help="also write all timings to this file")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every case this many times, alip and peers interleaved per round; report median "
+        "rates and the median (range) of the per-round ratios (default 1)",
+    )
+    p.add_argument(
         "--cpu-time",
         action="store_true",
         help="time by process CPU time (time.process_time) instead of wall time: steadier on a shared "
         "machine; the thread-scaling rows are then skipped (CPU time adds up over threads)",
     )
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     global CLOCK
     CLOCK = time.process_time if args.cpu_time else time.perf_counter
 
@@ -409,22 +445,11 @@ def main(argv=None) -> int:
             print(f"(TorchANI not available: {err}; pip install torchani --no-deps)", file=sys.stderr)
     methods.update(neighbor_methods())
 
-    rates: dict[str, dict[str, float | None]] = {m: {} for m in methods}
+    # one dict of rates per round; every round measures every case, alip and peers in turn
+    per_round: list[dict[str, dict[str, float | None]]] = []
+    acsf = make_acsf_cached()
+    n_batch = sum(len(a) for a in batch)
     with Threads(1):
-        for sname, atoms in structures.items():
-            for mname, make in methods.items():
-                if len(atoms) > limits.get(mname, 10**9):
-                    rates[mname][sname] = None
-                    continue
-                t = best_time(make(atoms), min_time, args.min_repeats)
-                rates[mname][sname] = len(atoms) / t
-                print(
-                    f"  {mname:45s} {sname:14s} {t * 1e3:10.2f} ms  {len(atoms) / t:12.0f} atoms/s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        # batched pool of small cells: one call for 64 structures of 8 atoms
-        acsf = make_acsf_cached()
         from dscribe.descriptors import ACSF as DScribeACSF
 
         dsc = DScribeACSF(
@@ -434,16 +459,36 @@ def main(argv=None) -> int:
             species=["Si"],
             periodic=True,
         )
-        n_batch = sum(len(a) for a in batch)
-        rates["alip values"]["64 × Si 8 (batch)"] = n_batch / best_time(
-            lambda: acsf.compute(batch), min_time, args.min_repeats
-        )
-        rates["alip values+sparse grads"]["64 × Si 8 (batch)"] = n_batch / best_time(
-            lambda: acsf.compute(batch, gradients=True), min_time, args.min_repeats
-        )
-        rates["DScribe values"]["64 × Si 8 (batch)"] = n_batch / best_time(
-            lambda: dsc.create(batch, n_jobs=1), min_time, args.min_repeats
-        )
+        for rnd in range(args.rounds):
+            rates: dict[str, dict[str, float | None]] = {m: {} for m in methods}
+            per_round.append(rates)
+            for sname, atoms in structures.items():
+                for mname, make in methods.items():
+                    if len(atoms) > limits.get(mname, 10**9):
+                        rates[mname][sname] = None
+                        continue
+                    t = best_time(make(atoms), min_time, args.min_repeats)
+                    rates[mname][sname] = len(atoms) / t
+                    print(
+                        f"  {'' if args.rounds == 1 else f'round {rnd + 1}/{args.rounds} '}"
+                        f"{mname:45s} {sname:14s} {t * 1e3:10.2f} ms  {len(atoms) / t:12.0f} atoms/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            # batched pool of small cells: one call for 64 structures of 8 atoms
+            rates["alip values"]["64 × Si 8 (batch)"] = n_batch / best_time(
+                lambda: acsf.compute(batch), min_time, args.min_repeats
+            )
+            rates["alip values+sparse grads"]["64 × Si 8 (batch)"] = n_batch / best_time(
+                lambda: acsf.compute(batch, gradients=True), min_time, args.min_repeats
+            )
+            rates["DScribe values"]["64 × Si 8 (batch)"] = n_batch / best_time(
+                lambda: dsc.create(batch, n_jobs=1), min_time, args.min_repeats
+            )
+    # the table's rates: per case, the median over rounds
+    rates = {
+        m: {c: median([r[m][c] for r in per_round if r[m][c] is not None]) for c in per_round[0][m]} for m in methods
+    }
 
     # threads at the largest size
     threads = {}
@@ -485,15 +530,14 @@ def main(argv=None) -> int:
         f"TorchANI: {len(ANI['radial_shifts'])} radial + "
         f"{len(ANI['angular_shifts']) * len(ANI['sections'])} angular terms. Single thread unless stated.\n"
     )
-    print("### Throughput (atoms/s)\n")
+    print(f"### Throughput (atoms/s{'' if args.rounds == 1 else f', median of {args.rounds} rounds'})\n")
     print("| method | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for m, r in rates.items():
         print(f"| {m} | " + " | ".join(fmt_rate(r.get(c)) for c in cols) + " |")
 
-    def ratio(a, b, c):
-        x, y = rates[a].get(c), rates[b].get(c)
-        return None if x is None or y is None else x / y
+    def ratio(a, b, c):  # median of the per-round ratios
+        return median(round_ratios(per_round, a, b, c))
 
     comparisons = [
         ("alip values", "DScribe values"),
@@ -509,11 +553,12 @@ def main(argv=None) -> int:
                 ("alip values+sparse grads", f"TorchANI AEV forward+backward ({dt})"),
                 ("alip values+fused forces/virial", f"TorchANI AEV forward+backward ({dt})"),
             ]
-    print("\n### Ratios (alip atoms/s ÷ peer atoms/s, same run, 1 thread)\n")
+    rounds_note = "" if args.rounds == 1 else f"; median (range) of {args.rounds} interleaved rounds"
+    print(f"\n### Ratios (alip atoms/s ÷ peer atoms/s, same run, 1 thread{rounds_note})\n")
     print("| alip | peer | " + " | ".join(cols) + " |")
     print("|---|---|" + "---:|" * len(cols))
     for a, b in comparisons:
-        print(f"| {a} | {b} | " + " | ".join(fmt_ratio(ratio(a, b, c)) for c in cols) + " |")
+        print(f"| {a} | {b} | " + " | ".join(fmt_ratio_range(round_ratios(per_round, a, b, c)) for c in cols) + " |")
 
     if threads:
         print(f"\n### Threads (Si {big} and 64 × Si 8 batch; {n_cores} cores)\n")
@@ -557,7 +602,11 @@ def main(argv=None) -> int:
             ratio("alip neighbor list", "vesin neighbor list (1 thread)", ref),
             0.5,
         ),
-        (f"memory with gradients ≤ 1.5× sparse gradient arrays (Si {big})", 1.5 / mem_ratio, 1.0),
+        (
+            f"memory with gradients ≤ 1.5× sparse gradient arrays (Si {big})",
+            1.5 / mem_ratio if mem_ratio > 0 else None,  # 0: too small to register in the RSS (--quick)
+            1.0,
+        ),
     ]
     if have_torchani:
         for dt in ("float32", "float64"):
@@ -586,13 +635,13 @@ def main(argv=None) -> int:
     print("| target | measured | status |")
     print("|---|---:|---|")
     for name, value, threshold in targets:
-        shown = f"{1.5 / value:.2f}× (limit 1.5×)" if name.startswith("memory") else fmt_ratio(value)
+        shown = f"{1.5 / value:.2f}× (limit 1.5×)" if name.startswith("memory") and value else fmt_ratio(value)
         status = "—" if value is None else ("PASS" if value >= threshold else "FAIL")
         print(f"| {name} | {shown} | {status} |")
 
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(dict(rates=rates, threads=threads, memory=memory, sizes=sizes), fh, indent=1)
+            json.dump(dict(rates=rates, rounds=per_round, threads=threads, memory=memory, sizes=sizes), fh, indent=1)
     return 0
 
 

@@ -38,6 +38,7 @@ struct Pair {
     int32_t s[3];
     double d2;
 };
+using PairBuffer = FillLaterVector<Pair>;  ///< grows without initializing (candidates are written, then kept or not)
 
 /// Atoms sorted into bins of the binning cell, and everything a center's search reads.
 struct CellList {
@@ -235,9 +236,11 @@ void sort_atoms_into_bins(const StructureView& s, CellList& c) {
 }
 
 /// Appends the pairs of center i within the cutoff to `out` (sorted by (j, shift) when
-/// `sorted`); throws InvalidInput for overlapping atoms.
+/// `sorted`); throws InvalidInput for overlapping atoms. Branch-free over the candidates:
+/// each is written at the end of `out` and kept by advancing the count when within the
+/// cutoff (a data-dependent branch per candidate mispredicts about a third of the time).
 void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i, double cutoff, bool sorted,
-                   std::vector<Pair>& out) {
+                   PairBuffer& out) {
     const Mat3& h = c.h;
     const std::vector<int64_t>& wrap = c.wrap;
     const std::array<int64_t, 3>& nbins = c.nbins;
@@ -245,16 +248,15 @@ void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i,
     const std::vector<Row>& rows = c.rows;
     const std::vector<std::array<int64_t, 3>>& atom_bin3 = c.atom_bin3;
     const std::vector<int64_t>& bin_start = c.bin_start;
-    const std::vector<int64_t>& bin_atoms = c.bin_atoms;
+    const int64_t* const bin_atoms = c.bin_atoms.data();
     const std::vector<double>& wrapped = c.wrapped;
-    const std::vector<double>& binned = c.binned;
     const std::array<std::vector<int64_t>, 3>& image_of = c.image_of;
     const double cutoff2 = cutoff * cutoff;
     const double overlap2 = kOverlapDistance * kOverlapDistance;
     const size_t start = out.size();
+    size_t count = start;
     const double* ri = &wrapped[3 * i];
-    const double* bp = binned.data();
-    const double c2 = cutoff2;
+    const double* bp = c.binned.data();
     for (const Row& row : rows) {
         const int64_t tx = atom_bin3[i][0] + row.dx, ty = atom_bin3[i][1] + row.dy;
         int64_t bx = tx, by = ty, sx = 0, sy = 0;
@@ -277,32 +279,35 @@ void search_center(const CellList& c, const std::array<bool, 3>& pbc, int64_t i,
             tz += bz_end - bz;
             const double off[3] = {sx * h[0] + sy * h[3] + sz * h[6] - ri[0], sx * h[1] + sy * h[4] + sz * h[7] - ri[1],
                                    sx * h[2] + sy * h[5] + sz * h[8] - ri[2]};
-            const bool own_image = sx == 0 && sy == 0 && sz == 0;
-            auto add = [&](int64_t q, double d2) {
-                const int64_t j = bin_atoms[q];
-                if (j == i && own_image) return;
-                if (d2 < overlap2) {
-                    std::ostringstream msg;
-                    msg << "atoms " << i << " and " << j << " overlap (distance " << std::sqrt(d2) << " Å < "
-                        << kOverlapDistance << " Å)";
-                    throw InvalidInput(msg.str());
-                }
-                Pair p;
-                p.j = j;
-                p.s[0] = int32_t(sx - wrap[3 * j] + wrap[3 * i]);
-                p.s[1] = int32_t(sy - wrap[3 * j + 1] + wrap[3 * i + 1]);
-                p.s[2] = int32_t(sz - wrap[3 * j + 2] + wrap[3 * i + 2]);
-                p.d2 = d2;
-                out.push_back(p);
-            };
-            const int64_t q_end = bin_start[row_base + bz_end];
-            for (int64_t q = bin_start[row_base + bz]; q < q_end; ++q) {
+            const int64_t self = (sx == 0 && sy == 0 && sz == 0) ? i : -1;  // i itself is no neighbor
+            const int64_t q_begin = bin_start[row_base + bz], q_end = bin_start[row_base + bz_end];
+            out.resize(count + size_t(q_end - q_begin));  // room for every candidate (not initialized)
+            Pair* const o = out.data();
+            const int32_t image[3] = {int32_t(sx), int32_t(sy), int32_t(sz)};
+            for (int64_t q = q_begin; q < q_end; ++q) {
                 const double* rj = bp + 3 * q;
                 const double dx = rj[0] + off[0], dy = rj[1] + off[1], dz = rj[2] + off[2];
                 const double d2 = dx * dx + dy * dy + dz * dz;
-                if (d2 < c2) add(q, d2);
+                const int64_t j = bin_atoms[q];
+                Pair& p = o[count];
+                p.j = j;
+                p.s[0] = image[0], p.s[1] = image[1], p.s[2] = image[2];  // the image; made a shift below
+                p.d2 = d2;
+                count += size_t((d2 < cutoff2) & (j != self));
             }
         }
+    }
+    out.resize(count);
+    const int64_t* const w = wrap.data();
+    for (size_t k = start; k < count; ++k) {
+        Pair& p = out[k];
+        if (p.d2 < overlap2) {
+            std::ostringstream msg;
+            msg << "atoms " << i << " and " << p.j << " overlap (distance " << std::sqrt(p.d2) << " Å < "
+                << kOverlapDistance << " Å)";
+            throw InvalidInput(msg.str());
+        }
+        for (int a = 0; a < 3; ++a) p.s[a] = int32_t(p.s[a] - w[3 * p.j + a] + w[3 * i + a]);
     }
     if (sorted)
         std::sort(out.begin() + start, out.end(), [](const Pair& x, const Pair& y) {
@@ -344,15 +349,15 @@ void build_neighbor_list(const StructureView& s, double cutoff, bool parallel, b
     // calls up to kKeptPairs pairs
     nl.n_atoms = n;
     nl.offsets.assign(n + 1, 0);
-    thread_local std::vector<std::vector<Pair>> kept;  // the calling thread's (the loops below share it)
-    std::vector<std::vector<Pair>>& chunks = kept;
+    thread_local std::vector<PairBuffer> kept;  // the calling thread's (the loops below share it)
+    std::vector<PairBuffer>& chunks = kept;
     constexpr size_t kKeptPairs = size_t(1) << 20;  // 32 MiB of Pair (32 bytes each)
     std::vector<int64_t> chunk_begin;
     ExceptionCollector errors;
     const int n_threads = (parallel && n >= kMinAtomsPerParallelRegion) ? get_num_threads() : 1;
     const int n_chunks = int(std::min<int64_t>(n, std::max(1, n_threads)));
     chunks.resize(n_chunks);
-    for (std::vector<Pair>& c : chunks) c.clear();
+    for (PairBuffer& c : chunks) c.clear();
     chunk_begin.resize(n_chunks + 1);
     for (int c = 0; c <= n_chunks; ++c) chunk_begin[c] = n * c / n_chunks;
     if (s.pbc[0] && s.pbc[1] && s.pbc[2]) {  // room for the expected pairs: no regrowth
@@ -380,24 +385,32 @@ void build_neighbor_list(const StructureView& s, double cutoff, bool parallel, b
     nl.vector.resize(3 * n_pairs);
     nl.distance.resize(n_pairs);
 
+    // per center, through restrict pointers (the output arrays cannot alias the positions
+    // or the pairs: without that the compiler reloads every input after every store)
+    const double* const pos = s.positions;
+    const double* const cell = s.cell;
+    int64_t* __restrict const out_j = nl.neighbor.data();
+    int32_t* __restrict const out_s = nl.shift.data();
+    double* __restrict const out_v = nl.vector.data();
+    double* __restrict const out_d = nl.distance.data();
 #pragma omp parallel for schedule(static, 1) if (n_chunks > 1)
     for (int c = 0; c < n_chunks; ++c) {
-        int64_t p = nl.offsets[chunk_begin[c]];
-        int64_t i = chunk_begin[c];
-        for (size_t q = 0; q < chunks[c].size(); ++q, ++p) {
-            while (p >= nl.offsets[i + 1]) ++i;
-            const Pair& pr = chunks[c][q];
-            nl.neighbor[p] = pr.j;
-            const double* ri = s.positions + 3 * i;
-            const double* rj = s.positions + 3 * pr.j;
-            for (int k = 0; k < 3; ++k) {
-                nl.shift[3 * p + k] = pr.s[k];
-                nl.vector[3 * p + k] =
-                    rj[k] - ri[k] + pr.s[0] * s.cell[k] + pr.s[1] * s.cell[3 + k] + pr.s[2] * s.cell[6 + k];
+        const Pair* __restrict pr = chunks[c].data();
+        for (int64_t i = chunk_begin[c]; i < chunk_begin[c + 1]; ++i) {
+            const double ri0 = pos[3 * i], ri1 = pos[3 * i + 1], ri2 = pos[3 * i + 2];
+            for (int64_t p = nl.offsets[i]; p < nl.offsets[i + 1]; ++p, ++pr) {
+                const double* rj = pos + 3 * pr->j;
+                const double s0 = pr->s[0], s1 = pr->s[1], s2 = pr->s[2];
+                const double v0 = rj[0] - ri0 + s0 * cell[0] + s1 * cell[3] + s2 * cell[6];
+                const double v1 = rj[1] - ri1 + s0 * cell[1] + s1 * cell[4] + s2 * cell[7];
+                const double v2 = rj[2] - ri2 + s0 * cell[2] + s1 * cell[5] + s2 * cell[8];
+                out_j[p] = pr->j;
+                out_s[3 * p] = pr->s[0], out_s[3 * p + 1] = pr->s[1], out_s[3 * p + 2] = pr->s[2];
+                out_v[3 * p] = v0, out_v[3 * p + 1] = v1, out_v[3 * p + 2] = v2;
+                out_d[p] = std::sqrt(v0 * v0 + v1 * v1 + v2 * v2);
             }
-            nl.distance[p] = norm3(&nl.vector[3 * p]);
         }
-        if (chunks[c].capacity() > kKeptPairs) std::vector<Pair>().swap(chunks[c]);
+        if (chunks[c].capacity() > kKeptPairs) PairBuffer().swap(chunks[c]);
     }
 }
 

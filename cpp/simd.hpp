@@ -186,7 +186,16 @@ inline __m256d scale_pow2_half(__m256d p, __m256d n) {  // two normal factors: t
     const __m256d n1 = _mm256_floor_pd(_mm256_mul_pd(n, _mm256_set1_pd(0.5)));
     return _mm256_mul_pd(_mm256_mul_pd(p, pow2_integer(n1)), pow2_integer(_mm256_sub_pd(n, n1)));
 }
-inline Vd scale_pow2(Vd p, Vd n) { return {scale_pow2_half(p.lo, n.lo), scale_pow2_half(p.hi, n.hi)}; }
+/// One exact product by 2^n while every n >= -1022 (2^n normal; exp arguments above -708,
+/// i.e. always in the kernels); otherwise the two-factor product, same result.
+inline Vd scale_pow2(Vd p, Vd n) {
+    const __m256d lowest = _mm256_set1_pd(-1022.0);
+    const __m256d below =
+        _mm256_or_pd(_mm256_cmp_pd(n.lo, lowest, _CMP_LT_OQ), _mm256_cmp_pd(n.hi, lowest, _CMP_LT_OQ));
+    if (__builtin_expect(_mm256_movemask_pd(below) != 0, 0))
+        return {scale_pow2_half(p.lo, n.lo), scale_pow2_half(p.hi, n.hi)};
+    return {_mm256_mul_pd(p.lo, pow2_integer(n.lo)), _mm256_mul_pd(p.hi, pow2_integer(n.hi))};
+}
 inline Vd inv_sqrt(Vd x) {
     const __m256d one = _mm256_set1_pd(1.0);
     return {_mm256_div_pd(one, _mm256_sqrt_pd(x.lo)), _mm256_div_pd(one, _mm256_sqrt_pd(x.hi))};

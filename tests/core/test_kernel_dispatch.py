@@ -4,7 +4,8 @@
 * ALIP_KERNEL=baseline and =avx2 (forced in subprocesses: the variant is chosen once at
   import) give the default variant's values, sparse and strain gradients, and fused
   forces/virial to 1e-14 of each array's (or the values') largest magnitude: on an AVX-512
-  machine this checks the scalar and AVX2 backends of cpp/simd.hpp against the AVX-512 one;
+  machine this checks the scalar and AVX2 backends of cpp/simd.hpp against the AVX-512 one
+  (a case with steep etas takes exp through its denormal and underflow ranges);
 * an unknown ALIP_KERNEL fails the import with the reason, and a variant is refused on
   a CPU without its ISA (the selection logic, run with a pretend CPU);
 * the AVX2 and AVX-512 objects' copies of inline library functions (which the linker may
@@ -52,6 +53,10 @@ cases.append(("si64_polynomial", big, ["Si"], 5.0, dict(cutoff_function="polynom
 sheared = big.copy()
 sheared.set_cell(big.cell[:] @ np.array([[1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [-0.2, 0.25, 1.0]]), scale_atoms=True)
 cases.append(("si64_triclinic_g5", sheared, ["Si"], 5.5, dict(g4=[(0.01, 3.0, 1.0), (0.02, 2.0, -1.0)])))
+# steep etas: exp arguments from -159 to below -2000, through exp's denormal range
+# (-745 < x < -708: AVX2's two-factor 2^n) and below the AVX2/NEON clamp at -1000
+steep = dict(g2=[(1.0, 2.0), (30.0, 0.0), (60.0, 0.0)], g4=[(0.05, 1.0, 1.0), (30.0, 2.0, -1.0)], g5=[])
+cases.append(("si64_steep_eta", big, ["Si"], 6.0, steep))
 out = {"variant": np.array(alip.build_info()["kernel_variant"])}
 rng = np.random.default_rng(0)
 for name, atoms, species, cutoff, kw in cases:
