@@ -88,9 +88,22 @@ def committee_forces(
     grad_neighbors: torch.Tensor,
     n_atoms: int,
 ) -> torch.Tensor:
-    """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable)."""
-    contrib = torch.einsum("raf,krf->kra", grad_values, dE_dG.index_select(1, grad_centers))
-    return dE_dG.new_zeros(dE_dG.shape[0], n_atoms, 3).index_add(1, grad_neighbors, -contrib)
+    """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable).
+
+    The rows (grouped by center atom, as :func:`featurize` stores them) are padded to the
+    most rows of any center, so that the contraction is one matrix product per center,
+    (M·3, F) @ (F, K), instead of one per row: 2× faster on the CPU (README, "Measured speed").
+    """
+    K, F = dE_dG.shape[0], grad_values.shape[-1]
+    counts = torch.bincount(grad_centers, minlength=n_atoms)
+    M = int(counts.max()) if len(grad_centers) else 0
+    first = torch.cumsum(counts, 0) - counts
+    slot = grad_centers * M + torch.arange(len(grad_centers), device=grad_centers.device) - first[grad_centers]
+    padded = grad_values.new_zeros(n_atoms * M, 3, F).index_copy_(0, slot, grad_values).view(n_atoms, M * 3, F)
+    target = torch.full((n_atoms * M,), n_atoms, dtype=grad_neighbors.dtype, device=grad_neighbors.device)
+    target.index_copy_(0, slot, grad_neighbors)  # padding rows add to a dummy atom n_atoms
+    contrib = torch.bmm(padded, dE_dG.permute(1, 2, 0)).view(n_atoms * M, 3, K).permute(2, 0, 1)
+    return dE_dG.new_zeros(K, n_atoms + 1, 3).index_add(1, target, -contrib)[:, :n_atoms]
 
 
 def committee_virials(
