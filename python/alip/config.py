@@ -192,8 +192,9 @@ class TrainingSection:
     processes: int | str = _f(
         "auto",
         "worker processes that train sub-committees side by side (a member's result does not depend on "
-        "the split), or 'auto': min(n_members, usable cores / threads) on the CPU when the data set is "
-        "big enough to repay the start-up (alip.models.member_processes), else 1 (in this process)",
+        "the split), or 'auto': min(n_members, usable cores / threads) on the CPU where that is predicted "
+        "to save >= 20 % of the time (many members or wide networks, big data; not the default K = 5 at "
+        "32,32: the shared per-step work dominates, alip.models.member_processes), else 1 (in this process)",
     )
 
     def check(self) -> None:

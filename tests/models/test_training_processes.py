@@ -15,7 +15,13 @@ import alip
 from alip.config import ConfigError, loads
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
-from alip.models.member_processes import MIN_ATOM_EPOCHS, resolve_processes, run_groups, split_members
+from alip.models.member_processes import (
+    MIN_ATOM_EPOCHS,
+    predicted_saving,
+    resolve_processes,
+    run_groups,
+    split_members,
+)
 from alip.models.networks import CommitteeNetwork
 from alip.models.training import (
     TrainConfig,
@@ -120,18 +126,28 @@ def test_split_members():
 
 def test_resolve_processes(monkeypatch):
     monkeypatch.setattr("alip.models.member_processes.usable_cores", lambda: 4)
-    big = MIN_ATOM_EPOCHS
-    assert resolve_processes("auto", 5, 1, big, cpu=True) == 4
-    assert resolve_processes("auto", 3, 1, big, cpu=True) == 3
-    assert resolve_processes("auto", 5, 2, big, cpu=True) == 2  # cores / threads
-    assert resolve_processes("auto", 1, 1, big, cpu=True) == 1
-    assert resolve_processes("auto", 5, 1, big - 1, cpu=True) == 1  # start-up would dominate
-    assert resolve_processes("auto", 5, 1, big, cpu=False) == 1
-    assert resolve_processes(3, 2, 1, 0, cpu=True) == 2  # never more than the members
+    big, small_net, wide_net = MIN_ATOM_EPOCHS, 48 * 32 + 32 * 32 + 32, 48 * 128 + 128 * 128 + 128
+    assert resolve_processes("auto", 10, 1, big, small_net, cpu=True) == 4  # many members: the networks dominate
+    assert resolve_processes("auto", 5, 1, big, wide_net, cpu=True) == 4
+    assert resolve_processes("auto", 5, 1, big, small_net, cpu=True) == 1  # the default: the shared work dominates
+    assert resolve_processes("auto", 10, 2, big, small_net, cpu=True) == 2  # cores / threads
+    assert resolve_processes("auto", 1, 1, big, wide_net, cpu=True) == 1
+    assert resolve_processes("auto", 10, 1, big - 1, wide_net, cpu=True) == 1  # start-up would dominate
+    assert resolve_processes("auto", 10, 1, big, wide_net, cpu=False) == 1
+    assert resolve_processes(3, 2, 1, 0, small_net, cpu=True) == 2  # never more than the members
+    assert resolve_processes(2, 5, 1, 0, small_net, cpu=True) == 2  # asked for: no prediction
     with pytest.raises(ValueError, match="GPU"):
-        resolve_processes(2, 5, 1, big, cpu=False)
+        resolve_processes(2, 5, 1, big, small_net, cpu=False)
     monkeypatch.setattr(multiprocessing, "current_process", lambda: type("P", (), {"daemon": True})())
-    assert resolve_processes("auto", 5, 1, big, cpu=True) == 1
+    assert resolve_processes("auto", 10, 1, big, wide_net, cpu=True) == 1
+
+
+def test_predicted_saving_follows_the_cost_model():
+    ref = 48 * 32 + 32 * 32 + 32
+    assert predicted_saving(5, 2, ref) == pytest.approx(2 / (10.4 + 5))  # members 0-2 | 3-4
+    assert predicted_saving(5, 5, ref) == pytest.approx(4 / (10.4 + 5))
+    assert predicted_saving(1, 2, ref) == 0.0
+    assert predicted_saving(5, 2, 4 * ref) > predicted_saving(5, 2, ref)  # wider networks split better
 
 
 def test_processes_key_in_toml_and_config():

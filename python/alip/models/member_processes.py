@@ -11,20 +11,38 @@ through one memory-mapped file, not as a pickled copy each).
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# Below this many atom-epochs (training atoms × (Adam epochs + L-BFGS steps)) "auto" trains
-# in this process: starting two spawned workers costs 4–5 s on 2 cores (importing torch),
-# and the K = 5 mlearn Si run (1.2e4 atoms × 400 = 4.8e6) takes 3 s per 1e5 atom-epochs.
-# At 1e6 the run is ~30 s in one process, where the 3 + 2 split already saves more than
-# the start-up (README, "Measured speed").
-MIN_ATOM_EPOCHS = 1_000_000
+# When "auto" splits the members (measured on the mlearn Si set, 2 cores, one torch thread;
+# README "Measured speed"): one Adam step of the sparse-force CPU path costs about a + b·K,
+# where a (the batch gather, the descriptor-Jacobian contraction's indexing, autograd) does
+# not depend on the K members and b is one member's network: a ≈ 10 b for 48-32-32-1
+# networks (2592 multiply-adds per atom), b growing about as the square root of the
+# multiply-adds (step CPU time for K = 1…10 at 32,32 / 64,64 / 128,128).  Splitting
+# K members over P processes saves at most b·(K − ⌈K/P⌉) / (a + b·K) of the wall time
+# and costs about P times the CPU time; "auto" splits only where that saving is at least
+# MIN_SAVING (so not for the default K = 5 at 32,32: 13 %) and the run is long enough
+# to repay starting the workers (4–5 s on 2 cores: importing torch).
+SHARED_PER_MEMBER = 10.4  # a / b at REFERENCE_MACS multiply-adds per atom and member
+REFERENCE_MACS = 2592
+MIN_SAVING = 0.2
+MIN_ATOM_EPOCHS = 1_000_000  # training atoms × (epochs + L-BFGS steps); the mlearn set: 4.8e6
+
+
+def predicted_saving(n_members: int, n_processes: int, member_macs: int) -> float:
+    """The share of training wall time that ``n_processes`` workers save over one process,
+    by the cost model above (``member_macs``: one member's multiply-adds per atom)."""
+    shared = SHARED_PER_MEMBER * math.sqrt(REFERENCE_MACS / max(member_macs, 1))
+    largest = -(-n_members // max(n_processes, 1))
+    return (n_members - largest) / (shared + n_members)
 
 
 def usable_cores() -> int:
@@ -35,12 +53,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_processes(processes: int | str, n_members: int, threads: int | None, atom_epochs: int, cpu: bool) -> int:
+def resolve_processes(
+    processes: int | str, n_members: int, threads: int | None, atom_epochs: int, member_macs: int, cpu: bool
+) -> int:
     """The number of worker processes for ``processes`` (an int or "auto"); 1 means in-process.
 
-    "auto": min(n_members, usable cores // threads), or 1 on a GPU, for small jobs
-    (fewer than :data:`MIN_ATOM_EPOCHS` atom-epochs) and inside a daemonic process
-    (a multiprocessing pool worker shares the cores with its siblings already).
+    "auto": min(n_members, usable cores // threads) where :func:`predicted_saving` is at
+    least :data:`MIN_SAVING` and the job has :data:`MIN_ATOM_EPOCHS` atom-epochs; else 1,
+    as on a GPU and inside a daemonic process (a pool worker shares the cores already).
     """
     if processes != "auto":
         n = int(processes)
@@ -49,7 +69,8 @@ def resolve_processes(processes: int | str, n_members: int, threads: int | None,
         return max(1, min(n, n_members))
     if not cpu or multiprocessing.current_process().daemon or atom_epochs < MIN_ATOM_EPOCHS:
         return 1
-    return max(1, min(n_members, usable_cores() // max(1, threads or 1)))
+    n = max(1, min(n_members, usable_cores() // max(1, threads or 1)))
+    return n if n > 1 and predicted_saving(n_members, n, member_macs) >= MIN_SAVING else 1
 
 
 def split_members(n_members: int, n_groups: int) -> list[list[int]]:
@@ -86,15 +107,19 @@ def run_groups(fn: Callable[..., Any], groups: Sequence[Sequence[int]], *args: A
             for proc, group, out in zip(procs, groups, outs):
                 proc.stdin.write(json.dumps({"job": job, "members": list(group), "out": out}) + "\n")
                 proc.stdin.close()
-            results = []
-            for proc, group, out in zip(procs, groups, outs):
-                code = proc.wait()
-                reply = torch.load(out, weights_only=False) if os.path.exists(out) else None
-                if code != 0 or reply is None or "error" in reply:
-                    detail = reply["error"] if reply else f"the worker exited with status {code} (out of memory?)"
-                    raise RuntimeError(f"training members {list(group)} failed in a worker process:\n{detail}")
-                results.append(reply["result"])
-            return results
+            pending = set(range(len(procs)))
+            while pending:  # the first failure ends the others at once
+                for i in sorted(pending):
+                    code = procs[i].poll()
+                    if code is None:
+                        continue
+                    pending.discard(i)
+                    reply = torch.load(outs[i], weights_only=False) if os.path.exists(outs[i]) else None
+                    if code != 0 or reply is None or "error" in reply:
+                        detail = reply["error"] if reply else f"the worker exited with status {code} (out of memory?)"
+                        raise RuntimeError(f"training members {list(groups[i])} failed in a worker process:\n{detail}")
+                time.sleep(0.05)
+            return [torch.load(out, weights_only=False)["result"] for out in outs]
         finally:
             for proc in procs:
                 if proc.poll() is None:

@@ -197,7 +197,8 @@ class CommitteeNetwork(nn.Module):
                 raise ValueError("cannot join committees with different feature scaling or energy reference")
         out = CommitteeNetwork(n_members=sum(p.n_members for p in parts), **arch)
         out = out.to(device=first.feature_shift.device, dtype=first.feature_shift.dtype)
-        out.load_state_dict({k: (torch.cat([st[k] for st in states]) if _stacked(k) else v) for k, v in states[0].items()})
+        joined = {k: (torch.cat([st[k] for st in states]) if _stacked(k) else v) for k, v in states[0].items()}
+        out.load_state_dict(joined)
         return out
 
     @torch.no_grad()

@@ -257,7 +257,9 @@ def train_committee(
     dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
     n_atoms = data.values.shape[0] if data is not None else sum(len(a) for a in atoms_list)
     atom_epochs = int(n_atoms * (1 - cfg.val_fraction) * (cfg.epochs + cfg.lbfgs_steps))
-    n_proc = resolve_processes(cfg.processes, cfg.n_members, cfg.threads, atom_epochs, dev.type == "cpu")
+    sizes = [acsf.n_features, *cfg.hidden, 1]
+    member_macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_proc = resolve_processes(cfg.processes, cfg.n_members, cfg.threads, atom_epochs, member_macs, dev.type == "cpu")
     with torch_threads(cfg.threads):
         data = _prepared(atoms_list, acsf, cfg, data, dev)
         if n_proc == 1:
