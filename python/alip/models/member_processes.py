@@ -99,14 +99,17 @@ def run_groups(fn: Callable[..., Any], groups: Sequence[Sequence[int]], *args: A
     import torch
 
     with tempfile.TemporaryDirectory(prefix="alip-train-") as tmp:
-        procs = [_start_worker() for _ in groups]
+        procs = [_start_worker(fn.__module__) for _ in groups]
         try:
             job = os.path.join(tmp, "job.pt")
             torch.save({"fn": f"{fn.__module__}:{fn.__qualname__}", "args": args}, job)
             outs = [os.path.join(tmp, f"out{i}.pt") for i in range(len(groups))]
             for proc, group, out in zip(procs, groups, outs):
-                proc.stdin.write(json.dumps({"job": job, "members": list(group), "out": out}) + "\n")
-                proc.stdin.close()
+                try:
+                    proc.stdin.write(json.dumps({"job": job, "members": list(group), "out": out}) + "\n")
+                    proc.stdin.close()
+                except BrokenPipeError:  # it died starting up: its exit status is reported below
+                    pass
             pending = set(range(len(procs)))
             while pending:  # the first failure ends the others at once
                 for i in sorted(pending):
@@ -127,23 +130,25 @@ def run_groups(fn: Callable[..., Any], groups: Sequence[Sequence[int]], *args: A
                     proc.wait()
 
 
-def _start_worker() -> subprocess.Popen:
+def _start_worker(module: str) -> subprocess.Popen:
+    """A worker that imports ``module`` (and so torch) while the parent writes the job."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the one holding alip/
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return subprocess.Popen(
-        [sys.executable, "-m", "alip.models.member_processes"], stdin=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "alip.models.member_processes", module], stdin=subprocess.PIPE, text=True, env=env
     )
 
 
 def _worker_main() -> int:
-    """A worker: import torch, read one job line from stdin, run it, save the result or the error."""
+    """A worker: import the callee's module (argv[1]), read one job line from stdin, run it,
+    save the result or the error."""
     import importlib
     import traceback
 
     import torch
 
-    import alip.models.training  # noqa: F401  (the usual callee: imported while the parent prepares the job)
+    importlib.import_module(sys.argv[1])
 
     line = sys.stdin.readline()
     if not line:
