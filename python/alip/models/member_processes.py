@@ -2,7 +2,8 @@
 
 The K members of a committee are one batched network (one torch thread is as fast as
 two on it), so the second core is used by splitting the members over worker processes,
-each training its own sub-committee with one thread.  This module holds what is not
+each training its own sub-committee with one thread; that pays only where the members'
+own work dominates a step (see the cost model below).  This module holds what is not
 specific to training: how many processes to use, how to split the members, and the
 worker processes (fresh interpreters: torch is not fork-safe; the data reach them
 through one memory-mapped file, not as a pickled copy each).
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # When "auto" splits the members (measured on the mlearn Si set, 2 cores, one torch thread;
-# README "Measured speed"): one Adam step of the sparse-force CPU path costs about a + b·K,
+# README "Training speed and the second core"): one Adam step of the sparse-force CPU path costs about a + b·K,
 # where a (the batch gather, the descriptor-Jacobian contraction's indexing, autograd) does
 # not depend on the K members and b is one member's network: a ≈ 10 b for 48-32-32-1
 # networks (2592 multiply-adds per atom), b growing about as the square root of the
