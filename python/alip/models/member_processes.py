@@ -118,7 +118,7 @@ def run_groups(fn: Callable[..., Any], groups: Sequence[Sequence[int]], *args: A
                     if code is None:
                         continue
                     pending.discard(i)
-                    reply = torch.load(outs[i], weights_only=False) if os.path.exists(outs[i]) else None
+                    reply = _reply(outs[i])
                     if code != 0 or reply is None or "error" in reply:
                         detail = reply["error"] if reply else f"the worker exited with status {code} (out of memory?)"
                         raise RuntimeError(f"training members {list(groups[i])} failed in a worker process:\n{detail}")
@@ -129,6 +129,16 @@ def run_groups(fn: Callable[..., Any], groups: Sequence[Sequence[int]], *args: A
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+
+
+def _reply(path: str) -> dict | None:
+    """A worker's saved reply, or None where it wrote none (or died writing it)."""
+    import torch
+
+    try:
+        return torch.load(path, weights_only=False)
+    except (OSError, RuntimeError, EOFError):
+        return None
 
 
 def _start_worker(module: str) -> subprocess.Popen:
