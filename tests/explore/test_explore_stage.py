@@ -125,9 +125,15 @@ def test_interrupted_stage_reruns_to_the_same_frames(tmp_path, committee_path):
 def test_register_adds_selected_frames_once_with_their_origin(tmp_path, committee_path):
     from alip.data.store import LabelStore
 
-    res = explore(
-        small_settings(), 0, [bulk("Si", "diamond", a=5.431, cubic=True)], committee_path, str(tmp_path), seed=1
+    res = explore(  # trust_lo low enough that at least two frames are candidates whatever the committee
+        small_settings(trust_lo=0.01),
+        0,
+        [bulk("Si", "diamond", a=5.431, cubic=True)],
+        committee_path,
+        str(tmp_path),
+        seed=1,
     )
+    assert len(res.candidates) >= 2
     store = LabelStore(tmp_path / "labels.db")
     store.add_pool([bulk("Si", "diamond", a=5.431, cubic=True)])
     chosen = res.candidates[:2]

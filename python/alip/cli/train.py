@@ -9,6 +9,7 @@ Examples::
 
     alip train labeled.extxyz -o committee.pt --members 5 --epochs 200
     alip train labeled.db -o committee.pt --hidden 24,24 --energy-weighting 0.1 --lbfgs-steps 100 --force
+    alip train labeled.extxyz -o committee.pt --processes 2   # members 0-2 and 3-4 train side by side
     python -m alip.cli.train train labeled.extxyz -o committee.pt   # without the `alip` script
 
 Exit status: 0 done, 2 bad arguments or input (unlabelled frame, unknown element, empty
@@ -162,6 +163,18 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _processes(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {text!r}")
+    return n
+
+
 def _format(err: dict[str, float]) -> str:
     s = f"energy {1000 * err['energy_rmse']:.2f} meV/atom, forces {err['force_rmse']:.4f} eV/Å"
     if np.isfinite(err["stress_rmse"]):
@@ -189,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             "device": args.device,
             "seed": args.seed,
             "val_fraction": args.val_fraction,
+            "processes": args.processes,
         }
         given["verbose"] = not args.no_progress
         cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})  # the rest: TrainConfig's defaults
@@ -199,7 +213,8 @@ def _run(args: argparse.Namespace) -> int:
     r = s.result
     print(
         f"trained {s.committee.n_members} members on {len(r.train_indices)} of {s.n_structures} structures "
-        f"({s.n_atoms} atoms; {len(r.val_indices)} for validation) in {r.seconds:.1f} s -> {s.out}"
+        f"({s.n_atoms} atoms; {len(r.val_indices)} for validation) in {r.seconds:.1f} s "
+        f"({r.processes} process{'es' if r.processes > 1 else ''}) -> {s.out}"
     )
     print(f"RMSE train      ({len(r.train_indices)} structures): {_format(s.train_errors)}")
     if s.val_errors is not None:
@@ -235,6 +250,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_si(), 48 functions)")
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
+    p.add_argument(
+        "--processes",
+        type=_processes,
+        help=f"worker processes training sub-committees side by side, or auto (default {d.processes}: "
+        "one per core up to K when the data set repays the start-up)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no per-epoch loss lines")
     p.set_defaults(func=_run)
     return p

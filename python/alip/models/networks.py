@@ -172,6 +172,36 @@ class CommitteeNetwork(nn.Module):
         return E, e_atom, dE_dG
 
     @torch.no_grad()
+    def select(self, members: Sequence[int]) -> CommitteeNetwork:
+        """A committee of the members ``members`` (copied weights and scaling, same dtype)."""
+        members = [int(k) for k in members]
+        if not members or not all(0 <= k < self.n_members for k in members):
+            raise IndexError(f"members {members} out of range 0..{self.n_members - 1}")
+        out = CommitteeNetwork(self.n_features, self.species, len(members), self.hidden, self.activation)
+        out = out.to(device=self.feature_shift.device, dtype=self.feature_shift.dtype)
+        out.load_state_dict({k: (v[members] if _stacked(k) else v) for k, v in self.state_dict().items()})
+        return out
+
+    @staticmethod
+    @torch.no_grad()
+    def join(parts: Sequence[CommitteeNetwork]) -> CommitteeNetwork:
+        """One committee of all members of ``parts`` in order; they must share architecture
+        and scaling (the sub-committees of one training)."""
+        first = parts[0]
+        arch = {k: v for k, v in first.architecture().items() if k != "n_members"}
+        states = [p.state_dict() for p in parts]
+        for p, st in zip(parts[1:], states[1:]):
+            if {k: v for k, v in p.architecture().items() if k != "n_members"} != arch:
+                raise ValueError("cannot join committees of different architectures")
+            if any(not torch.equal(st[k], states[0][k]) for k in st if not _stacked(k)):
+                raise ValueError("cannot join committees with different feature scaling or energy reference")
+        out = CommitteeNetwork(n_members=sum(p.n_members for p in parts), **arch)
+        out = out.to(device=first.feature_shift.device, dtype=first.feature_shift.dtype)
+        joined = {k: (torch.cat([st[k] for st in states]) if _stacked(k) else v) for k, v in states[0].items()}
+        out.load_state_dict(joined)
+        return out
+
+    @torch.no_grad()
     def member(self, k: int) -> MemberNetwork:
         """Member ``k`` as a standalone :class:`MemberNetwork` (same dtype, copied weights)."""
         if not 0 <= k < self.n_members:
@@ -188,6 +218,11 @@ class CommitteeNetwork(nn.Module):
         m.energy_ref.copy_(self.energy_ref)
         m.energy_scale.copy_(self.energy_scale)
         return m
+
+
+def _stacked(key: str) -> bool:
+    """Whether state-dict entry ``key`` carries the member axis first (weights and biases)."""
+    return key.startswith("nets.")
 
 
 class MemberNetwork(nn.Module):
