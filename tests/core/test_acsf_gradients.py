@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 from conftest import STRUCTURES, make_acsf
+from finite_differences import fd_forces
 
 H = 1e-5
 FD_RTOL = 1e-6
@@ -130,13 +131,7 @@ def test_fused_forces_and_virial_vs_fd(fd_case):
 
     forces, virial = acsf.forces_and_virial(atoms, w)
     assert forces.shape == (len(atoms), 3) and virial.shape == (3, 3)
-    f_fd = np.zeros((len(atoms), 3))
-    for k in range(len(atoms)):
-        for a in range(3):
-            p, m = atoms.copy(), atoms.copy()
-            p.positions[k, a] += H
-            m.positions[k, a] -= H
-            f_fd[k, a] = -(energy(p) - energy(m)) / (2 * H)
+    f_fd = fd_forces(energy, atoms, H)
     w_fd = np.zeros((3, 3))
     for a in range(3):
         for b in range(3):

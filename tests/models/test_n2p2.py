@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from ase import Atoms, units
 from ase.io import read
+from finite_differences import fd_forces
 
 from alip.cli import main
 from alip.models.calculator import Calculator
@@ -220,14 +221,7 @@ def test_energy_and_forces_match_n2p2_formulas(tmp_path, scaling, activation, no
     e_ref = n2p2_energy(ref, atoms)
     assert pred.energies[0, 0] == pytest.approx(e_ref, rel=1e-12, abs=1e-10)
     # forces against central differences of the independent numpy energy
-    h = 1e-5
-    fd = np.zeros((len(atoms), 3))
-    for i in range(len(atoms)):
-        for a in range(3):
-            p, m = atoms.copy(), atoms.copy()
-            p.positions[i, a] += h
-            m.positions[i, a] -= h
-            fd[i, a] = -(n2p2_energy(ref, p) - n2p2_energy(ref, m)) / (2 * h)
+    fd = fd_forces(lambda a: n2p2_energy(ref, a), atoms, 1e-5)
     np.testing.assert_allclose(pred.forces[0], fd, atol=1e-6 * max(1.0, np.abs(fd).max()))
 
 
