@@ -73,8 +73,11 @@ def make_test(path: str, n_frames: int, seed: int) -> None:
         e, f, s = oracle.compute(atoms)
         times.append(time.perf_counter() - t0)
         frames.append(attach_label(atoms, e, f, s))
-        print(f"{atoms.info['family']}: {e / len(atoms):.4f} eV/atom, max |F| {np.abs(f).max():.2f} eV/Å, "
-              f"{times[-1]:.0f} s", flush=True)
+        print(
+            f"{atoms.info['family']}: {e / len(atoms):.4f} eV/atom, max |F| {np.abs(f).max():.2f} eV/Å, "
+            f"{times[-1]:.0f} s",
+            flush=True,
+        )
     write_extxyz(path + ".tmp", frames)
     os.replace(path + ".tmp", path)
     print(f"{len(frames)} test structures -> {path}; {np.mean(times):.0f} s per GPAW label")
@@ -127,14 +130,18 @@ def report(out: str, retrain: bool = False) -> None:
     run = os.path.join(out, "run")
     store = LabelStore(os.path.join(run, "labels.db"))
     n_atoms, secs = store.label_times()
-    print(f"labels: {store.counts()}; oracle time per label: mean {secs.mean():.1f} s, "
-          f"median {np.median(secs):.1f} s, range {secs.min():.1f}–{secs.max():.1f} s ({len(secs)} labels, "
-          f"{sorted(set(n_atoms.tolist()))} atoms)")
+    print(
+        f"labels: {store.counts()}; oracle time per label: mean {secs.mean():.1f} s, "
+        f"median {np.median(secs):.1f} s, range {secs.min():.1f}–{secs.max():.1f} s ({len(secs)} labels, "
+        f"{sorted(set(n_atoms.tolist()))} atoms)"
+    )
     from collections import Counter
 
     temps = Counter(str(store.get(i).info.get("explore_temperature", "initial")) for i in store.ids("labeled"))
     print("labels by origin temperature (K):", dict(sorted(temps.items())))
-    print("| iteration | labels | crystal 300 K F / E | crystal 900 K F / E | E–V E RMSE meV/atom | candidates / frames |")
+    print(
+        "| iteration | labels | crystal 300 K F / E | crystal 900 K F / E | E–V E RMSE meV/atom | candidates / frames |"
+    )
     print("|---|---|---|---|---|---|")
     for r in read_iterations(run):
         bf = r["errors_by_family"]
@@ -144,8 +151,10 @@ def report(out: str, retrain: bool = False) -> None:
         ]
         ex = r.get("explore", {})
         cand = f"{ex.get('n_candidates', '–')} / {ex.get('trust', {}).get('n_frames', '–')}" if ex else "–"
-        print(f"| {r['iteration']} | {r['n_labels']} | {cells[0]} | {cells[1]} | "
-              f"{bf['volume']['energy_rmse_mev_per_atom']:.1f} | {cand} |")
+        print(
+            f"| {r['iteration']} | {r['n_labels']} | {cells[0]} | {cells[1]} | "
+            f"{bf['volume']['energy_rmse_mev_per_atom']:.1f} | {cand} |"
+        )
     test = read_extxyz(os.path.join(out, "test.extxyz"))
     vol = [a for a in test if a.info["family"] == "volume"]
     v = np.array([a.get_volume() / len(a) for a in vol])
@@ -162,13 +171,17 @@ def report(out: str, retrain: bool = False) -> None:
         fd, fm = fit_eos(v[sel], e_dft[sel]), fit_eos(v[sel], e_model[sel])
         rmse = 1e3 * np.sqrt(np.mean((e_model[sel] - fm["e0"] - (e_dft[sel] - fd["e0"])) ** 2))
         fits[name] = {"gpaw": fd, "committee": fm, "shape_rmse_mev": rmse}
-        print(f"E–V (8-atom cell, a = {A0_GPAW} Å {name}, {len(v[sel])} points): GPAW a0 {fd['a0']:.3f} Å, "
-              f"B0 {fd['B0']:.1f} GPa; committee a0 {fm['a0']:.3f} Å, B0 {fm['B0']:.1f} GPa, e0 off by "
-              f"{1e3 * (fm['e0'] - fd['e0']):+.1f} meV/atom, shape RMSE (minima aligned) {rmse:.1f} meV/atom")
+        print(
+            f"E–V (8-atom cell, a = {A0_GPAW} Å {name}, {len(v[sel])} points): GPAW a0 {fd['a0']:.3f} Å, "
+            f"B0 {fd['B0']:.1f} GPa; committee a0 {fm['a0']:.3f} Å, B0 {fm['B0']:.1f} GPa, e0 off by "
+            f"{1e3 * (fm['e0'] - fd['e0']):+.1f} meV/atom, shape RMSE (minima aligned) {rmse:.1f} meV/atom"
+        )
     strains = [a.info.get("explore_temperature") is None for a in store.labeled()]
     vols = np.array([a.get_volume() / len(a) for a in store.labeled()])
-    print(f"labeled volumes: {vols.min():.2f}–{vols.max():.2f} Å³/atom (a = {(8 * vols.min()) ** (1 / 3):.3f}–"
-          f"{(8 * vols.max()) ** (1 / 3):.3f} Å); {sum(strains)} initial, {len(strains) - sum(strains)} explored")
+    print(
+        f"labeled volumes: {vols.min():.2f}–{vols.max():.2f} Å³/atom (a = {(8 * vols.min()) ** (1 / 3):.3f}–"
+        f"{(8 * vols.max()) ** (1 / 3):.3f} Å); {sum(strains)} initial, {len(strains) - sum(strains)} explored"
+    )
     if retrain:  # the same labels, trained with the evidence runs' default training
         from explore_evidence import TRAININGS
 
@@ -186,9 +199,13 @@ def report(out: str, retrain: bool = False) -> None:
             fd, fm = fit_eos(v[sel], e_dft[sel]), fit_eos(v[sel], e_re[sel])
             fits[f"retrained {name}"] = {"gpaw": fd, "committee": fm}
             print(f"retrained ({wall:.0f} s), E–V {name}: a0 {fm['a0']:.3f} Å, B0 {fm['B0']:.1f} GPa")
-        print("retrained with the default training: "
-              + ", ".join(f"{k} F {x['force_rmse_ev_per_ang']:.3f} eV/Å E {x['energy_rmse_mev_per_atom']:.1f} meV/atom"
-                          for k, x in bf.items()))
+        print(
+            "retrained with the default training: "
+            + ", ".join(
+                f"{k} F {x['force_rmse_ev_per_ang']:.3f} eV/Å E {x['energy_rmse_mev_per_atom']:.1f} meV/atom"
+                for k, x in bf.items()
+            )
+        )
     with open(os.path.join(out, "report.json"), "w") as fh:
         json.dump({"eos": fits, "label_seconds": secs.tolist()}, fh, indent=1)
 

@@ -196,5 +196,6 @@ def tables(done: list[dict], target: float) -> str:
         lines.append(f"| {strat} | {variant} | " + " | ".join(cells) + " | " + ", ".join(reach) + " |")
     return "\n".join(lines)
 
+
 if __name__ == "__main__":
     main()
