@@ -24,18 +24,28 @@ def ev():
     return mod
 
 
+@pytest.mark.parametrize("training", ["fast", "default"])
 @pytest.mark.parametrize("strategy", ["explore", "explore-rate", "explore-error", "qbc", "random"])
-def test_configs_validate_and_pin_training(ev, strategy, tmp_path):
-    cfg = Config.from_dict(ev.config(strategy, 3, 140, str(tmp_path / "run"), 1))
-    pinned = Config.from_dict({"training": ev.TRAINING}).training
+def test_configs_validate_and_pin_training(ev, strategy, training, tmp_path):
+    cfg = Config.from_dict(ev.config(strategy, 3, 140, str(tmp_path / "run"), 1, training))
+    pinned = Config.from_dict({"training": ev.TRAININGS[training]}).training
     assert cfg.training == pinned
     # Every pinned key is a real training key (a renamed one would break the bench only at run time).
-    assert set(ev.TRAINING) <= set(TrainingSection.__dataclass_fields__)
+    assert set(ev.TRAININGS[training]) == set(TrainingSection.__dataclass_fields__)
     assert cfg.run.seed == 3 and cfg.run.budget == 140 and cfg.labeling.max_workers == 1
     assert cfg.explore.enabled == strategy.startswith("explore")
     if strategy.startswith("explore"):
         assert cfg.explore.adaptive == {"explore": "fixed", "explore-rate": "rate", "explore-error": "error"}[strategy]
     assert cfg.run.strategy == ("random" if strategy == "random" else "qbc")
+
+
+def test_trainings_differ_where_documented(ev):
+    """fast (the first runs) and default (the new runs) differ in the network, batch, epochs and L-BFGS."""
+    fast, default = ev.TRAININGS["fast"], ev.TRAININGS["default"]
+    assert ev.TRAINING is fast
+    diff = {k for k in fast if fast[k] != default[k]}
+    assert diff == {"hidden", "activation", "epochs", "batch_size", "lr", "lr_final", "lbfgs_steps", "patience"}
+    assert fast["lbfgs_steps"] == 0 and default["lbfgs_steps"] == 100
 
 
 def _fake_run(ev, path, forces: list[float], n0: int = 20, step: int = 20) -> None:
