@@ -181,8 +181,13 @@ class LabeledSet:
         )
         if self.grad_padded is not None:
             targets = take(self.grad_targets, atom_idx)
+            M = int((targets >= 0).sum(1).max()) if len(targets) else 0  # the batch's most rows of a center
+            targets = targets[:, :M]
             local = targets - torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na)).to(dev)[:, None]
-            kw.update(grad_padded=take(self.grad_padded, atom_idx), grad_targets=torch.where(targets < 0, -1, local))
+            kw.update(
+                grad_padded=self.grad_padded[:, :M].index_select(0, atom_idx),
+                grad_targets=torch.where(targets < 0, -1, local),
+            )
             return LabeledSet(**kw)
         if self.fused:
             g = self.geometry
