@@ -62,8 +62,8 @@ def padded_gradients(
     grad_values: torch.Tensor, grad_centers: torch.Tensor, grad_neighbors: torch.Tensor, n_atoms: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The sparse gradient rows (sorted by center atom) padded per center: values
-    (N, M, 3, F) with zero rows and targets (N, M), the neighbor of each row or −1 for
-    padding; M is the most rows of any center."""
+    (N, M, 3, F) with zero rows and targets (N, M), the neighbor of each row or N (one
+    past the last atom) for padding; M is the most rows of any center."""
     if len(grad_centers) > 1 and bool((grad_centers[1:] < grad_centers[:-1]).any()):
         raise ValueError("gradient rows are not sorted by center atom")
     F = grad_values.shape[-1]
@@ -72,7 +72,7 @@ def padded_gradients(
     first = torch.cumsum(counts, 0) - counts
     slot = grad_centers * M + torch.arange(len(grad_centers), device=grad_centers.device) - first[grad_centers]
     padded = grad_values.new_zeros(n_atoms * M, 3, F).index_copy_(0, slot, grad_values).view(n_atoms, M, 3, F)
-    targets = torch.full((n_atoms * M,), -1, dtype=grad_neighbors.dtype, device=grad_neighbors.device)
+    targets = torch.full((n_atoms * M,), n_atoms, dtype=grad_neighbors.dtype, device=grad_neighbors.device)
     targets.index_copy_(0, slot, grad_neighbors)
     return padded, targets.view(n_atoms, M)
 
@@ -100,7 +100,7 @@ class LabeledSet:
     geometry: BatchTensors | None = None  # fused
     acsf: ACSF = None  # the ACSF spec (fused)
     grad_padded: torch.Tensor | None = None  # (N, M, 3, F) gradient rows padded per center (padded sparse)
-    grad_targets: torch.Tensor | None = None  # (N, M) neighbor of each padded row, −1: padding
+    grad_targets: torch.Tensor | None = None  # (N, M) neighbor of each padded row, N: padding
 
     @property
     def n_structures(self) -> int:
@@ -181,12 +181,12 @@ class LabeledSet:
         )
         if self.grad_padded is not None:
             targets = take(self.grad_targets, atom_idx)
-            M = int((targets >= 0).sum(1).max()) if len(targets) else 0  # the batch's most rows of a center
-            targets = targets[:, :M]
-            local = targets - torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na)).to(dev)[:, None]
+            pad = targets == len(self.values)
+            M = int((~pad).sum(1).max()) if len(targets) else 0  # the batch's most rows of a center
+            local = targets[:, :M] - torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na)).to(dev)[:, None]
             kw.update(
                 grad_padded=self.grad_padded[:, :M].index_select(0, atom_idx),
-                grad_targets=torch.where(targets < 0, -1, local),
+                grad_targets=local.masked_fill_(pad[:, :M], len(atom_idx)),
             )
             return LabeledSet(**kw)
         if self.fused:
