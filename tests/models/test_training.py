@@ -9,10 +9,12 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 import alip
+import alip.models.training as training_module
 from alip.core.descriptors_torch import sparse_forces, sparse_virial
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
 from alip.models.training import (
+    LabeledSet,
     TrainConfig,
     committee_forces,
     committee_virials,
@@ -137,6 +139,21 @@ def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
     np.testing.assert_allclose(grads[0][0].numpy(), grads[1][0].numpy(), rtol=1e-12)
     for a, b in zip(grads[0][1], grads[1][1]):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def test_training_falls_back_to_sparse_rows_with_the_same_result(pool, acsf, monkeypatch):
+    """Above MAX_PADDED_RATIO training keeps the sparse rows (padded per step): same committee."""
+    cfg = TrainConfig(n_members=2, hidden=(6,), epochs=3, lbfgs_steps=2, seed=3)
+    calls, pad = [], LabeledSet.padded
+    monkeypatch.setattr(LabeledSet, "padded", lambda self: calls.append(1) or pad(self))
+    padded = train_committee(pool[:12], acsf, cfg).committee.network.state_dict()
+    assert calls  # the default trains on the padded layout
+    calls.clear()
+    monkeypatch.setattr(training_module, "MAX_PADDED_RATIO", 0.5)
+    sparse = train_committee(pool[:12], acsf, cfg).committee.network.state_dict()
+    assert not calls  # the fallback really ran on the sparse rows
+    for name, value in padded.items():
+        torch.testing.assert_close(sparse[name], value, rtol=1e-10, atol=1e-12)
 
 
 def test_loss_gradient_matches_finite_differences(pool, acsf):

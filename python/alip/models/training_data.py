@@ -81,8 +81,9 @@ def padded_gradients(
 class LabeledSet:
     """Descriptors, labels and (sparse gradients or geometry) of a list of structures.
 
-    Sparse mode fills ``grad_*`` (and ``strain_grad`` when a stress label exists);
-    fused mode fills ``geometry`` (an :class:`alip.core.batch.BatchTensors`) and ``acsf``.
+    Sparse mode fills ``grad_values/centers/neighbors`` (and ``strain_grad`` when a stress
+    label exists), or, after :meth:`padded`, ``grad_padded/targets`` instead; fused mode
+    fills ``geometry`` (an :class:`alip.core.batch.BatchTensors`) and ``acsf``.
     """
 
     values: torch.Tensor  # (N, F)
