@@ -9,16 +9,19 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 import alip
+import alip.models.training as training_module
 from alip.core.descriptors_torch import sparse_forces, sparse_virial
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
 from alip.models.training import (
+    LabeledSet,
     TrainConfig,
     committee_forces,
     committee_virials,
     errors,
     featurize,
     member_losses,
+    padded_forces,
     read_labels,
     structure_weights,
     train_committee,
@@ -104,6 +107,53 @@ def test_training_force_paths_equal_fused_and_core_sparse(pool, acsf):
         wk = sparse_virial(dE_dG[k], data.strain_grad, struct, S)
         np.testing.assert_allclose(fk.detach().numpy(), fused.forces[k], atol=1e-10)
         np.testing.assert_allclose(wk.detach().numpy(), fused.virials[k], atol=1e-9)
+
+
+def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
+    """The once-padded data set (training's layout) gives, for any shuffled batch, the same
+    forces as the core's sparse contraction and the same losses and weight gradients."""
+    result = train_committee(pool[:16], acsf, TrainConfig(n_members=3, hidden=(8,), epochs=1, seed=1))
+    net, cfg = result.committee.network, TrainConfig(n_members=3, hidden=(8,), weight_stress=0.1)
+    data = featurize(result.committee, pool[16:30])
+    padded = data.padded()
+    assert padded.grad_values is None and not padded.fused
+    assert padded.grad_padded.shape[:2] == padded.grad_targets.shape == (len(data.values), padded.grad_targets.shape[1])
+    assert 1.0 <= data.padded_ratio() == padded.grad_targets.numel() / len(data.grad_centers)
+    assert padded.padded() is padded
+    idx = np.array([9, 2, 13, 5, 0])
+    sparse_b, padded_b = data.batch(idx), padded.batch(idx)
+    S = len(idx)
+    struct = sparse_b.structure_index()
+    _, _, dE_dG = net.energies_and_gradients(sparse_b.values, sparse_b.species_index, struct, S)
+    F = padded_forces(dE_dG, padded_b.grad_padded, padded_b.grad_targets)
+    for k in range(3):
+        fk = sparse_forces(dE_dG[k], sparse_b.grad_values, sparse_b.grad_centers, sparse_b.grad_neighbors, len(struct))
+        np.testing.assert_allclose(F[k].detach().numpy(), fk.detach().numpy(), rtol=0, atol=1e-12)
+    weights = torch.rand(3, S, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for b in (sparse_b, padded_b):
+        net.zero_grad()
+        loss, _ = member_losses(net, b, weights, cfg)
+        loss.sum().backward()
+        grads.append((loss.detach().clone(), [p.grad.clone() for p in net.parameters()]))
+    np.testing.assert_allclose(grads[0][0].numpy(), grads[1][0].numpy(), rtol=1e-12)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def test_training_falls_back_to_sparse_rows_with_the_same_result(pool, acsf, monkeypatch):
+    """Above MAX_PADDED_RATIO training keeps the sparse rows (padded per step): same committee."""
+    cfg = TrainConfig(n_members=2, hidden=(6,), epochs=3, lbfgs_steps=2, seed=3)
+    calls, pad = [], LabeledSet.padded
+    monkeypatch.setattr(LabeledSet, "padded", lambda self: calls.append(1) or pad(self))
+    padded = train_committee(pool[:12], acsf, cfg).committee.network.state_dict()
+    assert calls  # the default trains on the padded layout
+    calls.clear()
+    monkeypatch.setattr(training_module, "MAX_PADDED_RATIO", 0.5)
+    sparse = train_committee(pool[:12], acsf, cfg).committee.network.state_dict()
+    assert not calls  # the fallback really ran on the sparse rows
+    for name, value in padded.items():
+        torch.testing.assert_close(sparse[name], value, rtol=1e-10, atol=1e-12)
 
 
 def test_loss_gradient_matches_finite_differences(pool, acsf):

@@ -27,7 +27,7 @@ from alip.core.device import Prepared, parse_device, select_device
 from alip.models.committee import Committee
 from alip.models.member_processes import resolve_processes, run_groups, split_members
 from alip.models.networks import CommitteeNetwork, torch_threads
-from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, read_labels
+from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, padded_gradients, read_labels
 
 __all__ = [
     "TrainConfig",
@@ -35,6 +35,7 @@ __all__ = [
     "train_committee",
     "member_losses",
     "committee_forces",
+    "padded_forces",
     "committee_virials",
     "structure_weights",
     "errors",
@@ -81,6 +82,20 @@ class TrainConfig(TrainingSection):
         return "fused" if device.type == "cuda" else "sparse"
 
 
+MAX_PADDED_RATIO = 2.0  # padded over sparse gradient rows above which training keeps the sparse rows
+
+
+def padded_forces(dE_dG: torch.Tensor, padded: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Forces (K, N, 3) = −Jᵀ dE_k/dG from the layout of :func:`padded_gradients`: one
+    (M·3, F) @ (F, K) product per center, instead of one per row (differentiable)."""
+    K, (N, M, _, F) = dE_dG.shape[0], padded.shape
+    contrib = torch.bmm(padded.view(N, M * 3, F), dE_dG.permute(1, 2, 0)).view(N * M, 3 * K)
+    # summed along dim 0 of contiguous (rows, 3·K) blocks: half the time of a dim-1 index_add
+    # on the permuted (K, rows, 3) view, forward and double backward
+    summed = dE_dG.new_zeros(N + 1, 3 * K).index_add(0, targets.reshape(-1), contrib)  # row N: padding
+    return -summed[:N].view(N, 3, K).permute(2, 0, 1)
+
+
 def committee_forces(
     dE_dG: torch.Tensor,
     grad_values: torch.Tensor,
@@ -88,25 +103,14 @@ def committee_forces(
     grad_neighbors: torch.Tensor,
     n_atoms: int,
 ) -> torch.Tensor:
-    """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable).
+    """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable), from
+    sparse rows sorted by center atom (as :func:`featurize` stores them).
 
-    The rows must be sorted by center atom (as :func:`featurize` stores them); they are
-    padded to the most rows of any center, so that the contraction is one matrix product
-    per center, (M·3, F) @ (F, K), instead of one per row: −27 % CPU for a whole training
-    run (README, "Training speed and the second core").
+    The rows are padded per center (:func:`padded_gradients`) so that the contraction is
+    one matrix product per center: −27 % CPU for a whole training run (README, "Training
+    speed and the second core"). Training pads its data set once (:meth:`LabeledSet.padded`).
     """
-    if len(grad_centers) > 1 and bool((grad_centers[1:] < grad_centers[:-1]).any()):
-        raise ValueError("gradient rows are not sorted by center atom")
-    K, F = dE_dG.shape[0], grad_values.shape[-1]
-    counts = torch.bincount(grad_centers, minlength=n_atoms)
-    M = int(counts.max()) if len(grad_centers) else 0
-    first = torch.cumsum(counts, 0) - counts
-    slot = grad_centers * M + torch.arange(len(grad_centers), device=grad_centers.device) - first[grad_centers]
-    padded = grad_values.new_zeros(n_atoms * M, 3, F).index_copy_(0, slot, grad_values).view(n_atoms, M * 3, F)
-    target = torch.full((n_atoms * M,), n_atoms, dtype=grad_neighbors.dtype, device=grad_neighbors.device)
-    target.index_copy_(0, slot, grad_neighbors)  # padding rows add to a dummy atom n_atoms
-    contrib = torch.bmm(padded, dE_dG.permute(1, 2, 0)).view(n_atoms * M, 3, K).permute(2, 0, 1)
-    return dE_dG.new_zeros(K, n_atoms + 1, 3).index_add(1, target, -contrib)[:, :n_atoms]
+    return padded_forces(dE_dG, *padded_gradients(grad_values, grad_centers, grad_neighbors, n_atoms))
 
 
 def committee_virials(
@@ -132,6 +136,10 @@ def member_losses(
     W = None
     if data.fused:
         F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
+    elif data.grad_padded is not None:
+        F = padded_forces(dE_dG, data.grad_padded, data.grad_targets)
+        if want_stress and data.strain_grad is not None:
+            W = committee_virials(dE_dG, data.strain_grad, struct, S)
     else:
         F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
         if want_stress and data.strain_grad is not None:
@@ -341,6 +349,8 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     rng = np.random.default_rng(cfg.seed)
     train_idx, val_idx = _split(data.n_structures, cfg, rng)
     train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
+    if data.grad_centers is not None and data.padded_ratio() <= MAX_PADDED_RATIO:  # pad once, not every step
+        train, val = train.padded(), (val.padded() if val is not None else None)
     K, S = cfg.n_members, train.n_structures
     boot = rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap else np.ones((K, S), dtype=np.int64)
     weights = structure_weights(data, cfg)

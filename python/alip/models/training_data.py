@@ -58,12 +58,32 @@ def read_labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
     return energy, forces, stress
 
 
+def padded_gradients(
+    grad_values: torch.Tensor, grad_centers: torch.Tensor, grad_neighbors: torch.Tensor, n_atoms: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sparse gradient rows (sorted by center atom) padded per center: values
+    (N, M, 3, F) with zero rows and targets (N, M), the neighbor of each row or N (one
+    past the last atom) for padding; M is the most rows of any center."""
+    if len(grad_centers) > 1 and bool((grad_centers[1:] < grad_centers[:-1]).any()):
+        raise ValueError("gradient rows are not sorted by center atom")
+    F = grad_values.shape[-1]
+    counts = torch.bincount(grad_centers, minlength=n_atoms)
+    M = int(counts.max()) if len(grad_centers) else 0
+    first = torch.cumsum(counts, 0) - counts
+    slot = grad_centers * M + torch.arange(len(grad_centers), device=grad_centers.device) - first[grad_centers]
+    padded = grad_values.new_zeros(n_atoms * M, 3, F).index_copy_(0, slot, grad_values).view(n_atoms, M, 3, F)
+    targets = torch.full((n_atoms * M,), n_atoms, dtype=grad_neighbors.dtype, device=grad_neighbors.device)
+    targets.index_copy_(0, slot, grad_neighbors)
+    return padded, targets.view(n_atoms, M)
+
+
 @dataclass
 class LabeledSet:
     """Descriptors, labels and (sparse gradients or geometry) of a list of structures.
 
-    Sparse mode fills ``grad_*`` (and ``strain_grad`` when a stress label exists);
-    fused mode fills ``geometry`` (an :class:`alip.core.batch.BatchTensors`) and ``acsf``.
+    Sparse mode fills ``grad_values/centers/neighbors`` (and ``strain_grad`` when a stress
+    label exists), or, after :meth:`padded`, ``grad_padded/targets`` instead; fused mode
+    fills ``geometry`` (an :class:`alip.core.batch.BatchTensors`) and ``acsf``.
     """
 
     values: torch.Tensor  # (N, F)
@@ -80,6 +100,8 @@ class LabeledSet:
     has_stress: torch.Tensor  # (S,) bool
     geometry: BatchTensors | None = None  # fused
     acsf: ACSF = None  # the ACSF spec (fused)
+    grad_padded: torch.Tensor | None = None  # (N, M, 3, F) gradient rows padded per center (padded sparse)
+    grad_targets: torch.Tensor | None = None  # (N, M) neighbor of each padded row, N: padding
 
     @property
     def n_structures(self) -> int:
@@ -91,7 +113,26 @@ class LabeledSet:
 
     @property
     def fused(self) -> bool:
-        return self.grad_values is None
+        return self.geometry is not None
+
+    def padded_ratio(self) -> float:
+        """Rows of the padded layout over sparse rows (sparse mode)."""
+        if self.grad_centers is None:
+            raise ValueError("padded_ratio needs the sparse gradient rows")
+        R = len(self.grad_centers)
+        counts = torch.bincount(self.grad_centers, minlength=len(self.values))
+        return float(len(self.values) * int(counts.max()) / R) if R else 1.0
+
+    def padded(self) -> LabeledSet:
+        """A copy whose gradient rows are stored padded per center atom (sparse rows
+        dropped), so that a batch is a gather and each training step skips the padding."""
+        if self.fused or self.grad_padded is not None:
+            return self
+        padded, targets = padded_gradients(self.grad_values, self.grad_centers, self.grad_neighbors, len(self.values))
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw.update(row_offsets=None, grad_values=None, grad_centers=None, grad_neighbors=None)
+        kw.update(grad_padded=padded, grad_targets=targets)
+        return LabeledSet(**kw)
 
     def n_atoms(self) -> torch.Tensor:
         return torch.from_numpy(np.diff(self.offsets)).to(device=self.device, dtype=self.values.dtype)
@@ -139,6 +180,16 @@ class LabeledSet:
             has_stress=take(self.has_stress, sidx),
             acsf=self.acsf,
         )
+        if self.grad_padded is not None:
+            targets = take(self.grad_targets, atom_idx)
+            pad = targets == len(self.values)
+            M = int((~pad).sum(1).max()) if len(targets) else 0  # the batch's most rows of a center
+            local = targets[:, :M] - torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na)).to(dev)[:, None]
+            kw.update(
+                grad_padded=self.grad_padded[:, :M].index_select(0, atom_idx),
+                grad_targets=local.masked_fill_(pad[:, :M], len(atom_idx)),
+            )
+            return LabeledSet(**kw)
         if self.fused:
             g = self.geometry
             kw["geometry"] = type(g)(
