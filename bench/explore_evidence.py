@@ -57,6 +57,7 @@ TRAININGS = {
         "bootstrap": True,
         "energy_weighting": 0.0,
         "dtype": "float32",
+        "processes": "auto",  # how fast, not what: members do not depend on the split
     },
     "default": {
         "n_members": 5,
@@ -76,6 +77,7 @@ TRAININGS = {
         "bootstrap": True,
         "energy_weighting": 0.0,
         "dtype": "float32",
+        "processes": "auto",  # how fast, not what: members do not depend on the split
     },
 }
 #: The first runs' training (the old name; bench/training_probe.py and gpaw_loop.py start from it).

@@ -18,7 +18,9 @@ from typing import Any
 from alip.config import Config, ConfigError
 
 #: Keys a resumed run may change freely. run.batch_size is safe: it sets the size of the
-#: selections still to come and changes nothing already selected or labeled.
+#: selections still to come and changes nothing already selected or labeled;
+#: training.processes only splits the members over processes (each member's result does
+#: not depend on the split: tests/models/test_training_processes.py).
 SAFE_KEYS: frozenset[str] = frozenset(
     {
         "run.budget",
@@ -29,6 +31,7 @@ SAFE_KEYS: frozenset[str] = frozenset(
         "run.threads",
         "run.device",
         "run.progress",
+        "training.processes",
         "labeling.executor",
         "labeling.max_workers",
         "labeling.dask_address",
