@@ -136,12 +136,11 @@ def member_losses(
     W = None
     if data.fused:
         F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
-    elif data.grad_padded is not None:
-        F = padded_forces(dE_dG, data.grad_padded, data.grad_targets)
-        if want_stress and data.strain_grad is not None:
-            W = committee_virials(dE_dG, data.strain_grad, struct, S)
     else:
-        F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+        if data.grad_padded is not None:  # padded once per data set (LabeledSet.padded)
+            F = padded_forces(dE_dG, data.grad_padded, data.grad_targets)
+        else:
+            F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
         if want_stress and data.strain_grad is not None:
             W = committee_virials(dE_dG, data.strain_grad, struct, S)
     w_atom = w[:, struct]
