@@ -130,7 +130,7 @@ def train_from_file(
     out = os.fspath(out)
     if os.path.exists(out) and not force:
         raise InputError(f"{out} exists; pass --force to overwrite")
-    acsf = acsf or ACSF.fine_si()
+    acsf = acsf or ACSF.fine_g5_si()
     extxyz = str(labeled).endswith((".extxyz", ".xyz")) and os.path.isfile(labeled)
     if extxyz:  # checked before ASE reads it, so that a bad frame is named with its line
         read_checked(labeled, acsf, "stop", os.fspath(labeled))
@@ -248,7 +248,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"training precision (default {d.dtype})")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
-    p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_si(), 48 functions)")
+    p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_g5_si(), 48 functions)")
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
     p.add_argument(
         "--processes",
