@@ -1,6 +1,6 @@
 """Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 fits.
 
-    python bench/accuracy.py                       # defaults, energy weight 4, former defaults, SNAP, qSNAP, n2p2
+    python bench/accuracy.py                       # defaults, previous and former defaults, SNAP, qSNAP, n2p2
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --models n2p2         # only the published n2p2 network, through alip's core
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
@@ -53,11 +53,18 @@ DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data",
 #: GPAW plane-wave PBE for diamond Si (this project's oracle; see the README)
 GPAW_PBE = {"a0": 5.476, "B0": 88.8}
 
-#: the training defaults before the second study of issue 14 (README, "Accuracy on real DFT"):
-#: batch 16 on the 36-function ACSF.default_si() (now: batch 4, the 48-function ACSF.fine_si())
-FORMER: dict[str, Any] = {"batch_size": 16}
-#: the defaults with the energy weight 4 (lower energy, higher force error; README)
-ENERGY4: dict[str, Any] = {"weight_energy": 4.0}
+#: the training defaults of the second study of issue 14 (README, "Accuracy on real DFT"),
+#: on ACSF.fine_si() (48 functions, G4); the defaults now train without bootstrap on ACSF.fine_g5_si()
+PREVIOUS: dict[str, Any] = {"weight_energy": 1.0, "bootstrap": True}
+#: the training defaults before the second study: also batch 16, on ACSF.default_si() (36)
+FORMER: dict[str, Any] = PREVIOUS | {"batch_size": 16}
+
+
+def previous_acsf() -> Any:
+    """The descriptor of the previous defaults, ACSF.fine_si() (48 functions, G4)."""
+    from alip.core.descriptors import ACSF
+
+    return ACSF.fine_si()
 
 
 def former_acsf() -> Any:
@@ -65,6 +72,17 @@ def former_acsf() -> Any:
     from alip.core.descriptors import ACSF
 
     return ACSF.default_si()
+
+
+def subset(atoms: Atoms) -> str:
+    """The structure family of an mlearn frame (its ``group``), AIMD split by temperature and
+    the elastic strains into volume-changing (modes 0–2, and the ground state) and shear."""
+    group, text = str(atoms.info.get("group", "?")), str(atoms.info.get("description", ""))
+    if group == "AIMD-NVT" and " at " in text:
+        return "AIMD " + text.rsplit(" at ", 1)[1]
+    if group == "Elastic":
+        return "Elastic shear" if any(f"mode {m}," in text for m in (3, 4, 5)) else "Elastic normal"
+    return group
 
 
 # ---------------------------------------------------------------------------- errors
@@ -79,16 +97,18 @@ def labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
 def split_errors(calc_for: Callable[[Atoms], Any], frames: list[Atoms]) -> dict[str, float]:
     """RMSE and MAE of energy/atom (meV), force components (eV/Å), stress components (GPa)."""
     de, df, ds = [], [], []
+    df_atoms: list[np.ndarray] = []
     for a in frames:
         e0, f0, s0 = labels(a)
         b = a.copy()
         b.calc = calc_for(b)
         de.append((b.get_potential_energy() - e0) / len(a))
         df.append((b.get_forces() - f0).ravel())
+        df_atoms.append(df[-1])
         if s0 is not None:
             ds.append(b.get_stress(voigt=True) - s0)
     de, df = np.array(de), np.concatenate(df)
-    out = {
+    out: dict[str, Any] = {
         "n": len(frames),
         "energy_rmse": 1e3 * float(np.sqrt(np.mean(de**2))),
         "energy_mae": 1e3 * float(np.mean(np.abs(de))),
@@ -96,6 +116,18 @@ def split_errors(calc_for: Callable[[Atoms], Any], frames: list[Atoms]) -> dict[
         "force_mae": float(np.mean(np.abs(df))),
     }
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(ds))) / GPa) if ds else float("nan")
+    groups: dict[str, list[int]] = {}
+    for i, a in enumerate(frames):
+        groups.setdefault(subset(a), []).append(i)
+    out["subsets"] = {
+        name: {
+            "n": len(idx),
+            "energy_rmse": 1e3 * float(np.sqrt(np.mean(de[idx] ** 2))),
+            "energy_mean": 1e3 * float(np.mean(de[idx])),
+            "force_rmse": float(np.sqrt(np.mean(np.concatenate([df_atoms[i] for i in idx]) ** 2))),
+        }
+        for name, idx in sorted(groups.items())
+    }
     return out
 
 
@@ -223,7 +255,11 @@ def _lammps_missing() -> str | None:
 # ------------------------------------------------------------------------- screening
 #: what a screening run overrides unless its JSON says otherwise: one member, one thread, seed 0
 SCREEN_BASE: dict[str, Any] = {"n_members": 1, "threads": 1, "seed": 0}
-DESCRIPTORS: dict[str, Callable[[], Any]] = {"default": lambda: None, "default_si": former_acsf}
+DESCRIPTORS: dict[str, Callable[[], Any]] = {
+    "default": lambda: None,
+    "fine_si": previous_acsf,
+    "default_si": former_acsf,
+}
 
 
 def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], descriptor: str) -> dict[str, Any]:
@@ -270,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
     p.add_argument(
         "--models",
-        default="default,energy4,former,snap,qsnap,n2p2",
+        default="default,previous,former,snap,qsnap,n2p2",
         help="comma-separated subset of the default",
     )
     p.add_argument("--json", help="write all numbers here")
@@ -301,17 +337,19 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.log, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(r) + "\n")
         return 0
+    if args.save_dir:
+        os.makedirs(args.save_dir, exist_ok=True)
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {len(train)} train / {len(test)} test structures")
     rows: dict[str, dict[str, Any]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         t0 = time.perf_counter()
-        if name in ("default", "former", "energy4"):
+        if name in ("default", "previous", "former"):
             save = os.path.join(args.save_dir, f"alip_{name}.pt") if args.save_dir else None
             c0 = time.process_time()
             overrides, acsf, label = {
                 "default": ({}, None, "alip defaults"),
+                "previous": (PREVIOUS, previous_acsf(), "alip previous defaults"),
                 "former": (FORMER, former_acsf(), "alip former defaults"),
-                "energy4": (ENERGY4, None, "alip defaults, energy weight 4"),
             }[name]
             calc_for, splits, wall = alip_model(train, overrides, acsf, save)
             cpu_train = time.process_time() - c0
@@ -368,6 +406,18 @@ def main(argv: list[str] | None = None) -> int:
             f"| {label} | {d['a0']:.3f} | {d['B0']:.1f} | {d['C11']:.1f} | {d['C12']:.1f} | {d['C44']:.1f} "
             f"| {d['C44_unrelaxed']:.1f} |"
         )
+    names = sorted({k for r in rows.values() for k in r["test"]["subsets"]})
+    print("\ntest errors per subset: energy RMSE (mean error) meV/atom / force RMSE eV/Å")
+    print("| subset | n | " + " | ".join(rows) + " |")
+    print("|---|---:|" + "---|" * len(rows))
+    for k in names:
+        cells = []
+        for r in rows.values():
+            x = r["test"]["subsets"].get(k)
+            cell = "—" if x is None else f"{x['energy_rmse']:.1f} ({x['energy_mean']:+.1f}) / {x['force_rmse']:.3f}"
+            cells.append(cell)
+        n = next(r["test"]["subsets"][k]["n"] for r in rows.values() if k in r["test"]["subsets"])
+        print(f"| {k} | {n} | " + " | ".join(cells) + " |")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -376,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                     "models": rows,
                     "dft_reference": ref,
                     "gpaw_pbe": GPAW_PBE,
+                    "previous": PREVIOUS,
+                    "previous_acsf": previous_acsf().to_dict(),
                     "former": FORMER,
-                    "energy4": ENERGY4,
                     "former_acsf": former_acsf().to_dict(),
                 },
                 fh,

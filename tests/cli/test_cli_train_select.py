@@ -23,6 +23,7 @@ from alip.al.acquisition import combine_qbc, qbc_scores, select_batch
 from alip.cli import main
 from alip.cli.select import CSV_COLUMNS, select_from_pool
 from alip.cli.train import read_structures, train_from_file
+from alip.config import TrainingSection
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
 from alip.models.committee import Committee
@@ -166,6 +167,26 @@ def test_train_bad_inputs_exit_2(files, tmp_path):
     before = (files["dir"] / "c.pt").read_bytes()
     code, _, err = _run(["train", str(files["dir"] / "lab.extxyz"), "-o", str(files["dir"] / "c.pt")])
     assert code == 2 and "exists; pass --force" in err and (files["dir"] / "c.pt").read_bytes() == before
+
+
+def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
+    """--weight-energy/-forces/-stress and --bootstrap/--no-bootstrap land in the committee's
+    recorded training config; without them the TrainingSection defaults do."""
+    src = str(files["dir"] / "lab.extxyz")
+    short = ["--members", "2", "--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--no-progress"]
+    given = ["--weight-energy", "4", "--weight-forces", "0.3", "--weight-stress", "0", "--bootstrap"]
+    assert _run(["train", src, "-o", str(tmp_path / "a.pt"), *short, *given])[0] == 0
+    assert _run(["train", src, "-o", str(tmp_path / "b.pt"), *short])[0] == 0
+    a = Committee.load(tmp_path / "a.pt").metadata["train_config"]
+    b = Committee.load(tmp_path / "b.pt").metadata["train_config"]
+    assert (a["weight_energy"], a["weight_forces"], a["weight_stress"], a["bootstrap"]) == (4.0, 0.3, 0.0, True)
+    d = TrainingSection()
+    assert (b["weight_energy"], b["weight_forces"], b["weight_stress"]) == (
+        d.weight_energy,
+        d.weight_forces,
+        d.weight_stress,
+    )
+    assert b["bootstrap"] is d.bootstrap is False
 
 
 # ----------------------------------------------------------------------------- select

@@ -250,13 +250,13 @@ def test_config_validation():
         train_committee(_labeled(4, seed=0), None, TrainConfig(activation="relu6", epochs=1))
 
 
-def test_default_descriptor_is_fine_si_and_data_must_match_it(pool, acsf):
-    """Without a descriptor, training uses ACSF.fine_si() (48 functions); data featurized
+def test_default_descriptor_is_fine_g5_si_and_data_must_match_it(pool, acsf):
+    """Without a descriptor, training uses ACSF.fine_g5_si() (48 functions); data featurized
     with another descriptor is refused with the two feature counts, not a shape error."""
     cfg = TrainConfig(n_members=1, hidden=(8,), epochs=1, lbfgs_steps=0)
     result = train_committee(pool[:6], None, cfg)
-    assert result.committee.acsf.to_dict() == alip.ACSF.fine_si().to_dict()
-    assert alip.ACSF.fine_si().n_features == 48
+    assert result.committee.acsf.to_dict() == alip.ACSF.fine_g5_si().to_dict()
+    assert alip.ACSF.fine_g5_si().n_features == 48
     data = featurize(acsf, pool[:6], dtype=torch.float32)
     with pytest.raises(ValueError, match="36 features per atom but the descriptor has 48"):
         train_committee(pool[:6], None, cfg, data=data)

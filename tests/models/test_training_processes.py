@@ -52,7 +52,9 @@ def acsf():
 
 
 def _config(**kw) -> TrainConfig:
-    base = dict(n_members=3, hidden=(8,), epochs=8, batch_size=4, lbfgs_steps=6, seed=2, val_fraction=0.2)
+    base = dict(
+        n_members=3, hidden=(8,), epochs=8, batch_size=4, lbfgs_steps=6, seed=2, val_fraction=0.2, bootstrap=True
+    )
     return TrainConfig(**{**base, **kw})
 
 

@@ -148,6 +148,8 @@ def make_acsf(cfg: Config) -> ACSF:
         return default_acsf(seed_species(explore_seeds(cfg)))
     if cfg.descriptor.preset == "fine_si":
         return ACSF.fine_si()
+    if cfg.descriptor.preset == "fine_g5_si":
+        return ACSF.fine_g5_si()
     return ACSF.default_si()
 
 

@@ -130,7 +130,7 @@ def train_from_file(
     out = os.fspath(out)
     if os.path.exists(out) and not force:
         raise InputError(f"{out} exists; pass --force to overwrite")
-    acsf = acsf or ACSF.fine_si()
+    acsf = acsf or ACSF.fine_g5_si()
     extxyz = str(labeled).endswith((".extxyz", ".xyz")) and os.path.isfile(labeled)
     if extxyz:  # checked before ASE reads it, so that a bad frame is named with its line
         read_checked(labeled, acsf, "stop", os.fspath(labeled))
@@ -196,6 +196,10 @@ def _run(args: argparse.Namespace) -> int:
             "hidden": args.hidden,
             "epochs": args.epochs,
             "energy_weighting": args.energy_weighting,
+            "weight_energy": args.weight_energy,
+            "weight_forces": args.weight_forces,
+            "weight_stress": args.weight_stress,
+            "bootstrap": args.bootstrap,
             "lbfgs_steps": args.lbfgs_steps,
             "activation": args.activation,
             "dtype": args.dtype,
@@ -241,6 +245,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, help=f"Adam epochs (default {d.epochs})")
     p.add_argument("--energy-weighting", type=float, help="Δ in eV/atom: weight 1/(1 + (e - e_min)/Δ) (default off)")
+    p.add_argument(
+        "--weight-energy",
+        type=float,
+        help=f"loss weight of (ΔE/N)² (default {d.weight_energy}; 4 for large cells and plenty of data, README)",
+    )
+    p.add_argument("--weight-forces", type=float, help=f"loss weight of ΔF² per component (default {d.weight_forces})")
+    p.add_argument("--weight-stress", type=float, help=f"loss weight of (ΔW/N)² (default {d.weight_stress})")
+    p.add_argument(
+        "--bootstrap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"resample the training structures per member (default {'on' if d.bootstrap else 'off'})",
+    )
     p.add_argument("--lbfgs-steps", type=int, help=f"full-batch L-BFGS iterations after Adam (default {d.lbfgs_steps})")
     p.add_argument(
         "--activation", help=f"hidden-layer activation: silu, tanh, softplus or celu (default {d.activation})"
@@ -248,7 +265,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"training precision (default {d.dtype})")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
-    p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_si(), 48 functions)")
+    p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_g5_si(), 48 functions)")
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
     p.add_argument(
         "--processes",

@@ -253,7 +253,7 @@ def train_committee(
 ) -> TrainResult:
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
-    ``acsf`` defaults to ``ACSF.fine_si()`` (the training default; the active-learning
+    ``acsf`` defaults to ``ACSF.fine_g5_si()`` (the training default; the active-learning
     loop passes its own); ``data`` may pass a precomputed :func:`featurize` result of
     ``acsf`` for ``atoms_list`` (any dtype; it is cast to ``config.dtype``).
     ``config.processes`` > 1 (or "auto" on a big enough data set) trains sub-committees in
@@ -263,7 +263,7 @@ def train_committee(
     t0 = time.perf_counter()
     cfg = config or TrainConfig()
     if acsf is None:
-        acsf = ACSF.fine_si()
+        acsf = ACSF.fine_g5_si()
     dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
     n_atoms = data.values.shape[0] if data is not None else sum(len(a) for a in atoms_list)
     atom_epochs = int(n_atoms * (1 - cfg.val_fraction) * (cfg.epochs + cfg.lbfgs_steps))
