@@ -54,8 +54,9 @@ DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data",
 GPAW_PBE = {"a0": 5.476, "B0": 88.8}
 
 #: the training defaults of the second study of issue 14 (README, "Accuracy on real DFT"),
-#: on ACSF.fine_si() (48 functions, G4); the defaults now train without bootstrap on ACSF.fine_g5_si()
-PREVIOUS: dict[str, Any] = {"weight_energy": 1.0, "bootstrap": True}
+#: on ACSF.fine_si() (48 functions, G4); the defaults now train without bootstrap, with 200
+#: L-BFGS steps, on ACSF.fine_g5_si()
+PREVIOUS: dict[str, Any] = {"weight_energy": 1.0, "bootstrap": True, "lbfgs_steps": 100}
 #: the training defaults before the second study: also batch 16, on ACSF.default_si() (36)
 FORMER: dict[str, Any] = PREVIOUS | {"batch_size": 16}
 
