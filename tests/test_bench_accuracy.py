@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_scripts import load_bench
 
 
 @pytest.fixture(scope="module")
 def acc():
-    spec = importlib.util.spec_from_file_location("accuracy_bench", os.path.join(ROOT, "bench", "accuracy.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("accuracy")
 
 
 def _frame(group: str, description: str, energy: float, seed: int):

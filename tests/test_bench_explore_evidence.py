@@ -3,25 +3,18 @@ read run directories right (labels to the target, "not within N labels", curves)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import pytest
+from bench_scripts import load_bench
 
 from alip.config import Config, TrainingSection
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def ev():
-    spec = importlib.util.spec_from_file_location(
-        "explore_evidence", os.path.join(ROOT, "bench", "explore_evidence.py")
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("explore_evidence")
 
 
 @pytest.mark.parametrize("training", ["fast", "default"])

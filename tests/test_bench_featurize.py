@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_scripts import load_bench
 
 
 @pytest.fixture(scope="module")
 def fz():
-    spec = importlib.util.spec_from_file_location("featurize_bench", os.path.join(ROOT, "bench", "featurize.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("featurize")
 
 
 def test_ratios_are_taken_within_each_round(fz):

@@ -3,27 +3,15 @@ probe's records into the per-strategy table, and the GPAW run's configuration.""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-
 import pytest
+from bench_scripts import load_bench
 
 from alip.config import Config, TrainingSection
 from alip.models.training import TrainConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _load(name: str):
-    sys.path.insert(0, os.path.join(ROOT, "bench"))  # the scripts import explore_evidence
-    try:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(os.path.join(ROOT, "bench"))
-    return mod
+    return load_bench(name)  # the scripts import explore_evidence
 
 
 @pytest.fixture(scope="module")
