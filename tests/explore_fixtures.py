@@ -30,9 +30,9 @@ def tiny_committee_bytes() -> bytes:
         a.rattle(0.02 + 0.1 * i / 24, seed=i)
         lab = oracle.label(a)
         train.append(attach_label(a, lab.energy, lab.forces, lab.stress))
-    # bootstrapped: its members must disagree above trust_lo on these small cells (the tests
-    # exercise candidate selection, not the training defaults)
-    cfg = TrainConfig(n_members=3, hidden=(16,), epochs=80, seed=0, val_fraction=0.0, bootstrap=True)
+    # pinned, bootstrapped and briefly polished: its members must disagree above trust_lo on
+    # these small cells (the tests exercise candidate selection, not the training defaults)
+    cfg = TrainConfig(n_members=3, hidden=(16,), epochs=80, seed=0, val_fraction=0.0, bootstrap=True, lbfgs_steps=100)
     committee = train_committee(train, alip.ACSF.default_si(), cfg).committee
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "c.pt")
