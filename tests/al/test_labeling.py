@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,35 @@ def test_failures_are_recorded_and_batch_goes_on(tmp_path, structures, reference
     assert "non-finite energy" in errors[3]
     assert "timeout" in errors[4]
     assert_same({k: store.get_label(k) for k in (0, 2, 5)}, {k: reference[k] for k in (0, 2, 5)})
+
+
+class _BreaksAfter(InlineExecutor):
+    """An executor whose pool breaks after ``n`` submissions: submit raises, as a
+    ProcessPoolExecutor's does once a worker has died."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def submit(self, fn, *args, **kwargs):
+        if self.left == 0:
+            raise BrokenProcessPool("A child process terminated abruptly, the process pool is not usable anymore")
+        self.left -= 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_pool_broken_while_submitting_fails_the_rest_as_infrastructure(tmp_path, structures, reference):
+    """The labels finished before the pool broke are kept; every job it refused is recorded
+    as an infrastructure failure (kept out of the budget, labeled again on resume), none lost."""
+    store = LabelStore(tmp_path / "b.db")
+    store.add_pool(structures[:5])
+    result = label_batch(
+        "sw", structures[:5], store, executor=_BreaksAfter(2), iteration=0, max_in_flight=5, progress=False
+    )
+    assert sorted(result.labels) == [0, 1, 2, 3, 4]
+    assert store.ids("labeled") == [0, 1] and store.failed_ids("infrastructure") == [2, 3, 4]
+    assert "BrokenProcessPool" in store.get_label(2).error
+    assert_same({k: store.get_label(k) for k in (0, 1)}, {k: reference[k] for k in (0, 1)})
 
 
 def test_bad_arguments(tmp_path, structures):

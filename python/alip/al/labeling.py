@@ -236,10 +236,26 @@ def label_batch(
     pending: dict[Future, int] = {}
     todo = iter(jobs)
     bar = tqdm(total=len(jobs), desc=f"labeling ({oracle.name})", unit="label", disable=not progress)
+
+    def finish(key: int, label: Label) -> None:
+        if store is not None:
+            store.record(key, label, oracle)
+        result.labels[key] = label
+        bar.update(1)
+        bar.set_postfix(failed=result.n_failed, refresh=False)
+
+    def worker_error(exc: Exception) -> Label:
+        return Label.failed(f"worker error: {type(exc).__name__}: {exc}", failure="infrastructure")
+
     try:
         while True:
             for key, atoms in todo:
-                pending[pool.submit(_label_task, oracle, atoms, timeout)] = key
+                try:
+                    pending[pool.submit(_label_task, oracle, atoms, timeout)] = key
+                except Exception as exc:  # noqa: BLE001 - a broken pool refuses new work: this job and the rest fail alike
+                    for k in (key, *(k for k, _ in todo)):
+                        finish(k, worker_error(exc))
+                    break
                 if len(pending) >= window:
                     break
             if not pending:
@@ -252,12 +268,8 @@ def label_batch(
                     if not isinstance(label, Label):
                         raise TypeError(f"worker returned {type(label).__name__}, not a Label")
                 except Exception as exc:  # noqa: BLE001 - worker died, pickling failed, ...
-                    label = Label.failed(f"worker error: {type(exc).__name__}: {exc}", failure="infrastructure")
-                if store is not None:
-                    store.record(key, label, oracle)
-                result.labels[key] = label
-                bar.update(1)
-                bar.set_postfix(failed=result.n_failed, refresh=False)
+                    label = worker_error(exc)
+                finish(key, label)
     finally:
         bar.close()
         for future in pending:
