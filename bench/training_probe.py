@@ -42,7 +42,7 @@ VARIANTS: dict[str, dict] = {
         "lbfgs_steps": 100,
         "patience": 100,
     },
-    # the fast Adam schedule followed by the defaults' L-BFGS polish
+    # the fast Adam schedule followed by an L-BFGS polish (100 steps: the defaults' until issue 14's third study)
     "fast-lbfgs": {"lbfgs_steps": 100},
     # the fast training with SiLU and the defaults' network
     "fast-silu": {"hidden": [32, 32], "activation": "silu"},

@@ -35,9 +35,12 @@ def test_subsets_name_the_mlearn_families(acc):
 
 
 def test_subset_errors_add_up_to_the_whole(acc):
-    """Against a zero-energy, zero-force model: per-subset RMSE, signed mean, and n·RMSE² summing to the total."""
+    """Against a zero-energy, zero-force model: per-subset RMSE and signed mean; energy MSEs add
+    up over frames, force MSEs over atoms (one frame is twice as big)."""
     frames = [_frame("Surface", "s", 0.08 * (i + 1), i) for i in range(2)]
     frames += [_frame("Vacancy", "v", -0.04, 5 + i) for i in range(3)]
+    frames[1] = frames[1].repeat((2, 1, 1))  # 16 atoms: the force RMSE is over atoms, not frames
+    frames[1].calc = SinglePointCalculator(frames[1], energy=0.32, forces=np.random.default_rng(9).normal(size=(16, 3)))
 
     def zero(atoms):
         return SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
@@ -49,5 +52,8 @@ def test_subset_errors_add_up_to_the_whole(acc):
     assert sub["Surface"]["energy_rmse"] == pytest.approx(1e3 * np.sqrt((0.01**2 + 0.02**2) / 2))
     total = sum(s["n"] * s["energy_rmse"] ** 2 for s in sub.values()) / len(frames)
     assert total == pytest.approx(err["energy_rmse"] ** 2)
-    forces = sum(s["n"] * s["force_rmse"] ** 2 for s in sub.values()) / len(frames)  # equal atom counts
+    surface = np.concatenate([a.get_forces().ravel() for a in frames[:2]])  # 8 + 16 atoms pooled
+    assert sub["Surface"]["force_rmse"] == pytest.approx(np.sqrt(np.mean(surface**2)))
+    atoms = {"Surface": 24, "Vacancy": 24}
+    forces = sum(atoms[k] * s["force_rmse"] ** 2 for k, s in sub.items()) / sum(atoms.values())
     assert forces == pytest.approx(err["force_rmse"] ** 2)

@@ -177,6 +177,7 @@ def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
     given = ["--weight-energy", "4", "--weight-forces", "0.3", "--weight-stress", "0", "--bootstrap"]
     assert _run(["train", src, "-o", str(tmp_path / "a.pt"), *short, *given])[0] == 0
     assert _run(["train", src, "-o", str(tmp_path / "b.pt"), *short])[0] == 0
+    assert _run(["train", src, "-o", str(tmp_path / "c.pt"), *short, "--bootstrap", "--no-bootstrap"])[0] == 0
     a = Committee.load(tmp_path / "a.pt").metadata["train_config"]
     b = Committee.load(tmp_path / "b.pt").metadata["train_config"]
     assert (a["weight_energy"], a["weight_forces"], a["weight_stress"], a["bootstrap"]) == (4.0, 0.3, 0.0, True)
@@ -187,6 +188,7 @@ def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
         d.weight_stress,
     )
     assert b["bootstrap"] is d.bootstrap is False
+    assert Committee.load(tmp_path / "c.pt").metadata["train_config"]["bootstrap"] is False  # the last flag wins
 
 
 # ----------------------------------------------------------------------------- select

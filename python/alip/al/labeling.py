@@ -252,10 +252,9 @@ def label_batch(
             for key, atoms in todo:
                 try:
                     pending[pool.submit(_label_task, oracle, atoms, timeout)] = key
-                except Exception as exc:  # noqa: BLE001 - a broken pool refuses new work: this job and the rest fail alike
-                    for k in (key, *(k for k, _ in todo)):
-                        finish(k, worker_error(exc))
-                    break
+                except Exception as exc:  # noqa: BLE001 - a broken pool refuses it, or it cannot be sent
+                    finish(key, worker_error(exc))
+                    continue
                 if len(pending) >= window:
                     break
             if not pending:

@@ -4,8 +4,8 @@ Forces are F = −Jᵀ dE/dG with dE/dG from autograd (create_graph=True), so th
 loss backpropagates into the weights; Jᵀ is either the stored sparse descriptor
 gradients or the fused vector–Jacobian product (see :mod:`alip.models.training_data`).
 ``TrainConfig(device="cuda")`` trains on the GPU.  All K members train in the same pass (stacked
-weights); members differ by initialisation and by bootstrap weights over the
-training structures.  Early stopping keeps, per member, the weights with the
+weights); members differ by initialisation (and, with ``bootstrap=True``, by bootstrap
+weights over the training structures).  Early stopping keeps, per member, the weights with the
 lowest validation loss.
 """
 

@@ -65,6 +65,7 @@ QUICK: dict[str, dict[str, Any]] = {
         "hidden": [12],
         "epochs": 25,
         "patience": 25,
+        "lbfgs_steps": 100,
         "lr": 0.01,
         "lr_final": 0.001,
         "batch_size": 16,
