@@ -97,18 +97,16 @@ def labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
 
 def split_errors(calc_for: Callable[[Atoms], Any], frames: list[Atoms]) -> dict[str, float]:
     """RMSE and MAE of energy/atom (meV), force components (eV/Å), stress components (GPa)."""
-    de, df, ds = [], [], []
-    df_atoms: list[np.ndarray] = []
+    de, df_frames, ds = [], [], []
     for a in frames:
         e0, f0, s0 = labels(a)
         b = a.copy()
         b.calc = calc_for(b)
         de.append((b.get_potential_energy() - e0) / len(a))
-        df.append((b.get_forces() - f0).ravel())
-        df_atoms.append(df[-1])
+        df_frames.append((b.get_forces() - f0).ravel())
         if s0 is not None:
             ds.append(b.get_stress(voigt=True) - s0)
-    de, df = np.array(de), np.concatenate(df)
+    de, df = np.array(de), np.concatenate(df_frames)
     out: dict[str, Any] = {
         "n": len(frames),
         "energy_rmse": 1e3 * float(np.sqrt(np.mean(de**2))),
@@ -125,7 +123,7 @@ def split_errors(calc_for: Callable[[Atoms], Any], frames: list[Atoms]) -> dict[
             "n": len(idx),
             "energy_rmse": 1e3 * float(np.sqrt(np.mean(de[idx] ** 2))),
             "energy_mean": 1e3 * float(np.mean(de[idx])),
-            "force_rmse": float(np.sqrt(np.mean(np.concatenate([df_atoms[i] for i in idx]) ** 2))),
+            "force_rmse": float(np.sqrt(np.mean(np.concatenate([df_frames[i] for i in idx]) ** 2))),
         }
         for name, idx in sorted(groups.items())
     }

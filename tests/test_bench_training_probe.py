@@ -10,13 +10,9 @@ from alip.config import Config, TrainingSection
 from alip.models.training import TrainConfig
 
 
-def _load(name: str):
-    return load_bench(name)  # the scripts import explore_evidence
-
-
 @pytest.fixture(scope="module")
 def probe():
-    return _load("training_probe")
+    return load_bench("training_probe")  # it imports explore_evidence
 
 
 @pytest.mark.parametrize("variant", ["fast", "default", "between", "fast-lbfgs", "fast-silu", "fast-wf1"])
@@ -54,7 +50,7 @@ def test_tables_group_runs_by_strategy(probe):
 
 
 def test_gpaw_run_config_validates(tmp_path):
-    gl = _load("gpaw_loop")
+    gl = load_bench("gpaw_loop")
     cfg = Config.from_dict(gl.config(str(tmp_path / "run"), str(tmp_path / "test.extxyz"), 26))
     assert cfg.oracle.spec == gl.GPAW_SPEC and cfg.run.budget == 26
     assert cfg.explore.enabled and cfg.explore.supercell == [1, 1, 1] and cfg.training.lbfgs_steps == 100
