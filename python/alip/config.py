@@ -34,6 +34,7 @@ ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax", "nvt_biased")
 TRUST_ADAPTIVE: tuple[str, ...] = ("fixed", "rate", "error")
 DESCRIPTOR_PRESETS: tuple[str, ...] = ("default_si", "fine_si", "fine_g5_si", "seeds")
 TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
+VALIDATIONS: tuple[str, ...] = ("folds", "shared")
 ON_BAD: tuple[str, ...] = ("stop", "skip")
 
 _DEVICE = re.compile(r"(cpu|cuda)(:[0-9]+)?")
@@ -189,6 +190,12 @@ class TrainingSection:
         "errors than 100 on real DFT, README)",
     )
     val_fraction: float = _f(0.1, "validation fraction (early stopping)")
+    validation: str = _f(
+        "folds",
+        f"{' | '.join(VALIDATIONS)}: each member holds out its own val_fraction of the structures (disjoint "
+        "folds while n_members × val_fraction <= 1), so the committee trains on every label, as ANI's "
+        "cross-validation ensembles; or one split held out of all members",
+    )
     patience: int = _f(100, "epochs without validation improvement (all members) before stopping")
     bootstrap: bool = _f(
         False,
@@ -215,6 +222,8 @@ class TrainingSection:
             raise ValueError(f"unknown feature_scaling {self.feature_scaling!r}")
         if self.energy_weighting is not None and not self.energy_weighting >= 0:
             raise ValueError("energy_weighting must be a positive energy per atom (0: off)")
+        if self.validation not in VALIDATIONS:
+            raise ValueError(f"validation must be one of {', '.join(VALIDATIONS)}, got {self.validation!r}")
         if self.dtype not in TRAIN_DTYPES:
             raise ValueError("dtype must be 'float32' or 'float64'")
         if self.processes != "auto" and (

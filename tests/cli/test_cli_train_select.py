@@ -90,15 +90,17 @@ def files(tmp_path_factory) -> dict:
     }
 
 
-def _errors_by_hand(committee: Committee, structures: list[Atoms]) -> tuple[float, float]:
-    pred = committee.predict(structures)
-    n = np.array([len(a) for a in structures])
-    e = np.array([a.get_potential_energy() for a in structures])
-    f = np.concatenate([a.get_forces() for a in structures])
-    return (
-        float(np.sqrt(np.mean(((pred.energies.mean(0) - e) / n) ** 2))),
-        float(np.sqrt(np.mean((pred.forces.mean(0) - f) ** 2))),
-    )
+def _errors_by_hand(
+    committee: Committee, structures: list[Atoms], members: list[np.ndarray] | None = None
+) -> tuple[float, float]:
+    """RMSE of the mean over all members, or over ``members[i]`` for structure i."""
+    de, df = [], []
+    for i, a in enumerate(structures):
+        pred = committee.predict([a])
+        ks = slice(None) if members is None else members[i]
+        de.append((pred.energies[ks, 0].mean() - a.get_potential_energy()) / len(a))
+        df.append(pred.forces[ks].mean(0) - a.get_forces())
+    return float(np.sqrt(np.mean(np.square(de)))), float(np.sqrt(np.mean(np.square(np.concatenate(df)))))
 
 
 # ----------------------------------------------------------------------------- train
@@ -112,20 +114,27 @@ def test_train_saves_committee_that_reproduces_reported_errors(files, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["f.pt"]  # no temporary file left
     val = [labeled[i] for i in s.result.val_indices]
     train = [labeled[i] for i in s.result.train_indices]
-    assert len(val) == 9 and len(train) == 27 and s.n_atoms == sum(len(a) for a in labeled)
-    e_val, f_val = _errors_by_hand(cli, val)
+    # a validation fold of 9 per member: each structure of the 27 is predicted by the member that held it out
+    assert len(val) == 27 and len(train) == 36 and s.n_atoms == sum(len(a) for a in labeled)
+    held_out = [np.flatnonzero(s.result.held_out[:, j]) for j in range(len(val))]
+    assert all(len(m) == 1 for m in held_out) and sorted(np.bincount(np.concatenate(held_out))) == [9, 9, 9]
+    e_val, f_val = _errors_by_hand(cli, val, held_out)
     e_tr, f_tr = _errors_by_hand(cli, train)
     assert np.isclose(s.val_errors["energy_rmse"], e_val, rtol=1e-9) and np.isclose(
         s.val_errors["force_rmse"], f_val, rtol=1e-9
     )
     assert np.isclose(s.train_errors["force_rmse"], f_tr, rtol=1e-9)
     out = files["stdout"]
-    assert f"on 27 of 36 structures ({s.n_atoms} atoms; 9 for validation)" in out
-    printed = re.search(r"RMSE validation \(9 structures\): energy ([\d.]+) meV/atom, forces ([\d.]+) eV/Å", out)
+    assert f"on 36 of 36 structures ({s.n_atoms} atoms; each member held out 9 for validation)" in out
+    printed = re.search(
+        r"RMSE validation \(27 structures, each by the members that held it out\): "
+        r"energy ([\d.]+) meV/atom, forces ([\d.]+) eV/Å",
+        out,
+    )
     assert printed and abs(float(printed[1]) - 1000 * e_val) <= 0.006 and abs(float(printed[2]) - f_val) <= 6e-5
-    printed = re.search(r"RMSE train +\(27 structures\): energy ([\d.]+) meV/atom", out)
+    printed = re.search(r"RMSE train +\(36 structures\): energy ([\d.]+) meV/atom", out)
     assert printed and abs(float(printed[1]) - 1000 * e_tr) <= 0.006
-    assert cli.metadata["n_train"] == 27 and cli.metadata["n_val"] == 9 and cli.n_members == 3
+    assert cli.metadata["n_train"] == 36 and cli.metadata["n_val"] == 27 and cli.n_members == 3
 
 
 def test_train_reads_ase_database_like_extxyz(files, tmp_path):

@@ -3,6 +3,8 @@ the force/stress loss gradient against finite differences, early stopping, label
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -191,7 +193,8 @@ def test_loss_gradient_matches_finite_differences(pool, acsf):
             assert g[idx].item() == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-7)
 
 
-def test_early_stopping_keeps_best_weights(pool, acsf):
+@pytest.mark.parametrize("validation", ["shared", "folds"])
+def test_early_stopping_keeps_best_weights(pool, acsf, validation):
     cfg = TrainConfig(
         n_members=2,
         hidden=(16,),
@@ -202,15 +205,50 @@ def test_early_stopping_keeps_best_weights(pool, acsf):
         batch_size=4,
         seed=5,
         val_fraction=0.3,
+        validation=validation,
     )
     result = train_committee(pool[:24], acsf, cfg)
     assert len(result.history) - 1 < cfg.epochs  # stopped early
     best = np.min([h["val"] for h in result.history], axis=0)
-    val = [pool[i] for i in result.val_indices]
-    data = featurize(acsf, val)
-    w = structure_weights(data, cfg).unsqueeze(0).expand(2, -1)
-    loss, _ = member_losses(result.committee.network, data, w, cfg, create_graph=False)
-    np.testing.assert_allclose(loss.detach().numpy(), best, rtol=1e-4)
+    for k in range(2):  # each member's best loss is over the structures it held out, recomputed here
+        held_out = [pool[i] for i, h in zip(result.val_indices, result.held_out[k]) if h]
+        data = featurize(acsf, held_out)
+        w = structure_weights(data, cfg).unsqueeze(0).expand(2, -1)
+        loss, _ = member_losses(result.committee.network, data, w, cfg, create_graph=False)
+        assert float(loss[k].detach()) == pytest.approx(best[k], rel=1e-4)
+
+
+def test_validation_folds_hold_out_a_block_per_member_and_train_on_the_rest(pool, acsf, monkeypatch):
+    import alip.models.training as training
+
+    cfg = TrainConfig(n_members=3, hidden=(8,), epochs=2, batch_size=5, seed=1, val_fraction=0.2, lbfgs_steps=2)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    original = training.member_losses
+
+    def recording(net, data, weights, cfg, create_graph=True):
+        if create_graph:  # the training steps (Adam and L-BFGS), not the validation
+            seen.append((data.energies.double().numpy().copy(), weights.detach().double().numpy().copy()))
+        return original(net, data, weights, cfg, create_graph)
+
+    monkeypatch.setattr(training, "member_losses", recording)
+    structures = pool[:20]
+    result = train_committee(structures, acsf, cfg)
+    assert list(result.train_indices) == list(range(20))  # the committee trains on every structure
+    assert result.held_out.shape == (3, len(result.val_indices)) and (result.held_out.sum(1) == 4).all()
+    assert (result.held_out.sum(0) == 1).all() and len(result.val_indices) == 12  # disjoint folds of 4
+    fold_of = {int(i): int(np.flatnonzero(result.held_out[:, j])[0]) for j, i in enumerate(result.val_indices)}
+    labels = np.array([a.get_potential_energy() for a in structures])
+    assert np.diff(np.sort(labels)).min() > 1e-4  # a batch's structures are told apart by their energies
+    trained = np.zeros((3, 20))
+    for energies, weights in seen:
+        for col, e in enumerate(energies):
+            trained[:, np.abs(labels - e).argmin()] += weights[:, col]
+    for i in range(20):
+        for k in range(3):
+            assert (trained[k, i] > 0) == (fold_of.get(i) != k), (i, k)
+    shared = train_committee(structures, acsf, dataclasses.replace(cfg, validation="shared"))
+    assert result.held_out.all(0).sum() == 0 and shared.held_out.all()
+    assert len(shared.train_indices) == 16 and len(shared.val_indices) == 4
 
 
 def test_structure_weights_formula(pool, acsf):

@@ -30,7 +30,7 @@ import numpy as np
 from ase import Atoms
 
 from alip.cli._common import cli_error
-from alip.config import TrainingSection
+from alip.config import VALIDATIONS, TrainingSection
 from alip.data.io import is_database
 from alip.files import atomic_path
 
@@ -148,7 +148,7 @@ def train_from_file(
         len(structures),
         sum(len(a) for a in structures),
         errors(result.committee, train),
-        errors(result.committee, val) if val else None,
+        errors(result.committee, val, result.held_out) if val else None,
         out,
     )
 
@@ -206,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
             "device": args.device,
             "seed": args.seed,
             "val_fraction": args.val_fraction,
+            "validation": args.validation,
             "processes": args.processes,
         }
         given["verbose"] = not args.no_progress
@@ -215,14 +216,17 @@ def _run(args: argparse.Namespace) -> int:
         print(cli_error("train", exc), file=sys.stderr)
         return 2
     r = s.result
+    folds = s.committee.metadata["train_config"]["validation"] == "folds"
+    held = f"each member held out {int(r.held_out.sum(1).max())}" if folds else f"{len(r.val_indices)}"
     print(
         f"trained {s.committee.n_members} members on {len(r.train_indices)} of {s.n_structures} structures "
-        f"({s.n_atoms} atoms; {len(r.val_indices)} for validation) in {r.seconds:.1f} s "
+        f"({s.n_atoms} atoms; {held} for validation) in {r.seconds:.1f} s "
         f"({r.processes} process{'es' if r.processes > 1 else ''}) -> {s.out}"
     )
     print(f"RMSE train      ({len(r.train_indices)} structures): {_format(s.train_errors)}")
     if s.val_errors is not None:
-        print(f"RMSE validation ({len(r.val_indices)} structures): {_format(s.val_errors)}")
+        what = "each by the members that held it out" if folds else "committee mean"
+        print(f"RMSE validation ({len(r.val_indices)} structures, {what}): {_format(s.val_errors)}")
     return 0
 
 
@@ -267,6 +271,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_g5_si(), 48 functions)")
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
+    p.add_argument(
+        "--validation",
+        choices=VALIDATIONS,
+        help=f"a validation fold per member, or one split shared by all (default {d.validation})",
+    )
     p.add_argument(
         "--processes",
         type=_processes,

@@ -4,9 +4,10 @@ Forces are F = −Jᵀ dE/dG with dE/dG from autograd (create_graph=True), so th
 loss backpropagates into the weights; Jᵀ is either the stored sparse descriptor
 gradients or the fused vector–Jacobian product (see :mod:`alip.models.training_data`).
 ``TrainConfig(device="cuda")`` trains on the GPU.  All K members train in the same pass (stacked
-weights); members differ by initialisation (and, with ``bootstrap=True``, by bootstrap
-weights over the training structures).  Early stopping keeps, per member, the weights with the
-lowest validation loss.
+weights); members differ by initialisation, by the structures they hold out for validation
+(``validation="folds"``: a fold per member, so that the committee trains on every structure) and,
+with ``bootstrap=True``, by bootstrap weights over the training structures.  Early stopping keeps,
+per member, the weights with the lowest loss on the structures that member held out.
 """
 
 from __future__ import annotations
@@ -186,12 +187,23 @@ def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConf
         net.energy_scale.fill_(max(float(resid.std(unbiased=False)) if S > 1 else 1.0, 1e-2))
 
 
-def _split(n: int, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _validation_split(n: int, cfg: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training indices, validation indices, held_out (K, n_val) bool: which members hold each one out).
+
+    "shared": one random ``val_fraction`` held out of every member.  "folds": member k holds out
+    the k-th consecutive block of ``val_fraction`` of one random permutation (blocks wrap around
+    when ``n_members × val_fraction`` > 1), and the training indices are all structures."""
+    K = cfg.n_members
     perm = rng.permutation(n)
     n_val = int(round(cfg.val_fraction * n))
     if n - n_val < 1:
         n_val = n - 1
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    if cfg.validation == "shared" or n_val == 0:
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val]), np.ones((K, n_val), dtype=bool)
+    folds = [perm[(k * n_val + np.arange(n_val)) % n] for k in range(K)]
+    val_idx = np.unique(np.concatenate(folds))
+    held_out = np.stack([np.isin(val_idx, f) for f in folds])
+    return np.arange(n), val_idx, held_out
 
 
 def structure_weights(data: LabeledSet, cfg: TrainConfig) -> torch.Tensor:
@@ -203,18 +215,30 @@ def structure_weights(data: LabeledSet, cfg: TrainConfig) -> torch.Tensor:
 
 
 def _evaluate(
-    net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, cfg: TrainConfig, chunk: int
+    net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig, chunk: int
 ) -> torch.Tensor:
-    """Loss per member (K,) over ``data`` (structure weights (S,), no bootstrap) in chunks."""
+    """Loss per member (K,) over the structures of ``data`` in its ``mask`` (K, S) (the ones it
+    held out), with structure weights ``weights`` (S,): what :func:`member_losses` gives for
+    those structures in one batch, summed here chunk by chunk."""
     K, S = net.n_members, data.n_structures
-    total = torch.zeros(K, dtype=torch.float64)
+    sums = torch.zeros(3, K, dtype=torch.float64)  # energy, forces, stress: weighted sums of squares
+    mask64 = mask.detach().double().cpu()
+    n_atoms = data.n_atoms().double().cpu()
+    has_stress = data.has_stress.double().cpu()
     for start in range(0, S, chunk):
-        idx = np.arange(start, min(S, start + chunk))
-        sub = data.batch(idx)
-        w = weights[start : start + len(idx)].unsqueeze(0).expand(K, -1)
-        loss, _ = member_losses(net, sub, w, cfg, create_graph=False)
-        total += loss.detach().double().cpu() * len(idx)
-    return total / S
+        cols = slice(start, min(S, start + chunk))
+        sub = data.batch(np.arange(cols.start, cols.stop))
+        _, parts = member_losses(net, sub, weights[cols] * mask[:, cols], cfg, create_graph=False)
+        n = cols.stop - cols.start
+        sums[0] += parts["energy"].double().cpu() * n
+        sums[1] += parts["forces"].double().cpu() * 3 * float(n_atoms[cols].sum())
+        if "stress" in parts:
+            sums[2] += parts["stress"].double().cpu() * 9 * max(float(has_stress[cols].sum()), 1.0)
+    total = cfg.weight_energy * sums[0] / mask64.sum(1) + cfg.weight_forces * sums[1] / (3 * mask64 @ n_atoms)
+    n_stress = mask64 @ has_stress
+    if cfg.weight_stress > 0 and bool((n_stress > 0).any()):
+        total = total + cfg.weight_stress * sums[2] / (9 * n_stress.clamp_min(1.0))
+    return total
 
 
 @dataclass
@@ -224,12 +248,15 @@ class TrainResult:
     ``history``: one entry per Adam epoch (``epoch`` 0 is before training) with the mean
     training loss over the members (``train``; ``train_members`` per member), the validation
     loss per member (``val``) and the learning rate, then ``{"epoch": "lbfgs", "val": …}``.
+    ``held_out`` (K, len(val_indices)) bool: the members that did not train on each validation
+    structure (all of them with ``validation="shared"``, one fold per member with "folds").
     """
 
     committee: Committee
     history: list[dict] = field(default_factory=list)
     train_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     val_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    held_out: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     seconds: float = 0.0
     processes: int = 1  # worker processes that trained it (1: this process)
 
@@ -242,6 +269,7 @@ class _Part:
     history: list[dict]
     train_indices: np.ndarray
     val_indices: np.ndarray
+    held_out: np.ndarray  # (members of this part, len(val_indices)) bool
     best_val: list[float]
 
 
@@ -289,7 +317,8 @@ def train_committee(
     }
     committee = Committee(acsf, net, meta)
     history = _merged_history([p.history for p in parts])
-    return TrainResult(committee, history, first.train_indices, first.val_indices, elapsed, n_proc)
+    held_out = np.concatenate([p.held_out for p in parts])
+    return TrainResult(committee, history, first.train_indices, first.val_indices, held_out, elapsed, n_proc)
 
 
 def _prepared(
@@ -346,14 +375,18 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     """
     dev, dtype = data.device, data.values.dtype
     rng = np.random.default_rng(cfg.seed)
-    train_idx, val_idx = _split(data.n_structures, cfg, rng)
+    train_idx, val_idx, held_out = _validation_split(data.n_structures, cfg, rng)
     train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
     if data.grad_centers is not None and data.padded_ratio() <= MAX_PADDED_RATIO:  # pad once, not every step
         train, val = train.padded(), (val.padded() if val is not None else None)
     K, S = cfg.n_members, train.n_structures
     boot = rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap else np.ones((K, S), dtype=np.int64)
+    if cfg.validation == "folds" and len(val_idx):  # a member does not train on its own fold
+        cols = np.searchsorted(train_idx, val_idx)
+        boot[:, cols] *= ~held_out
     weights = structure_weights(data, cfg)
     boot = torch.as_tensor(boot[members], dtype=dtype, device=dev) * weights[torch.from_numpy(train_idx).to(dev)]
+    held_out = held_out[members]
 
     torch_gen = torch.Generator().manual_seed(cfg.seed)
     net = CommitteeNetwork(
@@ -372,9 +405,10 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     opt = torch.optim.Adam(params, lr=cfg.lr)
     gamma = (cfg.lr_final / cfg.lr) ** (1.0 / max(cfg.epochs - 1, 1))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-    monitor = val if val is not None else train
+    monitor = val if val is not None else train  # each member's loss over the structures it held out
     monitor_w = weights[torch.from_numpy(val_idx if val is not None else train_idx).to(dev)]
-    best = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
+    monitor_mask = torch.as_tensor(held_out if val is not None else np.ones((K, S), dtype=bool), dtype=dtype, device=dev)
+    best = _evaluate(net, monitor, monitor_w, monitor_mask, cfg, cfg.batch_size * 4)
     best_params = [p.detach().clone() for p in params]
     since_best = torch.zeros(K, dtype=torch.int64)
     frozen = torch.zeros(K, dtype=torch.bool)  # out of patience: held at their best weights
@@ -392,7 +426,7 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
                 _restore(params, best_params, frozen)
             running += loss.detach().double().cpu() * len(idx)
         sched.step()
-        current = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
+        current = _evaluate(net, monitor, monitor_w, monitor_mask, cfg, cfg.batch_size * 4)
         since_best = _keep_best(params, best_params, current, best, since_best, ~frozen)
         newly = ~frozen & (since_best >= cfg.patience)
         if newly.any():
@@ -418,11 +452,11 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     _restore(params, best_params)
     if cfg.lbfgs_steps > 0:
         _lbfgs(net, params, train, boot, cfg)
-        current = _evaluate(net, monitor, monitor_w, cfg, cfg.batch_size * 4)
+        current = _evaluate(net, monitor, monitor_w, monitor_mask, cfg, cfg.batch_size * 4)
         history.append({"epoch": "lbfgs", "val": current.tolist()})
         _keep_best(params, best_params, current, best, since_best, torch.ones(K, dtype=torch.bool))
         _restore(params, best_params)
-    return _Part(net.to(device="cpu", dtype=torch.float64), history, train_idx, val_idx, best.tolist())
+    return _Part(net.to(device="cpu", dtype=torch.float64), history, train_idx, val_idx, held_out, best.tolist())
 
 
 @torch.no_grad()
@@ -541,22 +575,33 @@ def _lbfgs(
     assign(x)
 
 
-def errors(committee: Committee, atoms_list: Sequence[Atoms]) -> dict[str, float]:
-    """RMSE of the committee mean vs labels: energy per atom (eV), forces (eV/Å), stress (eV/Å³)."""
+def errors(committee: Committee, atoms_list: Sequence[Atoms], held_out: np.ndarray | None = None) -> dict[str, float]:
+    """RMSE of the committee mean vs labels: energy per atom (eV), forces (eV/Å), stress (eV/Å³).
+
+    ``held_out`` (K, S) bool (a :class:`TrainResult`'s, for its validation structures): average
+    each structure over the members that did not train on it only, a cross-validation estimate
+    (with one fold per member, a single member's error: higher than the committee's)."""
     atoms_list = list(atoms_list)
     pred = committee.predict(atoms_list)
     labels = [read_labels(a) for a in atoms_list]
     n = pred.n_atoms
+    K, S = pred.energies.shape
+    w = np.ones((K, S)) if held_out is None else np.asarray(held_out, dtype=float)
+    if w.shape != (K, S) or not (w.sum(0) > 0).all():
+        raise ValueError(f"held_out must be ({K}, {S}) with a member for every structure")
+    w = w / w.sum(0)
+    atom_w = np.repeat(w, n, axis=1)[:, :, None]
+    energies = (w * pred.energies).sum(0)
+    forces = (atom_w * pred.forces).sum(0)
+    virials = (w[:, :, None, None] * pred.virials).sum(0)
     e_ref = np.array([e for e, _, _ in labels])
     f_ref = np.concatenate([f for _, f, _ in labels])
     out = {
-        "energy_rmse": float(np.sqrt(np.mean(((pred.energies.mean(0) - e_ref) / n) ** 2))),
-        "force_rmse": float(np.sqrt(np.mean((pred.forces.mean(0) - f_ref) ** 2))),
+        "energy_rmse": float(np.sqrt(np.mean(((energies - e_ref) / n) ** 2))),
+        "force_rmse": float(np.sqrt(np.mean((forces - f_ref) ** 2))),
     }
     s_err = [
-        (-pred.virials.mean(0)[s] / a.get_volume() - st)
-        for s, (a, (_, _, st)) in enumerate(zip(atoms_list, labels))
-        if st is not None
+        (-virials[s] / a.get_volume() - st) for s, (a, (_, _, st)) in enumerate(zip(atoms_list, labels)) if st is not None
     ]
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(s_err)))) if s_err else math.nan
     return out
