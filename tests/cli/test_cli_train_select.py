@@ -200,6 +200,18 @@ def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
     assert Committee.load(tmp_path / "c.pt").metadata["train_config"]["bootstrap"] is False  # the last flag wins
 
 
+def test_train_validation_shared_holds_one_split_out_of_every_member(files, tmp_path):
+    src = str(files["dir"] / "lab.extxyz")
+    short = ["--members", "2", "--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--no-progress"]
+    code, out, _ = _run(["train", src, "-o", str(tmp_path / "s.pt"), *short, "--validation", "shared"])
+    assert code == 0 and "on 32 of 36 structures" in out and "4 for validation" in out
+    assert "RMSE validation (4 structures, committee mean)" in out
+    assert Committee.load(tmp_path / "s.pt").metadata["train_config"]["validation"] == "shared"
+    assert TrainingSection().validation == "folds"
+    with pytest.raises(ValueError, match="validation must be one of folds, shared, got 'none'"):
+        TrainingSection(validation="none").check()
+
+
 # ----------------------------------------------------------------------------- select
 def _independent(files: dict) -> dict:
     """Scores, pooled features and exclusion of the good pool frames, without alip's pool code."""

@@ -407,7 +407,9 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
     monitor = val if val is not None else train  # each member's loss over the structures it held out
     monitor_w = weights[torch.from_numpy(val_idx if val is not None else train_idx).to(dev)]
-    monitor_mask = torch.as_tensor(held_out if val is not None else np.ones((K, S), dtype=bool), dtype=dtype, device=dev)
+    monitor_mask = torch.as_tensor(
+        held_out if val is not None else np.ones((K, S), dtype=bool), dtype=dtype, device=dev
+    )
     best = _evaluate(net, monitor, monitor_w, monitor_mask, cfg, cfg.batch_size * 4)
     best_params = [p.detach().clone() for p in params]
     since_best = torch.zeros(K, dtype=torch.int64)
@@ -601,7 +603,9 @@ def errors(committee: Committee, atoms_list: Sequence[Atoms], held_out: np.ndarr
         "force_rmse": float(np.sqrt(np.mean((forces - f_ref) ** 2))),
     }
     s_err = [
-        (-virials[s] / a.get_volume() - st) for s, (a, (_, _, st)) in enumerate(zip(atoms_list, labels)) if st is not None
+        (-virials[s] / a.get_volume() - st)
+        for s, (a, (_, _, st)) in enumerate(zip(atoms_list, labels))
+        if st is not None
     ]
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(s_err)))) if s_err else math.nan
     return out
