@@ -48,6 +48,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 from ase.io import read
+from ase.stress import full_3x3_to_voigt_6_stress
 from ase.units import GPa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -105,10 +106,8 @@ def read_mlearn(path: str, fix_shear: bool = True) -> list[Atoms]:
         if atoms.info.get("group") in SWAPPED_SHEAR_GROUPS and stress is not None:
             stress = np.array(stress, dtype=float)
             if stress.shape == (3, 3):
-                stress[[1, 0], 2] = stress[[0, 1], 2]
-                stress[2, [1, 0]] = stress[2, [0, 1]]
-            else:
-                stress[[3, 4]] = stress[[4, 3]]
+                stress = full_3x3_to_voigt_6_stress(stress)
+            stress[[3, 4]] = stress[[4, 3]]
             atoms.calc.results["stress"] = stress
     return frames
 

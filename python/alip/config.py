@@ -193,8 +193,8 @@ class TrainingSection:
     validation: str = _f(
         "folds",
         f"{' | '.join(VALIDATIONS)}: each member holds out its own val_fraction of the structures (disjoint "
-        "folds while n_members × val_fraction <= 1), so the committee trains on every label, as ANI's "
-        "cross-validation ensembles; or one split held out of all members",
+        "folds while they fit, never one held out of every member), so the committee trains on every label, "
+        "as ANI's cross-validation ensembles; or one split held out of all members",
     )
     patience: int = _f(100, "epochs without validation improvement (all members) before stopping")
     bootstrap: bool = _f(

@@ -132,7 +132,7 @@ def test_train_saves_committee_that_reproduces_reported_errors(files, tmp_path):
         out,
     )
     assert printed and abs(float(printed[1]) - 1000 * e_val) <= 0.006 and abs(float(printed[2]) - f_val) <= 6e-5
-    printed = re.search(r"RMSE train +\(36 structures\): energy ([\d.]+) meV/atom", out)
+    printed = re.search(r"RMSE train +\(36 structures, committee mean\): energy ([\d.]+) meV/atom", out)
     assert printed and abs(float(printed[1]) - 1000 * e_tr) <= 0.006
     assert cli.metadata["n_train"] == 36 and cli.metadata["n_val"] == 27 and cli.n_members == 3
 

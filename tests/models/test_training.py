@@ -202,7 +202,7 @@ def test_early_stopping_keeps_best_weights(pool, acsf, validation):
         lr=3e-2,
         lr_final=3e-2,
         patience=4,
-        batch_size=4,
+        batch_size=1,  # the validation loss is summed over chunks of 4 structures
         seed=5,
         val_fraction=0.3,
         validation=validation,
@@ -246,6 +246,13 @@ def test_validation_folds_hold_out_a_block_per_member_and_train_on_the_rest(pool
     for i in range(20):
         for k in range(3):
             assert (trained[k, i] > 0) == (fold_of.get(i) != k), (i, k)
+    for n, k, fraction in [(16, 8, 0.1), (15, 8, 0.1), (3, 2, 0.9), (8, 1, 0.5), (24, 5, 0.3)]:
+        c = dataclasses.replace(cfg, n_members=k, val_fraction=fraction)
+        train_idx, val_idx, held = training._validation_split(n, c, np.random.default_rng(0))
+        assert list(train_idx) == list(range(n)) and (held.sum(0) < max(k, 2)).all()  # each one trains a member
+        assert len(set(held.sum(1))) == 1  # the same number held out by every member
+        if k * held.sum(1)[0] <= n:
+            assert (held.sum(0) == 1).all()  # disjoint
     shared = train_committee(structures, acsf, dataclasses.replace(cfg, validation="shared"))
     assert result.held_out.all(0).sum() == 0 and shared.held_out.all()
     assert len(shared.train_indices) == 16 and len(shared.val_indices) == 4

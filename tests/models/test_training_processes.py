@@ -87,12 +87,13 @@ def test_lbfgs_lowers_each_members_training_loss(labeled, acsf):
     after = _train(data, acsf, cfg, [0, 1, 2])
     train = data.batch(after.train_indices)
     K = cfg.n_members
-    # the bootstrap counts of the run (drawn as in _train) weight each member's loss
+    # the bootstrap counts of the run (drawn as in _train), its fold removed, weight each member's loss
     rng = np.random.default_rng(cfg.seed)
     rng.permutation(data.n_structures)
     S = train.n_structures
-    boot = torch.as_tensor(rng.multinomial(S, np.full(S, 1.0 / S), size=K), dtype=torch.float64)
-    boot = boot * structure_weights(train, cfg)
+    counts = rng.multinomial(S, np.full(S, 1.0 / S), size=K)
+    counts[:, after.val_indices] *= ~after.held_out  # validation folds: a member does not train on its own
+    boot = torch.as_tensor(counts, dtype=torch.float64) * structure_weights(train, cfg)
     loss_before = member_losses(before.network, train, boot, cfg, create_graph=False)[0]
     loss_after = member_losses(after.network, train, boot, cfg, create_graph=False)[0]
     val_after = np.array(after.history[-1]["val"])

@@ -223,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
         f"({s.n_atoms} atoms; {held} for validation) in {r.seconds:.1f} s "
         f"({r.processes} process{'es' if r.processes > 1 else ''}) -> {s.out}"
     )
-    print(f"RMSE train      ({len(r.train_indices)} structures): {_format(s.train_errors)}")
+    print(f"RMSE train      ({len(r.train_indices)} structures, committee mean): {_format(s.train_errors)}")
     if s.val_errors is not None:
         what = "each by the members that held it out" if folds else "committee mean"
         print(f"RMSE validation ({len(r.val_indices)} structures, {what}): {_format(s.val_errors)}")

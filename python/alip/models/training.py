@@ -191,13 +191,16 @@ def _validation_split(n: int, cfg: TrainConfig, rng: np.random.Generator) -> tup
     """(training indices, validation indices, held_out (K, n_val) bool: which members hold each one out).
 
     "shared": one random ``val_fraction`` held out of every member.  "folds": member k holds out
-    the k-th consecutive block of ``val_fraction`` of one random permutation (blocks wrap around
-    when ``n_members × val_fraction`` > 1), and the training indices are all structures."""
+    the k-th consecutive block of ``val_fraction`` of one random permutation (disjoint while
+    K × blocks ≤ n, else wrapping around, and at most n (K − 1) / K each, so that every
+    structure trains at least one member), and the training indices are all structures."""
     K = cfg.n_members
     perm = rng.permutation(n)
     n_val = int(round(cfg.val_fraction * n))
     if n - n_val < 1:
         n_val = n - 1
+    if cfg.validation == "folds" and K > 1:
+        n_val = min(n_val, n * (K - 1) // K)
     if cfg.validation == "shared" or n_val == 0:
         return np.sort(perm[n_val:]), np.sort(perm[:n_val]), np.ones((K, n_val), dtype=bool)
     folds = [perm[(k * n_val + np.arange(n_val)) % n] for k in range(K)]
@@ -294,7 +297,8 @@ def train_committee(
         acsf = ACSF.fine_g5_si()
     dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
     n_atoms = data.values.shape[0] if data is not None else sum(len(a) for a in atoms_list)
-    atom_epochs = int(n_atoms * (1 - cfg.val_fraction) * (cfg.epochs + cfg.lbfgs_steps))
+    trained = 1 - cfg.val_fraction if cfg.validation == "shared" else 1  # folds: each step covers all
+    atom_epochs = int(n_atoms * trained * (cfg.epochs + cfg.lbfgs_steps))
     sizes = [acsf.n_features, *cfg.hidden, 1]
     member_macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_proc = resolve_processes(cfg.processes, cfg.n_members, cfg.threads, atom_epochs, member_macs, dev.type == "cpu")
@@ -582,7 +586,8 @@ def errors(committee: Committee, atoms_list: Sequence[Atoms], held_out: np.ndarr
 
     ``held_out`` (K, S) bool (a :class:`TrainResult`'s, for its validation structures): average
     each structure over the members that did not train on it only, a cross-validation estimate
-    (with one fold per member, a single member's error: higher than the committee's)."""
+    (with one fold per member, a single member's error: higher than the committee's; the
+    feature scaling and the energy reference per element were fitted on all structures)."""
     atoms_list = list(atoms_list)
     pred = committee.predict(atoms_list)
     labels = [read_labels(a) for a in atoms_list]
