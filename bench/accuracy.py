@@ -1,6 +1,6 @@
 """Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 fits.
 
-    python bench/accuracy.py                       # defaults, previous and former defaults, SNAP, qSNAP, n2p2
+    python bench/accuracy.py                 # defaults, 48 CUR-chosen functions, previous, former, (q)SNAP, n2p2
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --models n2p2         # only the published n2p2 network, through alip's core
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
@@ -77,6 +77,13 @@ def former_acsf() -> Any:
     from alip.core.descriptors import ACSF
 
     return ACSF.default_si()
+
+
+def selected_acsf(train: list[Atoms]) -> Any:
+    """48 functions chosen by CUR on the training structures (`alip train --select 48`)."""
+    from alip.core.selection import select_acsf
+
+    return select_acsf(train, 48)
 
 
 def subset(atoms: Atoms) -> str:
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
     p.add_argument(
         "--models",
-        default="default,previous,former,snap,qsnap,n2p2",
+        default="default,selected,previous,former,snap,qsnap,n2p2",
         help="comma-separated subset of the default",
     )
     p.add_argument("--json", help="write all numbers here")
@@ -412,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         t0 = time.perf_counter()
-        if name in ("default", "previous", "former"):
+        if name in ("default", "selected", "previous", "former"):
             save = os.path.join(args.save_dir, f"alip_{name}.pt") if args.save_dir else None
             c0 = time.process_time()
             overrides, acsf, label = {
                 "default": ({}, None, "alip defaults"),
+                "selected": ({}, selected_acsf(train), "alip defaults, 48 functions chosen by CUR"),
                 "previous": (PREVIOUS, previous_acsf(), "alip previous defaults"),
                 "former": (FORMER, former_acsf(), "alip former defaults"),
             }[name]

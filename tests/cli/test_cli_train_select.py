@@ -425,3 +425,18 @@ def test_select_cost_atoms3_ranks_by_score_per_cubed_atom_count(files, tmp_path)
     with pytest.raises(SystemExit) as exit_:  # argparse's choices: exit 2 with the usage line
         _run(["select", str(files["dir"] / "c.pt"), str(pool), "-n", "2", "-o", out, "--cost", "n3"])
     assert exit_.value.code == 2
+
+
+def test_train_select_chooses_the_descriptor_on_the_labels(files, tmp_path):
+    from alip.core.selection import select_acsf
+
+    src = files["dir"] / "lab.extxyz"
+    short = ["--members", "2", "--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--no-progress"]
+    code, out, _ = _run(["train", str(src), "-o", str(tmp_path / "s.pt"), *short, "--select", "6"])
+    assert code == 0 and "chosen by CUR from the pool" in out
+    acsf = Committee.load(tmp_path / "s.pt").acsf
+    assert acsf.n_features == 6 and acsf.to_dict() == select_acsf(files["labeled"], 6).to_dict()
+    code, out, _ = _run(["train", str(src), "-o", str(tmp_path / "d.pt"), *short])
+    assert code == 0 and "(ACSF.fine_g5_si())" in out and Committee.load(tmp_path / "d.pt").acsf.n_features == 48
+    code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "-1"])
+    assert code == 2 and "select must be >= 0" in err

@@ -81,6 +81,22 @@ def read_checked(
     return _read_frames(path, reader, good, what), bad
 
 
+def elements_in(path: str | os.PathLike, what: str | None = None) -> list[int]:
+    """Sorted atomic numbers present in an extxyz file or ASE ``*.db`` (a format error names the file)."""
+    path = os.fspath(path)
+    what = what or path
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what}: no such file: {path}")
+    found: set[int] = set()
+    try:
+        reader = open_pool(path)
+        for frames in reader.iter_chunks(chunk_bounds(reader.counts, 1024, 1 << 16)):
+            found.update(int(z) for z in set(frames.numbers.tolist()))
+    except PoolFormatError as exc:
+        raise BadInputError(f"{what}: {exc}") from None
+    return sorted(found)
+
+
 def _read_frames(path: str, reader: Any, frames: list[int], what: str) -> list[Atoms]:
     """The frames ``frames`` as ase.Atoms (with info and any labels) read by ASE."""
     from ase.io import read

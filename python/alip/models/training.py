@@ -285,8 +285,9 @@ def train_committee(
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
     ``acsf`` defaults to ``ACSF.fine_g5_si()`` (the training default; the active-learning
-    loop passes its own); ``data`` may pass a precomputed :func:`featurize` result of
-    ``acsf`` for ``atoms_list`` (any dtype; it is cast to ``config.dtype``).
+    loop passes its own; :func:`alip.core.selection.select_acsf` chooses one on the data);
+    ``data`` may pass a precomputed :func:`featurize` result of ``acsf`` for ``atoms_list``
+    (any dtype; it is cast to ``config.dtype``).
     ``config.processes`` > 1 (or "auto" on a big enough data set) trains sub-committees in
     worker processes (:mod:`alip.models.member_processes`); every member comes out as in
     one process, up to floating-point summation order.
