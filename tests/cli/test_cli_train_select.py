@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -440,3 +441,14 @@ def test_train_select_chooses_the_descriptor_on_the_labels(files, tmp_path):
     assert code == 0 and "(ACSF.fine_g5_si())" in out and Committee.load(tmp_path / "d.pt").acsf.n_features == 48
     code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "-1"])
     assert code == 2 and "select must be >= 0" in err
+    code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "149"])
+    assert code == 2 and "at most 148" in err
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(Committee.load(tmp_path / "s.pt").acsf.to_dict()))
+    code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--spec", str(spec), "--select", "6"])
+    assert code == 2 and "not both" in err
+    traj = tmp_path / "lab.traj"  # any ASE format: its elements are read with ASE
+    write(traj, files["labeled"])
+    code, out, err = _run(["train", str(traj), "-o", str(tmp_path / "t.pt"), *short, "--select", "6"])
+    assert code == 0, err
+    assert Committee.load(tmp_path / "t.pt").acsf.to_dict() == acsf.to_dict()

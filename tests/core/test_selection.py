@@ -28,6 +28,14 @@ def test_cur_takes_the_strongest_direction_first():
     assert cur_select(X, 1)[0] < 5  # five columns share one direction: it dominates the first singular vector
 
 
+def test_cur_fills_up_in_index_order_once_everything_is_described():
+    rng = np.random.default_rng(4)
+    u, v = rng.normal(size=(2, 200))
+    X = np.stack([u, v, u - v, 2 * v, np.ones(200)], axis=1)  # rank 2
+    chosen = cur_select(X, 5)
+    assert sorted(chosen) == [0, 1, 2, 3, 4] and np.linalg.matrix_rank(X[:, chosen[:2]]) == 2
+
+
 def test_cur_groups_are_taken_whole_and_bad_sizes_are_refused():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(300, 6))
@@ -51,7 +59,7 @@ def test_candidate_pool_sizes_and_checks():
 def _two_element_frames() -> list[Atoms]:
     rng = np.random.default_rng(3)
     frames = []
-    for k in range(4):
+    for _ in range(4):
         cell = np.eye(3) * 6.0
         pos = np.array([[i, j, m] for i in range(2) for j in range(2) for m in range(2)], float) * 3.0
         a = Atoms("Si4O4", positions=pos + rng.normal(scale=0.15, size=pos.shape), cell=cell, pbc=True)

@@ -142,9 +142,20 @@ def train_from_file(
         raise InputError(f"{out} exists; pass --force to overwrite")
     if select < 0:
         raise InputError(f"select must be >= 0, got {select}")
-    fixed = acsf or (ACSF.fine_g5_si() if select == 0 else None)
-    checks = fixed or candidate_pool(elements_in(labeled, os.fspath(labeled)))  # the structures' elements
+    if select and acsf is not None:
+        raise InputError("give either a descriptor spec or select > 0, not both")
     extxyz = str(labeled).endswith((".extxyz", ".xyz")) and os.path.isfile(labeled)
+    fixed = acsf or (ACSF.fine_g5_si() if select == 0 else None)
+    if fixed is None:  # the pool of the file's elements checks the frames, then selection chooses from it
+        if extxyz or is_database(labeled):
+            elements = elements_in(labeled, os.fspath(labeled))
+        else:
+            elements = sorted({int(z) for a in read_structures(labeled) for z in a.numbers})
+        checks = candidate_pool(elements)
+        if select > len(checks.g2) + len(checks.g5):
+            raise InputError(f"select must be at most {len(checks.g2) + len(checks.g5)} (the pool's functions)")
+    else:
+        checks = fixed
     if extxyz:  # checked before ASE reads it, so that a bad frame is named with its line
         read_checked(labeled, checks, "stop", os.fspath(labeled))
     structures = read_structures(labeled)

@@ -49,26 +49,37 @@ def candidate_pool(species: Sequence[str | int], cutoff: float = 5.5, r_min: flo
 def cur_select(X: np.ndarray, n: int, groups: Sequence[Sequence[int]] | None = None) -> list[int]:
     """Indices of ``n`` groups of columns of ``X`` (rows: samples) chosen by iterative CUR.
 
-    Columns are standardised first (constant ones can never be chosen); each step scores a
-    group by the summed leverage of its columns on the top ``n − taken`` right singular
-    vectors of the residual matrix, takes the best and removes its columns' span from the
-    residual. ``groups`` default to one per column. Returned in the order chosen."""
+    Columns are standardised first (constant ones carry nothing); each step scores a group by
+    the mean leverage of its columns on the top ``n − taken`` right singular vectors of the
+    residual (so a group of many columns is not favoured for its size), takes the best and
+    removes the span of its columns from the residual. It works on the Gram matrix XᵀX, so a
+    step costs O(F³) for F columns whatever the number of rows. Once the chosen groups
+    describe all of ``X``, the rest follow in index order. ``groups`` default to one per
+    column. Returned in the order chosen."""
     X = np.asarray(X, dtype=np.float64)
     groups = [list(g) for g in (groups if groups is not None else [[j] for j in range(X.shape[1])])]
     if not 1 <= n <= len(groups):
         raise ValueError(f"n must be in [1, {len(groups)}] (the number of groups), got {n}")
     std = X.std(0)
-    A = np.where(std > 1e-12, (X - X.mean(0)) / np.where(std > 1e-12, std, 1.0), 0.0)
+    live = std > 1e-12 * (1.0 + np.abs(X.mean(0)))
+    A = np.where(live, (X - X.mean(0)) / np.where(live, std, 1.0), 0.0)
+    C = A.T @ A  # the residual's Gram matrix: its eigenvectors are the right singular vectors
+    floor = 1e-10 * max(float(np.linalg.eigvalsh(C)[-1]), 1e-300)
     chosen: list[int] = []
     for taken in range(n):
-        _, s, vt = np.linalg.svd(A, full_matrices=False)
-        k = max(1, min(int((s > 1e-10 * max(s[0], 1e-300)).sum()), n - taken))
-        leverage = (vt[:k] ** 2).sum(0)
-        score = np.array([leverage[g].sum() if i not in chosen else -1.0 for i, g in enumerate(groups)])
+        w, v = np.linalg.eigh(C)
+        rank = int((w > floor).sum())
+        if rank == 0:  # nothing left to describe
+            chosen += [i for i in range(len(groups)) if i not in chosen][: n - taken]
+            break
+        top = v[:, ::-1][:, : min(rank, n - taken)]
+        leverage = (top**2).sum(1)
+        score = [float(leverage[g].mean()) if i not in chosen else -1.0 for i, g in enumerate(groups)]
         best = int(np.argmax(score))
         chosen.append(best)
-        q, _ = np.linalg.qr(A[:, groups[best]])
-        A = A - q @ (q.T @ A)
+        g = groups[best]
+        C = C - C[:, g] @ np.linalg.pinv(C[np.ix_(g, g)], rcond=1e-10, hermitian=True) @ C[g, :]
+        C = 0.5 * (C + C.T)
     return chosen
 
 
@@ -87,8 +98,9 @@ def select_acsf(
     structures: Sequence[Atoms], n: int = 48, pool: ACSF | None = None, max_atoms: int = 20000, seed: int = 0
 ) -> ACSF:
     """An ACSF of ``n`` functions chosen by :func:`cur_select` from ``pool`` (default:
-    :func:`candidate_pool` of the structures' elements) over their atoms (at most
-    ``max_atoms`` of them, drawn with ``seed``); deterministic for given structures."""
+    :func:`candidate_pool` of the structures' elements) over their atoms (over whole
+    structures drawn with ``seed`` up to ``max_atoms`` atoms where there are more); deterministic
+    for given structures."""
     structures = list(structures)
     if not structures:
         raise ValueError("select_acsf needs at least one structure")
@@ -96,9 +108,13 @@ def select_acsf(
         species = sorted({int(z) for a in structures for z in a.numbers})
         pool = candidate_pool(species)
     groups, n2 = _groups(pool)
+    if not 1 <= n <= len(groups):
+        raise ValueError(f"n must be in [1, {len(groups)}] (the functions of the pool), got {n}")
+    if sum(len(a) for a in structures) > max_atoms:  # whole structures, drawn until max_atoms
+        order = np.random.default_rng(seed).permutation(len(structures))
+        kept = order[np.cumsum([len(structures[i]) for i in order]) <= max_atoms]
+        structures = [structures[i] for i in np.sort(kept if len(kept) else order[:1])]
     X = pool.compute(structures)
-    if len(X) > max_atoms:
-        X = X[np.sort(np.random.default_rng(seed).choice(len(X), max_atoms, replace=False))]
     chosen = sorted(cur_select(X, n, groups))
     return ACSF(
         species=list(pool.species),
