@@ -422,13 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("default", "selected", "previous", "former"):
             save = os.path.join(args.save_dir, f"alip_{name}.pt") if args.save_dir else None
             c0 = time.process_time()
-            overrides, acsf, label = {
-                "default": ({}, None, "alip defaults"),
-                "selected": ({}, selected_acsf(train), "alip defaults, 48 functions chosen by CUR"),
-                "previous": (PREVIOUS, previous_acsf(), "alip previous defaults"),
-                "former": (FORMER, former_acsf(), "alip former defaults"),
+            overrides, make_acsf, label = {  # the descriptor built for the model asked for only
+                "default": ({}, lambda: None, "alip defaults"),
+                "selected": ({}, lambda: selected_acsf(train), "alip defaults, 48 functions chosen by CUR"),
+                "previous": (PREVIOUS, previous_acsf, "alip previous defaults"),
+                "former": (FORMER, former_acsf, "alip former defaults"),
             }[name]
-            calc_for, splits, wall, val_calcs = alip_model(train, overrides, acsf, save)
+            calc_for, splits, wall, val_calcs = alip_model(train, overrides, make_acsf(), save)
             cpu_train = time.process_time() - c0
         elif name in ("snap", "qsnap"):
             missing = _lammps_missing()

@@ -38,10 +38,12 @@ def test_cur_fills_up_in_index_order_once_everything_is_described():
 
 def test_cur_groups_are_taken_whole_and_bad_sizes_are_refused():
     rng = np.random.default_rng(2)
-    X = rng.normal(size=(300, 6))
+    u, v, w, z = rng.normal(size=(4, 300))
+    # group 2 repeats group 0's two directions; group 1 alone holds w and z
+    X = np.stack([u, w, u + 0.01 * rng.normal(size=300), v, z, v + 0.01 * rng.normal(size=300)], axis=1)
     groups = [[0, 3], [1, 4], [2, 5]]
     chosen = cur_select(X, 2, groups)
-    assert len(chosen) == 2 and set(chosen) <= {0, 1, 2}
+    assert len(chosen) == 2 and 1 in chosen and set(chosen) != {0, 2}  # a group's span is removed whole
     with pytest.raises(ValueError, match="n must be in"):
         cur_select(X, 4, groups)
     with pytest.raises(ValueError, match="n must be in"):
