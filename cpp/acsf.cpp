@@ -29,11 +29,18 @@ Acsf::Acsf(AcsfSpec spec) {
             check_finite(p.eta, name, k);
             check_finite(p.zeta, name, k);
             check_finite(p.lambda, name, k);
+            check_finite(p.rs, name, k);
             if (p.eta < 0) throw InvalidInput(std::string(name) + " eta must be >= 0");
             if (p.zeta < 1) throw InvalidInput(std::string(name) + " zeta must be >= 1");
             if (std::abs(p.lambda) > 1) throw InvalidInput(std::string(name) + " lambda must be in [-1, 1]");
-            int e = int(std::find(t.angular_etas.begin(), t.angular_etas.end(), p.eta) - t.angular_etas.begin());
-            if (e == int(t.angular_etas.size())) t.angular_etas.push_back(p.eta);
+            if (p.rs < 0) throw InvalidInput(std::string(name) + " rs must be >= 0");
+            int e = 0;
+            while (e < int(t.angular_etas.size()) && !(t.angular_etas[e] == p.eta && t.angular_rs[e] == p.rs)) ++e;
+            if (e == int(t.angular_etas.size())) {
+                t.angular_etas.push_back(p.eta);
+                t.angular_rs.push_back(p.rs);
+                t.angular_shifted = t.angular_shifted || p.rs != 0.0;
+            }
             int z = 0;
             while (z < int(t.zeta_lambdas.size()) &&
                    !(t.zeta_lambdas[z].zeta == p.zeta && t.zeta_lambdas[z].lambda == p.lambda))
@@ -46,13 +53,13 @@ Acsf::Acsf(AcsfSpec spec) {
                 t.zeta_lambdas.push_back({p.zeta, p.lambda, iz, l});
                 while (iz >= 1 && (1 << t.ladder_depth) <= iz) ++t.ladder_depth;
             }
-            index.push_back({e, z, std::pow(2.0, 1.0 - p.zeta), p.eta});
+            index.push_back({e, z, std::pow(2.0, 1.0 - p.zeta), p.eta, p.eta * p.rs});
         }
     };
     add_angular(t.spec.g4, t.g4_index, "g4");
     add_angular(t.spec.g5, t.g5_index, "g5");
-    for (const AngularParam& p : t.spec.g4) t.g4_etas.push_back(p.eta);
-    for (const AngularParam& p : t.spec.g5) t.g5_etas.push_back(p.eta);
+    for (const AngularParam& p : t.spec.g4) t.g4_etas.push_back(p.eta), t.g4_eta_rs.push_back(p.eta * p.rs);
+    for (const AngularParam& p : t.spec.g5) t.g5_etas.push_back(p.eta), t.g5_eta_rs.push_back(p.eta * p.rs);
     const int32_t ns = t.spec.n_species;
     t.pair_index.assign(size_t(ns) * ns, 0);
     int32_t q = 0;

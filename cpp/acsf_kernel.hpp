@@ -208,7 +208,7 @@ void radial_terms(const AcsfTables& tb, Mode& mode, const LocalNeighbors& L) {
 }
 
 /// Geometry of a chunk of `cnt` pairs (B.i1, B.i2): cos, for G4 the cutoff of r_12, the
-/// product of cutoffs Fc and its derivatives, and E = exp(-eta (r1^2 + r2^2 [+ r12^2])).
+/// product of cutoffs Fc and its derivatives, and E = exp(-eta ((r1 - rs)^2 + (r2 - rs)^2 [+ (r12 - rs)^2])).
 inline void angular_chunk_geometry(const AcsfTables& tb, const LocalNeighbors& L, BlockScratch& B, bool g4,
                                    int64_t cnt) {
     constexpr bool deriv = true;
@@ -250,11 +250,15 @@ inline void angular_chunk_geometry(const AcsfTables& tb, const LocalNeighbors& L
         }
     }
     for (int64_t e = 0; e < ne; ++e) {
-        const double eta = tb.angular_etas[e];
+        const double eta = tb.angular_etas[e], rs = tb.angular_rs[e];
         const double* ex = &L.expo[e * m];
         double* E = &B.E[size_t(e * C)];
         if (g4) {
-            exp_neg(eta, B.r12sq.data(), E, cnt);
+            if (rs == 0.0) {
+                exp_neg(eta, B.r12sq.data(), E, cnt);
+            } else {  // exp(-eta (r_12 - rs)^2)
+                exp_neg_sq(eta, rs, B.r12.data(), E, cnt);
+            }
 #pragma omp simd
             for (int64_t k = 0; k < cnt; ++k) E[k] *= ex[i1[k]] * ex[i2[k]];
         } else {
@@ -335,7 +339,10 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
             EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
         }
     }
-    const double* etas = (&params == &tb.g4_index) ? tb.g4_etas.data() : tb.g5_etas.data();
+    const bool g4 = &params == &tb.g4_index;
+    const double* etas = g4 ? tb.g4_etas.data() : tb.g5_etas.data();
+    const double* eta_rs = g4 ? tb.g4_eta_rs.data() : tb.g5_eta_rs.data();
+    const bool shifted = tb.angular_shifted;
     double* d = mode.d.data();
     double* g = mode.g + base;
     for (int64_t k = 0; k < cnt; ++k) {
@@ -344,6 +351,12 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
         const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
         const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
         const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
+        // the shift: d/dv exp(-eta (r - rs)^2) = -2 eta (1 - rs / r) v exp(..), so each
+        // -2 eta of rs = 0 gains + 2 eta rs / r (r_12 enters G4 only)
+        const double ir12 = (shifted && g4) ? 1.0 / B.r12[k] : 0.0;
+        const double s1 = shifted ? 2.0 * Fc * (L.inv_r[n1] + ir12) : 0.0;
+        const double s2 = shifted ? 2.0 * Fc * (L.inv_r[n2] + ir12) : 0.0;
+        const double sb = -2.0 * Fc * ir12;
         const double* ep = EP + k * np;
         const double* edp = EdP + k * np;
         double* d1 = d + (n1 * 3) * F + base;
@@ -351,9 +364,9 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
 #pragma omp simd
         for (int64_t p = 0; p < np; ++p) {
             const double eF = etas[p] * Fc;
-            const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF);
-            const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF);
-            const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF);
+            const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF + s1 * eta_rs[p]);
+            const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF + sb * eta_rs[p]);
+            const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF + s2 * eta_rs[p]);
             g[p] += ep[p] * Fc;
             d1[p] += a1 * v1[0] + b * v2[0];
             d1[F + p] += a1 * v1[1] + b * v2[1];
@@ -381,11 +394,14 @@ inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const Local
     double* U = B.U.data();
     double* V = B.V.data();
     double* H = B.H.data();
+    double* H2 = B.work.data();  // sum eta rs E P w: the shift's terms
+    const bool shifted = tb.angular_shifted, g4 = &params == &tb.g4_index;
     for (int64_t r = 0; r < mode.n_rhs; ++r) {
         const double* w = mode.w + r * mode.w_stride;
         std::fill(U, U + cnt, 0.0);
         std::fill(V, V + cnt, 0.0);
         std::fill(H, H + cnt, 0.0);
+        std::fill(H2, H2 + cnt, 0.0);
         bool any = false;
         for (size_t p = 0; p < params.size(); ++p) {
             const AngularIndex& ix = params[p];
@@ -395,13 +411,17 @@ inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const Local
             const double* E = &B.E[size_t(ix.eta * C)];
             const double* P = B.Pz[size_t(ix.zl)];
             const double* dP = &B.dP[size_t(ix.zl * C)];
-            const double eta = ix.eta_value;
+            const double eta = ix.eta_value, eta_rs = ix.eta_rs;
 #pragma omp simd
             for (int64_t k = 0; k < cnt; ++k) {
                 const double Xw = wp * E[k];
                 U[k] += Xw * dP[k];
                 V[k] += Xw * P[k];
                 H[k] += eta * Xw * P[k];
+            }
+            if (eta_rs != 0.0) {
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) H2[k] += eta_rs * wp * E[k] * P[k];
             }
         }
         if (!any) continue;
@@ -412,9 +432,15 @@ inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const Local
         for (int64_t k = 0; k < cnt; ++k) {
             const int64_t n1 = i1[k], n2 = i2[k];
             const double Fc = B.Fc[k];
-            const double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
-            const double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
-            const double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
+            double sa1 = -Fc * B.cos_r1[k] * U[k] + V[k] * B.dF1[k] - a_eta * Fc * H[k];
+            double sb = Fc * B.inv12[k] * U[k] + b_eta * Fc * H[k] + V[k] * B.dFb[k];
+            double sa2 = -Fc * B.cos_r2[k] * U[k] + V[k] * B.dF2[k] - a_eta * Fc * H[k];
+            if (shifted) {  // + 2 eta rs / r per shifted factor (angular_gradient_chunk)
+                const double ir12 = g4 ? 1.0 / B.r12[k] : 0.0, h = 2.0 * Fc * H2[k];
+                sa1 += h * (L.inv_r[n1] + ir12);
+                sa2 += h * (L.inv_r[n2] + ir12);
+                sb -= h * ir12;
+            }
             coef[n1] += sa1;
             coef[n2] += sa2;
             ex[n1] += sb * X[n2];
@@ -454,7 +480,7 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
     const int64_t ne = int64_t(tb.angular_etas.size());
     const int64_t nz = int64_t(tb.zeta_lambdas.size());
     const double rc = tb.spec.cutoff;
-    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], L.r.data(), &L.expo[e * m], m);
+    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], tb.angular_rs[e], L.r.data(), &L.expo[e * m], m);
     if constexpr (kind == Kind::Gradients) {
         std::fill(mode.g, mode.g + F, 0.0);
         mode.d.assign(size_t(m * 3 * F), 0.0);

@@ -146,16 +146,16 @@ inline void exp_neg(double eta, const double* x, double* out, int64_t n) {
 #endif
 }
 
-/// out[k] = exp(-eta * r[k]^2) for k < n (eta >= 0).
-inline void exp_neg_sq(double eta, const double* r, double* out, int64_t n) {
+/// out[k] = exp(-eta * (r[k] - rs)^2) for k < n (eta >= 0).
+inline void exp_neg_sq(double eta, double rs, const double* r, double* out, int64_t n) {
 #if ALIP_SIMD_SCALAR
 #pragma omp simd
-    for (int64_t k = 0; k < n; ++k) out[k] = std::exp(-eta * r[k] * r[k]);
+    for (int64_t k = 0; k < n; ++k) out[k] = std::exp(-eta * (r[k] - rs) * (r[k] - rs));
 #else
-    const Vd ne = simd::set1(-eta);
+    const Vd ne = simd::set1(-eta), vrs = simd::set1(rs);
     for (int64_t k = 0; k < n; k += simd::kWidth) {
         const simd::Md live = simd::tail(n - k);
-        const Vd x = simd::load_tail(live, r + k);
+        const Vd x = simd::load_tail(live, r + k) - vrs;
         simd::store_tail(out + k, live, exp_nonpositive(ne * (x * x)));
     }
 #endif

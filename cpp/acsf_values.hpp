@@ -40,7 +40,7 @@ struct ValuesScratch {
     static constexpr int64_t kStride = kChunk + 8;  ///< rows of W: not a multiple of 4 KiB apart
     int64_t ma = 0;                                 ///< row length of A: m + kPad
     std::vector<double> x, y, z, ux, uy, uz, r, f;  ///< (m + kPad,) vectors, unit vectors, r, f_c(r)
-    std::vector<double> A;                          ///< (n_eta, ma) exp(-eta r^2) f_c(r)
+    std::vector<double> A;                          ///< (n_eta, ma) exp(-eta (r - rs)^2) f_c(r)
     std::vector<double> cos, r2, r12, fc;           ///< (kChunk,) per packed pair
     std::vector<double> W;                          ///< (n_eta, kStride) a_e(n1) a_e(n2), then times exp f_c of r_12
     std::vector<double> ladder;                     ///< (n_lambda, depth, kStride)
@@ -184,7 +184,9 @@ inline void angular_values_chunk(const AcsfTables& tb, ValuesScratch& S, bool g4
             }
             for (int64_t e = 0; e < ne; ++e) {
                 double* w = &S.W[size_t(e * CW + k)];
-                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
+                const double rs = tb.angular_rs[e];
+                const Vd dr = r12 - simd::set1(rs);
+                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * (rs == 0.0 ? r2 : dr * dr));
                 simd::store(w, simd::load(w) * (ex * fc));
             }
         }
@@ -300,10 +302,11 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
     // ---- G4 / G5 --------------------------------------------------------------------
     for (int64_t e = 0; e < ne; ++e) {
         const double eta = tb.angular_etas[e];
+        const Vd rs = simd::set1(tb.angular_rs[e]);
         double* a = &S.A[size_t(e * ma)];
-        for (int64_t n = 0; n < m; n += simd::kWidth) {  // padding: r = 0, f = 0 -> a = 0
-            const Vd r = simd::load(&S.r[n]);
-            simd::store(a + n, exp_nonpositive(simd::set1(-eta) * (r * r)) * simd::load(&S.f[n]));
+        for (int64_t n = 0; n < m; n += simd::kWidth) {  // padding: f = 0 -> a = 0
+            const Vd dr = simd::load(&S.r[n]) - rs;
+            simd::store(a + n, exp_nonpositive(simd::set1(-eta) * (dr * dr)) * simd::load(&S.f[n]));
         }
     }
     const double* X = S.x.data();

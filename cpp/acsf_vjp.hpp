@@ -1,6 +1,6 @@
 // The G4 / G5 part of the fused VJP (forces / virial) mode in one SIMD pass, applying
 // what made the values kernel fast (acsf_values.hpp) to the derivative terms:
-//  * per neighbor, f_c, f_c'/r, 1/r and exp(-eta r^2) are computed once, in rows padded
+//  * per neighbor, f_c, f_c'/r, 1/r and exp(-eta (r - rs)^2) are computed once, in rows padded
 //    with zeros;
 //  * for a fixed n1 the second neighbors n2 are contiguous: the test r_12 < r_c and the
 //    pair quantities (r_12^2, f1 f2, f1' f2 / r1, f1 f2' / r2, 1/r2, v2, exp products)
@@ -205,6 +205,7 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     using A_ = FusedVjpArrays;
     const FusedVjpArrays S = arrays;  // local copy: the stores below would otherwise force reloads
     const double a_eta = g4 ? 4.0 : 2.0, b_eta = g4 ? 2.0 : 0.0;
+    const bool shifted = tb.angular_shifted;
     const double rc = tb.spec.cutoff, a = kPi / rc;
     const bool cosine = tb.spec.cutoff_function == CutoffFunction::Cosine;
     const int64_t ne = S.ne, m = S.m;
@@ -276,7 +277,7 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
         const Vd A = simd::load(prow(PA) + k);
         const Vd B1 = simd::load(prow(PB1) + k);
         const Vd B2 = simd::load(prow(PB2) + k);
-        Vd Fc = A, dF1 = B1, dF2 = B2, dFb = zero;
+        Vd Fc = A, dF1 = B1, dF2 = B2, dFb = zero, IR12 = zero;
         if (g4) {
             const Vd r2 = simd::load(prow(PR2) + k);
             // r_12 = r_12^2 / r_12; padding lanes (r2 = 0) take r2 = 1, not 1/0
@@ -294,9 +295,12 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             dF2 = simd::fma(B2, f12, d12);
             dFb = zero - d12;
             for (int64_t e = 0; e < ne; ++e) {
-                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * r2);
+                const double rs = tb.angular_rs[size_t(e)];
+                const Vd dr = r12 - simd::set1(rs);
+                const Vd ex = exp_nonpositive(simd::set1(-tb.angular_etas[e]) * (rs == 0.0 ? r2 : dr * dr));
                 simd::store(Eb + e * W, simd::load(prow(PROWS + e) + k) * ex);
             }
+            IR12 = ir12;
         } else {
             for (int64_t e = 0; e < ne; ++e) simd::store(Eb + e * W, simd::load(prow(PROWS + e) + k));
         }
@@ -336,8 +340,9 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
         for (int64_t r = 0; r < n_rhs; ++r) {
             if (!active[r]) continue;
             const double* wp = wt + r * (pow2 ? ne * n_slots : np);
-            // per eta group: Ue = sum w dP, Ve = sum w P; U = sum E_e Ue, V = sum E_e Ve, H = sum eta_e E_e Ve
-            Vd U = zero, V = zero, H = zero;
+            // per eta group: Ue = sum w dP, Ve = sum w P; U = sum E_e Ue, V = sum E_e Ve, H = sum eta_e E_e Ve,
+            // H2 = sum eta_e rs_e E_e Ve (the shifted groups)
+            Vd U = zero, V = zero, H = zero, H2 = zero;
             for (int64_t e = 0; e < ne; ++e) {
                 if (gstart[e] == gstart[e + 1]) continue;
                 Vd Ue = zero, Ve = zero, Ue2 = zero, Ve2 = zero;
@@ -361,6 +366,8 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
                     U = simd::fma(E, Ue + Ue2, U);
                     V = V + EV;
                     H = simd::fma(simd::set1(tb.angular_etas[size_t(e)]), EV, H);
+                    if (shifted)
+                        H2 = simd::fma(simd::set1(tb.angular_etas[size_t(e)] * tb.angular_rs[size_t(e)]), EV, H2);
                     continue;
                 }
                 int64_t q = gstart[e];
@@ -381,12 +388,22 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
                 U = simd::fma(E, Ue + Ue2, U);
                 V = V + EV;
                 H = simd::fma(simd::set1(tb.angular_etas[size_t(e)]), EV, H);
+                if (shifted) H2 = simd::fma(simd::set1(tb.angular_etas[size_t(e)] * tb.angular_rs[size_t(e)]), EV, H2);
             }
             const Vd aFH = (simd::set1(a_eta) * Fc) * H;
             // sa1 = -Fc cos/r1^2 U + V dF1 - a Fc H; sb = Fc U/(r1 r2) + b Fc H + V dFb; sa2 likewise
-            const Vd sa1 = simd::zero_unless(live, simd::fms(V, dF1, aFH) - C1c * U);
-            const Vd sa2 = simd::zero_unless(live, simd::fms(V, dF2, aFH) - C2c * U);
-            const Vd sb = simd::zero_unless(live, simd::fma(V, dFb, simd::fma(simd::set1(b_eta) * Fc, H, FIR * U)));
+            Vd sa1 = simd::fms(V, dF1, aFH) - C1c * U;
+            Vd sa2 = simd::fms(V, dF2, aFH) - C2c * U;
+            Vd sb = simd::fma(V, dFb, simd::fma(simd::set1(b_eta) * Fc, H, FIR * U));
+            if (shifted) {  // + 2 eta rs / r per shifted factor (angular_gradient_chunk, acsf_kernel.hpp)
+                const Vd h = (simd::set1(2.0) * Fc) * H2;
+                sa1 = simd::fma(h, ir1 + IR12, sa1);
+                sa2 = simd::fma(h, ir2 + IR12, sa2);
+                sb = sb - h * IR12;
+            }
+            sa1 = simd::zero_unless(live, sa1);
+            sa2 = simd::zero_unless(live, sa2);
+            sb = simd::zero_unless(live, sb);
             double* acc = acc4 + r * m * 4;
             // n1 side: (sa1, sb x2, sb y2, sb z2); n2 side: (sa2, sb x1, sb y1, sb z1)
             const Vd bx2 = sb * x2, by2 = sb * y2, bz2 = sb * z2;

@@ -14,10 +14,10 @@ namespace alip {
 namespace cuda {
 
 struct HostTables {
-    std::vector<double> g2;                       ///< (ng2, 2): eta, rs
-    std::vector<acsf_math::EtaGroup> groups;      ///< G4 groups, then G5 groups
+    std::vector<double> g2;                   ///< (ng2, 2): eta, rs
+    std::vector<acsf_math::EtaGroup> groups;  ///< G4 groups, then G5 groups
     std::vector<acsf_math::AngularItem> items;
-    std::vector<int32_t> pair_index;              ///< (ns, ns)
+    std::vector<int32_t> pair_index;  ///< (ns, ns)
     int32_t n_groups4 = 0, n_groups5 = 0;
     int32_t n_radial = 0;
     int64_t n_features = 0;
@@ -51,6 +51,10 @@ inline HostTables build_tables(const AcsfSpec& spec) {
     HostTables T;
     for (const RadialParam& p : spec.g2) T.g2.push_back(p.eta), T.g2.push_back(p.rs);
     auto add_family = [&](const std::vector<AngularParam>& params, int32_t feature_base) {
+        for (const AngularParam& p : params)
+            if (p.rs != 0.0)
+                throw InvalidInput(
+                    "the CUDA path has no shifted angular functions (G4/G5 with rs > 0) yet; compute them on the CPU");
         std::vector<double> etas;
         for (const AngularParam& p : params)
             if (std::find(etas.begin(), etas.end(), p.eta) == etas.end()) etas.push_back(p.eta);

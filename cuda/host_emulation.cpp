@@ -65,8 +65,8 @@ Input read_input(const char* path) {
     read_into(f, in.cells, size_t(9 * in.S));
     read_into(f, in.pbc, size_t(3 * in.S));
     read_into(f, in.g2, size_t(2 * in.ng2));
-    read_into(f, in.g4, size_t(3 * in.ng4));
-    read_into(f, in.g5, size_t(3 * in.ng5));
+    read_into(f, in.g4, size_t(4 * in.ng4));  // eta zeta lambda rs
+    read_into(f, in.g5, size_t(4 * in.ng5));
     const int64_t n_pairs_sp = in.ns * (in.ns + 1) / 2;
     const int64_t F = in.ns * in.ng2 + n_pairs_sp * (in.ng4 + in.ng5);
     if (in.has_w) read_into(f, in.w, size_t(in.N * F));
@@ -117,7 +117,8 @@ List build_list(const Input& in) {
         total_bins += nb;
     }
     std::vector<int32_t> bin3(size_t(3 * N)), bin_atoms(static_cast<size_t>(N));
-    std::vector<int64_t> key(static_cast<size_t>(N)), bin_count(size_t(total_bins + 1), 0), bin_start(size_t(total_bins + 1), 0);
+    std::vector<int64_t> key(static_cast<size_t>(N)), bin_count(size_t(total_bins + 1), 0),
+        bin_start(size_t(total_bins + 1), 0);
     for (int64_t i = 0; i < N; ++i) {
         key[size_t(i)] = bin_of(plans[size_t(L.structure[size_t(i)])], &frac[size_t(3 * i)], &bin3[size_t(3 * i)]);
         ++bin_count[size_t(key[size_t(i)])];
@@ -169,9 +170,11 @@ AcsfSpec make_spec(const Input& in) {
     spec.cutoff_function = in.polynomial ? CutoffFunction::Polynomial : CutoffFunction::Cosine;
     for (int64_t k = 0; k < in.ng2; ++k) spec.g2.push_back({in.g2[size_t(2 * k)], in.g2[size_t(2 * k + 1)]});
     for (int64_t k = 0; k < in.ng4; ++k)
-        spec.g4.push_back({in.g4[size_t(3 * k)], in.g4[size_t(3 * k + 1)], in.g4[size_t(3 * k + 2)]});
+        spec.g4.push_back(
+            {in.g4[size_t(4 * k)], in.g4[size_t(4 * k + 1)], in.g4[size_t(4 * k + 2)], in.g4[size_t(4 * k + 3)]});
     for (int64_t k = 0; k < in.ng5; ++k)
-        spec.g5.push_back({in.g5[size_t(3 * k)], in.g5[size_t(3 * k + 1)], in.g5[size_t(3 * k + 2)]});
+        spec.g5.push_back(
+            {in.g5[size_t(4 * k)], in.g5[size_t(4 * k + 1)], in.g5[size_t(4 * k + 2)], in.g5[size_t(4 * k + 3)]});
     return spec;
 }
 
@@ -203,7 +206,8 @@ std::vector<double> forward(const Tables& tab, const ListView& lv, const PairDat
     for (int64_t i = 0; i < N; ++i) {
         double* g = &out[size_t(i * tab.F)];
         for (int32_t s = 0; s < tab.ns && tab.ng2 > 0; ++s) {
-            for (int lane = 0; lane < kWarp; ++lane) g2_lane<T, kJvp>(tab, lv, pd, i, s, lane, &acc[size_t(lane)], stride);
+            for (int lane = 0; lane < kWarp; ++lane)
+                g2_lane<T, kJvp>(tab, lv, pd, i, s, lane, &acc[size_t(lane)], stride);
             flush(tab.ng2, g + int64_t(s) * tab.ng2);
         }
         if (tab.n_ang == 0) continue;
@@ -244,8 +248,8 @@ void vjp(const Tables& tab, const ListView& lv, const PairData<T>& pd, const std
         T fi_sum[3] = {T(0), T(0), T(0)}, vir_sum[9] = {};
         for (int lane = 0; lane < kWarp; ++lane) {
             T fi[3], vir[9];
-            assemble_lane(lv, acc4.data(), i, lane, [&](int64_t j, int c, T x) { forces[size_t(3 * j + c)] += x; },
-                          fi, vir);
+            assemble_lane(
+                lv, acc4.data(), i, lane, [&](int64_t j, int c, T x) { forces[size_t(3 * j + c)] += x; }, fi, vir);
             for (int c = 0; c < 3; ++c) fi_sum[c] += fi[c];
             for (int q = 0; q < 9; ++q) vir_sum[q] += vir[q];
         }
@@ -265,8 +269,8 @@ Outputs run(const Input& in, const List& L) {
     const AcsfSpec spec = make_spec(in);
     const HostTables host = build_tables(spec);
     const Tables tab = host.view(spec, host.g2.data(), host.groups.data(), host.items.data(), host.pair_index.data());
-    const ListView lv{L.center_offset.data(), L.seg.data(), L.neighbor.data(), L.vector.data(), L.structure.data(),
-                      in.N};
+    const ListView lv{L.center_offset.data(), L.seg.data(),       L.neighbor.data(),
+                      L.vector.data(),        L.structure.data(), in.N};
     const size_t np = size_t(L.n_pairs);
     std::vector<T> r(np), fc(np), dfc(np), dx(np), dy(np), dz(np);
     PairData<T> pd{r.data(), fc.data(), dfc.data(), dx.data(), dy.data(), dz.data()};

@@ -52,7 +52,8 @@ public:
         const std::string t = next(what);
         char* end = nullptr;
         const double v = std::strtod(t.c_str(), &end);
-        if (end == t.c_str() || *end != '\0' || !std::isfinite(v)) fail(what + " must be a finite number, found '" + t + "'");
+        if (end == t.c_str() || *end != '\0' || !std::isfinite(v))
+            fail(what + " must be a finite number, found '" + t + "'");
         return v;
     }
     void numbers(std::vector<double>& out, size_t n, const std::string& what) {
@@ -76,8 +77,8 @@ Model::Model(const std::string& path) {
     if (magic != kModelMagic)
         t.fail("not an alip LAMMPS model file (starts with '" + magic + "', expected '" + kModelMagic + "')");
     const long version = t.integer("the format version");
-    if (version != kModelVersion)
-        t.fail("format version " + std::to_string(version) + " is not supported (this plugin reads version " +
+    if (version < 1 || version > kModelVersion)
+        t.fail("format version " + std::to_string(version) + " is not supported (this plugin reads versions 1 to " +
                std::to_string(kModelVersion) + "; re-export with the matching alip)");
     t.expect("units");
     const std::string units = t.next("the units");
@@ -115,7 +116,9 @@ Model::Model(const std::string& path) {
         for (long n = t.count(std::string("the number of ") + name + " functions"), k = 0; k < n; ++k) {
             const double eta = t.number(std::string(name) + " eta");
             const double zeta = t.number(std::string(name) + " zeta");
-            params.push_back({eta, zeta, t.number(std::string(name) + " lambda")});
+            const double lambda = t.number(std::string(name) + " lambda");
+            const double rs = version >= 2 ? t.number(std::string(name) + " rs") : 0.0;  // version 1: no shift
+            params.push_back({eta, zeta, lambda, rs});
         }
     }
     try {
@@ -125,7 +128,8 @@ Model::Model(const std::string& path) {
     }
     const int64_t F = acsf_->n_features();
     t.expect("n_features");
-    if (t.integer("n_features") != F) t.fail("n_features does not match the descriptor spec (" + std::to_string(F) + ")");
+    if (t.integer("n_features") != F)
+        t.fail("n_features does not match the descriptor spec (" + std::to_string(F) + ")");
     t.expect("feature_shift");
     t.numbers(shift_, size_t(ns * F), "feature_shift");
     t.expect("feature_scale");
@@ -139,11 +143,16 @@ Model::Model(const std::string& path) {
     if (n_members_ < 1) t.fail("at least one member is required");
     t.expect("activation");
     const std::string act = t.next("the activation");
-    if (act == "tanh") activation_ = Activation::Tanh;
-    else if (act == "silu") activation_ = Activation::Silu;
-    else if (act == "softplus") activation_ = Activation::Softplus;
-    else if (act == "celu") activation_ = Activation::Celu;
-    else t.fail("unknown activation '" + act + "'");
+    if (act == "tanh")
+        activation_ = Activation::Tanh;
+    else if (act == "silu")
+        activation_ = Activation::Silu;
+    else if (act == "softplus")
+        activation_ = Activation::Softplus;
+    else if (act == "celu")
+        activation_ = Activation::Celu;
+    else
+        t.fail("unknown activation '" + act + "'");
     t.expect("layers");
     const long n_layers = t.count("the number of layers", 100);
     if (n_layers < 1) t.fail("at least one layer is required");

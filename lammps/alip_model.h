@@ -14,7 +14,7 @@
 namespace alip_lammps {
 
 constexpr const char* kModelMagic = "alip-lammps-model";
-constexpr int kModelVersion = 1;
+constexpr int kModelVersion = 2;  ///< the newest version read; 2 added rs to the G4/G5 lines
 
 class Model {
 public:
@@ -40,13 +40,13 @@ private:
     };
     std::unique_ptr<alip::Acsf> acsf_;
     std::vector<std::string> symbols_;
-    std::vector<double> energy_ref_;          ///< (S)
+    std::vector<double> energy_ref_;  ///< (S)
     double energy_scale_ = 1.0;
-    std::vector<double> shift_, inv_scale_;   ///< (S, F)
+    std::vector<double> shift_, inv_scale_;  ///< (S, F)
     int n_members_ = 0;
     Activation activation_ = Activation::Tanh;
-    std::vector<int> sizes_;                  ///< n_0 = F, ..., n_L = 1
-    std::vector<Mlp> nets_;                   ///< (K, S)
+    std::vector<int> sizes_;  ///< n_0 = F, ..., n_L = 1
+    std::vector<Mlp> nets_;   ///< (K, S)
 
     void evaluate_block(int s, const double* G, const int64_t* atoms, int64_t nb, int64_t n, double* energies,
                         double* dE_dG, std::vector<double>& work) const;

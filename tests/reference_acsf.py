@@ -136,8 +136,9 @@ class ReferenceACSF:
         self.species = sorted(_atomic_number(z) for z in species)
         self.cutoff = float(cutoff)
         self.g2 = [tuple(map(float, p)) for p in g2]
-        self.g4 = [tuple(map(float, p)) for p in g4]
-        self.g5 = [tuple(map(float, p)) for p in g5]
+        # (eta, zeta, lambda, rs); rs = 0 when a row leaves it out
+        self.g4 = [tuple(map(float, p)) + (0.0,) * (4 - len(p)) for p in g4]
+        self.g5 = [tuple(map(float, p)) + (0.0,) * (4 - len(p)) for p in g5]
         ns = len(self.species)
         self.pairs = species_pairs(ns)
         self.n_features = n_features(ns, len(self.g2), len(self.g4), len(self.g5))
@@ -191,21 +192,21 @@ class ReferenceACSF:
                     cos_t = min(1.0, max(-1.0, float(np.dot(Ds[p], Ds[q]) / (rij * rik))))
                     fij, fik = fcs[p], fcs[q]
                     fjk = float(cutoff_cosine(rjk, rc))
-                    for k, (eta, zeta, lam) in enumerate(self.g4):
+                    for k, (eta, zeta, lam, rs) in enumerate(self.g4):
                         out[i, off + k] += (
                             2.0 ** (1.0 - zeta)
                             * (1.0 + lam * cos_t) ** zeta
-                            * math.exp(-eta * (rij**2 + rik**2 + rjk**2))
+                            * math.exp(-eta * ((rij - rs) ** 2 + (rik - rs) ** 2 + (rjk - rs) ** 2))
                             * fij
                             * fik
                             * fjk
                         )
                     off5 = off + len(self.g4)
-                    for k, (eta, zeta, lam) in enumerate(self.g5):
+                    for k, (eta, zeta, lam, rs) in enumerate(self.g5):
                         out[i, off5 + k] += (
                             2.0 ** (1.0 - zeta)
                             * (1.0 + lam * cos_t) ** zeta
-                            * math.exp(-eta * (rij**2 + rik**2))
+                            * math.exp(-eta * ((rij - rs) ** 2 + (rik - rs) ** 2))
                             * fij
                             * fik
                         )

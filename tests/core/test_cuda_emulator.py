@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from ase.build import bulk
 from conftest import STRUCTURES, make_acsf
 from cuda_cases import (
     CASE_IDS,
@@ -187,3 +188,12 @@ def test_emulated_many_species_and_large_feature_counts(emulator, tmp_path, kind
     close(r["forces"], F)
     close(r["virials"], W)
     close(r["jvp"], jvp)
+
+
+def test_shifted_angular_functions_are_refused_with_the_reason(emulator, tmp_path):
+    """The CUDA tables have no rs yet: a shifted G4/G5 is refused with the reason, not computed wrongly."""
+    atoms = bulk("Si", "diamond", a=5.43)
+    acsf = make_acsf(["Si"], 5.0, g2=[(1.0, 2.0)], g4=[], g5=[(1.0, 2.0, 1.0, 2.35)])
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        run_emulator(emulator, tmp_path, acsf, [atoms])
+    assert b"no shifted angular functions" in info.value.stderr

@@ -57,6 +57,10 @@ cases.append(("si64_triclinic_g5", sheared, ["Si"], 5.5, dict(g4=[(0.01, 3.0, 1.
 # (-745 < x < -708: AVX2's two-factor 2^n) and below the AVX2/NEON clamp at -1000
 steep = dict(g2=[(1.0, 2.0), (30.0, 0.0), (60.0, 0.0)], g4=[(0.05, 1.0, 1.0), (30.0, 2.0, -1.0)], g5=[])
 cases.append(("si64_steep_eta", big, ["Si"], 6.0, steep))
+# shifted angular functions (rs > 0): power-of-two zetas (the fused ladder), then not
+shifted = [(0.5, 1.0, 1.0, 2.35), (2.0, 4.0, -1.0, 3.8), (0.5, 2.0, 1.0)]
+cases.append(("si64_shifted_pow2", big, ["Si"], 5.5, dict(g4=shifted, g5=shifted)))
+cases.append(("si64_shifted_products", sheared, ["Si"], 5.5, dict(g4=[], g5=shifted + [(1.0, 3.0, -1.0, 2.35)])))
 out = {"variant": np.array(alip.build_info()["kernel_variant"])}
 rng = np.random.default_rng(0)
 for name, atoms, species, cutoff, kw in cases:

@@ -203,6 +203,26 @@ def test_energy_forces_virial_equal_ase_calculator(plugin, model, committee, mak
         np.testing.assert_array_equal(got["forces"][4], 0.0)
 
 
+def shifted_twin(committee):
+    """The committee's weights on a descriptor whose G4 rows are shifted onto neighbor shells
+    (format version 2): same feature count, so the same network evaluates it."""
+    a = committee.acsf
+    g4 = [(eta, zeta, lam, (2.35, 3.85, 0.0)[k % 3]) for k, (eta, zeta, lam, _) in enumerate(a.g4.tolist())]
+    acsf = alip.ACSF(species=a.species, cutoff=a.cutoff, g2=a.g2, g4=g4, g5=a.g5, cutoff_function=a.cutoff_function)
+    return alip.Committee(acsf, committee.network, committee.metadata)
+
+
+@pytest.mark.parametrize("make", [_orthogonal, _triclinic], ids=["orthogonal", "triclinic"])
+def test_shifted_angular_functions_equal_ase_calculator(plugin, committee, tmp_path, make):
+    twin = shifted_twin(committee)
+    path = alip_lammps.export_committee(twin, tmp_path / "shifted.alip")
+    assert path.read_text().startswith("alip-lammps-model 2")
+    atoms = make()
+    got, ref = run_zero(atoms, plugin, path), reference(atoms, twin)
+    assert_same(got, ref)
+    assert abs(ref["energy"] - reference(atoms, committee)["energy"]) > 1e-3  # the shift changes the model
+
+
 def test_force_deviation_compute_and_model_devi(plugin, model, committee, tmp_path):
     atoms = _triclinic()
     devi = tmp_path / "model_devi.out"
@@ -302,7 +322,7 @@ def test_clear_errors(plugin, model, command, message):
     "edit, message",
     [
         (lambda t: "garbage\n", "not an alip LAMMPS model file"),
-        (lambda t: t.replace("alip-lammps-model 1", "alip-lammps-model 2", 1), "format version 2 is not supported"),
+        (lambda t: t.replace("alip-lammps-model 1", "alip-lammps-model 3", 1), "format version 3 is not supported"),
         (lambda t: t[: len(t) // 2], "file ends"),
     ],
 )

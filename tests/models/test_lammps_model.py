@@ -3,6 +3,8 @@ committee; bad files rejected with a clear message; `alip export lammps`. No LAM
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -12,7 +14,7 @@ import alip
 from alip.cli import main
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
-from alip.models.lammps import FORMAT_VERSION, export_committee, read_model
+from alip.models.lammps import export_committee, read_model
 from alip.models.training import TrainConfig, train_committee
 
 
@@ -59,13 +61,30 @@ def test_model_file_reproduces_committee(committee, tmp_path, activation):
     np.testing.assert_allclose(forces, pred.forces, rtol=0, atol=1e-12 * np.abs(pred.forces).max())
 
 
+def test_shifted_angular_functions_write_version_2(committee, tmp_path):
+    a = committee.acsf
+    g4 = [(eta, zeta, lam, 2.35 * (k % 2)) for k, (eta, zeta, lam, _) in enumerate(a.g4.tolist())]
+    acsf = alip.ACSF(species=a.species, cutoff=a.cutoff, g2=a.g2, g4=g4, g5=a.g5, cutoff_function=a.cutoff_function)
+    twin = alip.Committee(acsf, committee.network, committee.metadata)
+    path = export_committee(twin, tmp_path / "model.alip")
+    assert path.read_text().startswith("alip-lammps-model 2")
+    assert export_committee(committee, tmp_path / "plain.alip").read_text().startswith("alip-lammps-model 1")
+    model = read_model(path)
+    assert model.acsf == acsf
+    atoms = _rattled()
+    G = acsf.compute(atoms)
+    _, e_atom, _ = twin.evaluate(G, atoms.numbers, np.array([0, len(atoms)]))
+    e_file, _ = model.evaluate(G, np.zeros(len(atoms), dtype=int))
+    np.testing.assert_allclose(e_file, e_atom, rtol=1e-12, atol=1e-12)
+
+
 def test_model_file_rejects_bad_input(committee, tmp_path):
     path = export_committee(committee, tmp_path / "model.alip")
     text = path.read_text()
     bad = tmp_path / "bad.alip"
     for content, message in [
         ("hello 1\n", "not an alip LAMMPS model file"),
-        (text.replace(f"alip-lammps-model {FORMAT_VERSION}", "alip-lammps-model 99", 1), "version 99 is not supported"),
+        (re.sub(r"^alip-lammps-model \d+", "alip-lammps-model 99", text, count=1), "version 99 is not supported"),
         (text.replace("units metal", "units real", 1), "only metal"),
         (text[: len(text) // 2], "file ends"),
         (text.replace(f"activation {committee.network.activation}", "activation relu6", 1), "unknown activation"),

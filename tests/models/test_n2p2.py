@@ -2,7 +2,7 @@
 
 Two kinds of check:
 - hand-written potentials in a temporary directory (two elements, radial type 2 and angular
-  types 3 and 9, functions written out of n2p2's order, every scaling type, data-set
+  types 3 and 9, with and without rshift, functions written out of n2p2's order, every scaling type, data-set
   normalisation, Bohr/Hartree files), against an n2p2 energy computed here term by term in
   numpy from n2p2's formulas, independent of alip's descriptor and network code;
 - the published n2p2 network of the mlearn Si benchmark (skipped when the data set is
@@ -50,6 +50,8 @@ SF_LINES = [
     "O 3 H H 0.01 -1 1.0 7.0",
     "O 2 H 0.02 1.8 7.0",
     "O 3 H H 0.01 1 1.0 7.0",
+    "H 9 H O 0.04 1 2.0 7.0 4.5",  # shifted angular functions (rshift in Bohr)
+    "O 3 H H 0.02 1 1.0 7.0 2.0",
 ]
 #: n2p2's order per element (type, then η, r_s, ζ, λ, neighbors by atomic number), as
 #: (type, neighbors, η, r_s, λ, ζ)
@@ -58,6 +60,7 @@ SORTED = {
         (2, "O", 0.02, 1.8, 0, 0),
         (2, "H", 0.03, 0.0, 0, 0),
         (3, "HO", 0.01, 0, 1, 2.0),
+        (9, "HO", 0.04, 4.5, 1, 2.0),
         (9, "HH", 0.05, 0, -1, 1.0),
     ],
     "O": [
@@ -65,6 +68,7 @@ SORTED = {
         (2, "H", 0.02, 1.8, 0, 0),
         (3, "HH", 0.01, 0, -1, 1.0),
         (3, "HH", 0.01, 0, 1, 1.0),
+        (3, "HH", 0.02, 2.0, 1, 1.0),
         (9, "HO", 0.02, 0, 1, 4.0),
     ],
 }
@@ -93,7 +97,7 @@ def n2p2_features(pos_bohr: np.ndarray, symbols: list[str], i: int) -> np.ndarra
                     continue
                 rij, rik, rjk = d(i, j), d(i, k), d(j, k)
                 cos = float(np.dot(pos_bohr[j] - pos_bohr[i], pos_bohr[k] - pos_bohr[i])) / (rij * rik)
-                r2 = rij**2 + rik**2 + (rjk**2 if t == 3 else 0.0)
+                r2 = (rij - rs) ** 2 + (rik - rs) ** 2 + ((rjk - rs) ** 2 if t == 3 else 0.0)
                 f3 = fc(rjk) if t == 3 else 1.0
                 g += 2 ** (1 - zeta) * (1 + lam * cos) ** zeta * math.exp(-eta * r2) * fc(rij) * fc(rik) * f3
         out.append(g)
@@ -267,7 +271,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("cutoff_type 1", "cutoff_type 2", "cutoff_type 2 (tanhu) is not supported"),
         ("cutoff_type 1", "cutoff_type 1 0.5", "inner cutoff alpha"),
         ("H 2 H 0.03 0.0 7.0", "H 12 H 0.03 0.0 7.0", "symmetry function type 12 is not supported"),
-        ("H 9 H H 0.05 -1 1.0 7.0", "H 9 H H 0.05 -1 1.0 7.0 1.5", "shifted angular functions"),
+        ("H 9 H H 0.05 -1 1.0 7.0", "H 9 H H 0.05 -1 1.0 7.0 -1.5", "negative rshift"),
         ("H 2 H 0.03 0.0 7.0", "H 2 H 0.03 0.0 6.0", "several cutoff radii"),
         ("H 2 H 0.03 0.0 7.0", "H 2 C 0.03 0.0 7.0", "element 'C' is not in 'elements'"),
         ("global_activation_short t t l", "global_activation_short s s l", "activation 's' (logistic)"),
@@ -315,7 +319,7 @@ def test_bad_files(tmp_path):
     # a weights file one value short, and one in another order
     w = (tmp_path / "weights.008.data").read_text().splitlines()
     (tmp_path / "weights.008.data").write_text("\n".join(w[:-1]) + "\n")
-    with pytest.raises(N2p2Error, match=r"weights.008.data: \d+ weights, but the network 5-3-2-1"):
+    with pytest.raises(N2p2Error, match=r"weights.008.data: \d+ weights, but the network 6-3-2-1"):
         import_n2p2(tmp_path)
     (tmp_path / "weights.008.data").write_text("\n".join([w[-1], *w[:-1]]) + "\n")
     with pytest.raises(N2p2Error, match="labelled 'b' where n2p2's order has a connection"):

@@ -18,10 +18,14 @@ struct RadialParam {
     double rs;   ///< Å
 };
 
+/// G4: 2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta [(r_ij-rs)^2 + (r_ik-rs)^2 + (r_jk-rs)^2]) fc fc fc;
+/// G5: the same without the r_jk terms. rs = 0 is DScribe's G4 / G5; rs > 0 centres the
+/// radial window on a neighbor shell (n2p2's angular functions with a shift).
 struct AngularParam {
-    double eta;     ///< Å^-2
-    double zeta;    ///< >= 1
-    double lambda;  ///< in [-1, 1], usually ±1
+    double eta;       ///< Å^-2
+    double zeta;      ///< >= 1
+    double lambda;    ///< in [-1, 1], usually ±1
+    double rs = 0.0;  ///< Å, >= 0
 };
 
 struct AcsfSpec {
@@ -59,7 +63,11 @@ struct AcsfTables {
     AcsfSpec spec;
     int64_t n_features = 0;
     int64_t n_angular_per_pair = 0;
-    std::vector<double> angular_etas;  ///< distinct etas over g4 and g5
+    /// the distinct radial windows (eta, rs) over g4 and g5 ("eta groups": each kernel
+    /// computes exp(-eta (r - rs)^2) once per group and neighbor)
+    std::vector<double> angular_etas;  ///< eta of each group
+    std::vector<double> angular_rs;    ///< rs of each group
+    bool angular_shifted = false;      ///< whether any group has rs != 0
     struct ZetaLambda {
         double zeta, lambda;
         int integer_zeta;  ///< >= 1 when zeta is a small integer, else -1
@@ -72,10 +80,12 @@ struct AcsfTables {
         int eta, zl;
         double prefactor;  ///< 2^(1 - zeta)
         double eta_value;
+        double eta_rs;  ///< eta * rs
     };
     std::vector<AngularIndex> g4_index, g5_index;
-    std::vector<double> g4_etas, g5_etas;  ///< eta of each g4 / g5 function
-    std::vector<int32_t> pair_index;       ///< (n_species, n_species) -> unordered pair index
+    std::vector<double> g4_etas, g5_etas;      ///< eta of each g4 / g5 function
+    std::vector<double> g4_eta_rs, g5_eta_rs;  ///< eta * rs of each g4 / g5 function
+    std::vector<int32_t> pair_index;           ///< (n_species, n_species) -> unordered pair index
 
     int64_t n_radial_features() const { return int64_t(spec.n_species) * int64_t(spec.g2.size()); }
 };

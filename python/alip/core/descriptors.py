@@ -87,19 +87,41 @@ def _species_numbers(species: Sequence[str | int]) -> list[int]:
     return sorted(numbers)
 
 
-def _params(values: Any, width: int, name: str) -> np.ndarray:
-    arr = np.asarray(values if values is not None else [], dtype=np.float64)
+def _params(values: Any, width: int, name: str, optional: int = 0) -> np.ndarray:
+    """(n, width) float64 parameters; rows may leave out the last ``optional`` columns (zeros)."""
+    sizes = f"{width - optional}- or {width}-tuples" if optional else f"{width}-tuples"
+    if values is None:
+        values = []
+    if optional and not isinstance(values, np.ndarray):
+        rows = [np.asarray(r, dtype=np.float64) for r in values]
+        if any(r.ndim != 1 or not width - optional <= len(r) <= width for r in rows):
+            raise ValueError(f"{name} must be a list of {sizes}, got rows of lengths {[np.shape(r) for r in rows]}")
+        values = [np.concatenate([r, np.zeros(width - len(r))]) for r in rows]
+    arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return np.zeros((0, width))
-    if arr.ndim != 2 or arr.shape[1] != width:
-        raise ValueError(f"{name} must be a list of {width}-tuples, got shape {arr.shape}")
+    if arr.ndim != 2 or not width - optional <= arr.shape[1] <= width:
+        raise ValueError(f"{name} must be a list of {sizes}, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} parameters must be finite")
+    if arr.shape[1] < width:
+        arr = np.concatenate([arr, np.zeros((len(arr), width - arr.shape[1]))], axis=1)
     return np.ascontiguousarray(arr)
+
+
+def _angular_rows(params: np.ndarray) -> list[list[float]]:
+    """Rows of a G4/G5 table for to_dict: (eta, zeta, lambda), with rs only when a row has one."""
+    rows = params.tolist()
+    return rows if params[:, 3].any() else [r[:3] for r in rows]
 
 
 class ACSF:
     """Behler–Parrinello symmetry functions with exact derivatives.
+
+    g2 rows are (eta, rs); g4 and g5 rows (eta, zeta, lambda) or (eta, zeta, lambda, rs): with
+    rs > 0 the radial window exp(-eta (r - rs)^2) of each leg is centred on a neighbor shell
+    (n2p2's shifted angular functions; rs = 0 is DScribe's G4 / G5). Stored as (n, 2) and
+    (n, 4) arrays.
 
     >>> acsf = ACSF(species=["Si"], cutoff=6.0, g2=[(0.5, 2.0)], g4=[(0.01, 1.0, 1.0)])
     >>> X = acsf.compute(atoms)                       # (n_atoms, n_features)
@@ -112,8 +134,8 @@ class ACSF:
         species: Sequence[str | int],
         cutoff: float,
         g2: Sequence[tuple[float, float]] = (),
-        g4: Sequence[tuple[float, float, float]] = (),
-        g5: Sequence[tuple[float, float, float]] = (),
+        g4: Sequence[tuple[float, ...]] = (),
+        g5: Sequence[tuple[float, ...]] = (),
         cutoff_function: str = "cosine",
     ) -> None:
         if cutoff_function not in CUTOFF_FUNCTIONS:
@@ -122,8 +144,8 @@ class ACSF:
         self.cutoff = float(cutoff)
         self.cutoff_function = cutoff_function
         self.g2 = _params(g2, 2, "g2")
-        self.g4 = _params(g4, 3, "g4")
-        self.g5 = _params(g5, 3, "g5")
+        self.g4 = _params(g4, 4, "g4", optional=1)
+        self.g5 = _params(g5, 4, "g5", optional=1)
         self._core = _core.Acsf(len(self.species), self.cutoff, cutoff_function, self.g2, self.g4, self.g5)
 
     # ---- description -------------------------------------------------------
@@ -185,7 +207,10 @@ class ACSF:
         for a, b in self.species_pairs:
             pair = f"{sym[a]}-{sym[b]}"
             for kind, params in (("G4", self.g4), ("G5", self.g5)):
-                labels += [f"{kind}[{pair}](eta={e:g},zeta={z:g},lambda={lam:+g})" for e, z, lam in params]
+                labels += [
+                    f"{kind}[{pair}](eta={e:g},zeta={z:g},lambda={lam:+g}" + (f",rs={rs:g})" if rs else ")")
+                    for e, z, lam, rs in params
+                ]
         return labels
 
     def to_dict(self) -> dict:
@@ -193,8 +218,8 @@ class ACSF:
             "species": list(self.species),
             "cutoff": self.cutoff,
             "g2": self.g2.tolist(),
-            "g4": self.g4.tolist(),
-            "g5": self.g5.tolist(),
+            "g4": _angular_rows(self.g4),
+            "g5": _angular_rows(self.g5),
             "cutoff_function": self.cutoff_function,
         }
 

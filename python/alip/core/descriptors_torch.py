@@ -140,11 +140,12 @@ def reference_acsf(
             center = ti[p1]
             cols = []
             for kind, params in (("g4", acsf.g4), ("g5", acsf.g5)):
-                for eta, zeta, lam in params:
+                for eta, zeta, lam, rs in params:
                     if kind == "g4":
-                        term = torch.exp(-eta * (r1**2 + r2**2 + r12**2)) * fc[p1] * fc[p2] * _cutoff(acsf, r12)
+                        sq = (r1 - rs) ** 2 + (r2 - rs) ** 2 + (r12 - rs) ** 2
+                        term = torch.exp(-eta * sq) * fc[p1] * fc[p2] * _cutoff(acsf, r12)
                     else:
-                        term = torch.exp(-eta * (r1**2 + r2**2)) * fc[p1] * fc[p2]
+                        term = torch.exp(-eta * ((r1 - rs) ** 2 + (r2 - rs) ** 2)) * fc[p1] * fc[p2]
                     cols.append(2.0 ** (1.0 - zeta) * (1.0 + lam * cos) ** zeta * term)
             vals = torch.stack(cols, dim=1)
             idx = center[:, None] * F + base[:, None] + torch.arange(n_ang)

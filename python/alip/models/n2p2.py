@@ -8,8 +8,9 @@ atomic number, three digits). :func:`import_n2p2` reads them and returns a
 the n2p2 network, computed by alip's own descriptor core. Conventions, from n2p2's sources:
 
 - Symmetry functions: type 2, G = Σ_j exp(−η (r_ij − r_s)²) f_c(r_ij), is alip's G2;
-  type 3, 2^(1−ζ) Σ_{j<k} (1 + λ cos θ)^ζ exp(−η (r_ij² + r_ik² + r_jk²)) f_c f_c f_c, is
-  alip's G4; type 9 (the same without the r_jk terms) is alip's G5. n2p2 sorts each
+  type 3, 2^(1−ζ) Σ_{j<k} (1 + λ cos θ)^ζ exp(−η ((r_ij − r_s)² + (r_ik − r_s)² + (r_jk − r_s)²))
+  f_c f_c f_c, is alip's G4; type 9 (the same without the r_jk terms) is alip's G5 (r_s = 0
+  unless the line gives an rshift). n2p2 sorts each
   element's functions (by type, cutoff, η, r_s, ζ, λ, neighbor elements) and the network's
   inputs and ``scaling.data`` follow that order, not the order of ``input.nn``.
 - Cutoff functions: ``cutoff_type`` 1 (cosine) and 6 (the quintic polynomial
@@ -29,7 +30,7 @@ Units: n2p2 has none of its own; the files use whatever the training data used. 
 defaults are RuNNer's atomic units, Bohr and Hartree, which the mlearn potentials (and many
 RuNNer-era potentials) use; pass ``length_unit="angstrom", energy_unit="ev"`` for files
 trained on Å and eV data. Anything alip cannot represent (other cutoff or symmetry-function
-types, shifted angular functions, several cutoff radii, activations other than tanh and
+types, several cutoff radii, activations other than tanh and
 softplus, different topologies per element, ``normalize_nodes``, 4G-HDNNPs) raises
 :class:`N2p2Error` naming the keyword and line, before any weights are read.
 """
@@ -181,12 +182,10 @@ def _symmetry_function(path: str, n: int, args: list[str], elements: list[str]) 
         return SymmetryFunction(args[0], 2, (args[2],), eta, rc, rs=rs, line=n)
     eta, lam, zeta, rc = (_number(path, n, "symfunction_short", a) for a in args[4:8])
     rs = _number(path, n, "symfunction_short", args[8]) if len(args) == 9 else 0.0
-    if rs != 0.0:
-        raise N2p2Error(
-            f"{where}: shifted angular functions (rshift = {rs:g}) are not supported; alip's G4/G5 have none"
-        )
+    if rs < 0.0:
+        raise N2p2Error(f"{where}: a negative rshift ({rs:g}) is not supported")
     pair = tuple(sorted(args[2:4], key=lambda e: atomic_numbers[e]))
-    return SymmetryFunction(args[0], sf_type, pair, eta, rc, lam=lam, zeta=zeta, line=n)
+    return SymmetryFunction(args[0], sf_type, pair, eta, rc, rs=rs, lam=lam, zeta=zeta, line=n)
 
 
 def _topology(path: str, kw: dict[str, list[tuple[int, list[str]]]], elements: list[str]) -> tuple[list[int], str]:
@@ -548,7 +547,7 @@ def _column_of(sf: SymmetryFunction, L: float) -> tuple:
     z = tuple(atomic_numbers[e] for e in sf.neighbors)
     if sf.type == 2:
         return ("g2", z[0], (sf.eta / L**2, sf.rs * L))
-    return (SF_TYPES[sf.type], z, (sf.eta / L**2, sf.zeta, sf.lam))
+    return (SF_TYPES[sf.type], z, (sf.eta / L**2, sf.zeta, sf.lam, sf.rs * L))
 
 
 def _write_network(
