@@ -305,3 +305,18 @@ def test_default_descriptor_is_fine_g5_si_and_data_must_match_it(pool, acsf):
     data = featurize(acsf, pool[:6], dtype=torch.float32)
     with pytest.raises(ValueError, match="36 features per atom but the descriptor has 48"):
         train_committee(pool[:6], None, cfg, data=data)
+
+
+def test_chunks_are_the_consecutive_batches_built_once(pool, acsf):
+    """Full-batch passes (validation, L-BFGS) reuse one gather of each block: the chunks are
+    batch() of consecutive structures, in order, covering the set, and the same objects on every call."""
+    result = train_committee(pool[:16], acsf, TrainConfig(n_members=2, hidden=(8,), epochs=1, seed=1))
+    data = featurize(result.committee, pool[16:30]).padded()
+    chunks = data.chunks(4)
+    assert [c for c, _ in chunks] == [slice(0, 4), slice(4, 8), slice(8, 12), slice(12, 14)]
+    assert data.chunks(4) is chunks and all(a is b for (_, a), (_, b) in zip(chunks, data.chunks(4)))
+    for cols, sub in chunks:
+        ref = data.batch(np.arange(cols.start, cols.stop))
+        for name in ("values", "energies", "forces", "grad_padded", "grad_targets", "strain_grad"):
+            assert torch.equal(getattr(sub, name), getattr(ref, name)), name
+    assert len(data.chunks(5)) == 3

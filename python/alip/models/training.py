@@ -228,9 +228,7 @@ def _evaluate(
     mask64 = mask.detach().double().cpu()
     n_atoms = data.n_atoms().double().cpu()
     has_stress = data.has_stress.double().cpu()
-    for start in range(0, S, chunk):
-        cols = slice(start, min(S, start + chunk))
-        sub = data.batch(np.arange(cols.start, cols.stop))
+    for cols, sub in data.chunks(chunk):
         _, parts = member_losses(net, sub, weights[cols] * mask[:, cols], cfg, create_graph=False)
         n = cols.stop - cols.start
         sums[0] += parts["energy"].double().cpu() * n
@@ -522,10 +520,9 @@ def _lbfgs(
         for p in params:
             p.grad = None
         total = torch.zeros(K, dtype=x.dtype, device=x.device)
-        for start in range(0, S, chunk):
-            idx = np.arange(start, min(S, start + chunk))
-            loss, _ = member_losses(net, train.batch(idx), boot[:, start : start + len(idx)], cfg)
-            scaled = loss * (len(idx) / S)
+        for cols, sub in train.chunks(chunk):
+            loss, _ = member_losses(net, sub, boot[:, cols], cfg)
+            scaled = loss * ((cols.stop - cols.start) / S)
             scaled.sum().backward()
             total += scaled.detach()
         return total, flat([p.grad for p in params])

@@ -155,6 +155,18 @@ class LabeledSet:
             kw["geometry"] = self.geometry.to(device)
         return LabeledSet(**kw)
 
+    def chunks(self, size: int) -> list[tuple[slice, LabeledSet]]:
+        """The structures in consecutive blocks of ``size`` as (slice, :meth:`batch`), built on the
+        first call for a size and kept: full-batch passes (validation every epoch, L-BFGS) then
+        gather each block once instead of every pass, for one more copy of the set's arrays."""
+        cache = self.__dict__.setdefault("_chunks", {})
+        if size not in cache:
+            S = self.n_structures
+            cache[size] = [
+                (slice(a, min(S, a + size)), self.batch(np.arange(a, min(S, a + size)))) for a in range(0, S, size)
+            ]
+        return cache[size]
+
     def batch(self, idx: np.ndarray) -> LabeledSet:
         """The sub-set of structures ``idx`` with local atom indices."""
         idx = np.asarray(idx, dtype=np.int64)
