@@ -223,7 +223,7 @@ def _evaluate(
     """Loss per member (K,) over the structures of ``data`` in its ``mask`` (K, S) (the ones it
     held out), with structure weights ``weights`` (S,): what :func:`member_losses` gives for
     those structures in one batch, summed here chunk by chunk."""
-    K, S = net.n_members, data.n_structures
+    K = net.n_members
     sums = torch.zeros(3, K, dtype=torch.float64)  # energy, forces, stress: weighted sums of squares
     mask64 = mask.detach().double().cpu()
     n_atoms = data.n_atoms().double().cpu()
