@@ -295,15 +295,19 @@ def test_config_validation():
         train_committee(_labeled(4, seed=0), None, TrainConfig(activation="relu6", epochs=1))
 
 
-def test_default_descriptor_is_fine_g5_si_and_data_must_match_it(pool, acsf):
-    """Without a descriptor, training uses ACSF.fine_g5_si() (48 functions); data featurized
-    with another descriptor is refused with the two feature counts, not a shape error."""
+def test_default_descriptor_is_shells_si_and_data_must_match_it(pool, acsf):
+    """Without a descriptor, training uses ACSF.shells_si() (64 functions: fine_g5_si and 16 G5
+    shifted onto the first two shells); data featurized with another descriptor is refused with
+    the two feature counts, not a shape error."""
     cfg = TrainConfig(n_members=1, hidden=(8,), epochs=1, lbfgs_steps=0)
     result = train_committee(pool[:6], None, cfg)
-    assert result.committee.acsf.to_dict() == alip.ACSF.fine_g5_si().to_dict()
-    assert alip.ACSF.fine_g5_si().n_features == 48
+    shells, fine = alip.ACSF.shells_si(), alip.ACSF.fine_g5_si()
+    assert result.committee.acsf.to_dict() == shells.to_dict() == alip.ACSF.training_default().to_dict()
+    assert shells.n_features == 64 and fine.n_features == 48
+    np.testing.assert_array_equal(shells.g5[:32], fine.g5)
+    assert sorted(set(shells.g5[32:, 3])) == [2.35, 3.84]
     data = featurize(acsf, pool[:6], dtype=torch.float32)
-    with pytest.raises(ValueError, match="36 features per atom but the descriptor has 48"):
+    with pytest.raises(ValueError, match="36 features per atom but the descriptor has 64"):
         train_committee(pool[:6], None, cfg, data=data)
 
 

@@ -150,6 +150,8 @@ def make_acsf(cfg: Config) -> ACSF:
         return ACSF.fine_si()
     if cfg.descriptor.preset == "fine_g5_si":
         return ACSF.fine_g5_si()
+    if cfg.descriptor.preset == "shells_si":
+        return ACSF.shells_si()
     return ACSF.default_si()
 
 

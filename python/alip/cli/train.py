@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
     from alip.models.training import TrainConfig, TrainResult
 
 
-#: symmetry functions `alip train --select` chooses by default (0: none chosen, ACSF.fine_g5_si())
+#: symmetry functions `alip train --select` chooses by default (0: none chosen, ACSF.training_default())
 DEFAULT_SELECT = 0
 
 
@@ -126,7 +126,7 @@ def train_from_file(
 ) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 
-    Without ``acsf`` the descriptor is ``ACSF.fine_g5_si()``, or with ``select`` > 0 that many
+    Without ``acsf`` the descriptor is ``ACSF.training_default()`` (``shells_si``), or with ``select`` > 0 that many
     functions chosen by CUR from the candidate pool of LABELED's elements on its structures
     (:func:`alip.core.selection.select_acsf`: better with plenty of data, worse with little,
     README "Fourth study"). Errors (``alip.models.training.errors``) are
@@ -145,7 +145,7 @@ def train_from_file(
     if select and acsf is not None:
         raise InputError("give either a descriptor spec or select > 0, not both")
     extxyz = str(labeled).endswith((".extxyz", ".xyz")) and os.path.isfile(labeled)
-    fixed = acsf or (ACSF.fine_g5_si() if select == 0 else None)
+    fixed = acsf or (ACSF.training_default() if select == 0 else None)
     if fixed is None:  # the pool of the file's elements checks the frames, then selection chooses from it
         if extxyz or is_database(labeled):
             elements = elements_in(labeled, os.fspath(labeled))
@@ -241,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
         print(cli_error("train", exc), file=sys.stderr)
         return 2
     r, a = s.result, s.committee.acsf
-    source = "--spec" if args.spec else ("chosen by CUR from the pool" if args.select else "ACSF.fine_g5_si()")
+    source = "--spec" if args.spec else ("chosen by CUR from the pool" if args.select else "ACSF.shells_si()")
     print(f"descriptor: {len(a.g2)} G2 + {len(a.g4)} G4 + {len(a.g5)} G5, cutoff {a.cutoff:g} Å ({source})")
     folds = s.committee.metadata["train_config"]["validation"] == "folds"
     held = f"each member held out {int(r.held_out.sum(1).max())}" if folds else f"{len(r.val_indices)}"
@@ -298,7 +298,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument(
         "--spec",
-        help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.fine_g5_si() (48 functions)",
+        help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.shells_si() (64 functions)",
     )
     p.add_argument(
         "--select",
@@ -306,8 +306,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_SELECT,
         metavar="N",
         help="without --spec: N symmetry functions chosen by CUR from a pool of 148 G2 and G5 on LABELED's "
-        "atoms (48: -12 %% energy, -4 %% force error on mlearn Si's 214 structures, worse on 18; default 0: "
-        "the fixed ACSF.fine_g5_si())",
+        "atoms (48: -12 %% energy, -4 %% force error against ACSF.fine_g5_si() on mlearn Si's 214 structures, "
+        "worse on 18; default 0: the fixed ACSF.shells_si())",
     )
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
     p.add_argument(

@@ -282,7 +282,7 @@ def train_committee(
 ) -> TrainResult:
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
-    ``acsf`` defaults to ``ACSF.fine_g5_si()`` (the training default; the active-learning
+    ``acsf`` defaults to ``ACSF.training_default()`` (``shells_si``; the active-learning
     loop passes its own; :func:`alip.core.selection.select_acsf` chooses one on the data);
     ``data`` may pass a precomputed :func:`featurize` result of ``acsf`` for ``atoms_list``
     (any dtype; it is cast to ``config.dtype``).
@@ -293,7 +293,7 @@ def train_committee(
     t0 = time.perf_counter()
     cfg = config or TrainConfig()
     if acsf is None:
-        acsf = ACSF.fine_g5_si()
+        acsf = ACSF.training_default()
     dev = select_device(device=cfg.device)  # a clear error now when the GPU is not usable
     n_atoms = data.values.shape[0] if data is not None else sum(len(a) for a in atoms_list)
     trained = 1 - cfg.val_fraction if cfg.validation == "shared" else 1  # folds: each step covers all
