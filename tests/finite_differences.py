@@ -18,3 +18,20 @@ def fd_forces(energy: Callable[[Atoms], float], atoms: Atoms, h: float = 1e-4) -
             minus.positions[i, k] -= h
             forces[i, k] = -(energy(plus) - energy(minus)) / (2 * h)
     return forces
+
+
+def fd_virial(energy: Callable[[Atoms], float], atoms: Atoms, h: float = 1e-4) -> np.ndarray:
+    """W = -dE/deps of ``energy`` by central differences, positions and cell deformed by I + eps, (3, 3)."""
+    virial = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1.0, -1.0):
+                eps = np.zeros((3, 3))
+                eps[a, b] = sign * h
+                strained = atoms.copy()
+                strained.positions = atoms.positions @ (np.eye(3) + eps)
+                strained.cell = atoms.cell[:] @ (np.eye(3) + eps)
+                energies.append(energy(strained))
+            virial[a, b] = -(energies[0] - energies[1]) / (2 * h)
+    return virial

@@ -16,7 +16,8 @@ import json
 import numpy as np
 import pytest
 from conftest import STRUCTURES, make_acsf, make_reference
-from test_acsf_gradients import H, assert_fd_close, deformed, dense_jacobian, energy_weights, fd_positions, fd_strain
+from finite_differences import fd_forces, fd_virial
+from test_acsf_gradients import H, assert_fd_close, dense_jacobian, energy_weights, fd_positions, fd_strain
 
 import alip
 
@@ -98,21 +99,8 @@ def test_gradients_and_fused_vjp_vs_finite_differences(name, family):
     def energy(a):
         return float((acsf.compute(a) * w).sum())
 
-    fd_f = np.zeros_like(forces)
-    for k in range(len(atoms)):
-        for a in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[k, a] += H
-            minus.positions[k, a] -= H
-            fd_f[k, a] = -(energy(plus) - energy(minus)) / (2 * H)
-    assert_fd_close(forces, fd_f, f"{name} fused forces")
-    fd_w = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            e = np.zeros((3, 3))
-            e[a, b] = H
-            fd_w[a, b] = -(energy(deformed(atoms, e)) - energy(deformed(atoms, -e))) / (2 * H)
-    assert_fd_close(virial, fd_w, f"{name} fused virial")
+    assert_fd_close(forces, fd_forces(energy, atoms, H), f"{name} fused forces")
+    assert_fd_close(virial, fd_virial(energy, atoms, H), f"{name} fused virial")
 
 
 def test_fused_vjp_with_stacked_right_hand_sides_equals_sparse_contraction():
