@@ -31,11 +31,12 @@ struct AngularItem {
 
 struct EtaGroup {
     double eta;
-    int32_t begin, end;  ///< items of this eta
+    double rs;           ///< the shift of each leg's window exp(-eta (r - rs)^2); 0: DScribe's G4/G5
+    int32_t begin, end;  ///< items of this (eta, rs)
 };
 
-/// The descriptor spec, grouped by eta so that an exponential is computed once per
-/// distinct eta and triplet. Pointers are device pointers in kernels, host pointers in
+/// The descriptor spec, grouped by (eta, rs) so that an exponential is computed once per
+/// distinct window and triplet. Pointers are device pointers in kernels, host pointers in
 /// the emulation.
 struct Tables {
     int32_t ns = 1, ng2 = 0, n_g4 = 0, n_g5 = 0, n_ang = 0, n_radial = 0;
@@ -211,21 +212,31 @@ ALIP_HD void g2_lane(const Tables& tab, const ListView& L, const PairData<T>& P,
     }
 }
 
+/// The legs of a triplet in the exponent: sum (r - rs)^2 = rsum - 2 rs rlin + n rs^2 over
+/// the n legs (r1, r2, and r12 for G4), so that each (eta, rs) group needs one exp.
+template <class T>
+struct Legs {
+    T rsum, rlin, n;  ///< sum r^2, sum r, number of legs
+    ALIP_HD T exponent(T rs) const { return rs == T(0) ? rsum : rsum - T(2) * rs * rlin + n * rs * rs; }
+};
+
 /// One family's (G4 or G5) terms of one triplet. kJvp: Dc = dcos, DF = dFc, Dr = the
-/// derivative of the sum of squared distances in the exponent, along the tangents.
+/// derivative of the sum of squared distances in the exponent along the tangents and Ds
+/// that of the sum of the distances times 2 (a shift rs makes it Dr - rs Ds).
 template <class T, bool kJvp>
-ALIP_HD void angular_terms(const Tables& tab, const EtaGroup* groups, int32_t n_groups, T cosv, T rsum, T Fc, T Dc,
-                           T DF, T Dr, T* col, int stride) {
+ALIP_HD void angular_terms(const Tables& tab, const EtaGroup* groups, int32_t n_groups, T cosv, const Legs<T>& legs,
+                           T Fc, T Dc, T DF, T Dr, T Ds, T* col, int stride) {
     for (int32_t g = 0; g < n_groups; ++g) {
         const EtaGroup grp = groups[g];
-        const T eta = T(grp.eta);
-        const T E = m_exp(-eta * rsum);
+        const T eta = T(grp.eta), rs = T(grp.rs);
+        const T E = m_exp(-eta * legs.exponent(rs));
+        const T Drs = Dr - rs * Ds;
         for (int32_t q = grp.begin; q < grp.end; ++q) {
             const AngularItem it = tab.items[q];
             T P, dP;
             angular_power(it, cosv, P, dP);
             T c;
-            if (kJvp) c = T(it.prefactor) * E * (dP * Fc * Dc + P * DF - eta * P * Fc * Dr);
+            if (kJvp) c = T(it.prefactor) * E * (dP * Fc * Dc + P * DF - eta * P * Fc * Drs);
             else c = T(it.prefactor) * E * P * Fc;
             col[it.feature * stride] += c;
         }
@@ -255,6 +266,7 @@ ALIP_HD void angular_lane(const Tables& tab, const ListView& L, const PairData<T
         const T inv1 = T(1) / r1, inv2 = T(1) / r2;
         const T cosv = m_min(T(1), m_max(T(-1), (x1 * x2 + y1 * y2 + z1 * z2) * inv1 * inv2));
         const T rsum5 = r1 * r1 + r2 * r2;
+        const Legs<T> legs5{rsum5, r1 + r2, T(2)};
         T d11 = T(0), d12 = T(0), d22 = T(0), Dc = T(0), dfc1 = T(0), dfc2 = T(0);
         if (kJvp) {
             const T u1x = P.dx[n1], u1y = P.dy[n1], u1z = P.dz[n1];
@@ -274,26 +286,28 @@ ALIP_HD void angular_lane(const Tables& tab, const ListView& L, const PairData<T
                 T fc12, dfc12;
                 cutoff_fn(tab.polynomial, rc, r12, fc12, dfc12);
                 const T Fc = fc1 * fc2 * fc12;
-                T DF = T(0), Dr = T(0);
+                T DF = T(0), Dr = T(0), Ds = T(0);
                 if (kJvp) {
                     const T d12c = fc1 * fc2 * dfc12 / r12;
                     const T dF1 = dfc1 * fc2 * fc12 * inv1 + d12c;
                     const T dF2 = fc1 * dfc2 * fc12 * inv2 + d12c;
                     DF = dF1 * d11 - d12c * d12 + dF2 * d22;
                     Dr = T(4) * d11 - T(2) * d12 + T(4) * d22;
+                    Ds = T(2) * (d11 * inv1 + d22 * inv2 + (d11 + d22 - d12) / r12);
                 }
-                angular_terms<T, kJvp>(tab, tab.groups4, tab.n_groups4, cosv, rsum5 + r12sq, Fc, Dc, DF, Dr, col,
-                                       stride);
+                const Legs<T> legs4{rsum5 + r12sq, r1 + r2 + r12, T(3)};
+                angular_terms<T, kJvp>(tab, tab.groups4, tab.n_groups4, cosv, legs4, Fc, Dc, DF, Dr, Ds, col, stride);
             }
         }
         if (tab.n_g5 > 0) {
             const T Fc = fc1 * fc2;
-            T DF = T(0), Dr = T(0);
+            T DF = T(0), Dr = T(0), Ds = T(0);
             if (kJvp) {
                 DF = dfc1 * fc2 * inv1 * d11 + fc1 * dfc2 * inv2 * d22;
                 Dr = T(2) * d11 + T(2) * d22;
+                Ds = T(2) * (d11 * inv1 + d22 * inv2);
             }
-            angular_terms<T, kJvp>(tab, tab.groups5, tab.n_groups5, cosv, rsum5, Fc, Dc, DF, Dr, col, stride);
+            angular_terms<T, kJvp>(tab, tab.groups5, tab.n_groups5, cosv, legs5, Fc, Dc, DF, Dr, Ds, col, stride);
         }
     }
 }
@@ -319,13 +333,13 @@ ALIP_HD void g2_vjp_lane(const Tables& tab, const ListView& L, const PairData<T>
     }
 }
 
-/// Sums over one family's parameters of w_f * prefactor * E * (dP, P, eta P).
+/// Sums over one family's parameters of w_f * prefactor * E * (dP, P, eta P, eta rs P).
 template <class T>
-ALIP_HD void vjp_sums(const Tables& tab, const EtaGroup* groups, int32_t n_groups, const T* w, T cosv, T rsum, T& U,
-                      T& V, T& H) {
+ALIP_HD void vjp_sums(const Tables& tab, const EtaGroup* groups, int32_t n_groups, const T* w, T cosv,
+                      const Legs<T>& legs, T& U, T& V, T& H, T& H2) {
     for (int32_t g = 0; g < n_groups; ++g) {
         const EtaGroup grp = groups[g];
-        const T eta = T(grp.eta);
+        const T eta = T(grp.eta), rs = T(grp.rs);
         T u = T(0), v = T(0);
         for (int32_t q = grp.begin; q < grp.end; ++q) {
             const AngularItem it = tab.items[q];
@@ -337,10 +351,11 @@ ALIP_HD void vjp_sums(const Tables& tab, const EtaGroup* groups, int32_t n_group
             v += wp * P;
         }
         if (u == T(0) && v == T(0)) continue;
-        const T E = m_exp(-eta * rsum);
+        const T E = m_exp(-eta * legs.exponent(rs));
         U += E * u;
         V += E * v;
         H += eta * E * v;
+        H2 += eta * rs * E * v;
     }
 }
 
@@ -369,6 +384,7 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
         const T cosv = m_min(T(1), m_max(T(-1), (x1 * x2 + y1 * y2 + z1 * z2) * inv1 * inv2));
         const T rsum5 = r1 * r1 + r2 * r2;
         T sa1 = T(0), sb = T(0), sa2 = T(0);
+        // a shift adds + 2 eta rs / r per leg to each -2 eta of the unshifted derivative (H2 = sum eta rs E V)
         if (tab.n_g4 > 0) {
             const T ddx = x2 - x1, ddy = y2 - y1, ddz = z2 - z1;
             const T r12sq = ddx * ddx + ddy * ddy + ddz * ddz;
@@ -380,20 +396,22 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
                 const T d12c = fc1 * fc2 * dfc12 / r12;
                 const T dF1 = dfc1 * fc2 * fc12 * inv1 + d12c;
                 const T dF2 = fc1 * dfc2 * fc12 * inv2 + d12c;
-                T U = T(0), V = T(0), H = T(0);
-                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, rsum5 + r12sq, U, V, H);
-                sa1 += -Fc * cosv * inv1 * inv1 * U + V * dF1 - T(4) * Fc * H;
-                sb += Fc * inv1 * inv2 * U + T(2) * Fc * H - V * d12c;
-                sa2 += -Fc * cosv * inv2 * inv2 * U + V * dF2 - T(4) * Fc * H;
+                T U = T(0), V = T(0), H = T(0), H2 = T(0);
+                const T inv12 = T(1) / r12;
+                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, Legs<T>{rsum5 + r12sq, r1 + r2 + r12, T(3)}, U, V,
+                         H, H2);
+                sa1 += -Fc * cosv * inv1 * inv1 * U + V * dF1 - T(4) * Fc * H + T(2) * Fc * H2 * (inv1 + inv12);
+                sb += Fc * inv1 * inv2 * U + T(2) * Fc * H - V * d12c - T(2) * Fc * H2 * inv12;
+                sa2 += -Fc * cosv * inv2 * inv2 * U + V * dF2 - T(4) * Fc * H + T(2) * Fc * H2 * (inv2 + inv12);
             }
         }
         if (tab.n_g5 > 0) {
             const T Fc = fc1 * fc2;
-            T U = T(0), V = T(0), H = T(0);
-            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, rsum5, U, V, H);
-            sa1 += -Fc * cosv * inv1 * inv1 * U + V * dfc1 * fc2 * inv1 - T(2) * Fc * H;
+            T U = T(0), V = T(0), H = T(0), H2 = T(0);
+            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, Legs<T>{rsum5, r1 + r2, T(2)}, U, V, H, H2);
+            sa1 += -Fc * cosv * inv1 * inv1 * U + V * dfc1 * fc2 * inv1 - T(2) * Fc * H + T(2) * Fc * H2 * inv1;
             sb += Fc * inv1 * inv2 * U;
-            sa2 += -Fc * cosv * inv2 * inv2 * U + V * fc1 * dfc2 * inv2 - T(2) * Fc * H;
+            sa2 += -Fc * cosv * inv2 * inv2 * U + V * fc1 * dfc2 * inv2 - T(2) * Fc * H + T(2) * Fc * H2 * inv2;
         }
         c1 += sa1;
         e1x += sb * x2;

@@ -1,10 +1,11 @@
 // Host-side layout of the descriptor spec for the kernels (shared by acsf.cu and the
-// CPU emulation in host_emulation.cpp): G4/G5 parameters grouped by eta, the
+// CPU emulation in host_emulation.cpp): G4/G5 parameters grouped by (eta, rs), the
 // unordered species-pair index, the feature counts of cpp/acsf.hpp.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "acsf.hpp"
@@ -51,18 +52,15 @@ inline HostTables build_tables(const AcsfSpec& spec) {
     HostTables T;
     for (const RadialParam& p : spec.g2) T.g2.push_back(p.eta), T.g2.push_back(p.rs);
     auto add_family = [&](const std::vector<AngularParam>& params, int32_t feature_base) {
+        std::vector<std::pair<double, double>> windows;  // distinct (eta, rs)
         for (const AngularParam& p : params)
-            if (p.rs != 0.0)
-                throw InvalidInput(
-                    "the CUDA path has no shifted angular functions (G4/G5 with rs > 0) yet; compute them on the CPU");
-        std::vector<double> etas;
-        for (const AngularParam& p : params)
-            if (std::find(etas.begin(), etas.end(), p.eta) == etas.end()) etas.push_back(p.eta);
-        for (double eta : etas) {
-            acsf_math::EtaGroup g{eta, int32_t(T.items.size()), 0};
+            if (std::find(windows.begin(), windows.end(), std::make_pair(p.eta, p.rs)) == windows.end())
+                windows.emplace_back(p.eta, p.rs);
+        for (const auto& [eta, rs] : windows) {
+            acsf_math::EtaGroup g{eta, rs, int32_t(T.items.size()), 0};
             for (size_t k = 0; k < params.size(); ++k) {
                 const AngularParam& p = params[k];
-                if (p.eta != eta) continue;
+                if (p.eta != eta || p.rs != rs) continue;
                 const bool is_int = p.zeta == std::floor(p.zeta) && p.zeta <= 64;
                 T.items.push_back({p.zeta, p.lambda, std::pow(2.0, 1.0 - p.zeta), is_int ? int32_t(p.zeta) : -1,
                                    feature_base + int32_t(k)});
@@ -70,7 +68,7 @@ inline HostTables build_tables(const AcsfSpec& spec) {
             g.end = int32_t(T.items.size());
             T.groups.push_back(g);
         }
-        return int32_t(etas.size());
+        return int32_t(windows.size());
     };
     T.n_groups4 = add_family(spec.g4, 0);
     T.n_groups5 = add_family(spec.g5, int32_t(spec.g4.size()));

@@ -50,6 +50,13 @@ def case_list():
     cases.append(("si216_triclinic_binned", [big], make_acsf(["Si"], 5.0, cutoff_function="polynomial")))
     multi = [STRUCTURES[n][0]() for n in ("sio_triclinic", "sioh_molecule")]
     cases.append(("batch_three_species", multi, make_acsf(["H", "O", "Si"], 4.5)))
+    # shifted angular functions (rs > 0), sharing an eta with unshifted ones, a non-integer zeta
+    g4 = [(0.5, 1.0, 1.0, 2.3), (1.0, 2.0, -1.0, 3.0), (0.5, 1.0, -1.0, 0.0), (0.8, 1.5, -1.0, 2.0)]
+    g5 = [(0.7, 1.0, -1.0, 2.4), (0.03, 2.0, 1.0), (2.0, 3.0, 1.0, 3.5)]
+    cases.append(("batch_three_species_shifted", multi, make_acsf(["H", "O", "Si"], 4.5, g4=g4, g5=g5)))
+    from alip import ACSF
+
+    cases.append(("si216_shells_si", [big], ACSF.shells_si()))  # the training default
     return cases
 
 

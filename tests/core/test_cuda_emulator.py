@@ -10,7 +10,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from ase.build import bulk
 from conftest import STRUCTURES, make_acsf
 from cuda_cases import (
     CASE_IDS,
@@ -149,7 +148,7 @@ def test_emulated_kernels_equal_cpu(emulator, tmp_path, name, atoms_list, acsf):
     close(r["jvp"], jvp)
 
 
-@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned"])
+@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned", "si216_shells_si"])
 def test_emulated_kernels_float32(emulator, tmp_path, name):
     _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
     w, u, U = random_inputs(acsf, atoms_list, seed=2)
@@ -188,12 +187,3 @@ def test_emulated_many_species_and_large_feature_counts(emulator, tmp_path, kind
     close(r["forces"], F)
     close(r["virials"], W)
     close(r["jvp"], jvp)
-
-
-def test_shifted_angular_functions_are_refused_with_the_reason(emulator, tmp_path):
-    """The CUDA tables have no rs yet: a shifted G4/G5 is refused with the reason, not computed wrongly."""
-    atoms = bulk("Si", "diamond", a=5.43)
-    acsf = make_acsf(["Si"], 5.0, g2=[(1.0, 2.0)], g4=[], g5=[(1.0, 2.0, 1.0, 2.35)])
-    with pytest.raises(subprocess.CalledProcessError) as info:
-        run_emulator(emulator, tmp_path, acsf, [atoms])
-    assert b"no shifted angular functions" in info.value.stderr
