@@ -212,12 +212,17 @@ ALIP_HD void g2_lane(const Tables& tab, const ListView& L, const PairData<T>& P,
     }
 }
 
-/// The legs of a triplet in the exponent: sum (r - rs)^2 = rsum - 2 rs rlin + n rs^2 over
-/// the n legs (r1, r2, and r12 for G4), so that each (eta, rs) group needs one exp.
+/// The legs of a triplet in the exponent, sum (r - rs)^2 over r1, r2 (and r12 for G4):
+/// rs = 0 takes the sum of squares as the kernels had it; a shift takes the squares of the
+/// differences (expanding them would cancel in float32).
 template <class T>
 struct Legs {
-    T rsum, rlin, n;  ///< sum r^2, sum r, number of legs
-    ALIP_HD T exponent(T rs) const { return rs == T(0) ? rsum : rsum - T(2) * rs * rlin + n * rs * rs; }
+    T rsum, r1, r2, r12;  ///< sum r^2, the legs; r12 < 0: no third leg (G5)
+    ALIP_HD T exponent(T rs) const {
+        if (rs == T(0)) return rsum;
+        const T a = r1 - rs, b = r2 - rs, c = r12 - rs;
+        return a * a + b * b + (r12 < T(0) ? T(0) : c * c);
+    }
 };
 
 /// One family's (G4 or G5) terms of one triplet. kJvp: Dc = dcos, DF = dFc, Dr = the
@@ -266,7 +271,7 @@ ALIP_HD void angular_lane(const Tables& tab, const ListView& L, const PairData<T
         const T inv1 = T(1) / r1, inv2 = T(1) / r2;
         const T cosv = m_min(T(1), m_max(T(-1), (x1 * x2 + y1 * y2 + z1 * z2) * inv1 * inv2));
         const T rsum5 = r1 * r1 + r2 * r2;
-        const Legs<T> legs5{rsum5, r1 + r2, T(2)};
+        const Legs<T> legs5{rsum5, r1, r2, T(-1)};
         T d11 = T(0), d12 = T(0), d22 = T(0), Dc = T(0), dfc1 = T(0), dfc2 = T(0);
         if (kJvp) {
             const T u1x = P.dx[n1], u1y = P.dy[n1], u1z = P.dz[n1];
@@ -295,7 +300,7 @@ ALIP_HD void angular_lane(const Tables& tab, const ListView& L, const PairData<T
                     Dr = T(4) * d11 - T(2) * d12 + T(4) * d22;
                     Ds = T(2) * (d11 * inv1 + d22 * inv2 + (d11 + d22 - d12) / r12);
                 }
-                const Legs<T> legs4{rsum5 + r12sq, r1 + r2 + r12, T(3)};
+                const Legs<T> legs4{rsum5 + r12sq, r1, r2, r12};
                 angular_terms<T, kJvp>(tab, tab.groups4, tab.n_groups4, cosv, legs4, Fc, Dc, DF, Dr, Ds, col, stride);
             }
         }
@@ -398,8 +403,7 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
                 const T dF2 = fc1 * dfc2 * fc12 * inv2 + d12c;
                 T U = T(0), V = T(0), H = T(0), H2 = T(0);
                 const T inv12 = T(1) / r12;
-                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, Legs<T>{rsum5 + r12sq, r1 + r2 + r12, T(3)}, U, V,
-                         H, H2);
+                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, Legs<T>{rsum5 + r12sq, r1, r2, r12}, U, V, H, H2);
                 sa1 += -Fc * cosv * inv1 * inv1 * U + V * dF1 - T(4) * Fc * H + T(2) * Fc * H2 * (inv1 + inv12);
                 sb += Fc * inv1 * inv2 * U + T(2) * Fc * H - V * d12c - T(2) * Fc * H2 * inv12;
                 sa2 += -Fc * cosv * inv2 * inv2 * U + V * dF2 - T(4) * Fc * H + T(2) * Fc * H2 * (inv2 + inv12);
@@ -408,7 +412,7 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
         if (tab.n_g5 > 0) {
             const T Fc = fc1 * fc2;
             T U = T(0), V = T(0), H = T(0), H2 = T(0);
-            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, Legs<T>{rsum5, r1 + r2, T(2)}, U, V, H, H2);
+            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, Legs<T>{rsum5, r1, r2, T(-1)}, U, V, H, H2);
             sa1 += -Fc * cosv * inv1 * inv1 * U + V * dfc1 * fc2 * inv1 - T(2) * Fc * H + T(2) * Fc * H2 * inv1;
             sb += Fc * inv1 * inv2 * U;
             sa2 += -Fc * cosv * inv2 * inv2 * U + V * fc1 * dfc2 * inv2 - T(2) * Fc * H + T(2) * Fc * H2 * inv2;
