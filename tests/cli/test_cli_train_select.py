@@ -441,8 +441,8 @@ def test_train_select_chooses_the_descriptor_on_the_labels(files, tmp_path):
     assert code == 0 and "(ACSF.shells_si())" in out and Committee.load(tmp_path / "d.pt").acsf.n_features == 64
     code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "-1"])
     assert code == 2 and "select must be >= 0" in err
-    code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "149"])
-    assert code == 2 and "at most 148" in err
+    code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "197"])
+    assert code == 2 and "at most 196" in err
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(Committee.load(tmp_path / "s.pt").acsf.to_dict()))
     code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--spec", str(spec), "--select", "6"])

@@ -52,8 +52,10 @@ def test_cur_groups_are_taken_whole_and_bad_sizes_are_refused():
 
 def test_candidate_pool_sizes_and_checks():
     pool = candidate_pool(["Si"])
-    assert (len(pool.g2), len(pool.g4), len(pool.g5), pool.n_features) == (48, 0, 100, 148)
+    assert (len(pool.g2), len(pool.g4), len(pool.g5), pool.n_features) == (48, 0, 148, 196)
     assert pool.g2[:, 1].max() <= 5.3 + 1e-9 and pool.g2[9:, 1].min() == pytest.approx(1.8)
+    shifts = pool.g5[100:, 3]  # windows on the neighbor shells: 1.8, 2.3, .., 4.3 Å
+    assert (pool.g5[:100, 3] == 0).all() and np.allclose(np.unique(shifts), np.arange(1.8, 4.31, 0.5))
     with pytest.raises(ValueError, match="r_min"):
         candidate_pool(["Si"], cutoff=2.0)
 
