@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "acsf.hpp"
@@ -342,40 +343,47 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
     const bool g4 = &params == &tb.g4_index;
     const double* etas = g4 ? tb.g4_etas.data() : tb.g5_etas.data();
     const double* eta_rs = g4 ? tb.g4_eta_rs.data() : tb.g5_eta_rs.data();
-    const bool shifted = tb.angular_shifted;
     double* d = mode.d.data();
     double* g = mode.g + base;
-    for (int64_t k = 0; k < cnt; ++k) {
-        const int64_t n1 = i1[k], n2 = i2[k];
-        const double Fc = B.Fc[k];
-        const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
-        const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
-        const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
-        // the shift: d/dv exp(-eta (r - rs)^2) = -2 eta (1 - rs / r) v exp(..), so each
-        // -2 eta of rs = 0 gains + 2 eta rs / r (r_12 enters G4 only)
-        const double ir12 = (shifted && g4) ? 1.0 / B.r12[k] : 0.0;
-        const double s1 = shifted ? 2.0 * Fc * (L.inv_r[n1] + ir12) : 0.0;
-        const double s2 = shifted ? 2.0 * Fc * (L.inv_r[n2] + ir12) : 0.0;
-        const double sb = -2.0 * Fc * ir12;
-        const double* ep = EP + k * np;
-        const double* edp = EdP + k * np;
-        double* d1 = d + (n1 * 3) * F + base;
-        double* d2 = d + (n2 * 3) * F + base;
+    // the shift: d/dv exp(-eta (r - rs)^2) = -2 eta (1 - rs / r) v exp(..), so each -2 eta of
+    // rs = 0 gains + 2 eta rs / r (r_12 enters G4 only); compiled out where no rs is set
+    auto pairs = [&](auto shifted_tag) {
+        constexpr bool shifted = decltype(shifted_tag)::value;
+        for (int64_t k = 0; k < cnt; ++k) {
+            const int64_t n1 = i1[k], n2 = i2[k];
+            const double Fc = B.Fc[k];
+            const double c1 = -Fc * B.cos_r1[k], c2 = -Fc * B.cos_r2[k], cb = Fc * B.inv12[k];
+            const double v1[3] = {X[n1], Y[n1], Z[n1]}, v2[3] = {X[n2], Y[n2], Z[n2]};
+            const double dF1 = B.dF1[k], dF2 = B.dF2[k], dFb = B.dFb[k];
+            const double ir12 = (shifted && g4) ? 1.0 / B.r12[k] : 0.0;
+            const double s1 = 2.0 * Fc * (L.inv_r[n1] + ir12), s2 = 2.0 * Fc * (L.inv_r[n2] + ir12);
+            const double sb = -2.0 * Fc * ir12;
+            const double* ep = EP + k * np;
+            const double* edp = EdP + k * np;
+            double* d1 = d + (n1 * 3) * F + base;
+            double* d2 = d + (n2 * 3) * F + base;
 #pragma omp simd
-        for (int64_t p = 0; p < np; ++p) {
-            const double eF = etas[p] * Fc;
-            const double a1 = edp[p] * c1 + ep[p] * (dF1 - a_eta * eF + s1 * eta_rs[p]);
-            const double b = edp[p] * cb + ep[p] * (dFb + b_eta * eF + sb * eta_rs[p]);
-            const double a2 = edp[p] * c2 + ep[p] * (dF2 - a_eta * eF + s2 * eta_rs[p]);
-            g[p] += ep[p] * Fc;
-            d1[p] += a1 * v1[0] + b * v2[0];
-            d1[F + p] += a1 * v1[1] + b * v2[1];
-            d1[2 * F + p] += a1 * v1[2] + b * v2[2];
-            d2[p] += a2 * v2[0] + b * v1[0];
-            d2[F + p] += a2 * v2[1] + b * v1[1];
-            d2[2 * F + p] += a2 * v2[2] + b * v1[2];
+            for (int64_t p = 0; p < np; ++p) {
+                const double eF = etas[p] * Fc;
+                double r1 = dF1 - a_eta * eF, rb = dFb + b_eta * eF, r2 = dF2 - a_eta * eF;
+                if constexpr (shifted) r1 += s1 * eta_rs[p], rb += sb * eta_rs[p], r2 += s2 * eta_rs[p];
+                const double a1 = edp[p] * c1 + ep[p] * r1;
+                const double b = edp[p] * cb + ep[p] * rb;
+                const double a2 = edp[p] * c2 + ep[p] * r2;
+                g[p] += ep[p] * Fc;
+                d1[p] += a1 * v1[0] + b * v2[0];
+                d1[F + p] += a1 * v1[1] + b * v2[1];
+                d1[2 * F + p] += a1 * v1[2] + b * v2[2];
+                d2[p] += a2 * v2[0] + b * v1[0];
+                d2[F + p] += a2 * v2[1] + b * v1[1];
+                d2[2 * F + p] += a2 * v2[2] + b * v1[2];
+            }
         }
-    }
+    };
+    if (tb.angular_shifted)
+        pairs(std::true_type{});
+    else
+        pairs(std::false_type{});
 }
 
 /// Angular derivatives, VJP mode (chunked path: non-integer zetas): contracts a chunk's
