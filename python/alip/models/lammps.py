@@ -56,8 +56,7 @@ import numpy as np
 from alip.files import atomic_write_text
 
 MAGIC = "alip-lammps-model"
-FORMAT_VERSION = 2  # what this alip reads up to; 2 added rs to the G4/G5 lines
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 2  # the newest version read (1 and 2); 2 added rs to the G4/G5 lines
 PLUGIN_NAME = "libalip_lammps.so"
 ACTIVATIONS = ("tanh", "silu", "softplus", "celu")
 
@@ -245,9 +244,9 @@ def read_model(path: str | os.PathLike) -> LammpsModel:
     if magic != MAGIC:
         raise ValueError(f"{path}: not an alip LAMMPS model file (starts with '{magic}', expected '{MAGIC}')")
     version = t.int("the format version")
-    if version not in READ_VERSIONS:
+    if not 1 <= version <= FORMAT_VERSION:
         raise ValueError(
-            f"{path}: model format version {version} is not supported (this alip reads versions {READ_VERSIONS})"
+            f"{path}: model format version {version} is not supported (this alip reads versions 1 to {FORMAT_VERSION})"
         )
     t.expect("units")
     units = t.next("the units")
