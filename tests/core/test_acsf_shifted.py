@@ -25,10 +25,15 @@ import alip
 # with the same eta as a shifted one; zetas 1, 2, 4 (ladder), 3 (product of rungs), 1.5
 SHIFTED_G4 = [(0.5, 1.0, 1.0, 2.3), (1.0, 2.0, -1.0, 3.0), (0.5, 1.0, -1.0, 0.0), (0.8, 3.0, 1.0, 2.0)]
 SHIFTED_G5 = [(0.7, 1.0, -1.0, 2.4), (0.03, 2.0, 1.0), (2.0, 4.0, 1.0, 3.5), (0.7, 1.0, 1.0)]
+NONINTEGER_G4 = [(0.5, 1.5, -1.0, 2.3), (0.02, 2.0, 1.0)]  # the chunked VJP's G4 shift terms (r_12)
 NONINTEGER_G5 = [(0.7, 1.5, -1.0, 2.4), (1.0, 2.0, 1.0, 3.0)]
 POW2_G4 = [(0.5, 1.0, 1.0, 2.3), (1.0, 2.0, -1.0, 3.0)]
 POW2_G5 = [(0.7, 1.0, -1.0, 2.4), (2.0, 4.0, 1.0, 3.5), (0.7, 1.0, 1.0)]
-FAMILIES = {"products": (SHIFTED_G4, SHIFTED_G5), "pow2": (POW2_G4, POW2_G5), "noninteger": ((), NONINTEGER_G5)}
+FAMILIES = {
+    "products": (SHIFTED_G4, SHIFTED_G5),
+    "pow2": (POW2_G4, POW2_G5),
+    "noninteger": (NONINTEGER_G4, NONINTEGER_G5),
+}
 
 
 def shifted_acsf(species, cutoff, g4=SHIFTED_G4, g5=SHIFTED_G5):
