@@ -23,8 +23,11 @@ from alip.models.member_processes import (
     split_members,
 )
 from alip.models.networks import CommitteeNetwork
+from alip.models import training
 from alip.models.training import (
     TrainConfig,
+    _initialise_scaling,
+    _lbfgs,
     _train,
     _train_in_worker,
     featurize,
@@ -100,6 +103,41 @@ def test_lbfgs_lowers_each_members_training_loss(labeled, acsf):
     kept = val_after < np.array(before.best_val)  # L-BFGS is kept per member where validation improved
     assert kept.any()
     assert torch.all(loss_after[torch.from_numpy(kept)] < 0.9 * loss_before[torch.from_numpy(kept)])
+
+
+def test_lbfgs_members_search_on_their_own_clocks(labeled, acsf, monkeypatch):
+    """40 L-BFGS steps (more than the 20 pairs a member keeps) on three members at once give
+    each member's run alone, and a member that backtracks costs the others no evaluation: the
+    committee takes as many full passes as its slowest member alone, not the sum of every
+    step's slowest line search."""
+    cfg = _config(lbfgs_steps=40, dtype="float64")
+    data = featurize(acsf, labeled, dtype=torch.float64).padded()
+    S, chunks = data.n_structures, len(data.chunks(cfg.batch_size * 4))
+    net = CommitteeNetwork(acsf.n_features, acsf.species, 3, (8,), "silu", seed=5).double()
+    _initialise_scaling(net, data, cfg)
+    boot = torch.rand(3, S, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) + 0.5
+    passes = {"n": 0}
+    losses = training.member_losses
+
+    def counted(*args, **kw):
+        passes["n"] += 1
+        return losses(*args, **kw)
+
+    monkeypatch.setattr(training, "member_losses", counted)
+    alone = []
+    for k in range(3):
+        member = net.select([k])
+        passes["n"] = 0
+        _lbfgs(member, list(member.parameters()), data, boot[k : k + 1], cfg)
+        alone.append((member, passes["n"] // chunks))
+    passes["n"] = 0
+    together = net.select([0, 1, 2])
+    _lbfgs(together, list(together.parameters()), data, boot, cfg)
+    for k, (member, _) in enumerate(alone):
+        _same_members(together.select([k]), member, rtol=1e-9)
+    counts = [n for _, n in alone]
+    assert passes["n"] // chunks == max(counts)
+    assert max(counts) > cfg.lbfgs_steps + 1  # some member backtracked (a pass beyond one per step)
 
 
 def test_two_processes_give_the_members_of_one(labeled, acsf):
