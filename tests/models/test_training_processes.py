@@ -15,6 +15,7 @@ import alip
 from alip.config import ConfigError, loads
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
+from alip.models import training
 from alip.models.member_processes import (
     MIN_ATOM_EPOCHS,
     predicted_saving,
@@ -23,7 +24,6 @@ from alip.models.member_processes import (
     split_members,
 )
 from alip.models.networks import CommitteeNetwork
-from alip.models import training
 from alip.models.training import (
     TrainConfig,
     _initialise_scaling,
