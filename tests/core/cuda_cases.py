@@ -56,7 +56,8 @@ def case_list():
     cases.append(("batch_three_species_shifted", multi, make_acsf(["H", "O", "Si"], 4.5, g4=g4, g5=g5)))
     from alip import ACSF
 
-    cases.append(("si216_shells_si", [big], ACSF.shells_si()))  # the training default
+    cases.append(("si216_shells_si", [big], ACSF.shells_si()))  # windows on the two shells
+    cases.append(("si216_windows_si", [big], ACSF.windows_si()))  # the training default
     return cases
 
 

@@ -148,7 +148,9 @@ def test_emulated_kernels_equal_cpu(emulator, tmp_path, name, atoms_list, acsf):
     close(r["jvp"], jvp)
 
 
-@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned", "si216_shells_si"])
+@pytest.mark.parametrize(
+    "name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned", "si216_shells_si", "si216_windows_si"]
+)
 def test_emulated_kernels_float32(emulator, tmp_path, name):
     _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
     w, u, U = random_inputs(acsf, atoms_list, seed=2)

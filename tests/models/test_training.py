@@ -295,15 +295,19 @@ def test_config_validation():
         train_committee(_labeled(4, seed=0), None, TrainConfig(activation="relu6", epochs=1))
 
 
-def test_default_descriptor_is_shells_si_and_data_must_match_it(pool, acsf):
-    """Without a descriptor, training uses ACSF.shells_si() (64 functions: fine_g5_si and 16 G5
-    shifted onto the first two shells); data featurized with another descriptor is refused with
-    the two feature counts, not a shape error."""
+def test_default_descriptor_is_windows_si_and_data_must_match_it(pool, acsf):
+    """Without a descriptor, training uses ACSF.windows_si() (64 functions: fine_g5_si's G2, its
+    centred G5 but eta 0.1, and 24 G5 on windows every 0.5 Å); data featurized with another
+    descriptor is refused with the two feature counts, not a shape error."""
     cfg = TrainConfig(n_members=1, hidden=(8,), epochs=1, lbfgs_steps=0)
     result = train_committee(pool[:6], None, cfg)
-    shells, fine = alip.ACSF.shells_si(), alip.ACSF.fine_g5_si()
-    assert result.committee.acsf.to_dict() == shells.to_dict() == alip.ACSF.training_default().to_dict()
-    assert shells.n_features == 64 and fine.n_features == 48
+    windows, fine, shells = alip.ACSF.windows_si(), alip.ACSF.fine_g5_si(), alip.ACSF.shells_si()
+    assert result.committee.acsf.to_dict() == windows.to_dict() == alip.ACSF.training_default().to_dict()
+    assert windows.n_features == shells.n_features == 64 and fine.n_features == 48
+    np.testing.assert_array_equal(windows.g2, fine.g2)
+    np.testing.assert_array_equal(windows.g5[:24], fine.g5[fine.g5[:, 0] != 0.1])
+    assert sorted(set(windows.g5[24:, 3])) == [1.8, 2.3, 2.8, 3.3, 3.8, 4.3]
+    assert set(windows.g5[24:, 0]) == {2.0} and sorted(set(windows.g5[24:, 1])) == [1.0, 8.0]
     np.testing.assert_array_equal(shells.g5[:32], fine.g5)
     assert sorted(set(shells.g5[32:, 3])) == [2.35, 3.84]
     data = featurize(acsf, pool[:6], dtype=torch.float32)

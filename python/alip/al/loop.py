@@ -152,6 +152,8 @@ def make_acsf(cfg: Config) -> ACSF:
         return ACSF.fine_g5_si()
     if cfg.descriptor.preset == "shells_si":
         return ACSF.shells_si()
+    if cfg.descriptor.preset == "windows_si":
+        return ACSF.windows_si()
     return ACSF.default_si()
 
 
