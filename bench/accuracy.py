@@ -481,6 +481,15 @@ def main(argv: list[str] | None = None) -> int:
             f"| {' / '.join(e(x, 'stress_rmse', '.3f') for x in sp)} "
             f"| {'—' if r['wall_train_s'] is None else format(r['wall_train_s'], '.0f')} |"
         )
+    print("\nmean absolute errors (pyxtal_ff documents its test MAEs on this data set):")
+    print("| model | E MAE train / test (meV/atom) | F MAE train / test (eV/Å) |")
+    print("|---|---|---|")
+    for label, r in rows.items():
+        sp = [r.get(s) for s in ("train", "test")]
+        print(
+            f"| {label} | {' / '.join(e(x, 'energy_mae', '.2f') for x in sp)} "
+            f"| {' / '.join(e(x, 'force_mae', '.4f') for x in sp)} |"
+        )
     print("\n| diamond Si | a0 (Å) | B0 (GPa) | C11 | C12 | C44 (relaxed) | C44⁰ (unrelaxed) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     g = lambda d, k, f: format(d[k], f) if k in d else "—"  # noqa: E731
