@@ -504,7 +504,7 @@ def _lbfgs(
     One batched evaluation gives every member's loss and gradient at its own trial point, and
     the line searches run on their own clocks: a member that backtracks retries in the same
     evaluation as the others' next steps, instead of every member waiting for it (about 1.5
-    evaluations per step before, 1.1 now on mlearn).
+    evaluations per step before, 1.2 now on mlearn).
     """
     K, S = net.n_members, train.n_structures
     chunk = cfg.batch_size * 4
