@@ -582,10 +582,11 @@ def _lbfgs(
         s, y = x_new - x, torch.where(ok[:, None], g_try - g, torch.zeros_like(g))
         ys = dot(s, y)
         valid = ok & (ys > 1e-10)
-        slot = n_pairs % memory
-        for k in torch.nonzero(ok).flatten().tolist():
-            ring_s[slot[k], k], ring_y[slot[k], k] = s[k], y[k]
-            ring_rho[slot[k], k] = 1.0 / ys[k].clamp(min=1e-30) if bool(valid[k]) else 0.0
+        slot = n_pairs % memory  # the members that stepped write their newest pair, the others keep theirs
+        ring_s[slot, members] = torch.where(ok[:, None], s, ring_s[slot, members])
+        ring_y[slot, members] = torch.where(ok[:, None], y, ring_y[slot, members])
+        rho_new = torch.where(valid, 1.0 / ys.clamp(min=1e-30), torch.zeros_like(ys))
+        ring_rho[slot, members] = torch.where(ok, rho_new, ring_rho[slot, members])
         n_pairs = n_pairs + ok.long()
         steps = steps + ok.long()
         gamma = torch.where(valid, ys / dot(y, y).clamp(min=1e-30), gamma)
