@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -20,9 +21,10 @@ def fd_forces(energy: Callable[[Atoms], float], atoms: Atoms, h: float = 1e-4) -
     return forces
 
 
-def fd_virial(energy: Callable[[Atoms], float], atoms: Atoms, h: float = 1e-4) -> np.ndarray:
-    """W = -dE/deps of ``energy`` by central differences, positions and cell deformed by I + eps, (3, 3)."""
-    virial = np.zeros((3, 3))
+def fd_virial(energy: Callable[[Atoms], Any], atoms: Atoms, h: float = 1e-4) -> np.ndarray:
+    """W = -dE/deps of ``energy`` by central differences, positions and cell deformed by I + eps:
+    (3, 3), or (..., 3, 3) for an array-valued energy (e.g. one per committee member)."""
+    columns = []
     for a in range(3):
         for b in range(3):
             energies = []
@@ -32,6 +34,6 @@ def fd_virial(energy: Callable[[Atoms], float], atoms: Atoms, h: float = 1e-4) -
                 strained = atoms.copy()
                 strained.positions = atoms.positions @ (np.eye(3) + eps)
                 strained.cell = atoms.cell[:] @ (np.eye(3) + eps)
-                energies.append(energy(strained))
-            virial[a, b] = -(energies[0] - energies[1]) / (2 * h)
-    return virial
+                energies.append(np.asarray(energy(strained), dtype=np.float64))
+            columns.append(-(energies[0] - energies[1]) / (2 * h))
+    return np.moveaxis(np.stack(columns).reshape(3, 3, *columns[0].shape), (0, 1), (-2, -1))
