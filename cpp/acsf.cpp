@@ -22,24 +22,42 @@ Acsf::Acsf(AcsfSpec spec) {
         if (t.spec.g2[k].eta < 0) throw InvalidInput("g2 eta must be >= 0");
     }
     using AngularIndex = detail::AcsfTables::AngularIndex;
-    auto add_angular = [&](const std::vector<AngularParam>& params, std::vector<AngularIndex>& index,
-                           const char* name) {
+    auto leg_of = [&](double eta, double c) {
+        int l = 0;
+        while (l < int(t.leg_etas.size()) && !(t.leg_etas[l] == eta && t.leg_rs[l] == c)) ++l;
+        if (l == int(t.leg_etas.size())) t.leg_etas.push_back(eta), t.leg_rs.push_back(c);
+        return int32_t(l);
+    };
+    auto add_angular = [&](std::vector<AngularParam>& params, std::vector<AngularIndex>& index, const char* name) {
+        const bool g4 = std::string(name) == "g4";
         for (size_t k = 0; k < params.size(); ++k) {
-            const AngularParam& p = params[k];
+            AngularParam& p = params[k];
             check_finite(p.eta, name, k);
             check_finite(p.zeta, name, k);
             check_finite(p.lambda, name, k);
             check_finite(p.rs, name, k);
+            check_finite(p.rs2, name, k);
             if (p.eta < 0) throw InvalidInput(std::string(name) + " eta must be >= 0");
             if (p.zeta < 1) throw InvalidInput(std::string(name) + " zeta must be >= 1");
             if (std::abs(p.lambda) > 1) throw InvalidInput(std::string(name) + " lambda must be in [-1, 1]");
             if (p.rs < 0) throw InvalidInput(std::string(name) + " rs must be >= 0");
+            if (p.rs2 < 0) p.rs2 = p.rs;  // one window for both legs
+            if (g4 && p.rs2 != p.rs)
+                throw InvalidInput("g4 row " + std::to_string(k) +
+                                   ": two windows (rs2 != rs) are defined for G5 only (G4 also shifts r_jk)");
+            const double lo = std::min(p.rs, p.rs2), hi = std::max(p.rs, p.rs2);  // the factor is symmetric
             int e = 0;
-            while (e < int(t.angular_etas.size()) && !(t.angular_etas[e] == p.eta && t.angular_rs[e] == p.rs)) ++e;
+            while (e < int(t.angular_etas.size()) &&
+                   !(t.angular_etas[e] == p.eta && t.leg_rs[t.leg_a[e]] == lo && t.leg_rs[t.leg_b[e]] == hi))
+                ++e;
             if (e == int(t.angular_etas.size())) {
                 t.angular_etas.push_back(p.eta);
-                t.angular_rs.push_back(p.rs);
-                t.angular_shifted = t.angular_shifted || p.rs != 0.0;
+                t.angular_rs.push_back(0.5 * (lo + hi));
+                t.angular_half_gap.push_back(0.5 * (lo - hi));
+                t.leg_a.push_back(leg_of(p.eta, lo));
+                t.leg_b.push_back(leg_of(p.eta, hi));
+                t.angular_shifted = t.angular_shifted || hi != 0.0;
+                t.angular_two_windows = t.angular_two_windows || lo != hi;
             }
             int z = 0;
             while (z < int(t.zeta_lambdas.size()) &&
@@ -53,13 +71,17 @@ Acsf::Acsf(AcsfSpec spec) {
                 t.zeta_lambdas.push_back({p.zeta, p.lambda, iz, l});
                 while (iz >= 1 && (1 << t.ladder_depth) <= iz) ++t.ladder_depth;
             }
-            index.push_back({e, z, std::pow(2.0, 1.0 - p.zeta), p.eta, p.eta * p.rs});
+            index.push_back(
+                {e, z, std::pow(2.0, 1.0 - p.zeta), p.eta, p.eta * t.angular_rs[e], p.eta * t.angular_half_gap[e]});
         }
     };
     add_angular(t.spec.g4, t.g4_index, "g4");
     add_angular(t.spec.g5, t.g5_index, "g5");
-    for (const AngularParam& p : t.spec.g4) t.g4_etas.push_back(p.eta), t.g4_eta_rs.push_back(p.eta * p.rs);
-    for (const AngularParam& p : t.spec.g5) t.g5_etas.push_back(p.eta), t.g5_eta_rs.push_back(p.eta * p.rs);
+    for (const AngularIndex& ix : t.g4_index)
+        t.g4_etas.push_back(ix.eta_value), t.g4_eta_rs.push_back(ix.eta_rs), t.g4_eta_half_gap.push_back(0.0);
+    for (const AngularIndex& ix : t.g5_index)
+        t.g5_etas.push_back(ix.eta_value), t.g5_eta_rs.push_back(ix.eta_rs),
+            t.g5_eta_half_gap.push_back(ix.eta_half_gap);
     const int32_t ns = t.spec.n_species;
     t.pair_index.assign(size_t(ns) * ns, 0);
     int32_t q = 0;

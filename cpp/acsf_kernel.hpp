@@ -31,17 +31,17 @@ struct LocalNeighbors {
     std::vector<int64_t> entry;  ///< index of the pair in the neighbor list
     std::vector<int64_t> local;  ///< inverse: pair (relative to the center's first) -> local index
     std::vector<double> x, y, z, r, inv_r, fc, dfc;
-    std::vector<double> expo;  ///< (n_eta, m) exp(-eta r^2)
+    std::vector<double> expo;  ///< (n_legs, m) exp(-eta (r - rs)^2) per window (AcsfTables::leg_etas)
     std::vector<int64_t> seg;  ///< (n_species + 1) species segments
     std::vector<int32_t> sp;
 
-    void resize(int64_t n, int64_t n_eta, int32_t n_species) {
+    void resize(int64_t n, int64_t n_legs, int32_t n_species) {
         m = n;
         for (auto* v : {&x, &y, &z, &r, &inv_r, &fc, &dfc}) v->resize(size_t(n));
         entry.resize(size_t(n));
         local.resize(size_t(n));
         sp.resize(size_t(n));
-        expo.resize(size_t(n * n_eta));
+        expo.resize(size_t(n * n_legs));
         seg.assign(size_t(n_species) + 1, 0);
     }
 };
@@ -51,7 +51,10 @@ struct LocalNeighbors {
 struct BlockScratch {
     std::vector<int64_t> i1, i2, cursor;
     std::vector<double> cos, r12sq, r12, fc12, dfc12, Fc, dF1, dF2, dFb, cos_r1, cos_r2, inv12, U, V, H, work;
-    std::vector<double> E;          ///< (n_eta, kPairChunk)
+    std::vector<double> E;      ///< (n_eta, kPairChunk) radial factor of each group
+    std::vector<double> E_odd;  ///< (n_eta, kPairChunk) two windows: 1/2 (a_1 b_2 - b_1 a_2), else 0
+    std::vector<double> AP;     ///< (kPairChunk, n_params) two windows: prefactor E_odd P (gradient mode)
+    std::vector<double> work2;
     std::vector<double> P, dP;      ///< (n_zl, kPairChunk)
     std::vector<double> ladder;     ///< (n_lambda, depth, kPairChunk): (1 + lambda cos)^(2^t)
     std::vector<const double*> Pz;  ///< per (zeta, lambda): where its P values are
@@ -64,13 +67,15 @@ struct BlockScratch {
         Pz.resize(size_t(n_zl));
         EP.resize(size_t(kPairChunk) * size_t(std::max<int64_t>(n_params, 1)));
         EdP.resize(EP.size());
+        AP.resize(EP.size());
         const size_t c = size_t(kPairChunk);
         i1.resize(c);
         i2.resize(c);
-        for (auto* v :
-             {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H, &work})
+        for (auto* v : {&cos, &r12sq, &r12, &fc12, &dfc12, &Fc, &dF1, &dF2, &dFb, &cos_r1, &cos_r2, &inv12, &U, &V, &H,
+                        &work, &work2})
             v->resize(c);
         E.resize(c * size_t(n_eta));
+        E_odd.resize(c * size_t(n_eta));
         P.resize(c * size_t(n_zl));
         dP.resize(c * size_t(n_zl));
     }
@@ -119,11 +124,11 @@ void center(const AcsfTables& tb, const StructureView& s, const NeighborList& nl
     const int64_t first = nl.offsets[i];
     const int64_t m = nl.offsets[i + 1] - first;
     const int32_t ns = tb.spec.n_species;
-    const int64_t ne = int64_t(tb.angular_etas.size());
+    const int64_t n_legs = int64_t(tb.leg_etas.size());
     const double rc = tb.spec.cutoff;
 
     // ---- gather the neighbors, sorted by species ---------------------------
-    L.resize(m, ne, ns);
+    L.resize(m, n_legs, ns);
     for (int64_t p = 0; p < m; ++p) ++L.seg[size_t(s.species[nl.neighbor[first + p]]) + 1];
     for (int32_t a = 0; a < ns; ++a) L.seg[a + 1] += L.seg[a];
     {
@@ -252,8 +257,19 @@ inline void angular_chunk_geometry(const AcsfTables& tb, const LocalNeighbors& L
     }
     for (int64_t e = 0; e < ne; ++e) {
         const double eta = tb.angular_etas[e], rs = tb.angular_rs[e];
-        const double* ex = &L.expo[e * m];
+        const double* ex = &L.expo[tb.leg_a[e] * m];
         double* E = &B.E[size_t(e * C)];
+        if (tb.leg_b[e] != tb.leg_a[e]) {  // two windows (G5 only): symmetric and antisymmetric parts
+            const double* eb = &L.expo[tb.leg_b[e] * m];
+            double* odd = &B.E_odd[size_t(e * C)];
+#pragma omp simd
+            for (int64_t k = 0; k < cnt; ++k) {
+                const double ab = ex[i1[k]] * eb[i2[k]], ba = eb[i1[k]] * ex[i2[k]];
+                E[k] = 0.5 * (ab + ba);
+                odd[k] = 0.5 * (ab - ba);
+            }
+            continue;
+        }
         if (g4) {
             if (rs == 0.0) {
                 exp_neg(eta, B.r12sq.data(), E, cnt);
@@ -330,6 +346,9 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
     const int64_t np = int64_t(params.size());
     double* EP = B.EP.data();    // (cnt, np): prefactor E P
     double* EdP = B.EdP.data();  // (cnt, np): prefactor E dP
+    double* AP = B.AP.data();    // (cnt, np): prefactor E_odd P (two windows)
+    const bool g4 = &params == &tb.g4_index;
+    const bool two = !g4 && tb.angular_two_windows;
     for (int64_t p = 0; p < np; ++p) {
         const AngularIndex& ix = params[size_t(p)];
         const double* E = &B.E[size_t(ix.eta * C)];
@@ -339,16 +358,23 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
             EP[k * np + p] = ix.prefactor * E[k] * P[k];
             EdP[k * np + p] = ix.prefactor * E[k] * dP[k];
         }
+        if (two) {
+            const double* odd = &B.E_odd[size_t(ix.eta * C)];
+            const bool has = ix.eta_half_gap != 0.0;
+            for (int64_t k = 0; k < cnt; ++k) AP[k * np + p] = has ? ix.prefactor * odd[k] * P[k] : 0.0;
+        }
     }
-    const bool g4 = &params == &tb.g4_index;
     const double* etas = g4 ? tb.g4_etas.data() : tb.g5_etas.data();
     const double* eta_rs = g4 ? tb.g4_eta_rs.data() : tb.g5_eta_rs.data();
+    const double* eta_gap = tb.g5_eta_half_gap.data();
     double* d = mode.d.data();
     double* g = mode.g + base;
     // the shift: d/dv exp(-eta (r - rs)^2) = -2 eta (1 - rs / r) v exp(..), so each -2 eta of
-    // rs = 0 gains + 2 eta rs / r (r_12 enters G4 only); compiled out where no rs is set
-    auto pairs = [&](auto shifted_tag) {
+    // rs = 0 gains + 2 eta rs / r (r_12 enters G4 only); compiled out where no rs is set.
+    // Two windows: rs is their centre and leg 1 (2) gains + (-) 2 eta half_gap E_odd / r.
+    auto pairs = [&](auto shifted_tag, auto two_tag) {
         constexpr bool shifted = decltype(shifted_tag)::value;
+        constexpr bool two_windows = decltype(two_tag)::value;
         for (int64_t k = 0; k < cnt; ++k) {
             const int64_t n1 = i1[k], n2 = i2[k];
             const double Fc = B.Fc[k];
@@ -360,6 +386,9 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
             const double sb = -2.0 * Fc * ir12;
             const double* ep = EP + k * np;
             const double* edp = EdP + k * np;
+            const double* ap = AP + k * np;
+            const double t1 = 2.0 * Fc * L.inv_r[n1], t2 = 2.0 * Fc * L.inv_r[n2];
+            (void)ap, (void)t1, (void)t2;
             double* d1 = d + (n1 * 3) * F + base;
             double* d2 = d + (n2 * 3) * F + base;
 #pragma omp simd
@@ -367,9 +396,14 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
                 const double eF = etas[p] * Fc;
                 double r1 = dF1 - a_eta * eF, rb = dFb + b_eta * eF, r2 = dF2 - a_eta * eF;
                 if constexpr (shifted) r1 += s1 * eta_rs[p], rb += sb * eta_rs[p], r2 += s2 * eta_rs[p];
-                const double a1 = edp[p] * c1 + ep[p] * r1;
+                double a1 = edp[p] * c1 + ep[p] * r1;
                 const double b = edp[p] * cb + ep[p] * rb;
-                const double a2 = edp[p] * c2 + ep[p] * r2;
+                double a2 = edp[p] * c2 + ep[p] * r2;
+                if constexpr (two_windows) {
+                    const double odd = ap[p] * eta_gap[p];
+                    a1 += odd * t1;
+                    a2 -= odd * t2;
+                }
                 g[p] += ep[p] * Fc;
                 d1[p] += a1 * v1[0] + b * v2[0];
                 d1[F + p] += a1 * v1[1] + b * v2[1];
@@ -380,10 +414,12 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
             }
         }
     };
-    if (tb.angular_shifted)
-        pairs(std::true_type{});
+    if (two)
+        pairs(std::true_type{}, std::true_type{});
+    else if (tb.angular_shifted)
+        pairs(std::true_type{}, std::false_type{});
     else
-        pairs(std::false_type{});
+        pairs(std::false_type{}, std::false_type{});
 }
 
 /// Angular derivatives, VJP mode (chunked path: non-integer zetas): contracts a chunk's
@@ -402,14 +438,17 @@ inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const Local
     double* U = B.U.data();
     double* V = B.V.data();
     double* H = B.H.data();
-    double* H2 = B.work.data();  // sum eta rs E P w: the shift's terms
+    double* H2 = B.work.data();   // sum eta rs E P w: the shift's terms
+    double* H3 = B.work2.data();  // sum eta half_gap E_odd P w: the two windows' antisymmetric terms
     const bool shifted = tb.angular_shifted, g4 = &params == &tb.g4_index;
+    const bool two = !g4 && tb.angular_two_windows;
     for (int64_t r = 0; r < mode.n_rhs; ++r) {
         const double* w = mode.w + r * mode.w_stride;
         std::fill(U, U + cnt, 0.0);
         std::fill(V, V + cnt, 0.0);
         std::fill(H, H + cnt, 0.0);
         std::fill(H2, H2 + cnt, 0.0);
+        if (two) std::fill(H3, H3 + cnt, 0.0);
         bool any = false;
         for (size_t p = 0; p < params.size(); ++p) {
             const AngularIndex& ix = params[p];
@@ -431,6 +470,12 @@ inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const Local
 #pragma omp simd
                 for (int64_t k = 0; k < cnt; ++k) H2[k] += eta_rs * wp * E[k] * P[k];
             }
+            if (ix.eta_half_gap != 0.0) {
+                const double* odd = &B.E_odd[size_t(ix.eta * C)];
+                const double c = ix.eta_half_gap * wp;
+#pragma omp simd
+                for (int64_t k = 0; k < cnt; ++k) H3[k] += c * odd[k] * P[k];
+            }
         }
         if (!any) continue;
         double* coef = mode.coef.data() + r * m;
@@ -448,6 +493,11 @@ inline void angular_vjp_chunked(const AcsfTables& tb, VjpMode& mode, const Local
                 sa1 += h * (L.inv_r[n1] + ir12);
                 sa2 += h * (L.inv_r[n2] + ir12);
                 sb -= h * ir12;
+            }
+            if (two) {  // two windows: +- 2 eta half_gap E_odd / r on the legs (G5: no r_12)
+                const double h = 2.0 * Fc * H3[k];
+                sa1 += h * L.inv_r[n1];
+                sa2 -= h * L.inv_r[n2];
             }
             coef[n1] += sa1;
             coef[n2] += sa2;
@@ -488,7 +538,8 @@ void derivative_terms(const AcsfTables& tb, Mode& mode, LocalNeighbors& L, Block
     const int64_t ne = int64_t(tb.angular_etas.size());
     const int64_t nz = int64_t(tb.zeta_lambdas.size());
     const double rc = tb.spec.cutoff;
-    for (int64_t e = 0; e < ne; ++e) exp_neg_sq(tb.angular_etas[e], tb.angular_rs[e], L.r.data(), &L.expo[e * m], m);
+    for (size_t l = 0; l < tb.leg_etas.size(); ++l)
+        exp_neg_sq(tb.leg_etas[l], tb.leg_rs[l], L.r.data(), &L.expo[int64_t(l) * m], m);
     if constexpr (kind == Kind::Gradients) {
         std::fill(mode.g, mode.g + F, 0.0);
         mode.d.assign(size_t(m * 3 * F), 0.0);

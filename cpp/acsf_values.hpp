@@ -40,7 +40,7 @@ struct ValuesScratch {
     static constexpr int64_t kStride = kChunk + 8;  ///< rows of W: not a multiple of 4 KiB apart
     int64_t ma = 0;                                 ///< row length of A: m + kPad
     std::vector<double> x, y, z, ux, uy, uz, r, f;  ///< (m + kPad,) vectors, unit vectors, r, f_c(r)
-    std::vector<double> A;                          ///< (n_eta, ma) exp(-eta (r - rs)^2) f_c(r)
+    std::vector<double> A;                          ///< (n_legs, ma) exp(-eta (r - rs)^2) f_c(r) per window
     std::vector<double> cos, r2, r12, fc;           ///< (kChunk,) per packed pair
     std::vector<double> W;                          ///< (n_eta, kStride) a_e(n1) a_e(n2), then times exp f_c of r_12
     std::vector<double> ladder;                     ///< (n_lambda, depth, kStride)
@@ -51,14 +51,14 @@ struct ValuesScratch {
     std::vector<double> R;                          ///< (n_lambda, depth, n_eta) sums of the rungs (power-of-two zetas)
     double tmp[16];
 
-    void resize(int64_t m, int64_t n_eta, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
+    void resize(int64_t m, int64_t n_eta, int64_t n_legs, int64_t n_zl, int64_t n_lambda, int depth, int64_t n_params) {
         ma = m + kPad;
         for (auto* v : {&x, &y, &z, &ux, &uy, &uz, &r, &f}) {
             v->resize(size_t(ma));
             std::fill(v->begin() + m, v->end(), 0.0);
         }
-        A.resize(size_t(n_eta * ma));
-        for (int64_t e = 0; e < n_eta; ++e) std::fill(&A[size_t(e * ma + m)], &A[size_t(e * ma + ma)], 0.0);
+        A.resize(size_t(n_legs * ma));
+        for (int64_t e = 0; e < n_legs; ++e) std::fill(&A[size_t(e * ma + m)], &A[size_t(e * ma + ma)], 0.0);
         for (auto* v : {&cos, &r2, &r12, &fc}) v->resize(size_t(kChunk));
         W.resize(size_t(n_eta * kStride));
         ladder.resize(size_t(n_lambda) * size_t(std::max(depth, 1)) * size_t(kStride));
@@ -275,7 +275,8 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
     const int64_t CR = ValuesScratch::kStride;  // distance between rows of chunk arrays
     const double rc = tb.spec.cutoff;
     const int64_t n_params = int64_t(std::max(tb.g4_index.size(), tb.g5_index.size()));
-    S.resize(m, ne, nz, nlam, tb.ladder_depth, n_params);
+    const int64_t n_legs = int64_t(tb.leg_etas.size());
+    S.resize(m, ne, n_legs, nz, nlam, tb.ladder_depth, n_params);
     const bool pow2_zetas = power_of_two_zetas(tb);
     auto rung_of = [](int zeta) {
         int t = 0;
@@ -300,9 +301,9 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
     if (tb.n_angular_per_pair == 0) return;
 
     // ---- G4 / G5 --------------------------------------------------------------------
-    for (int64_t e = 0; e < ne; ++e) {
-        const double eta = tb.angular_etas[e];
-        const Vd rs = simd::set1(tb.angular_rs[e]);
+    for (int64_t e = 0; e < n_legs; ++e) {
+        const double eta = tb.leg_etas[e];
+        const Vd rs = simd::set1(tb.leg_rs[e]);
         double* a = &S.A[size_t(e * ma)];
         for (int64_t n = 0; n < m; n += simd::kWidth) {  // padding: f = 0 -> a = 0
             const Vd dr = simd::load(&S.r[n]) - rs;
@@ -361,8 +362,15 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                         pack.store(cosb + cnt, c);
                         pack.store(r2b + cnt, r2);
                         for (int64_t e = 0; e < ne; ++e) {
-                            const double* a = Arow + e * ma;
-                            pack.store(Wrow + e * CW + cnt, simd::load(a + n2) * simd::set1(a[n1]));
+                            const double* a = Arow + tb.leg_a[size_t(e)] * ma;
+                            if (tb.leg_b[size_t(e)] == tb.leg_a[size_t(e)]) {
+                                pack.store(Wrow + e * CW + cnt, simd::load(a + n2) * simd::set1(a[n1]));
+                            } else {  // two windows: 1/2 (a_1 b_2 + b_1 a_2)
+                                const double* b = Arow + tb.leg_b[size_t(e)] * ma;
+                                const Vd ab = simd::load(b + n2) * simd::set1(a[n1]);
+                                const Vd ba = simd::load(a + n2) * simd::set1(b[n1]);
+                                pack.store(Wrow + e * CW + cnt, simd::set1(0.5) * (ab + ba));
+                            }
                         }
                         cnt += simd::count(keep);
                     };

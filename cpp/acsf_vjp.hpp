@@ -40,18 +40,20 @@ ALIP_KERNEL_BEGIN
 
 /// The fused VJP's work arrays for one center, carved out of BlockScratch::fused / fused_idx.
 struct FusedVjpArrays {
-    enum NeighborRow { NX, NY, NZ, NF, NG, NIR, NROWS };             ///< then ne exp rows
-    enum PairRow { PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows
+    enum NeighborRow { NX, NY, NZ, NF, NG, NIR, NROWS };             ///< then n_legs exp rows
+    enum PairRow { PR2, PA, PB1, PB2, PIR2, PX2, PY2, PZ2, PROWS };  ///< then ne W rows (and ne E_odd rows)
     static constexpr int64_t CS = kPairChunk + 8;                    ///< row length of the packed pairs
     int64_t m = 0, ma = 0;                                           ///< neighbors, padded row length
     int64_t ne = 0, nz = 0, nlam = 0, n_params = 0, n_rhs = 0;
+    int64_t n_legs = 0;        ///< per-neighbor windows (AcsfTables::leg_etas)
+    bool two_windows = false;  ///< some group has two windows: ne more pair rows, 1/2 (a_1 b_2 - b_1 a_2)
     int depth = 0;
     /// every zeta a power of two (1, 2, 4, ..): b^zeta is a rung and zeta lambda b^(zeta - 1)
     /// one per rung too (Db), so the contraction sums over rungs, with no products of rungs
     bool pow2 = false;
     int64_t n_slots = 0;         ///< pow2: rungs (lambda, t) the family uses
-    double* nb = nullptr;        ///< (NROWS + ne, ma) per-neighbor rows
-    double* pk = nullptr;        ///< (PROWS + ne, CS) per packed pair
+    double* nb = nullptr;        ///< (NROWS + n_legs, ma) per-neighbor rows
+    double* pk = nullptr;        ///< (PROWS + ne (+ ne), CS) per packed pair
     double* Eb = nullptr;        ///< (ne, W) exp products of the current lanes
     double* Pb = nullptr;        ///< (nz, W) b^zeta
     double* dPb = nullptr;       ///< (nz, W) zeta lambda b^(zeta - 1)
@@ -89,8 +91,11 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
     A.depth = tb.ladder_depth;
     A.n_params = int64_t(std::max(tb.g4_index.size(), tb.g5_index.size()));
     A.n_rhs = mode.n_rhs;
+    A.n_legs = int64_t(tb.leg_etas.size());
+    A.two_windows = tb.angular_two_windows;
     const int64_t m = A.m, ma = A.ma, ne = A.ne, nz = A.nz, CS = A_::CS;
-    const size_t per_nb = size_t((A_::NROWS + ne) * ma), per_pair = size_t((A_::PROWS + ne) * CS);
+    const size_t per_nb = size_t((A_::NROWS + A.n_legs) * ma);
+    const size_t per_pair = size_t((A_::PROWS + (A.two_windows ? 2 : 1) * ne) * CS);
     A.pow2 = true;
     for (const ZetaLambda& zl : tb.zeta_lambdas)
         if ((zl.integer_zeta & (zl.integer_zeta - 1)) != 0) A.pow2 = false;
@@ -137,7 +142,7 @@ inline FusedVjpArrays fused_vjp_arrays(const AcsfTables& tb, const VjpMode& mode
         A.nrow(A_::NF)[n] = in ? L.fc[n] : 0.0;
         A.nrow(A_::NG)[n] = in ? L.dfc[n] * ir : 0.0;
         A.nrow(A_::NIR)[n] = ir;
-        for (int64_t e = 0; e < ne; ++e) A.nrow(A_::NROWS + e)[n] = in ? L.expo[e * m + n] : 0.0;
+        for (int64_t l = 0; l < A.n_legs; ++l) A.nrow(A_::NROWS + l)[n] = in ? L.expo[l * m + n] : 0.0;
     }
     return A;
 }
@@ -236,8 +241,10 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
     const double* wt = S.wt;
     double* const acc4 = S.acc4;
     const Vd one = simd::set1(1.0), zero = simd::zero();
+    const bool two = !g4 && S.two_windows;
+    const double* half_gap = tb.angular_half_gap.data();
     auto prow = [&S](int64_t r) { return S.prow(r); };
-    for (int64_t r = 0; r < A_::PROWS + ne; ++r)  // padding lanes: zeros, so that full-width loads are harmless
+    for (int64_t r = 0; r < A_::PROWS + (S.two_windows ? 2 : 1) * ne; ++r)  // padding lanes: zeros (full-width loads)
         std::fill(prow(r) + cnt, prow(r) + cnt + W, 0.0);
     enum {
         PR2 = A_::PR2,
@@ -341,8 +348,8 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
             if (!active[r]) continue;
             const double* wp = wt + r * (pow2 ? ne * n_slots : np);
             // per eta group: Ue = sum w dP, Ve = sum w P; U = sum E_e Ue, V = sum E_e Ve, H = sum eta_e E_e Ve,
-            // H2 = sum eta_e rs_e E_e Ve (the shifted groups)
-            Vd U = zero, V = zero, H = zero, H2 = zero;
+            // H2 = sum eta_e rs_e E_e Ve (the shifted groups), H3 = sum eta_e half_gap_e E_odd_e Ve (two windows)
+            Vd U = zero, V = zero, H = zero, H2 = zero, H3 = zero;
             for (int64_t e = 0; e < ne; ++e) {
                 if (gstart[e] == gstart[e + 1]) continue;
                 Vd Ue = zero, Ve = zero, Ue2 = zero, Ve2 = zero;
@@ -368,6 +375,9 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
                     H = simd::fma(simd::set1(tb.angular_etas[size_t(e)]), EV, H);
                     if (shifted)
                         H2 = simd::fma(simd::set1(tb.angular_etas[size_t(e)] * tb.angular_rs[size_t(e)]), EV, H2);
+                    if (two && half_gap[e] != 0.0)
+                        H3 = simd::fma(simd::set1(tb.angular_etas[size_t(e)] * half_gap[e]),
+                                       simd::load(prow(PROWS + ne + e) + k) * (Ve + Ve2), H3);
                     continue;
                 }
                 int64_t q = gstart[e];
@@ -389,6 +399,9 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
                 V = V + EV;
                 H = simd::fma(simd::set1(tb.angular_etas[size_t(e)]), EV, H);
                 if (shifted) H2 = simd::fma(simd::set1(tb.angular_etas[size_t(e)] * tb.angular_rs[size_t(e)]), EV, H2);
+                if (two && half_gap[e] != 0.0)
+                    H3 = simd::fma(simd::set1(tb.angular_etas[size_t(e)] * half_gap[e]),
+                                   simd::load(prow(PROWS + ne + e) + k) * (Ve + Ve2), H3);
             }
             const Vd aFH = (simd::set1(a_eta) * Fc) * H;
             // sa1 = -Fc cos/r1^2 U + V dF1 - a Fc H; sb = Fc U/(r1 r2) + b Fc H + V dFb; sa2 likewise
@@ -400,6 +413,11 @@ inline void angular_vjp_chunk(const AcsfTables& tb, const FusedVjpArrays& arrays
                 sa1 = simd::fma(h, ir1 + IR12, sa1);
                 sa2 = simd::fma(h, ir2 + IR12, sa2);
                 sb = sb - h * IR12;
+            }
+            if (two) {  // two windows: +- 2 eta half_gap E_odd / r on the legs (G5: no r_12)
+                const Vd h3 = (simd::set1(2.0) * Fc) * H3;
+                sa1 = simd::fma(h3, ir1, sa1);
+                sa2 = simd::fnma(h3, ir2, sa2);
             }
             sa1 = simd::zero_unless(live, sa1);
             sa2 = simd::zero_unless(live, sa2);
@@ -476,8 +494,15 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
         put(PY2, y2);
         put(PZ2, z2);
         for (int64_t e = 0; e < ne; ++e) {
-            const double* ex = EXn + e * ma;
-            put(int(PROWS + e), simd::set1(ex[n1]) * simd::load(ex + n2));
+            const double* ex = EXn + tb.leg_a[size_t(e)] * ma;
+            if (tb.leg_b[size_t(e)] == tb.leg_a[size_t(e)]) {
+                put(int(PROWS + e), simd::set1(ex[n1]) * simd::load(ex + n2));
+                continue;
+            }
+            const double* eb = EXn + tb.leg_b[size_t(e)] * ma;  // two windows
+            const Vd ab = simd::set1(ex[n1]) * simd::load(eb + n2), ba = simd::set1(eb[n1]) * simd::load(ex + n2);
+            put(int(PROWS + e), simd::set1(0.5) * (ab + ba));
+            put(int(PROWS + ne + e), simd::set1(0.5) * (ab - ba));
         }
         for (int j = 0; j < W; ++j) I1[cnt + j] = n1;
         pack.store_index(I2 + cnt, n2);

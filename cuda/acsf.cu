@@ -308,8 +308,8 @@ AcsfKernels::AcsfKernels(const AcsfSpec& spec, int device) : impl_(std::make_uni
     }
     detail::DeviceGuard guard(device);
     K.device = device;
-    K.spec = spec;
-    K.host = build_tables(spec);
+    K.spec = validated.spec();  // normalised: rs2 >= 0 (rs2 < 0 given: rs)
+    K.host = build_tables(K.spec);
     if (K.host.n_features != validated.n_features()) throw std::logic_error("feature count differs from the CPU core");
     ALIP_CUDA_CHECK(cudaDeviceGetAttribute(&K.max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     ALIP_CUDA_CHECK(cudaDeviceGetAttribute(&K.n_sm, cudaDevAttrMultiProcessorCount, device));

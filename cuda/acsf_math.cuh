@@ -29,15 +29,23 @@ struct AngularItem {
     int32_t feature;                 ///< offset in the species-pair block (G4: k, G5: n_g4 + k)
 };
 
+/// The functions sharing a radial factor. One window (lo == hi): both legs' window
+/// exp(-eta (r - rs)^2), rs = lo (0: DScribe's G4/G5). Two windows (G5 only, lo < hi):
+/// E = 1/2 (a1 b2 + b1 a2) with a = exp(-eta (r - lo)^2), b = exp(-eta (r - hi)^2), and
+/// dE/dr1 = -2 eta (r1 - rs) E + 2 eta half_gap A, dE/dr2 = -2 eta (r2 - rs) E - 2 eta half_gap A,
+/// A = 1/2 (a1 b2 - b1 a2), rs = (lo + hi) / 2, half_gap = (lo - hi) / 2.
 struct EtaGroup {
     double eta;
-    double rs;           ///< the shift of each leg's window exp(-eta (r - rs)^2); 0: DScribe's G4/G5
-    int32_t begin, end;  ///< items of this (eta, rs)
+    double rs;           ///< the windows' centre (lo + hi) / 2: the shift itself for one window
+    double half_gap;     ///< (lo - hi) / 2 (0: one window)
+    double lo, hi;       ///< the two windows, lo <= hi (both rs for one window)
+    int32_t two;         ///< 1: two windows (lo < hi)
+    int32_t begin, end;  ///< items of this (eta, lo, hi)
 };
 
-/// The descriptor spec, grouped by (eta, rs) so that an exponential is computed once per
-/// distinct window and triplet. Pointers are device pointers in kernels, host pointers in
-/// the emulation.
+/// The descriptor spec, grouped by (eta, lo, hi) so that an exponential is computed once
+/// per distinct radial factor and triplet (two for two windows). Pointers are device
+/// pointers in kernels, host pointers in the emulation.
 struct Tables {
     int32_t ns = 1, ng2 = 0, n_g4 = 0, n_g5 = 0, n_ang = 0, n_radial = 0;
     int64_t F = 0;
@@ -47,6 +55,7 @@ struct Tables {
     const EtaGroup* groups4 = nullptr;
     const EtaGroup* groups5 = nullptr;
     int32_t n_groups4 = 0, n_groups5 = 0;
+    int32_t two_windows5 = 0;  ///< whether any G5 group has two windows
     const AngularItem* items = nullptr;
     const int32_t* pair_index = nullptr;  ///< (ns, ns) -> unordered pair index
 };
@@ -225,24 +234,46 @@ struct Legs {
     }
 };
 
+/// The radial factor E of a group for the legs of a triplet (G5 legs when grp.two) and, for
+/// two windows, its antisymmetric part A (0 for one window).
+template <class T>
+ALIP_HD T radial_factor(const EtaGroup& grp, T eta, const Legs<T>& legs, T& A) {
+    if (!grp.two) {
+        A = T(0);
+        return m_exp(-eta * legs.exponent(T(grp.rs)));
+    }
+    const T lo = T(grp.lo), hi = T(grp.hi);
+    const T p1 = legs.r1 - lo, q2 = legs.r2 - hi, q1 = legs.r1 - hi, p2 = legs.r2 - lo;
+    const T e1 = m_exp(-eta * (p1 * p1 + q2 * q2)), e2 = m_exp(-eta * (q1 * q1 + p2 * p2));  // a1 b2, b1 a2
+    A = T(0.5) * (e1 - e2);
+    return T(0.5) * (e1 + e2);
+}
+
 /// One family's (G4 or G5) terms of one triplet. kJvp: Dc = dcos, DF = dFc, Dr = the
 /// derivative of the sum of squared distances in the exponent along the tangents and Ds
-/// that of the sum of the distances times 2 (a shift rs makes it Dr - rs Ds).
+/// that of the sum of the distances times 2 (a shift rs makes it Dr - rs Ds); Dd = 2 (dr1 -
+/// dr2) (G5; two windows add eta half_gap A Dd to dE = -eta E (Dr - rs Ds)).
 template <class T, bool kJvp>
 ALIP_HD void angular_terms(const Tables& tab, const EtaGroup* groups, int32_t n_groups, T cosv, const Legs<T>& legs,
-                           T Fc, T Dc, T DF, T Dr, T Ds, T* col, int stride) {
+                           T Fc, T Dc, T DF, T Dr, T Ds, T Dd, T* col, int stride) {
     for (int32_t g = 0; g < n_groups; ++g) {
         const EtaGroup grp = groups[g];
         const T eta = T(grp.eta), rs = T(grp.rs);
-        const T E = m_exp(-eta * legs.exponent(rs));
+        T A;
+        const T E = radial_factor(grp, eta, legs, A);
         const T Drs = Dr - rs * Ds;
+        const T Dgap = kJvp && grp.two ? eta * T(grp.half_gap) * A * Dd : T(0);
         for (int32_t q = grp.begin; q < grp.end; ++q) {
             const AngularItem it = tab.items[q];
             T P, dP;
             angular_power(it, cosv, P, dP);
             T c;
-            if (kJvp) c = T(it.prefactor) * E * (dP * Fc * Dc + P * DF - eta * P * Fc * Drs);
-            else c = T(it.prefactor) * E * P * Fc;
+            if (kJvp) {
+                c = T(it.prefactor) * E * (dP * Fc * Dc + P * DF - eta * P * Fc * Drs);
+                if (grp.two) c += T(it.prefactor) * P * Fc * Dgap;
+            } else {
+                c = T(it.prefactor) * E * P * Fc;
+            }
             col[it.feature * stride] += c;
         }
     }
@@ -301,18 +332,20 @@ ALIP_HD void angular_lane(const Tables& tab, const ListView& L, const PairData<T
                     Ds = T(2) * (d11 * inv1 + d22 * inv2 + (d11 + d22 - d12) / r12);
                 }
                 const Legs<T> legs4{rsum5 + r12sq, r1, r2, r12};
-                angular_terms<T, kJvp>(tab, tab.groups4, tab.n_groups4, cosv, legs4, Fc, Dc, DF, Dr, Ds, col, stride);
+                angular_terms<T, kJvp>(tab, tab.groups4, tab.n_groups4, cosv, legs4, Fc, Dc, DF, Dr, Ds, T(0), col,
+                                       stride);
             }
         }
         if (tab.n_g5 > 0) {
             const T Fc = fc1 * fc2;
-            T DF = T(0), Dr = T(0), Ds = T(0);
+            T DF = T(0), Dr = T(0), Ds = T(0), Dd = T(0);
             if (kJvp) {
                 DF = dfc1 * fc2 * inv1 * d11 + fc1 * dfc2 * inv2 * d22;
                 Dr = T(2) * d11 + T(2) * d22;
                 Ds = T(2) * (d11 * inv1 + d22 * inv2);
+                if (tab.two_windows5) Dd = T(2) * (d11 * inv1 - d22 * inv2);
             }
-            angular_terms<T, kJvp>(tab, tab.groups5, tab.n_groups5, cosv, legs5, Fc, Dc, DF, Dr, Ds, col, stride);
+            angular_terms<T, kJvp>(tab, tab.groups5, tab.n_groups5, cosv, legs5, Fc, Dc, DF, Dr, Ds, Dd, col, stride);
         }
     }
 }
@@ -338,10 +371,11 @@ ALIP_HD void g2_vjp_lane(const Tables& tab, const ListView& L, const PairData<T>
     }
 }
 
-/// Sums over one family's parameters of w_f * prefactor * E * (dP, P, eta P, eta rs P).
+/// Sums over one family's parameters of w_f * prefactor * E * (dP, P, eta P, eta rs P) and,
+/// for two windows, of w_f * prefactor * eta half_gap A P (H3).
 template <class T>
 ALIP_HD void vjp_sums(const Tables& tab, const EtaGroup* groups, int32_t n_groups, const T* w, T cosv,
-                      const Legs<T>& legs, T& U, T& V, T& H, T& H2) {
+                      const Legs<T>& legs, T& U, T& V, T& H, T& H2, T& H3) {
     for (int32_t g = 0; g < n_groups; ++g) {
         const EtaGroup grp = groups[g];
         const T eta = T(grp.eta), rs = T(grp.rs);
@@ -356,11 +390,13 @@ ALIP_HD void vjp_sums(const Tables& tab, const EtaGroup* groups, int32_t n_group
             v += wp * P;
         }
         if (u == T(0) && v == T(0)) continue;
-        const T E = m_exp(-eta * legs.exponent(rs));
+        T A;
+        const T E = radial_factor(grp, eta, legs, A);
         U += E * u;
         V += E * v;
         H += eta * E * v;
         H2 += eta * rs * E * v;
+        if (grp.two) H3 += eta * T(grp.half_gap) * A * v;
     }
 }
 
@@ -389,7 +425,8 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
         const T cosv = m_min(T(1), m_max(T(-1), (x1 * x2 + y1 * y2 + z1 * z2) * inv1 * inv2));
         const T rsum5 = r1 * r1 + r2 * r2;
         T sa1 = T(0), sb = T(0), sa2 = T(0);
-        // a shift adds + 2 eta rs / r per leg to each -2 eta of the unshifted derivative (H2 = sum eta rs E V)
+        // a shift adds + 2 eta rs / r per leg to each -2 eta of the unshifted derivative (H2 = sum eta rs E V,
+        // rs the windows' centre); two windows add +- 2 eta half_gap A / r (H3 = sum eta half_gap A V)
         if (tab.n_g4 > 0) {
             const T ddx = x2 - x1, ddy = y2 - y1, ddz = z2 - z1;
             const T r12sq = ddx * ddx + ddy * ddy + ddz * ddz;
@@ -401,9 +438,10 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
                 const T d12c = fc1 * fc2 * dfc12 / r12;
                 const T dF1 = dfc1 * fc2 * fc12 * inv1 + d12c;
                 const T dF2 = fc1 * dfc2 * fc12 * inv2 + d12c;
-                T U = T(0), V = T(0), H = T(0), H2 = T(0);
+                T U = T(0), V = T(0), H = T(0), H2 = T(0), H3 = T(0);  // H3 stays 0 (G4: one window)
                 const T inv12 = T(1) / r12;
-                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, Legs<T>{rsum5 + r12sq, r1, r2, r12}, U, V, H, H2);
+                vjp_sums(tab, tab.groups4, tab.n_groups4, wb, cosv, Legs<T>{rsum5 + r12sq, r1, r2, r12}, U, V, H, H2,
+                         H3);
                 sa1 += -Fc * cosv * inv1 * inv1 * U + V * dF1 - T(4) * Fc * H + T(2) * Fc * H2 * (inv1 + inv12);
                 sb += Fc * inv1 * inv2 * U + T(2) * Fc * H - V * d12c - T(2) * Fc * H2 * inv12;
                 sa2 += -Fc * cosv * inv2 * inv2 * U + V * dF2 - T(4) * Fc * H + T(2) * Fc * H2 * (inv2 + inv12);
@@ -411,11 +449,15 @@ ALIP_HD void vjp_row_lane(const Tables& tab, const ListView& L, const PairData<T
         }
         if (tab.n_g5 > 0) {
             const T Fc = fc1 * fc2;
-            T U = T(0), V = T(0), H = T(0), H2 = T(0);
-            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, Legs<T>{rsum5, r1, r2, T(-1)}, U, V, H, H2);
+            T U = T(0), V = T(0), H = T(0), H2 = T(0), H3 = T(0);
+            vjp_sums(tab, tab.groups5, tab.n_groups5, wb, cosv, Legs<T>{rsum5, r1, r2, T(-1)}, U, V, H, H2, H3);
             sa1 += -Fc * cosv * inv1 * inv1 * U + V * dfc1 * fc2 * inv1 - T(2) * Fc * H + T(2) * Fc * H2 * inv1;
             sb += Fc * inv1 * inv2 * U;
             sa2 += -Fc * cosv * inv2 * inv2 * U + V * fc1 * dfc2 * inv2 - T(2) * Fc * H + T(2) * Fc * H2 * inv2;
+            if (tab.two_windows5) {  // two windows: + 2 eta half_gap A / r1 on leg 1, - ... / r2 on leg 2
+                sa1 += T(2) * Fc * H3 * inv1;
+                sa2 -= T(2) * Fc * H3 * inv2;
+            }
         }
         c1 += sa1;
         e1x += sb * x2;

@@ -48,8 +48,8 @@ void read_into(std::ifstream& f, std::vector<T>& v, size_t n) {
 }
 
 /// int64 header (11 values), float64 cutoff, then positions (N,3) f64, species (N,) i32,
-/// offsets (S+1,) i64, cells (S,3,3) f64, pbc (S,3) u8, g2 (ng2,2), g4 (ng4,3), g5 (ng5,3)
-/// f64, then dE_dG (N,F), displacement (N,3), strain (S,3,3) f64 when flagged.
+/// offsets (S+1,) i64, cells (S,3,3) f64, pbc (S,3) u8, g2 (ng2,2), g4 (ng4,5), g5 (ng5,5)
+/// f64 (eta, zeta, lambda, rs, rs2), then dE_dG (N,F), displacement (N,3), strain (S,3,3) f64 when flagged.
 Input read_input(const char* path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) throw std::runtime_error("cannot open input");
@@ -65,8 +65,8 @@ Input read_input(const char* path) {
     read_into(f, in.cells, size_t(9 * in.S));
     read_into(f, in.pbc, size_t(3 * in.S));
     read_into(f, in.g2, size_t(2 * in.ng2));
-    read_into(f, in.g4, size_t(4 * in.ng4));  // eta zeta lambda rs
-    read_into(f, in.g5, size_t(4 * in.ng5));
+    read_into(f, in.g4, size_t(5 * in.ng4));  // eta zeta lambda rs rs2
+    read_into(f, in.g5, size_t(5 * in.ng5));
     const int64_t n_pairs_sp = in.ns * (in.ns + 1) / 2;
     const int64_t F = in.ns * in.ng2 + n_pairs_sp * (in.ng4 + in.ng5);
     if (in.has_w) read_into(f, in.w, size_t(in.N * F));
@@ -169,12 +169,12 @@ AcsfSpec make_spec(const Input& in) {
     spec.cutoff = in.cutoff;
     spec.cutoff_function = in.polynomial ? CutoffFunction::Polynomial : CutoffFunction::Cosine;
     for (int64_t k = 0; k < in.ng2; ++k) spec.g2.push_back({in.g2[size_t(2 * k)], in.g2[size_t(2 * k + 1)]});
-    for (int64_t k = 0; k < in.ng4; ++k)
-        spec.g4.push_back(
-            {in.g4[size_t(4 * k)], in.g4[size_t(4 * k + 1)], in.g4[size_t(4 * k + 2)], in.g4[size_t(4 * k + 3)]});
-    for (int64_t k = 0; k < in.ng5; ++k)
-        spec.g5.push_back(
-            {in.g5[size_t(4 * k)], in.g5[size_t(4 * k + 1)], in.g5[size_t(4 * k + 2)], in.g5[size_t(4 * k + 3)]});
+    auto row = [](const std::vector<double>& g, int64_t k) {
+        const double* r = &g[size_t(5 * k)];
+        return AngularParam{r[0], r[1], r[2], r[3], r[4]};
+    };
+    for (int64_t k = 0; k < in.ng4; ++k) spec.g4.push_back(row(in.g4, k));
+    for (int64_t k = 0; k < in.ng5; ++k) spec.g5.push_back(row(in.g5, k));
     return spec;
 }
 

@@ -117,8 +117,10 @@ Model::Model(const std::string& path) {
             const double eta = t.number(std::string(name) + " eta");
             const double zeta = t.number(std::string(name) + " zeta");
             const double lambda = t.number(std::string(name) + " lambda");
-            const double rs = version >= 2 ? t.number(std::string(name) + " rs") : 0.0;  // version 1: no shift
-            params.push_back({eta, zeta, lambda, rs});
+            const double rs = version >= 2 ? t.number(std::string(name) + " rs") : 0.0;   // version 1: no shift
+            const double rs2 = version >= 3 ? t.number(std::string(name) + " rs2") : rs;  // before 3: one window
+            if (rs2 < 0) t.fail(std::string(name) + " rs2 must be >= 0");  // alip::Acsf would read it as rs
+            params.push_back({eta, zeta, lambda, rs, rs2});
         }
     }
     try {

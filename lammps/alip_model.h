@@ -1,4 +1,4 @@
-// The committee of a model file written by `alip export lammps` (format: python/alip/lammps.py):
+// The committee of a model file written by `alip export lammps` (format: python/alip/models/lammps.py):
 // the ACSF spec and K x S Behler-Parrinello MLPs, evaluated in double precision with their
 // input gradients dE/dG. No LAMMPS types: the pair style is a thin user of it.
 #pragma once
@@ -14,7 +14,7 @@
 namespace alip_lammps {
 
 constexpr const char* kModelMagic = "alip-lammps-model";
-constexpr int kModelVersion = 2;  ///< the newest version read; 2 added rs to the G4/G5 lines
+constexpr int kModelVersion = 3;  ///< the newest version read; 2 added rs to the G4/G5 lines, 3 rs2
 
 class Model {
 public:

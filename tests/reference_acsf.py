@@ -4,7 +4,8 @@ Slow and written to be obviously correct, not fast:
 
 * neighbours come from an explicit loop over every pair (i, j) and every integer
   image shift S that can possibly bring j within the cutoff of i;
-* G2/G4/G5 are summed term by term straight from the formulas of the contract;
+* G2/G4/G5 are summed term by term straight from the formulas of the contract (G5 rows may
+  carry a second window rs2: 1/2 [g(r_ij; rs) g(r_ik; rs2) + g(r_ij; rs2) g(r_ik; rs)]);
 * the feature order is built from the contract's description, one label per column.
 
 No code is shared with alip: this module only needs numpy (and optionally an
@@ -136,9 +137,19 @@ class ReferenceACSF:
         self.species = sorted(_atomic_number(z) for z in species)
         self.cutoff = float(cutoff)
         self.g2 = [tuple(map(float, p)) for p in g2]
-        # (eta, zeta, lambda, rs); rs = 0 when a row leaves it out
+        # G4: (eta, zeta, lambda, rs), rs = 0 when a row leaves it out
         self.g4 = [tuple(map(float, p)) + (0.0,) * (4 - len(p)) for p in g4]
-        self.g5 = [tuple(map(float, p)) + (0.0,) * (4 - len(p)) for p in g5]
+        if any(len(p) != 4 for p in self.g4):
+            raise ValueError("reference G4 rows are (eta, zeta, lambda[, rs])")
+        # G5: (eta, zeta, lambda, rs, rs2), rs = 0 and rs2 = rs when a row leaves them out
+        self.g5 = []
+        for p in g5:
+            row = tuple(map(float, p))
+            if not 3 <= len(row) <= 5:
+                raise ValueError("reference G5 rows are (eta, zeta, lambda[, rs[, rs2]])")
+            rs = row[3] if len(row) > 3 else 0.0
+            rs2 = row[4] if len(row) > 4 else rs
+            self.g5.append(row[:3] + (rs, rs2))
         ns = len(self.species)
         self.pairs = species_pairs(ns)
         self.n_features = n_features(ns, len(self.g2), len(self.g4), len(self.g5))
@@ -202,14 +213,13 @@ class ReferenceACSF:
                             * fjk
                         )
                     off5 = off + len(self.g4)
-                    for k, (eta, zeta, lam, rs) in enumerate(self.g5):
-                        out[i, off5 + k] += (
-                            2.0 ** (1.0 - zeta)
-                            * (1.0 + lam * cos_t) ** zeta
-                            * math.exp(-eta * ((rij - rs) ** 2 + (rik - rs) ** 2))
-                            * fij
-                            * fik
+                    for k, (eta, zeta, lam, rs, rs2) in enumerate(self.g5):
+                        # two windows: 1/2 [g(r_ij; rs) g(r_ik; rs2) + g(r_ij; rs2) g(r_ik; rs)]
+                        radial = 0.5 * (
+                            math.exp(-eta * ((rij - rs) ** 2 + (rik - rs2) ** 2))
+                            + math.exp(-eta * ((rij - rs2) ** 2 + (rik - rs) ** 2))
                         )
+                        out[i, off5 + k] += 2.0 ** (1.0 - zeta) * (1.0 + lam * cos_t) ** zeta * radial * fij * fik
         return out
 
     def compute_many(self, atoms_list):

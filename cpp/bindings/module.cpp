@@ -84,17 +84,17 @@ CutoffFunction parse_cutoff_function(const std::string& name) {
 Acsf make_acsf(int32_t n_species, double cutoff, const std::string& cutoff_function, Array<double> g2, Array<double> g4,
                Array<double> g5) {
     check_shape(g2, {-1, 2}, "g2");
-    check_shape(g4, {-1, 4}, "g4");  // eta, zeta, lambda, rs
-    check_shape(g5, {-1, 4}, "g5");
+    check_shape(g4, {-1, 5}, "g4");  // eta, zeta, lambda, rs, rs2 (< 0: rs)
+    check_shape(g5, {-1, 5}, "g5");
     AcsfSpec spec;
     spec.n_species = n_species;
     spec.cutoff = cutoff;
     spec.cutoff_function = parse_cutoff_function(cutoff_function);
     for (py::ssize_t k = 0; k < g2.shape(0); ++k) spec.g2.push_back({g2.at(k, 0), g2.at(k, 1)});
     for (py::ssize_t k = 0; k < g4.shape(0); ++k)
-        spec.g4.push_back({g4.at(k, 0), g4.at(k, 1), g4.at(k, 2), g4.at(k, 3)});
+        spec.g4.push_back({g4.at(k, 0), g4.at(k, 1), g4.at(k, 2), g4.at(k, 3), g4.at(k, 4)});
     for (py::ssize_t k = 0; k < g5.shape(0); ++k)
-        spec.g5.push_back({g5.at(k, 0), g5.at(k, 1), g5.at(k, 2), g5.at(k, 3)});
+        spec.g5.push_back({g5.at(k, 0), g5.at(k, 1), g5.at(k, 2), g5.at(k, 3), g5.at(k, 4)});
     return Acsf(std::move(spec));
 }
 

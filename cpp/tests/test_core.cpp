@@ -73,8 +73,11 @@ AcsfSpec make_spec(int32_t n_species, double cutoff, CutoffFunction fc = CutoffF
     spec.cutoff = cutoff;
     spec.cutoff_function = fc;
     spec.g2 = {{0.5, 0.0}, {1.0, 2.0}, {2.0, 3.5}};
-    spec.g4 = {{0.005, 1.0, 1.0}, {0.05, 2.0, -1.0}, {0.05, 4.0, 1.0}, {0.02, 3.0, -1.0}, {0.005, 16.0, 1.0}};
-    spec.g5 = {{0.01, 1.0, -1.0}, {0.03, 2.0, 1.0}, {0.01, 2.5, 1.0}};
+    spec.g4 = {{0.005, 1.0, 1.0}, {0.05, 2.0, -1.0},  {0.05, 4.0, 1.0},
+               {0.02, 3.0, -1.0}, {0.005, 16.0, 1.0}, {0.5, 2.0, 1.0, 2.3}};  // the last: shifted
+    // then shifted (one window) and two-window G5
+    spec.g5 = {{0.01, 1.0, -1.0},     {0.03, 2.0, 1.0},          {0.01, 2.5, 1.0},
+               {0.7, 1.0, -1.0, 2.4}, {2.0, 1.0, 1.0, 2.3, 3.8}, {2.0, 4.0, -1.0, 3.3, 2.3}};
     return spec;
 }
 
@@ -120,19 +123,24 @@ std::vector<double> reference_values(const AcsfSpec& spec, const StructureView& 
                 const double cos = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (r1 * r2);
                 const int64_t base =
                     ns * n_g2 + pair_index(s.species[nl.neighbor[p]], s.species[nl.neighbor[q]]) * n_ang;
+                auto window = [](const AngularParam& a, double r, double c) {
+                    return std::exp(-a.eta * (r - c) * (r - c));
+                };
                 for (size_t k = 0; k < spec.g4.size(); ++k) {
                     const AngularParam& a = spec.g4[k];
                     const double b = std::max(0.0, 1.0 + a.lambda * cos);
-                    g[base + int64_t(k)] += std::pow(2.0, 1.0 - a.zeta) * std::pow(b, a.zeta) *
-                                            std::exp(-a.eta * (r1 * r1 + r2 * r2 + r12 * r12)) * cutoff_fn(spec, r1) *
+                    g[base + int64_t(k)] += std::pow(2.0, 1.0 - a.zeta) * std::pow(b, a.zeta) * window(a, r1, a.rs) *
+                                            window(a, r2, a.rs) * window(a, r12, a.rs) * cutoff_fn(spec, r1) *
                                             cutoff_fn(spec, r2) * cutoff_fn(spec, r12);
                 }
                 for (size_t k = 0; k < spec.g5.size(); ++k) {
                     const AngularParam& a = spec.g5[k];
                     const double b = std::max(0.0, 1.0 + a.lambda * cos);
+                    const double rs2 = a.rs2 < 0 ? a.rs : a.rs2;  // 1/2 [g(r1; rs) g(r2; rs2) + g(r1; rs2) g(r2; rs)]
+                    const double radial =
+                        0.5 * (window(a, r1, a.rs) * window(a, r2, rs2) + window(a, r1, rs2) * window(a, r2, a.rs));
                     g[base + int64_t(spec.g4.size() + k)] += std::pow(2.0, 1.0 - a.zeta) * std::pow(b, a.zeta) *
-                                                             std::exp(-a.eta * (r1 * r1 + r2 * r2)) *
-                                                             cutoff_fn(spec, r1) * cutoff_fn(spec, r2);
+                                                             radial * cutoff_fn(spec, r1) * cutoff_fn(spec, r2);
                 }
             }
     }
@@ -408,6 +416,9 @@ TEST_CASE(bad_input_is_refused_with_a_reason) {
     spec = make_spec(1, 5.0);
     spec.g4[0].zeta = 0.5;
     CHECK_THROWS(InvalidInput, Acsf(spec), "zeta must be >= 1");
+    spec = make_spec(1, 5.0);
+    spec.g4[0].rs2 = 3.0;  // two windows are G5's only
+    CHECK_THROWS(InvalidInput, Acsf(spec), "two windows");
     spec = make_spec(1, 5.0);
     spec.g5[0].lambda = 2.0;
     CHECK_THROWS(InvalidInput, Acsf(spec), "lambda");

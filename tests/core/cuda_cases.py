@@ -54,10 +54,18 @@ def case_list():
     g4 = [(0.5, 1.0, 1.0, 2.3), (1.0, 2.0, -1.0, 3.0), (0.5, 1.0, -1.0, 0.0), (0.8, 1.5, -1.0, 2.0)]
     g5 = [(0.7, 1.0, -1.0, 2.4), (0.03, 2.0, 1.0), (2.0, 3.0, 1.0, 3.5)]
     cases.append(("batch_three_species_shifted", multi, make_acsf(["H", "O", "Si"], 4.5, g4=g4, g5=g5)))
+    # G5 on two windows (rs, rs2), among one-window ones sharing their eta and rs; (rs2, rs) rows share a group
+    g5_two = [*g5, (0.7, 2.0, 1.0, 1.0, 2.4), (0.7, 3.0, -1.0, 2.4, 1.0), (1.0, 1.5, 1.0, 0.0, 3.0)]
+    cases.append(("batch_three_species_two_windows", multi, make_acsf(["H", "O", "Si"], 4.5, g4=g4, g5=g5_two)))
     from alip import ACSF
 
     cases.append(("si216_shells_si", [big], ACSF.shells_si()))  # windows on the two shells
     cases.append(("si216_windows_si", [big], ACSF.windows_si()))  # the training default
+    default = ACSF.windows_si()
+    two = [(2.0, 1.0, 1.0, 2.3, 3.8), (2.0, 8.0, -1.0, 2.3, 3.3), (2.0, 3.0, 1.0, 3.8, 2.3), (2.0, 1.0, -1.0, 3.8, 2.3)]
+    two += [(2.0, 1.5, -1.0, 1.8, 2.8), (0.3, 2.0, 1.0, 0.0, 2.35)]
+    two_windows = ACSF(species=["Si"], cutoff=default.cutoff, g2=default.g2, g5=[*default.g5.tolist(), *two])
+    cases.append(("si216_two_windows_si", [big], two_windows))  # the default plus G5 across two windows
     return cases
 
 

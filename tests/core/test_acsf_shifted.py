@@ -125,7 +125,7 @@ def test_fused_vjp_with_stacked_right_hand_sides_equals_sparse_contraction():
 
 def test_spec_rows_serialisation_and_labels():
     acsf = make_acsf(["Si"], 5.0, g2=[(1.0, 2.0)], g4=[(0.1, 1.0, 1.0)], g5=[(0.5, 2.0, -1.0, 2.35), (0.1, 1.0, 1.0)])
-    assert acsf.g4.shape == (1, 4) and acsf.g5.shape == (2, 4)
+    assert acsf.g4.shape == (1, 5) and acsf.g5.shape == (2, 5)  # (eta, zeta, lambda, rs, rs2)
     d = json.loads(json.dumps(acsf.to_dict()))
     assert d["g4"] == [[0.1, 1.0, 1.0]]  # unshifted families keep the 3-column rows of earlier files
     assert d["g5"] == [[0.5, 2.0, -1.0, 2.35], [0.1, 1.0, 1.0, 0.0]]
@@ -140,8 +140,9 @@ def test_spec_rows_serialisation_and_labels():
     [
         ([(0.5, 2.0, 1.0, -1.0)], "rs must be >= 0"),
         ([(0.5, 2.0, 1.0, float("nan"))], "finite"),
-        ([(0.5, 2.0, 1.0, 2.0, 1.0)], "3- or 4-tuples"),
-        ([(0.5, 2.0)], "3- or 4-tuples"),
+        ([(0.5, 2.0, 1.0, 2.0, 1.0, 3.0)], "3- to 5-tuples"),
+        ([(0.5, 2.0)], "3- to 5-tuples"),
+        ([(0.5, 2.0, 1.0, 2.0, -1.0)], "rs2 must be >= 0"),
     ],
 )
 def test_bad_shift_is_refused_with_the_reason(g5, match):

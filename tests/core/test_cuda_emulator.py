@@ -149,7 +149,16 @@ def test_emulated_kernels_equal_cpu(emulator, tmp_path, name, atoms_list, acsf):
 
 
 @pytest.mark.parametrize(
-    "name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned", "si216_shells_si", "si216_windows_si"]
+    "name",
+    [
+        "si_small_cell",
+        "sio_triclinic",
+        "si216_triclinic_binned",
+        "si216_shells_si",
+        "si216_windows_si",
+        "si216_two_windows_si",
+        "batch_three_species_two_windows",
+    ],
 )
 def test_emulated_kernels_float32(emulator, tmp_path, name):
     _, atoms_list, acsf = CASES[CASE_IDS.index(name)]

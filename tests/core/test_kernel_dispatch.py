@@ -5,7 +5,8 @@
   import) give the default variant's values, sparse and strain gradients, and fused
   forces/virial to 1e-14 of each array's (or the values') largest magnitude: on an AVX-512
   machine this checks the scalar and AVX2 backends of cpp/simd.hpp against the AVX-512 one
-  (a case with steep etas takes exp through its denormal and underflow ranges);
+  (a case with steep etas takes exp through its denormal and underflow ranges; shifted and
+  two-window angular functions are among the cases);
 * an unknown ALIP_KERNEL fails the import with the reason, and a variant is refused on
   a CPU without its ISA (the selection logic, run with a pretend CPU);
 * the AVX2 and AVX-512 objects' copies of inline library functions (which the linker may
@@ -61,6 +62,11 @@ cases.append(("si64_steep_eta", big, ["Si"], 6.0, steep))
 shifted = [(0.5, 1.0, 1.0, 2.35), (2.0, 4.0, -1.0, 3.8), (0.5, 2.0, 1.0)]
 cases.append(("si64_shifted_pow2", big, ["Si"], 5.5, dict(g4=shifted, g5=shifted)))
 cases.append(("si64_shifted_products", sheared, ["Si"], 5.5, dict(g4=[], g5=shifted + [(1.0, 3.0, -1.0, 2.35)])))
+# two-window G5 (rs2 != rs) next to one-window and centred rows: the ladder, then products of rungs
+windows = [(2.0, 1.0, 1.0, 2.35, 3.84), (0.5, 4.0, -1.0, 0.0, 2.35), (2.0, 2.0, 1.0, 2.35), (0.5, 2.0, 1.0)]
+cases.append(("si64_two_windows_pow2", big, ["Si"], 5.5, dict(g4=shifted[:1], g5=windows)))
+products = windows + [(1.0, 3.0, -1.0, 3.84, 2.35)]
+cases.append(("si64_two_windows_products", sheared, ["Si"], 5.5, dict(g4=[], g5=products)))
 out = {"variant": np.array(alip.build_info()["kernel_variant"])}
 rng = np.random.default_rng(0)
 for name, atoms, species, cutoff, kw in cases:

@@ -207,7 +207,7 @@ def shifted_twin(committee):
     """The committee's weights on a descriptor whose G4 rows are shifted onto neighbor shells
     (format version 2): same feature count, so the same network evaluates it."""
     a = committee.acsf
-    g4 = [(eta, zeta, lam, (2.35, 3.85, 0.0)[k % 3]) for k, (eta, zeta, lam, _) in enumerate(a.g4.tolist())]
+    g4 = [(eta, zeta, lam, (2.35, 3.85, 0.0)[k % 3]) for k, (eta, zeta, lam, *_) in enumerate(a.g4.tolist())]
     acsf = alip.ACSF(species=a.species, cutoff=a.cutoff, g2=a.g2, g4=g4, g5=a.g5, cutoff_function=a.cutoff_function)
     return alip.Committee(acsf, committee.network, committee.metadata)
 
@@ -221,6 +221,31 @@ def test_shifted_angular_functions_equal_ase_calculator(plugin, committee, tmp_p
     got, ref = run_zero(atoms, plugin, path), reference(atoms, twin)
     assert_same(got, ref)
     assert abs(ref["energy"] - reference(atoms, committee)["energy"]) > 1e-3  # the shift changes the model
+
+
+def two_window_twin(committee):
+    """The committee's weights on a descriptor whose G4 rows become G5 rows, some on two radial
+    windows (format version 3): same feature count, so the same network evaluates it."""
+    a = committee.acsf
+    windows = [(2.35, 3.85), (0.0, 2.35), (3.85, 2.35), (2.35, 2.35), (0.0, 0.0)]
+    g5 = [(eta + 0.5, zeta, lam, *windows[k % 5]) for k, (eta, zeta, lam, *_) in enumerate(a.g4.tolist())]
+    acsf = alip.ACSF(species=a.species, cutoff=a.cutoff, g2=a.g2, g5=g5, cutoff_function=a.cutoff_function)
+    return alip.Committee(acsf, committee.network, committee.metadata)
+
+
+@pytest.mark.parametrize("make", [_orthogonal, _triclinic, _small_cell], ids=["orthogonal", "triclinic", "cutoff>box"])
+def test_two_window_angular_functions_equal_ase_calculator(plugin, committee, tmp_path, make):
+    twin = two_window_twin(committee)
+    path = alip_lammps.export_committee(twin, tmp_path / "two_windows.alip")
+    assert path.read_text().startswith("alip-lammps-model 3")
+    atoms = make()
+    got, ref = run_zero(atoms, plugin, path), reference(atoms, twin)
+    assert_same(got, ref)
+    # the second windows change the model: the same rows with rs2 = rs give another energy
+    g5 = twin.acsf.g5.copy()
+    g5[:, 4] = g5[:, 3]
+    one = alip.ACSF(species=twin.acsf.species, cutoff=twin.acsf.cutoff, g2=twin.acsf.g2, g5=g5)
+    assert abs(ref["energy"] - reference(atoms, alip.Committee(one, twin.network, twin.metadata))["energy"]) > 1e-3
 
 
 def test_force_deviation_compute_and_model_devi(plugin, model, committee, tmp_path):
@@ -322,13 +347,35 @@ def test_clear_errors(plugin, model, command, message):
     "edit, message",
     [
         (lambda t: "garbage\n", "not an alip LAMMPS model file"),
-        (lambda t: t.replace("alip-lammps-model 1", "alip-lammps-model 3", 1), "format version 3 is not supported"),
+        (lambda t: t.replace("alip-lammps-model 1", "alip-lammps-model 4", 1), "format version 4 is not supported"),
         (lambda t: t[: len(t) // 2], "file ends"),
     ],
 )
 def test_bad_model_file(plugin, model, tmp_path, edit, message):
     bad = tmp_path / "bad.alip"
     bad.write_text(edit(model.read_text()))
+    lmp = new_lammps()
+    try:
+        with pytest.raises(Exception, match=message):
+            for cmd in setup_commands(_orthogonal(), plugin, bad):
+                lmp.command(cmd)
+    finally:
+        lmp.close()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace("\ng4 0\n", "\ng4 1\n0.5 1 1 2.35 3.85\n", 1), "defined for G5 only"),
+        (lambda t: re.sub(r"\ng5 24\n(\S+ \S+ \S+ \S+) \S+\n", r"\ng5 24\n\1 -1\n", t, count=1), "g5 rs2 must be >= 0"),
+    ],
+    ids=["g4-two-windows", "negative-rs2"],
+)
+def test_bad_two_window_model_file(plugin, committee, tmp_path, edit, message):
+    text = alip_lammps.export_committee(two_window_twin(committee), tmp_path / "good.alip").read_text()
+    bad = tmp_path / "bad.alip"
+    bad.write_text(edit(text))
+    assert bad.read_text() != text
     lmp = new_lammps()
     try:
         with pytest.raises(Exception, match=message):

@@ -63,7 +63,7 @@ def test_model_file_reproduces_committee(committee, tmp_path, activation):
 
 def test_shifted_angular_functions_write_version_2(committee, tmp_path):
     a = committee.acsf
-    g4 = [(eta, zeta, lam, 2.35 * (k % 2)) for k, (eta, zeta, lam, _) in enumerate(a.g4.tolist())]
+    g4 = [(eta, zeta, lam, 2.35 * (k % 2)) for k, (eta, zeta, lam, *_) in enumerate(a.g4.tolist())]
     acsf = alip.ACSF(species=a.species, cutoff=a.cutoff, g2=a.g2, g4=g4, g5=a.g5, cutoff_function=a.cutoff_function)
     twin = alip.Committee(acsf, committee.network, committee.metadata)
     path = export_committee(twin, tmp_path / "model.alip")
@@ -76,6 +76,46 @@ def test_shifted_angular_functions_write_version_2(committee, tmp_path):
     _, e_atom, _ = twin.evaluate(G, atoms.numbers, np.array([0, len(atoms)]))
     e_file, _ = model.evaluate(G, np.zeros(len(atoms), dtype=int))
     np.testing.assert_allclose(e_file, e_atom, rtol=1e-12, atol=1e-12)
+
+
+def two_window_twin(committee):
+    """The committee's weights on a descriptor whose G4 rows become G5 rows, some on two radial
+    windows (format version 3): same feature count, so the same network evaluates it."""
+    a = committee.acsf
+    windows = [(2.35, 3.85), (0.0, 2.35), (2.35, 2.35), (0.0, 0.0)]
+    g5 = [(eta + 0.5, zeta, lam, *windows[k % 4]) for k, (eta, zeta, lam, *_) in enumerate(a.g4.tolist())]
+    acsf = alip.ACSF(species=a.species, cutoff=a.cutoff, g2=a.g2, g5=g5, cutoff_function=a.cutoff_function)
+    return alip.Committee(acsf, committee.network, committee.metadata)
+
+
+def test_two_window_angular_functions_write_version_3(committee, tmp_path):
+    twin = two_window_twin(committee)
+    path = export_committee(twin, tmp_path / "model.alip")
+    text = path.read_text()
+    assert text.startswith("alip-lammps-model 3")
+    lines = text.splitlines()
+    g5 = lines.index(f"g5 {len(twin.acsf.g5)}")
+    assert [float(x) for x in lines[g5 + 1].split()] == twin.acsf.g5[0].tolist()  # eta zeta lambda rs rs2
+    assert lines[lines.index("g4 0") + 1] == "g5 24"
+    model = read_model(path)
+    assert model.acsf == twin.acsf
+    np.testing.assert_array_equal(model.acsf.g5, twin.acsf.g5)
+    atoms = _rattled()
+    G = twin.acsf.compute(atoms)
+    _, e_atom, _ = twin.evaluate(G, atoms.numbers, np.array([0, len(atoms)]))
+    e_file, _ = model.evaluate(G, np.zeros(len(atoms), dtype=int))
+    np.testing.assert_allclose(e_file, e_atom, rtol=1e-12, atol=1e-12)
+    # G4 lines of version 3 carry rs2 too; one with two windows is refused by the descriptor
+    g4 = [(0.5, 1.0, 1.0, 2.35, 2.35), (0.5, 1.0, -1.0)]
+    acsf = alip.ACSF(species=[14], cutoff=5.5, g2=twin.acsf.g2, g4=g4, g5=twin.acsf.g5[:-2])
+    with_g4 = export_committee(alip.Committee(acsf, committee.network, committee.metadata), tmp_path / "g4.alip")
+    text = with_g4.read_text()
+    assert "\ng4 2\n0.5 1 1 2.3500000000000001 2.3500000000000001\n0.5 1 -1 0 0\n" in text
+    assert read_model(with_g4).acsf == acsf
+    bad = tmp_path / "bad.alip"
+    bad.write_text(text.replace("0.5 1 1 2.3500000000000001 2.3500000000000001", "0.5 1 1 2.35 3.85", 1))
+    with pytest.raises(ValueError, match="G5 only"):
+        read_model(bad)
 
 
 def test_model_file_rejects_bad_input(committee, tmp_path):

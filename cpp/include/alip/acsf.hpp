@@ -21,11 +21,15 @@ struct RadialParam {
 /// G4: 2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta [(r_ij-rs)^2 + (r_ik-rs)^2 + (r_jk-rs)^2]) fc fc fc;
 /// G5: the same without the r_jk terms. rs = 0 is DScribe's G4 / G5; rs > 0 centres the
 /// radial window on a neighbor shell (n2p2's angular functions with a shift).
+/// A G5 may put its two legs on two windows (rs2 >= 0, rs2 != rs): its radial factor is then
+/// 1/2 [g(r_ij; rs) g(r_ik; rs2) + g(r_ij; rs2) g(r_ik; rs)], g(r; c) = exp(-eta (r - c)^2),
+/// which counts the angles between a neighbor near rs and one near rs2 (symmetric in j, k).
 struct AngularParam {
-    double eta;       ///< Å^-2
-    double zeta;      ///< >= 1
-    double lambda;    ///< in [-1, 1], usually ±1
-    double rs = 0.0;  ///< Å, >= 0
+    double eta;         ///< Å^-2
+    double zeta;        ///< >= 1
+    double lambda;      ///< in [-1, 1], usually ±1
+    double rs = 0.0;    ///< Å, >= 0
+    double rs2 = -1.0;  ///< Å: the second leg's window (G5 only); < 0: rs, one window for both legs
 };
 
 struct AcsfSpec {
@@ -63,11 +67,20 @@ struct AcsfTables {
     AcsfSpec spec;
     int64_t n_features = 0;
     int64_t n_angular_per_pair = 0;
-    /// the distinct radial windows (eta, rs) over g4 and g5 ("eta groups": each kernel
-    /// computes exp(-eta (r - rs)^2) once per group and neighbor)
+    /// the distinct radial factors (eta, rs, rs2) over g4 and g5 ("eta groups": a triplet's
+    /// radial factor E_e is a product of per-neighbor windows, 1/2 (a_j b_k + b_j a_k) for two)
     std::vector<double> angular_etas;  ///< eta of each group
-    std::vector<double> angular_rs;    ///< rs of each group
-    bool angular_shifted = false;      ///< whether any group has rs != 0
+    /// the centre (rs + rs2) / 2 of each group: rs for one window, so that every
+    /// d/dr_ij E_e = -2 eta_e (r_ij - angular_rs_e) E_e + 2 eta_e angular_half_gap_e A_e, with A_e the
+    /// antisymmetric part 1/2 (a_j b_k - b_j a_k) of a two-window group (0 for one window)
+    std::vector<double> angular_rs;
+    std::vector<double> angular_half_gap;  ///< (rs - rs2) / 2 of each group (0: one window)
+    bool angular_shifted = false;          ///< whether any group has rs != 0
+    bool angular_two_windows = false;      ///< whether any group has rs2 != rs (G5 only)
+    /// the distinct per-neighbor windows exp(-eta (r - c)^2) ("legs"); group e multiplies
+    /// legs leg_a[e] and leg_b[e] (equal for one window)
+    std::vector<double> leg_etas, leg_rs;
+    std::vector<int32_t> leg_a, leg_b;
     struct ZetaLambda {
         double zeta, lambda;
         int integer_zeta;  ///< >= 1 when zeta is a small integer, else -1
@@ -80,12 +93,14 @@ struct AcsfTables {
         int eta, zl;
         double prefactor;  ///< 2^(1 - zeta)
         double eta_value;
-        double eta_rs;  ///< eta * rs
+        double eta_rs;        ///< eta * rs (of its group's centre)
+        double eta_half_gap;  ///< eta * (rs - rs2) / 2 (0: one window)
     };
     std::vector<AngularIndex> g4_index, g5_index;
-    std::vector<double> g4_etas, g5_etas;      ///< eta of each g4 / g5 function
-    std::vector<double> g4_eta_rs, g5_eta_rs;  ///< eta * rs of each g4 / g5 function
-    std::vector<int32_t> pair_index;           ///< (n_species, n_species) -> unordered pair index
+    std::vector<double> g4_etas, g5_etas;                  ///< eta of each g4 / g5 function
+    std::vector<double> g4_eta_rs, g5_eta_rs;              ///< eta * rs of each g4 / g5 function (its group's centre)
+    std::vector<double> g4_eta_half_gap, g5_eta_half_gap;  ///< eta * (rs - rs2) / 2 of each function
+    std::vector<int32_t> pair_index;                       ///< (n_species, n_species) -> unordered pair index
 
     int64_t n_radial_features() const { return int64_t(spec.n_species) * int64_t(spec.g2.size()); }
 };

@@ -91,7 +91,9 @@ def _params(values: Any, width: int, name: str, optional: int = 0) -> np.ndarray
     """(n, width) float64 parameters; rows may leave out the last ``optional`` columns (zeros)."""
     rows = [np.asarray(r, dtype=np.float64) for r in (values if values is not None else [])]
     if any(r.ndim != 1 or not width - optional <= len(r) <= width for r in rows):
-        sizes = f"{width - optional}- or {width}-tuples" if optional else f"{width}-tuples"
+        sizes = f"{width}-tuples"
+        if optional:
+            sizes = f"{width - optional}- {'or' if optional == 1 else 'to'} {width}-tuples"
         raise ValueError(f"{name} must be a list of {sizes}, got rows of shapes {[r.shape for r in rows]}")
     arr = np.array([np.pad(r, (0, width - len(r))) for r in rows], dtype=np.float64).reshape(-1, width)
     if not np.isfinite(arr).all():
@@ -99,19 +101,36 @@ def _params(values: Any, width: int, name: str, optional: int = 0) -> np.ndarray
     return arr
 
 
+def _angular_params(values: Any, name: str) -> np.ndarray:
+    """(n, 5) G4/G5 rows (eta, zeta, lambda, rs, rs2); rs defaults to 0 and rs2 to rs."""
+    rows = [np.asarray(r, dtype=np.float64) for r in (values if values is not None else [])]
+    arr = _params(values, 5, name, optional=2)
+    for k, r in enumerate(rows):
+        if len(r) < 5:
+            arr[k, 4] = arr[k, 3]
+        elif r[4] < 0:  # the core would read it as rs: refused so that the table says what runs
+            raise ValueError(f"{name} rs2 must be >= 0")
+    return arr
+
+
 def _angular_rows(params: np.ndarray) -> list[list[float]]:
-    """Rows of a G4/G5 table for to_dict: (eta, zeta, lambda), with rs only when a row has one."""
+    """Rows of a G4/G5 table for to_dict: (eta, zeta, lambda), with rs when a row has one and
+    rs2 when a row has two windows."""
     rows = params.tolist()
-    return rows if params[:, 3].any() else [r[:3] for r in rows]
+    if (params[:, 4] != params[:, 3]).any():
+        return rows
+    return [r[:4] for r in rows] if params[:, 3].any() else [r[:3] for r in rows]
 
 
 class ACSF:
     """Behler–Parrinello symmetry functions with exact derivatives.
 
-    g2 rows are (eta, rs); g4 and g5 rows (eta, zeta, lambda) or (eta, zeta, lambda, rs): with
-    rs > 0 the radial window exp(-eta (r - rs)^2) of each leg is centred on a neighbor shell
-    (n2p2's shifted angular functions; rs = 0 is DScribe's G4 / G5). Stored as (n, 2) and
-    (n, 4) arrays.
+    g2 rows are (eta, rs); g4 and g5 rows (eta, zeta, lambda), (eta, zeta, lambda, rs) or, for
+    G5, (eta, zeta, lambda, rs, rs2): with rs > 0 the radial window exp(-eta (r - rs)^2) of each
+    leg is centred on a neighbor shell (n2p2's shifted angular functions; rs = 0 is DScribe's
+    G4 / G5); with rs2 != rs the two legs sit on two windows, symmetrized,
+    1/2 [g(r_ij; rs) g(r_ik; rs2) + g(r_ij; rs2) g(r_ik; rs)] (the angles between a neighbor
+    near rs and one near rs2). Stored as (n, 2) and (n, 5) arrays (rs2 = rs for one window).
 
     >>> acsf = ACSF(species=["Si"], cutoff=6.0, g2=[(0.5, 2.0)], g4=[(0.01, 1.0, 1.0)])
     >>> X = acsf.compute(atoms)                       # (n_atoms, n_features)
@@ -134,8 +153,8 @@ class ACSF:
         self.cutoff = float(cutoff)
         self.cutoff_function = cutoff_function
         self.g2 = _params(g2, 2, "g2")
-        self.g4 = _params(g4, 4, "g4", optional=1)
-        self.g5 = _params(g5, 4, "g5", optional=1)
+        self.g4 = _angular_params(g4, "g4")
+        self.g5 = _angular_params(g5, "g5")
         self._core = _core.Acsf(len(self.species), self.cutoff, cutoff_function, self.g2, self.g4, self.g5)
 
     # ---- description -------------------------------------------------------
@@ -242,8 +261,11 @@ class ACSF:
             pair = f"{sym[a]}-{sym[b]}"
             for kind, params in (("G4", self.g4), ("G5", self.g5)):
                 labels += [
-                    f"{kind}[{pair}](eta={e:g},zeta={z:g},lambda={lam:+g}" + (f",rs={rs:g})" if rs else ")")
-                    for e, z, lam, rs in params
+                    f"{kind}[{pair}](eta={e:g},zeta={z:g},lambda={lam:+g}"
+                    + (f",rs={rs:g}" if rs or rs2 else "")
+                    + (f",rs2={rs2:g}" if rs2 != rs else "")
+                    + ")"
+                    for e, z, lam, rs, rs2 in params
                 ]
         return labels
 

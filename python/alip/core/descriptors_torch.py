@@ -140,12 +140,18 @@ def reference_acsf(
             center = ti[p1]
             cols = []
             for kind, params in (("g4", acsf.g4), ("g5", acsf.g5)):
-                for eta, zeta, lam, rs in params:
-                    if kind == "g4":
+                for eta, zeta, lam, rs, rs2 in params:
+                    if kind == "g4":  # one window (the core refuses rs2 != rs for G4)
                         sq = (r1 - rs) ** 2 + (r2 - rs) ** 2 + (r12 - rs) ** 2
                         term = torch.exp(-eta * sq) * fc[p1] * fc[p2] * _cutoff(acsf, r12)
-                    else:
+                    elif rs2 == rs:
                         term = torch.exp(-eta * ((r1 - rs) ** 2 + (r2 - rs) ** 2)) * fc[p1] * fc[p2]
+                    else:  # two windows, symmetrized over the legs
+                        radial = 0.5 * (
+                            torch.exp(-eta * ((r1 - rs) ** 2 + (r2 - rs2) ** 2))
+                            + torch.exp(-eta * ((r1 - rs2) ** 2 + (r2 - rs) ** 2))
+                        )
+                        term = radial * fc[p1] * fc[p2]
                     cols.append(2.0 ** (1.0 - zeta) * (1.0 + lam * cos) ** zeta * term)
             vals = torch.stack(cols, dim=1)
             idx = center[:, None] * F + base[:, None] + torch.arange(n_ang)

