@@ -82,6 +82,9 @@ Acsf::Acsf(AcsfSpec spec) {
     for (const AngularIndex& ix : t.g5_index)
         t.g5_etas.push_back(ix.eta_value), t.g5_eta_rs.push_back(ix.eta_rs),
             t.g5_eta_half_gap.push_back(ix.eta_half_gap);
+    for (size_t e = 0; e < t.leg_a.size() && !t.angular_two_windows; ++e)  // the kernels' one-window path
+        if (t.leg_a[e] != int32_t(e) || t.leg_b[e] != int32_t(e))
+            throw std::logic_error("ACSF tables: legs out of order");
     const int32_t ns = t.spec.n_species;
     t.pair_index.assign(size_t(ns) * ns, 0);
     int32_t q = 0;

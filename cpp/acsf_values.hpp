@@ -317,6 +317,9 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
     const double* UY = S.uy.data();
     const double* UZ = S.uz.data();
     const double* Arow = S.A.data();
+    const bool two_windows = tb.angular_two_windows;
+    const int32_t* leg_a = tb.leg_a.data();
+    const int32_t* leg_b = tb.leg_b.data();
     double* Wrow = S.W.data();
     double* cosb = S.cos.data();
     double* r2b = S.r2.data();
@@ -361,14 +364,21 @@ inline void values_kernel(const AcsfTables& tb, const LocalNeighbors& L, double*
                         const simd::Packer pack(keep);
                         pack.store(cosb + cnt, c);
                         pack.store(r2b + cnt, r2);
-                        for (int64_t e = 0; e < ne; ++e) {
-                            const double* a = Arow + tb.leg_a[size_t(e)] * ma;
-                            if (tb.leg_b[size_t(e)] == tb.leg_a[size_t(e)]) {
+                        if (!two_windows) {  // one window per group: leg e is group e's (AcsfTables)
+                            for (int64_t e = 0; e < ne; ++e) {
+                                const double* a = Arow + e * ma;
                                 pack.store(Wrow + e * CW + cnt, simd::load(a + n2) * simd::set1(a[n1]));
-                            } else {  // two windows: 1/2 (a_1 b_2 + b_1 a_2)
-                                const double* b = Arow + tb.leg_b[size_t(e)] * ma;
+                            }
+                        } else {
+                            for (int64_t e = 0; e < ne; ++e) {
+                                const double* a = Arow + leg_a[e] * ma;
+                                const double* b = Arow + leg_b[e] * ma;
                                 const Vd ab = simd::load(b + n2) * simd::set1(a[n1]);
-                                const Vd ba = simd::load(a + n2) * simd::set1(b[n1]);
+                                if (a == b) {
+                                    pack.store(Wrow + e * CW + cnt, ab);
+                                    continue;
+                                }
+                                const Vd ba = simd::load(a + n2) * simd::set1(b[n1]);  // 1/2 (a_1 b_2 + b_1 a_2)
                                 pack.store(Wrow + e * CW + cnt, simd::set1(0.5) * (ab + ba));
                             }
                         }

@@ -493,16 +493,24 @@ inline void pack_fused_pairs(const AcsfTables& tb, const FusedVjpArrays& S, bool
         put(PX2, x2);
         put(PY2, y2);
         put(PZ2, z2);
-        for (int64_t e = 0; e < ne; ++e) {
-            const double* ex = EXn + tb.leg_a[size_t(e)] * ma;
-            if (tb.leg_b[size_t(e)] == tb.leg_a[size_t(e)]) {
+        if (!S.two_windows) {  // one window per group: leg e is group e's (AcsfTables)
+            for (int64_t e = 0; e < ne; ++e) {
+                const double* ex = EXn + e * ma;
                 put(int(PROWS + e), simd::set1(ex[n1]) * simd::load(ex + n2));
-                continue;
             }
-            const double* eb = EXn + tb.leg_b[size_t(e)] * ma;  // two windows
-            const Vd ab = simd::set1(ex[n1]) * simd::load(eb + n2), ba = simd::set1(eb[n1]) * simd::load(ex + n2);
-            put(int(PROWS + e), simd::set1(0.5) * (ab + ba));
-            put(int(PROWS + ne + e), simd::set1(0.5) * (ab - ba));
+        } else {
+            for (int64_t e = 0; e < ne; ++e) {
+                const double* xa = EXn + tb.leg_a[size_t(e)] * ma;
+                const double* xb = EXn + tb.leg_b[size_t(e)] * ma;
+                const Vd ab = simd::set1(xa[n1]) * simd::load(xb + n2);
+                if (xa == xb) {
+                    put(int(PROWS + e), ab);
+                    continue;
+                }
+                const Vd ba = simd::set1(xb[n1]) * simd::load(xa + n2);  // two windows: even and odd parts
+                put(int(PROWS + e), simd::set1(0.5) * (ab + ba));
+                put(int(PROWS + ne + e), simd::set1(0.5) * (ab - ba));
+            }
         }
         for (int j = 0; j < W; ++j) I1[cnt + j] = n1;
         pack.store_index(I2 + cnt, n2);

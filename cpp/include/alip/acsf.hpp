@@ -78,7 +78,7 @@ struct AcsfTables {
     bool angular_shifted = false;          ///< whether any group has rs != 0
     bool angular_two_windows = false;      ///< whether any group has rs2 != rs (G5 only)
     /// the distinct per-neighbor windows exp(-eta (r - c)^2) ("legs"); group e multiplies
-    /// legs leg_a[e] and leg_b[e] (equal for one window)
+    /// legs leg_a[e] and leg_b[e] (equal for one window; without two windows leg e is group e's)
     std::vector<double> leg_etas, leg_rs;
     std::vector<int32_t> leg_a, leg_b;
     struct ZetaLambda {
