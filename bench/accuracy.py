@@ -1,6 +1,6 @@
 """Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 fits.
 
-    python bench/accuracy.py        # defaults, previous (shells_si), CUR-chosen, second, former, (q)SNAP, n2p2
+    python bench/accuracy.py        # defaults, previous (windows_si), CUR-chosen, second, former, (q)SNAP, n2p2
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --models n2p2         # only the published n2p2 network, through alip's core
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
@@ -57,9 +57,9 @@ DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data",
 #: GPAW plane-wave PBE for diamond Si (this project's oracle; see the README)
 GPAW_PBE = {"a0": 5.476, "B0": 88.8}
 
-#: the training defaults of the fifth study of issue 14 (README, "Accuracy on real DFT"): the
-#: same TrainConfig as now, on ACSF.shells_si() (64 functions, windows on the two neighbor shells;
-#: the defaults now train on ACSF.windows_si(), windows every 0.5 Å, sixth study)
+#: the training defaults of the sixth study of issue 14 (README, "Accuracy on real DFT"): the
+#: same TrainConfig as now, on ACSF.windows_si() (64 functions, windows every 0.5 Å; the
+#: defaults now train on ACSF.cross_windows_si(), 8 more G5 with legs on two windows, seventh study)
 PREVIOUS: dict[str, Any] = {}
 #: the training defaults of the second study, on ACSF.fine_si() (48 functions, G4)
 SECOND: dict[str, Any] = {"weight_energy": 1.0, "bootstrap": True, "lbfgs_steps": 100, "validation": "shared"}
@@ -68,10 +68,10 @@ FORMER: dict[str, Any] = SECOND | {"batch_size": 16}
 
 
 def previous_acsf() -> Any:
-    """The descriptor of the previous defaults, ACSF.shells_si() (64 functions)."""
+    """The descriptor of the previous defaults, ACSF.windows_si() (64 functions)."""
     from alip.core.descriptors import ACSF
 
-    return ACSF.shells_si()
+    return ACSF.windows_si()
 
 
 def second_acsf() -> Any:
@@ -309,7 +309,7 @@ def _lammps_missing() -> str | None:
 SCREEN_BASE: dict[str, Any] = {"n_members": 1, "threads": 1, "seed": 0}
 DESCRIPTORS: dict[str, Callable[[], Any]] = {
     "default": lambda: None,
-    "shells_si": previous_acsf,
+    "windows_si": previous_acsf,
     "fine_si": second_acsf,
     "default_si": former_acsf,
 }

@@ -32,7 +32,15 @@ EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
 FEATURE_SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
 ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax", "nvt_biased")
 TRUST_ADAPTIVE: tuple[str, ...] = ("fixed", "rate", "error")
-DESCRIPTOR_PRESETS: tuple[str, ...] = ("default_si", "fine_si", "fine_g5_si", "shells_si", "windows_si", "seeds")
+DESCRIPTOR_PRESETS: tuple[str, ...] = (
+    "default_si",
+    "fine_si",
+    "fine_g5_si",
+    "shells_si",
+    "windows_si",
+    "cross_windows_si",
+    "seeds",
+)
 TRAIN_DTYPES: tuple[str, ...] = ("float32", "float64")
 VALIDATIONS: tuple[str, ...] = ("folds", "shared")
 ON_BAD: tuple[str, ...] = ("stop", "skip")
@@ -158,8 +166,9 @@ class DescriptorSection:
         "default_si",
         "'default_si' (12 G2 + 24 G4, cutoff 5.5 Å; fast pool scoring), 'fine_si' (16 G2 + 32 G4), "
         "'fine_g5_si' (16 G2 + 32 G5), 'shells_si' (fine_g5_si + 16 G5 shifted onto the first two neighbor "
-        "shells), 'windows_si' (16 G2 + 24 centred G5 + 24 G5 on radial windows every 0.5 Å; the `alip train` "
-        "default: lower errors on real DFT, README) or "
+        "shells), 'windows_si' (16 G2 + 24 centred G5 + 24 G5 on radial windows every 0.5 Å), "
+        "'cross_windows_si' (windows_si + 8 G5 with their legs on two windows; the `alip train` default: lower "
+        "errors on real DFT, README) or "
         "'seeds' (the default_si shape for the elements of explore.seeds; alip.explore.seeds.default_acsf)",
     )
     file: str = _f("", "JSON file of an ACSF spec (ACSF.to_dict()); overrides preset")

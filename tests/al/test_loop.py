@@ -336,8 +336,8 @@ def test_run_device_is_validated_passed_on_and_checked_before_labeling(tmp_path)
 
 
 def test_descriptor_presets():
-    """The loop's preset picks the descriptor: default_si (36) unless fine_si, fine_g5_si (48), shells_si or
-    windows_si (64) is asked for."""
+    """The loop's preset picks the descriptor: default_si (36) unless fine_si, fine_g5_si (48), shells_si,
+    windows_si (64) or cross_windows_si (72) is asked for."""
     from alip.al.loop import make_acsf
     from alip.core.descriptors import ACSF
 
@@ -350,5 +350,7 @@ def test_descriptor_presets():
     assert make_acsf(shells).to_dict() == ACSF.shells_si().to_dict()
     windows = loads('[descriptor]\npreset = "windows_si"\n')
     assert make_acsf(windows).to_dict() == ACSF.windows_si().to_dict()
+    cross = loads('[descriptor]\npreset = "cross_windows_si"\n')
+    assert make_acsf(cross).to_dict() == ACSF.cross_windows_si().to_dict()
     with pytest.raises(ConfigError, match="descriptor.preset"):
         loads('[descriptor]\npreset = "finest"\n')

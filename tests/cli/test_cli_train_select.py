@@ -438,7 +438,7 @@ def test_train_select_chooses_the_descriptor_on_the_labels(files, tmp_path):
     acsf = Committee.load(tmp_path / "s.pt").acsf
     assert acsf.n_features == 6 and acsf.to_dict() == select_acsf(files["labeled"], 6).to_dict()
     code, out, _ = _run(["train", str(src), "-o", str(tmp_path / "d.pt"), *short])
-    assert code == 0 and "(ACSF.windows_si())" in out and Committee.load(tmp_path / "d.pt").acsf.n_features == 64
+    assert code == 0 and "(ACSF.cross_windows_si())" in out and Committee.load(tmp_path / "d.pt").acsf.n_features == 72
     code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "-1"])
     assert code == 2 and "select must be >= 0" in err
     code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--select", "197"])

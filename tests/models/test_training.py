@@ -295,15 +295,20 @@ def test_config_validation():
         train_committee(_labeled(4, seed=0), None, TrainConfig(activation="relu6", epochs=1))
 
 
-def test_default_descriptor_is_windows_si_and_data_must_match_it(pool, acsf):
-    """Without a descriptor, training uses ACSF.windows_si() (64 functions: fine_g5_si's G2, its
-    centred G5 but eta 0.1, and 24 G5 on windows every 0.5 Å); data featurized with another
-    descriptor is refused with the two feature counts, not a shape error."""
+def test_default_descriptor_is_cross_windows_si_and_data_must_match_it(pool, acsf):
+    """Without a descriptor, training uses ACSF.cross_windows_si() (72 functions: windows_si and 8 G5
+    with legs on two windows); windows_si is fine_g5_si's G2, its centred G5 but eta 0.1, and 24 G5 on
+    windows every 0.5 Å; data featurized with another descriptor is refused with the two feature
+    counts, not a shape error."""
     cfg = TrainConfig(n_members=1, hidden=(8,), epochs=1, lbfgs_steps=0)
     result = train_committee(pool[:6], None, cfg)
-    windows, fine, shells = alip.ACSF.windows_si(), alip.ACSF.fine_g5_si(), alip.ACSF.shells_si()
-    assert result.committee.acsf.to_dict() == windows.to_dict() == alip.ACSF.training_default().to_dict()
-    assert windows.n_features == shells.n_features == 64 and fine.n_features == 48
+    cross, windows = alip.ACSF.cross_windows_si(), alip.ACSF.windows_si()
+    fine, shells = alip.ACSF.fine_g5_si(), alip.ACSF.shells_si()
+    assert result.committee.acsf.to_dict() == cross.to_dict() == alip.ACSF.training_default().to_dict()
+    assert cross.n_features == 72 and windows.n_features == shells.n_features == 64 and fine.n_features == 48
+    np.testing.assert_array_equal(cross.g5[:48], windows.g5)
+    assert sorted({(a, b) for a, b in cross.g5[48:, 3:]}) == [(2.3, 3.3), (2.3, 3.8)]
+    assert set(cross.g5[48:, 0]) == {2.0} and sorted(set(cross.g5[48:, 1])) == [1.0, 8.0]
     np.testing.assert_array_equal(windows.g2, fine.g2)
     np.testing.assert_array_equal(windows.g5[:24], fine.g5[fine.g5[:, 0] != 0.1])
     assert sorted(set(windows.g5[24:, 3])) == [1.8, 2.3, 2.8, 3.3, 3.8, 4.3]
@@ -311,7 +316,7 @@ def test_default_descriptor_is_windows_si_and_data_must_match_it(pool, acsf):
     np.testing.assert_array_equal(shells.g5[:32], fine.g5)
     assert sorted(set(shells.g5[32:, 3])) == [2.35, 3.84]
     data = featurize(acsf, pool[:6], dtype=torch.float32)
-    with pytest.raises(ValueError, match="36 features per atom but the descriptor has 64"):
+    with pytest.raises(ValueError, match="36 features per atom but the descriptor has 72"):
         train_committee(pool[:6], None, cfg, data=data)
 
 

@@ -154,6 +154,8 @@ def make_acsf(cfg: Config) -> ACSF:
         return ACSF.shells_si()
     if cfg.descriptor.preset == "windows_si":
         return ACSF.windows_si()
+    if cfg.descriptor.preset == "cross_windows_si":
+        return ACSF.cross_windows_si()
     return ACSF.default_si()
 
 

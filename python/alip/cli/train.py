@@ -126,8 +126,8 @@ def train_from_file(
 ) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 
-    Without ``acsf`` the descriptor is ``ACSF.training_default()`` (``windows_si``), or with ``select`` > 0 that many
-    functions chosen by CUR from the candidate pool of LABELED's elements on its structures
+    Without ``acsf`` the descriptor is ``ACSF.training_default()`` (``cross_windows_si``), or with
+    ``select`` > 0 that many functions chosen by CUR from the candidate pool of LABELED's elements on its structures
     (:func:`alip.core.selection.select_acsf`: better with plenty of data, worse with little,
     README "Fourth study"). Errors (``alip.models.training.errors``) are
     computed on the training and validation splits.
@@ -241,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
         print(cli_error("train", exc), file=sys.stderr)
         return 2
     r, a = s.result, s.committee.acsf
-    source = "--spec" if args.spec else ("chosen by CUR from the pool" if args.select else "ACSF.windows_si()")
+    source = "--spec" if args.spec else ("chosen by CUR from the pool" if args.select else "ACSF.cross_windows_si()")
     print(f"descriptor: {len(a.g2)} G2 + {len(a.g4)} G4 + {len(a.g5)} G5, cutoff {a.cutoff:g} Å ({source})")
     folds = s.committee.metadata["train_config"]["validation"] == "folds"
     held = f"each member held out {int(r.held_out.sum(1).max())}" if folds else f"{len(r.val_indices)}"
@@ -298,7 +298,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument(
         "--spec",
-        help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.windows_si() (64 functions)",
+        help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.cross_windows_si() (72 functions)",
     )
     p.add_argument(
         "--select",
@@ -307,7 +307,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="without --spec: N symmetry functions chosen by CUR from a pool of 196 G2 and G5 on LABELED's "
         "atoms (better with plenty of data, worse with little; README, fifth study; default 0: the fixed "
-        "ACSF.windows_si())",
+        "ACSF.cross_windows_si())",
     )
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
     p.add_argument(

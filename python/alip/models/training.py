@@ -282,7 +282,7 @@ def train_committee(
 ) -> TrainResult:
     """Train K members on labelled structures; returns the committee (float64) and its history.
 
-    ``acsf`` defaults to ``ACSF.training_default()`` (``windows_si``; the active-learning
+    ``acsf`` defaults to ``ACSF.training_default()`` (``cross_windows_si``; the active-learning
     loop passes its own; :func:`alip.core.selection.select_acsf` chooses one on the data);
     ``data`` may pass a precomputed :func:`featurize` result of ``acsf`` for ``atoms_list``
     (any dtype; it is cast to ``config.dtype``).
