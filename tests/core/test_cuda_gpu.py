@@ -112,7 +112,17 @@ def test_gpu_equals_cpu_float64(gpu, name, atoms_list, acsf):
 
 
 @requires_gpu
-@pytest.mark.parametrize("name", ["si_small_cell", "sio_triclinic", "si216_triclinic_binned"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "si_small_cell",
+        "sio_triclinic",
+        "si216_triclinic_binned",
+        "si216_windows_si",
+        "si216_two_windows_si",
+        "batch_three_species_two_windows",
+    ],
+)
 def test_gpu_equals_cpu_float32(gpu, name):
     _, atoms_list, acsf = CASES[CASE_IDS.index(name)]
     w, u, U = random_inputs(acsf, atoms_list, seed=6)
