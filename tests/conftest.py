@@ -35,6 +35,21 @@ def make_reference(species, cutoff, g2=SMALL_G2, g4=SMALL_G4, g5=SMALL_G5):
     return ReferenceACSF(species, cutoff, g2, g4, g5)
 
 
+def torch_reference_values(acsf, atoms):
+    """(n_atoms, F) values of the pure-torch reference (alip.core.descriptors_torch) for ``atoms``."""
+    import torch
+
+    from alip.core.descriptors_torch import reference_acsf
+
+    return reference_acsf(
+        acsf,
+        torch.tensor(atoms.positions, dtype=torch.float64),
+        torch.tensor(atoms.cell[:], dtype=torch.float64),
+        atoms.numbers,
+        atoms.pbc,
+    ).numpy()
+
+
 # --------------------------------------------------------------------------------------
 # Structures
 # --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import bulk
-from conftest import STRUCTURES, make_acsf, make_reference
+from conftest import STRUCTURES, make_acsf, make_reference, torch_reference_values
 from finite_differences import fd_forces, fd_virial
 from test_acsf_gradients import H, assert_fd_close, dense_jacobian, energy_weights, fd_positions, fd_strain
 
@@ -120,20 +120,6 @@ def test_values_match_brute_force_reference(name):
         assert_rel_cols(got, want, 1e-10, f"{name} {family} values", two_window_columns(acsf))
 
 
-def _torch_values(acsf, atoms):
-    import torch
-
-    from alip.core.descriptors_torch import reference_acsf
-
-    return reference_acsf(
-        acsf,
-        torch.tensor(atoms.positions, dtype=torch.float64),
-        torch.tensor(atoms.cell[:], dtype=torch.float64),
-        atoms.numbers,
-        atoms.pbc,
-    ).numpy()
-
-
 @pytest.mark.parametrize("name", ["si_triclinic", "sic_zincblende", "sio_triclinic", "sioh_molecule", "si_slab"])
 def test_values_match_torch_reference(name):
     pytest.importorskip("torch")
@@ -143,7 +129,9 @@ def test_values_match_torch_reference(name):
         for cutoff_function in ("cosine", "polynomial"):
             acsf = family_acsf(species, cutoff, family, cutoff_function=cutoff_function)
             what = f"{name} {family} {cutoff_function} torch reference"
-            assert_rel_cols(_torch_values(acsf, atoms), acsf.compute(atoms), 1e-10, what, two_window_columns(acsf))
+            assert_rel_cols(
+                torch_reference_values(acsf, atoms), acsf.compute(atoms), 1e-10, what, two_window_columns(acsf)
+            )
 
 
 def test_torch_reference_matches_brute_force_reference():
@@ -155,7 +143,7 @@ def test_torch_reference_matches_brute_force_reference():
         acsf = family_acsf(species, cutoff, family)
         want = make_reference(species, cutoff, g4=g4, g5=g5).compute(atoms)
         assert_rel_cols(
-            _torch_values(acsf, atoms), want, 1e-12, f"{family} torch vs brute force", two_window_columns(acsf)
+            torch_reference_values(acsf, atoms), want, 1e-12, f"{family} torch vs brute force", two_window_columns(acsf)
         )
 
 

@@ -212,14 +212,20 @@ def shifted_twin(committee):
     return alip.Committee(acsf, committee.network, committee.metadata)
 
 
-@pytest.mark.parametrize("make", [_orthogonal, _triclinic], ids=["orthogonal", "triclinic"])
-def test_shifted_angular_functions_equal_ase_calculator(plugin, committee, tmp_path, make):
-    twin = shifted_twin(committee)
-    path = alip_lammps.export_committee(twin, tmp_path / "shifted.alip")
-    assert path.read_text().startswith("alip-lammps-model 2")
-    atoms = make()
+def plugin_equals_ase(plugin, twin, path, version, atoms):
+    """Exports ``twin`` in format ``version``, runs it through the plugin on ``atoms`` and checks
+    it against the ASE calculator; returns the calculator's results."""
+    alip_lammps.export_committee(twin, path)
+    assert path.read_text().startswith(f"alip-lammps-model {version}")
     got, ref = run_zero(atoms, plugin, path), reference(atoms, twin)
     assert_same(got, ref)
+    return ref
+
+
+@pytest.mark.parametrize("make", [_orthogonal, _triclinic], ids=["orthogonal", "triclinic"])
+def test_shifted_angular_functions_equal_ase_calculator(plugin, committee, tmp_path, make):
+    twin, atoms = shifted_twin(committee), make()
+    ref = plugin_equals_ase(plugin, twin, tmp_path / "shifted.alip", 2, atoms)
     assert abs(ref["energy"] - reference(atoms, committee)["energy"]) > 1e-3  # the shift changes the model
 
 
@@ -235,12 +241,8 @@ def two_window_twin(committee):
 
 @pytest.mark.parametrize("make", [_orthogonal, _triclinic, _small_cell], ids=["orthogonal", "triclinic", "cutoff>box"])
 def test_two_window_angular_functions_equal_ase_calculator(plugin, committee, tmp_path, make):
-    twin = two_window_twin(committee)
-    path = alip_lammps.export_committee(twin, tmp_path / "two_windows.alip")
-    assert path.read_text().startswith("alip-lammps-model 3")
-    atoms = make()
-    got, ref = run_zero(atoms, plugin, path), reference(atoms, twin)
-    assert_same(got, ref)
+    twin, atoms = two_window_twin(committee), make()
+    ref = plugin_equals_ase(plugin, twin, tmp_path / "two_windows.alip", 3, atoms)
     # the second windows change the model: the same rows with rs2 = rs give another energy
     g5 = twin.acsf.g5.copy()
     g5[:, 4] = g5[:, 3]
@@ -354,10 +356,15 @@ def test_clear_errors(plugin, model, command, message):
 def test_bad_model_file(plugin, model, tmp_path, edit, message):
     bad = tmp_path / "bad.alip"
     bad.write_text(edit(model.read_text()))
+    assert_refused(plugin, bad, message)
+
+
+def assert_refused(plugin, path, message):
+    """Loading the model file at ``path`` into pair_style alip fails with ``message``."""
     lmp = new_lammps()
     try:
         with pytest.raises(Exception, match=message):
-            for cmd in setup_commands(_orthogonal(), plugin, bad):
+            for cmd in setup_commands(_orthogonal(), plugin, path):
                 lmp.command(cmd)
     finally:
         lmp.close()
@@ -376,13 +383,7 @@ def test_bad_two_window_model_file(plugin, committee, tmp_path, edit, message):
     bad = tmp_path / "bad.alip"
     bad.write_text(edit(text))
     assert bad.read_text() != text
-    lmp = new_lammps()
-    try:
-        with pytest.raises(Exception, match=message):
-            for cmd in setup_commands(_orthogonal(), plugin, bad):
-                lmp.command(cmd)
-    finally:
-        lmp.close()
+    assert_refused(plugin, bad, message)
 
 
 def _big() -> Atoms:
