@@ -114,3 +114,24 @@ def test_the_published_qsnap_fit_agrees_with_the_fixed_shear_stresses(acc):
 
     assert rmse(fixed, picked) < 0.3 * rmse(stored, picked)
     assert rmse(stored, shear) == rmse(fixed, shear) < 0.2 * np.abs([stored[i].get_stress()[3:] for i in shear]).max()
+
+
+def test_subset_step_screens_every_nth_training_structure(acc, tmp_path, capsys):
+    """--subset-step N trains on train.extxyz[::N] (the regression test's protocol with N = 12);
+    N < 1 is refused before anything is read."""
+    from ase.io import write
+
+    frames = [_frame("Elastic", "Si 2x2x2 cell, mode 1, strain 0.02", -5.4 * 8 + 0.01 * i, i) for i in range(8)]
+    for a in frames:
+        a.calc.results["stress"] = np.zeros(6)
+    write(tmp_path / "train.extxyz", frames)
+    write(tmp_path / "test.extxyz", frames[:2])
+    tiny = '{"n_members": 1, "epochs": 1, "lbfgs_steps": 0, "hidden": [4], "val_fraction": 0.25}'
+    log = tmp_path / "log.jsonl"
+    assert acc.main(["--data", str(tmp_path), "--subset-step", "2", "--screen", tiny, "--log", str(log)]) == 0
+    import json
+
+    r = json.loads(log.read_text())
+    assert r["n_train"] == 4 and np.isfinite(r["test"]["energy_rmse"])
+    assert acc.main(["--data", str(tmp_path), "--subset-step", "0", "--screen", tiny]) == 2
+    assert "--subset-step must be >= 1" in capsys.readouterr().err
