@@ -119,7 +119,8 @@ Model::Model(const std::string& path) {
             const double lambda = t.number(std::string(name) + " lambda");
             const double rs = version >= 2 ? t.number(std::string(name) + " rs") : 0.0;   // version 1: no shift
             const double rs2 = version >= 3 ? t.number(std::string(name) + " rs2") : rs;  // before 3: one window
-            if (rs2 < 0) t.fail(std::string(name) + " rs2 must be >= 0");  // alip::Acsf would read it as rs
+            if (version >= 3 && rs2 < 0)  // alip::Acsf would read it as rs; before 3 the core checks rs
+                t.fail(std::string(name) + " rs2 must be >= 0");
             params.push_back({eta, zeta, lambda, rs, rs2});
         }
     }

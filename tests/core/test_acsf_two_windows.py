@@ -490,3 +490,10 @@ def test_every_kernel_variant_matches_torch_autograd(variant, torch_oracles, tmp
                          ("strain_virials", "virials")):  # fmt: skip
             for k in range(2):
                 assert_rel(got[f"{name}/{key}"][k], oracle[ref][k], 1e-10, f"{variant} {name} {key}[{k}]")
+
+
+def test_rows_may_come_from_a_generator():
+    """The rows are read once: a generator gives the same descriptor as a list."""
+    rows = [(2.0, 1.0, 1.0, 2.3, 3.8), (0.3, 2.0, -1.0)]
+    a = make_acsf(["Si"], 5.0, g4=[], g5=(r for r in rows))
+    assert a.to_dict() == make_acsf(["Si"], 5.0, g4=[], g5=rows).to_dict()

@@ -370,6 +370,15 @@ def assert_refused(plugin, path, message):
         lmp.close()
 
 
+def test_negative_shift_in_a_version_2_file_is_refused_as_rs(plugin, committee, tmp_path):
+    """Version 2 has no rs2 column: a negative rs is reported as rs, the field the file has."""
+    text = alip_lammps.export_committee(shifted_twin(committee), tmp_path / "good.alip").read_text()
+    bad = tmp_path / "bad.alip"
+    bad.write_text(re.sub(r"\ng4 (\d+)\n(\S+ \S+ \S+) \S+\n", r"\ng4 \1\n\2 -1\n", text, count=1))
+    assert bad.read_text() != text and text.startswith("alip-lammps-model 2")
+    assert_refused(plugin, bad, "rs must be >= 0")
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

@@ -103,7 +103,8 @@ def _params(values: Any, width: int, name: str, optional: int = 0) -> np.ndarray
 
 def _angular_params(values: Any, name: str) -> np.ndarray:
     """(n, 5) G4/G5 rows (eta, zeta, lambda, rs, rs2); rs defaults to 0 and rs2 to rs."""
-    rows = [np.asarray(r, dtype=np.float64) for r in (values if values is not None else [])]
+    values = list(values) if values is not None else []  # read once: generators too
+    rows = [np.asarray(r, dtype=np.float64) for r in values]
     arr = _params(values, 5, name, optional=2)
     for k, r in enumerate(rows):
         if len(r) < 5:
