@@ -77,8 +77,7 @@ Acsf::Acsf(AcsfSpec spec) {
     };
     add_angular(t.spec.g4, t.g4_index, "g4");
     add_angular(t.spec.g5, t.g5_index, "g5");
-    for (const AngularIndex& ix : t.g4_index)
-        t.g4_etas.push_back(ix.eta_value), t.g4_eta_rs.push_back(ix.eta_rs), t.g4_eta_half_gap.push_back(0.0);
+    for (const AngularIndex& ix : t.g4_index) t.g4_etas.push_back(ix.eta_value), t.g4_eta_rs.push_back(ix.eta_rs);
     for (const AngularIndex& ix : t.g5_index)
         t.g5_etas.push_back(ix.eta_value), t.g5_eta_rs.push_back(ix.eta_rs),
             t.g5_eta_half_gap.push_back(ix.eta_half_gap);

@@ -386,9 +386,8 @@ inline void angular_gradient_chunk(const AcsfTables& tb, GradientMode& mode, con
             const double sb = -2.0 * Fc * ir12;
             const double* ep = EP + k * np;
             const double* edp = EdP + k * np;
-            const double* ap = AP + k * np;
-            const double t1 = 2.0 * Fc * L.inv_r[n1], t2 = 2.0 * Fc * L.inv_r[n2];
-            (void)ap, (void)t1, (void)t2;
+            [[maybe_unused]] const double* ap = AP + k * np;
+            [[maybe_unused]] const double t1 = 2.0 * Fc * L.inv_r[n1], t2 = 2.0 * Fc * L.inv_r[n2];
             double* d1 = d + (n1 * 3) * F + base;
             double* d2 = d + (n2 * 3) * F + base;
 #pragma omp simd

@@ -97,10 +97,10 @@ struct AcsfTables {
         double eta_half_gap;  ///< eta * (rs - rs2) / 2 (0: one window)
     };
     std::vector<AngularIndex> g4_index, g5_index;
-    std::vector<double> g4_etas, g5_etas;                  ///< eta of each g4 / g5 function
-    std::vector<double> g4_eta_rs, g5_eta_rs;              ///< eta * rs of each g4 / g5 function (its group's centre)
-    std::vector<double> g4_eta_half_gap, g5_eta_half_gap;  ///< eta * (rs - rs2) / 2 of each function
-    std::vector<int32_t> pair_index;                       ///< (n_species, n_species) -> unordered pair index
+    std::vector<double> g4_etas, g5_etas;      ///< eta of each g4 / g5 function
+    std::vector<double> g4_eta_rs, g5_eta_rs;  ///< eta * rs of each g4 / g5 function (its group's centre)
+    std::vector<double> g5_eta_half_gap;       ///< eta * (rs - rs2) / 2 of each g5 function (G4: 0)
+    std::vector<int32_t> pair_index;           ///< (n_species, n_species) -> unordered pair index
 
     int64_t n_radial_features() const { return int64_t(spec.n_species) * int64_t(spec.g2.size()); }
 };
