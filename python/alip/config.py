@@ -32,6 +32,7 @@ EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
 FEATURE_SCALINGS: tuple[str, ...] = ("standard", "minmax", "none")
 ENSEMBLES: tuple[str, ...] = ("nvt", "npt", "relax", "nvt_biased")
 TRUST_ADAPTIVE: tuple[str, ...] = ("fixed", "rate", "error")
+#: "seeds" or the name of an ACSF classmethod (alip.al.loop.make_acsf)
 DESCRIPTOR_PRESETS: tuple[str, ...] = (
     "default_si",
     "fine_si",

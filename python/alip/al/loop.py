@@ -146,17 +146,7 @@ def make_acsf(cfg: Config) -> ACSF:
             raise ConfigError(f"descriptor.file {cfg.descriptor.file}: {type(exc).__name__}: {exc}") from None
     if cfg.descriptor.preset == "seeds":
         return default_acsf(seed_species(explore_seeds(cfg)))
-    if cfg.descriptor.preset == "fine_si":
-        return ACSF.fine_si()
-    if cfg.descriptor.preset == "fine_g5_si":
-        return ACSF.fine_g5_si()
-    if cfg.descriptor.preset == "shells_si":
-        return ACSF.shells_si()
-    if cfg.descriptor.preset == "windows_si":
-        return ACSF.windows_si()
-    if cfg.descriptor.preset == "cross_windows_si":
-        return ACSF.cross_windows_si()
-    return ACSF.default_si()
+    return getattr(ACSF, cfg.descriptor.preset)()  # the other presets are ACSF's constructors of that name
 
 
 def _has_label(atoms: Atoms) -> bool:
