@@ -95,15 +95,43 @@ def selected_acsf(train: list[Atoms]) -> Any:
     return select_acsf(train, 48)
 
 
-def subset(atoms: Atoms) -> str:
-    """The structure family of an mlearn frame (its ``group``), AIMD split by temperature and
-    the elastic strains into volume-changing (modes 0–2, and the ground state) and shear."""
+#: energy per atom above the data set's ground state (eV) beyond which a frame is a liquid: the
+#: mlearn frames fall into two clusters, the crystals up to 0.27 eV/atom above it (AIMD 1518 K,
+#: the slabs, the vacancy cells at 300 K) and the liquids from 0.60 (AIMD 2530 and 3374 K at the
+#: crystal's density, and the vacancy cells whose descriptions say 300 K: 0.65-0.77 eV/atom above
+#: it at 17.6-20.3 A^3/atom, denser than the crystal as liquid Si is, while those that say 3374 K
+#: sit 0.10 above it at the crystal's density: the source's temperatures of that group are mixed up)
+LIQUID_ABOVE_GROUND = 0.4
+
+
+def energy_above_ground(atoms: Atoms, e_ground: float) -> float:
+    """The stored energy per atom (eV) above ``e_ground``."""
+    return float(atoms.get_potential_energy()) / len(atoms) - e_ground
+
+
+def subset(atoms: Atoms, e_ground: float | None = None) -> str:
+    """The structure family of an mlearn frame (its ``group``), AIMD split by temperature, the
+    elastic strains into volume-changing (modes 0–2, and the ground state) and shear, and, given
+    the ground-state energy per atom ``e_ground``, the vacancy cells into crystal and liquid
+    (:data:`LIQUID_ABOVE_GROUND`; their descriptions' temperatures are not reliable)."""
     group, text = str(atoms.info.get("group", "?")), str(atoms.info.get("description", ""))
     if group == "AIMD-NVT" and " at " in text:
         return "AIMD " + text.rsplit(" at ", 1)[1]
     if group == "Elastic":
         return "Elastic shear" if any(f"mode {m}," in text for m in (3, 4, 5)) else "Elastic normal"
+    if group == "Vacancy" and e_ground is not None:
+        return f"Vacancy, {phase(atoms, e_ground)}"
     return group
+
+
+def phase(atoms: Atoms, e_ground: float) -> str:
+    """The phase of a frame: liquid more than :data:`LIQUID_ABOVE_GROUND` above ``e_ground``, else crystal."""
+    return "liquid" if energy_above_ground(atoms, e_ground) > LIQUID_ABOVE_GROUND else "crystal"
+
+
+def ground_energy(frames: list[Atoms]) -> float:
+    """The lowest stored energy per atom of ``frames`` (eV): the ground state of a training set."""
+    return min(float(a.get_potential_energy()) / len(a) for a in frames)
 
 
 #: groups of the shared mlearn files whose yz and xz stress components are exchanged (README,
@@ -137,8 +165,11 @@ def labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
     return e, f, (None if s is None else s.reshape(3, 3)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
 
 
-def split_errors(calc_for: Callable[[Atoms], Any] | list[Callable[[Atoms], Any]], frames: list[Atoms]) -> dict:
-    """RMSE and MAE of energy/atom (meV), force components (eV/Å), stress components (GPa);
+def split_errors(
+    calc_for: Callable[[Atoms], Any] | list[Callable[[Atoms], Any]], frames: list[Atoms], e_ground: float | None = None
+) -> dict:
+    """RMSE and MAE of energy/atom (meV), force components (eV/Å), stress components (GPa),
+    over all ``frames``, per :func:`subset` and, given ``e_ground``, per :func:`phase`;
     ``calc_for`` is one calculator factory or one per frame."""
     de, df_frames, ds = [], [], []
     for i, a in enumerate(frames):
@@ -158,18 +189,24 @@ def split_errors(calc_for: Callable[[Atoms], Any] | list[Callable[[Atoms], Any]]
         "force_mae": float(np.mean(np.abs(df))),
     }
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(ds))) / GPa) if ds else float("nan")
-    groups: dict[str, list[int]] = {}
-    for i, a in enumerate(frames):
-        groups.setdefault(subset(a), []).append(i)
-    out["subsets"] = {
-        name: {
-            "n": len(idx),
-            "energy_rmse": 1e3 * float(np.sqrt(np.mean(de[idx] ** 2))),
-            "energy_mean": 1e3 * float(np.mean(de[idx])),
-            "force_rmse": float(np.sqrt(np.mean(np.concatenate([df_frames[i] for i in idx]) ** 2))),
+
+    def grouped(key: Callable[[Atoms], str]) -> dict[str, dict[str, float]]:
+        groups: dict[str, list[int]] = {}
+        for i, a in enumerate(frames):
+            groups.setdefault(key(a), []).append(i)
+        return {
+            name: {
+                "n": len(idx),
+                "energy_rmse": 1e3 * float(np.sqrt(np.mean(de[idx] ** 2))),
+                "energy_mean": 1e3 * float(np.mean(de[idx])),
+                "force_rmse": float(np.sqrt(np.mean(np.concatenate([df_frames[i] for i in idx]) ** 2))),
+            }
+            for name, idx in sorted(groups.items())
         }
-        for name, idx in sorted(groups.items())
-    }
+
+    out["subsets"] = grouped(lambda a: subset(a, e_ground))
+    if e_ground is not None:
+        out["phases"] = grouped(lambda a: phase(a, e_ground))
     return out
 
 
@@ -352,6 +389,10 @@ def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], des
             "force_rmse": err["force_rmse"],
             "stress_rmse": err["stress_rmse"] / GPa,
         }
+    from alip.models.calculator import Calculator
+
+    detail = split_errors(lambda atoms: Calculator(res.committee), test, ground_energy(train))
+    out["test"] |= {"phases": detail["phases"], "subsets": detail["subsets"]}
     return out
 
 
@@ -360,7 +401,8 @@ def _screen_line(r: dict[str, Any]) -> str:
     return (
         f"train {f('train')} | val {f('val')} | test {f('test')} | {r['wall_s']:6.1f} s (CPU {r['cpu_s']:.0f} s) "
         f"ep {r['epochs_run']} load {r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['descriptor']} "
-        f"{json.dumps(r['overrides'])}"
+        f"{json.dumps(r['overrides'])} | test energy by phase: "
+        + ", ".join(f"{k} {v['energy_rmse']:.2f} (n = {v['n']})" for k, v in r["test"]["phases"].items())
     )
 
 
@@ -438,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_dir:
         os.makedirs(args.save_dir, exist_ok=True)
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {len(train)} train / {len(test)} test structures")
+    e_ground = ground_energy(train)
     rows: dict[str, dict[str, Any]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         t0 = time.perf_counter()
@@ -470,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         row: dict[str, Any] = {"wall_train_s": wall, "cpu_train_s": cpu_train, "load_end": os.getloadavg()[0]}
         for split, frames in (*splits.items(), ("test", test)):
-            row[split] = split_errors(val_calcs if split == "val" else calc_for, frames) if frames else None
+            calcs = val_calcs if split == "val" else calc_for
+            row[split] = split_errors(calcs, frames, e_ground) if frames else None
         row["diamond"] = diamond_properties(calc_for)
         row["seconds_total"] = time.perf_counter() - t0
         rows[label] = row
@@ -527,6 +571,21 @@ def main(argv: list[str] | None = None) -> int:
             cell = "—" if x is None else f"{x['energy_rmse']:.1f} ({x['energy_mean']:+.1f}) / {x['force_rmse']:.3f}"
             cells.append(cell)
         n = next(r["test"]["subsets"][k]["n"] for r in rows.values() if k in r["test"]["subsets"])
+        print(f"| {k} | {n} | " + " | ".join(cells) + " |")
+    print(
+        f"\ntest errors per phase (liquid: more than {LIQUID_ABOVE_GROUND} eV/atom above the training set's ground "
+        "state): energy RMSE (mean error) meV/atom / force RMSE eV/Å"
+    )
+    print("| phase | n | " + " | ".join(rows) + " |")
+    print("|---|---:|" + "---|" * len(rows))
+    for k in ("crystal", "liquid"):
+        cells = []
+        for r in rows.values():
+            x = r["test"]["phases"].get(k)
+            cells.append(
+                "—" if x is None else f"{x['energy_rmse']:.2f} ({x['energy_mean']:+.1f}) / {x['force_rmse']:.4f}"
+            )
+        n = next((r["test"]["phases"][k]["n"] for r in rows.values() if k in r["test"]["phases"]), 0)
         print(f"| {k} | {n} | " + " | ".join(cells) + " |")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if args.json:

@@ -34,6 +34,19 @@ def test_subsets_name_the_mlearn_families(acc):
     assert names == ["AIMD 843 K", "Elastic shear", "Elastic normal", "Elastic normal", "Surface", "Vacancy"]
 
 
+def test_vacancy_cells_and_phases_follow_the_energy_not_the_description(acc):
+    """Given the ground state, a vacancy cell 0.7 eV/atom above it is a liquid whatever its
+    description says, one 0.1 above it a crystal; the threshold lies between the two clusters."""
+    e0 = -5.4
+    hot = _frame("Vacancy", "Vacancy AIMD NVT simulation at 300 K", 8 * (e0 + 0.7), 0)
+    cold = _frame("Vacancy", "Vacancy AIMD NVT simulation at 3374 K", 8 * (e0 + 0.1), 1)
+    assert acc.subset(hot, e0) == "Vacancy, liquid" and acc.subset(cold, e0) == "Vacancy, crystal"
+    assert acc.subset(hot) == "Vacancy"  # without a ground state: the group
+    assert [acc.phase(a, e0) for a in (hot, cold)] == ["liquid", "crystal"]
+    assert acc.ground_energy([hot, cold]) == pytest.approx(e0 + 0.1)
+    assert 0.27 < acc.LIQUID_ABOVE_GROUND < 0.60
+
+
 def test_subset_errors_add_up_to_the_whole(acc):
     """Against a zero-energy, zero-force model: per-subset RMSE and signed mean; energy MSEs add
     up over frames, force MSEs over atoms (one frame is twice as big)."""
@@ -46,6 +59,7 @@ def test_subset_errors_add_up_to_the_whole(acc):
         return SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
 
     err = acc.split_errors(zero, frames)
+    assert "phases" not in err  # no ground state given
     sub = err["subsets"]
     assert sub["Surface"]["n"] == 2 and sub["Vacancy"]["n"] == 3
     assert sub["Vacancy"]["energy_mean"] == pytest.approx(1e3 * 0.04 / 8)  # model − label, per atom, meV
@@ -135,3 +149,20 @@ def test_subset_step_screens_every_nth_training_structure(acc, tmp_path, capsys)
     assert r["n_train"] == 4 and np.isfinite(r["test"]["energy_rmse"])
     assert acc.main(["--data", str(tmp_path), "--subset-step", "0", "--screen", tiny]) == 2
     assert "--subset-step must be >= 1" in capsys.readouterr().err
+
+
+def test_phase_errors_add_up_to_the_whole(acc):
+    """With a ground state the errors are also split by phase, and the phases' energy MSEs add up."""
+    frames = [_frame("AIMD-NVT", "x at 300 K", 8 * (-5.4 + 0.05 * i), i) for i in range(3)]
+    frames += [_frame("Vacancy", "v at 300 K", 8 * (-5.4 + 0.7), 7)]
+
+    def zero(atoms):
+        return SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+
+    err = acc.split_errors(zero, frames, -5.4)
+    ph = err["phases"]
+    assert (ph["crystal"]["n"], ph["liquid"]["n"]) == (3, 1)
+    assert ph["liquid"]["energy_mean"] == pytest.approx(1e3 * (5.4 - 0.7))
+    assert set(err["subsets"]) == {"AIMD 300 K", "Vacancy, liquid"}
+    total = sum(p["n"] * p["energy_rmse"] ** 2 for p in ph.values()) / len(frames)
+    assert total == pytest.approx(err["energy_rmse"] ** 2)
