@@ -201,6 +201,19 @@ def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
     assert Committee.load(tmp_path / "c.pt").metadata["train_config"]["bootstrap"] is False  # the last flag wins
 
 
+def test_train_threads_reach_the_training_and_are_reported(files, tmp_path):
+    src = str(files["dir"] / "lab.extxyz")
+    short = ["--members", "2", "--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--no-progress"]
+    code, out, _ = _run(["train", src, "-o", str(tmp_path / "a.pt"), *short, "--threads", "1"])
+    assert code == 0 and "(1 process, 1 torch thread each)" in out
+    meta = Committee.load(tmp_path / "a.pt").metadata
+    assert meta["threads"] == 1 and meta["train_config"]["threads"] == 1
+    with pytest.raises(SystemExit) as exit_, contextlib.redirect_stderr(io.StringIO()) as err:
+        main(["train", src, "-o", str(tmp_path / "b.pt"), *short, "--threads", "0"])
+    assert exit_.value.code == 2 and "expected 'auto' or a positive integer" in err.getvalue()
+    assert not (tmp_path / "b.pt").exists()
+
+
 def test_train_validation_shared_holds_one_split_out_of_every_member(files, tmp_path):
     src = str(files["dir"] / "lab.extxyz")
     short = ["--members", "2", "--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--no-progress"]

@@ -22,6 +22,7 @@ from alip.models.member_processes import (
     resolve_processes,
     run_groups,
     split_members,
+    training_threads,
 )
 from alip.models.networks import CommitteeNetwork
 from alip.models.training import (
@@ -186,6 +187,29 @@ def test_resolve_processes(monkeypatch):
         resolve_processes(2, 5, 1, big, small_net, cpu=False)
     monkeypatch.setattr(multiprocessing, "current_process", lambda: type("P", (), {"daemon": True})())
     assert resolve_processes("auto", 10, 1, big, wide_net, cpu=True) == 1
+
+
+def test_training_threads(monkeypatch):
+    """ "auto": the usable cores up to 2 in one process, one thread per worker; a number stays."""
+    for cores, one_process in ((1, 1), (2, 2), (16, 2)):
+        monkeypatch.setattr("alip.models.member_processes.usable_cores", lambda c=cores: c)
+        assert training_threads("auto", 1) == one_process
+        assert training_threads("auto", 3) == 1
+        assert training_threads(3, 1) == 3 and training_threads(None, 1) is None
+    monkeypatch.setattr("alip.models.member_processes.usable_cores", lambda: 4)
+    assert resolve_processes("auto", 10, "auto", MIN_ATOM_EPOCHS, 48 * 128 + 128 * 128 + 128, cpu=True) == 4
+
+
+def test_threads_auto_is_the_default_and_bad_threads_are_refused(labeled, acsf, monkeypatch):
+    monkeypatch.setattr("alip.models.member_processes.usable_cores", lambda: 2)
+    assert TrainConfig().threads == "auto"
+    before = torch.get_num_threads()
+    res = training.train_committee(labeled[:4], acsf, _config(epochs=1, lbfgs_steps=0, processes=1))
+    assert res.threads == 2 and res.committee.metadata["threads"] == 2
+    assert torch.get_num_threads() == before  # restored after training
+    for bad in (0, -1, "two", 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            TrainConfig(threads=bad)
 
 
 def test_predicted_saving_follows_the_cost_model():

@@ -26,7 +26,7 @@ from alip.config import Config, TrainingSection
 from alip.core.descriptors import ACSF
 from alip.core.device import Prepared, parse_device, select_device
 from alip.models.committee import Committee
-from alip.models.member_processes import resolve_processes, run_groups, split_members
+from alip.models.member_processes import resolve_processes, run_groups, split_members, training_threads
 from alip.models.networks import CommitteeNetwork, torch_threads
 from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, padded_gradients, read_labels
 
@@ -54,7 +54,8 @@ class TrainConfig(TrainingSection):
 
     energy_weighting: float | None = None  # Δ (eV/atom): structure weight 1 / (1 + (e − e_min) / Δ); None: off
     seed: int = 0
-    threads: int | None = 1  # torch intra-op threads while training (None: unchanged)
+    threads: int | str | None = "auto"  # torch intra-op threads while training: a number, None (unchanged) or
+    # "auto": the usable cores up to AUTO_MAX_THREADS (2) in one process, 1 per worker process
     device: str = "cpu"  # "cpu" or "cuda[:i]": where the networks train
     forces: str = "auto"  # "sparse" | "fused" | "auto" (sparse on the CPU, fused on a GPU)
     verbose: bool = False
@@ -67,6 +68,10 @@ class TrainConfig(TrainingSection):
         if self.forces not in FORCE_MODES + ("auto",):
             raise ValueError(f"forces must be one of {FORCE_MODES + ('auto',)}, got {self.forces!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
+        if self.threads not in (None, "auto") and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {self.threads!r}")
 
     @classmethod
     def from_config(cls, config: Config, seed: int) -> TrainConfig:
@@ -260,6 +265,7 @@ class TrainResult:
     held_out: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     seconds: float = 0.0
     processes: int = 1  # worker processes that trained it (1: this process)
+    threads: int | None = None  # torch threads per process (None: left as they were)
 
 
 @dataclass
@@ -301,7 +307,8 @@ def train_committee(
     sizes = [acsf.n_features, *cfg.hidden, 1]
     member_macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_proc = resolve_processes(cfg.processes, cfg.n_members, cfg.threads, atom_epochs, member_macs, dev.type == "cpu")
-    with torch_threads(cfg.threads):
+    threads = training_threads(cfg.threads, n_proc)
+    with torch_threads(threads):
         data = _prepared(atoms_list, acsf, cfg, data, dev)
         if n_proc == 1:
             parts = [_train(data, acsf, cfg, list(range(cfg.n_members)))]
@@ -317,11 +324,14 @@ def train_committee(
         "best_val_loss": [b for p in parts for b in p.best_val],
         "train_seconds": elapsed,
         "processes": n_proc,
+        "threads": threads if n_proc == 1 else training_threads(cfg.threads, n_proc),
     }
     committee = Committee(acsf, net, meta)
     history = _merged_history([p.history for p in parts])
     held_out = np.concatenate([p.held_out for p in parts])
-    return TrainResult(committee, history, first.train_indices, first.val_indices, held_out, elapsed, n_proc)
+    return TrainResult(
+        committee, history, first.train_indices, first.val_indices, held_out, elapsed, n_proc, meta["threads"]
+    )
 
 
 def _prepared(
@@ -346,7 +356,7 @@ def _prepared(
 
 def _train_in_worker(members: list[int], data: LabeledSet, acsf: ACSF, cfg: TrainConfig) -> _Part:
     """:func:`_train` in a worker process (what :func:`run_groups` calls there)."""
-    with torch_threads(cfg.threads if cfg.threads is not None else 1):
+    with torch_threads(1 if cfg.threads in (None, "auto") else cfg.threads):
         return _train(data, acsf, cfg, members)
 
 
