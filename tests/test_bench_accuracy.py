@@ -147,6 +147,7 @@ def test_subset_step_screens_every_nth_training_structure(acc, tmp_path, capsys)
 
     r = json.loads(log.read_text())
     assert r["n_train"] == 4 and np.isfinite(r["test"]["energy_rmse"])
+    assert r["test"]["phases"]["crystal"]["n"] == 2 and "liquid" not in r["test"]["phases"]
     assert acc.main(["--data", str(tmp_path), "--subset-step", "0", "--screen", tiny]) == 2
     assert "--subset-step must be >= 1" in capsys.readouterr().err
 
@@ -166,3 +167,10 @@ def test_phase_errors_add_up_to_the_whole(acc):
     assert set(err["subsets"]) == {"AIMD 300 K", "Vacancy, liquid"}
     total = sum(p["n"] * p["energy_rmse"] ** 2 for p in ph.values()) / len(frames)
     assert total == pytest.approx(err["energy_rmse"] ** 2)
+
+
+def test_best_settings_are_a_valid_training_without_validation(acc):
+    from alip.models.training import TrainConfig
+
+    cfg = TrainConfig(**acc.BEST)
+    assert cfg.val_fraction == 0.0 and cfg.lbfgs_steps > TrainConfig().lbfgs_steps
