@@ -324,7 +324,7 @@ def train_committee(
         "best_val_loss": [b for p in parts for b in p.best_val],
         "train_seconds": elapsed,
         "processes": n_proc,
-        "threads": threads if n_proc == 1 else training_threads(cfg.threads, n_proc),
+        "threads": threads,  # per process
     }
     committee = Committee(acsf, net, meta)
     history = _merged_history([p.history for p in parts])
