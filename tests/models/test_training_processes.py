@@ -196,6 +196,7 @@ def test_training_threads(monkeypatch):
         assert training_threads("auto", 1) == one_process
         assert training_threads("auto", 3) == 1
         assert training_threads(3, 1) == 3 and training_threads(None, 1) is None
+        assert training_threads(3, 2) == 3 and training_threads(None, 2) == 1  # a worker never takes all cores
     monkeypatch.setattr("alip.models.member_processes.usable_cores", lambda: 4)
     assert resolve_processes("auto", 10, "auto", MIN_ATOM_EPOCHS, 48 * 128 + 128 * 128 + 128, cpu=True) == 4
 

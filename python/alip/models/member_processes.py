@@ -60,12 +60,18 @@ def usable_cores() -> int:
 AUTO_MAX_THREADS = 2
 
 
+def worker_threads(threads: int | str | None) -> int:
+    """The torch threads of each worker process: ``threads``, or 1 for "auto" and None."""
+    return 1 if threads in (None, "auto") else int(threads)
+
+
 def training_threads(threads: int | str | None, n_processes: int) -> int | None:
-    """The torch threads of a training in ``n_processes`` processes: ``threads`` itself, or for
-    "auto" the usable cores up to :data:`AUTO_MAX_THREADS` in one process and 1 per worker process."""
-    if threads != "auto":
-        return threads  # type: ignore[return-value]
-    return max(1, min(usable_cores(), AUTO_MAX_THREADS)) if n_processes == 1 else 1
+    """The torch threads per process of a training in ``n_processes`` processes: in one process
+    ``threads`` itself (None: as they are), for "auto" the usable cores up to
+    :data:`AUTO_MAX_THREADS`; in worker processes :func:`worker_threads`."""
+    if n_processes > 1:
+        return worker_threads(threads)
+    return max(1, min(usable_cores(), AUTO_MAX_THREADS)) if threads == "auto" else threads  # type: ignore[return-value]
 
 
 def resolve_processes(
@@ -84,8 +90,7 @@ def resolve_processes(
         return max(1, min(n, n_members))
     if not cpu or multiprocessing.current_process().daemon or atom_epochs < MIN_ATOM_EPOCHS:
         return 1
-    per_process = 1 if threads in (None, "auto") else int(threads)  # "auto": one thread per worker
-    n = max(1, min(n_members, usable_cores() // per_process))
+    n = max(1, min(n_members, usable_cores() // worker_threads(threads)))
     return n if n > 1 and predicted_saving(n_members, n, member_macs) >= MIN_SAVING else 1
 
 

@@ -26,7 +26,13 @@ from alip.config import Config, TrainingSection
 from alip.core.descriptors import ACSF
 from alip.core.device import Prepared, parse_device, select_device
 from alip.models.committee import Committee
-from alip.models.member_processes import resolve_processes, run_groups, split_members, training_threads
+from alip.models.member_processes import (
+    resolve_processes,
+    run_groups,
+    split_members,
+    training_threads,
+    worker_threads,
+)
 from alip.models.networks import CommitteeNetwork, torch_threads
 from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, padded_gradients, read_labels
 
@@ -329,9 +335,7 @@ def train_committee(
     committee = Committee(acsf, net, meta)
     history = _merged_history([p.history for p in parts])
     held_out = np.concatenate([p.held_out for p in parts])
-    return TrainResult(
-        committee, history, first.train_indices, first.val_indices, held_out, elapsed, n_proc, meta["threads"]
-    )
+    return TrainResult(committee, history, first.train_indices, first.val_indices, held_out, elapsed, n_proc, threads)
 
 
 def _prepared(
@@ -356,7 +360,7 @@ def _prepared(
 
 def _train_in_worker(members: list[int], data: LabeledSet, acsf: ACSF, cfg: TrainConfig) -> _Part:
     """:func:`_train` in a worker process (what :func:`run_groups` calls there)."""
-    with torch_threads(1 if cfg.threads in (None, "auto") else cfg.threads):
+    with torch_threads(worker_threads(cfg.threads)):
         return _train(data, acsf, cfg, members)
 
 
