@@ -190,7 +190,7 @@ def test_resolve_processes(monkeypatch):
 
 
 def test_training_threads(monkeypatch):
-    """ "auto": the usable cores up to 2 in one process, one thread per worker; a number stays."""
+    """Threads "auto" are the usable cores up to 2 in one process and one per worker; a number stays."""
     for cores, one_process in ((1, 1), (2, 2), (16, 2)):
         monkeypatch.setattr("alip.models.member_processes.usable_cores", lambda c=cores: c)
         assert training_threads("auto", 1) == one_process
