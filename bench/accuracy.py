@@ -194,6 +194,7 @@ def split_errors(
         "force_mae": float(np.mean(np.abs(df))),
     }
     out["stress_rmse"] = float(np.sqrt(np.mean(np.square(ds))) / GPa) if ds else float("nan")
+    out["energy_errors"] = (1e3 * de).tolist()  # per frame, meV/atom, in the order of ``frames``
 
     def grouped(key: Callable[[Atoms], str]) -> dict[str, dict[str, float]]:
         groups: dict[str, list[int]] = {}
@@ -213,6 +214,34 @@ def split_errors(
     if e_ground is not None:
         out["phases"] = grouped(lambda a: phase(a, e_ground))
     return out
+
+
+def shared_error(a: Any, b: Any) -> tuple[float, float]:
+    """Correlation of two models' per-frame errors and the error they share: the signed square
+    root of their covariance (in the errors' unit). What neither model class can fit (label noise,
+    physics beyond both) is shared; each model's own misfit is not."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    cov = float(np.mean((a - a.mean()) * (b - b.mean())))
+    spread = float(a.std() * b.std())
+    return (cov / spread if spread > 0 else float("nan")), float(np.copysign(np.sqrt(abs(cov)), cov))
+
+
+def shared_error_table(errors: dict[str, list[float]], groups: list[str]) -> list[str]:
+    """Markdown rows: for every pair of models (per-frame errors of the same frames) and every
+    group of frames (its name per frame in ``groups``), correlation / shared error."""
+    names = sorted(set(groups))
+    g = np.asarray(groups)
+    lines = ["| models | " + " | ".join(f"{k} (n = {int((g == k).sum())})" for k in names) + " |"]
+    lines.append("|---|" + "---|" * len(names))
+    labels = list(errors)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            cells = []
+            for k in names:
+                corr, shared = shared_error(np.asarray(errors[a])[g == k], np.asarray(errors[b])[g == k])
+                cells.append(f"{corr:+.2f} / {shared:+.2f}")
+            lines.append(f"| {a} – {b} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ------------------------------------------------------------------------ properties
@@ -593,6 +622,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         n = next((r["test"]["phases"][k]["n"] for r in rows.values() if k in r["test"]["phases"]), 0)
         print(f"| {k} | {n} | " + " | ".join(cells) + " |")
+    on_all = {
+        k: r["train"]["energy_errors"] for k, r in rows.items() if r.get("train") and r["train"]["n"] == len(train)
+    }
+    if len(on_all) > 1:
+        print(
+            "\ntraining energy errors shared between models (the models trained on, or fitted to, all training "
+            "frames), per phase: correlation / shared error (meV/atom, the signed root of their covariance)"
+        )
+        print("\n".join(shared_error_table(on_all, [phase(a, e_ground) for a in train])))
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

@@ -174,3 +174,29 @@ def test_best_settings_are_a_valid_training_without_validation(acc):
 
     cfg = TrainConfig(**acc.BEST)
     assert cfg.val_fraction == 0.0 and cfg.lbfgs_steps > TrainConfig().lbfgs_steps
+
+
+def test_shared_error_is_what_two_models_miss_alike(acc):
+    """Two models with a common error s and their own independent misfits share std(s), not more."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(0.0, 3.0, 20000)
+    a, b = s + rng.normal(0.0, 4.0, s.size), -1.0 + s + rng.normal(0.0, 2.0, s.size)
+    corr, shared = acc.shared_error(a, b)
+    assert shared == pytest.approx(3.0, rel=0.03)
+    assert corr == pytest.approx(9.0 / (5.0 * np.sqrt(13.0)), rel=0.03)
+    assert acc.shared_error(a, -s)[1] == pytest.approx(-3.0, rel=0.03)  # errors of opposite sign
+    assert np.isnan(acc.shared_error(a, np.zeros_like(a))[0])
+    rows = acc.shared_error_table({"x": a[:4], "y": b[:4], "z": s[:4]}, ["liquid", "crystal", "liquid", "crystal"])
+    assert rows[0] == "| models | crystal (n = 2) | liquid (n = 2) |" and len(rows) == 2 + 3
+    assert rows[2].startswith("| x – y |") and rows[4].startswith("| y – z |")
+
+
+def test_split_errors_keep_the_error_of_every_frame(acc):
+    frames = [_frame("AIMD-NVT", "x at 300 K", 8 * (-5.4 + 0.01 * i), i) for i in range(3)]
+
+    def zero(atoms):
+        return SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+
+    err = acc.split_errors(zero, frames)
+    np.testing.assert_allclose(err["energy_errors"], [1e3 * (5.4 - 0.01 * i) for i in range(3)])
+    assert np.sqrt(np.mean(np.square(err["energy_errors"]))) == pytest.approx(err["energy_rmse"])

@@ -199,3 +199,33 @@ def test_unknown_element_raises():
     committee = _committee()
     with pytest.raises(ValueError, match="not in"):
         committee.species_index(np.array([14, 32]))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "silu", "softplus", "celu"])
+@pytest.mark.parametrize("species", [("Si",), ("Si", "Ge")], ids=["Si", "SiGe"])
+def test_written_out_input_gradient_matches_autograd(activation, species):
+    """dE/dG from the chain rule written out equals autograd's (the reference), and so does
+    the weight gradient of a loss on it (one backward pass against autograd's double backward)."""
+    committee = _committee(species=species, activation=activation, hidden=(12, 10))
+    net = committee.network
+    atoms = [_rattled(seed=s, symbols=species) for s in (7, 8)]
+    G = torch.as_tensor(committee.acsf.compute(atoms))
+    G = G + 0.5 * torch.randn(G.shape, generator=torch.Generator().manual_seed(0), dtype=G.dtype)  # both signs of z
+    sidx = torch.as_tensor(committee.species_index(np.concatenate([a.numbers for a in atoms])))
+    struct = torch.repeat_interleave(torch.arange(2), torch.tensor([len(a) for a in atoms]))
+    E, e_atom, dE_dG = net.energies_and_gradients(G, sidx, struct, 2, create_graph=True)
+
+    X = G.unsqueeze(0).expand(net.n_members, -1, -1).clone().requires_grad_(True)
+    e_ref = net.atomic_energies(X, sidx)
+    (ref,) = torch.autograd.grad(e_ref.sum(), X, create_graph=True)
+    torch.testing.assert_close(e_atom, e_ref, rtol=1e-14, atol=1e-14)
+    assert ref.abs().max() > 1e-2  # not vacuous
+    torch.testing.assert_close(dE_dG, ref, rtol=1e-12, atol=1e-14)
+    weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=ref.dtype)
+    params = list(net.parameters())
+    got = torch.autograd.grad((weights * dE_dG).sum() + E.sum(), params)
+    want = torch.autograd.grad((weights * ref).sum() + e_ref.sum(), params)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+    _, _, plain = net.energies_and_gradients(G, sidx, struct, 2)  # create_graph=False: no graph
+    assert plain.grad_fn is None and torch.equal(plain, dE_dG.detach())
