@@ -13,8 +13,9 @@ made by :func:`select_device` and nowhere else.
 
 Derivatives. ``forces_and_virial`` is differentiable in ``dE_dG`` (its backward is the
 Jacobian–vector product :func:`jvp`, and the backward of that is ``forces_and_virial``
-again), so a force/stress loss trains network weights on both paths. ``acsf_values`` is differentiable in positions and cells (first derivatives; its
-backward is ``forces_and_virial``). Not tracked: second derivatives of the descriptors in
+again), so a force/stress loss trains network weights on both paths. ``acsf_values`` is
+differentiable in positions and cells (first derivatives; its backward is
+``forces_and_virial``). Not tracked: second derivatives of the descriptors in
 positions or cells (Hessian terms). Forces obtained by ``autograd.grad(E, positions,
 create_graph=True)`` are exact, and so is the gradient of a force loss with respect to
 the network weights, but derivatives of those forces with respect to positions are
