@@ -82,7 +82,7 @@ def test_plan_is_deterministic_capped_and_spread_over_the_rungs(committee_path):
 
 
 def test_stage_is_recorded_and_read_back_not_rerun(tmp_path, committee_path, monkeypatch):
-    s = small_settings()
+    s = small_settings(trust_lo=0.01)  # low enough that frames are candidates whatever the committee
     starts = [make_supercell(bulk("Si", "diamond", a=5.431, cubic=True), 1)]
     first = explore(s, 0, starts, committee_path, str(tmp_path), seed=1)
     assert not first.resumed and first.results and os.path.isfile(tmp_path / "iter_000.json")
