@@ -66,6 +66,18 @@ def make_activation(name: str) -> nn.Module:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
+def _in_atom_order(
+    parts: list[tuple[torch.Tensor | None, torch.Tensor]], like: torch.Tensor, shape: tuple[int, ...]
+) -> torch.Tensor:
+    """Per-species blocks (atoms, values along dim 1) put back in atom order (atoms None: all)."""
+    if len(parts) == 1 and parts[0][0] is None:
+        return parts[0][1]
+    out = like.new_zeros(shape)
+    for idx, values in parts:
+        out = out.index_copy(1, idx, values)
+    return out
+
+
 class StackedMLP(nn.Module):
     """K independent MLPs ``n_in → hidden… → 1`` evaluated with batched matmuls."""
 
@@ -107,9 +119,9 @@ class StackedMLP(nn.Module):
         n_layers = len(self.weights)
         slopes = []
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = torch.matmul(x, w) + b
-            x = self.act(z) if layer < n_layers - 1 else z
+            x = torch.matmul(x, w) + b
             if layer < n_layers - 1:
+                z, x = x, self.act(x)
                 slopes.append(activation_slope(self.activation, z, x))
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             d = self.weights[-1].transpose(1, 2)  # (K, 1, h_last): d out / d last activation
@@ -162,22 +174,25 @@ class CommitteeNetwork(nn.Module):
             activation=self.activation,
         )
 
+    def _atoms_by_species(self, species_index: torch.Tensor) -> list[tuple[int, torch.Tensor | None]]:
+        """(species, its atoms) for each element present; atoms None: all of them (one element)."""
+        if len(self.species) == 1:
+            return [(0, None)]
+        found = [(s, torch.nonzero(species_index == s).squeeze(1)) for s in range(len(self.species))]
+        return [(s, idx) for s, idx in found if idx.numel()]
+
+    def _scaled(self, G: torch.Tensor, s: int, idx: torch.Tensor | None) -> torch.Tensor:
+        """The network input of species ``s``: its atoms' descriptors, shifted and scaled."""
+        x = G if idx is None else G.index_select(-2, idx)
+        return (x - self.feature_shift[s]) / self.feature_scale[s]
+
     def atomic_energies(self, G: torch.Tensor, species_index: torch.Tensor) -> torch.Tensor:
         """Per-atom energies (K, N) from descriptors G of shape (N, F) or (K, N, F)."""
-        K = self.n_members
-        N = G.shape[-2]
-        if len(self.species) == 1:
-            x = (G - self.feature_shift[0]) / self.feature_scale[0]
-            return self.energy_ref[0] + self.energy_scale * self.nets[0](x)
-        out = G.new_zeros(K, N)
-        for s, net in enumerate(self.nets):
-            idx = torch.nonzero(species_index == s).squeeze(1)
-            if idx.numel() == 0:
-                continue
-            x = (G.index_select(-2, idx) - self.feature_shift[s]) / self.feature_scale[s]
-            e = self.energy_ref[s] + self.energy_scale * net(x)
-            out = out.index_copy(1, idx, e)
-        return out
+        parts = [
+            (idx, self.energy_ref[s] + self.energy_scale * self.nets[s](self._scaled(G, s, idx)))
+            for s, idx in self._atoms_by_species(species_index)
+        ]
+        return _in_atom_order(parts, G, (self.n_members, G.shape[-2]))
 
     def forward(
         self, G: torch.Tensor, species_index: torch.Tensor, structure_index: torch.Tensor, n_structures: int
@@ -201,28 +216,13 @@ class CommitteeNetwork(nn.Module):
         """
         K, N = self.n_members, G.shape[-2]
         G = G.detach()
-        if len(self.species) == 1:
-            scale = self.feature_scale[0]
-            out, d = self.nets[0].value_and_input_gradient((G - self.feature_shift[0]) / scale, create_graph)
-            e_atom = self.energy_ref[0] + self.energy_scale * out
-            with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-                dE_dG = d * (self.energy_scale / scale)
-        else:
-            e_atom = G.new_zeros(K, N)
-            dE_dG = G.new_zeros(K, N, G.shape[-1])
-            for s, net in enumerate(self.nets):
-                idx = torch.nonzero(species_index == s).squeeze(1)
-                if idx.numel() == 0:
-                    continue
-                scale = self.feature_scale[s]
-                out, d = net.value_and_input_gradient(
-                    (G.index_select(-2, idx) - self.feature_shift[s]) / scale, create_graph
-                )
-                e_atom = e_atom.index_copy(1, idx, self.energy_ref[s] + self.energy_scale * out)
-                with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-                    dE_dG = dE_dG.index_copy(1, idx, d * (self.energy_scale / scale))
-        if not create_graph:
-            dE_dG = dE_dG.detach()
+        energies, gradients = [], []
+        for s, idx in self._atoms_by_species(species_index):
+            out, d = self.nets[s].value_and_input_gradient(self._scaled(G, s, idx), create_graph)
+            energies.append((idx, self.energy_ref[s] + self.energy_scale * out))
+            gradients.append((idx, d * (self.energy_scale / self.feature_scale[s])))  # a graph only with create_graph
+        e_atom = _in_atom_order(energies, G, (K, N))
+        dE_dG = _in_atom_order(gradients, G, (K, N, G.shape[-1]))
         E = e_atom.new_zeros(K, n_structures).index_add(1, structure_index, e_atom)
         return E, e_atom, dE_dG
 
