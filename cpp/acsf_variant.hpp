@@ -1,5 +1,6 @@
 // The per-structure loops of the ACSF kernel (OpenMP over centers) and the variant's
-// table of entry points (dispatch.hpp). Included once, by the variant's TU
+// table of entry points (dispatch.hpp; with jacobian_kernel.hpp's contraction). Included
+// once, by the variant's TU
 // (kernel_baseline.cpp, kernel_avx2.cpp, kernel_avx512.cpp), after kernel_variant.hpp's
 // configuration.
 #pragma once
@@ -12,6 +13,7 @@
 #include "acsf_values.hpp"
 #include "acsf_vjp.hpp"
 #include "dispatch.hpp"
+#include "jacobian_kernel.hpp"
 #include "kernel_variant.hpp"
 #include "parallel.hpp"
 
@@ -170,7 +172,15 @@ void acsf_forces_virial(const AcsfTables& tb, const StructureView& s, const Neig
 }
 
 extern const KernelTable table;
-const KernelTable table = {ALIP_KERNEL_NAME, simd::kName,     ALIP_KERNEL_ISA,
-                           &acsf_values,     &acsf_gradients, &acsf_forces_virial};
+const KernelTable table = {ALIP_KERNEL_NAME,
+                           simd::kName,
+                           ALIP_KERNEL_ISA,
+                           &acsf_values,
+                           &acsf_gradients,
+                           &acsf_forces_virial,
+                           &jacobian_forces_kernel<float>,
+                           &jacobian_forces_kernel<double>,
+                           &jacobian_forces_vjp_kernel<float>,
+                           &jacobian_forces_vjp_kernel<double>};
 
 ALIP_KERNEL_END

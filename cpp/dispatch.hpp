@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "acsf.hpp"
+#include "include/alip/jacobian.hpp"
 
 /// Every ISA extension each variant may use (kernel_variant.hpp's target pragma);
 /// cpu_isa() checks each of them at runtime. AVX-512 includes AVX2.
@@ -37,6 +38,15 @@ struct KernelTable {
                            const std::vector<int64_t>& rows, const GradientOutput& out, bool parallel);
     void (*acsf_forces_virial)(const detail::AcsfTables& t, const StructureView& s, const NeighborList& nl,
                                const double* dE_dG, double* forces, double* virial, bool parallel, VjpRhs rhs);
+    // jacobian.hpp's contraction and its VJP, float and double (inputs validated by jacobian.cpp)
+    void (*jacobian_forces_f32)(const PaddedJacobian<float>& J, const int64_t* atoms, int64_t n, const float* dE_dG,
+                                int64_t K, float* forces, bool parallel);
+    void (*jacobian_forces_f64)(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n, const double* dE_dG,
+                                int64_t K, double* forces, bool parallel);
+    void (*jacobian_vjp_f32)(const PaddedJacobian<float>& J, const int64_t* atoms, int64_t n, const float* grad_forces,
+                             int64_t K, float* grad_dE_dG, bool parallel);
+    void (*jacobian_vjp_f64)(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n,
+                             const double* grad_forces, int64_t K, double* grad_dE_dG, bool parallel);
 };
 
 /// The selected variant (chosen on the first call; throws InvalidInput for a bad ALIP_KERNEL).

@@ -10,6 +10,7 @@
 #include "acsf.hpp"
 #include "batch.hpp"
 #include "dispatch.hpp"
+#include "include/alip/jacobian.hpp"
 #include "neighbors.hpp"
 #include "parallel.hpp"
 
@@ -127,6 +128,56 @@ py::tuple neighbor_list(Array<double> positions, Array<double> cell, Array<uint8
     return py::make_tuple(i, j, S, D, d);
 }
 
+/// A borrowed array of exactly dtype T in C order: the stored Jacobian is never copied (it
+/// can be GBs), so a wrong dtype or layout is an error, not a silent conversion.
+template <class T>
+const T* borrowed(const py::array& a, const char* name) {
+    if (!a.dtype().is(py::dtype::of<T>()))
+        throw InvalidInput(std::string(name) + " must be " + std::string(py::str(py::dtype::of<T>())) + ", got " +
+                           std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style)) throw InvalidInput(std::string(name) + " must be C-contiguous");
+    return static_cast<const T*>(a.data());
+}
+
+/// jacobian_forces (vjp false: rhs = dE_dG (K, n, F) -> (K, n, 3)) or its VJP (rhs =
+/// grad_forces (K, n, 3) -> (K, n, F)), in the dtype of rows.
+template <class T>
+py::array jacobian_contraction(const py::array& rows, const py::array& targets, Array<int64_t> atoms, Array<T> rhs,
+                               bool vjp) {
+    if (rows.ndim() != 4 || rows.shape(2) != 3)
+        throw InvalidInput("rows must have shape (n_all, max_rows, 3, n_features)");
+    const py::ssize_t n_all = rows.shape(0), M = rows.shape(1), F = rows.shape(3);
+    check_shape(targets, {n_all, M}, "targets");
+    check_shape(atoms, {-1}, "atoms");
+    const py::ssize_t n = atoms.shape(0), K = rhs.ndim() == 3 ? rhs.shape(0) : 0;
+    check_shape(rhs, {K, n, vjp ? py::ssize_t(3) : F}, vjp ? "grad_forces" : "dE_dG");
+    PaddedJacobian<T> J;
+    J.rows = borrowed<T>(rows, "rows");
+    J.targets = borrowed<int64_t>(targets, "targets");
+    J.n_all = n_all, J.max_rows = M, J.n_features = F;
+    Array<T> out({K, n, vjp ? F : py::ssize_t(3)});
+    const int64_t* pa = atoms.data();
+    const T* pr = rhs.data();
+    T* po = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        if (vjp)
+            jacobian_forces_vjp(J, pa, n, pr, K, po);
+        else
+            jacobian_forces(J, pa, n, pr, K, po);
+    }
+    return out;
+}
+
+py::array jacobian_contraction_any(const py::array& rows, const py::array& targets, Array<int64_t> atoms,
+                                   const py::array& rhs, bool vjp) {
+    if (rows.dtype().is(py::dtype::of<float>()))
+        return jacobian_contraction<float>(rows, targets, atoms, Array<float>::ensure(rhs), vjp);
+    if (rows.dtype().is(py::dtype::of<double>()))
+        return jacobian_contraction<double>(rows, targets, atoms, Array<double>::ensure(rhs), vjp);
+    throw InvalidInput("rows must be float32 or float64, got " + std::string(py::str(rows.dtype())));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -241,5 +292,21 @@ PYBIND11_MODULE(_core, m) {
             py::arg("dE_dG"),
             "(forces, virials) from dE/dG without storing the Jacobian: dE/dG (N, F) gives (N, 3) and "
             "(n_structures, 3, 3); (K, N, F) gives (K, N, 3) and (K, n_structures, 3, 3)");
+    m.def(
+        "jacobian_forces",
+        [](const py::array& rows, const py::array& targets, Array<int64_t> atoms, const py::array& dE_dG) {
+            return jacobian_contraction_any(rows, targets, atoms, dE_dG, false);
+        },
+        py::arg("rows"), py::arg("targets"), py::arg("atoms"), py::arg("dE_dG"),
+        "forces (K, n, 3) = -J^T dE_dG from Jacobians padded per center (rows (n_all, M, 3, F) float32 or float64, "
+        "targets (n_all, M) int64, n_all for padding; both borrowed, never copied) for the batch atoms (n,) "
+        "(whole structures, consecutive) and dE_dG (K, n, F)");
+    m.def(
+        "jacobian_forces_vjp",
+        [](const py::array& rows, const py::array& targets, Array<int64_t> atoms, const py::array& grad_forces) {
+            return jacobian_contraction_any(rows, targets, atoms, grad_forces, true);
+        },
+        py::arg("rows"), py::arg("targets"), py::arg("atoms"), py::arg("grad_forces"),
+        "the vector-Jacobian product of jacobian_forces: (K, n, F) from grad_forces (K, n, 3)");
     register_cuda(m);
 }

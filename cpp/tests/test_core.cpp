@@ -1,7 +1,8 @@
 // Tests of the C++ core through its public headers: neighbor list vs brute force,
 // ACSF values vs a plain scalar reference written here, gradients vs central finite
 // differences, the fused VJP vs the sparse gradients, every compiled kernel variant vs
-// the selected one, and input validation. Build: cmake -DALIP_BUILD_TESTS=ON, then ctest.
+// the selected one, forces from a stored Jacobian vs their definition, and input
+// validation. Build: cmake -DALIP_BUILD_TESTS=ON, then ctest.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -11,12 +12,15 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "acsf.hpp"
 #include "check.hpp"
 #include "dispatch.hpp"
+#include "jacobian.hpp"
 #include "neighbors.hpp"
+#include "parallel.hpp"
 #include "structure.hpp"
 
 using namespace alip;
@@ -406,6 +410,133 @@ TEST_CASE(every_variant_agrees_with_the_selected_one) {
     }
     CHECK(find_kernel("no-such-variant") == nullptr);
     CHECK(std::string(kernels().simd).size() > 0);
+}
+
+// ---------------------------------------------------------------- forces from a stored Jacobian
+/// A padded Jacobian of `sizes` structures (atoms consecutive), random rows and a random
+/// number of rows per center, targets inside each center's structure.
+template <class T>
+struct RandomJacobian {
+    std::vector<T> rows;
+    std::vector<int64_t> targets, structure_of;
+    PaddedJacobian<T> view;
+
+    RandomJacobian(const std::vector<int64_t>& sizes, int64_t max_rows, int64_t F, unsigned seed) {
+        std::mt19937 gen(seed);
+        std::normal_distribution<double> normal;
+        int64_t n_all = 0;
+        std::vector<int64_t> first;
+        for (int64_t k = 0; k < int64_t(sizes.size()); ++k) {
+            first.push_back(n_all);
+            for (int64_t a = 0; a < sizes[size_t(k)]; ++a) structure_of.push_back(k);
+            n_all += sizes[size_t(k)];
+        }
+        rows.assign(size_t(n_all * max_rows * 3 * F), T(0));
+        targets.assign(size_t(n_all * max_rows), n_all);
+        for (int64_t c = 0; c < n_all; ++c) {
+            const int64_t k = structure_of[size_t(c)], m = int64_t(gen() % uint64_t(max_rows + 1));
+            for (int64_t r = 0; r < m; ++r) {
+                targets[size_t(c * max_rows + r)] = first[size_t(k)] + int64_t(gen() % uint64_t(sizes[size_t(k)]));
+                for (int64_t e = 0; e < 3 * F; ++e) rows[size_t((c * max_rows + r) * 3 * F + e)] = T(normal(gen));
+            }
+        }
+        view.rows = rows.data(), view.targets = targets.data();
+        view.n_all = n_all, view.max_rows = max_rows, view.n_features = F;
+    }
+};
+
+/// forces (K, n, 3) by the definition, in double.
+template <class T>
+std::vector<double> plain_jacobian_forces(const PaddedJacobian<T>& J, const std::vector<int64_t>& atoms,
+                                          const std::vector<T>& g, int64_t K) {
+    const int64_t n = int64_t(atoms.size()), F = J.n_features, M = J.max_rows;
+    std::vector<double> out(size_t(K * n * 3), 0.0);
+    for (int64_t a = 0; a < n; ++a)
+        for (int64_t r = 0; r < M; ++r) {
+            const int64_t j = J.targets[atoms[size_t(a)] * M + r];
+            if (j == J.n_all) break;
+            const int64_t local = a + j - atoms[size_t(a)];
+            for (int64_t k = 0; k < K; ++k)
+                for (int x = 0; x < 3; ++x) {
+                    double s = 0.0;
+                    for (int64_t f = 0; f < F; ++f)
+                        s += double(J.rows[((atoms[size_t(a)] * M + r) * 3 + x) * F + f]) *
+                             double(g[size_t((k * n + a) * F + f)]);
+                    out[size_t((k * n + local) * 3 + x)] -= s;
+                }
+        }
+    return out;
+}
+
+template <class T>
+void check_jacobian_forces(double tol) {
+    // 300 atoms: several threads; K = 5 (one block of right-hand sides) and 11 (two)
+    const RandomJacobian<T> J({40, 7, 130, 123}, 9, 13, 5);
+    const std::vector<int64_t> atoms = [] {  // structures 2, 0, 3 in that order
+        std::vector<int64_t> v;
+        for (int64_t c = 47; c < 177; ++c) v.push_back(c);
+        for (int64_t c = 0; c < 40; ++c) v.push_back(c);
+        for (int64_t c = 177; c < 300; ++c) v.push_back(c);
+        return v;
+    }();
+    const int64_t n = int64_t(atoms.size()), F = J.view.n_features;
+    std::mt19937 gen(7);
+    std::normal_distribution<double> normal;
+    int compared = 0;
+    const int threads = get_num_threads();
+    for (int64_t K : {int64_t(1), int64_t(5), int64_t(11)}) {
+        std::vector<T> g(size_t(K * n * F)), w(size_t(K * n * 3));
+        for (T& x : g) x = T(normal(gen));
+        for (T& x : w) x = T(normal(gen));
+        const std::vector<double> want = plain_jacobian_forces(J.view, atoms, g, K);
+        for (const std::string& name : kernel_variants()) {
+            const KernelTable* k = find_kernel(name);
+            if (k == nullptr || k->isa > cpu_isa()) continue;
+            for (bool parallel : {false, true}) {
+                set_num_threads(parallel ? 3 : 1);  // per-thread buffers summed, whatever OMP_NUM_THREADS says
+                std::vector<T> forces(size_t(K * n * 3)), vjp(size_t(K * n * F));
+                if constexpr (std::is_same_v<T, float>) {
+                    k->jacobian_forces_f32(J.view, atoms.data(), n, g.data(), K, forces.data(), parallel);
+                    k->jacobian_vjp_f32(J.view, atoms.data(), n, w.data(), K, vjp.data(), parallel);
+                } else {
+                    k->jacobian_forces_f64(J.view, atoms.data(), n, g.data(), K, forces.data(), parallel);
+                    k->jacobian_vjp_f64(J.view, atoms.data(), n, w.data(), K, vjp.data(), parallel);
+                }
+                const std::vector<double> got(forces.begin(), forces.end());
+                const double d = relative_difference(got, want);
+                if (!(d <= tol))
+                    check::fail(__FILE__, __LINE__,
+                                name + " K=" + std::to_string(K) + ": forces differ by " + std::to_string(d));
+                // the VJP is the adjoint: <forces(g), w> = <g, vjp(w)>
+                double lhs = 0.0, rhs = 0.0, scale = 0.0;
+                for (size_t e = 0; e < w.size(); ++e)
+                    lhs += want[e] * double(w[e]), scale += std::abs(want[e] * double(w[e]));
+                for (size_t e = 0; e < g.size(); ++e) rhs += double(g[e]) * double(vjp[e]);
+                if (!(std::abs(lhs - rhs) <= tol * scale))
+                    check::fail(__FILE__, __LINE__, name + " K=" + std::to_string(K) + ": VJP is not the adjoint");
+                ++compared;
+            }
+        }
+    }
+    set_num_threads(threads);
+    CHECK(compared >= 6);
+    // through the public entry point, which validates first
+    std::vector<T> g(size_t(5 * n * F), T(0.5)), forces(size_t(5 * n * 3));
+    jacobian_forces(J.view, atoms.data(), n, g.data(), 5, forces.data());
+    CHECK(relative_difference(std::vector<double>(forces.begin(), forces.end()),
+                              plain_jacobian_forces(J.view, atoms, g, 5)) <= tol);
+    const std::vector<int64_t> part(atoms.begin(), atoms.begin() + 100);  // 100 of structure 2's 130 atoms
+    CHECK_THROWS(InvalidInput, jacobian_forces(J.view, part.data(), 100, g.data(), 5, forces.data()),
+                 "outside the batch");
+    std::vector<int64_t> far = atoms;
+    far[3] = 300;
+    CHECK_THROWS(InvalidInput, jacobian_forces(J.view, far.data(), n, g.data(), 5, forces.data()), "outside [0, 300)");
+    CHECK_THROWS(InvalidInput, jacobian_forces_vjp(J.view, atoms.data(), n, g.data(), 0, forces.data()), "K >= 1");
+}
+
+TEST_CASE(jacobian_forces_match_the_definition_in_every_variant) {
+    check_jacobian_forces<double>(1e-13);
+    check_jacobian_forces<float>(2e-5);
 }
 
 // ---------------------------------------------------------------- input validation

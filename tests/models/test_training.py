@@ -13,6 +13,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 import alip
 import alip.models.training as training_module
 from alip.core.descriptors_torch import sparse_forces, sparse_virial
+from alip.core.jacobian import shared_padded_forces
 from alip.data.oracles import make_oracle
 from alip.data.structures import generate_si_pool
 from alip.models.training import (
@@ -124,10 +125,19 @@ def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
     assert padded.padded() is padded
     idx = np.array([9, 2, 13, 5, 0])
     sparse_b, padded_b = data.batch(idx), padded.batch(idx)
+    # on the CPU a batch reads the set's rows in place: the same tensors, and each atom's row
+    assert padded_b.grad_padded is padded.grad_padded and padded_b.grad_targets is padded.grad_targets
+    n = len(padded_b.values)
+    assert torch.equal(padded.values[padded_b.grad_atoms], padded_b.values)
     S = len(idx)
     struct = sparse_b.structure_index()
     _, _, dE_dG = net.energies_and_gradients(sparse_b.values, sparse_b.species_index, struct, S)
-    F = padded_forces(dE_dG, padded_b.grad_padded, padded_b.grad_targets)
+    F = shared_padded_forces(dE_dG, padded_b.grad_padded, padded_b.grad_targets, padded_b.grad_atoms)
+    # the pure-PyTorch contraction of the same rows gathered (the GPU's path)
+    rows, targets = padded.grad_padded[padded_b.grad_atoms], padded.grad_targets[padded_b.grad_atoms]
+    local = torch.where(targets == len(padded.values), n, targets - (padded_b.grad_atoms - torch.arange(n))[:, None])
+    F_ref = padded_forces(dE_dG, rows, local)
+    np.testing.assert_allclose(F.detach().numpy(), F_ref.detach().numpy(), rtol=0, atol=1e-12)
     for k in range(3):
         fk = sparse_forces(dE_dG[k], sparse_b.grad_values, sparse_b.grad_centers, sparse_b.grad_neighbors, len(struct))
         np.testing.assert_allclose(F[k].detach().numpy(), fk.detach().numpy(), rtol=0, atol=1e-12)
@@ -144,8 +154,9 @@ def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
 
 
 def test_training_falls_back_to_sparse_rows_with_the_same_result(pool, acsf, monkeypatch):
-    """Above MAX_PADDED_RATIO training keeps the sparse rows (padded per step): same committee."""
-    cfg = TrainConfig(n_members=2, hidden=(6,), epochs=3, lbfgs_steps=2, seed=3)
+    """Above MAX_PADDED_RATIO training keeps the sparse rows (padded per step): same committee
+    (in float64: the compiled contraction and the fallback's bmm sum in different orders)."""
+    cfg = TrainConfig(n_members=2, hidden=(6,), epochs=3, lbfgs_steps=2, seed=3, dtype="float64")
     calls, pad = [], LabeledSet.padded
     monkeypatch.setattr(LabeledSet, "padded", lambda self: calls.append(1) or pad(self))
     padded = train_committee(pool[:12], acsf, cfg).committee.network.state_dict()
@@ -330,6 +341,7 @@ def test_chunks_are_the_consecutive_batches_built_once(pool, acsf):
     assert data.chunks(4) is chunks and all(a is b for (_, a), (_, b) in zip(chunks, data.chunks(4)))
     for cols, sub in chunks:
         ref = data.batch(np.arange(cols.start, cols.stop))
-        for name in ("values", "energies", "forces", "grad_padded", "grad_targets", "strain_grad"):
+        for name in ("values", "energies", "forces", "grad_padded", "grad_targets", "grad_atoms", "strain_grad"):
             assert torch.equal(getattr(sub, name), getattr(ref, name)), name
+        assert sub.grad_padded is data.grad_padded  # shared, not gathered (CPU)
     assert len(data.chunks(5)) == 3

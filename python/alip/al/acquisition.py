@@ -54,8 +54,8 @@ from scipy.cluster.vq import kmeans2
 
 from alip.config import DIVERSITY, EMC_PARAMS, QBC_KINDS
 from alip.core.device import DeviceLike, prepare, select_device
+from alip.core.jacobian import committee_forces
 from alip.models.committee import Committee, Prediction
-from alip.models.training import committee_forces
 
 _DUPLICATE_TOL = 1e-9
 

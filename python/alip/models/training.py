@@ -26,6 +26,7 @@ from ase import Atoms
 from alip.config import Config, TrainingSection
 from alip.core.descriptors import ACSF
 from alip.core.device import Prepared, parse_device, select_device
+from alip.core.jacobian import committee_forces, padded_forces, shared_padded_forces
 from alip.models.committee import Committee
 from alip.models.member_processes import (
     resolve_processes,
@@ -35,7 +36,7 @@ from alip.models.member_processes import (
     worker_threads,
 )
 from alip.models.networks import CommitteeNetwork, torch_threads
-from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, padded_gradients, read_labels
+from alip.models.training_data import FORCE_MODES, LabeledSet, featurize, read_labels
 
 __all__ = [
     "TrainConfig",
@@ -98,34 +99,6 @@ class TrainConfig(TrainingSection):
 MAX_PADDED_RATIO = 2.0  # padded over sparse gradient rows above which training keeps the sparse rows
 
 
-def padded_forces(dE_dG: torch.Tensor, padded: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Forces (K, N, 3) = −Jᵀ dE_k/dG from the layout of :func:`padded_gradients`: one
-    (M·3, F) @ (F, K) product per center, instead of one per row (differentiable)."""
-    K, (N, M, _, F) = dE_dG.shape[0], padded.shape
-    contrib = torch.bmm(padded.view(N, M * 3, F), dE_dG.permute(1, 2, 0)).view(N * M, 3 * K)
-    # summed along dim 0 of contiguous (rows, 3·K) blocks: half the time of a dim-1 index_add
-    # on the permuted (K, rows, 3) view, forward and backward
-    summed = dE_dG.new_zeros(N + 1, 3 * K).index_add(0, targets.reshape(-1), contrib)  # row N: padding
-    return -summed[:N].view(N, 3, K).permute(2, 0, 1)
-
-
-def committee_forces(
-    dE_dG: torch.Tensor,
-    grad_values: torch.Tensor,
-    grad_centers: torch.Tensor,
-    grad_neighbors: torch.Tensor,
-    n_atoms: int,
-) -> torch.Tensor:
-    """Forces (K, N, 3) = −Jᵀ dE_k/dG for all K members at once (differentiable), from
-    sparse rows sorted by center atom (as :func:`featurize` stores them).
-
-    The rows are padded per center (:func:`padded_gradients`) so that the contraction is
-    one matrix product per center: −27 % CPU for a whole training run (README, "Training
-    speed and the second core"). Training pads its data set once (:meth:`LabeledSet.padded`).
-    """
-    return padded_forces(dE_dG, *padded_gradients(grad_values, grad_centers, grad_neighbors, n_atoms))
-
-
 def committee_virials(
     dE_dG: torch.Tensor, strain_grad: torch.Tensor, structure_index: torch.Tensor, n_structures: int
 ) -> torch.Tensor:
@@ -150,7 +123,9 @@ def member_losses(
     if data.fused:
         F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
     else:
-        if data.grad_padded is not None:  # padded once per data set (LabeledSet.padded)
+        if data.grad_atoms is not None:  # a CPU batch reads the set's padded rows in place
+            F = shared_padded_forces(dE_dG, data.grad_padded, data.grad_targets, data.grad_atoms)
+        elif data.grad_padded is not None:  # padded once per data set (LabeledSet.padded)
             F = padded_forces(dE_dG, data.grad_padded, data.grad_targets)
         else:
             F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
@@ -394,9 +369,9 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     dev, dtype = data.device, data.values.dtype
     rng = np.random.default_rng(cfg.seed)
     train_idx, val_idx, held_out = _validation_split(data.n_structures, cfg, rng)
-    train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
     if data.grad_centers is not None and data.padded_ratio() <= MAX_PADDED_RATIO:  # pad once, not every step
-        train, val = train.padded(), (val.padded() if val is not None else None)
+        data = data.padded()  # on the CPU train, val and their batches read these rows in place
+    train, val = data.batch(train_idx), (data.batch(val_idx) if len(val_idx) else None)
     K, S = cfg.n_members, train.n_structures
     boot = rng.multinomial(S, np.full(S, 1.0 / S), size=K) if cfg.bootstrap else np.ones((K, S), dtype=np.int64)
     if cfg.validation == "folds" and len(val_idx):  # a member does not train on its own fold

@@ -28,6 +28,7 @@ from alip.core.batch import Batch, BatchTensors
 from alip.core.batch import species_index as species_of
 from alip.core.descriptors import ACSF
 from alip.core.device import DeviceLike, Prepared, select_device
+from alip.core.jacobian import padded_gradients
 from alip.models.committee import Committee
 
 FORCE_MODES = ("sparse", "fused")
@@ -58,32 +59,14 @@ def read_labels(atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
     return energy, forces, stress
 
 
-def padded_gradients(
-    grad_values: torch.Tensor, grad_centers: torch.Tensor, grad_neighbors: torch.Tensor, n_atoms: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sparse gradient rows (sorted by center atom) padded per center: values
-    (N, M, 3, F) with zero rows and targets (N, M), the neighbor of each row or N (one
-    past the last atom) for padding; M is the most rows of any center."""
-    if len(grad_centers) > 1 and bool((grad_centers[1:] < grad_centers[:-1]).any()):
-        raise ValueError("gradient rows are not sorted by center atom")
-    F = grad_values.shape[-1]
-    counts = torch.bincount(grad_centers, minlength=n_atoms)
-    M = int(counts.max()) if len(grad_centers) else 0
-    first = torch.cumsum(counts, 0) - counts
-    slot = grad_centers * M + torch.arange(len(grad_centers), device=grad_centers.device) - first[grad_centers]
-    padded = grad_values.new_zeros(n_atoms * M, 3, F).index_copy_(0, slot, grad_values).view(n_atoms, M, 3, F)
-    targets = torch.full((n_atoms * M,), n_atoms, dtype=grad_neighbors.dtype, device=grad_neighbors.device)
-    targets.index_copy_(0, slot, grad_neighbors)
-    return padded, targets.view(n_atoms, M)
-
-
 @dataclass
 class LabeledSet:
     """Descriptors, labels and (sparse gradients or geometry) of a list of structures.
 
     Sparse mode fills ``grad_values/centers/neighbors`` (and ``strain_grad`` when a stress
-    label exists), or, after :meth:`padded`, ``grad_padded/targets`` instead; fused mode
-    fills ``geometry`` (an :class:`alip.core.batch.BatchTensors`) and ``acsf``.
+    label exists), or, after :meth:`padded`, ``grad_padded/targets`` instead (a batch of it on
+    the CPU shares them and adds ``grad_atoms``); fused mode fills ``geometry`` (an
+    :class:`alip.core.batch.BatchTensors`) and ``acsf``.
     """
 
     values: torch.Tensor  # (N, F)
@@ -102,6 +85,9 @@ class LabeledSet:
     acsf: ACSF = None  # the ACSF spec (fused)
     grad_padded: torch.Tensor | None = None  # (N, M, 3, F) gradient rows padded per center (padded sparse)
     grad_targets: torch.Tensor | None = None  # (N, M) neighbor of each padded row, N: padding
+    # (n,) row of each atom in grad_padded / grad_targets when those are a padded parent set's,
+    # shared, not gathered (CPU batches: alip.core.jacobian.shared_padded_forces reads them in place)
+    grad_atoms: torch.Tensor | None = None
 
     @property
     def n_structures(self) -> int:
@@ -125,7 +111,8 @@ class LabeledSet:
 
     def padded(self) -> LabeledSet:
         """A copy whose gradient rows are stored padded per center atom (sparse rows
-        dropped), so that a batch is a gather and each training step skips the padding."""
+        dropped), so that each training step skips the padding and a batch reads its rows in
+        place (CPU) or gathers them."""
         if self.fused or self.grad_padded is not None:
             return self
         padded, targets = padded_gradients(self.grad_values, self.grad_centers, self.grad_neighbors, len(self.values))
@@ -158,7 +145,8 @@ class LabeledSet:
     def chunks(self, size: int) -> list[tuple[slice, LabeledSet]]:
         """The structures in consecutive blocks of ``size`` as (slice, :meth:`batch`), built on the
         first call for a size and kept: full-batch passes (validation every epoch, L-BFGS) then
-        gather each block once instead of every pass, for one more copy of the set's arrays."""
+        gather each block once instead of every pass, for one more copy of the set's arrays (on
+        the CPU without the padded Jacobian, which the blocks share)."""
         cache = self.__dict__.setdefault("_chunks", {})
         if size not in cache:
             S = self.n_structures
@@ -192,6 +180,10 @@ class LabeledSet:
             has_stress=take(self.has_stress, sidx),
             acsf=self.acsf,
         )
+        if self.grad_padded is not None and self.grad_padded.device.type == "cpu":
+            rows = atom_idx if self.grad_atoms is None else self.grad_atoms.index_select(0, atom_idx)
+            kw.update(grad_padded=self.grad_padded, grad_targets=self.grad_targets, grad_atoms=rows)
+            return LabeledSet(**kw)
         if self.grad_padded is not None:
             targets = take(self.grad_targets, atom_idx)
             pad = targets == len(self.values)
