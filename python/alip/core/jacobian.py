@@ -9,8 +9,8 @@ Two contractions of that layout, equal up to summation order:
 * :func:`shared_padded_forces`: the compiled core (``alip._core.jacobian_forces`` and its
   VJP, float32 or float64, CPU) reading each center's rows where the whole data set keeps
   them, so a training batch needs no gathered copy of its Jacobian. The product and its
-  backward each read the rows once; on the mlearn set an Adam epoch takes 0.88 of the
-  time of the gather + :func:`padded_forces` path (README, tenth study).
+  backward each read the rows once; on the mlearn set an Adam epoch takes 0.82 of the
+  time of the gather + :func:`padded_forces` path (``bench/training_step.py``, README tenth study).
 """
 
 from __future__ import annotations

@@ -1,0 +1,139 @@
+"""The force contraction of a training step: the compiled one that reads the set's padded
+Jacobian in place (``alip.core.jacobian.shared_padded_forces``, what CPU training runs) against
+the pure-PyTorch one on gathered rows (``padded_forces``: a gather of each batch's rows, one
+small matrix product per center, a scatter; what training ran before and the GPU path runs).
+
+Same process, same network, same batches, alternating: per round two Adam epochs (batches of
+``--batch`` structures, as the defaults) and two full-batch passes with backward (L-BFGS's
+evaluation, chunks of 16) per path. Prints the median times and the median of the paired
+ratios (compiled / PyTorch), the first step's losses of both paths (equal up to float32
+summation order) and the extra memory of the gathered chunks, which the compiled path does
+not need.
+
+    python bench/accuracy.py --write-data /tmp/mlearn        # the mlearn Si training set
+    python bench/training_step.py /tmp/mlearn/train.extxyz --rounds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+
+import numpy as np
+import torch
+from ase.io import read
+
+from alip import ACSF
+from alip.models import training as T
+from alip.models.networks import CommitteeNetwork
+from alip.models.training_data import LabeledSet
+
+
+def gathered(batch: LabeledSet) -> LabeledSet:
+    """The same batch with its Jacobian rows gathered and its targets renumbered (the
+    PyTorch path's input)."""
+    atoms, rows, targets = batch.grad_atoms, batch.grad_padded, batch.grad_targets
+    n, N = len(atoms), len(rows)
+    t = targets.index_select(0, atoms)
+    pad = t == N
+    M = int((~pad).sum(1).max())
+    local = t[:, :M] - (atoms - torch.arange(n))[:, None]
+    return dataclasses.replace(
+        batch,
+        grad_padded=rows[:, :M].index_select(0, atoms),
+        grad_targets=local.masked_fill_(pad[:, :M], n),
+        grad_atoms=None,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("extxyz", help="labelled structures (energies, forces)")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    frames = read(args.extxyz, ":")
+    acsf, cfg = ACSF.training_default(), T.TrainConfig(n_members=args.members)
+    data = T.featurize(acsf, frames, dtype=torch.float32).padded()
+    S = data.n_structures
+    net = CommitteeNetwork(acsf.n_features, acsf.species, args.members, cfg.hidden, cfg.activation, seed=0)
+    T._initialise_scaling(net, data, cfg)
+    net = net.float()
+    params = list(net.parameters())
+    opt = torch.optim.Adam(params, lr=1e-4, fused=True)
+    weights = torch.ones(args.members, S)
+    rng = np.random.default_rng(0)
+    chunks = {"compiled": data.chunks(16)}
+    rss0 = _rss_mb()
+    chunks["pytorch"] = [(cols, gathered(sub)) for cols, sub in data.chunks(16)]
+    print(
+        f"{len(frames)} structures, {len(data.values)} atoms; padded Jacobian {tuple(data.grad_padded.shape)} "
+        f"({data.grad_padded.numel() * 4 / 1e6:.0f} MB); the gathered chunks add {_rss_mb() - rss0:.0f} MB RSS"
+    )
+
+    def step(batch: LabeledSet, idx: np.ndarray) -> torch.Tensor:
+        loss, _ = T.member_losses(net, batch, weights[:, torch.from_numpy(idx)], cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        return loss.detach()
+
+    idx = np.arange(min(args.batch, S))
+    first = data.batch(idx)
+    state = [p.detach().clone() for p in params]
+    a = step(first, idx)
+    with torch.no_grad():
+        for p, s in zip(params, state):
+            p.copy_(s)
+    b = step(gathered(first), idx)
+    print(f"first step's losses, compiled {a.numpy()} / pytorch {b.numpy()}")
+
+    def epoch(path: str) -> float:
+        t0 = time.perf_counter()
+        for start in range(0, S, args.batch):
+            sel = perm[start : start + args.batch]
+            batch = data.batch(sel)
+            step(batch if path == "compiled" else gathered(batch), sel)
+        return time.perf_counter() - t0
+
+    def full(path: str) -> float:
+        t0 = time.perf_counter()
+        for p in params:
+            p.grad = None
+        for cols, sub in chunks[path]:
+            loss, _ = T.member_losses(net, sub, weights[:, cols], cfg)
+            loss.sum().backward()
+        return time.perf_counter() - t0
+
+    times: dict[tuple[str, str], list[float]] = {}
+    for r in range(args.rounds + 1):  # round 0 warms up
+        perm = rng.permutation(S)
+        for path in ("compiled", "pytorch") if r % 2 else ("pytorch", "compiled"):
+            e = (epoch(path) + epoch(path)) / 2
+            f = (full(path) + full(path)) / 2
+            if r:
+                times.setdefault(("Adam epoch", path), []).append(e)
+                times.setdefault(("full pass", path), []).append(f)
+    print(
+        f"\n{args.rounds} alternating rounds, {args.threads} threads, K = {args.members}, batch {args.batch}, "
+        f"load {os.getloadavg()[0]:.2f}\n"
+    )
+    print("| pass | compiled (s) | PyTorch gathered (s) | compiled / PyTorch (median of paired ratios) |")
+    print("|---|---:|---:|---:|")
+    for what in ("Adam epoch", "full pass"):
+        c, p = np.array(times[(what, "compiled")]), np.array(times[(what, "pytorch")])
+        print(f"| {what} | {np.median(c):.3f} | {np.median(p):.3f} | {np.median(c / p):.3f} |")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+if __name__ == "__main__":
+    main()
