@@ -147,10 +147,12 @@ def member_losses(
 def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConfig) -> None:
     """Feature shift/scale per element and per-element energy reference from the training split."""
     ns = len(net.species)
-    train = train.to("cpu", torch.float64)  # lstsq with gelsd is CPU-only; this runs once
+    # on the CPU in float64 (lstsq with gelsd is CPU-only; this runs once): the values and
+    # energies only, not a float64 copy of the stored Jacobian
+    values, species = train.values.to("cpu", torch.float64), train.species_index.cpu()
     with torch.no_grad():
         for s in range(ns):
-            G = train.values[train.species_index == s]
+            G = values[species == s]
             if len(G) == 0:
                 continue
             if cfg.feature_scaling == "standard":
@@ -165,9 +167,9 @@ def _initialise_scaling(net: CommitteeNetwork, train: LabeledSet, cfg: TrainConf
             net.feature_scale[s] = scale
         S = train.n_structures
         counts = torch.zeros(S, ns, dtype=torch.float64)
-        struct = train.structure_index()
-        counts.index_put_((struct, train.species_index), torch.ones(len(struct), dtype=torch.float64), accumulate=True)
-        E = train.energies.double()
+        struct = train.structure_index().cpu()
+        counts.index_put_((struct, species), torch.ones(len(struct), dtype=torch.float64), accumulate=True)
+        E = train.energies.to("cpu", torch.float64)
         ref = torch.linalg.lstsq(counts, E[:, None], driver="gelsd").solution[:, 0]
         net.energy_ref.copy_(ref)
         resid = (E - counts @ ref) / counts.sum(1)
