@@ -1,6 +1,6 @@
 """The force contraction of a training step: the compiled one that reads the set's padded
 Jacobian in place (``alip.core.jacobian.shared_padded_forces``, what CPU training runs) against
-the pure-PyTorch one on gathered rows (``padded_forces``: a gather of each batch's rows, one
+the pure-PyTorch one on gathered rows (``LabeledSet.gathered``, then ``padded_forces``: one
 small matrix product per center, a scatter; what training ran before and the GPU path runs).
 
 Same process, same network, same batches, alternating: per round two Adam epochs (batches of
@@ -17,7 +17,6 @@ not need.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 
@@ -29,23 +28,6 @@ from alip import ACSF
 from alip.models import training as T
 from alip.models.networks import CommitteeNetwork
 from alip.models.training_data import LabeledSet
-
-
-def gathered(batch: LabeledSet) -> LabeledSet:
-    """The same batch with its Jacobian rows gathered and its targets renumbered (the
-    PyTorch path's input)."""
-    atoms, rows, targets = batch.grad_atoms, batch.grad_padded, batch.grad_targets
-    n, N = len(atoms), len(rows)
-    t = targets.index_select(0, atoms)
-    pad = t == N
-    M = int((~pad).sum(1).max())
-    local = t[:, :M] - (atoms - torch.arange(n))[:, None]
-    return dataclasses.replace(
-        batch,
-        grad_padded=rows[:, :M].index_select(0, atoms),
-        grad_targets=local.masked_fill_(pad[:, :M], n),
-        grad_atoms=None,
-    )
 
 
 def main() -> None:
@@ -70,7 +52,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     chunks = {"compiled": data.chunks(16)}
     rss0 = _rss_mb()
-    chunks["pytorch"] = [(cols, gathered(sub)) for cols, sub in data.chunks(16)]
+    chunks["pytorch"] = [(cols, sub.gathered()) for cols, sub in data.chunks(16)]
     print(
         f"{len(frames)} structures, {len(data.values)} atoms; padded Jacobian {tuple(data.grad_padded.shape)} "
         f"({data.grad_padded.numel() * 4 / 1e6:.0f} MB); the gathered chunks add {_rss_mb() - rss0:.0f} MB RSS"
@@ -90,7 +72,7 @@ def main() -> None:
     with torch.no_grad():
         for p, s in zip(params, state):
             p.copy_(s)
-    b = step(gathered(first), idx)
+    b = step(first.gathered(), idx)
     print(f"first step's losses, compiled {a.numpy()} / pytorch {b.numpy()}")
 
     def epoch(path: str) -> float:
@@ -98,7 +80,7 @@ def main() -> None:
         for start in range(0, S, args.batch):
             sel = perm[start : start + args.batch]
             batch = data.batch(sel)
-            step(batch if path == "compiled" else gathered(batch), sel)
+            step(batch if path == "compiled" else batch.gathered(), sel)
         return time.perf_counter() - t0
 
     def full(path: str) -> float:

@@ -133,11 +133,15 @@ def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
     struct = sparse_b.structure_index()
     _, _, dE_dG = net.energies_and_gradients(sparse_b.values, sparse_b.species_index, struct, S)
     F = shared_padded_forces(dE_dG, padded_b.grad_padded, padded_b.grad_targets, padded_b.grad_atoms)
-    # the pure-PyTorch contraction of the same rows gathered (the GPU's path)
-    rows, targets = padded.grad_padded[padded_b.grad_atoms], padded.grad_targets[padded_b.grad_atoms]
-    local = torch.where(targets == len(padded.values), n, targets - (padded_b.grad_atoms - torch.arange(n))[:, None])
-    F_ref = padded_forces(dE_dG, rows, local)
+    # the pure-PyTorch contraction of the same rows gathered (the GPU's path), also of a batch of a batch
+    gathered = padded_b.gathered()
+    assert gathered.grad_atoms is None and gathered.grad_padded.shape[0] == n and gathered.gathered() is gathered
+    F_ref = padded_forces(dE_dG, gathered.grad_padded, gathered.grad_targets)
     np.testing.assert_allclose(F.detach().numpy(), F_ref.detach().numpy(), rtol=0, atol=1e-12)
+    sub = np.array([3, 1])  # structures 5 and 2 of the set
+    nested, direct = padded_b.batch(sub).gathered(), padded.batch(idx[sub]).gathered()
+    for name in ("values", "grad_padded", "grad_targets"):
+        assert torch.equal(getattr(nested, name), getattr(direct, name)), name
     for k in range(3):
         fk = sparse_forces(dE_dG[k], sparse_b.grad_values, sparse_b.grad_centers, sparse_b.grad_neighbors, len(struct))
         np.testing.assert_allclose(F[k].detach().numpy(), fk.detach().numpy(), rtol=0, atol=1e-12)

@@ -15,7 +15,7 @@ Both run on any device: tensors live on ``LabeledSet.values.device``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,25 @@ class LabeledSet:
         kw.update(grad_padded=padded, grad_targets=targets)
         return LabeledSet(**kw)
 
+    def gathered(self) -> LabeledSet:
+        """This batch with its own copy of its padded rows (``grad_atoms`` None), trimmed to
+        its most rows of a center and its targets in its own numbering: the input of
+        :func:`alip.core.jacobian.padded_forces` (the GPU's path, and the CPU's reference)."""
+        if self.grad_atoms is None:
+            return self
+        atoms, N, n = self.grad_atoms, len(self.grad_padded), len(self.grad_atoms)
+        targets = self.grad_targets.index_select(0, atoms)
+        pad = targets == N
+        M = int((~pad).sum(1).max()) if n else 0  # the batch's most rows of a center
+        # a row's atom is in its center's structure, whose atoms are consecutive in both numberings
+        local = targets[:, :M] - (atoms - torch.arange(n, device=atoms.device))[:, None]
+        return replace(
+            self,
+            grad_padded=self.grad_padded[:, :M].index_select(0, atoms),
+            grad_targets=local.masked_fill_(pad[:, :M], n),
+            grad_atoms=None,
+        )
+
     def n_atoms(self) -> torch.Tensor:
         return torch.from_numpy(np.diff(self.offsets)).to(device=self.device, dtype=self.values.dtype)
 
@@ -180,20 +199,11 @@ class LabeledSet:
             has_stress=take(self.has_stress, sidx),
             acsf=self.acsf,
         )
-        if self.grad_padded is not None and self.grad_padded.device.type == "cpu":
+        if self.grad_padded is not None:  # the rows shared; gathered where the compiled contraction is not
             rows = atom_idx if self.grad_atoms is None else self.grad_atoms.index_select(0, atom_idx)
             kw.update(grad_padded=self.grad_padded, grad_targets=self.grad_targets, grad_atoms=rows)
-            return LabeledSet(**kw)
-        if self.grad_padded is not None:
-            targets = take(self.grad_targets, atom_idx)
-            pad = targets == len(self.values)
-            M = int((~pad).sum(1).max()) if len(targets) else 0  # the batch's most rows of a center
-            local = targets[:, :M] - torch.from_numpy(np.repeat(o[idx] - new_off[:-1], na)).to(dev)[:, None]
-            kw.update(
-                grad_padded=self.grad_padded[:, :M].index_select(0, atom_idx),
-                grad_targets=local.masked_fill_(pad[:, :M], len(atom_idx)),
-            )
-            return LabeledSet(**kw)
+            shared = LabeledSet(**kw)
+            return shared if self.grad_padded.device.type == "cpu" else shared.gathered()
         if self.fused:
             g = self.geometry
             kw["geometry"] = type(g)(
