@@ -40,13 +40,17 @@ struct KernelTable {
                                const double* dE_dG, double* forces, double* virial, bool parallel, VjpRhs rhs);
     // jacobian.hpp's contraction and its VJP, float and double (inputs validated by jacobian.cpp)
     void (*jacobian_forces_f32)(const PaddedJacobian<float>& J, const int64_t* atoms, int64_t n, const float* dE_dG,
-                                int64_t K, float* forces, bool parallel);
+                                int64_t K, float* forces, bool parallel, const StrainJacobian<float>& strain,
+                                float* virials);
     void (*jacobian_forces_f64)(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n, const double* dE_dG,
-                                int64_t K, double* forces, bool parallel);
+                                int64_t K, double* forces, bool parallel, const StrainJacobian<double>& strain,
+                                double* virials);
     void (*jacobian_vjp_f32)(const PaddedJacobian<float>& J, const int64_t* atoms, int64_t n, const float* grad_forces,
-                             int64_t K, float* grad_dE_dG, bool parallel);
+                             int64_t K, float* grad_dE_dG, bool parallel, const StrainJacobian<float>& strain,
+                             const float* grad_virials);
     void (*jacobian_vjp_f64)(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n,
-                             const double* grad_forces, int64_t K, double* grad_dE_dG, bool parallel);
+                             const double* grad_forces, int64_t K, double* grad_dE_dG, bool parallel,
+                             const StrainJacobian<double>& strain, const double* grad_virials);
 };
 
 /// The selected variant (chosen on the first call; throws InvalidInput for a bad ALIP_KERNEL).

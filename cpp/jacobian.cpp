@@ -40,30 +40,50 @@ void validate(const PaddedJacobian<T>& J, const int64_t* atoms, int64_t n, const
     }
 }
 
+/// InvalidInput unless the strain term fits the batch: every atom's structure in range
+/// and its output (virials or their gradient) given.
+template <class T>
+void validate_strain(const StrainJacobian<T>& strain, int64_t n, const T* virials) {
+    if (strain.rows == nullptr) return;
+    if (strain.n_structures < 0 || (n > 0 && (strain.structure == nullptr || virials == nullptr)))
+        throw InvalidInput("jacobian_forces: strain rows need the atoms' structures and virials");
+    for (int64_t a = 0; a < n; ++a)
+        if (strain.structure[a] < 0 || strain.structure[a] >= strain.n_structures)
+            throw InvalidInput("jacobian_forces: atom " + std::to_string(a) + " is in structure " +
+                               std::to_string(strain.structure[a]) + ", outside [0, " +
+                               std::to_string(strain.n_structures) + ")");
+}
+
 }  // namespace
 
 void jacobian_forces(const PaddedJacobian<float>& J, const int64_t* atoms, int64_t n, const float* dE_dG, int64_t K,
-                     float* forces, bool parallel) {
+                     float* forces, bool parallel, const StrainJacobian<float>& strain, float* virials) {
     validate(J, atoms, n, dE_dG, forces, K);
-    kernels().jacobian_forces_f32(J, atoms, n, dE_dG, K, forces, parallel);
+    validate_strain(strain, n, static_cast<const float*>(virials));
+    kernels().jacobian_forces_f32(J, atoms, n, dE_dG, K, forces, parallel, strain, virials);
 }
 
 void jacobian_forces(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n, const double* dE_dG, int64_t K,
-                     double* forces, bool parallel) {
+                     double* forces, bool parallel, const StrainJacobian<double>& strain, double* virials) {
     validate(J, atoms, n, dE_dG, forces, K);
-    kernels().jacobian_forces_f64(J, atoms, n, dE_dG, K, forces, parallel);
+    validate_strain(strain, n, static_cast<const double*>(virials));
+    kernels().jacobian_forces_f64(J, atoms, n, dE_dG, K, forces, parallel, strain, virials);
 }
 
 void jacobian_forces_vjp(const PaddedJacobian<float>& J, const int64_t* atoms, int64_t n, const float* grad_forces,
-                         int64_t K, float* grad_dE_dG, bool parallel) {
+                         int64_t K, float* grad_dE_dG, bool parallel, const StrainJacobian<float>& strain,
+                         const float* grad_virials) {
     validate(J, atoms, n, grad_forces, grad_dE_dG, K);
-    kernels().jacobian_vjp_f32(J, atoms, n, grad_forces, K, grad_dE_dG, parallel);
+    validate_strain(strain, n, grad_virials);
+    kernels().jacobian_vjp_f32(J, atoms, n, grad_forces, K, grad_dE_dG, parallel, strain, grad_virials);
 }
 
 void jacobian_forces_vjp(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n, const double* grad_forces,
-                         int64_t K, double* grad_dE_dG, bool parallel) {
+                         int64_t K, double* grad_dE_dG, bool parallel, const StrainJacobian<double>& strain,
+                         const double* grad_virials) {
     validate(J, atoms, n, grad_forces, grad_dE_dG, K);
-    kernels().jacobian_vjp_f64(J, atoms, n, grad_forces, K, grad_dE_dG, parallel);
+    validate_strain(strain, n, grad_virials);
+    kernels().jacobian_vjp_f64(J, atoms, n, grad_forces, K, grad_dE_dG, parallel, strain, grad_virials);
 }
 
 }  // namespace alip

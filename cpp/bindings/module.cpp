@@ -139,11 +139,13 @@ const T* borrowed(const py::array& a, const char* name) {
     return static_cast<const T*>(a.data());
 }
 
-/// jacobian_forces (vjp false: rhs = dE_dG (K, n, F) -> (K, n, 3)) or its VJP (rhs =
-/// grad_forces (K, n, 3) -> (K, n, F)), in the dtype of rows.
+/// jacobian_forces (vjp false: rhs = dE_dG (K, n, F) -> (K, n, 3), with strain also the
+/// virials (K, S, 3, 3)) or its VJP (rhs = grad_forces (K, n, 3) [and grad_virials (K, S, 3, 3)]
+/// -> (K, n, F)), in the dtype of rows. strain (n_all, 3, 3, F) is borrowed like rows.
 template <class T>
-py::array jacobian_contraction(const py::array& rows, const py::array& targets, Array<int64_t> atoms, Array<T> rhs,
-                               bool vjp) {
+py::object jacobian_contraction(const py::array& rows, const py::array& targets, Array<int64_t> atoms, Array<T> rhs,
+                                bool vjp, const py::object& strain_rows, const py::object& structure,
+                                int64_t n_structures, const py::object& grad_virials) {
     if (rows.ndim() != 4 || rows.shape(2) != 3)
         throw InvalidInput("rows must have shape (n_all, max_rows, 3, n_features)");
     const py::ssize_t n_all = rows.shape(0), M = rows.shape(1), F = rows.shape(3);
@@ -155,26 +157,57 @@ py::array jacobian_contraction(const py::array& rows, const py::array& targets, 
     J.rows = borrowed<T>(rows, "rows");
     J.targets = borrowed<int64_t>(targets, "targets");
     J.n_all = n_all, J.max_rows = M, J.n_features = F;
+    StrainJacobian<T> strain;
+    Array<int64_t> structure_index;
+    Array<T> grad_w;
+    if (!strain_rows.is_none()) {
+        const auto sr = py::cast<py::array>(strain_rows);
+        check_shape(sr, {n_all, 3, 3, F}, "strain");
+        if (structure.is_none()) throw InvalidInput("strain needs structure (n,): each atom's structure");
+        structure_index = Array<int64_t>::ensure(structure);
+        if (!structure_index) throw InvalidInput("structure must be an integer array (n,)");
+        check_shape(structure_index, {n}, "structure");
+        strain.rows = borrowed<T>(sr, "strain");
+        strain.structure = structure_index.data();
+        if (vjp) {
+            if (grad_virials.is_none()) throw InvalidInput("strain needs grad_virials (K, n_structures, 3, 3)");
+            grad_w = Array<T>::ensure(grad_virials);
+            if (!grad_w || grad_w.ndim() != 4)
+                throw InvalidInput("grad_virials must have shape (K, n_structures, 3, 3)");
+            n_structures = grad_w.shape(1);
+            check_shape(grad_w, {K, n_structures, 3, 3}, "grad_virials");
+        }
+        if (n_structures < 0) throw InvalidInput("n_structures must be >= 0");
+        strain.n_structures = n_structures;
+    }
     Array<T> out({K, n, vjp ? F : py::ssize_t(3)});
+    Array<T> virials({strain.rows != nullptr && !vjp ? K : py::ssize_t(0), py::ssize_t(strain.n_structures),
+                      py::ssize_t(3), py::ssize_t(3)});
     const int64_t* pa = atoms.data();
     const T* pr = rhs.data();
     T* po = out.mutable_data();
+    T* pv = virials.mutable_data();
+    const T* pg = strain.rows != nullptr && vjp ? grad_w.data() : nullptr;
     {
         py::gil_scoped_release release;
         if (vjp)
-            jacobian_forces_vjp(J, pa, n, pr, K, po);
+            jacobian_forces_vjp(J, pa, n, pr, K, po, true, strain, pg);
         else
-            jacobian_forces(J, pa, n, pr, K, po);
+            jacobian_forces(J, pa, n, pr, K, po, true, strain, pv);
     }
-    return out;
+    if (strain.rows != nullptr && !vjp) return py::make_tuple(out, virials);
+    return std::move(out);
 }
 
-py::array jacobian_contraction_any(const py::array& rows, const py::array& targets, Array<int64_t> atoms,
-                                   const py::array& rhs, bool vjp) {
+py::object jacobian_contraction_any(const py::array& rows, const py::array& targets, Array<int64_t> atoms,
+                                    const py::array& rhs, bool vjp, const py::object& strain,
+                                    const py::object& structure, int64_t n_structures, const py::object& grad_virials) {
     if (rows.dtype().is(py::dtype::of<float>()))
-        return jacobian_contraction<float>(rows, targets, atoms, Array<float>::ensure(rhs), vjp);
+        return jacobian_contraction<float>(rows, targets, atoms, Array<float>::ensure(rhs), vjp, strain, structure,
+                                           n_structures, grad_virials);
     if (rows.dtype().is(py::dtype::of<double>()))
-        return jacobian_contraction<double>(rows, targets, atoms, Array<double>::ensure(rhs), vjp);
+        return jacobian_contraction<double>(rows, targets, atoms, Array<double>::ensure(rhs), vjp, strain, structure,
+                                            n_structures, grad_virials);
     throw InvalidInput("rows must be float32 or float64, got " + std::string(py::str(rows.dtype())));
 }
 
@@ -294,19 +327,28 @@ PYBIND11_MODULE(_core, m) {
             "(n_structures, 3, 3); (K, N, F) gives (K, N, 3) and (K, n_structures, 3, 3)");
     m.def(
         "jacobian_forces",
-        [](const py::array& rows, const py::array& targets, Array<int64_t> atoms, const py::array& dE_dG) {
-            return jacobian_contraction_any(rows, targets, atoms, dE_dG, false);
+        [](const py::array& rows, const py::array& targets, Array<int64_t> atoms, const py::array& dE_dG,
+           const py::object& strain, const py::object& structure, int64_t n_structures) {
+            return jacobian_contraction_any(rows, targets, atoms, dE_dG, false, strain, structure, n_structures,
+                                            py::none());
         },
-        py::arg("rows"), py::arg("targets"), py::arg("atoms"), py::arg("dE_dG"),
+        py::arg("rows"), py::arg("targets"), py::arg("atoms"), py::arg("dE_dG"), py::arg("strain") = py::none(),
+        py::arg("structure") = py::none(), py::arg("n_structures") = 0,
         "forces (K, n, 3) = -J^T dE_dG from Jacobians padded per center (rows (n_all, M, 3, F) float32 or float64, "
         "targets (n_all, M) int64, n_all for padding; both borrowed, never copied) for the batch atoms (n,) "
-        "(whole structures, consecutive) and dE_dG (K, n, F)");
+        "(whole structures, consecutive) and dE_dG (K, n, F); with strain (n_all, 3, 3, F) (borrowed) and "
+        "structure (n,) (each atom's structure in [0, n_structures)) the tuple (forces, virials (K, n_structures, "
+        "3, 3))");
     m.def(
         "jacobian_forces_vjp",
-        [](const py::array& rows, const py::array& targets, Array<int64_t> atoms, const py::array& grad_forces) {
-            return jacobian_contraction_any(rows, targets, atoms, grad_forces, true);
+        [](const py::array& rows, const py::array& targets, Array<int64_t> atoms, const py::array& grad_forces,
+           const py::object& strain, const py::object& structure, const py::object& grad_virials) {
+            return jacobian_contraction_any(rows, targets, atoms, grad_forces, true, strain, structure, 0,
+                                            grad_virials);
         },
-        py::arg("rows"), py::arg("targets"), py::arg("atoms"), py::arg("grad_forces"),
-        "the vector-Jacobian product of jacobian_forces: (K, n, F) from grad_forces (K, n, 3)");
+        py::arg("rows"), py::arg("targets"), py::arg("atoms"), py::arg("grad_forces"), py::arg("strain") = py::none(),
+        py::arg("structure") = py::none(), py::arg("grad_virials") = py::none(),
+        "the vector-Jacobian product of jacobian_forces: (K, n, F) from grad_forces (K, n, 3) [and, with strain "
+        "and structure, grad_virials (K, n_structures, 3, 3)]");
     register_cuda(m);
 }

@@ -468,6 +468,25 @@ std::vector<double> plain_jacobian_forces(const PaddedJacobian<T>& J, const std:
     return out;
 }
 
+/// virials (K, S, 9) = −Σ_{a in s} strain[atoms[a]] · g[k, a] by the definition, in double.
+template <class T>
+std::vector<double> plain_strain_virials(const std::vector<T>& strain, const std::vector<int64_t>& atoms,
+                                         const std::vector<int64_t>& structure, int64_t S, const std::vector<T>& g,
+                                         int64_t K, int64_t F) {
+    const int64_t n = int64_t(atoms.size());
+    std::vector<double> out(size_t(K * S * 9), 0.0);
+    for (int64_t a = 0; a < n; ++a)
+        for (int64_t k = 0; k < K; ++k)
+            for (int q = 0; q < 9; ++q) {
+                double s = 0.0;
+                for (int64_t f = 0; f < F; ++f)
+                    s += double(strain[size_t((atoms[size_t(a)] * 9 + q) * F + f)]) *
+                         double(g[size_t((k * n + a) * F + f)]);
+                out[size_t((k * S + structure[size_t(a)]) * 9 + q)] -= s;
+            }
+    return out;
+}
+
 template <class T>
 void check_jacobian_forces(double tol) {
     // 300 atoms: several threads; K = 5 (one block of right-hand sides) and 11 (two)
@@ -484,42 +503,63 @@ void check_jacobian_forces(double tol) {
     std::normal_distribution<double> normal;
     int compared = 0;
     const int threads = get_num_threads();
+    // strain rows (virials): the batch's structures 2, 0, 3 are its structures 0, 1, 2
+    std::vector<T> strain(size_t(J.view.n_all * 9 * F));
+    for (T& x : strain) x = T(normal(gen));
+    std::vector<int64_t> structure(static_cast<size_t>(n), 0);
+    for (int64_t a = 0; a < n; ++a) structure[size_t(a)] = a < 130 ? 0 : (a < 170 ? 1 : 2);
+    const int64_t S = 3;
     for (int64_t K : {int64_t(1), int64_t(5), int64_t(11)}) {
-        std::vector<T> g(size_t(K * n * F)), w(size_t(K * n * 3));
+        std::vector<T> g(size_t(K * n * F)), w(size_t(K * n * 3)), wv(size_t(K * S * 9));
         for (T& x : g) x = T(normal(gen));
         for (T& x : w) x = T(normal(gen));
+        for (T& x : wv) x = T(normal(gen));
         const std::vector<double> want = plain_jacobian_forces(J.view, atoms, g, K);
+        const std::vector<double> want_virials = plain_strain_virials(strain, atoms, structure, S, g, K, F);
         for (const std::string& name : kernel_variants()) {
             const KernelTable* k = find_kernel(name);
             if (k == nullptr || k->isa > cpu_isa()) continue;
-            for (bool parallel : {false, true}) {
-                set_num_threads(parallel ? 3 : 1);  // per-thread buffers summed, whatever OMP_NUM_THREADS says
-                std::vector<T> forces(size_t(K * n * 3)), vjp(size_t(K * n * F));
-                if constexpr (std::is_same_v<T, float>) {
-                    k->jacobian_forces_f32(J.view, atoms.data(), n, g.data(), K, forces.data(), parallel);
-                    k->jacobian_vjp_f32(J.view, atoms.data(), n, w.data(), K, vjp.data(), parallel);
-                } else {
-                    k->jacobian_forces_f64(J.view, atoms.data(), n, g.data(), K, forces.data(), parallel);
-                    k->jacobian_vjp_f64(J.view, atoms.data(), n, w.data(), K, vjp.data(), parallel);
+            for (bool parallel : {false, true})
+                for (bool with_strain : {false, true}) {
+                    set_num_threads(parallel ? 3 : 1);  // per-thread buffers summed, whatever OMP_NUM_THREADS says
+                    StrainJacobian<T> st;
+                    if (with_strain) st.rows = strain.data(), st.structure = structure.data(), st.n_structures = S;
+                    std::vector<T> forces(size_t(K * n * 3)), vjp(size_t(K * n * F)), virials(size_t(K * S * 9));
+                    if constexpr (std::is_same_v<T, float>) {
+                        k->jacobian_forces_f32(J.view, atoms.data(), n, g.data(), K, forces.data(), parallel, st,
+                                               virials.data());
+                        k->jacobian_vjp_f32(J.view, atoms.data(), n, w.data(), K, vjp.data(), parallel, st, wv.data());
+                    } else {
+                        k->jacobian_forces_f64(J.view, atoms.data(), n, g.data(), K, forces.data(), parallel, st,
+                                               virials.data());
+                        k->jacobian_vjp_f64(J.view, atoms.data(), n, w.data(), K, vjp.data(), parallel, st, wv.data());
+                    }
+                    const std::string what = name + " K=" + std::to_string(K) + (with_strain ? " with strain" : "");
+                    const std::vector<double> got(forces.begin(), forces.end());
+                    const double d = relative_difference(got, want);
+                    if (!(d <= tol)) check::fail(__FILE__, __LINE__, what + ": forces differ by " + std::to_string(d));
+                    if (with_strain) {
+                        const double dv =
+                            relative_difference(std::vector<double>(virials.begin(), virials.end()), want_virials);
+                        if (!(dv <= tol))
+                            check::fail(__FILE__, __LINE__, what + ": virials differ by " + std::to_string(dv));
+                    }
+                    // the VJP is the adjoint: <forces(g), w> (+ <virials(g), wv>) = <g, vjp(w, wv)>
+                    double lhs = 0.0, rhs = 0.0, scale = 0.0;
+                    for (size_t e = 0; e < w.size(); ++e)
+                        lhs += want[e] * double(w[e]), scale += std::abs(want[e] * double(w[e]));
+                    if (with_strain)
+                        for (size_t e = 0; e < wv.size(); ++e)
+                            lhs += want_virials[e] * double(wv[e]), scale += std::abs(want_virials[e] * double(wv[e]));
+                    for (size_t e = 0; e < g.size(); ++e) rhs += double(g[e]) * double(vjp[e]);
+                    if (!(std::abs(lhs - rhs) <= tol * scale))
+                        check::fail(__FILE__, __LINE__, what + ": VJP is not the adjoint");
+                    ++compared;
                 }
-                const std::vector<double> got(forces.begin(), forces.end());
-                const double d = relative_difference(got, want);
-                if (!(d <= tol))
-                    check::fail(__FILE__, __LINE__,
-                                name + " K=" + std::to_string(K) + ": forces differ by " + std::to_string(d));
-                // the VJP is the adjoint: <forces(g), w> = <g, vjp(w)>
-                double lhs = 0.0, rhs = 0.0, scale = 0.0;
-                for (size_t e = 0; e < w.size(); ++e)
-                    lhs += want[e] * double(w[e]), scale += std::abs(want[e] * double(w[e]));
-                for (size_t e = 0; e < g.size(); ++e) rhs += double(g[e]) * double(vjp[e]);
-                if (!(std::abs(lhs - rhs) <= tol * scale))
-                    check::fail(__FILE__, __LINE__, name + " K=" + std::to_string(K) + ": VJP is not the adjoint");
-                ++compared;
-            }
         }
     }
     set_num_threads(threads);
-    CHECK(compared >= 6);
+    CHECK(compared >= 12);
     // through the public entry point, which validates first
     std::vector<T> g(size_t(5 * n * F), T(0.5)), forces(size_t(5 * n * 3));
     jacobian_forces(J.view, atoms.data(), n, g.data(), 5, forces.data());
@@ -532,6 +572,19 @@ void check_jacobian_forces(double tol) {
     far[3] = 300;
     CHECK_THROWS(InvalidInput, jacobian_forces(J.view, far.data(), n, g.data(), 5, forces.data()), "outside [0, 300)");
     CHECK_THROWS(InvalidInput, jacobian_forces_vjp(J.view, atoms.data(), n, g.data(), 0, forces.data()), "K >= 1");
+    std::vector<T> virials(size_t(5 * S * 9));
+    StrainJacobian<T> st{strain.data(), structure.data(), S};
+    jacobian_forces(J.view, atoms.data(), n, g.data(), 5, forces.data(), true, st, virials.data());
+    CHECK(relative_difference(std::vector<double>(virials.begin(), virials.end()),
+                              plain_strain_virials(strain, atoms, structure, S, g, 5, F)) <= tol);
+    CHECK_THROWS(InvalidInput, jacobian_forces(J.view, atoms.data(), n, g.data(), 5, forces.data(), true, st, nullptr),
+                 "need the atoms' structures and virials");
+    std::vector<int64_t> wrong = structure;
+    wrong[7] = 3;
+    st.structure = wrong.data();
+    CHECK_THROWS(InvalidInput,
+                 jacobian_forces(J.view, atoms.data(), n, g.data(), 5, forces.data(), true, st, virials.data()),
+                 "in structure 3, outside [0, 3)");
 }
 
 TEST_CASE(jacobian_forces_match_the_definition_in_every_variant) {

@@ -1,8 +1,8 @@
 """Forces from the stored, padded descriptor Jacobian (alip.core.jacobian): the compiled
-contraction (shared_padded_forces, reading a data set's rows in place) against the
-pure-PyTorch reference (padded_forces on the gathered rows) and the core's fused VJP,
-its backward against autograd's of the reference and gradcheck, and bad input refused
-with a reason before anything is computed."""
+contraction (shared_padded_forces, reading a data set's rows in place, with or without the
+strain rows' virials) against the pure-PyTorch reference (padded_forces on the gathered rows,
+the strain contraction of training) and the core's fused VJP, its backward against autograd's
+of the reference and gradcheck, and bad input refused with a reason before anything is computed."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ torch = pytest.importorskip("torch")  # torch is an optional extra of alip
 from conftest import STRUCTURES, make_acsf  # noqa: E402
 
 from alip.core.jacobian import padded_forces, padded_gradients, shared_padded_forces  # noqa: E402
+from alip.models.training import committee_virials  # noqa: E402
 
 NAMES = ["si_triclinic", "sic_zincblende", "sioh_molecule", "si_slab", "si_conventional"]
 
 
-def _data_set(dtype: torch.dtype):
+def _data_set(dtype: torch.dtype, strain: bool = False):
     """Six structures of different sizes, species and boundaries, featurized together:
-    (acsf, atoms list, offsets, padded rows, targets). The last, 144 atoms, runs the
-    contraction on several threads (batches of >= 128 atoms)."""
+    (acsf, atoms list, offsets, padded rows, targets[, strain rows]). The last, 144 atoms,
+    runs the contraction on several threads (batches of >= 128 atoms)."""
     big = STRUCTURES["si_conventional"][0]() * (3, 3, 2)
     big.rattle(0.05, seed=1)
     structures = [STRUCTURES[name][0]() for name in NAMES] + [big]
@@ -33,6 +34,8 @@ def _data_set(dtype: torch.dtype):
         torch.as_tensor(d.grad_neighbors),
         int(d.offsets[-1]),
     )
+    if strain:
+        return acsf, structures, np.asarray(d.offsets), rows, targets, torch.as_tensor(d.strain_grad, dtype=dtype)
     return acsf, structures, np.asarray(d.offsets), rows, targets
 
 
@@ -69,6 +72,37 @@ def test_matches_the_pytorch_reference_and_its_backward(dtype, K):
         assert (grad - grad_ref).abs().max().item() <= tol * grad_ref.abs().max().item(), idx
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("K", [1, 5, 11])
+def test_virials_in_the_same_pass_match_the_strain_contraction(dtype, K):
+    """With the strain rows: the same forces, and virials per structure equal to training's
+    PyTorch strain contraction (committee_virials) on the gathered strain rows; the backward
+    of a loss on both equals autograd's of the references."""
+    _, _, offsets, rows, targets, strain = _data_set(dtype, strain=True)
+    gen = torch.Generator().manual_seed(10 + K)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    for idx in ([0, 1, 2, 3, 4, 5], [3, 0], [5, 2, 1], [4]):
+        atoms = _batch(offsets, idx)
+        structure = torch.from_numpy(np.repeat(np.arange(len(idx)), np.diff(offsets)[idx]))
+        g = torch.randn(K, len(atoms), rows.shape[-1], dtype=dtype, generator=gen, requires_grad=True)
+        w = torch.randn(K, len(atoms), 3, dtype=dtype, generator=gen)
+        wv = torch.randn(K, len(idx), 3, 3, dtype=dtype, generator=gen)
+        F, W = shared_padded_forces(g, rows, targets, atoms, strain, structure, len(idx))
+        (grad,) = torch.autograd.grad((F * w).sum() + (W * wv).sum(), g)
+        F_ref = padded_forces(g, *_gathered(rows, targets, atoms))
+        W_ref = committee_virials(g, strain[atoms], structure, len(idx))
+        (grad_ref,) = torch.autograd.grad((F_ref * w).sum() + (W_ref * wv).sum(), g)
+        assert W.dtype == dtype and W.shape == (K, len(idx), 3, 3)
+        assert (F - F_ref).abs().max().item() <= tol * F_ref.abs().max().item(), idx
+        assert (W - W_ref).abs().max().item() <= tol * W_ref.abs().max().item(), idx
+        assert (grad - grad_ref).abs().max().item() <= tol * grad_ref.abs().max().item(), idx
+        _, W = shared_padded_forces(g, rows, targets, atoms, strain, structure, len(idx))
+        (grad_w,) = torch.autograd.grad((W * wv).sum(), g)  # a loss on the virials alone
+        W_ref = committee_virials(g, strain[atoms], structure, len(idx))
+        (grad_w_ref,) = torch.autograd.grad((W_ref * wv).sum(), g)
+        assert (grad_w - grad_w_ref).abs().max().item() <= tol * grad_w_ref.abs().max().item(), idx
+
+
 def test_equals_the_fused_vjp_of_the_core():
     """Independent of the padded layout: the core's fused forces from positions and dE/dG."""
     acsf, structures, offsets, rows, targets = _data_set(torch.float64)
@@ -80,10 +114,12 @@ def test_equals_the_fused_vjp_of_the_core():
 
 
 def test_gradcheck():
-    _, _, offsets, rows, targets = _data_set(torch.float64)
+    _, _, offsets, rows, targets, strain = _data_set(torch.float64, strain=True)
     atoms = _batch(offsets, [2, 0])
     g = torch.randn(2, len(atoms), rows.shape[-1], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: shared_padded_forces(x, rows, targets, atoms), (g,))
+    structure = torch.from_numpy(np.repeat([0, 1], np.diff(offsets)[[2, 0]]))
+    assert torch.autograd.gradcheck(lambda x: shared_padded_forces(x, rows, targets, atoms, strain, structure, 2), (g,))
 
 
 def test_bad_input_is_refused_with_a_reason():
@@ -103,6 +139,16 @@ def test_bad_input_is_refused_with_a_reason():
         shared_padded_forces(g, strided, targets, atoms)
     with pytest.raises(ValueError, match="targets must be int64"):
         shared_padded_forces(g, rows, targets.int(), atoms)
+    strain = torch.zeros(len(rows), 3, 3, rows.shape[-1])
+    structure = torch.zeros(len(atoms), dtype=torch.int64)
+    with pytest.raises(ValueError, match="strain needs structure"):
+        shared_padded_forces(g, rows, targets, atoms, strain)
+    with pytest.raises(ValueError, match="strain is torch.float64"):
+        shared_padded_forces(g, rows, targets, atoms, strain.double(), structure, 1)
+    with pytest.raises(ValueError, match="in structure 1, outside"):
+        shared_padded_forces(g, rows, targets, atoms, strain, structure + 1, 1)
+    with pytest.raises(ValueError, match="strain must have shape"):
+        shared_padded_forces(g, rows, targets, atoms, strain[:-1], structure, 1)
     bad = targets.clone()
     c = int(atoms[0])
     bad[c, 0] = len(rows)  # padding before a row

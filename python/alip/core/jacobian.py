@@ -87,18 +87,86 @@ class _SharedPaddedForces(torch.autograd.Function):
         return torch.from_numpy(grad), None, None, None
 
 
+class _SharedPaddedForcesVirials(torch.autograd.Function):
+    """Forces and virials in one compiled pass; the backward is one compiled VJP."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        dE_dG: torch.Tensor,
+        rows: torch.Tensor,
+        targets: torch.Tensor,
+        atoms: torch.Tensor,
+        strain: torch.Tensor,
+        structure: torch.Tensor,
+        n_structures: int,
+    ):
+        ctx.save_for_backward(rows, targets, atoms, strain, structure)
+        ctx.n_structures = n_structures
+        F, W = _core.jacobian_forces(
+            rows.numpy(),
+            targets.numpy(),
+            atoms.numpy(),
+            dE_dG.detach().contiguous().numpy(),
+            strain.numpy(),
+            structure.numpy(),
+            n_structures,
+        )
+        return torch.from_numpy(F), torch.from_numpy(W)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_forces: torch.Tensor | None, grad_virials: torch.Tensor | None):  # type: ignore[override]
+        rows, targets, atoms, strain, structure = ctx.saved_tensors
+        K, n = (grad_forces if grad_forces is not None else grad_virials).shape[0], len(atoms)
+        if grad_forces is None:
+            grad_forces = rows.new_zeros(K, n, 3)
+        if grad_virials is None:
+            grad_virials = rows.new_zeros(K, ctx.n_structures, 3, 3)
+        grad = _core.jacobian_forces_vjp(
+            rows.numpy(),
+            targets.numpy(),
+            atoms.numpy(),
+            grad_forces.contiguous().numpy(),
+            strain.numpy(),
+            structure.numpy(),
+            grad_virials.contiguous().numpy(),
+        )
+        return torch.from_numpy(grad), None, None, None, None, None, None
+
+
 def shared_padded_forces(
-    dE_dG: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, atoms: torch.Tensor
-) -> torch.Tensor:
+    dE_dG: torch.Tensor,
+    rows: torch.Tensor,
+    targets: torch.Tensor,
+    atoms: torch.Tensor,
+    strain: torch.Tensor | None = None,
+    structure: torch.Tensor | None = None,
+    n_structures: int = 0,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Forces (K, n, 3) of a batch of n atoms (whole structures, their atoms consecutive) =
     −Jᵀ dE_k/dG, differentiable in ``dE_dG`` (K, n, F), from a data set's padded Jacobian
     ``rows`` (N, M, 3, F) and ``targets`` (N, M) (:func:`padded_gradients`, in the set's atom
     numbering), read in place: ``atoms`` (n,) is each batch atom's index in them. CPU
-    tensors; ``rows`` and ``dE_dG`` of one dtype (float32 or float64)."""
+    tensors; ``rows`` and ``dE_dG`` of one dtype (float32 or float64).
+
+    With the set's strain derivatives ``strain`` (N, 3, 3, F) (read in place too) and each
+    batch atom's structure ``structure`` (n,) in [0, ``n_structures``): (forces, virials
+    (K, n_structures, 3, 3) = −Σ strain · dE_k/dG per structure), in the same pass."""
     tensors = {"dE_dG": dE_dG, "rows": rows, "targets": targets, "atoms": atoms}
+    if strain is not None:
+        if structure is None:
+            raise ValueError("strain needs structure: each batch atom's structure index")
+        tensors |= {"strain": strain, "structure": structure}
     for name, t in tensors.items():
         if t.device.type != "cpu":
             raise ValueError(f"shared_padded_forces runs on the CPU; {name} is on {t.device} (use padded_forces)")
     if dE_dG.dtype != rows.dtype:
         raise ValueError(f"dE_dG is {dE_dG.dtype} but the Jacobian rows are {rows.dtype}")
-    return _SharedPaddedForces.apply(dE_dG, rows, targets.contiguous(), atoms.contiguous())
+    if strain is None:
+        return _SharedPaddedForces.apply(dE_dG, rows, targets.contiguous(), atoms.contiguous())
+    if strain.dtype != rows.dtype:
+        raise ValueError(f"strain is {strain.dtype} but the Jacobian rows are {rows.dtype}")
+    return _SharedPaddedForcesVirials.apply(
+        dE_dG, rows, targets.contiguous(), atoms.contiguous(), strain, structure.contiguous(), int(n_structures)
+    )

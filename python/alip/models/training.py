@@ -123,14 +123,21 @@ def member_losses(
     if data.fused:
         F, W = Prepared(data.acsf, data.geometry, data.device).forces_and_virial(dE_dG)
     else:
-        if data.grad_atoms is not None:  # a CPU batch reads the set's padded rows in place
-            F = shared_padded_forces(dE_dG, data.grad_padded, data.grad_targets, data.grad_atoms)
-        elif data.grad_padded is not None:  # padded once per data set (LabeledSet.padded)
-            F = padded_forces(dE_dG, data.grad_padded, data.grad_targets)
+        strain = data.strain_grad if want_stress else None
+        if data.grad_atoms is not None:  # a CPU batch reads the set's padded rows (and strain rows) in place
+            if strain is None:
+                F = shared_padded_forces(dE_dG, data.grad_padded, data.grad_targets, data.grad_atoms)
+            else:  # forces and virials in one pass
+                F, W = shared_padded_forces(
+                    dE_dG, data.grad_padded, data.grad_targets, data.grad_atoms, strain, struct, S
+                )
         else:
-            F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
-        if want_stress and data.strain_grad is not None:
-            W = committee_virials(dE_dG, data.strain_grad, struct, S)
+            if data.grad_padded is not None:  # padded once per data set (LabeledSet.padded)
+                F = padded_forces(dE_dG, data.grad_padded, data.grad_targets)
+            else:
+                F = committee_forces(dE_dG, data.grad_values, data.grad_centers, data.grad_neighbors, len(struct))
+            if strain is not None:
+                W = committee_virials(dE_dG, strain, struct, S)
     w_atom = w[:, struct]
     loss_f = (w_atom * ((F - data.forces) ** 2).sum(-1)).sum(1) / (3 * len(struct))
     total = cfg.weight_energy * loss_e + cfg.weight_forces * loss_f

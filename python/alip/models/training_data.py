@@ -76,7 +76,7 @@ class LabeledSet:
     grad_values: torch.Tensor | None  # (R, 3, F) (sparse)
     grad_centers: torch.Tensor | None  # (R,) (sparse)
     grad_neighbors: torch.Tensor | None  # (R,) (sparse)
-    strain_grad: torch.Tensor | None  # (N, 3, 3, F) when any structure has a stress label (sparse)
+    strain_grad: torch.Tensor | None  # (N, 3, 3, F) when any structure has a stress label (sparse; see grad_atoms)
     energies: torch.Tensor  # (S,)
     forces: torch.Tensor  # (N, 3)
     virials: torch.Tensor  # (S, 3, 3), W = −σV (zeros where no stress)
@@ -85,8 +85,9 @@ class LabeledSet:
     acsf: ACSF = None  # the ACSF spec (fused)
     grad_padded: torch.Tensor | None = None  # (N, M, 3, F) gradient rows padded per center (padded sparse)
     grad_targets: torch.Tensor | None = None  # (N, M) neighbor of each padded row, N: padding
-    # (n,) row of each atom in grad_padded / grad_targets when those are a padded parent set's,
-    # shared, not gathered (CPU batches: alip.core.jacobian.shared_padded_forces reads them in place)
+    # (n,) row of each atom in grad_padded / grad_targets (and strain_grad) when those are a padded
+    # parent set's, shared, not gathered (CPU batches: alip.core.jacobian.shared_padded_forces reads
+    # them in place)
     grad_atoms: torch.Tensor | None = None
 
     @property
@@ -122,9 +123,9 @@ class LabeledSet:
         return LabeledSet(**kw)
 
     def gathered(self) -> LabeledSet:
-        """This batch with its own copy of its padded rows (``grad_atoms`` None), trimmed to
-        its most rows of a center and its targets in its own numbering: the input of
-        :func:`alip.core.jacobian.padded_forces` (the GPU's path, and the CPU's reference)."""
+        """This batch with its own copy of its padded rows and strain rows (``grad_atoms``
+        None), trimmed to its most rows of a center and its targets in its own numbering: the
+        input of :func:`alip.core.jacobian.padded_forces` (the GPU's path, and the CPU's reference)."""
         if self.grad_atoms is None:
             return self
         atoms, N, n = self.grad_atoms, len(self.grad_padded), len(self.grad_atoms)
@@ -138,6 +139,7 @@ class LabeledSet:
             grad_padded=self.grad_padded[:, :M].index_select(0, atoms),
             grad_targets=local.masked_fill_(pad[:, :M], n),
             grad_atoms=None,
+            strain_grad=None if self.strain_grad is None else self.strain_grad.index_select(0, atoms),
         )
 
     def n_atoms(self) -> torch.Tensor:
@@ -202,6 +204,7 @@ class LabeledSet:
         if self.grad_padded is not None:  # the rows shared; gathered where the compiled contraction is not
             rows = atom_idx if self.grad_atoms is None else self.grad_atoms.index_select(0, atom_idx)
             kw.update(grad_padded=self.grad_padded, grad_targets=self.grad_targets, grad_atoms=rows)
+            kw.update(strain_grad=self.strain_grad)  # its rows are atoms' too: shared the same way
             shared = LabeledSet(**kw)
             return shared if self.grad_padded.device.type == "cpu" else shared.gathered()
         if self.fused:
