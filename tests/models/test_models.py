@@ -201,12 +201,15 @@ def test_unknown_element_raises():
         committee.species_index(np.array([14, 32]))
 
 
-@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))  # a new one needs its slope
-@pytest.mark.parametrize("species", [("Si",), ("Si", "Ge")], ids=["Si", "SiGe"])
-def test_written_out_input_gradient_matches_autograd(activation, species):
-    """dE/dG from the chain rule written out equals autograd's (the reference), and so does
-    the weight gradient of a loss on it (one backward pass against autograd's double backward)."""
-    committee = _committee(species=species, activation=activation, hidden=(12, 10))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))  # a new one needs its slope and curvature
+@pytest.mark.parametrize(
+    "species,hidden", [(("Si",), (12, 10)), (("Si", "Ge"), (12, 10)), (("Si",), (12,)), (("Si",), (9, 8, 7))]
+)
+def test_written_out_input_gradient_matches_autograd(activation, species, hidden):
+    """dE/dG from the chain rule written out equals autograd's (the reference), and so do
+    the weight gradients of a loss on it, on the energies and on both (the written-out backward,
+    σ'' included, against autograd's double backward), for one to three hidden layers."""
+    committee = _committee(species=species, activation=activation, hidden=hidden)
     net = committee.network
     atoms = [_rattled(seed=s, symbols=species) for s in (7, 8)]
     G = torch.as_tensor(committee.acsf.compute(atoms))
@@ -223,9 +226,18 @@ def test_written_out_input_gradient_matches_autograd(activation, species):
     torch.testing.assert_close(dE_dG, ref, rtol=1e-12, atol=1e-14)
     weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1), dtype=ref.dtype)
     params = list(net.parameters())
-    got = torch.autograd.grad((weights * dE_dG).sum() + E.sum(), params)
-    want = torch.autograd.grad((weights * ref).sum() + e_ref.sum(), params)
-    for a, b in zip(got, want):
-        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13)
+    for on_forces, on_energies in ((True, True), (True, False), (False, True)):
+        E, _, dE_dG = net.energies_and_gradients(G, sidx, struct, 2, create_graph=True)
+        got = torch.autograd.grad(
+            on_forces * (weights * dE_dG).sum() + on_energies * E.sum(), params, allow_unused=True
+        )
+        e_ref = net.atomic_energies(X, sidx)
+        (ref,) = torch.autograd.grad(e_ref.sum(), X, create_graph=True)
+        loss = on_forces * (weights * ref).sum() + on_energies * e_ref.sum()
+        want = torch.autograd.grad(loss, params, allow_unused=True)
+        for a, b in zip(got, want):
+            a = torch.zeros_like(b) if a is None else a
+            b = torch.zeros_like(a) if b is None else b
+            torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13 * max(1.0, float(b.abs().max())))
     _, _, plain = net.energies_and_gradients(G, sidx, struct, 2)  # create_graph=False: no graph
     assert plain.grad_fn is None and torch.equal(plain, dE_dG.detach())

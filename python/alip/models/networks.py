@@ -4,9 +4,9 @@ E_k(structure) = Σ_i [ e_ref[Z_i] + energy_scale · NN_{k,Z_i}((G_i − shift_{
 
 All K members of a committee live in one :class:`CommitteeNetwork` whose weights
 carry a leading member axis, so one batched matmul evaluates (and trains) the whole
-committee. dE/dG is the chain rule written out (:meth:`StackedMLP.value_and_input_gradient`),
-tested against autograd's.  :meth:`CommitteeNetwork.member` extracts one member as a plain,
-TorchScript-able :class:`MemberNetwork`.
+committee. dE/dG is the chain rule written out (:meth:`StackedMLP.value_and_input_gradient`,
+:mod:`alip.models.input_gradient`), tested against autograd's. :meth:`CommitteeNetwork.member`
+extracts one member as a plain, TorchScript-able :class:`MemberNetwork`.
 """
 
 from __future__ import annotations
@@ -18,26 +18,14 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from alip.models.input_gradient import value_and_input_gradient
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
     "softplus": nn.Softplus,
     "celu": nn.CELU,
 }
-
-
-def activation_slope(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """The derivative of activation ``name`` at ``z``, from ``a`` = act(z) where that is cheaper."""
-    if name == "tanh":
-        return 1 - a * a
-    if name == "silu":  # d/dz z·s(z) = s + z·s·(1 − s) = s + a·(1 − s)
-        sig = torch.sigmoid(z)
-        return sig + a * (1 - sig)
-    if name == "softplus":  # nn.Softplus is z itself above its threshold 20
-        return torch.where(z > 20, torch.ones_like(a), torch.sigmoid(z))
-    if name == "celu":  # α = 1: exp(z) − 1 below 0
-        return torch.where(z > 0, torch.ones_like(a), a + 1)
-    raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
 
 
 @contextmanager
@@ -113,21 +101,16 @@ class StackedMLP(nn.Module):
 
     def value_and_input_gradient(self, x: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs (K, n) and their gradients with respect to ``x`` (K, n, n_in), the chain rule
-        written out: with ``create_graph`` the gradient keeps its graph, so a loss on it
-        (forces) trains by one backward pass instead of autograd's double backward (−12 % per Adam
-        epoch on mlearn Si, README); without, the gradient is computed outside autograd."""
-        n_layers = len(self.weights)
-        slopes = []
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.matmul(x, w) + b
-            if layer < n_layers - 1:
-                z, x = x, self.act(x)
-                slopes.append(activation_slope(self.activation, z, x))
-        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-            d = self.weights[-1].transpose(1, 2)  # (K, 1, h_last): d out / d last activation
-            for w, slope in zip(reversed(self.weights[:-1]), reversed(slopes)):
-                d = torch.matmul(d * slope, w.transpose(1, 2))
-        return x.squeeze(-1), d.expand(*x.shape[:-1], d.shape[-1])
+        written out (:mod:`alip.models.input_gradient`): with ``create_graph`` both are
+        differentiable in the weights, so a loss on the gradient (forces) trains by one backward
+        pass instead of autograd's double backward (−12 % per Adam epoch on mlearn Si, README),
+        through one autograd node with its backward written out; without, no graph."""
+        if len(self.weights) == 1:  # no hidden layer: a linear model
+            with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+                out = torch.matmul(x, self.weights[0]) + self.biases[0]
+                grad = self.weights[0].transpose(1, 2).expand(*out.shape[:-1], x.shape[-1])
+            return out.squeeze(-1), grad
+        return value_and_input_gradient(x, list(self.weights), list(self.biases), self.activation, create_graph)
 
 
 class CommitteeNetwork(nn.Module):

@@ -213,6 +213,7 @@ def structure_weights(data: LabeledSet, cfg: TrainConfig) -> torch.Tensor:
     return (1.0 / (1.0 + (e - e.min()) / cfg.energy_weighting)).to(data.values.dtype)
 
 
+@torch.no_grad()  # no graph: a forward pass over the held-out structures every epoch
 def _evaluate(
     net: CommitteeNetwork, data: LabeledSet, weights: torch.Tensor, mask: torch.Tensor, cfg: TrainConfig, chunk: int
 ) -> torch.Tensor:
