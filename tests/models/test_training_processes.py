@@ -113,7 +113,7 @@ def test_lbfgs_members_search_on_their_own_clocks(labeled, acsf, monkeypatch):
     step's slowest line search."""
     cfg = _config(lbfgs_steps=40, dtype="float64")
     data = featurize(acsf, labeled, dtype=torch.float64).padded()
-    S, chunks = data.n_structures, len(data.chunks(cfg.batch_size * 4))
+    S, chunks = data.n_structures, len(data.chunks(training.FULL_PASS_CHUNK))
     net = CommitteeNetwork(acsf.n_features, acsf.species, 3, (8,), "silu", seed=5).double()
     _initialise_scaling(net, data, cfg)
     boot = torch.rand(3, S, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) + 0.5
@@ -135,7 +135,9 @@ def test_lbfgs_members_search_on_their_own_clocks(labeled, acsf, monkeypatch):
     together = net.select([0, 1, 2])
     _lbfgs(together, list(together.parameters()), data, boot, cfg)
     for k, (member, _) in enumerate(alone):
-        _same_members(together.select([k]), member, rtol=1e-9)
+        # float64 rounding of products batched over 1 or 3 members, grown over 40 steps (a member
+        # whose line search waited for the others' would follow another path)
+        _same_members(together.select([k]), member, rtol=1e-7)
     counts = [n for _, n in alone]
     assert passes["n"] // chunks == max(counts)
     assert max(counts) > cfg.lbfgs_steps + 1  # some member backtracked (a pass beyond one per step)
