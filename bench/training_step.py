@@ -1,7 +1,9 @@
 """The force contraction of a training step: the compiled one that reads the set's padded
-Jacobian in place (``alip.core.jacobian.shared_padded_forces``, what CPU training runs) against
-the pure-PyTorch one on gathered rows (``LabeledSet.gathered``, then ``padded_forces``: one
-small matrix product per center, a scatter; what training ran before and the GPU path runs).
+Jacobian and strain rows in place, forces and virials in one pass
+(``alip.core.jacobian.shared_padded_forces``, what CPU training runs) against the pure-PyTorch
+one on gathered rows (``LabeledSet.gathered``, then ``padded_forces``: one small matrix product
+per center, a scatter, and the virials by ``committee_virials``; what training ran before and
+the GPU path runs).
 
 Same process, same network, same batches, alternating: per round two Adam epochs (batches of
 ``--batch`` structures, as the defaults) and two full-batch passes with backward (L-BFGS's
