@@ -129,6 +129,9 @@ def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
     assert padded_b.grad_padded is padded.grad_padded and padded_b.grad_targets is padded.grad_targets
     n = len(padded_b.values)
     assert torch.equal(padded.values[padded_b.grad_atoms], padded_b.values)
+    # and its strain rows the same way; gathered, they are the sparse batch's
+    assert padded_b.strain_grad is padded.strain_grad
+    assert torch.equal(padded_b.gathered().strain_grad, sparse_b.strain_grad)
     S = len(idx)
     struct = sparse_b.structure_index()
     _, _, dE_dG = net.energies_and_gradients(sparse_b.values, sparse_b.species_index, struct, S)
@@ -140,7 +143,7 @@ def test_padded_layout_batches_equal_the_sparse_rows(pool, acsf):
     np.testing.assert_allclose(F.detach().numpy(), F_ref.detach().numpy(), rtol=0, atol=1e-12)
     sub = np.array([3, 1])  # structures 5 and 2 of the set
     nested, direct = padded_b.batch(sub).gathered(), padded.batch(idx[sub]).gathered()
-    for name in ("values", "grad_padded", "grad_targets"):
+    for name in ("values", "grad_padded", "grad_targets", "strain_grad"):
         assert torch.equal(getattr(nested, name), getattr(direct, name)), name
     for k in range(3):
         fk = sparse_forces(dE_dG[k], sparse_b.grad_values, sparse_b.grad_centers, sparse_b.grad_neighbors, len(struct))

@@ -194,7 +194,7 @@ class LabeledSet:
             grad_values=None,
             grad_centers=None,
             grad_neighbors=None,
-            strain_grad=take(self.strain_grad, atom_idx),
+            strain_grad=None if self.grad_padded is not None else take(self.strain_grad, atom_idx),
             energies=take(self.energies, sidx),
             forces=take(self.forces, atom_idx),
             virials=take(self.virials, sidx),
