@@ -239,5 +239,7 @@ def test_written_out_input_gradient_matches_autograd(activation, species, hidden
             a = torch.zeros_like(b) if a is None else a
             b = torch.zeros_like(a) if b is None else b
             torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-13 * max(1.0, float(b.abs().max())))
+    with pytest.raises(ValueError, match="differentiable in the weights only"):  # never a silent zero in x
+        net.nets[0].value_and_input_gradient(G.clone().requires_grad_(True), create_graph=True)
     _, _, plain = net.energies_and_gradients(G, sidx, struct, 2)  # create_graph=False: no graph
     assert plain.grad_fn is None and torch.equal(plain, dE_dG.detach())

@@ -169,6 +169,8 @@ def value_and_input_gradient(
     weights and biases (one node, written-out backward; not in x); else no graph. Both compute
     the same numbers."""
     if graph and torch.is_grad_enabled():
+        if x.requires_grad:  # the written-out backward gives no gradient in x: refuse, not a silent zero
+            raise ValueError("value_and_input_gradient is differentiable in the weights only; detach x")
         return _ValueAndInputGradient.apply(x, name, len(weights), *weights, *biases)
     with torch.no_grad():
         out, grad, *_ = _forward(x, weights, biases, name)
