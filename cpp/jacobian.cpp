@@ -45,7 +45,8 @@ void validate(const PaddedJacobian<T>& J, const int64_t* atoms, int64_t n, const
 template <class T>
 void validate_strain(const StrainJacobian<T>& strain, int64_t n, const T* virials) {
     if (strain.rows == nullptr) return;
-    if (strain.n_structures < 0 || (n > 0 && (strain.structure == nullptr || virials == nullptr)))
+    if (strain.n_structures < 0 || (n > 0 && strain.structure == nullptr) ||
+        (strain.n_structures > 0 && virials == nullptr))
         throw InvalidInput("jacobian_forces: strain rows need the atoms' structures and virials");
     for (int64_t a = 0; a < n; ++a)
         if (strain.structure[a] < 0 || strain.structure[a] >= strain.n_structures)

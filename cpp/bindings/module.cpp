@@ -158,10 +158,13 @@ py::object jacobian_contraction(const py::array& rows, const py::array& targets,
     J.targets = borrowed<int64_t>(targets, "targets");
     J.n_all = n_all, J.max_rows = M, J.n_features = F;
     StrainJacobian<T> strain;
+    py::array sr;  // held until the kernel has run: strain.rows points into it
     Array<int64_t> structure_index;
     Array<T> grad_w;
     if (!strain_rows.is_none()) {
-        const auto sr = py::cast<py::array>(strain_rows);
+        // borrowed like rows: an array of exactly dtype T, never a converted temporary
+        if (!py::isinstance<py::array>(strain_rows)) throw InvalidInput("strain must be a numpy array");
+        sr = py::reinterpret_borrow<py::array>(strain_rows);
         check_shape(sr, {n_all, 3, 3, F}, "strain");
         if (structure.is_none()) throw InvalidInput("strain needs structure (n,): each atom's structure");
         structure_index = Array<int64_t>::ensure(structure);

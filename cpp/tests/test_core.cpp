@@ -579,6 +579,8 @@ void check_jacobian_forces(double tol) {
                               plain_strain_virials(strain, atoms, structure, S, g, 5, F)) <= tol);
     CHECK_THROWS(InvalidInput, jacobian_forces(J.view, atoms.data(), n, g.data(), 5, forces.data(), true, st, nullptr),
                  "need the atoms' structures and virials");
+    CHECK_THROWS(InvalidInput, jacobian_forces(J.view, atoms.data(), 0, g.data(), 5, forces.data(), true, st, nullptr),
+                 "need the atoms' structures and virials");  // no atoms, yet virials of S structures to write
     std::vector<int64_t> wrong = structure;
     wrong[7] = 3;
     st.structure = wrong.data();

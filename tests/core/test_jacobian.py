@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")  # torch is an optional extra of alip
 
 from conftest import STRUCTURES, make_acsf  # noqa: E402
 
+from alip import _core  # noqa: E402
 from alip.core.jacobian import padded_forces, padded_gradients, shared_padded_forces  # noqa: E402
 from alip.models.training import committee_virials  # noqa: E402
 
@@ -149,6 +150,10 @@ def test_bad_input_is_refused_with_a_reason():
         shared_padded_forces(g, rows, targets, atoms, strain, structure + 1, 1)
     with pytest.raises(ValueError, match="strain must have shape"):
         shared_padded_forces(g, rows, targets, atoms, strain[:-1], structure, 1)
+    with pytest.raises(ValueError, match="strain must be a numpy array"):  # never a converted temporary
+        _core.jacobian_forces(
+            rows.numpy(), targets.numpy(), atoms.numpy(), g.numpy(), strain.tolist(), structure.numpy(), 1
+        )
     bad = targets.clone()
     c = int(atoms[0])
     bad[c, 0] = len(rows)  # padding before a row

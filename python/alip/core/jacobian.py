@@ -103,6 +103,7 @@ class _SharedPaddedForcesVirials(torch.autograd.Function):
     ):
         ctx.save_for_backward(rows, targets, atoms, strain, structure)
         ctx.n_structures = n_structures
+        ctx.set_materialize_grads(False)  # an unused output's gradient comes as None
         F, W = _core.jacobian_forces(
             rows.numpy(),
             targets.numpy(),
@@ -118,6 +119,8 @@ class _SharedPaddedForcesVirials(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_forces: torch.Tensor | None, grad_virials: torch.Tensor | None):  # type: ignore[override]
         rows, targets, atoms, strain, structure = ctx.saved_tensors
+        if grad_forces is None and grad_virials is None:
+            return None, None, None, None, None, None, None
         K, n = (grad_forces if grad_forces is not None else grad_virials).shape[0], len(atoms)
         if grad_forces is None:
             grad_forces = rows.new_zeros(K, n, 3)

@@ -107,6 +107,7 @@ class _ValueAndInputGradient(torch.autograd.Function):
         out, grad, inputs, zs, slopes, deltas, ps = _forward(x, weights, biases, name)
         H = n_layers - 1
         ctx.name, ctx.H = name, H
+        ctx.set_materialize_grads(False)  # an unused output's gradient comes as None: its path is skipped
         ctx.save_for_backward(*weights, *inputs, *zs, *slopes, *deltas, *[p for p in ps[: H - 1]])
         return out, grad
 
@@ -141,15 +142,17 @@ class _ValueAndInputGradient(torch.autograd.Function):
             gw[H] = (dbar * slopes[H - 1]).sum(1, keepdim=True).transpose(1, 2)
             curv = activation_curvature(name, zs[H - 1], inputs[H], slopes[H - 1])
             zbar[H - 1] = add(zbar[H - 1], dbar * weights[H].transpose(1, 2) * curv)
+        abar = None  # d loss / d a_l, down the layers: the outputs' and the δ path's z̄ of the layer above
         if g_out is not None:  # through the outputs
             go = g_out.unsqueeze(-1)
             gw[H] = add(gw[H], torch.bmm(inputs[H].transpose(1, 2), go))
             gb[H] = go.sum(1, keepdim=True)
             abar = go * weights[H].transpose(1, 2)
-            for layer in range(H - 1, -1, -1):
+        for layer in range(H - 1, -1, -1):
+            if abar is not None:
                 zbar[layer] = add(zbar[layer], abar * slopes[layer])
-                if layer > 0:
-                    abar = torch.bmm(zbar[layer], weights[layer].transpose(1, 2))
+            zb = zbar[layer]
+            abar = torch.bmm(zb, weights[layer].transpose(1, 2)) if layer > 0 and zb is not None else None
         for layer in range(H):
             zb, a = zbar[layer], inputs[layer]
             if zb is None:
