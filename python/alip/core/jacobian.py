@@ -71,24 +71,8 @@ def committee_forces(
 
 
 class _SharedPaddedForces(torch.autograd.Function):
-    """The compiled contraction; its backward is the compiled VJP (J is data: no gradient)."""
-
-    @staticmethod
-    def forward(ctx, dE_dG: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, atoms: torch.Tensor):  # type: ignore[override]
-        ctx.save_for_backward(rows, targets, atoms)
-        out = _core.jacobian_forces(rows.numpy(), targets.numpy(), atoms.numpy(), dE_dG.detach().contiguous().numpy())
-        return torch.from_numpy(out)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_forces: torch.Tensor):  # type: ignore[override]
-        rows, targets, atoms = ctx.saved_tensors
-        grad = _core.jacobian_forces_vjp(rows.numpy(), targets.numpy(), atoms.numpy(), grad_forces.contiguous().numpy())
-        return torch.from_numpy(grad), None, None, None
-
-
-class _SharedPaddedForcesVirials(torch.autograd.Function):
-    """Forces and virials in one compiled pass; the backward is one compiled VJP."""
+    """The compiled contraction (with strain rows: forces and virials in one pass); its backward
+    is the compiled VJP (J and the strain rows are data: no gradient)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -97,45 +81,38 @@ class _SharedPaddedForcesVirials(torch.autograd.Function):
         rows: torch.Tensor,
         targets: torch.Tensor,
         atoms: torch.Tensor,
-        strain: torch.Tensor,
-        structure: torch.Tensor,
+        strain: torch.Tensor | None,
+        structure: torch.Tensor | None,
         n_structures: int,
     ):
         ctx.save_for_backward(rows, targets, atoms, strain, structure)
         ctx.n_structures = n_structures
         ctx.set_materialize_grads(False)  # an unused output's gradient comes as None
-        F, W = _core.jacobian_forces(
-            rows.numpy(),
-            targets.numpy(),
-            atoms.numpy(),
-            dE_dG.detach().contiguous().numpy(),
-            strain.numpy(),
-            structure.numpy(),
-            n_structures,
+        extra = () if strain is None else (strain.numpy(), structure.numpy(), n_structures)
+        out = _core.jacobian_forces(
+            rows.numpy(), targets.numpy(), atoms.numpy(), dE_dG.detach().contiguous().numpy(), *extra
         )
-        return torch.from_numpy(F), torch.from_numpy(W)
+        return torch.from_numpy(out) if strain is None else tuple(torch.from_numpy(t) for t in out)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_forces: torch.Tensor | None, grad_virials: torch.Tensor | None):  # type: ignore[override]
+    def backward(ctx, grad_forces: torch.Tensor | None, grad_virials: torch.Tensor | None = None):  # type: ignore[override]
         rows, targets, atoms, strain, structure = ctx.saved_tensors
+        none = (None,) * 6
         if grad_forces is None and grad_virials is None:
-            return None, None, None, None, None, None, None
+            return (None, *none)
         K, n = (grad_forces if grad_forces is not None else grad_virials).shape[0], len(atoms)
         if grad_forces is None:
             grad_forces = rows.new_zeros(K, n, 3)
-        if grad_virials is None:
-            grad_virials = rows.new_zeros(K, ctx.n_structures, 3, 3)
+        extra = ()
+        if strain is not None:
+            if grad_virials is None:
+                grad_virials = rows.new_zeros(K, ctx.n_structures, 3, 3)
+            extra = (strain.numpy(), structure.numpy(), grad_virials.contiguous().numpy())
         grad = _core.jacobian_forces_vjp(
-            rows.numpy(),
-            targets.numpy(),
-            atoms.numpy(),
-            grad_forces.contiguous().numpy(),
-            strain.numpy(),
-            structure.numpy(),
-            grad_virials.contiguous().numpy(),
+            rows.numpy(), targets.numpy(), atoms.numpy(), grad_forces.contiguous().numpy(), *extra
         )
-        return torch.from_numpy(grad), None, None, None, None, None, None
+        return (torch.from_numpy(grad), *none)
 
 
 def shared_padded_forces(
@@ -166,10 +143,14 @@ def shared_padded_forces(
             raise ValueError(f"shared_padded_forces runs on the CPU; {name} is on {t.device} (use padded_forces)")
     if dE_dG.dtype != rows.dtype:
         raise ValueError(f"dE_dG is {dE_dG.dtype} but the Jacobian rows are {rows.dtype}")
-    if strain is None:
-        return _SharedPaddedForces.apply(dE_dG, rows, targets.contiguous(), atoms.contiguous())
-    if strain.dtype != rows.dtype:
+    if strain is not None and strain.dtype != rows.dtype:
         raise ValueError(f"strain is {strain.dtype} but the Jacobian rows are {rows.dtype}")
-    return _SharedPaddedForcesVirials.apply(
-        dE_dG, rows, targets.contiguous(), atoms.contiguous(), strain, structure.contiguous(), int(n_structures)
+    return _SharedPaddedForces.apply(
+        dE_dG,
+        rows,
+        targets.contiguous(),
+        atoms.contiguous(),
+        strain,
+        None if structure is None else structure.contiguous(),
+        int(n_structures),
     )
