@@ -7,10 +7,10 @@ the GPU path runs).
 
 Same process, same network, same batches, alternating: per round two Adam epochs (batches of
 ``--batch`` structures, as the defaults) and two full-batch passes with backward (L-BFGS's
-evaluation, chunks of 16) per path. Prints the median times and the median of the paired
-ratios (compiled / PyTorch), the first step's losses of both paths (equal up to float32
-summation order) and the extra memory of the gathered chunks, which the compiled path does
-not need.
+evaluation, in training's chunks of ``FULL_PASS_CHUNK`` structures) per path. Prints the median
+times and the median of the paired ratios (compiled / PyTorch), the first step's losses of both
+paths (equal up to float32 summation order) and the extra memory of the gathered chunks, which
+the compiled path does not need.
 
     python bench/accuracy.py --write-data /tmp/mlearn        # the mlearn Si training set
     python bench/training_step.py /tmp/mlearn/train.extxyz --rounds 6
@@ -52,9 +52,9 @@ def main() -> None:
     opt = torch.optim.Adam(params, lr=1e-4, fused=True)
     weights = torch.ones(args.members, S)
     rng = np.random.default_rng(0)
-    chunks = {"compiled": data.chunks(16)}
+    chunks = {"compiled": data.chunks(T.FULL_PASS_CHUNK)}
     rss0 = _rss_mb()
-    chunks["pytorch"] = [(cols, sub.gathered()) for cols, sub in data.chunks(16)]
+    chunks["pytorch"] = [(cols, sub.gathered()) for cols, sub in data.chunks(T.FULL_PASS_CHUNK)]
     print(
         f"{len(frames)} structures, {len(data.values)} atoms; padded Jacobian {tuple(data.grad_padded.shape)} "
         f"({data.grad_padded.numel() * 4 / 1e6:.0f} MB); the gathered chunks add {_rss_mb() - rss0:.0f} MB RSS"

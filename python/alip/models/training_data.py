@@ -194,7 +194,8 @@ class LabeledSet:
             grad_values=None,
             grad_centers=None,
             grad_neighbors=None,
-            strain_grad=None if self.grad_padded is not None else take(self.strain_grad, atom_idx),
+            # a padded set's batches share its strain rows as they share its Jacobian (grad_atoms)
+            strain_grad=self.strain_grad if self.grad_padded is not None else take(self.strain_grad, atom_idx),
             energies=take(self.energies, sidx),
             forces=take(self.forces, atom_idx),
             virials=take(self.virials, sidx),
@@ -204,7 +205,6 @@ class LabeledSet:
         if self.grad_padded is not None:  # the rows shared; gathered where the compiled contraction is not
             rows = atom_idx if self.grad_atoms is None else self.grad_atoms.index_select(0, atom_idx)
             kw.update(grad_padded=self.grad_padded, grad_targets=self.grad_targets, grad_atoms=rows)
-            kw.update(strain_grad=self.strain_grad)  # its rows are atoms' too: shared the same way
             shared = LabeledSet(**kw)
             return shared if self.grad_padded.device.type == "cpu" else shared.gathered()
         if self.fused:
