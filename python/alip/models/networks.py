@@ -105,11 +105,13 @@ class StackedMLP(nn.Module):
         differentiable in the weights, so a loss on the gradient (forces) trains by one backward
         pass instead of autograd's double backward (−12 % per Adam epoch on mlearn Si, README),
         through one autograd node with its backward written out; without, no graph."""
-        if len(self.weights) == 1:  # no hidden layer: a linear model
-            with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        if len(self.weights) == 1:  # no hidden layer: a linear model, through autograd
+            graph = create_graph and torch.is_grad_enabled()
+            with torch.set_grad_enabled(graph):
                 out = torch.matmul(x, self.weights[0]) + self.biases[0]
                 grad = self.weights[0].transpose(1, 2).expand(*out.shape[:-1], x.shape[-1])
-            return out.squeeze(-1), grad
+            # a view of a weight taken without grad would still carry a graph into later products
+            return (out.squeeze(-1), grad) if graph else (out.squeeze(-1).detach(), grad.detach())
         return value_and_input_gradient(x, list(self.weights), list(self.biases), self.activation, create_graph)
 
 
