@@ -1,0 +1,275 @@
+"""Diverse data (issue 14): does the default committee underfit thousands of small random crystals?
+
+    python bench/diverse.py --write-data /tmp/diverse        # build the set once (~6 min on 2 cores)
+    python bench/diverse.py --data /tmp/diverse --sizes 500,1000,2000,all --models default,former
+    python bench/diverse.py --data /tmp/diverse --json diverse.json
+
+Issue 14 measured underfitting on a set this project does not have (4,352 PBE random crystals
+of 1–16 atoms: the then defaults fitted their own training data to 47 meV/atom only). This
+bench builds a set of the same kind with a cheap oracle: random cells of 1–16 atoms
+(:func:`alip.data.structures.random_structures`, 15–26 Å³/atom, atoms ≥ 2.1 Å apart),
+relaxed (positions and cell, FIRE) by the Kumagai (2007) bond-order potential for Si
+(``--potential``: any of :class:`alip.data.oracles.ManybodyOracle`'s), a frame every
+``--every`` steps of each relaxation, and ``--perturb`` copies of each relaxed cell, strained
+(up to ±4 %) and rattled (0.02–0.15 Å). Kept: the frames within ``--max-above`` eV/atom of
+the oracle's diamond (:func:`alip.data.physical_window.within_window`; Kumagai's relaxed
+random cells end 0.28–0.65 eV/atom above it, as random-search minima in DFT do). Test:
+the frames of one cell in ten (a relaxation's frames never straddle the split).
+
+Kumagai is a many-body (bond-order) function, not DFT: the numbers say whether a model of
+this class *can* fit diverse small cells when data are plentiful, not what it does on PBE.
+
+Reported per model and training-set size: energy / force / stress RMSE on train, the
+cross-validation (each held-out frame predicted by the members that held it out; one
+member's error) and the test, side by side; wall time of training; test errors per group
+(energy above diamond and atoms per cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+from ase.units import GPa
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from accuracy import FORMER, former_acsf  # noqa: E402
+
+#: eV/atom above the oracle's diamond; bounds of the energy groups of the test table
+ENERGY_GROUPS = (0.3, 0.6)
+#: atoms per cell; bounds of the size groups of the test table
+SIZE_GROUPS = (4, 8)
+
+
+def diamond_energy(oracle: Any) -> float:
+    """The oracle's energy per atom of relaxed diamond (the window's anchor)."""
+    from ase.build import bulk
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    d = bulk("Si", "diamond", a=5.43)
+    d.calc = oracle.make_calculator(d)
+    FIRE(FrechetCellFilter(d), logfile=None).run(fmax=1e-4, steps=500)
+    return float(d.get_potential_energy() / len(d))
+
+
+def _labelled(atoms: Atoms, oracle: Any, **info: Any) -> Atoms:
+    """A copy of ``atoms`` with the oracle's energy, forces and stress stored (extxyz-ready)."""
+    a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+    energy, forces, stress = oracle.compute(a.copy())
+    a.info.update(info)
+    a.calc = SinglePointCalculator(a, energy=energy, forces=forces, stress=stress)
+    return a
+
+
+def diverse_set(
+    n_cells: int,
+    seed: int = 0,
+    potential: str = "kumagai",
+    max_above: float = 1.0,
+    every: int = 10,
+    perturb: int = 4,
+    max_steps: int = 300,
+    progress: bool = True,
+) -> tuple[list[Atoms], float]:
+    """Relaxation frames and perturbed relaxed copies of ``n_cells`` random cells (1–16 atoms),
+    labelled by ``potential``, within ``max_above`` eV/atom of its diamond; and that diamond
+    energy per atom. Every frame has ``info["cell"]`` (its source cell), ``info["kind"]``
+    (``"relaxation"`` or ``"perturbed"``) and ``info["above_diamond"]`` (eV/atom)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from tqdm.auto import tqdm
+
+    from alip.data.oracles import make_oracle
+    from alip.data.physical_window import within_window
+    from alip.data.structures import random_structures
+
+    oracle = make_oracle({"type": "manybody", "potential": potential})
+    e_diamond = diamond_energy(oracle)
+    rng = np.random.default_rng(seed)
+    cells = random_structures(n_cells, seed=seed, n_atoms=(1, 16), volume_per_atom=(15.0, 26.0), min_dist=2.1)
+    frames: list[Atoms] = []
+    for c, cell in enumerate(tqdm(cells, desc="relaxing random cells", disable=not progress, unit="cell")):
+        a = cell.copy()
+        a.calc = oracle.make_calculator(a)
+        opt = FIRE(FrechetCellFilter(a), logfile=None)
+        snaps: list[Atoms] = []
+        opt.attach(lambda: snaps.append(a.copy()), interval=every)
+        opt.run(fmax=0.05, steps=max_steps)
+        snaps.append(a.copy())
+        for s in snaps:
+            frames.append(_labelled(s, oracle, cell=c, kind="relaxation"))
+        for _ in range(perturb):
+            p = a.copy()
+            eps = rng.uniform(-0.04, 0.04, (3, 3))
+            p.set_cell(p.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
+            p.positions += rng.normal(0.0, rng.uniform(0.02, 0.15), p.positions.shape)
+            frames.append(_labelled(p, oracle, cell=c, kind="perturbed"))
+    above = np.array([f.get_potential_energy() / len(f) - e_diamond for f in frames])
+    keep = within_window(np.append(above, 0.0), max_above)[:-1]  # anchored on diamond itself
+    for f, e in zip(frames, above):
+        f.info["above_diamond"] = float(e)
+    return [f for f, k in zip(frames, keep) if k], e_diamond
+
+
+def split_by_cell(frames: list[Atoms], every: int = 10) -> tuple[list[Atoms], list[Atoms]]:
+    """Train and test: the frames of every ``every``-th source cell are the test set."""
+    test = [f for f in frames if f.info["cell"] % every == every - 1]
+    train = [f for f in frames if f.info["cell"] % every != every - 1]
+    return train, test
+
+
+def group(atoms: Atoms) -> tuple[int, int, str]:
+    """The test table's group: energy above diamond and atoms per cell (two indices to sort by,
+    and the name)."""
+    e, n = atoms.info["above_diamond"], len(atoms)
+    lo, hi = ENERGY_GROUPS
+    i = int(e >= lo) + int(e >= hi)
+    energy = (f"< {lo}", f"{lo}–{hi}", f"≥ {hi}")[i]
+    a, b = SIZE_GROUPS
+    j = int(n > a) + int(n > b)
+    size = (f"1–{a}", f"{a + 1}–{b}", f"{b + 1}–16")[j]
+    return i, j, f"{energy} eV/atom, {size} atoms"
+
+
+def nested_subset(train: list[Atoms], size: int | None, seed: int = 0) -> list[Atoms]:
+    """``size`` training frames drawn by whole source cells, nested across sizes (the same
+    permutation of the cells for every size); ``None``: all."""
+    if size is None or size >= len(train):
+        return list(train)
+    cells = sorted({f.info["cell"] for f in train})
+    order = np.random.default_rng(seed).permutation(cells)
+    by_cell: dict[int, list[Atoms]] = {}
+    for f in train:
+        by_cell.setdefault(f.info["cell"], []).append(f)
+    out: list[Atoms] = []
+    for c in order:
+        if len(out) >= size:
+            break
+        out += by_cell[c]
+    return out
+
+
+#: name -> (TrainConfig overrides, descriptor or None for the default): the defaults, the
+#: defaults before issue 14's studies (36 functions, G4, bootstrap, batch 16), and the defaults
+#: with wider networks (two hidden layers of 64)
+MODELS: dict[str, Callable[[], tuple[dict[str, Any], Any]]] = {
+    "default": lambda: ({}, None),
+    "former": lambda: (dict(FORMER), former_acsf()),
+    "wide": lambda: ({"hidden": [64, 64]}, None),
+}
+
+
+def train_and_score(train: list[Atoms], test: list[Atoms], model: str, seed: int = 0) -> dict[str, Any]:
+    """Train ``model`` (a key of :data:`MODELS`) on ``train``; RMSEs on train / cross-validation
+    / test (meV/atom, eV/Å, GPa over the 9 components), per test group, wall time."""
+    from alip.models.training import TrainConfig, errors, train_committee
+
+    overrides, acsf = MODELS[model]()
+    cfg = TrainConfig(**overrides, seed=seed)
+    t0 = time.perf_counter()
+    res = train_committee(train, acsf, cfg)
+    out: dict[str, Any] = {"model": model, "n_train": len(train), "wall_s": time.perf_counter() - t0}
+    splits = {"train": [train[i] for i in res.train_indices], "val": [train[i] for i in res.val_indices], "test": test}
+    for name, frames in splits.items():
+        err = errors(res.committee, frames, res.held_out if name == "val" else None)
+        out[name] = {
+            "energy_rmse": 1e3 * err["energy_rmse"],
+            "force_rmse": err["force_rmse"],
+            "stress_rmse": err["stress_rmse"] / GPa,
+        }
+    by_group: dict[tuple[int, int, str], list[Atoms]] = {}
+    for f in test:
+        by_group.setdefault(group(f), []).append(f)
+    out["test_groups"] = {
+        g[2]: {"n": len(fs)} | {k: v * (1e3 if k == "energy_rmse" else 1) for k, v in errors(res.committee, fs).items()}
+        for g, fs in sorted(by_group.items())
+    }
+    return out
+
+
+def _row(r: dict[str, Any]) -> str:
+    def three(key: str, fmt: str) -> str:
+        return " / ".join(format(r[s][key], fmt) for s in ("train", "val", "test"))
+
+    return (
+        f"| {r['model']} | {r['n_train']} | {three('energy_rmse', '.2f')} | {three('force_rmse', '.4f')} | "
+        f"{three('stress_rmse', '.3f')} | {r['wall_s']:.0f} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--write-data", metavar="DIR", help="build the set, write DIR/{train,test}.extxyz, and stop")
+    p.add_argument("--data", metavar="DIR", help="read DIR/{train,test}.extxyz (from --write-data)")
+    p.add_argument("--cells", type=int, default=400, help="random cells to relax (default 400)")
+    p.add_argument("--potential", default="kumagai", help="the oracle: a matscipy potential (default kumagai)")
+    p.add_argument("--max-above", type=float, default=1.0, help="eV/atom above diamond kept (default 1)")
+    p.add_argument("--every", type=int, default=10, help="a frame every N relaxation steps (default 10)")
+    p.add_argument("--perturb", type=int, default=4, help="strained and rattled copies per relaxed cell")
+    p.add_argument("--sizes", default="all", help="training-set sizes, comma-separated ('all': the whole set)")
+    p.add_argument("--models", default="default,former", help="default, former, wide (comma-separated)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+
+    if args.write_data:
+        t0 = time.perf_counter()
+        frames, e_diamond = diverse_set(args.cells, args.seed, args.potential, args.max_above, args.every, args.perturb)
+        train, test = split_by_cell(frames)
+        os.makedirs(args.write_data, exist_ok=True)
+        write(os.path.join(args.write_data, "train.extxyz"), train)
+        write(os.path.join(args.write_data, "test.extxyz"), test)
+        above = np.array([f.info["above_diamond"] for f in frames])
+        sizes = np.array([len(f) for f in frames])
+        print(
+            f"{len(train)} train / {len(test)} test frames from {args.cells} cells ({args.potential}, diamond "
+            f"{e_diamond:.4f} eV/atom): {np.mean(sizes):.1f} atoms per frame, above diamond median "
+            f"{np.median(above):.3f}, max {above.max():.3f} eV/atom; {time.perf_counter() - t0:.0f} s"
+        )
+        return 0
+    if not args.data:
+        p.error("give --data DIR (build it with --write-data DIR)")
+    train = read(os.path.join(args.data, "train.extxyz"), ":")
+    test = read(os.path.join(args.data, "test.extxyz"), ":")
+    sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
+    models = [m.strip() for m in args.models.split(",")]
+    for m in models:
+        if m not in MODELS:
+            p.error(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
+    print(f"# {len(train)} train / {len(test)} test frames; load {os.getloadavg()[0]:.2f}", flush=True)
+    print("| model | train frames | E RMSE train / val / test (meV/atom) | F RMSE (eV/Å) | σ RMSE (GPa) | wall (s) |")
+    print("|---|---:|---|---|---|---:|", flush=True)
+    results = []
+    for size in sizes:
+        subset = nested_subset(train, size, args.seed)
+        for m in models:
+            r = train_and_score(subset, test, m, args.seed)
+            results.append(r)
+            print(_row(r), flush=True)
+    print("\nTest energy RMSE (meV/atom) / force RMSE (eV/Å) per group, the largest training set:")
+    last = [r for r in results if r["n_train"] == max(x["n_train"] for x in results)]
+    groups = list(last[0]["test_groups"])  # in the order of group()
+    print("| group | n | " + " | ".join(r["model"] for r in last) + " |")
+    print("|---|---:|" + "---|" * len(last))
+    for g in groups:
+        n = last[0]["test_groups"][g]["n"]
+        cells = [f"{r['test_groups'][g]['energy_rmse']:.2f} / {r['test_groups'][g]['force_rmse']:.3f}" for r in last]
+        print(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"load_end": os.getloadavg()[0], "results": results}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
