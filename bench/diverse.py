@@ -103,7 +103,7 @@ def diverse_set(
         a.calc = oracle.make_calculator(a)
         opt = FIRE(FrechetCellFilter(a), logfile=None)
         snaps: list[Atoms] = []
-        opt.attach(lambda: snaps.append(a.copy()), interval=every)
+        opt.attach(lambda frames, atoms: frames.append(atoms.copy()), every, snaps, a)
         opt.run(fmax=0.05, steps=max_steps)
         snaps.append(a.copy())
         for s in snaps:
