@@ -396,11 +396,28 @@ def screen_descriptor(spec: str) -> Any:
         return ACSF.from_dict(json.load(fh))
 
 
+def split_rmses(res: Any, splits: dict[str, list[Atoms]]) -> dict[str, dict[str, float]]:
+    """RMSE of energy (meV/atom), forces (eV/Å) and stress (GPa, over the 9 components) of a
+    ``TrainResult``'s committee on each split; "val" out of fold (the members that held each
+    structure out)."""
+    from alip.models.training import errors
+
+    out = {}
+    for split, frames in splits.items():
+        err = errors(res.committee, frames, res.held_out if split == "val" else None)
+        out[split] = {
+            "energy_rmse": 1e3 * err["energy_rmse"],
+            "force_rmse": err["force_rmse"],
+            "stress_rmse": err["stress_rmse"] / GPa,
+        }
+    return out
+
+
 def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], descriptor: str) -> dict[str, Any]:
     """One fast training (TrainConfig(**SCREEN_BASE | overrides) on ``descriptor``): RMSE of
     energy (meV/atom), forces (eV/Å) and stress (GPa) on train / val / test, wall and CPU
     time (the CPU time of one thread is the comparable number on shared cores), load."""
-    from alip.models.training import TrainConfig, errors, train_committee
+    from alip.models.training import TrainConfig, train_committee
 
     cfg = TrainConfig(**(SCREEN_BASE | overrides))
     load0 = os.getloadavg()[0]
@@ -416,13 +433,7 @@ def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], des
         "val": [train[i] for i in res.val_indices],
         "test": test,
     }
-    for split, frames in splits.items():
-        err = errors(res.committee, frames, res.held_out if split == "val" else None)
-        out[split] = {
-            "energy_rmse": 1e3 * err["energy_rmse"],
-            "force_rmse": err["force_rmse"],
-            "stress_rmse": err["stress_rmse"] / GPa,
-        }
+    out |= split_rmses(res, splits)
     from alip.models.calculator import Calculator
 
     detail = split_errors(lambda atoms: Calculator(res.committee), test, ground_energy(train))

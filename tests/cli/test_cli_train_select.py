@@ -180,11 +180,21 @@ def test_train_bad_inputs_exit_2(files, tmp_path):
 
 
 def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
-    """--weight-energy/-forces/-stress and --bootstrap/--no-bootstrap land in the committee's
-    recorded training config; without them the TrainingSection defaults do."""
+    """--weight-energy/-forces/-stress, --batch-size and --bootstrap/--no-bootstrap land in the
+    committee's recorded training config; without them the TrainingSection defaults do."""
     src = str(files["dir"] / "lab.extxyz")
     short = ["--members", "2", "--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--no-progress"]
-    given = ["--weight-energy", "4", "--weight-forces", "0.3", "--weight-stress", "0", "--bootstrap"]
+    given = [
+        "--weight-energy",
+        "4",
+        "--weight-forces",
+        "0.3",
+        "--weight-stress",
+        "0",
+        "--bootstrap",
+        "--batch-size",
+        "7",
+    ]
     assert _run(["train", src, "-o", str(tmp_path / "a.pt"), *short, *given])[0] == 0
     assert _run(["train", src, "-o", str(tmp_path / "b.pt"), *short])[0] == 0
     assert _run(["train", src, "-o", str(tmp_path / "c.pt"), *short, "--bootstrap", "--no-bootstrap"])[0] == 0
@@ -192,6 +202,7 @@ def test_train_loss_weights_and_bootstrap_reach_the_training(files, tmp_path):
     b = Committee.load(tmp_path / "b.pt").metadata["train_config"]
     assert (a["weight_energy"], a["weight_forces"], a["weight_stress"], a["bootstrap"]) == (4.0, 0.3, 0.0, True)
     d = TrainingSection()
+    assert (a["batch_size"], b["batch_size"]) == (7, d.batch_size)
     assert (b["weight_energy"], b["weight_forces"], b["weight_stress"]) == (
         d.weight_energy,
         d.weight_forces,

@@ -221,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
             "n_members": args.members,
             "hidden": args.hidden,
             "epochs": args.epochs,
+            "batch_size": args.batch_size,
             "energy_weighting": args.energy_weighting,
             "weight_energy": args.weight_energy,
             "weight_forces": args.weight_forces,
@@ -278,6 +279,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--hidden", type=_hidden, help=f"hidden layer sizes, e.g. 24,24 (default {','.join(map(str, d.hidden))})"
     )
     p.add_argument("--epochs", type=int, help=f"Adam epochs (default {d.epochs})")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"structures per Adam step (default {d.batch_size}; 16 for thousands of small cells, README)",
+    )
     p.add_argument("--energy-weighting", type=float, help="Δ in eV/atom: weight 1/(1 + (e - e_min)/Δ) (default off)")
     p.add_argument(
         "--weight-energy",
