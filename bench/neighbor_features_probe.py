@@ -139,8 +139,8 @@ hmu, hsd = 0.0, 1.0
 if arm == "GH":
     with torch.no_grad():
         hs = []
-        for s0 in range(0, 214, 16):
-            b = tr.batch(np.arange(s0, min(s0 + 16, 214)))
+        for s0 in range(0, len(train_atoms), 16):
+            b = tr.batch(np.arange(s0, min(s0 + 16, len(train_atoms))))
             f = features(b, torch.zeros(K, b["n"], 3))
             hs.append(f[0, :, tr.G.shape[1] :])
         hs = torch.cat(hs)
@@ -180,8 +180,8 @@ sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
 rng = np.random.default_rng(seed)
 t0 = time.time()
 for ep in range(epochs):
-    perm = rng.permutation(214)
-    for s0 in range(0, 214, 4):
+    perm = rng.permutation(len(train_atoms))
+    for s0 in range(0, len(train_atoms), 4):
         b = tr.batch(perm[s0 : s0 + 4])
         opt.zero_grad()
         loss_of(b).backward()

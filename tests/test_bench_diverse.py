@@ -32,6 +32,9 @@ def test_frames_are_labelled_within_the_window_of_the_oracles_diamond(div, small
         np.testing.assert_allclose(f.get_forces(), forces, atol=1e-9)
         np.testing.assert_allclose(f.get_stress(), stress, atol=1e-12)
         assert f.info["above_diamond"] == pytest.approx(e / len(f) - e_diamond, abs=1e-9)
+    for f, g in zip(frames, frames[1:]):  # no frame stored twice (a relaxation ending on a multiple of every)
+        if f.info["cell"] == g.info["cell"] and len(f) == len(g):
+            assert not np.allclose(f.positions, g.positions) or not np.allclose(f.cell, g.cell)
     above = np.array([f.info["above_diamond"] for f in frames])
     assert above.min() >= -1e-6 and above.max() <= 1.0
     assert all(1 <= len(f) <= 16 for f in frames)
@@ -57,3 +60,7 @@ def test_groups_name_energy_and_size(div):
     b = a.repeat((2, 2, 2))
     b.info["above_diamond"] = 0.7
     assert div.group(b) == (2, 2, "≥ 0.6 eV/atom, 9–16 atoms")
+    c, d = a.repeat((2, 1, 1)), a.repeat((2, 2, 1))  # 4 and 8 atoms; 0.3 and 0.6 eV/atom: the upper group
+    c.info["above_diamond"], d.info["above_diamond"] = 0.3, 0.6
+    assert div.group(c) == (1, 0, "0.3–0.6 eV/atom, 1–4 atoms")
+    assert div.group(d) == (2, 1, "≥ 0.6 eV/atom, 5–8 atoms")
