@@ -402,15 +402,19 @@ def split_rmses(res: Any, splits: dict[str, list[Atoms]]) -> dict[str, dict[str,
     structure out)."""
     from alip.models.training import errors
 
-    out = {}
-    for split, frames in splits.items():
-        err = errors(res.committee, frames, res.held_out if split == "val" else None)
-        out[split] = {
-            "energy_rmse": 1e3 * err["energy_rmse"],
-            "force_rmse": err["force_rmse"],
-            "stress_rmse": err["stress_rmse"] / GPa,
-        }
-    return out
+    return {
+        split: in_table_units(errors(res.committee, frames, res.held_out if split == "val" else None))
+        for split, frames in splits.items()
+    }
+
+
+def in_table_units(err: dict[str, float]) -> dict[str, float]:
+    """:func:`alip.models.training.errors`' RMSEs in the tables' units: meV/atom, eV/Å, GPa."""
+    return {
+        "energy_rmse": 1e3 * err["energy_rmse"],
+        "force_rmse": err["force_rmse"],
+        "stress_rmse": err["stress_rmse"] / GPa,
+    }
 
 
 def screen(train: list[Atoms], test: list[Atoms], overrides: dict[str, Any], descriptor: str) -> dict[str, Any]:

@@ -39,10 +39,9 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
-from ase.units import GPa
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import FORMER, former_acsf, split_rmses  # noqa: E402
+from accuracy import FORMER, former_acsf, in_table_units, split_rmses  # noqa: E402
 
 #: eV/atom above the oracle's diamond; bounds of the energy groups of the test table
 ENERGY_GROUPS = (0.3, 0.6)
@@ -159,9 +158,6 @@ def nested_subset(train: list[Atoms], size: int | None, seed: int = 0) -> list[A
     return out
 
 
-#: from alip.models.training.errors' units to the tables' (meV/atom, eV/Å, GPa)
-UNITS = {"energy_rmse": 1e3, "force_rmse": 1.0, "stress_rmse": 1 / GPa}
-
 #: name -> (TrainConfig overrides, descriptor or None for the default): the defaults, the
 #: defaults before issue 14's studies (36 functions, G4, bootstrap, batch 16), and the defaults
 #: with wider networks (two hidden layers of 64) or with 16 structures per Adam step
@@ -189,8 +185,7 @@ def train_and_score(train: list[Atoms], test: list[Atoms], model: str, seed: int
     for f in test:
         by_group.setdefault(group(f), []).append(f)
     out["test_groups"] = {
-        g[2]: {"n": len(fs)} | {k: v * UNITS[k] for k, v in errors(res.committee, fs).items()}
-        for g, fs in sorted(by_group.items())
+        g[2]: {"n": len(fs)} | in_table_units(errors(res.committee, fs)) for g, fs in sorted(by_group.items())
     }
     return out
 
