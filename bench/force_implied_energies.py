@@ -1,8 +1,7 @@
 """Probe (issue 14, fourteenth study): which of the liquid's energy errors do the forces imply?
 
-    python bench/accuracy.py --write-data /tmp/mlearn          # the files with the shear stresses fixed
     python bench/force_implied_energies.py                      # trains both committees, ~5 min on 2 cores
-    python bench/force_implied_energies.py --reference ref.pt --model low.pt   # committees trained before
+    python bench/force_implied_energies.py --reference s0.pt s1.pt s2.pt   # defaults trained before (seeds)
 
 A committee trained with the energy weight lowered 100-fold (``--weight-energy 0.01``, all else
 ``TrainConfig()``) learns its energies almost only as the integral of the forces (and stresses);
@@ -12,7 +11,10 @@ error (the phase's offset), the scatter about it (the frame-to-frame part) and t
 of the two committees' errors frame by frame. Where the energy labels carry what the forces
 do not, the defaults' scatter falls below the force-led committee's and the two decorrelate;
 where they stay alike, fitting the labels does not move the frames' energies off what the
-forces imply. Prints a table and one JSON line.
+committee makes of the forces. With several ``--reference`` committees (the defaults with other
+seeds) it also prints their scatter and correlations: how much the defaults differ from
+themselves. Reads the shared mlearn set (``--data``) with the shear stresses fixed as
+``bench/accuracy.py`` does. Prints the tables and one JSON line.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from accuracy import ground_energy, phase, read_mlearn, split_errors  # noqa: E402
+from accuracy import DEFAULT_DATA, ground_energy, phase, read_mlearn, split_errors, subset  # noqa: E402
 
 
 def phase_stats(err_low: np.ndarray, err_ref: np.ndarray, phases: list[str]) -> dict[str, dict[str, float]]:
@@ -52,9 +55,16 @@ def phase_stats(err_low: np.ndarray, err_ref: np.ndarray, phases: list[str]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/tmp/mlearn", help="directory of the fixed train.extxyz and test.extxyz")
+    p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz)")
+    p.add_argument("--stored-shear", action="store_true", help="read the files as stored (else the shear fix)")
     p.add_argument("--weight-energy", type=float, default=0.01, help="the force-led committee's energy weight")
-    p.add_argument("--reference", help="a committee file trained with the defaults (else trained here)")
+    p.add_argument(
+        "--reference",
+        nargs="*",
+        default=[],
+        help="committee files trained with the defaults (e.g. `alip train` with seeds 0, 1, 2): the first is "
+        "the table's, the others the seed control (else the defaults are trained here with --seed)",
+    )
     p.add_argument("--model", help="a committee file trained with --weight-energy (else trained here)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -63,31 +73,76 @@ def main(argv: list[str] | None = None) -> int:
     from alip.models.committee import Committee
     from alip.models.training import TrainConfig, train_committee
 
-    train = read_mlearn(os.path.join(args.data, "train.extxyz"), fix_shear=False)
-    test = read_mlearn(os.path.join(args.data, "test.extxyz"), fix_shear=False)
+    train = read_mlearn(os.path.join(args.data, "train.extxyz"), not args.stored_shear)
+    test = read_mlearn(os.path.join(args.data, "test.extxyz"), not args.stored_shear)
     e_ground = ground_energy(train)
 
-    def committee(path: str | None, **overrides: float) -> Committee:
-        if path:
-            return Committee.load(path)
-        return train_committee(train, None, TrainConfig(seed=args.seed, **overrides)).committee
+    def trained(**overrides: float) -> Committee:
+        t0 = time.perf_counter()
+        res = train_committee(train, None, TrainConfig(seed=args.seed, **overrides))
+        print(
+            f"trained {overrides or 'the defaults'} (seed {args.seed}) in {time.perf_counter() - t0:.1f} s", flush=True
+        )
+        return res.committee
 
-    low, ref = committee(args.model, weight_energy=args.weight_energy), committee(args.reference)
-    result: dict[str, dict] = {"weight_energy": {"low": args.weight_energy, "reference": TrainConfig().weight_energy}}
-    print(f"| split | phase | n | E RMSE w_E = {args.weight_energy:g} / defaults | mean | scatter | correlation |")
-    print("|---|---|---:|---|---|---|---:|")
+    low = Committee.load(args.model) if args.model else trained(weight_energy=args.weight_energy)
+    refs = [Committee.load(f) for f in args.reference] or [trained()]
+    result: dict[str, dict] = {
+        "weight_energy": {
+            "low": low.metadata.get("train_config", {}).get("weight_energy", args.weight_energy),
+            "references": [c.metadata.get("train_config", {}).get("weight_energy") for c in refs],
+        }
+    }
+    rows, control, family_rows = [], [], []
     for name, frames in (("train", train), ("test", test)):
+        phases = [phase(f, e_ground) for f in frames]
         a = split_errors(lambda atoms: Calculator(low), frames, e_ground)
-        b = split_errors(lambda atoms: Calculator(ref), frames, e_ground)
-        stats = phase_stats(a["energy_errors"], b["energy_errors"], [phase(f, e_ground) for f in frames])
-        result[name] = {"phases": stats, "force_rmse_low": a["force_rmse"], "force_rmse_ref": b["force_rmse"]}
-        result[name] |= {"energy_rmse_low": a["energy_rmse"], "energy_rmse_ref": b["energy_rmse"]}
-        for ph, s in stats.items():
-            print(
-                f"| {name} | {ph} | {s['n']} | {s['rmse_low']:.2f} / {s['rmse_ref']:.2f} | "
-                f"{s['mean_low']:+.2f} / {s['mean_ref']:+.2f} | {s['scatter_low']:.2f} / {s['scatter_ref']:.2f} | "
-                f"{s['correlation']:+.3f} |"
+        bs = [split_errors(lambda atoms, c=c: Calculator(c), frames, e_ground) for c in refs]
+        stats = phase_stats(a["energy_errors"], bs[0]["energy_errors"], phases)
+        result[name] = {"phases": stats, "force_rmse_low": a["force_rmse"], "force_rmse_ref": bs[0]["force_rmse"]}
+        result[name] |= {"energy_rmse_low": a["energy_rmse"], "energy_rmse_ref": bs[0]["energy_rmse"]}
+        families = [f"{phase(f, e_ground)}: {subset(f, e_ground)}" for f in frames]
+        within = phase_stats(a["energy_errors"], bs[0]["energy_errors"], families)
+        result[name]["families"] = within
+        family_rows.extend(
+            f"| {name} | {fam} | {st['n']} | {st['mean_low']:+.2f} / {st['mean_ref']:+.2f} | "
+            f"{st['scatter_low']:.2f} / {st['scatter_ref']:.2f} | {st['correlation']:+.3f} |"
+            for fam, st in within.items()
+        )
+        for ph, st in stats.items():
+            rows.append(
+                f"| {name} | {ph} | {st['n']} | {st['rmse_low']:.2f} / {st['rmse_ref']:.2f} | "
+                f"{st['mean_low']:+.2f} / {st['mean_ref']:+.2f} | {st['scatter_low']:.2f} / {st['scatter_ref']:.2f} | "
+                f"{st['correlation']:+.3f} |"
             )
+        if len(bs) > 1:  # the seed control: how much the defaults differ from themselves
+            seeds = {}
+            for ph in stats:
+                with_low = [phase_stats(a["energy_errors"], b["energy_errors"], phases)[ph] for b in bs]
+                between = [phase_stats(bs[0]["energy_errors"], b["energy_errors"], phases)[ph] for b in bs[1:]]
+                seeds[ph] = {
+                    "scatter_refs": [s["scatter_ref"] for s in with_low],
+                    "correlation_low_refs": [s["correlation"] for s in with_low],
+                    "correlation_first_ref_others": [s["correlation"] for s in between],
+                }
+                control.append(
+                    f"| {name} | {ph} | {' / '.join(f'{x:.2f}' for x in seeds[ph]['scatter_refs'])} | "
+                    f"{' / '.join(f'{x:+.3f}' for x in seeds[ph]['correlation_low_refs'])} | "
+                    f"{' / '.join(f'{x:+.3f}' for x in seeds[ph]['correlation_first_ref_others'])} |"
+                )
+            result[name]["seed_control"] = seeds
+    print(f"| split | phase | n | E RMSE w_E = {args.weight_energy:g} / defaults | offset | scatter | correlation |")
+    print("|---|---|---:|---|---|---|---:|")
+    print("\n".join(rows))
+    print("\n| split | phase: family | n | offset, force-led / defaults | scatter | correlation |")
+    print("|---|---|---:|---|---|---:|")
+    print("\n".join(family_rows))
+    if control:
+        print(
+            "\n| split | phase | scatter, each reference | correlation with the force-led | with the first reference |"
+        )
+        print("|---|---|---|---|---|")
+        print("\n".join(control))
     print(json.dumps(result))
     return 0
 
