@@ -50,12 +50,12 @@ from alip.core.descriptors import ACSF  # noqa: E402
 from alip.core.jacobian import shared_padded_forces  # noqa: E402
 from alip.models.calculator import Calculator  # noqa: E402
 from alip.models.committee import Committee  # noqa: E402
-from alip.models.networks import CommitteeNetwork  # noqa: E402
 from alip.models.training import (  # noqa: E402
     FULL_PASS_CHUNK,
     TrainConfig,
     TrainResult,
     _evaluate,
+    _initial_network,
     _initialise_scaling,
     _keep_best,
     _lbfgs,
@@ -175,16 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     data = featurize(acsf, train_atoms, dtype=torch.float32).padded()
     S, K = data.n_structures, cfg.n_members
 
-    # as alip.models.training._train draws them: the folds, then the initial weights
+    # as alip.models.training._train draws them: the folds, then the initial weights (its own seed)
     rng = np.random.default_rng(cfg.seed)
     train_idx, val_idx, held_out = _validation_split(S, cfg, rng)
     trains_member = torch.ones(K, S, dtype=torch.bool)
     trains_member[:, torch.from_numpy(val_idx)] = torch.from_numpy(~held_out)
-    torch_gen = torch.Generator().manual_seed(cfg.seed)
-    net = CommitteeNetwork(
-        acsf.n_features, acsf.species, K, cfg.hidden, cfg.activation,
-        seed=int(torch.randint(0, 2**62, (1,), generator=torch_gen)),
-    )  # fmt: skip
+    net = _initial_network(acsf, cfg)
     _initialise_scaling(net, data, cfg)
     net = net.to(dtype=torch.float32)
     params = list(net.parameters())

@@ -372,6 +372,14 @@ def _merged_history(histories: list[list[dict]]) -> list[dict]:
     return out
 
 
+def _initial_network(acsf: ACSF, cfg: TrainConfig) -> CommitteeNetwork:
+    """All ``cfg.n_members`` members with their initial weights, drawn from ``cfg.seed`` alone
+    (unscaled: :func:`_initialise_scaling` fits the features and energies next)."""
+    torch_gen = torch.Generator().manual_seed(cfg.seed)
+    seed = int(torch.randint(0, 2**62, (1,), generator=torch_gen))
+    return CommitteeNetwork(acsf.n_features, acsf.species, cfg.n_members, cfg.hidden, cfg.activation, seed=seed)
+
+
 def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -> _Part:
     """Train the members ``members`` of the K-member committee that ``cfg`` describes.
 
@@ -394,15 +402,7 @@ def _train(data: LabeledSet, acsf: ACSF, cfg: TrainConfig, members: list[int]) -
     boot = torch.as_tensor(boot[members], dtype=dtype, device=dev) * weights[torch.from_numpy(train_idx).to(dev)]
     held_out = held_out[members]
 
-    torch_gen = torch.Generator().manual_seed(cfg.seed)
-    net = CommitteeNetwork(
-        acsf.n_features,
-        acsf.species,
-        K,
-        cfg.hidden,
-        cfg.activation,
-        seed=int(torch.randint(0, 2**62, (1,), generator=torch_gen)),
-    )
+    net = _initial_network(acsf, cfg)
     _initialise_scaling(net, train, cfg)
     net = net.select(members).to(device=dev, dtype=dtype)
     K = len(members)
