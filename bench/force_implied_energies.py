@@ -117,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         if len(bs) > 1:  # the seed control: how much the defaults differ from themselves
             seeds = {}
+            with_low = [phase_stats(a["energy_errors"], b["energy_errors"], phases) for b in bs]
+            between = [phase_stats(bs[0]["energy_errors"], b["energy_errors"], phases) for b in bs[1:]]
             for ph in stats:
-                with_low = [phase_stats(a["energy_errors"], b["energy_errors"], phases)[ph] for b in bs]
-                between = [phase_stats(bs[0]["energy_errors"], b["energy_errors"], phases)[ph] for b in bs[1:]]
                 seeds[ph] = {
-                    "scatter_refs": [s["scatter_ref"] for s in with_low],
-                    "correlation_low_refs": [s["correlation"] for s in with_low],
-                    "correlation_first_ref_others": [s["correlation"] for s in between],
+                    "scatter_refs": [s[ph]["scatter_ref"] for s in with_low],
+                    "correlation_low_refs": [s[ph]["correlation"] for s in with_low],
+                    "correlation_first_ref_others": [s[ph]["correlation"] for s in between],
                 }
                 control.append(
                     f"| {name} | {ph} | {' / '.join(f'{x:.2f}' for x in seeds[ph]['scatter_refs'])} | "
