@@ -65,25 +65,26 @@ def read_records(path: str) -> list[dict]:
 
 
 def recompute(atoms, kpts: int, ecut: float, width: float, txt: str | None) -> dict:
-    """GPAW PBE energy (extrapolated to zero width and free) and forces of ``atoms``."""
+    """GPAW PBE energy (extrapolated to zero width and free) and forces of ``atoms``, set up by
+    alip's own GPAW oracle with a fixed k-mesh in place of its k-point density."""
     from ase.build import niggli_reduce
-    from gpaw import GPAW, PW, FermiDirac
+
+    from alip.data.oracles import GPAWOracle, limit_threads
 
     b = atoms.copy()
     niggli_reduce(b)  # the same lattice, atoms in their order; the mlearn vacancy cells are up to 57° skewed
-    b.calc = GPAW(
-        mode=PW(ecut),
-        xc="PBE",
-        kpts={"size": (kpts, kpts, kpts), "gamma": kpts == 1},
-        occupations=FermiDirac(width),
-        symmetry={"point_group": False, "time_reversal": True},
-        convergence=CONVERGENCE,
-        txt=txt,
-    )
+    extra = {
+        "kpts": {"size": (kpts, kpts, kpts), "gamma": kpts == 1},
+        "symmetry": {"point_group": False, "time_reversal": True},
+        "convergence": CONVERGENCE,
+        "txt": txt,
+    }
+    b.calc = GPAWOracle(ecut=ecut, xc="PBE", smearing=width, extra=extra).make_calculator(b)
     t0 = time.perf_counter()
-    energy = float(b.get_potential_energy())
-    free = float(b.get_potential_energy(force_consistent=True))
-    forces = b.get_forces()
+    with limit_threads():
+        energy = float(b.get_potential_energy())
+        free = float(b.get_potential_energy(force_consistent=True))
+        forces = b.get_forces()
     return {"energy": energy, "free_energy": free, "forces": forces.tolist(), "seconds": time.perf_counter() - t0}
 
 

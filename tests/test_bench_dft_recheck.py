@@ -65,7 +65,8 @@ def test_run_skips_frames_paid_for_and_rejects_bad_indices_first(dr, tmp_path, c
     assert dr.main(["run", "--frames", "test:3,3", "--out", str(out)]) == 0
     assert "skipped" in capsys.readouterr().out
     assert out.read_text() == json.dumps(done) + "\n"
+    # test:4 is not paid for: the bad index must stop the run before GPAW is needed or started
     with pytest.raises(SystemExit, match="no index 25"):
-        dr.main(["run", "--frames", "test:3,25", "--out", str(out)])
+        dr.main(["run", "--frames", "test:4,25", "--out", str(out)])
     with pytest.raises(SystemExit, match="no index -1"):
         dr.main(["run", "--frames", "train:-1", "--out", str(out)])
