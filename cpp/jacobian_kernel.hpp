@@ -6,8 +6,11 @@
 // nine more rows per center, scattered onto the center's structure. The forward product contracts each
 // row with K right-hand sides; written as K dot products it spends its time in horizontal
 // sums, so it runs over the features with the right-hand sides in the vector lanes
-// (blocks of kRhsBlock, zero-padded) and four rows at a time. The VJP is an axpy over the
-// features per row and right-hand side.
+// (blocks of kRhsBlock, zero-padded) and eight rows at a time (independent accumulators: four
+// left the FMA units waiting on their latency). The VJP sums each center's rows weighted by K
+// numbers: it runs over blocks of features one vector wide, with the K sums of a block in
+// registers for all of the center's rows (an axpy per row and right-hand side reloaded and
+// stored the sums for every row, and left the features past the last full vector to scalar code).
 #pragma once
 
 #include <algorithm>
@@ -21,7 +24,20 @@
 ALIP_KERNEL_BEGIN
 
 constexpr int kRhsBlock = 8;  // right-hand sides per vector block of the forward product
-constexpr int kRowBlock = 4;  // rows per step of the forward product (independent accumulators)
+
+// bytes of one vector register of this variant: the VJP's block of features
+#if ALIP_SIMD_AVX512
+constexpr int kVectorBytes = 64;
+#elif ALIP_SIMD_AVX2
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+/// Rows per step of the forward product: eight independent accumulators when a block of
+/// right-hand sides fits one vector, else four (registers).
+template <class T>
+constexpr int kRowBlock = sizeof(T) * kRhsBlock <= kVectorBytes ? 8 : 4;
 
 /// Rows of center c before its padding.
 template <class T>
@@ -36,19 +52,20 @@ inline int64_t jacobian_rows(const PaddedJacobian<T>& J, int64_t c) {
 /// scatter(q, acc) takes each row's kRhsBlock sums.
 template <class T, class Scatter>
 inline void contract_rows(const T* rows, int64_t R, int64_t F, const T* rhs, int64_t W, int64_t kb, Scatter&& scatter) {
+    constexpr int B = kRowBlock<T>;
     int64_t row = 0;
-    for (; row + kRowBlock <= R; row += kRowBlock) {
-        T acc[kRowBlock][kRhsBlock] = {};
+    for (; row + B <= R; row += B) {
+        T acc[B][kRhsBlock] = {};
         const T* J0 = rows + row * F;
         for (int64_t f = 0; f < F; ++f) {
             const T* v = rhs + f * W + kb;
-            for (int q = 0; q < kRowBlock; ++q) {
+            for (int q = 0; q < B; ++q) {
                 const T x = J0[q * F + f];
 #pragma omp simd
                 for (int k = 0; k < kRhsBlock; ++k) acc[q][k] += x * v[k];
             }
         }
-        for (int q = 0; q < kRowBlock; ++q) scatter(row + q, acc[q]);
+        for (int q = 0; q < B; ++q) scatter(row + q, acc[q]);
     }
     for (; row < R; ++row) {
         T acc[kRhsBlock] = {};
@@ -116,6 +133,62 @@ void jacobian_forces_kernel(const PaddedJacobian<T>& J, const int64_t* atoms, in
     if (S > 0) reduce_buffers(buffers.data() + 3 * n * W, n_threads, per_thread, 9 * S, W, K, virials);
 }
 
+/// out[k, f0 + l] −= Σ_r rows[r, f0 + l] · w[r, k] for k < KB, l < L: one block of L
+/// features, the KB sums in registers over all R rows (w: R rows of stride Wk).
+template <class T, int KB, int L>
+inline void weighted_rows_block(const T* rows, int64_t R, int64_t F, const T* w, int64_t Wk, int64_t f0, T* out) {
+    T acc[KB][L] = {};
+    for (int64_t r = 0; r < R; ++r) {
+        const T* x = rows + r * F + f0;
+        const T* wr = w + r * Wk;
+        for (int k = 0; k < KB; ++k) {
+            const T c = wr[k];
+#pragma omp simd
+            for (int l = 0; l < L; ++l) acc[k][l] += c * x[l];
+        }
+    }
+    for (int k = 0; k < KB; ++k)
+        for (int l = 0; l < L; ++l) out[k * F + f0 + l] -= acc[k][l];
+}
+
+/// out (KB, F) −= Σ_r w[r, k] · rows[r, :]: blocks one vector wide, then the rest of the
+/// features in blocks of 8, 4, 2 and 1 (each at most once).
+template <class T, int KB>
+inline void weighted_rows(const T* rows, int64_t R, int64_t F, const T* w, int64_t Wk, T* out) {
+    constexpr int L = kVectorBytes / int(sizeof(T));
+    int64_t f0 = 0;
+    for (; f0 + L <= F; f0 += L) weighted_rows_block<T, KB, L>(rows, R, F, w, Wk, f0, out);
+    if constexpr (L > 8)
+        if (f0 + 8 <= F) weighted_rows_block<T, KB, 8>(rows, R, F, w, Wk, f0, out), f0 += 8;
+    if constexpr (L > 4)
+        if (f0 + 4 <= F) weighted_rows_block<T, KB, 4>(rows, R, F, w, Wk, f0, out), f0 += 4;
+    if constexpr (L > 2)
+        if (f0 + 2 <= F) weighted_rows_block<T, KB, 2>(rows, R, F, w, Wk, f0, out), f0 += 2;
+    if (f0 < F) weighted_rows_block<T, KB, 1>(rows, R, F, w, Wk, f0, out);
+}
+
+constexpr int kVjpRhsBlock = 8;  // right-hand sides whose sums the VJP keeps in registers at once
+
+/// out (K, F) −= Σ_r w[r, k] · rows[r, :] for all K (w: R rows of stride Wk), in blocks of
+/// kVjpRhsBlock right-hand sides (the block's size a template argument: sums in registers).
+template <class T>
+inline void weighted_rows_all(const T* rows, int64_t R, int64_t F, const T* w, int64_t Wk, int64_t K, T* out) {
+    for (int64_t kb = 0; kb < K; kb += kVjpRhsBlock) {
+        const T* wb = w + kb;
+        T* ob = out + kb * F;
+        switch (std::min<int64_t>(kVjpRhsBlock, K - kb)) {
+            case 1: weighted_rows<T, 1>(rows, R, F, wb, Wk, ob); break;
+            case 2: weighted_rows<T, 2>(rows, R, F, wb, Wk, ob); break;
+            case 3: weighted_rows<T, 3>(rows, R, F, wb, Wk, ob); break;
+            case 4: weighted_rows<T, 4>(rows, R, F, wb, Wk, ob); break;
+            case 5: weighted_rows<T, 5>(rows, R, F, wb, Wk, ob); break;
+            case 6: weighted_rows<T, 6>(rows, R, F, wb, Wk, ob); break;
+            case 7: weighted_rows<T, 7>(rows, R, F, wb, Wk, ob); break;
+            default: weighted_rows<T, 8>(rows, R, F, wb, Wk, ob); break;
+        }
+    }
+}
+
 template <class T>
 void jacobian_forces_vjp_kernel(const PaddedJacobian<T>& J, const int64_t* atoms, int64_t n, const T* grad_forces,
                                 int64_t K, T* grad_dE_dG, bool parallel, const StrainJacobian<T>& strain,
@@ -128,27 +201,25 @@ void jacobian_forces_vjp_kernel(const PaddedJacobian<T>& J, const int64_t* atoms
     {
         errors.run([&] {
             std::vector<T> acc(size_t(K * F));  // (K, F): each center's rows summed; no two threads share a center
-            auto axpy = [&](const T* row, int64_t k, T w) {
-                T* s = &acc[size_t(k * F)];
-#pragma omp simd
-                for (int64_t f = 0; f < F; ++f) s[f] -= w * row[f];
-            };
+            std::vector<T> w(size_t(std::max<int64_t>(3 * M, 9) * K));  // (rows, K): each row's K weights
 #pragma omp for schedule(static)
             for (int64_t a = 0; a < n; ++a) {
                 const int64_t c = atoms[a], rows = jacobian_rows(J, c);
                 const int64_t* targets = J.targets + c * M;
-                const T* Jc = J.rows + c * M * 3 * F;
                 std::fill(acc.begin(), acc.end(), T(0));
                 for (int64_t r = 0; r < rows; ++r) {
                     const int64_t local = a + targets[r] - c;
                     for (int x = 0; x < 3; ++x)
                         for (int64_t k = 0; k < K; ++k)
-                            axpy(Jc + (r * 3 + x) * F, k, grad_forces[(k * n + local) * 3 + x]);
+                            w[size_t((r * 3 + x) * K + k)] = grad_forces[(k * n + local) * 3 + x];
                 }
-                if (S > 0)
+                weighted_rows_all(J.rows + c * M * 3 * F, 3 * rows, F, w.data(), K, K, acc.data());
+                if (S > 0) {
                     for (int q = 0; q < 9; ++q)
                         for (int64_t k = 0; k < K; ++k)
-                            axpy(strain.rows + (c * 9 + q) * F, k, grad_virials[(k * S + strain.structure[a]) * 9 + q]);
+                            w[size_t(q * K + k)] = grad_virials[(k * S + strain.structure[a]) * 9 + q];
+                    weighted_rows_all(strain.rows + c * 9 * F, 9, F, w.data(), K, K, acc.data());
+                }
                 for (int64_t k = 0; k < K; ++k)
                     std::copy(&acc[size_t(k * F)], &acc[size_t(k * F)] + F, grad_dE_dG + (k * n + a) * F);
             }

@@ -488,9 +488,10 @@ std::vector<double> plain_strain_virials(const std::vector<T>& strain, const std
 }
 
 template <class T>
-void check_jacobian_forces(double tol) {
-    // 300 atoms: several threads; K = 5 (one block of right-hand sides) and 11 (two)
-    const RandomJacobian<T> J({40, 7, 130, 123}, 9, 13, 5);
+void check_jacobian_forces(double tol, int64_t n_features) {
+    // 300 atoms: several threads; K = 5 (one block of right-hand sides) and 11 (two); 13 or 31
+    // features leave every width of the VJP's feature blocks a remainder, 72 (the defaults') 8
+    const RandomJacobian<T> J({40, 7, 130, 123}, 9, n_features, 5);
     const std::vector<int64_t> atoms = [] {  // structures 2, 0, 3 in that order
         std::vector<int64_t> v;
         for (int64_t c = 47; c < 177; ++c) v.push_back(c);
@@ -590,8 +591,10 @@ void check_jacobian_forces(double tol) {
 }
 
 TEST_CASE(jacobian_forces_match_the_definition_in_every_variant) {
-    check_jacobian_forces<double>(1e-13);
-    check_jacobian_forces<float>(2e-5);
+    for (int64_t F : {13, 31, 72}) {
+        check_jacobian_forces<double>(1e-13, F);
+        check_jacobian_forces<float>(2e-5, F);
+    }
 }
 
 // ---------------------------------------------------------------- input validation
