@@ -1,6 +1,6 @@
 // The per-structure loops of the ACSF kernel (OpenMP over centers) and the variant's
-// table of entry points (dispatch.hpp; with jacobian_kernel.hpp's contraction). Included
-// once, by the variant's TU
+// table of entry points (dispatch.hpp; with jacobian_kernel.hpp's contraction and
+// mlp_kernel.hpp's networks). Included once, by the variant's TU
 // (kernel_baseline.cpp, kernel_avx2.cpp, kernel_avx512.cpp), after kernel_variant.hpp's
 // configuration.
 #pragma once
@@ -15,6 +15,7 @@
 #include "dispatch.hpp"
 #include "jacobian_kernel.hpp"
 #include "kernel_variant.hpp"
+#include "mlp_kernel.hpp"
 #include "parallel.hpp"
 
 ALIP_KERNEL_BEGIN
@@ -181,6 +182,10 @@ const KernelTable table = {ALIP_KERNEL_NAME,
                            &jacobian_forces_kernel<float>,
                            &jacobian_forces_kernel<double>,
                            &jacobian_forces_vjp_kernel<float>,
-                           &jacobian_forces_vjp_kernel<double>};
+                           &jacobian_forces_vjp_kernel<double>,
+                           &mlp_value_and_input_gradient_kernel<float>,
+                           &mlp_value_and_input_gradient_kernel<double>,
+                           &mlp_value_and_input_gradient_vjp_kernel<float>,
+                           &mlp_value_and_input_gradient_vjp_kernel<double>};
 
 ALIP_KERNEL_END

@@ -16,6 +16,7 @@
 
 #include "acsf.hpp"
 #include "include/alip/jacobian.hpp"
+#include "include/alip/mlp.hpp"
 
 /// Every ISA extension each variant may use (kernel_variant.hpp's target pragma);
 /// cpu_isa() checks each of them at runtime. AVX-512 includes AVX2.
@@ -51,6 +52,16 @@ struct KernelTable {
     void (*jacobian_vjp_f64)(const PaddedJacobian<double>& J, const int64_t* atoms, int64_t n,
                              const double* grad_forces, int64_t K, double* grad_dE_dG, bool parallel,
                              const StrainJacobian<double>& strain, const double* grad_virials);
+    // mlp.hpp's stacked networks and their VJP, float and double (inputs validated by mlp.cpp)
+    void (*mlp_f32)(const StackedMlp<float>& net, const float* x, int64_t n, bool x_per_member, float* out, float* grad,
+                    bool parallel);
+    void (*mlp_f64)(const StackedMlp<double>& net, const double* x, int64_t n, bool x_per_member, double* out,
+                    double* grad, bool parallel);
+    void (*mlp_vjp_f32)(const StackedMlp<float>& net, const float* x, int64_t n, bool x_per_member, const float* g_out,
+                        const float* g_grad, float* const* grad_weights, float* const* grad_biases, bool parallel);
+    void (*mlp_vjp_f64)(const StackedMlp<double>& net, const double* x, int64_t n, bool x_per_member,
+                        const double* g_out, const double* g_grad, double* const* grad_weights,
+                        double* const* grad_biases, bool parallel);
 };
 
 /// The selected variant (chosen on the first call; throws InvalidInput for a bad ALIP_KERNEL).

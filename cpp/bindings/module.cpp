@@ -11,6 +11,7 @@
 #include "batch.hpp"
 #include "dispatch.hpp"
 #include "include/alip/jacobian.hpp"
+#include "include/alip/mlp.hpp"
 #include "neighbors.hpp"
 #include "parallel.hpp"
 
@@ -202,6 +203,99 @@ py::object jacobian_contraction(const py::array& rows, const py::array& targets,
     return std::move(out);
 }
 
+/// The stacked networks of one species as mlp.hpp's view: weights[l] (K, sizes[l], sizes[l + 1]),
+/// biases[l] (K, 1, sizes[l + 1]) or (K, sizes[l + 1]), all of dtype T; the arrays are held.
+template <class T>
+struct MlpArrays {
+    std::vector<Array<T>> w, b;
+    std::vector<const T*> pw, pb;
+    std::vector<int64_t> sizes;
+    StackedMlp<T> view;
+
+    MlpArrays(const py::list& weights, const py::list& biases, const std::string& activation) {
+        const size_t L = weights.size();
+        if (L < 2 || biases.size() != L)
+            throw InvalidInput("mlp: weights and biases must be lists of the same length >= 2 (a hidden layer)");
+        for (size_t l = 0; l < L; ++l) {
+            w.push_back(Array<T>::ensure(weights[l]));
+            b.push_back(Array<T>::ensure(biases[l]));
+            if (!w.back() || w.back().ndim() != 3) throw InvalidInput("mlp: weights[l] must have shape (K, a, b)");
+            if (l == 0) sizes.push_back(w.back().shape(1));
+            if (w.back().shape(1) != sizes.back() || w.back().shape(0) != w[0].shape(0))
+                throw InvalidInput("mlp: weights[" + std::to_string(l) + "] does not follow the layer before");
+            sizes.push_back(w.back().shape(2));
+            if (!b.back() || b.back().size() != w.back().shape(0) * w.back().shape(2))
+                throw InvalidInput("mlp: biases[" + std::to_string(l) + "] must hold K x " +
+                                   std::to_string(w.back().shape(2)) + " values");
+            pw.push_back(w.back().data()), pb.push_back(b.back().data());
+        }
+        view.n_members = w[0].shape(0), view.n_layers = int64_t(L);
+        view.sizes = sizes.data(), view.weights = pw.data(), view.biases = pb.data();
+        if (activation == "tanh")
+            view.activation = MlpActivation::tanh;
+        else if (activation == "silu")
+            view.activation = MlpActivation::silu;
+        else if (activation == "softplus")
+            view.activation = MlpActivation::softplus;
+        else if (activation == "celu")
+            view.activation = MlpActivation::celu;
+        else
+            throw InvalidInput("mlp: unknown activation " + activation);
+    }
+};
+
+/// x (n, F) or (K, n, F) of dtype T; returns n and whether x is per member.
+template <class T>
+std::pair<int64_t, bool> mlp_input(const Array<T>& x, const StackedMlp<T>& net) {
+    const int64_t K = net.n_members, F = net.sizes[0];
+    if (x.ndim() == 2 && x.shape(1) == F) return {x.shape(0), false};
+    if (x.ndim() == 3 && x.shape(0) == K && x.shape(2) == F) return {x.shape(1), true};
+    throw InvalidInput("mlp: x must have shape (n, " + std::to_string(F) + ") or (" + std::to_string(K) + ", n, " +
+                       std::to_string(F) + ")");
+}
+
+template <class T>
+py::tuple mlp_forward(const py::array& x_in, const py::list& weights, const py::list& biases,
+                      const std::string& activation) {
+    MlpArrays<T> net(weights, biases, activation);
+    const Array<T> x = Array<T>::ensure(x_in);
+    const auto [n, per_member] = mlp_input(x, net.view);
+    const py::ssize_t K = net.view.n_members, F = net.view.sizes[0];
+    Array<T> out({K, py::ssize_t(n)}), grad({K, py::ssize_t(n), F});
+    {
+        py::gil_scoped_release release;
+        mlp_value_and_input_gradient(net.view, x.data(), n, per_member, out.mutable_data(), grad.mutable_data());
+    }
+    return py::make_tuple(out, grad);
+}
+
+template <class T>
+py::tuple mlp_backward(const py::array& x_in, const py::list& weights, const py::list& biases,
+                       const std::string& activation, const py::object& g_out, const py::object& g_grad) {
+    MlpArrays<T> net(weights, biases, activation);
+    const Array<T> x = Array<T>::ensure(x_in);
+    const auto [n, per_member] = mlp_input(x, net.view);
+    const py::ssize_t K = net.view.n_members, F = net.view.sizes[0];
+    Array<T> go, gg;
+    if (!g_out.is_none()) go = Array<T>::ensure(g_out), check_shape(go, {K, py::ssize_t(n)}, "g_out");
+    if (!g_grad.is_none()) gg = Array<T>::ensure(g_grad), check_shape(gg, {K, py::ssize_t(n), F}, "g_grad");
+    py::list gw, gb;
+    std::vector<T*> pgw, pgb;
+    for (int64_t l = 0; l < net.view.n_layers; ++l) {
+        Array<T> a({K, py::ssize_t(net.sizes[size_t(l)]), py::ssize_t(net.sizes[size_t(l) + 1])});
+        Array<T> b({K, py::ssize_t(1), py::ssize_t(net.sizes[size_t(l) + 1])});
+        pgw.push_back(a.mutable_data()), pgb.push_back(b.mutable_data());
+        gw.append(a), gb.append(b);
+    }
+    const T* pgo = g_out.is_none() ? nullptr : go.data();
+    const T* pgg = g_grad.is_none() ? nullptr : gg.data();
+    {
+        py::gil_scoped_release release;
+        mlp_value_and_input_gradient_vjp(net.view, x.data(), n, per_member, pgo, pgg, pgw.data(), pgb.data());
+    }
+    return py::make_tuple(gw, gb);
+}
+
 py::object jacobian_contraction_any(const py::array& rows, const py::array& targets, Array<int64_t> atoms,
                                     const py::array& rhs, bool vjp, const py::object& strain,
                                     const py::object& structure, int64_t n_structures, const py::object& grad_virials) {
@@ -353,5 +447,29 @@ PYBIND11_MODULE(_core, m) {
         py::arg("structure") = py::none(), py::arg("grad_virials") = py::none(),
         "the vector-Jacobian product of jacobian_forces: (K, n, F) from grad_forces (K, n, 3) [and, with strain "
         "and structure, grad_virials (K, n_structures, 3, 3)]");
+    m.def(
+        "mlp_forward",
+        [](const py::array& x, const py::list& weights, const py::list& biases, const std::string& activation) {
+            if (x.dtype().is(py::dtype::of<float>())) return mlp_forward<float>(x, weights, biases, activation);
+            if (x.dtype().is(py::dtype::of<double>())) return mlp_forward<double>(x, weights, biases, activation);
+            throw InvalidInput("mlp: x must be float32 or float64, got " + std::string(py::str(x.dtype())));
+        },
+        py::arg("x"), py::arg("weights"), py::arg("biases"), py::arg("activation"),
+        "(out (K, n), d out / d x (K, n, F)) of K stacked MLPs (weights[l] (K, a, b), biases[l] (K, 1, b), the "
+        "activation after every layer but the last) on x (n, F) or (K, n, F), in x's dtype");
+    m.def(
+        "mlp_backward",
+        [](const py::array& x, const py::list& weights, const py::list& biases, const std::string& activation,
+           const py::object& g_out, const py::object& g_grad) {
+            if (x.dtype().is(py::dtype::of<float>()))
+                return mlp_backward<float>(x, weights, biases, activation, g_out, g_grad);
+            if (x.dtype().is(py::dtype::of<double>()))
+                return mlp_backward<double>(x, weights, biases, activation, g_out, g_grad);
+            throw InvalidInput("mlp: x must be float32 or float64, got " + std::string(py::str(x.dtype())));
+        },
+        py::arg("x"), py::arg("weights"), py::arg("biases"), py::arg("activation"), py::arg("g_out") = py::none(),
+        py::arg("g_grad") = py::none(),
+        "the VJP of mlp_forward in the weights and biases: (grad_weights, grad_biases), lists shaped as weights "
+        "and (K, 1, b), from g_out (K, n) and g_grad (K, n, F) (either may be None)");
     register_cuda(m);
 }

@@ -19,6 +19,7 @@
 #include "check.hpp"
 #include "dispatch.hpp"
 #include "jacobian.hpp"
+#include "mlp.hpp"
 #include "neighbors.hpp"
 #include "parallel.hpp"
 #include "structure.hpp"
@@ -595,6 +596,226 @@ TEST_CASE(jacobian_forces_match_the_definition_in_every_variant) {
         check_jacobian_forces<double>(1e-13, F);
         check_jacobian_forces<float>(2e-5, F);
     }
+}
+
+// ---------------------------------------------------------------- the committee's networks
+/// A random stacked MLP (K members, layer widths `sizes`) that owns its arrays.
+template <class T>
+struct RandomMlp {
+    std::vector<int64_t> sizes;
+    std::vector<std::vector<T>> w, b;
+    std::vector<const T*> pw, pb;
+    StackedMlp<T> view;
+
+    RandomMlp(int64_t K, std::vector<int64_t> sizes_, MlpActivation act, unsigned seed) : sizes(std::move(sizes_)) {
+        std::mt19937 gen(seed);
+        std::normal_distribution<double> normal;
+        for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+            w.emplace_back(size_t(K * sizes[l] * sizes[l + 1]));
+            b.emplace_back(size_t(K * sizes[l + 1]));
+            for (T& x : w.back()) x = T(normal(gen) / std::sqrt(double(sizes[l])));
+            for (T& x : b.back()) x = T(0.5 * normal(gen));
+        }
+        for (size_t l = 0; l < w.size(); ++l) pw.push_back(w[l].data()), pb.push_back(b[l].data());
+        view.n_members = K, view.n_layers = int64_t(w.size()), view.sizes = sizes.data();
+        view.weights = pw.data(), view.biases = pb.data(), view.activation = act;
+    }
+};
+
+double plain_activation(MlpActivation act, double z) {
+    switch (act) {
+        case MlpActivation::tanh: return std::tanh(z);
+        case MlpActivation::silu: return z / (1.0 + std::exp(-z));
+        case MlpActivation::softplus: return z > 20.0 ? z : std::log1p(std::exp(z));
+        case MlpActivation::celu: return z > 0.0 ? z : std::expm1(z);
+    }
+    return 0.0;
+}
+
+/// Member k's output on one atom's x by the definition, in double.
+template <class T>
+double plain_mlp(const RandomMlp<T>& net, int64_t k, const std::vector<double>& x) {
+    std::vector<double> a = x;
+    const size_t L = net.w.size();
+    for (size_t l = 0; l < L; ++l) {
+        const int64_t r = net.sizes[l], c = net.sizes[l + 1];
+        std::vector<double> z(static_cast<size_t>(c), 0.0);
+        for (int64_t j = 0; j < c; ++j) {
+            double s = double(net.b[l][size_t(k * c + j)]);
+            for (int64_t i = 0; i < r; ++i) s += a[size_t(i)] * double(net.w[l][size_t((k * r + i) * c + j)]);
+            z[size_t(j)] = l + 1 < L ? plain_activation(net.view.activation, s) : s;
+        }
+        a = z;
+    }
+    return a[0];
+}
+
+constexpr size_t kMlpFdStride = 3;  // the VJP's finite differences: every third weight and bias
+
+std::vector<double> sampled(const std::vector<double>& v) {
+    std::vector<double> out;
+    for (size_t e = 0; e < v.size(); e += kMlpFdStride) out.push_back(v[e]);
+    return out;
+}
+
+TEST_CASE(mlp_matches_the_definition_and_finite_differences_in_every_variant) {
+    // the outputs against the definition; the input gradient and the VJP in every weight and bias
+    // against central differences of the definition (double; the VJP's loss holds the input
+    // gradient by central differences too, hence 1e-5), float against double; 11 atoms: a full
+    // block and a padded one. Then 300 atoms on three threads against one thread.
+    const int64_t K = 3, n = 11;
+    const int threads = get_num_threads();
+    int compared = 0;
+    for (MlpActivation act : {MlpActivation::tanh, MlpActivation::silu, MlpActivation::softplus, MlpActivation::celu})
+        for (const std::vector<int64_t>& sizes : {std::vector<int64_t>{13, 12, 10, 1}, std::vector<int64_t>{7, 9, 1}}) {
+            RandomMlp<double> net(K, sizes, act, 11);
+            const int64_t F = sizes[0];
+            std::mt19937 gen(3);
+            std::normal_distribution<double> normal;
+            std::vector<double> x(size_t(n * F)), g_out(size_t(K * n)), g_grad(size_t(K * n * F));
+            for (double& v : x) v = 1.5 * normal(gen);
+            for (double& v : g_out) v = normal(gen);
+            for (double& v : g_grad) v = normal(gen);
+            auto atom = [&](int64_t a) { return std::vector<double>(x.begin() + a * F, x.begin() + (a + 1) * F); };
+            const double h = 1e-5;
+            // loss(θ) = Σ g_out · out + Σ g_grad · d out / dx, the input gradient by central differences
+            auto loss = [&](const RandomMlp<double>& m) {
+                double s = 0.0;
+                for (int64_t k = 0; k < K; ++k)
+                    for (int64_t a = 0; a < n; ++a) {
+                        std::vector<double> xa = atom(a);
+                        s += g_out[size_t(k * n + a)] * plain_mlp(m, k, xa);
+                        for (int64_t f = 0; f < F; ++f) {
+                            std::vector<double> xp = xa, xm = xa;
+                            xp[size_t(f)] += h, xm[size_t(f)] -= h;
+                            s += g_grad[size_t((k * n + a) * F + f)] * (plain_mlp(m, k, xp) - plain_mlp(m, k, xm)) /
+                                 (2 * h);
+                        }
+                    }
+                return s;
+            };
+            std::vector<double> want_out(size_t(K * n)), want_grad(size_t(K * n * F));
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t a = 0; a < n; ++a) {
+                    std::vector<double> xa = atom(a);
+                    want_out[size_t(k * n + a)] = plain_mlp(net, k, xa);
+                    for (int64_t f = 0; f < F; ++f) {
+                        std::vector<double> xp = xa, xm = xa;
+                        xp[size_t(f)] += h, xm[size_t(f)] -= h;
+                        want_grad[size_t((k * n + a) * F + f)] =
+                            (plain_mlp(net, k, xp) - plain_mlp(net, k, xm)) / (2 * h);
+                    }
+                }
+            std::vector<std::vector<double>> want_gw, want_gb;  // d loss / dθ by central differences
+            const double h2 = 1e-4;
+            for (size_t l = 0; l < net.w.size(); ++l) {
+                want_gw.emplace_back(net.w[l].size()), want_gb.emplace_back(net.b[l].size());
+                for (auto [p, out] : {std::pair{&net.w[l], &want_gw.back()}, std::pair{&net.b[l], &want_gb.back()}})
+                    for (size_t e = 0; e < p->size(); e += kMlpFdStride) {
+                        const double keep = (*p)[e];
+                        (*p)[e] = keep + h2;
+                        const double up = loss(net);
+                        (*p)[e] = keep - h2;
+                        const double down = loss(net);
+                        (*p)[e] = keep;
+                        (*out)[e] = (up - down) / (2 * h2);
+                    }
+            }
+            RandomMlp<float> netf(K, sizes, act, 11);
+            std::vector<float> xf(x.begin(), x.end()), gof(g_out.begin(), g_out.end()),
+                ggf(g_grad.begin(), g_grad.end());
+            for (const std::string& name : kernel_variants()) {
+                const KernelTable* kt = find_kernel(name);
+                if (kt == nullptr || kt->isa > cpu_isa()) continue;
+                {
+                    const bool parallel = false;
+                    const std::string what = name + " activation " + std::to_string(int(act)) + " layers " +
+                                             std::to_string(sizes.size() - 1);
+                    std::vector<double> out(size_t(K * n)), grad(size_t(K * n * F));
+                    kt->mlp_f64(net.view, x.data(), n, false, out.data(), grad.data(), parallel);
+                    if (!(relative_difference(out, want_out) <= 1e-13))
+                        check::fail(__FILE__, __LINE__, what + ": outputs differ from the definition");
+                    if (!(relative_difference(grad, want_grad) <= 1e-8))
+                        check::fail(__FILE__, __LINE__, what + ": input gradient differs from finite differences");
+                    std::vector<std::vector<double>> gw, gb;
+                    std::vector<double*> pgw, pgb;
+                    for (size_t l = 0; l < net.w.size(); ++l)
+                        gw.emplace_back(net.w[l].size()), gb.emplace_back(net.b[l].size());
+                    for (size_t l = 0; l < net.w.size(); ++l) pgw.push_back(gw[l].data()), pgb.push_back(gb[l].data());
+                    kt->mlp_vjp_f64(net.view, x.data(), n, false, g_out.data(), g_grad.data(), pgw.data(), pgb.data(),
+                                    parallel);
+                    for (size_t l = 0; l < net.w.size(); ++l)
+                        if (!(relative_difference(sampled(gw[l]), sampled(want_gw[l])) <= 1e-5 &&
+                              relative_difference(sampled(gb[l]), sampled(want_gb[l])) <= 1e-5))
+                            check::fail(__FILE__, __LINE__,
+                                        what + ": VJP of layer " + std::to_string(l) +
+                                            " differs from finite differences by " +
+                                            std::to_string(relative_difference(sampled(gw[l]), sampled(want_gw[l]))));
+                    // float: the same numbers to float precision
+                    std::vector<float> outf(out.size()), gradf(grad.size());
+                    kt->mlp_f32(netf.view, xf.data(), n, false, outf.data(), gradf.data(), parallel);
+                    if (!(relative_difference(std::vector<double>(outf.begin(), outf.end()), out) <= 1e-5 &&
+                          relative_difference(std::vector<double>(gradf.begin(), gradf.end()), grad) <= 1e-5))
+                        check::fail(__FILE__, __LINE__, what + ": float forward differs from double");
+                    std::vector<std::vector<float>> gwf, gbf;
+                    std::vector<float*> pgwf, pgbf;
+                    for (size_t l = 0; l < net.w.size(); ++l)
+                        gwf.emplace_back(gw[l].size()), gbf.emplace_back(gb[l].size());
+                    for (size_t l = 0; l < net.w.size(); ++l)
+                        pgwf.push_back(gwf[l].data()), pgbf.push_back(gbf[l].data());
+                    kt->mlp_vjp_f32(netf.view, xf.data(), n, false, gof.data(), ggf.data(), pgwf.data(), pgbf.data(),
+                                    parallel);
+                    for (size_t l = 0; l < net.w.size(); ++l)
+                        if (!(relative_difference(std::vector<double>(gwf[l].begin(), gwf[l].end()), gw[l]) <= 1e-4))
+                            check::fail(__FILE__, __LINE__, what + ": float VJP differs from double");
+                    ++compared;
+                }
+            }
+        }
+    CHECK(compared >= 8);
+    // threads: per-thread weight gradients summed, the same numbers as one thread
+    for (const std::string& name : kernel_variants()) {
+        const KernelTable* kt = find_kernel(name);
+        if (kt == nullptr || kt->isa > cpu_isa()) continue;
+        RandomMlp<double> net(4, {13, 12, 10, 1}, MlpActivation::silu, 5);
+        const int64_t big = 300, F = 13;
+        std::mt19937 gen(9);
+        std::normal_distribution<double> normal;
+        std::vector<double> x(size_t(big * F)), go(size_t(4 * big)), gg(size_t(4 * big * F));
+        for (auto* v : {&x, &go, &gg})
+            for (double& e : *v) e = normal(gen);
+        std::vector<std::vector<double>> results;
+        for (int nt : {1, 3}) {
+            set_num_threads(nt);
+            std::vector<double> out(size_t(4 * big)), grad(size_t(4 * big * F));
+            kt->mlp_f64(net.view, x.data(), big, false, out.data(), grad.data(), true);
+            std::vector<std::vector<double>> gw, gb;
+            std::vector<double*> pgw, pgb;
+            for (size_t l = 0; l < net.w.size(); ++l)
+                gw.emplace_back(net.w[l].size()), gb.emplace_back(net.b[l].size());
+            for (size_t l = 0; l < net.w.size(); ++l) pgw.push_back(gw[l].data()), pgb.push_back(gb[l].data());
+            kt->mlp_vjp_f64(net.view, x.data(), big, false, go.data(), gg.data(), pgw.data(), pgb.data(), true);
+            std::vector<double> all = out;
+            all.insert(all.end(), grad.begin(), grad.end());
+            for (size_t l = 0; l < gw.size(); ++l) all.insert(all.end(), gw[l].begin(), gw[l].end());
+            for (size_t l = 0; l < gb.size(); ++l) all.insert(all.end(), gb[l].begin(), gb[l].end());
+            results.push_back(all);
+        }
+        if (!(relative_difference(results[1], results[0]) <= 1e-13))
+            check::fail(__FILE__, __LINE__, name + ": three threads differ from one");
+    }
+    set_num_threads(threads);
+    // through the public entry point, which validates first
+    RandomMlp<double> net(2, {4, 3, 1}, MlpActivation::silu, 1);
+    std::vector<double> x(8, 0.5), out(4), grad(16);
+    mlp_value_and_input_gradient(net.view, x.data(), 2, false, out.data(), grad.data());
+    CHECK(std::abs(out[0] - plain_mlp(net, 0, {0.5, 0.5, 0.5, 0.5})) < 1e-14);
+    net.sizes[2] = 2;
+    CHECK_THROWS(InvalidInput, mlp_value_and_input_gradient(net.view, x.data(), 2, false, out.data(), grad.data()),
+                 "one output, not 2");
+    net.sizes[2] = 1, net.view.n_layers = 1;
+    CHECK_THROWS(InvalidInput, mlp_value_and_input_gradient(net.view, x.data(), 2, false, out.data(), grad.data()),
+                 "at least one hidden layer");
 }
 
 // ---------------------------------------------------------------- input validation

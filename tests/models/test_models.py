@@ -201,15 +201,23 @@ def test_unknown_element_raises():
         committee.species_index(np.array([14, 32]))
 
 
+@pytest.mark.parametrize("path", ["core", "pytorch"])  # the compiled core (CPU) and the PyTorch reference
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))  # a new one needs its slope and curvature
 @pytest.mark.parametrize(
     "species,hidden",
     [(("Si",), (12, 10)), (("Si", "Ge"), (12, 10)), (("Si",), (12,)), (("Si",), (9, 8, 7)), (("Si",), ())],
 )
-def test_written_out_input_gradient_matches_autograd(activation, species, hidden):
+def test_written_out_input_gradient_matches_autograd(activation, species, hidden, path, monkeypatch):
     """dE/dG from the chain rule written out equals autograd's (the reference), and so do
     the weight gradients of a loss on it, on the energies and on both (the written-out backward,
-    σ'' included, against autograd's double backward), for no to three hidden layers."""
+    σ'' included, against autograd's double backward), for no to three hidden layers, on the
+    compiled core and in PyTorch."""
+    from alip.models import input_gradient
+
+    if path == "pytorch":
+        monkeypatch.setattr(input_gradient, "_on_core", lambda *args: False)
+    calls = []
+    monkeypatch.setattr(input_gradient._core, "mlp_forward", _counted(input_gradient._core.mlp_forward, calls))
     committee = _committee(species=species, activation=activation, hidden=hidden)
     net = committee.network
     atoms = [_rattled(seed=s, symbols=species) for s in (7, 8)]
@@ -250,3 +258,12 @@ def test_written_out_input_gradient_matches_autograd(activation, species, hidden
             net.nets[0].value_and_input_gradient(G.clone().requires_grad_(True), create_graph=True)
     _, _, plain = net.energies_and_gradients(G, sidx, struct, 2)  # create_graph=False: no graph
     assert plain.grad_fn is None and torch.equal(plain, dE_dG.detach())
+    assert bool(calls) == (path == "core" and bool(hidden))  # the path the test names is the one that ran
+
+
+def _counted(fn, calls):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        return fn(*args, **kwargs)
+
+    return wrapper

@@ -8,6 +8,12 @@ gradients of a loss on both outputs, second derivatives σ'' included) is writte
 a training step then records one node per species instead of about fifty (−7 % per Adam
 epoch on the mlearn set, README eleventh study). Tested against autograd's double backward
 for every activation and depth (``tests/models/test_models.py``).
+
+On the CPU the same numbers come from the compiled core (``alip._core.mlp_forward`` and
+``mlp_backward``, ``cpp/include/alip/mlp.hpp``): per block of atoms in cache, the hidden
+quantities recomputed in the backward instead of stored, where PyTorch makes a pass over
+memory for each of its operations. This module's PyTorch code is the reference it is
+tested against and the path on other devices.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections.abc import Sequence
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from alip import _core
 
 __all__ = ["activation_slope", "activation_curvature", "value_and_input_gradient"]
 
@@ -164,17 +172,67 @@ class _ValueAndInputGradient(torch.autograd.Function):
         return (None, None, None, *gw, *gb)
 
 
+class _CoreValueAndInputGradient(torch.autograd.Function):
+    """(out, dE/dG) from the compiled core; the backward is the core's VJP in the weights
+    and biases (the hidden quantities recomputed from x, not saved)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, name: str, n_layers: int, *params: torch.Tensor):  # type: ignore[override]
+        ctx.name, ctx.n_layers = name, n_layers
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, *params)
+        out, grad = _core.mlp_forward(x.numpy(), *_numpy_params(params, n_layers), name)
+        return torch.from_numpy(out), torch.from_numpy(grad)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: torch.Tensor | None, g_grad: torch.Tensor | None):  # type: ignore[override]
+        x, *params = ctx.saved_tensors
+        go = None if g_out is None else g_out.contiguous().numpy()
+        gg = None if g_grad is None else g_grad.contiguous().numpy()
+        gw, gb = _core.mlp_backward(x.numpy(), *_numpy_params(params, ctx.n_layers), ctx.name, go, gg)
+        return (None, None, None, *[torch.from_numpy(g) for g in gw], *[torch.from_numpy(g) for g in gb])
+
+
+def _numpy_params(params: Sequence[torch.Tensor], n_layers: int) -> tuple[list, list]:
+    """The weights and biases as NumPy views (no copies of contiguous tensors)."""
+    arrays = [p.detach().contiguous().numpy() for p in params]
+    return arrays[:n_layers], arrays[n_layers:]
+
+
+def _on_core(x: torch.Tensor, params: Sequence[torch.Tensor], name: str) -> bool:
+    """Whether the compiled core computes this call: CPU tensors of one float dtype."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and all(p.device.type == "cpu" and p.dtype == x.dtype for p in params)
+        and name in ("tanh", "silu", "softplus", "celu")
+    )
+
+
 def value_and_input_gradient(
-    x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], name: str, graph: bool
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    name: str,
+    graph: bool,
+    reference: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs (K, n) and d out / d x (K, n, F) of K MLPs (weights (K, a, b), biases (K, 1, b),
     at least one hidden layer) on x (n, F) or (K, n, F). ``graph``: differentiable in the
     weights and biases (one node, written-out backward; not in x); else no graph. Both compute
-    the same numbers."""
+    the same numbers. CPU tensors run on the compiled core unless ``reference`` (this module's
+    PyTorch code, the path on other devices)."""
+    params = [*weights, *biases]
+    core = reference is False and _on_core(x, params, name)
     if graph and torch.is_grad_enabled():
         if x.requires_grad:  # the written-out backward gives no gradient in x: refuse, not a silent zero
             raise ValueError("value_and_input_gradient is differentiable in the weights only; detach x")
-        return _ValueAndInputGradient.apply(x, name, len(weights), *weights, *biases)
+        node = _CoreValueAndInputGradient if core else _ValueAndInputGradient
+        return node.apply(x.detach().contiguous() if core else x, name, len(weights), *params)
     with torch.no_grad():
+        if core:
+            out, grad = _core.mlp_forward(x.contiguous().numpy(), *_numpy_params(params, len(weights)), name)
+            return torch.from_numpy(out), torch.from_numpy(grad)
         out, grad, *_ = _forward(x, weights, biases, name)
     return out, grad
