@@ -20,19 +20,11 @@
 #include "include/alip/jacobian.hpp"
 #include "kernel_variant.hpp"
 #include "parallel.hpp"
+#include "vector_chunks.hpp"
 
 ALIP_KERNEL_BEGIN
 
 constexpr int kRhsBlock = 8;  // right-hand sides per vector block of the forward product
-
-// bytes of one vector register of this variant: the VJP's block of features
-#if ALIP_SIMD_AVX512
-constexpr int kVectorBytes = 64;
-#elif ALIP_SIMD_AVX2
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
 
 /// Rows per step of the forward product: eight independent accumulators when a block of
 /// right-hand sides fits one vector, else four (registers).
@@ -151,20 +143,10 @@ inline void weighted_rows_block(const T* rows, int64_t R, int64_t F, const T* w,
         for (int l = 0; l < L; ++l) out[k * F + f0 + l] -= acc[k][l];
 }
 
-/// out (KB, F) −= Σ_r w[r, k] · rows[r, :]: blocks one vector wide, then the rest of the
-/// features in blocks of 8, 4, 2 and 1 (each at most once).
+/// out (KB, F) −= Σ_r w[r, k] · rows[r, :] in blocks of features one vector wide (then narrower).
 template <class T, int KB>
 inline void weighted_rows(const T* rows, int64_t R, int64_t F, const T* w, int64_t Wk, T* out) {
-    constexpr int L = kVectorBytes / int(sizeof(T));
-    int64_t f0 = 0;
-    for (; f0 + L <= F; f0 += L) weighted_rows_block<T, KB, L>(rows, R, F, w, Wk, f0, out);
-    if constexpr (L > 8)
-        if (f0 + 8 <= F) weighted_rows_block<T, KB, 8>(rows, R, F, w, Wk, f0, out), f0 += 8;
-    if constexpr (L > 4)
-        if (f0 + 4 <= F) weighted_rows_block<T, KB, 4>(rows, R, F, w, Wk, f0, out), f0 += 4;
-    if constexpr (L > 2)
-        if (f0 + 2 <= F) weighted_rows_block<T, KB, 2>(rows, R, F, w, Wk, f0, out), f0 += 2;
-    if (f0 < F) weighted_rows_block<T, KB, 1>(rows, R, F, w, Wk, f0, out);
+    for_vector_chunks<T>(F, [&](auto L, int64_t f0) { weighted_rows_block<T, KB, L>(rows, R, F, w, Wk, f0, out); });
 }
 
 constexpr int kVjpRhsBlock = 8;  // right-hand sides whose sums the VJP keeps in registers at once

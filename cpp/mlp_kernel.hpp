@@ -18,19 +18,11 @@
 #include "include/alip/mlp.hpp"
 #include "kernel_variant.hpp"
 #include "parallel.hpp"
+#include "vector_chunks.hpp"
 
 ALIP_KERNEL_BEGIN
 
 constexpr int64_t kMlpAtoms = 8;  // atoms of one member per block (a last, partial block is padded with zeros)
-
-// bytes of one vector register of this variant: the width of the products' register tiles
-#if ALIP_SIMD_AVX512
-constexpr int kMlpVectorBytes = 64;
-#elif ALIP_SIMD_AVX2
-constexpr int kMlpVectorBytes = 32;
-#else
-constexpr int kMlpVectorBytes = 16;
-#endif
 
 /// a = σ(z), s = σ'(z) and, where c is given, c = σ''(z), for w values.
 template <class T>
@@ -105,20 +97,13 @@ inline void mlp_rows_times_chunk(const T* in, int64_t in_stride, const T* M, int
 }
 
 /// out[b, :w_out] += Σ_i in[b, i] · M[i, :w_out] for the block's atoms (rows of in: stride
-/// in_stride, of out: out_stride): chunks one vector wide, then 8, 4, 2, 1 for the rest.
+/// in_stride, of out: out_stride), in chunks of outputs one vector wide (then narrower).
 template <class T>
 inline void mlp_rows_times(const T* in, int64_t in_stride, const T* M, int64_t w_in, int64_t w_out, T* out,
                            int64_t out_stride) {
-    constexpr int L = kMlpVectorBytes / int(sizeof(T));
-    int64_t j0 = 0;
-    for (; j0 + L <= w_out; j0 += L) mlp_rows_times_chunk<T, L>(in, in_stride, M, w_in, w_out, j0, out, out_stride);
-    if constexpr (L > 8)
-        if (j0 + 8 <= w_out) mlp_rows_times_chunk<T, 8>(in, in_stride, M, w_in, w_out, j0, out, out_stride), j0 += 8;
-    if constexpr (L > 4)
-        if (j0 + 4 <= w_out) mlp_rows_times_chunk<T, 4>(in, in_stride, M, w_in, w_out, j0, out, out_stride), j0 += 4;
-    if constexpr (L > 2)
-        if (j0 + 2 <= w_out) mlp_rows_times_chunk<T, 2>(in, in_stride, M, w_in, w_out, j0, out, out_stride), j0 += 2;
-    for (; j0 < w_out; ++j0) mlp_rows_times_chunk<T, 1>(in, in_stride, M, w_in, w_out, j0, out, out_stride);
+    for_vector_chunks<T>(w_out, [&](auto L, int64_t j0) {
+        mlp_rows_times_chunk<T, L>(in, in_stride, M, w_in, w_out, j0, out, out_stride);
+    });
 }
 
 /// G[i0 + q, j0 : j0 + L] += Σ_b u[b, i0 + q] · v[b, j0 : j0 + L] for q < R: R × L sums in
@@ -150,20 +135,13 @@ inline void mlp_outer_columns(const T* u, int64_t u_stride, const T* v, int64_t 
     for (; i0 < w_in; ++i0) mlp_outer_chunk<T, 1, L>(u, u_stride, v, v_stride, w_out, i0, j0, G);
 }
 
-/// G[i, :w_out] += Σ_b u[b, i] · v[b, :w_out] (an outer product summed over the block's atoms).
+/// G[i, :w_out] += Σ_b u[b, i] · v[b, :w_out] (an outer product summed over the block's atoms),
+/// in chunks of columns one vector wide (then narrower).
 template <class T>
 inline void mlp_outer_add(const T* u, int64_t u_stride, const T* v, int64_t v_stride, int64_t w_in, int64_t w_out,
                           T* G) {
-    constexpr int L = kMlpVectorBytes / int(sizeof(T));
-    int64_t j0 = 0;
-    for (; j0 + L <= w_out; j0 += L) mlp_outer_columns<T, L>(u, u_stride, v, v_stride, w_in, w_out, j0, G);
-    if constexpr (L > 8)
-        if (j0 + 8 <= w_out) mlp_outer_columns<T, 8>(u, u_stride, v, v_stride, w_in, w_out, j0, G), j0 += 8;
-    if constexpr (L > 4)
-        if (j0 + 4 <= w_out) mlp_outer_columns<T, 4>(u, u_stride, v, v_stride, w_in, w_out, j0, G), j0 += 4;
-    if constexpr (L > 2)
-        if (j0 + 2 <= w_out) mlp_outer_columns<T, 2>(u, u_stride, v, v_stride, w_in, w_out, j0, G), j0 += 2;
-    for (; j0 < w_out; ++j0) mlp_outer_columns<T, 1>(u, u_stride, v, v_stride, w_in, w_out, j0, G);
+    for_vector_chunks<T>(
+        w_out, [&](auto L, int64_t j0) { mlp_outer_columns<T, L>(u, u_stride, v, v_stride, w_in, w_out, j0, G); });
 }
 
 /// The block's state: per hidden layer l (width w = sizes[l + 1]) kMlpAtoms × w each of
