@@ -40,7 +40,7 @@ inline int64_t jacobian_rows(const PaddedJacobian<T>& J, int64_t c) {
     return r;
 }
 
-/// acc[q][k] = Σ_f rows[q, f] · rhs[f, kb + k] for R rows of F features, four rows at a time;
+/// acc[q][k] = Σ_f rows[q, f] · rhs[f, kb + k] for R rows of F features, kRowBlock rows at a time;
 /// scatter(q, acc) takes each row's kRhsBlock sums.
 template <class T, class Scatter>
 inline void contract_rows(const T* rows, int64_t R, int64_t F, const T* rhs, int64_t W, int64_t kb, Scatter&& scatter) {

@@ -766,7 +766,8 @@ TEST_CASE(mlp_matches_the_definition_and_finite_differences_in_every_variant) {
                     kt->mlp_vjp_f32(netf.view, xf.data(), n, false, gof.data(), ggf.data(), pgwf.data(), pgbf.data(),
                                     parallel);
                     for (size_t l = 0; l < net.w.size(); ++l)
-                        if (!(relative_difference(std::vector<double>(gwf[l].begin(), gwf[l].end()), gw[l]) <= 1e-4))
+                        if (!(relative_difference(std::vector<double>(gwf[l].begin(), gwf[l].end()), gw[l]) <= 1e-4 &&
+                              relative_difference(std::vector<double>(gbf[l].begin(), gbf[l].end()), gb[l]) <= 1e-4))
                             check::fail(__FILE__, __LINE__, what + ": float VJP differs from double");
                     ++compared;
                 }

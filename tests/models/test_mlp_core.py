@@ -2,8 +2,9 @@
 ``cpp/include/alip/mlp.hpp``) against this package's PyTorch reference
 (``alip.models.input_gradient`` with ``reference=True``, itself tested against autograd's double
 backward in ``test_models.py``): outputs, input gradients and the VJP in the weights, float32
-and float64, shared and per-member inputs, partial blocks of atoms and several threads; bad
-input refused with a reason."""
+and float64, shared and per-member inputs, partial blocks of atoms and (300 atoms) the threaded
+path where the core has more than one thread (the C++ tests compare three threads with one);
+bad input refused with a reason."""
 
 from __future__ import annotations
 
