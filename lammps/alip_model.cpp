@@ -67,8 +67,6 @@ private:
     size_t pos_ = 0;
 };
 
-constexpr int64_t kBlock = 32;  // atoms per MLP block
-
 }  // namespace
 
 Model::Model(const std::string& path) {
@@ -147,20 +145,29 @@ Model::Model(const std::string& path) {
     t.expect("activation");
     const std::string act = t.next("the activation");
     if (act == "tanh")
-        activation_ = Activation::Tanh;
+        activation_ = alip::MlpActivation::tanh;
     else if (act == "silu")
-        activation_ = Activation::Silu;
+        activation_ = alip::MlpActivation::silu;
     else if (act == "softplus")
-        activation_ = Activation::Softplus;
+        activation_ = alip::MlpActivation::softplus;
     else if (act == "celu")
-        activation_ = Activation::Celu;
+        activation_ = alip::MlpActivation::celu;
     else
         t.fail("unknown activation '" + act + "'");
     t.expect("layers");
     const long n_layers = t.count("the number of layers", 100);
     if (n_layers < 1) t.fail("at least one layer is required");
-    for (long l = 0; l <= n_layers; ++l) sizes_.push_back(int(t.count("a layer size", 1024)));
+    for (long l = 0; l <= n_layers; ++l) sizes_.push_back(int64_t(t.count("a layer size", 1024)));
     if (sizes_.front() != F || sizes_.back() != 1) t.fail("layer sizes must start with n_features and end with 1");
+    const int64_t K = n_members_;
+    weights_.assign(size_t(ns), std::vector<std::vector<double>>(size_t(n_layers)));
+    biases_.assign(size_t(ns), std::vector<std::vector<double>>(size_t(n_layers)));
+    for (long s = 0; s < ns; ++s)
+        for (long l = 0; l < n_layers; ++l) {
+            weights_[size_t(s)][size_t(l)].resize(size_t(K * sizes_[size_t(l)] * sizes_[size_t(l) + 1]));
+            biases_[size_t(s)][size_t(l)].resize(size_t(K * sizes_[size_t(l) + 1]));
+        }
+    std::vector<double> layer;
     for (int k = 0; k < n_members_; ++k)
         for (long s = 0; s < ns; ++s) {
             t.expect("network");
@@ -168,88 +175,69 @@ Model::Model(const std::string& path) {
             if (kk != k || ss != s)
                 t.fail("expected network " + std::to_string(k) + " " + std::to_string(s) + ", found network " +
                        std::to_string(kk) + " " + std::to_string(ss));
-            Mlp net;
-            for (long l = 0; l < n_layers; ++l) {
-                net.w.emplace_back();
-                net.b.emplace_back();
-                t.numbers(net.w.back(), size_t(sizes_[l]) * size_t(sizes_[l + 1]), "weights");
-                t.numbers(net.b.back(), size_t(sizes_[l + 1]), "biases");
+            for (long l = 0; l < n_layers; ++l) {  // member k's block of the stacked layer
+                const size_t nw = size_t(sizes_[size_t(l)] * sizes_[size_t(l) + 1]), nb = size_t(sizes_[size_t(l) + 1]);
+                t.numbers(layer, nw, "weights");
+                std::copy(layer.begin(), layer.end(), weights_[size_t(s)][size_t(l)].begin() + k * nw);
+                t.numbers(layer, nb, "biases");
+                std::copy(layer.begin(), layer.end(), biases_[size_t(s)][size_t(l)].begin() + k * nb);
             }
-            nets_.push_back(std::move(net));
         }
+    for (long s = 0; s < ns; ++s) {
+        weight_ptrs_.emplace_back(), bias_ptrs_.emplace_back();
+        for (long l = 0; l < n_layers; ++l) {
+            weight_ptrs_.back().push_back(weights_[size_t(s)][size_t(l)].data());
+            bias_ptrs_.back().push_back(biases_[size_t(s)][size_t(l)].data());
+        }
+    }
     t.expect("end");
-}
-
-void Model::evaluate_block(int s, const double* G, const int64_t* atoms, int64_t nb, int64_t n, double* energies,
-                           double* dE_dG, std::vector<double>& work) const {
-    const int64_t F = n_features();
-    const int L = int(sizes_.size()) - 1;
-    const int64_t wmax = *std::max_element(sizes_.begin(), sizes_.end());
-    // work: x0 (kBlock, wmax), per layer outputs and activation derivatives, two backward buffers
-    work.resize(size_t(kBlock * wmax) * size_t(2 * L + 3));
-    double* x0 = work.data();
-    const double* sh = &shift_[size_t(s * F)];
-    const double* is = &inv_scale_[size_t(s * F)];
-    for (int64_t a = 0; a < nb; ++a) {
-        const double* g = G + atoms[a] * F;
-        for (int64_t f = 0; f < F; ++f) x0[a * wmax + f] = (g[f] - sh[f]) * is[f];
-    }
-    double* acts = x0 + kBlock * wmax;        // (L, kBlock, wmax) layer outputs
-    double* ders = acts + L * kBlock * wmax;  // (L, kBlock, wmax) activation derivatives
-    double* gb = ders + L * kBlock * wmax;    // (kBlock, wmax) backward
-    double* gn = gb + kBlock * wmax;
-    for (int k = 0; k < n_members_; ++k) {
-        const Mlp& net = nets_[size_t(k) * symbols_.size() + size_t(s)];
-        const double* in = x0;
-        for (int l = 0; l < L; ++l) {
-            double* z = acts + l * kBlock * wmax;
-            dense_forward(in, wmax, net.w[l].data(), net.b[l].data(), sizes_[l], sizes_[l + 1], nb, z, wmax);
-            if (l < L - 1) activate(activation_, z, ders + l * kBlock * wmax, sizes_[l + 1], nb, wmax);
-            in = z;
-        }
-        const double* out = acts + (L - 1) * kBlock * wmax;
-        for (int64_t a = 0; a < nb; ++a)
-            energies[k * n + atoms[a]] = energy_ref_[size_t(s)] + energy_scale_ * out[a * wmax];
-        // backward: g = W_L[:, 0], then g <- (g * act'_l) @ W_l^T down to the input
-        for (int64_t a = 0; a < nb; ++a)
-            for (int i = 0; i < sizes_[L - 1]; ++i) gb[a * wmax + i] = net.w[L - 1][size_t(i)];
-        for (int l = L - 2; l >= 0; --l) {
-            dense_backward(gb, ders + l * kBlock * wmax, net.w[l].data(), sizes_[l], sizes_[l + 1], nb, gn, wmax);
-            std::swap(gb, gn);
-        }
-        for (int64_t a = 0; a < nb; ++a) {
-            double* d = dE_dG + (k * n + atoms[a]) * F;
-            for (int64_t f = 0; f < F; ++f) d[f] = energy_scale_ * gb[a * wmax + f] * is[f];
-        }
-    }
 }
 
 void Model::evaluate(const double* G, const int32_t* species, int64_t n, double* energies, double* dE_dG,
                      bool parallel) const {
     const int S = int(symbols_.size());
+    const int64_t F = n_features(), K = n_members_, L = int64_t(sizes_.size()) - 1;
     std::vector<std::vector<int64_t>> by_species(static_cast<size_t>(S));
     for (int64_t a = 0; a < n; ++a) {
         if (species[a] < 0 || species[a] >= S) throw std::runtime_error("species index out of range");
         by_species[size_t(species[a])].push_back(a);
     }
-    struct Task {
-        int s;
-        int64_t first, count;
-    };
-    std::vector<Task> tasks;
-    for (int s = 0; s < S; ++s)
-        for (int64_t a = 0; a < int64_t(by_species[size_t(s)].size()); a += kBlock)
-            tasks.push_back({s, a, std::min<int64_t>(kBlock, int64_t(by_species[size_t(s)].size()) - a)});
-    const int64_t nt = int64_t(tasks.size());
-#pragma omp parallel if (parallel && n >= 128)
-    {
-        std::vector<double> work;
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < nt; ++t) {
-            const Task& task = tasks[size_t(t)];
-            evaluate_block(task.s, G, by_species[size_t(task.s)].data() + task.first, task.count, n, energies, dE_dG,
-                           work);
+    std::vector<double> x, out, grad;
+    for (int s = 0; s < S; ++s) {
+        const std::vector<int64_t>& atoms = by_species[size_t(s)];
+        const int64_t m = int64_t(atoms.size());
+        if (m == 0) continue;
+        const double* sh = &shift_[size_t(s * F)];
+        const double* is = &inv_scale_[size_t(s * F)];
+        x.resize(size_t(m * F)), out.resize(size_t(K * m)), grad.resize(size_t(K * m * F));
+        for (int64_t a = 0; a < m; ++a)
+            for (int64_t f = 0; f < F; ++f) x[size_t(a * F + f)] = (G[atoms[size_t(a)] * F + f] - sh[f]) * is[f];
+        const std::vector<const double*>& w = weight_ptrs_[size_t(s)];
+        const std::vector<const double*>& b = bias_ptrs_[size_t(s)];
+        if (L >= 2) {
+            alip::StackedMlp<double> net;
+            net.n_members = K, net.n_layers = L, net.sizes = sizes_.data();
+            net.weights = w.data(), net.biases = b.data(), net.activation = activation_;
+            alip::mlp_value_and_input_gradient(net, x.data(), m, false, out.data(), grad.data(), parallel);
+        } else {  // no hidden layer: a linear model, its gradient the weights
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t a = 0; a < m; ++a) {
+                    double e = b[0][k];
+                    for (int64_t f = 0; f < F; ++f) {
+                        e += x[size_t(a * F + f)] * w[0][k * F + f];
+                        grad[size_t((k * m + a) * F + f)] = w[0][k * F + f];
+                    }
+                    out[size_t(k * m + a)] = e;
+                }
         }
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t a = 0; a < m; ++a) {
+                const int64_t i = atoms[size_t(a)];
+                energies[k * n + i] = energy_ref_[size_t(s)] + energy_scale_ * out[size_t(k * m + a)];
+                const double* g = &grad[size_t((k * m + a) * F)];
+                double* d = dE_dG + (k * n + i) * F;
+                for (int64_t f = 0; f < F; ++f) d[f] = energy_scale_ * g[f] * is[f];
+            }
     }
 }
 

@@ -1,6 +1,7 @@
 // The committee of a model file written by `alip export lammps` (format: python/alip/models/lammps.py):
 // the ACSF spec and K x S Behler-Parrinello MLPs, evaluated in double precision with their
-// input gradients dE/dG. No LAMMPS types: the pair style is a thin user of it.
+// input gradients dE/dG by the core (alip/mlp.hpp, the networks training runs too). No LAMMPS
+// types: the pair style is a thin user of it.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 #include <vector>
 
 #include "alip/acsf.hpp"
-#include "alip_mlp.h"
+#include "alip/mlp.hpp"
 
 namespace alip_lammps {
 
@@ -29,27 +30,23 @@ public:
     double cutoff() const { return acsf_->spec().cutoff; }
 
     /// Atomic energies (K, n) and dE/dG (K, n, F) of every member for descriptors G (n, F)
-    /// of atoms of species `species` (n,). OpenMP over blocks of atoms when `parallel`.
+    /// of atoms of species `species` (n,). OpenMP over blocks of atoms when `parallel` (the core's).
     void evaluate(const double* G, const int32_t* species, int64_t n, double* energies, double* dE_dG,
                   bool parallel) const;
 
 private:
-    struct Mlp {
-        std::vector<std::vector<double>> w;  ///< per layer (n_in, n_out), row-major
-        std::vector<std::vector<double>> b;  ///< per layer (n_out)
-    };
     std::unique_ptr<alip::Acsf> acsf_;
     std::vector<std::string> symbols_;
     std::vector<double> energy_ref_;  ///< (S)
     double energy_scale_ = 1.0;
     std::vector<double> shift_, inv_scale_;  ///< (S, F)
     int n_members_ = 0;
-    Activation activation_ = Activation::Tanh;
-    std::vector<int> sizes_;  ///< n_0 = F, ..., n_L = 1
-    std::vector<Mlp> nets_;   ///< (K, S)
-
-    void evaluate_block(int s, const double* G, const int64_t* atoms, int64_t nb, int64_t n, double* energies,
-                        double* dE_dG, std::vector<double>& work) const;
+    alip::MlpActivation activation_ = alip::MlpActivation::tanh;
+    std::vector<int64_t> sizes_;  ///< n_0 = F, ..., n_L = 1
+    /// per species, per layer: the K members' weights (K, n_l, n_{l+1}) and biases (K, n_{l+1}),
+    /// the layout of alip/mlp.hpp's StackedMlp
+    std::vector<std::vector<std::vector<double>>> weights_, biases_;
+    std::vector<std::vector<const double*>> weight_ptrs_, bias_ptrs_;
 };
 
 }  // namespace alip_lammps

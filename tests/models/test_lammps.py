@@ -525,3 +525,19 @@ def test_other_activations_equal_ase_calculator(plugin, committee, tmp_path, act
     assert z.max() > 20 and z.min() < -5  # both branches are exercised
     model = alip_lammps.export_committee(c, tmp_path / "model.alip")
     assert_same(run_zero(atoms, plugin, model), reference(atoms, c))
+
+
+@pytest.mark.parametrize("hidden", [(), (12,), (9, 8, 7)])
+def test_other_depths_equal_ase_calculator(plugin, committee, tmp_path, hidden):
+    """A linear model (the plugin's own branch), one and three hidden layers (the core's
+    networks, alip/mlp.hpp), fresh random weights on the committee's feature scaling."""
+    net = type(committee.network)(**{**committee.network.architecture(), "hidden": list(hidden)}, seed=3)
+    with torch.no_grad():
+        for name in ("feature_shift", "feature_scale", "energy_ref", "energy_scale"):
+            getattr(net, name).copy_(getattr(committee.network, name))
+    c = alip.Committee(committee.acsf, net, committee.metadata)
+    atoms = _triclinic()
+    model = alip_lammps.export_committee(c, tmp_path / "model.alip")
+    got, ref = run_zero(atoms, plugin, model), reference(atoms, c)
+    assert np.abs(ref["forces"]).max() > 1e-3  # not vacuous
+    assert_same(got, ref)
