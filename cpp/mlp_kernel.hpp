@@ -37,18 +37,21 @@ inline void mlp_activation(MlpActivation act, const T* z, T* a, T* s, T* c, int6
             if (c != nullptr)
                 for (int64_t j = 0; j < w; ++j) c[j] = T(-2) * a[j] * s[j];
             break;
-        case MlpActivation::silu:
-#pragma omp simd
-            for (int64_t j = 0; j < w; ++j) {
-                const T g = T(1) / (T(1) + std::exp(-z[j]));
-                a[j] = z[j] * g, s[j] = g + z[j] * g * (T(1) - g);
-            }
-            if (c != nullptr)
+        case MlpActivation::silu:  // one exp per value for all three
+            if (c == nullptr) {
 #pragma omp simd
                 for (int64_t j = 0; j < w; ++j) {
                     const T g = T(1) / (T(1) + std::exp(-z[j]));
+                    a[j] = z[j] * g, s[j] = g + z[j] * g * (T(1) - g);
+                }
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < w; ++j) {
+                    const T g = T(1) / (T(1) + std::exp(-z[j]));
+                    a[j] = z[j] * g, s[j] = g + z[j] * g * (T(1) - g);
                     c[j] = g * (T(1) - g) * (T(2) + z[j] * (T(1) - T(2) * g));
                 }
+            }
             break;
         case MlpActivation::softplus:  // PyTorch's: z itself above 20
             for (int64_t j = 0; j < w; ++j) {
