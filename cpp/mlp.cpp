@@ -28,7 +28,23 @@ void validate(const StackedMlp<T>& net, int64_t n, const void* x, const void* a,
     if (n > 0 && (x == nullptr || a == nullptr || b == nullptr)) throw InvalidInput("mlp: null pointer");
 }
 
+/// validate, and InvalidInput unless every layer has its gradient buffers.
+template <class T>
+void validate_vjp(const StackedMlp<T>& net, int64_t n, const T* x, T* const* grad_weights, T* const* grad_biases) {
+    validate(net, n, x, grad_weights, grad_biases);
+    for (int64_t l = 0; l < net.n_layers; ++l)
+        if (grad_weights[l] == nullptr || grad_biases[l] == nullptr) throw InvalidInput("mlp: null gradient buffer");
+}
+
 }  // namespace
+
+MlpActivation parse_mlp_activation(const std::string& name) {
+    if (name == "tanh") return MlpActivation::tanh;
+    if (name == "silu") return MlpActivation::silu;
+    if (name == "softplus") return MlpActivation::softplus;
+    if (name == "celu") return MlpActivation::celu;
+    throw InvalidInput("mlp: unknown activation " + name);
+}
 
 void mlp_value_and_input_gradient(const StackedMlp<float>& net, const float* x, int64_t n, bool x_per_member,
                                   float* out, float* grad, bool parallel) {
@@ -45,18 +61,14 @@ void mlp_value_and_input_gradient(const StackedMlp<double>& net, const double* x
 void mlp_value_and_input_gradient_vjp(const StackedMlp<float>& net, const float* x, int64_t n, bool x_per_member,
                                       const float* g_out, const float* g_grad, float* const* grad_weights,
                                       float* const* grad_biases, bool parallel) {
-    validate(net, n, x, grad_weights, grad_biases);
-    for (int64_t l = 0; l < net.n_layers; ++l)
-        if (grad_weights[l] == nullptr || grad_biases[l] == nullptr) throw InvalidInput("mlp: null gradient buffer");
+    validate_vjp(net, n, x, grad_weights, grad_biases);
     kernels().mlp_vjp_f32(net, x, n, x_per_member, g_out, g_grad, grad_weights, grad_biases, parallel);
 }
 
 void mlp_value_and_input_gradient_vjp(const StackedMlp<double>& net, const double* x, int64_t n, bool x_per_member,
                                       const double* g_out, const double* g_grad, double* const* grad_weights,
                                       double* const* grad_biases, bool parallel) {
-    validate(net, n, x, grad_weights, grad_biases);
-    for (int64_t l = 0; l < net.n_layers; ++l)
-        if (grad_weights[l] == nullptr || grad_biases[l] == nullptr) throw InvalidInput("mlp: null gradient buffer");
+    validate_vjp(net, n, x, grad_weights, grad_biases);
     kernels().mlp_vjp_f64(net, x, n, x_per_member, g_out, g_grad, grad_weights, grad_biases, parallel);
 }
 

@@ -144,16 +144,11 @@ Model::Model(const std::string& path) {
     if (n_members_ < 1) t.fail("at least one member is required");
     t.expect("activation");
     const std::string act = t.next("the activation");
-    if (act == "tanh")
-        activation_ = alip::MlpActivation::tanh;
-    else if (act == "silu")
-        activation_ = alip::MlpActivation::silu;
-    else if (act == "softplus")
-        activation_ = alip::MlpActivation::softplus;
-    else if (act == "celu")
-        activation_ = alip::MlpActivation::celu;
-    else
+    try {
+        activation_ = alip::parse_mlp_activation(act);
+    } catch (const std::exception&) {
         t.fail("unknown activation '" + act + "'");
+    }
     t.expect("layers");
     const long n_layers = t.count("the number of layers", 100);
     if (n_layers < 1) t.fail("at least one layer is required");

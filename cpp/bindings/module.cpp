@@ -231,16 +231,7 @@ struct MlpArrays {
         }
         view.n_members = w[0].shape(0), view.n_layers = int64_t(L);
         view.sizes = sizes.data(), view.weights = pw.data(), view.biases = pb.data();
-        if (activation == "tanh")
-            view.activation = MlpActivation::tanh;
-        else if (activation == "silu")
-            view.activation = MlpActivation::silu;
-        else if (activation == "softplus")
-            view.activation = MlpActivation::softplus;
-        else if (activation == "celu")
-            view.activation = MlpActivation::celu;
-        else
-            throw InvalidInput("mlp: unknown activation " + activation);
+        view.activation = parse_mlp_activation(activation);
     }
 };
 

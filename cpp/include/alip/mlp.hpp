@@ -8,12 +8,17 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace alip {
 
 /// The activations of alip's networks (smooth: forces need C¹, a force loss C²). Softplus
 /// is PyTorch's (linear above 20), CELU has α = 1.
 enum class MlpActivation : int { tanh = 0, silu = 1, softplus = 2, celu = 3 };
+
+/// The activation called `name` ("tanh", "silu", "softplus", "celu", as alip's networks and
+/// model files name them); InvalidInput for any other name.
+MlpActivation parse_mlp_activation(const std::string& name);
 
 /// K stacked MLPs, borrowed: layer l maps sizes[l] → sizes[l + 1] with weights[l] (K,
 /// sizes[l], sizes[l + 1]) and biases[l] (K, sizes[l + 1]), the activation after every layer

@@ -200,13 +200,12 @@ def _numpy_params(params: Sequence[torch.Tensor], n_layers: int) -> tuple[list, 
     return arrays[:n_layers], arrays[n_layers:]
 
 
-def _on_core(x: torch.Tensor, params: Sequence[torch.Tensor], name: str) -> bool:
+def _on_core(x: torch.Tensor, params: Sequence[torch.Tensor]) -> bool:
     """Whether the compiled core computes this call: CPU tensors of one float dtype."""
     return (
         x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and all(p.device.type == "cpu" and p.dtype == x.dtype for p in params)
-        and name in ("tanh", "silu", "softplus", "celu")
     )
 
 
@@ -224,7 +223,7 @@ def value_and_input_gradient(
     the same numbers. CPU tensors run on the compiled core unless ``reference`` (this module's
     PyTorch code, the path on other devices)."""
     params = [*weights, *biases]
-    core = reference is False and _on_core(x, params, name)
+    core = not reference and _on_core(x, params)
     if graph and torch.is_grad_enabled():
         if x.requires_grad:  # the written-out backward gives no gradient in x: refuse, not a silent zero
             raise ValueError("value_and_input_gradient is differentiable in the weights only; detach x")
