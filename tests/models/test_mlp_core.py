@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")  # torch is an optional extra of alip
 
 from alip import _core  # noqa: E402
+from alip.models import input_gradient  # noqa: E402
 from alip.models.input_gradient import value_and_input_gradient  # noqa: E402
 
 ACTIVATIONS = ["tanh", "silu", "softplus", "celu"]
@@ -29,16 +30,36 @@ def _network(K: int, sizes: list[int], dtype: torch.dtype, seed: int = 0):
     return weights, biases
 
 
-def _both(x, weights, biases, activation, g_out, g_grad):
-    """(out, grad, parameter gradients of <g_out, out> + <g_grad, grad>) on each path."""
+@pytest.fixture
+def core_calls(monkeypatch):
+    """Counts the calls of the core's forward and backward made through input_gradient, so that a
+    comparison with the reference cannot pass by running the reference twice."""
+    calls = {"mlp_forward": 0, "mlp_backward": 0}
+    for name in calls:
+        fn = getattr(input_gradient._core, name)
+
+        def counted(*args, _fn=fn, _name=name, **kwargs):
+            calls[_name] += 1
+            return _fn(*args, **kwargs)
+
+        monkeypatch.setattr(input_gradient._core, name, counted)
+    return calls
+
+
+def _both(calls, x, weights, biases, activation, g_out, g_grad):
+    """(out, grad, parameter gradients of <g_out, out> + <g_grad, grad>) on each path; checks that
+    the first ran on the core (forward and backward) and the second did not."""
     results = []
     for reference in (False, True):
+        before = dict(calls)
         out, grad = value_and_input_gradient(x, weights, biases, activation, True, reference=reference)
         terms = ([(g_out * out).sum()] if g_out is not None else []) + (
             [(g_grad * grad).sum()] if g_grad is not None else []
         )
         params = torch.autograd.grad(sum(terms), [*weights, *biases], allow_unused=True)
         grads = [torch.zeros_like(w) if p is None else p for p, w in zip(params, [*weights, *biases])]
+        ran = {k: calls[k] - before[k] for k in calls}
+        assert ran == ({"mlp_forward": 0, "mlp_backward": 0} if reference else {"mlp_forward": 1, "mlp_backward": 1})
         results.append((out.detach(), grad.detach(), grads))
     return results
 
@@ -53,14 +74,14 @@ def _both(x, weights, biases, activation, g_out, g_grad):
         (2, 11, [5, 9, 8, 7, 1], True),
     ],
 )
-def test_core_matches_the_pytorch_reference_in_float64(activation, K, n, sizes, per_member):
+def test_core_matches_the_pytorch_reference_in_float64(activation, K, n, sizes, per_member, core_calls):
     weights, biases = _network(K, sizes, torch.float64)
     gen = torch.Generator().manual_seed(1)
     x = 1.5 * torch.randn((K, n, sizes[0]) if per_member else (n, sizes[0]), generator=gen, dtype=torch.float64)
     g_out = torch.randn(K, n, generator=gen, dtype=torch.float64)
     g_grad = torch.randn(K, n, sizes[0], generator=gen, dtype=torch.float64)
     for go, gg in ((g_out, g_grad), (g_out, None), (None, g_grad)):  # a loss on both outputs or on one
-        (o1, d1, p1), (o2, d2, p2) = _both(x, weights, biases, activation, go, gg)
+        (o1, d1, p1), (o2, d2, p2) = _both(core_calls, x, weights, biases, activation, go, gg)
         assert d2.abs().max() > 1e-2  # not vacuous
         torch.testing.assert_close(o1, o2, rtol=1e-13, atol=1e-13)
         torch.testing.assert_close(d1, d2, rtol=1e-12, atol=1e-13)
@@ -68,24 +89,26 @@ def test_core_matches_the_pytorch_reference_in_float64(activation, K, n, sizes, 
             torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12 * max(1.0, float(b.abs().max())))
 
 
-def test_core_matches_the_pytorch_reference_in_float32_on_training_shapes():
+def test_core_matches_the_pytorch_reference_in_float32_on_training_shapes(core_calls):
     """The defaults' networks (72 → 32 → 32 → 1, K = 5, SiLU) on a batch of 254 atoms, float32."""
     weights, biases = _network(5, [72, 32, 32, 1], torch.float32)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(254, 72, generator=gen)
     g_out, g_grad = torch.randn(5, 254, generator=gen), torch.randn(5, 254, 72, generator=gen)
-    (o1, d1, p1), (o2, d2, p2) = _both(x, weights, biases, "silu", g_out, g_grad)
+    (o1, d1, p1), (o2, d2, p2) = _both(core_calls, x, weights, biases, "silu", g_out, g_grad)
     torch.testing.assert_close(o1, o2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(d1, d2, rtol=1e-5, atol=1e-5)
     for a, b in zip(p1, p2):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
 
 
-def test_inference_without_graph_runs_on_the_core_and_equals_the_reference():
+def test_inference_without_graph_runs_on_the_core_and_equals_the_reference(core_calls):
     weights, biases = _network(4, [9, 6, 1], torch.float64)
     x = torch.randn(21, 9, dtype=torch.float64)
     out, grad = value_and_input_gradient(x, weights, biases, "tanh", False)
+    assert core_calls == {"mlp_forward": 1, "mlp_backward": 0}
     ref_out, ref_grad = value_and_input_gradient(x, weights, biases, "tanh", False, reference=True)
+    assert core_calls == {"mlp_forward": 1, "mlp_backward": 0}
     assert out.grad_fn is None and grad.grad_fn is None
     torch.testing.assert_close(out, ref_out, rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-13, atol=1e-13)
