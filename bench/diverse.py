@@ -3,6 +3,8 @@
     python bench/diverse.py --write-data /tmp/diverse        # build the set once (7.5 min on 2 cores)
     python bench/diverse.py --data /tmp/diverse --sizes 500,1000,2000,all --models default,former
     python bench/diverse.py --data /tmp/diverse --json diverse.json
+    python bench/diverse.py --data /tmp/diverse --relabel /tmp/pbe   # the same geometries, GPAW PBE labels
+    python bench/diverse.py --data /tmp/pbe --sizes 100,all --models default,former
 
 Issue 14 measured underfitting on a set this project does not have (4,352 PBE random crystals
 of 1–16 atoms: the then defaults fitted their own training data to 47 meV/atom only). This
@@ -18,6 +20,14 @@ the frames of one cell in ten (a relaxation's frames never straddle the split).
 
 Kumagai is a many-body (bond-order) function, not DFT: the numbers say whether a model of
 this class *can* fit diverse small cells when data are plentiful, not what it does on PBE.
+
+``--relabel OUT`` labels a selection of the set's geometries with DFT (``--oracle``, by default
+GPAW PBE through :class:`alip.data.oracles.GPAWOracle` at 2 k-points per Å⁻¹): up to ``--per-cell``
+frames of each source cell, the cells in a random order, through alip's own labelling
+(:func:`alip.al.labeling.label_batch` into the label store ``OUT/labels.db``, ``--workers``
+processes), so that a run stopped at any point keeps every label and resumes where it stopped;
+``OUT/{train,test}.extxyz`` then hold the labels so far (the same split by cell, the window
+anchored on the new oracle's diamond at :data:`DIAMOND_A0`), ready for ``--data OUT``.
 
 Reported per model and training-set size: energy / force / stress RMSE on train, the
 cross-validation (each held-out frame predicted by the members that held it out; one
@@ -120,6 +130,108 @@ def diverse_set(
     return [f for f, k in zip(frames, keep) if k], e_diamond
 
 
+#: the relabelled set's reference: diamond Si at GPAW's PBE lattice constant (README, mlearn section)
+DIAMOND_A0 = 5.476
+
+
+def relabel_jobs(frames: list[Atoms], per_cell: int, seed: int = 0) -> list[Atoms]:
+    """Geometries to relabel, in the order to label them: the source cells in a random order
+    (test cells among them, so that any prefix of the labels is a usable set), up to ``per_cell``
+    frames of each cell drawn at random. Each keeps ``cell`` and ``kind``, and records ``split``
+    (``"train"`` / ``"test"``, :func:`split_by_cell`'s) and the source oracle's ``above_source``."""
+    by_cell: dict[int, list[Atoms]] = {}
+    for f in frames:
+        by_cell.setdefault(int(f.info["cell"]), []).append(f)
+    rng = np.random.default_rng(seed)
+    test_cells = {int(f.info["cell"]) for f in split_by_cell(frames)[1]}
+    jobs: list[Atoms] = []
+    for c in rng.permutation(sorted(by_cell)):
+        fs = by_cell[int(c)]
+        for i in sorted(rng.choice(len(fs), size=min(per_cell, len(fs)), replace=False)):
+            f = fs[i]
+            a = Atoms(f.numbers, positions=f.positions, cell=f.cell, pbc=True)
+            a.info.update(
+                cell=int(c),
+                kind=str(f.info["kind"]),
+                split="test" if int(c) in test_cells else "train",
+                above_source=float(f.info["above_diamond"]),
+                family="diverse",
+            )
+            jobs.append(a)
+    return jobs
+
+
+def relabel(
+    frames: list[Atoms],
+    out: str,
+    oracle_spec: dict[str, Any],
+    per_cell: int = 3,
+    max_labels: int | None = None,
+    workers: int = 2,
+    timeout: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Label a selection of ``frames``' geometries (:func:`relabel_jobs`) with ``oracle_spec``
+    into the label store ``out/labels.db``, in order, ``workers`` at a time; pool id 0 is diamond
+    Si at :data:`DIAMOND_A0` (the energy reference). Rerunning resumes: labels already in the
+    store are never computed again, and the store refuses a different selection."""
+    from ase.build import bulk
+
+    from alip.al.labeling import label_batch
+    from alip.data.store import LabelStore
+
+    os.makedirs(out, exist_ok=True)
+    store = LabelStore(os.path.join(out, "labels.db"))
+    selection = {"per_cell": per_cell, "seed": seed, "n_frames": len(frames), "oracle": oracle_spec}
+    if len(store) == 0:
+        diamond = bulk("Si", "diamond", a=DIAMOND_A0)
+        diamond.info.update(family="reference", kind="diamond", split="reference")
+        store.add_pool([diamond] + relabel_jobs(frames, per_cell, seed))
+        store.update_meta(selection=selection)
+    elif store.meta.get("selection") != json.loads(json.dumps(selection)):
+        raise SystemExit(f"{out}/labels.db holds another selection: {store.meta.get('selection')}")
+    ids = sorted(store.ids())
+    if max_labels is not None:
+        ids = ids[: max_labels + 1]
+    done = len([i for i in ids if store.status(i) == "labeled"])
+    print(f"# {len(ids)} structures to label, {done} labelled already", flush=True)
+    res = label_batch(oracle_spec, ids, store, max_workers=workers, max_in_flight=workers, timeout=timeout)
+    print(f"# labelled {res.n_labeled}, failed {res.n_failed} in {res.wall_time:.0f} s", flush=True)
+
+
+def export_relabelled(out: str, max_above: float = 1.0) -> tuple[list[Atoms], list[Atoms]]:
+    """``out/{train,test}.extxyz`` from the store's labels so far: ``above_diamond`` from the new
+    oracle's diamond (pool id 0), frames above ``max_above`` eV/atom left out (counted)."""
+    from alip.data.store import LabelStore
+
+    store = LabelStore(os.path.join(out, "labels.db"))
+    if store.status(0) != "labeled":
+        raise SystemExit("the diamond reference (pool id 0) is not labelled yet")
+    ref = store.get(0)
+    e_diamond = ref.get_potential_energy() / len(ref)
+    train: list[Atoms] = []
+    test: list[Atoms] = []
+    dropped = 0
+    for a in store.labeled():
+        if a.info["split"] == "reference":
+            continue
+        a.info["above_diamond"] = float(a.get_potential_energy() / len(a) - e_diamond)
+        if a.info["above_diamond"] > max_above:
+            dropped += 1
+            continue
+        (test if a.info["split"] == "test" else train).append(a)
+    write(os.path.join(out, "train.extxyz"), train)
+    write(os.path.join(out, "test.extxyz"), test)
+    counts = store.counts()
+    seconds = store.label_times()[1]
+    print(
+        f"# {len(train)} train / {len(test)} test frames ({dropped} above {max_above} eV/atom left out; store "
+        f"{counts}); diamond {e_diamond:.4f} eV/atom; {np.sum(seconds):.0f} s of labelling",
+        flush=True,
+    )
+    return train, test
+
+
 def split_by_cell(frames: list[Atoms], every: int = 10) -> tuple[list[Atoms], list[Atoms]]:
     """Train and test: the frames of every ``every``-th source cell are the test set."""
     test = [f for f in frames if f.info["cell"] % every == every - 1]
@@ -213,6 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="default,former", help="default, former, wide, batch16 (comma-separated)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here")
+    p.add_argument(
+        "--relabel",
+        metavar="OUT",
+        help="label geometries of --data with --oracle into OUT/labels.db (resumable), write OUT/{train,test}.extxyz",
+    )
+    p.add_argument("--oracle", default='{"type": "gpaw", "kpt_density": 2.0}', help="--relabel's oracle (JSON)")
+    p.add_argument("--per-cell", type=int, default=3, help="--relabel: frames per source cell (default 3)")
+    p.add_argument("--max-labels", type=int, help="--relabel: label the first N of the selection only")
+    p.add_argument("--workers", type=int, default=2, help="--relabel: labelling processes (default 2)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="--relabel: seconds per label (default 3600)")
+    p.add_argument("--export-only", action="store_true", help="--relabel: write OUT's extxyz files, label nothing")
     args = p.parse_args(argv)
 
     if args.write_data:
@@ -234,6 +357,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --data DIR (build it with --write-data DIR)")
     train = read(os.path.join(args.data, "train.extxyz"), ":")
     test = read(os.path.join(args.data, "test.extxyz"), ":")
+    if args.relabel:
+        if not args.export_only:
+            relabel(
+                train + test,
+                args.relabel,
+                json.loads(args.oracle),
+                args.per_cell,
+                args.max_labels,
+                args.workers,
+                args.timeout,
+                args.seed,
+            )
+        export_relabelled(args.relabel, args.max_above)
+        return 0
     sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
     models = [m.strip() for m in args.models.split(",")]
     for m in models:

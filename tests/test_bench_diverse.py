@@ -64,3 +64,42 @@ def test_groups_name_energy_and_size(div):
     c.info["above_diamond"], d.info["above_diamond"] = 0.3, 0.6
     assert div.group(c) == (1, 0, "0.3–0.6 eV/atom, 1–4 atoms")
     assert div.group(d) == (2, 1, "≥ 0.6 eV/atom, 5–8 atoms")
+
+
+def test_relabel_in_order_resumes_without_paying_twice_and_exports_against_its_diamond(div, small_set, tmp_path):
+    from alip.data.oracles import make_oracle
+    from alip.data.store import LabelStore
+
+    frames, _ = small_set
+    jobs = div.relabel_jobs(frames, per_cell=2, seed=3)
+    cells = [j.info["cell"] for j in jobs]
+    assert len(jobs) == sum(min(2, sum(f.info["cell"] == c for f in frames)) for c in set(cells))
+    assert [c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1]] == list(dict.fromkeys(cells))  # whole cells
+    test_cells = {f.info["cell"] for f in div.split_by_cell(frames)[1]}
+    assert all((j.info["split"] == "test") == (j.info["cell"] in test_cells) for j in jobs)
+
+    out = str(tmp_path / "relabelled")
+    oracle = {"type": "sw"}  # the test's cheap "new" oracle; the source labels were SW's too
+    div.relabel(frames, out, oracle, per_cell=2, max_labels=3, workers=1, seed=3)
+    store = LabelStore(f"{out}/labels.db")
+    assert store.ids("labeled") == [0, 1, 2, 3]  # the diamond reference, then the selection in order
+    first = store.get_label(1)
+    div.relabel(frames, out, oracle, per_cell=2, workers=1, seed=3)  # resumes: the rest only
+    assert store.counts()["labeled"] == len(jobs) + 1
+    assert store.get_label(1).energy == first.energy and store.get_label(1).wall_time == first.wall_time
+    with pytest.raises(SystemExit, match="another selection"):
+        div.relabel(frames, out, oracle, per_cell=3, workers=1, seed=3)
+
+    train, test = div.export_relabelled(out, max_above=0.5)
+    e_ref = make_oracle("sw").compute(bulk("Si", "diamond", a=div.DIAMOND_A0))[0] / 2
+    kept = train + test
+    assert kept and all(a.info["above_diamond"] <= 0.5 for a in kept)
+    for a in kept:
+        assert a.info["above_diamond"] == pytest.approx(a.get_potential_energy() / len(a) - e_ref, abs=1e-9)
+        assert a.info["above_source"] == pytest.approx(a.info["above_diamond"] + e_ref - small_set[1], abs=1e-6)
+    n_above = sum(
+        LabelStore(f"{out}/labels.db").get(i).get_potential_energy() / len(j) - e_ref > 0.5
+        for i, j in zip(range(1, len(jobs) + 1), jobs)
+    )
+    assert len(kept) == len(jobs) - n_above
+    assert {a.info["split"] for a in test} <= {"test"} and {a.info["split"] for a in train} == {"train"}
