@@ -51,7 +51,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import FORMER, former_acsf, in_table_units, split_rmses  # noqa: E402
+from accuracy import FORMER, diamond_properties, former_acsf, in_table_units, split_rmses  # noqa: E402
 
 #: eV/atom above the oracle's diamond; bounds of the energy groups of the test table
 ENERGY_GROUPS = (0.3, 0.6)
@@ -199,6 +199,25 @@ def relabel(
     print(f"# labelled {res.n_labeled}, failed {res.n_failed} in {res.wall_time:.0f} s", flush=True)
 
 
+def oracle_diamond(oracle_spec: dict[str, Any], n: int = 11) -> dict[str, float]:
+    """a0 (Å) and B0 (GPa) of the oracle's diamond Si: a Birch–Murnaghan fit over a0 ± 3 % as
+    the models' (:func:`accuracy.diamond_properties`), on the 8-atom cubic cell, whose k-point
+    grid stays the same over that range (the 2-atom cell's changes at 2 points per Å⁻¹)."""
+    from ase.build import bulk
+
+    from alip.data.oracles import make_oracle
+    from alip.models.eos import fit_eos
+
+    oracle = make_oracle(oracle_spec)
+    vols, ens = [], []
+    for a in DIAMOND_A0 * np.linspace(0.97, 1.03, n):
+        at = bulk("Si", "diamond", a=float(a), cubic=True)
+        vols.append(at.get_volume() / len(at))
+        ens.append(oracle.compute(at)[0] / len(at))
+    fit = fit_eos(np.array(vols), np.array(ens))
+    return {"a0": fit["a0"], "B0": fit["B0"]}
+
+
 def export_relabelled(out: str, max_above: float = 1.0) -> tuple[list[Atoms], list[Atoms]]:
     """``out/{train,test}.extxyz`` from the store's labels so far: ``above_diamond`` from the new
     oracle's diamond (pool id 0), frames above ``max_above`` eV/atom left out (counted)."""
@@ -284,6 +303,7 @@ MODELS: dict[str, Callable[[], tuple[dict[str, Any], Any]]] = {
 def train_and_score(train: list[Atoms], test: list[Atoms], model: str, seed: int = 0) -> dict[str, Any]:
     """Train ``model`` (a key of :data:`MODELS`) on ``train``; RMSEs on train / cross-validation
     / test (meV/atom, eV/Å, GPa over the 9 components), per test group, wall time."""
+    from alip.models.calculator import Calculator
     from alip.models.training import TrainConfig, errors, train_committee
 
     overrides, acsf = MODELS[model]()
@@ -299,6 +319,7 @@ def train_and_score(train: list[Atoms], test: list[Atoms], model: str, seed: int
     out["test_groups"] = {
         g[2]: {"n": len(fs)} | in_table_units(errors(res.committee, fs)) for g, fs in sorted(by_group.items())
     }
+    out["diamond"] = diamond_properties(lambda atoms: Calculator(res.committee))
     return out
 
 
@@ -336,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="--relabel: labelling processes (default 2)")
     p.add_argument("--timeout", type=float, default=3600.0, help="--relabel: seconds per label (default 3600)")
     p.add_argument("--export-only", action="store_true", help="--relabel: write OUT's extxyz files, label nothing")
+    p.add_argument("--oracle-diamond", action="store_true", help="--relabel: also fit the oracle's diamond E–V")
     args = p.parse_args(argv)
 
     if args.write_data:
@@ -370,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
             )
         export_relabelled(args.relabel, args.max_above)
+        if args.oracle_diamond:
+            d = oracle_diamond(json.loads(args.oracle))
+            print(f"# the oracle's diamond: a0 {d['a0']:.4f} Å, B0 {d['B0']:.1f} GPa", flush=True)
         return 0
     sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
     models = [m.strip() for m in args.models.split(",")]
@@ -395,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
         n = last[0]["test_groups"][g]["n"]
         cells = [f"{r['test_groups'][g]['energy_rmse']:.2f} / {r['test_groups'][g]['force_rmse']:.3f}" for r in last]
         print(f"| {g} | {n} | " + " | ".join(cells) + " |")
+    print("\nDiamond Si from each model (a0 Å, B0 / C11 / C12 / C44 relaxed GPa):")
+    print("| model | training frames | a0 | B0 | C11 | C12 | C44 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        d = r["diamond"]
+        print(
+            f"| {r['model']} | {r['n_train']} | {d['a0']:.3f} | {d['B0']:.1f} | {d['C11']:.1f} | {d['C12']:.1f} | "
+            f"{d['C44']:.1f} |"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"load_end": os.getloadavg()[0], "results": results}, fh, indent=1)

@@ -103,3 +103,9 @@ def test_relabel_in_order_resumes_without_paying_twice_and_exports_against_its_d
     )
     assert len(kept) == len(jobs) - n_above
     assert {a.info["split"] for a in test} <= {"test"} and {a.info["split"] for a in train} == {"train"}
+
+
+def test_oracle_diamond_finds_stillinger_webers_lattice_constant_and_bulk_modulus(div):
+    d = div.oracle_diamond({"type": "sw"})
+    assert d["a0"] == pytest.approx(5.431, abs=2e-3)  # SW's minimum
+    assert d["B0"] == pytest.approx((151.4 + 2 * 76.4) / 3, rel=0.02)  # (C11 + 2 C12) / 3, published
