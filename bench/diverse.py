@@ -4,6 +4,7 @@
     python bench/diverse.py --data /tmp/diverse --sizes 500,1000,2000,all --models default,former
     python bench/diverse.py --data /tmp/diverse --json diverse.json
     python bench/diverse.py --data /tmp/diverse --relabel /tmp/pbe   # the same geometries, GPAW PBE labels
+    python bench/diverse.py --data /tmp/diverse --relabel /tmp/pbe --export-only --compare /tmp/pbe4
     python bench/diverse.py --data /tmp/pbe --sizes 100,all --models default,former
 
 Issue 14 measured underfitting on a set this project does not have (4,352 PBE random crystals
@@ -22,12 +23,14 @@ Kumagai is a many-body (bond-order) function, not DFT: the numbers say whether a
 this class *can* fit diverse small cells when data are plentiful, not what it does on PBE.
 
 ``--relabel OUT`` labels a selection of the set's geometries with DFT (``--oracle``, by default
-GPAW PBE through :class:`alip.data.oracles.GPAWOracle` at 2 k-points per Å⁻¹): up to ``--per-cell``
+GPAW PBE through :class:`alip.data.oracles.GPAWOracle` with its defaults, 3 k-points per Å⁻¹; at 2
+the labels' own noise was of the order of the model's error, README): up to ``--per-cell``
 frames of each source cell, the cells in a random order, through alip's own labelling
 (:func:`alip.al.labeling.label_batch` into the label store ``OUT/labels.db``, ``--workers``
 processes), so that a run stopped at any point keeps every label and resumes where it stopped;
 ``OUT/{train,test}.extxyz`` then hold the labels so far (the same split by cell, the window
-anchored on the new oracle's diamond at :data:`DIAMOND_A0`), ready for ``--data OUT``.
+anchored on the new oracle's diamond at :data:`DIAMOND_A0`), ready for ``--data OUT``; ``--compare
+OTHER`` sets the labels of two such stores side by side (the same selection at other settings).
 
 Reported per model and training-set size: energy / force / stress RMSE on train, the
 cross-validation (each held-out frame predicted by the members that held it out; one
@@ -251,6 +254,39 @@ def export_relabelled(out: str, max_above: float = 1.0) -> tuple[list[Atoms], li
     return train, test
 
 
+def label_differences(out: str, other: str) -> dict[str, Any]:
+    """Per-frame differences of the labels in ``other/labels.db`` minus those in ``out/labels.db``
+    over the pool ids labelled in both (the same selection, e.g. at denser k-points): energy
+    per atom (meV/atom) and force RMS (eV/Å) per id; over the frames (id 0, the diamond reference,
+    reported apart) the standard deviation of the energy differences and the force RMS."""
+    from alip.data.store import LabelStore
+
+    a, b = LabelStore(os.path.join(out, "labels.db")), LabelStore(os.path.join(other, "labels.db"))
+
+    def geometries(store: Any) -> dict[str, Any]:  # the selection but for its oracle
+        return {k: v for k, v in store.meta.get("selection", {}).items() if k != "oracle"}
+
+    if geometries(a) != geometries(b):
+        raise SystemExit(f"{out} and {other} hold different selections")
+    rows = {}
+    for i in sorted(set(a.ids("labeled")) & set(b.ids("labeled"))):
+        x, y = a.get(i), b.get(i)
+        de = 1e3 * (y.get_potential_energy() - x.get_potential_energy()) / len(x)
+        rows[i] = (de, float(np.sqrt(np.mean((y.get_forces() - x.get_forces()) ** 2))), len(x))
+    frames = [v for i, v in rows.items() if i != 0]
+    if not frames:
+        raise SystemExit(f"no frame is labelled in both {out} and {other}")
+    de = np.array([v[0] for v in frames])
+    return {
+        "rows": rows,
+        "diamond_mev": rows[0][0] if 0 in rows else float("nan"),
+        "n": len(frames),
+        "energy_std_mev": float(de.std()),
+        "energy_range_mev": (float(de.min()), float(de.max())),
+        "force_rms": float(np.sqrt(np.mean(np.square([v[1] for v in frames])))),
+    }
+
+
 def split_by_cell(frames: list[Atoms], every: int = 10) -> tuple[list[Atoms], list[Atoms]]:
     """Train and test: the frames of every ``every``-th source cell are the test set."""
     test = [f for f in frames if f.info["cell"] % every == every - 1]
@@ -351,13 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="OUT",
         help="label geometries of --data with --oracle into OUT/labels.db (resumable), write OUT/{train,test}.extxyz",
     )
-    p.add_argument("--oracle", default='{"type": "gpaw", "kpt_density": 2.0}', help="--relabel's oracle (JSON)")
+    p.add_argument("--oracle", default='{"type": "gpaw"}', help="--relabel's oracle (JSON; GPAW's defaults)")
     p.add_argument("--per-cell", type=int, default=3, help="--relabel: frames per source cell (default 3)")
     p.add_argument("--max-labels", type=int, help="--relabel: label the first N of the selection only")
     p.add_argument("--workers", type=int, default=2, help="--relabel: labelling processes (default 2)")
     p.add_argument("--timeout", type=float, default=3600.0, help="--relabel: seconds per label (default 3600)")
     p.add_argument("--export-only", action="store_true", help="--relabel: write OUT's extxyz files, label nothing")
     p.add_argument("--oracle-diamond", action="store_true", help="--relabel: also fit the oracle's diamond E–V")
+    p.add_argument("--compare", metavar="OTHER", help="--relabel: label differences OTHER − OUT, frame by frame")
     args = p.parse_args(argv)
 
     if args.write_data:
@@ -392,6 +429,17 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
             )
         export_relabelled(args.relabel, args.max_above)
+        if args.compare:
+            d = label_differences(args.relabel, args.compare)
+            for i, (de, df, n) in d["rows"].items():
+                print(f"# id {i} ({n} atoms): {de:+.1f} meV/atom, forces {df:.3f} eV/Å")
+            lo, hi = d["energy_range_mev"]
+            print(
+                f"# {args.compare} − {args.relabel}, {d['n']} frames: energy std {d['energy_std_mev']:.1f} meV/atom "
+                f"({lo:+.1f} to {hi:+.1f}), force RMS {d['force_rms']:.3f} eV/Å; "
+                f"diamond {d['diamond_mev']:+.1f} meV/atom",
+                flush=True,
+            )
         if args.oracle_diamond:
             d = oracle_diamond(json.loads(args.oracle))
             print(f"# the oracle's diamond: a0 {d['a0']:.4f} Å, B0 {d['B0']:.1f} GPa", flush=True)

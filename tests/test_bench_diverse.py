@@ -109,3 +109,27 @@ def test_oracle_diamond_finds_stillinger_webers_lattice_constant_and_bulk_modulu
     d = div.oracle_diamond({"type": "sw"})
     assert d["a0"] == pytest.approx(5.431, abs=2e-3)  # SW's minimum
     assert d["B0"] == pytest.approx((151.4 + 2 * 76.4) / 3, rel=0.02)  # (C11 + 2 C12) / 3, published
+
+
+def test_label_differences_set_two_stores_of_one_selection_side_by_side(div, small_set, tmp_path):
+    frames, _ = small_set
+    a, b = str(tmp_path / "sw"), str(tmp_path / "kumagai")
+    div.relabel(frames, a, {"type": "sw"}, per_cell=1, max_labels=3, workers=1, seed=3)
+    div.relabel(frames, b, {"type": "manybody", "potential": "kumagai"}, per_cell=1, max_labels=2, workers=1, seed=3)
+    d = div.label_differences(a, b)
+    assert sorted(d["rows"]) == [0, 1, 2] and d["n"] == 2  # the ids labelled in both
+    from alip.data.store import LabelStore
+
+    sa, sb = LabelStore(f"{a}/labels.db"), LabelStore(f"{b}/labels.db")
+    de = []
+    for i in (0, 1, 2):
+        x, y = sa.get(i), sb.get(i)
+        de.append(1e3 * (y.get_potential_energy() - x.get_potential_energy()) / len(x))
+        assert d["rows"][i][0] == pytest.approx(de[-1], abs=1e-9)
+        assert d["rows"][i][1] == pytest.approx(np.sqrt(np.mean((y.get_forces() - x.get_forces()) ** 2)), abs=1e-12)
+    assert d["diamond_mev"] == pytest.approx(de[0], abs=1e-9)
+    assert d["energy_std_mev"] == pytest.approx(np.std(de[1:]), abs=1e-9)
+    c = str(tmp_path / "other")
+    div.relabel(frames, c, {"type": "sw"}, per_cell=2, max_labels=1, workers=1, seed=3)
+    with pytest.raises(SystemExit, match="different selections"):
+        div.label_differences(a, c)
