@@ -327,12 +327,14 @@ def nested_subset(train: list[Atoms], size: int | None, seed: int = 0) -> list[A
 
 #: name -> (TrainConfig overrides, descriptor or None for the default): the defaults, the
 #: defaults before issue 14's studies (36 functions, G4, bootstrap, batch 16), and the defaults
-#: with wider networks (two hidden layers of 64) or with 16 structures per Adam step
+#: with wider networks (two hidden layers of 64), with 16 structures per Adam step or with the
+#: energies weighted 4 times (``alip train --weight-energy 4``, the README's option for plenty of data)
 MODELS: dict[str, Callable[[], tuple[dict[str, Any], Any]]] = {
     "default": lambda: ({}, None),
     "former": lambda: (dict(FORMER), former_acsf()),
     "wide": lambda: ({"hidden": [64, 64]}, None),
     "batch16": lambda: ({"batch_size": 16}, None),
+    "energy4": lambda: ({"weight_energy": 4.0}, None),
 }
 
 
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=10, help="a frame every N relaxation steps (default 10)")
     p.add_argument("--perturb", type=int, default=4, help="strained and rattled copies per relaxed cell")
     p.add_argument("--sizes", default="all", help="training-set sizes, comma-separated ('all': the whole set)")
-    p.add_argument("--models", default="default,former", help="default, former, wide, batch16 (comma-separated)")
+    p.add_argument("--models", default="default,former", help=", ".join(MODELS) + " (comma-separated)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here")
     p.add_argument(
