@@ -129,6 +129,8 @@ def test_label_differences_set_two_stores_of_one_selection_side_by_side(div, sma
         assert d["rows"][i][1] == pytest.approx(np.sqrt(np.mean((y.get_forces() - x.get_forces()) ** 2)), abs=1e-12)
     assert d["diamond_mev"] == pytest.approx(de[0], abs=1e-9)
     assert d["energy_std_mev"] == pytest.approx(np.std(de[1:]), abs=1e-9)
+    assert d["energy_range_mev"] == pytest.approx((min(de[1:]), max(de[1:])), abs=1e-9)
+    assert d["force_rms"] == pytest.approx(np.sqrt(np.mean([d["rows"][i][1] ** 2 for i in (1, 2)])), abs=1e-12)
     c = str(tmp_path / "other")
     div.relabel(frames, c, {"type": "sw"}, per_cell=2, max_labels=1, workers=1, seed=3)
     with pytest.raises(SystemExit, match="different selections"):
