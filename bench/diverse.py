@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -327,25 +328,41 @@ def nested_subset(train: list[Atoms], size: int | None, seed: int = 0) -> list[A
 
 #: name -> (TrainConfig overrides, descriptor or None for the default): the defaults, the
 #: defaults before issue 14's studies (36 functions, G4, bootstrap, batch 16), and the defaults
-#: with wider networks (two hidden layers of 64), with 16 structures per Adam step or with the
-#: energies weighted 4 times (``alip train --weight-energy 4``, the README's option for plenty of data)
+#: with wider networks (two hidden layers of 64) or with 16 structures per Adam step; besides
+#: these, ``energy<w>`` is the defaults with the energies weighted ``w`` times (``energy4``:
+#: ``alip train --weight-energy 4``, the README's option for small diverse cells; :func:`model_spec`)
 MODELS: dict[str, Callable[[], tuple[dict[str, Any], Any]]] = {
     "default": lambda: ({}, None),
     "former": lambda: (dict(FORMER), former_acsf()),
     "wide": lambda: ({"hidden": [64, 64]}, None),
     "batch16": lambda: ({"batch_size": 16}, None),
-    "energy4": lambda: ({"weight_energy": 4.0}, None),
 }
+ENERGY_WEIGHTED = re.compile(r"energy(\d+(?:\.\d+)?)")
 
 
-def train_and_score(train: list[Atoms], test: list[Atoms], model: str, seed: int = 0) -> dict[str, Any]:
-    """Train ``model`` (a key of :data:`MODELS`) on ``train``; RMSEs on train / cross-validation
-    / test (meV/atom, eV/Å, GPa over the 9 components), per test group, wall time."""
+def model_spec(model: str) -> tuple[dict[str, Any], Any] | None:
+    """The (TrainConfig overrides, descriptor) of ``model``: a key of :data:`MODELS` or
+    ``energy<w>`` (a positive energy weight ``w``); None for an unknown name."""
+    if model in MODELS:
+        return MODELS[model]()
+    m = ENERGY_WEIGHTED.fullmatch(model)
+    return ({"weight_energy": float(m.group(1))}, None) if m and float(m.group(1)) > 0 else None
+
+
+def train_and_score(
+    train: list[Atoms], test: list[Atoms], model: str, seed: int = 0, threads: int | str = "auto"
+) -> dict[str, Any]:
+    """Train ``model`` (a key of :data:`MODELS` or ``energy<w>``) on ``train`` with ``threads`` torch
+    threads; RMSEs on train / cross-validation / test (meV/atom, eV/Å, GPa over the 9 components),
+    per test group, wall time."""
     from alip.models.calculator import Calculator
     from alip.models.training import TrainConfig, errors, train_committee
 
-    overrides, acsf = MODELS[model]()
-    cfg = TrainConfig(**overrides, seed=seed)
+    spec = model_spec(model)
+    if spec is None:
+        raise ValueError(f"unknown model {model!r}: one of {', '.join(MODELS)} or energy<w>")
+    overrides, acsf = spec
+    cfg = TrainConfig(**overrides, seed=seed, threads=threads)
     t0 = time.perf_counter()
     res = train_committee(train, acsf, cfg)
     out: dict[str, Any] = {"model": model, "n_train": len(train), "wall_s": time.perf_counter() - t0}
@@ -381,8 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=10, help="a frame every N relaxation steps (default 10)")
     p.add_argument("--perturb", type=int, default=4, help="strained and rattled copies per relaxed cell")
     p.add_argument("--sizes", default="all", help="training-set sizes, comma-separated ('all': the whole set)")
-    p.add_argument("--models", default="default,former", help=", ".join(MODELS) + " (comma-separated)")
+    p.add_argument(
+        "--models",
+        default="default,former",
+        help=", ".join(MODELS) + ", energy<w> (the defaults with energy weight w; comma-separated)",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--threads", type=lambda v: v if v == "auto" else int(v), default="auto", help="torch threads of a training"
+    )
     p.add_argument("--json", help="write the results here")
     p.add_argument(
         "--relabel",
@@ -416,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data:
         p.error("give --data DIR (build it with --write-data DIR)")
+    models = [m.strip() for m in args.models.split(",")]
+    for m in models:  # before reading or labelling anything
+        if model_spec(m) is None:
+            p.error(f"unknown model {m!r}; choose from {', '.join(MODELS)} or energy<w> (e.g. energy4)")
     train = read(os.path.join(args.data, "train.extxyz"), ":")
     test = read(os.path.join(args.data, "test.extxyz"), ":")
     if args.relabel:
@@ -447,10 +475,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# the oracle's diamond: a0 {d['a0']:.4f} Å, B0 {d['B0']:.1f} GPa", flush=True)
         return 0
     sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
-    models = [m.strip() for m in args.models.split(",")]
-    for m in models:
-        if m not in MODELS:
-            p.error(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
     print(f"# {len(train)} train / {len(test)} test frames; load {os.getloadavg()[0]:.2f}", flush=True)
     print("| model | train frames | E RMSE train / val / test (meV/atom) | F RMSE (eV/Å) | σ RMSE (GPa) | wall (s) |")
     print("|---|---:|---|---|---|---:|", flush=True)
@@ -458,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         subset = nested_subset(train, size, args.seed)
         for m in models:
-            r = train_and_score(subset, test, m, args.seed)
+            r = train_and_score(subset, test, m, args.seed, args.threads)
             results.append(r)
             print(_row(r), flush=True)
     print("\nTest energy RMSE (meV/atom) / force RMSE (eV/Å) per group, the largest training set:")

@@ -66,6 +66,17 @@ def test_groups_name_energy_and_size(div):
     assert div.group(d) == (2, 1, "≥ 0.6 eV/atom, 5–8 atoms")
 
 
+def test_model_names_give_their_training_overrides_and_energy_weights(div):
+    assert div.model_spec("default") == ({}, None)
+    assert div.model_spec("wide")[0] == {"hidden": [64, 64]}
+    assert div.model_spec("energy4") == ({"weight_energy": 4.0}, None)
+    assert div.model_spec("energy0.5") == ({"weight_energy": 0.5}, None)
+    for bad in ("energy", "energy0", "energy-1", "energy4x", "nonsense"):
+        assert div.model_spec(bad) is None
+    with pytest.raises(SystemExit):  # an unknown name stops before any training
+        div.main(["--data", "/nonexistent", "--models", "default,energyx"])
+
+
 def test_relabel_in_order_resumes_without_paying_twice_and_exports_against_its_diamond(div, small_set, tmp_path):
     from alip.data.oracles import make_oracle
     from alip.data.store import LabelStore
