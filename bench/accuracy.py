@@ -57,7 +57,7 @@ DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data",
 #: GPAW plane-wave PBE for diamond Si (this project's oracle; see the README)
 GPAW_PBE = {"a0": 5.476, "B0": 88.8}
 
-#: the training defaults of the sixth study of issue 14 (README, "Accuracy on real DFT"): the
+#: the training defaults of the sixth study of issue 14 (docs/accuracy_studies.md): the
 #: same TrainConfig as now, on ACSF.windows_si() (64 functions, windows every 0.5 Å; the
 #: defaults now train on ACSF.cross_windows_si(), 8 more G5 with legs on two windows, seventh study)
 PREVIOUS: dict[str, Any] = {}
@@ -139,10 +139,11 @@ def ground_energy(frames: list[Atoms]) -> float:
     return min(float(a.get_potential_energy()) / len(a) for a in frames)
 
 
-#: groups of the shared mlearn files whose yz and xz stress components are exchanged (README,
-#: "Fourth study"): there the published qSNAP fit and an alip committee trained without stresses
-#: both match the file with yz and xz swapped (AIMD 300 K: 0.04 GPa RMSE against 0.34 as
-#: stored), while on the Elastic frames they match it as stored (the swap misses by 8 GPa)
+#: groups of the shared mlearn files whose yz and xz stress components are exchanged
+#: (docs/accuracy_studies.md, "Fourth study"): there the published qSNAP fit and an alip
+#: committee trained without stresses both match the file with yz and xz swapped (AIMD 300 K:
+#: 0.04 GPa RMSE against 0.34 as stored), while on the Elastic frames they match it as stored
+#: (the swap misses by 8 GPa)
 SWAPPED_SHEAR_GROUPS: tuple[str, ...] = ("AIMD-NVT", "Vacancy")
 
 

@@ -129,7 +129,7 @@ def train_from_file(
     Without ``acsf`` the descriptor is ``ACSF.training_default()`` (``cross_windows_si``), or with
     ``select`` > 0 that many functions chosen by CUR from the candidate pool of LABELED's elements on its structures
     (:func:`alip.core.selection.select_acsf`: better with plenty of data, worse with little,
-    README "Fourth study"). Errors (``alip.models.training.errors``) are
+    docs/accuracy_studies.md, "Fourth study"). Errors (``alip.models.training.errors``) are
     computed on the training and validation splits.
     """
     from alip.core.descriptors import ACSF
@@ -315,8 +315,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_SELECT,
         metavar="N",
         help="without --spec: N symmetry functions chosen by CUR from a pool of 196 G2 and G5 on LABELED's "
-        "atoms (better with plenty of data, worse with little; README, fifth study; default 0: the fixed "
-        "ACSF.cross_windows_si())",
+        "atoms (better with plenty of data, worse with little; docs/accuracy_studies.md, fifth study; "
+        "default 0: the fixed ACSF.cross_windows_si())",
     )
     p.add_argument("--val-fraction", type=float, help=f"validation split (default {d.val_fraction})")
     p.add_argument(

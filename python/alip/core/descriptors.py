@@ -210,7 +210,7 @@ class ACSF:
         η = 2 Å⁻², a window of σ = 0.5 Å on each leg; ζ in {1, 2, 4, 8} × λ = ±1) count the
         angles within one shell, which G5 centred at r = 0 mixes with those of the nearer shells.
         On the mlearn Si benchmark, over three seeds, they lower the test energy and force errors
-        of :meth:`fine_g5_si` by 13 % and 5 %, the cross-validation ones by 13 % and 4 % (README,
+        of :meth:`fine_g5_si` by 13 % and 5 %, the cross-validation ones by 13 % and 4 % (docs/accuracy_studies.md,
         "Fifth study").
         """
         fine = cls.fine_g5_si()
@@ -230,7 +230,7 @@ class ACSF:
         the two shells only) leaves to the centred functions. On the mlearn Si benchmark, over
         three seeds, test forces 0.0998 against 0.1027 eV/Å for :meth:`shells_si`,
         cross-validation energy −10 % and forces −2 %, stress −16 %; with 18 training
-        structures no worse (README, "Sixth study").
+        structures no worse (docs/accuracy_studies.md, "Sixth study").
         """
         fine = cls.fine_g5_si()
         centred = [row for row in fine.g5.tolist() if row[0] != 0.1]
@@ -248,7 +248,7 @@ class ACSF:
         neighbor (2.3 Å) and one on the second shell (3.8 Å) or between the shells (3.3 Å), which
         windows on one distance leave to the centred functions: η = 2 Å⁻², ζ 1 and 8, λ = ±1. On
         the mlearn Si benchmark, over three seeds, test energy −11 % and forces −1.6 % against
-        :meth:`windows_si`, for about 2 % more training time (README, "Seventh study").
+        :meth:`windows_si`, for about 2 % more training time (docs/accuracy_studies.md, "Seventh study").
         """
         windows = cls.windows_si()
         cross = [(2.0, zeta, lam, 2.3, rs2) for rs2 in (3.8, 3.3) for zeta in (1.0, 8.0) for lam in (1.0, -1.0)]

@@ -10,7 +10,7 @@ Two contractions of that layout, equal up to summation order:
   VJP, float32 or float64, CPU) reading each center's rows where the whole data set keeps
   them, so a training batch needs no gathered copy of its Jacobian. The product and its
   backward each read the rows once; on the mlearn set an Adam epoch takes 0.82 of the
-  time of the gather + :func:`padded_forces` path (``bench/training_step.py``, README tenth study).
+  time of the gather + :func:`padded_forces` path (``bench/training_step.py``, docs/accuracy_studies.md, tenth study).
 """
 
 from __future__ import annotations

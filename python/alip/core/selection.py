@@ -8,9 +8,9 @@ describe. A function's columns (one per neighbor element for G2, one per element
 G5) are chosen together, since an :class:`~alip.core.descriptors.ACSF` applies each parameter
 set to every element or pair. On the mlearn Si benchmark (214 structures) 48 functions chosen
 so from the pool without shifted G5 lowered the test energy error by 12 % and the force error
-by 4 % against ``ACSF.fine_g5_si()`` but did worse trained on 18 of its structures (README,
+by 4 % against ``ACSF.fine_g5_si()`` but did worse trained on 18 of its structures (docs/accuracy_studies.md,
 "Fourth study"); 64 chosen from the pool with shifted G5 give 3.69 meV/atom and 0.099 eV/Å
-against ``ACSF.shells_si()``'s 3.76 and 0.103, for a longer training (README, "Fifth study"), and
+against ``ACSF.shells_si()``'s 3.76 and 0.103, for a longer training (docs/accuracy_studies.md, "Fifth study"), and
 the fixed ``ACSF.windows_si()`` (windows every 0.5 Å, as CUR chose them) gets the same forces.
 Training uses them only when asked (``alip train --select N``).
 """

@@ -6,7 +6,7 @@ the K members by the chain rule, δ_{L-1} = w_Lᵀ ⊙ σ'(z_{L-1}), δ_l = (δ_
 dE/dG = δ_0 W_0ᵀ, and, with a graph, is one autograd node whose backward (the weight
 gradients of a loss on both outputs, second derivatives σ'' included) is written out too:
 a training step then records one node per species instead of about fifty (−7 % per Adam
-epoch on the mlearn set, README eleventh study). Tested against autograd's double backward
+epoch on the mlearn set, docs/accuracy_studies.md, eleventh study). Tested against autograd's double backward
 for every activation and depth (``tests/models/test_models.py``).
 
 On the CPU the same numbers come from the compiled core (``alip._core.mlp_forward`` and

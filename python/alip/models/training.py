@@ -98,7 +98,7 @@ class TrainConfig(TrainingSection):
 
 MAX_PADDED_RATIO = 2.0  # padded over sparse gradient rows above which training keeps the sparse rows
 # structures per chunk of a full-batch pass (validation every epoch, L-BFGS): 32 took 0.93 of the
-# time of 16 (once 4 Adam batches) on mlearn, 24 and 48 more (README eleventh study)
+# time of 16 (once 4 Adam batches) on mlearn, 24 and 48 more (docs/accuracy_studies.md, eleventh study)
 FULL_PASS_CHUNK = 32
 
 
