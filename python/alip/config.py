@@ -169,7 +169,7 @@ class DescriptorSection:
         "'fine_g5_si' (16 G2 + 32 G5), 'shells_si' (fine_g5_si + 16 G5 shifted onto the first two neighbor "
         "shells), 'windows_si' (16 G2 + 24 centred G5 + 24 G5 on radial windows every 0.5 Å), "
         "'cross_windows_si' (windows_si + 8 G5 with their legs on two windows; the `alip train` default: lower "
-        "errors on real DFT, README) or "
+        "errors on real DFT, docs/accuracy_studies.md) or "
         "'seeds' (the default_si shape for the elements of explore.seeds; alip.explore.seeds.default_acsf)",
     )
     file: str = _f("", "JSON file of an ACSF spec (ACSF.to_dict()); overrides preset")
@@ -185,21 +185,27 @@ class TrainingSection:
 
     n_members: int = _f(5, "committee members")
     hidden: list = _f([32, 32], "hidden layer widths")
-    activation: str = _f("silu", "silu | tanh | softplus | celu (SiLU: better forces on real DFT, README)")
+    activation: str = _f(
+        "silu", "silu | tanh | softplus | celu (SiLU: better forces on real DFT, docs/accuracy_studies.md)"
+    )
     feature_scaling: str = _f("standard", f"{' | '.join(FEATURE_SCALINGS)}: mean/std, to [-1, 1], or unscaled")
     weight_energy: float = _f(
-        1.0, "loss weight of (ΔE/N)², eV² (4: -25 % energy error on real DFT but worse on small sets, README)"
+        1.0,
+        "loss weight of (ΔE/N)², eV² (1: mlearn's large cells; 4: lower held-out energy errors on small diverse "
+        "cells, docs/accuracy_studies.md, seventeenth study)",
     )
     weight_forces: float = _f(0.1, "loss weight of ΔF² per component, (eV/Å)²")
     weight_stress: float = _f(0.1, "loss weight of (ΔW/N)² per component (W = −σV), eV²")
     epochs: int = _f(300, "Adam epochs")
-    batch_size: int = _f(4, "structures per mini-batch (4: more Adam steps, lower errors on real DFT, README)")
+    batch_size: int = _f(
+        4, "structures per mini-batch (4: more Adam steps, lower errors on real DFT, docs/accuracy_studies.md)"
+    )
     lr: float = _f(5e-3, "initial learning rate")
     lr_final: float = _f(2e-4, "learning rate at the last epoch (exponential decay)")
     lbfgs_steps: int = _f(
         200,
         "full-batch L-BFGS steps after Adam, kept per member if validation improves (0: none; 200: lower "
-        "errors than 100 on real DFT, README)",
+        "errors than 100 on real DFT, docs/accuracy_studies.md)",
     )
     val_fraction: float = _f(0.1, "validation fraction (early stopping)")
     validation: str = _f(
@@ -212,7 +218,7 @@ class TrainingSection:
     bootstrap: bool = _f(
         False,
         "bootstrap resampling per member (off: the members differ in their initial weights only, as "
-        "in DP-GEN; lower errors on real DFT and in `alip demo`, README)",
+        "in DP-GEN; lower errors on real DFT and in `alip demo`, docs/accuracy_studies.md and README)",
     )
     energy_weighting: float = _f(0.0, "Δ (eV/atom) of weights 1/(1 + (e − e_min)/Δ) (0: off)")
     dtype: str = _f("float32", f"training precision: {' | '.join(TRAIN_DTYPES)} (the committee is float64)")

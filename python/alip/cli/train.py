@@ -288,7 +288,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--weight-energy",
         type=float,
-        help=f"loss weight of (ΔE/N)² (default {d.weight_energy}; 4 for large cells and plenty of data, README)",
+        help=f"loss weight of (ΔE/N)² (default {d.weight_energy}; 4 for small diverse cells, docs/accuracy_studies.md)",
     )
     p.add_argument("--weight-forces", type=float, help=f"loss weight of ΔF² per component (default {d.weight_forces})")
     p.add_argument("--weight-stress", type=float, help=f"loss weight of (ΔW/N)² (default {d.weight_stress})")
@@ -334,7 +334,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--threads",
         type=_processes,
         help="torch threads per training process, or auto (default: auto, the usable cores up to 2 in one "
-        "process, 1 per worker process; a second thread trained 1.6x faster on one 2-core machine, README)",
+        "process, 1 per worker process; a second thread trained 1.8x faster on one 2-core machine, "
+        "docs/accuracy_studies.md)",
     )
     p.add_argument("--no-progress", action="store_true", help="no per-epoch loss lines")
     p.set_defaults(func=_run)

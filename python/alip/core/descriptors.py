@@ -180,7 +180,7 @@ class ACSF:
         (r_s 2.0–5.0 Å, η = 1/(2·0.273²) Å^-2, one per shift spacing); G4: η in
         {0, 0.03, 0.1, 0.3} Å^-2 × ζ in {1, 2, 4, 16} × λ = ±1. On the mlearn Si
         benchmark it lowers both the energy and the force error of a committee against
-        :meth:`default_si` (README, "Accuracy on real DFT").
+        :meth:`default_si` (docs/accuracy_studies.md, second study).
         """
         shifts = np.linspace(2.0, 5.0, 12)
         eta = float(1.0 / (2 * (shifts[1] - shifts[0]) ** 2))
@@ -190,13 +190,13 @@ class ACSF:
 
     @classmethod
     def fine_g5_si(cls) -> ACSF:
-        """:meth:`fine_si` with G5 angular functions: 16 G2 + 32 G5 = 48, cutoff 5.5 Å; the training default.
+        """:meth:`fine_si` with G5 angular functions: 16 G2 + 32 G5 = 48, cutoff 5.5 Å; the fourth study's default.
 
         G5 drops the r_jk term of G4 (its radial factor is exp(−η(r_ij² + r_ik²)) fc(r_ij)
         fc(r_ik)), so an angle counts whether or not its two neighbors are within the
         cutoff of each other; same cost. On the mlearn Si benchmark it lowers the validation
         errors and the force errors of :meth:`fine_si` in two splits, most of all on sheared
-        crystals (README, "Accuracy on real DFT").
+        crystals (docs/accuracy_studies.md, third study).
         """
         fine = cls.fine_si()
         return cls(species=["Si"], cutoff=fine.cutoff, g2=fine.g2, g5=fine.g4, cutoff_function="cosine")

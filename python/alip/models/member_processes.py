@@ -55,8 +55,9 @@ def usable_cores() -> int:
 
 
 #: the most torch threads that ``threads="auto"`` gives a training in one process: measured on
-#: 2 cores, a second thread trained the mlearn committee 1.6x faster on one machine (2.1 GHz
-#: Xeon, README) and 1.03x on another; more threads than 2 are not measured (pass a number)
+#: 2 cores, a second thread trained the mlearn committee 1.8x faster on one machine (2.1 GHz
+#: Xeon, docs/accuracy_studies.md, eighth study) and 1.03x on another; more threads than 2 are
+#: not measured (pass a number)
 AUTO_MAX_THREADS = 2
 
 
