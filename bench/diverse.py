@@ -222,9 +222,13 @@ def oracle_diamond(oracle_spec: dict[str, Any], n: int = 11) -> dict[str, float]
     return {"a0": fit["a0"], "B0": fit["B0"]}
 
 
-def export_relabelled(out: str, max_above: float = 1.0) -> tuple[list[Atoms], list[Atoms]]:
+def export_relabelled(
+    out: str, max_above: float = 1.0, max_labels: int | None = None
+) -> tuple[list[Atoms], list[Atoms]]:
     """``out/{train,test}.extxyz`` from the store's labels so far: ``above_diamond`` from the new
-    oracle's diamond (pool id 0), frames above ``max_above`` eV/atom left out (counted)."""
+    oracle's diamond (pool id 0), frames above ``max_above`` eV/atom left out (counted); with
+    ``max_labels`` only the first that many frames of the selection (what :func:`relabel` with
+    the same ``max_labels`` labels: a longer run's prefix)."""
     from alip.data.store import LabelStore
 
     store = LabelStore(os.path.join(out, "labels.db"))
@@ -236,7 +240,7 @@ def export_relabelled(out: str, max_above: float = 1.0) -> tuple[list[Atoms], li
     test: list[Atoms] = []
     dropped = 0
     for a in store.labeled():
-        if a.info["split"] == "reference":
+        if a.info["split"] == "reference" or (max_labels is not None and a.info["pool_id"] > max_labels):
             continue
         a.info["above_diamond"] = float(a.get_potential_energy() / len(a) - e_diamond)
         if a.info["above_diamond"] > max_above:
@@ -415,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--oracle", default='{"type": "gpaw"}', help="--relabel's oracle (JSON; GPAW's defaults)")
     p.add_argument("--per-cell", type=int, default=3, help="--relabel: frames per source cell (default 3)")
-    p.add_argument("--max-labels", type=int, help="--relabel: label the first N of the selection only")
+    p.add_argument(
+        "--max-labels", type=int, help="--relabel: label (with --export-only: write) the first N of the selection only"
+    )
     p.add_argument("--workers", type=int, default=2, help="--relabel: labelling processes (default 2)")
     p.add_argument("--timeout", type=float, default=3600.0, help="--relabel: seconds per label (default 3600)")
     p.add_argument("--export-only", action="store_true", help="--relabel: write OUT's extxyz files, label nothing")
@@ -458,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.timeout,
                 args.seed,
             )
-        export_relabelled(args.relabel, args.max_above)
+        export_relabelled(args.relabel, args.max_above, args.max_labels)
         if args.compare:
             d = label_differences(args.relabel, args.compare)
             for i, (de, df, n) in d["rows"].items():

@@ -114,6 +114,8 @@ def test_relabel_in_order_resumes_without_paying_twice_and_exports_against_its_d
     )
     assert len(kept) == len(jobs) - n_above
     assert {a.info["split"] for a in test} <= {"test"} and {a.info["split"] for a in train} == {"train"}
+    prefix = div.export_relabelled(out, max_above=1.0, max_labels=3)  # what a run with max_labels=3 labelled
+    assert sorted(a.info["pool_id"] for part in prefix for a in part) == [1, 2, 3]
 
 
 def test_oracle_diamond_finds_stillinger_webers_lattice_constant_and_bulk_modulus(div):
