@@ -392,6 +392,15 @@ def _row(r: dict[str, Any]) -> str:
     )
 
 
+def _threads(value: str) -> int | str:
+    """``--threads``: "auto" or a positive integer."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"threads must be 'auto' or a positive integer, got {value!r}")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write-data", metavar="DIR", help="build the set, write DIR/{train,test}.extxyz, and stop")
@@ -408,9 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         help=", ".join(MODELS) + ", energy<w> (the defaults with energy weight w; comma-separated)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads", type=lambda v: v if v == "auto" else int(v), default="auto", help="torch threads of a training"
-    )
+    p.add_argument("--threads", type=_threads, default="auto", help="torch threads of a training, or auto")
     p.add_argument("--json", help="write the results here")
     p.add_argument(
         "--relabel",

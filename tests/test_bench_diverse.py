@@ -66,15 +66,24 @@ def test_groups_name_energy_and_size(div):
     assert div.group(d) == (2, 1, "≥ 0.6 eV/atom, 5–8 atoms")
 
 
-def test_model_names_give_their_training_overrides_and_energy_weights(div):
+def test_model_names_give_their_training_overrides_and_energy_weights(div, capsys):
     assert div.model_spec("default") == ({}, None)
     assert div.model_spec("wide")[0] == {"hidden": [64, 64]}
     assert div.model_spec("energy4") == ({"weight_energy": 4.0}, None)
     assert div.model_spec("energy0.5") == ({"weight_energy": 0.5}, None)
     for bad in ("energy", "energy0", "energy-1", "energy4x", "nonsense"):
         assert div.model_spec(bad) is None
-    with pytest.raises(SystemExit):  # an unknown name stops before any training
+    with pytest.raises(ValueError, match="unknown model 'energyx'"):
+        div.train_and_score([], [], "energyx")
+    # an unknown name stops before the data are read (a known one reaches the missing file)
+    with pytest.raises(SystemExit):
         div.main(["--data", "/nonexistent", "--models", "default,energyx"])
+    assert "unknown model 'energyx'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError):
+        div.main(["--data", "/nonexistent", "--models", "default,energy4"])
+    with pytest.raises(SystemExit):
+        div.main(["--data", "/nonexistent", "--threads", "0"])
+    assert "threads must be 'auto' or a positive integer" in capsys.readouterr().err
 
 
 def test_relabel_in_order_resumes_without_paying_twice_and_exports_against_its_diamond(div, small_set, tmp_path):
