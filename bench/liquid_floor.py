@@ -83,7 +83,8 @@ def phase_fraction(phases: list[str], which: str, fraction: float, seed: int) ->
 
 def _print_mix(table: dict) -> None:
     def row(name: str, r: dict[str, float]) -> str:
-        return f"| {name} | {r['all']:.2f} | {r.get('crystal', float('nan')):.2f} | {r.get('liquid', float('nan')):.2f} |"
+        cells = [r.get(k, float("nan")) for k in ("all", "crystal", "liquid")]
+        return f"| {name} | " + " | ".join(f"{x:.2f}" for x in cells) + " |"
 
     print("| model | test E RMSE (meV/atom) | crystal | liquid |\n|---|---:|---:|---:|")
     print("\n".join(row(n, r) for n, r in table["alone"].items()))
