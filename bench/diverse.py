@@ -333,8 +333,11 @@ def nested_subset(train: list[Atoms], size: int | None, seed: int = 0) -> list[A
 #: name -> (TrainConfig overrides, descriptor or None for the default): the defaults, the
 #: defaults before issue 14's studies (36 functions, G4, bootstrap, batch 16), and the defaults
 #: with wider networks (two hidden layers of 64) or with 16 structures per Adam step; besides
-#: these, ``energy<w>`` is the defaults with the energies weighted ``w`` times (``energy4``:
-#: ``alip train --weight-energy 4``, the README's option for small diverse cells; :func:`model_spec`)
+#: these (:func:`model_spec`), ``energy<w>`` is the defaults with the energies weighted ``w``
+#: times (``energy4``: ``alip train --weight-energy 4``, the README's option for small diverse
+#: cells), ``select<n>`` the defaults on ``n`` functions chosen by CUR from the candidate pool
+#: on the training frames (``alip train --select n``) and ``cutoff<r>`` the default descriptor
+#: with its cutoff at ``r`` Å
 MODELS: dict[str, Callable[[], tuple[dict[str, Any], Any]]] = {
     "default": lambda: ({}, None),
     "former": lambda: (dict(FORMER), former_acsf()),
@@ -342,21 +345,51 @@ MODELS: dict[str, Callable[[], tuple[dict[str, Any], Any]]] = {
     "batch16": lambda: ({"batch_size": 16}, None),
 }
 ENERGY_WEIGHTED = re.compile(r"energy(\d+(?:\.\d+)?)")
+SELECTED = re.compile(r"select(\d+)")
+CUTOFF = re.compile(r"cutoff(\d+(?:\.\d+)?)")
+#: the shortest cutoff ``cutoff<r>`` takes (Å): the pool's and the windows' nearest functions sit at 1.8 Å
+MIN_CUTOFF = 3.0
+#: the patterned names, for messages
+PATTERNS = f"energy<w> (w > 0, e.g. energy4), select<n> (n > 0) or cutoff<r> (r ≥ {MIN_CUTOFF:g} Å)"
+
+
+def _selected(n: int) -> Callable[[list[Atoms]], Any]:
+    """The descriptor of ``select<n>``: ``n`` functions chosen by CUR on the training frames."""
+
+    def choose(frames: list[Atoms]) -> Any:
+        from alip.core.selection import candidate_pool, select_acsf
+
+        return select_acsf(frames, n, pool=candidate_pool(sorted(set(np.concatenate([f.numbers for f in frames])))))
+
+    return choose
+
+
+def _with_cutoff(r: float) -> Any:
+    """The default descriptor with its cutoff at ``r`` Å."""
+    from alip.core.descriptors import ACSF
+
+    return ACSF.from_dict(ACSF.training_default().to_dict() | {"cutoff": r})
 
 
 def model_spec(model: str) -> tuple[dict[str, Any], Any] | None:
-    """The (TrainConfig overrides, descriptor) of ``model``: a key of :data:`MODELS` or
-    ``energy<w>`` (a positive energy weight ``w``); None for an unknown name."""
+    """The (TrainConfig overrides, descriptor) of ``model``: a key of :data:`MODELS`, ``energy<w>``
+    (a positive energy weight ``w``), ``select<n>`` (n ≥ 1; the descriptor is then a function of
+    the training frames) or ``cutoff<r>`` (r ≥ :data:`MIN_CUTOFF`); None for an unknown name."""
     if model in MODELS:
         return MODELS[model]()
-    m = ENERGY_WEIGHTED.fullmatch(model)
-    return ({"weight_energy": float(m.group(1))}, None) if m and float(m.group(1)) > 0 else None
+    if m := ENERGY_WEIGHTED.fullmatch(model):
+        return ({"weight_energy": float(m.group(1))}, None) if float(m.group(1)) > 0 else None
+    if m := SELECTED.fullmatch(model):
+        return ({}, _selected(int(m.group(1)))) if int(m.group(1)) > 0 else None
+    if m := CUTOFF.fullmatch(model):
+        return ({}, _with_cutoff(float(m.group(1)))) if float(m.group(1)) >= MIN_CUTOFF else None
+    return None
 
 
 def train_and_score(
     train: list[Atoms], test: list[Atoms], model: str, seed: int = 0, threads: int | str = "auto"
 ) -> dict[str, Any]:
-    """Train ``model`` (a key of :data:`MODELS` or ``energy<w>``) on ``train`` with ``threads`` torch
+    """Train ``model`` (a name :func:`model_spec` knows) on ``train`` with ``threads`` torch
     threads; RMSEs on train / cross-validation / test (meV/atom, eV/Å, GPa over the 9 components),
     per test group, wall time."""
     from alip.models.calculator import Calculator
@@ -364,11 +397,11 @@ def train_and_score(
 
     spec = model_spec(model)
     if spec is None:
-        raise ValueError(f"unknown model {model!r}: one of {', '.join(MODELS)} or energy<w>")
+        raise ValueError(f"unknown model {model!r}: one of {', '.join(MODELS)}, {PATTERNS}")
     overrides, acsf = spec
     cfg = TrainConfig(**overrides, seed=seed, threads=threads)
     t0 = time.perf_counter()
-    res = train_committee(train, acsf, cfg)
+    res = train_committee(train, acsf(train) if callable(acsf) else acsf, cfg)
     out: dict[str, Any] = {"model": model, "n_train": len(train), "wall_s": time.perf_counter() - t0}
     splits = {"train": [train[i] for i in res.train_indices], "val": [train[i] for i in res.val_indices], "test": test}
     out |= split_rmses(res, splits)
@@ -414,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--models",
         default="default,former",
-        help=", ".join(MODELS) + ", energy<w> (the defaults with energy weight w; comma-separated)",
+        help=", ".join(MODELS) + f", {PATTERNS} (comma-separated)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_threads, default="auto", help="torch threads of a training, or auto")
@@ -456,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",")]
     for m in models:  # before reading or labelling anything
         if model_spec(m) is None:
-            p.error(f"unknown model {m!r}; choose from {', '.join(MODELS)} or energy<w> (e.g. energy4)")
+            p.error(f"unknown model {m!r}; choose from {', '.join(MODELS)}, {PATTERNS}")
     train = read(os.path.join(args.data, "train.extxyz"), ":")
     test = read(os.path.join(args.data, "test.extxyz"), ":")
     if args.relabel:

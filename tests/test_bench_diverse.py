@@ -71,8 +71,16 @@ def test_model_names_give_their_training_overrides_and_energy_weights(div, capsy
     assert div.model_spec("wide")[0] == {"hidden": [64, 64]}
     assert div.model_spec("energy4") == ({"weight_energy": 4.0}, None)
     assert div.model_spec("energy0.5") == ({"weight_energy": 0.5}, None)
-    for bad in ("energy", "energy0", "energy-1", "energy4x", "nonsense"):
+    for bad in ("energy", "energy0", "energy-1", "energy4x", "nonsense", "select0", "select", "cutoff2", "cutoffx"):
         assert div.model_spec(bad) is None
+    overrides, acsf = div.model_spec("cutoff6.5")
+    assert overrides == {} and acsf.cutoff == 6.5
+    from alip.core.descriptors import ACSF
+
+    default = ACSF.training_default().to_dict()
+    assert acsf.to_dict() == default | {"cutoff": 6.5}  # the default functions, only the cutoff moved
+    overrides, choose = div.model_spec("select8")
+    assert overrides == {} and callable(choose)
     with pytest.raises(ValueError, match="unknown model 'energyx'"):
         div.train_and_score([], [], "energyx")
     # an unknown name stops before the data are read (a known one reaches the missing file)
@@ -157,3 +165,11 @@ def test_label_differences_set_two_stores_of_one_selection_side_by_side(div, sma
     div.relabel(frames, c, {"type": "sw"}, per_cell=2, max_labels=1, workers=1, seed=3)
     with pytest.raises(SystemExit, match="different selections"):
         div.label_differences(a, c)
+
+
+def test_selected_descriptor_is_chosen_on_the_training_frames(div, small_set):
+    frames, _ = small_set
+    _, choose = div.model_spec("select8")
+    acsf = choose(frames)
+    assert acsf.n_features == 8
+    assert acsf.species == [14]
