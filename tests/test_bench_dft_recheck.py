@@ -70,3 +70,50 @@ def test_run_skips_frames_paid_for_and_rejects_bad_indices_first(dr, tmp_path, c
         dr.main(["run", "--frames", "test:4,25", "--out", str(out)])
     with pytest.raises(SystemExit, match="no index -1"):
         dr.main(["run", "--frames", "train:-1", "--out", str(out)])
+
+
+def test_kpoint_shifts_pair_the_meshes_of_each_frame_at_equal_settings(dr):
+    def rec(split, index, kpts, energy, forces, basis="dzp", width=0.05):
+        return {
+            "split": split,
+            "index": index,
+            "kpts": kpts,
+            "ecut": 300.0,
+            "width": width,
+            "basis": basis,
+            "n": 2,
+            "label": -9.0,
+            "energy": energy,
+            "forces": forces,
+        }
+
+    f0 = [[0.0, 0.0, 0.1], [0.0, 0.0, -0.1]]
+    f1 = [[0.0, 0.0, 0.4], [0.0, 0.0, -0.4]]
+    records = [
+        rec("train", 4, 2, -8.000, f0),
+        rec("test", 1, 3, -9.010, f1),
+        rec("test", 1, 2, -9.000, f0),
+        rec("train", 4, 3, -7.996, f0),
+        rec("train", 7, 2, -5.0, f0),  # one mesh only: left out
+        rec("train", 4, 3, -1.0, f0, basis=None),  # plane waves: another setting
+        rec("train", 4, 3, -1.0, f0, width=0.1),  # another width
+    ]
+    rows = dr.kpoint_shifts(records, (2, 3), 300.0, 0.05, "dzp")
+    assert [(r["split"], r["index"]) for r in rows] == [("test", 1), ("train", 4)]
+    assert rows[0]["shift"] == pytest.approx(-5.0)  # -10 meV over 2 atoms
+    assert rows[1]["shift"] == pytest.approx(2.0)
+    assert rows[0]["force_shift"] == pytest.approx(0.3 * np.sqrt(2 / 6))
+    assert rows[1]["force_shift"] == pytest.approx(0.0)
+    assert dr.kpoint_shifts(records, (2, 3), 300.0, 0.05, None) == []  # no plane-wave frame at both
+
+
+def test_pending_tells_lcao_from_plane_waves_and_reads_old_records_as_plane_waves(dr):
+    old = {"split": "test", "index": 3, "kpts": 2, "ecut": 300.0, "width": 0.05}  # before --basis
+    lcao = old | {"index": 4, "basis": "dzp"}
+    todo = [("test", 3), ("test", 4), ("test", 3)]
+    assert dr.pending([old, lcao], todo, 2, 300.0, 0.05, None) == [("test", 4, 2, 300.0, 0.05, None)]
+    assert dr.pending([old, lcao], todo, 2, 300.0, 0.05, "dzp") == [("test", 3, 2, 300.0, 0.05, "dzp")]
+    assert dr.pending([old, lcao], todo, 3, 300.0, 0.05, "dzp") == [
+        ("test", 3, 3, 300.0, 0.05, "dzp"),
+        ("test", 4, 3, 300.0, 0.05, "dzp"),
+    ]
