@@ -471,6 +471,14 @@ def test_train_select_chooses_the_descriptor_on_the_labels(files, tmp_path):
     spec.write_text(json.dumps(Committee.load(tmp_path / "s.pt").acsf.to_dict()))
     code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--spec", str(spec), "--select", "6"])
     assert code == 2 and "not both" in err
+    inline = json.dumps(acsf.to_dict())  # the spec inline and as a preset's name train with that descriptor
+    code, out, err = _run(["train", str(src), "-o", str(tmp_path / "i.pt"), *short, "--spec", inline])
+    assert code == 0 and "(--spec)" in out, err
+    assert Committee.load(tmp_path / "i.pt").acsf.to_dict() == acsf.to_dict()
+    code, out, err = _run(["train", str(src), "-o", str(tmp_path / "w.pt"), *short, "--spec", "windows_si"])
+    assert code == 0 and Committee.load(tmp_path / "w.pt").acsf.n_features == 64, err
+    code, _, err = _run(["train", str(src), "-o", str(tmp_path / "x.pt"), *short, "--spec", "no_such_preset"])
+    assert code == 2 and "is not a preset" in err and not (tmp_path / "x.pt").exists()
     traj = tmp_path / "lab.traj"  # any ASE format: its elements are read with ASE
     write(traj, files["labeled"])
     code, out, err = _run(["train", str(traj), "-o", str(tmp_path / "t.pt"), *short, "--select", "6"])

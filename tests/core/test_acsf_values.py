@@ -13,6 +13,7 @@ labels, serialisation, batching and invariances of the values.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -387,3 +388,28 @@ def test_packed_batch_api_equals_atoms_api():
     bad = Batch(batch.frame_ids, batch.counts, batch.positions[:-1], batch.numbers, batch.cells, batch.pbc)
     with pytest.raises(ValueError, match="positions"):
         acsf.compute_packed(bad)
+
+
+def test_from_spec_presets_files_and_inline_json(tmp_path):
+    from alip.config import DESCRIPTOR_PRESETS
+    from alip.core.descriptors import ACSF
+
+    for name in (p for p in DESCRIPTOR_PRESETS if p != "seeds"):
+        assert ACSF.from_spec(name) == getattr(ACSF, name)()
+    spec = ACSF.windows_si()
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec.to_dict()))
+    assert ACSF.from_spec(str(path)) == spec
+    assert ACSF.from_spec(f"  {json.dumps(spec.to_dict())}\n") == spec
+    for bad, message in (
+        ("seeds", "is not a preset"),
+        (str(tmp_path / "missing.json"), "is not a preset"),
+        ("{not json", "inline JSON) is not valid JSON"),
+        ("[1, 2]", "is not a preset"),
+        ('{"species": [14], "cutoff": 5.0, "g9": []}', "unexpected keyword argument 'g9'"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ACSF.from_spec(bad)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        ACSF.from_spec(str(tmp_path / "list.json"))

@@ -442,7 +442,7 @@ def test_cli_featurize_stop_skip_resume(tmp_path, capsys):
                 "-o",
                 out,
                 "--spec",
-                str(spec),
+                spec.read_text(),  # the same descriptor inline: the store accepts it
                 "--no-progress",
                 "--chunk",
                 "4",

@@ -100,7 +100,7 @@ def compare(
     seeds: int | Sequence[int] = 3,
     out: str | os.PathLike = "alip_compare",
     jobs: int = 1,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> CompareResult:
     """Run every strategy with every seed (same pool, test set and initial sets) and aggregate.
 
@@ -109,7 +109,9 @@ def compare(
     run.threads torch threads; a script calling this with jobs > 1 needs the usual
     ``if __name__ == "__main__":`` guard of multiprocessing.
     """
-    cfg = resolve_paths(load_config(config)).replace(run={"progress": bool(progress)})
+    cfg = resolve_paths(load_config(config))
+    progress = cfg.run.progress if progress is None else bool(progress)  # None: the config's [run] progress
+    cfg = cfg.replace(run={"progress": progress})
     strategies = [s.strip() for s in strategies]
     bad = [s for s in strategies if s not in STRATEGIES]
     if not strategies or bad or len(set(strategies)) != len(strategies):

@@ -14,7 +14,6 @@ Exit status: 0 done, 2 bad arguments or input, 3 a bad frame with --on-bad stop.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -54,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     close = lambda: None  # noqa: E731
     try:
-        acsf = ACSF.from_dict(json.load(open(args.spec))) if args.spec else ACSF.default_si()
+        acsf = ACSF.from_spec(args.spec) if args.spec else ACSF.default_si()
         client, close = _client(args)
         threads = args.threads or (1 if client is not None and args.workers else None)
         summary = featurize_pool(
@@ -109,7 +108,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("pool", help="extxyz file or ASE database (*.db)")
     p.add_argument("-o", "--out", required=True, help="output feature store (a directory)")
-    p.add_argument("--spec", help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.default_si()")
+    p.add_argument(
+        "--spec",
+        help="descriptor: a preset (default_si, fine_si, fine_g5_si, shells_si, windows_si, cross_windows_si), "
+        "a JSON file of ACSF.to_dict() or that JSON inline; default: ACSF.default_si()",
+    )
     p.add_argument("--chunk", type=int, default=1024, help="structures per chunk (one core call; default 1024)")
     p.add_argument(
         "--chunk-atoms",

@@ -179,17 +179,16 @@ def run_compare(args: argparse.Namespace) -> int:
     from alip.al.compare import compare
 
     try:
-        result = compare(
-            args.config, args.strategies, args.seeds, args.out, jobs=args.jobs, progress=not args.no_progress
-        )
+        progress = False if args.no_progress else None  # None: the config's [run] progress
+        result = compare(args.config, args.strategies, args.seeds, args.out, jobs=args.jobs, progress=progress)
     except _ERRORS as exc:
         print(cli_error("compare", exc), file=sys.stderr)
         return 2
     print(f"wrote {os.path.join(result.out, 'learning_curves.csv')}, learning_curves_summary.csv, learning_curves.png")
     for t in result.labels_to_target:
-        need = "not reached" if t["labels_mean"] is None else f"{t['labels_mean']:.0f} labels"
+        need = "did not reach" if t["labels_mean"] is None else f"{t['labels_mean']:.0f} labels to reach"
         print(
-            f"{t['strategy']:>8}: {need} to reach random's final force RMSE {t['target']:.4f} eV/Å "
+            f"{t['strategy']:>8}: {need} random's final force RMSE {t['target']:.4f} eV/Å "
             f"(random: {t['reference_labels']:.0f}); per seed, against that seed's random run: "
             f"{t['labels_per_seed']}"
         )

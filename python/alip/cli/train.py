@@ -19,7 +19,6 @@ file, existing output without --force).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -213,10 +212,7 @@ def _run(args: argparse.Namespace) -> int:
     from alip.models.training import TrainConfig
 
     try:
-        acsf = None
-        if args.spec:
-            with open(args.spec, encoding="utf-8") as fh:
-                acsf = ACSF.from_dict(json.load(fh))
+        acsf = ACSF.from_spec(args.spec) if args.spec else None
         given = {
             "n_members": args.members,
             "hidden": args.hidden,
@@ -307,7 +303,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
     p.add_argument(
         "--spec",
-        help="descriptor spec as JSON (ACSF.to_dict()); default: ACSF.cross_windows_si() (72 functions)",
+        help="descriptor: a preset (default_si, fine_si, fine_g5_si, shells_si, windows_si, cross_windows_si), "
+        "a JSON file of ACSF.to_dict() or that JSON inline; default: ACSF.cross_windows_si() (72 functions)",
     )
     p.add_argument(
         "--select",

@@ -17,6 +17,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
 from alip import _core
+from alip.config import DESCRIPTOR_PRESETS
 from alip.core.batch import Batch, StructureOrList, as_list, offsets_of
 
 __all__ = ["ACSF", "Descriptors", "offsets"]
@@ -298,6 +299,39 @@ class ACSF:
     @classmethod
     def from_dict(cls, d: dict) -> ACSF:
         return cls(**d)
+
+    @classmethod
+    def from_spec(cls, spec: str) -> ACSF:
+        """A descriptor as a user names it: a preset (one of :data:`alip.config.DESCRIPTOR_PRESETS`
+        but "seeds"), a JSON file of :meth:`to_dict`, or that JSON inline (starting with ``{``)."""
+        import json
+        import os
+
+        presets = [p for p in DESCRIPTOR_PRESETS if p != "seeds"]
+        text = str(spec).strip()
+        if text in presets:
+            return getattr(cls, text)()
+        if text.startswith("{"):
+            source, raw = "inline JSON", text
+        elif os.path.isfile(text):
+            source = text
+            with open(text, encoding="utf-8") as fh:
+                raw = fh.read()
+        else:
+            raise ValueError(
+                f"descriptor spec {text[:80]!r} is not a preset ({', '.join(presets)}), "
+                "an existing JSON file or inline JSON of ACSF.to_dict()"
+            )
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"descriptor spec ({source}) is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"descriptor spec ({source}) must be a JSON object as ACSF.to_dict() writes it")
+        try:
+            return cls.from_dict(data)
+        except TypeError as exc:
+            raise ValueError(f"descriptor spec ({source}): {exc}") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ACSF) and self.to_dict() == other.to_dict()
