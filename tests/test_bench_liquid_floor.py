@@ -91,3 +91,61 @@ def test_missing_committee_file_is_named(lf, capsys, tmp_path):
         lf.main(["--data", str(tmp_path / "absent"), "mix", str(present), str(tmp_path / "b.pt")])
     assert e.value.code == 2
     assert "b.pt" in capsys.readouterr().err
+
+
+def _sw_frames(n=4):
+    from alip.data.oracles import make_oracle
+    from alip.data.structures import generate_si_pool
+
+    out = []
+    for a in generate_si_pool(n, seed=3):
+        a = a.copy()
+        b = a.copy()
+        b.calc = make_oracle("sw").make_calculator(b)
+        a.calc = SinglePointCalculator(
+            a, energy=b.get_potential_energy(), forces=b.get_forces(), stress=b.get_stress(voigt=True)
+        )
+        out.append(a)
+    return out
+
+
+def test_baseline_labels_scale_and_residuals(lf):
+    frames = _sw_frames()
+    a = frames[0]
+    e, f, s = lf.baseline_labels(a, "sw", 1.0)
+    e2, f2, s2 = lf.baseline_labels(a, "sw", 0.5)
+    assert e == pytest.approx(a.get_potential_energy()) and e2 == pytest.approx(0.5 * e)
+    assert np.allclose(f2, 0.5 * f) and np.allclose(s2, 0.5 * s) and np.allclose(f, a.get_forces())
+    e0, f0, s0 = lf.baseline_labels(a, "none", 1.0)
+    assert e0 == 0.0 and not f0.any() and not s0.any() and f0.shape == (len(a), 3)
+    zero = lf.residual_frames(frames, lambda x: lf.baseline_labels(x, "sw", 1.0))  # the baseline is the oracle
+    for r, src in zip(zero, frames, strict=True):
+        assert r.get_potential_energy() == pytest.approx(0.0, abs=1e-9)
+        assert np.allclose(r.get_forces(), 0.0, atol=1e-9) and np.allclose(r.get_stress(), 0.0, atol=1e-12)
+        assert np.array_equal(r.positions, src.positions)
+    half = lf.residual_frames(frames, lambda x: lf.baseline_labels(x, "sw", 0.5))
+    assert half[1].get_potential_energy() == pytest.approx(0.5 * frames[1].get_potential_energy())
+
+
+def test_plus_baseline_adds_the_baseline_to_the_committee(lf):
+    from alip.models.calculator import Calculator
+    from alip.models.training import TrainConfig, train_committee
+
+    frames = _sw_frames()
+    cfg = TrainConfig(n_members=2, hidden=[4], epochs=1, lbfgs_steps=0, val_fraction=0, seed=0, threads=1)
+    committee = train_committee(frames, None, cfg).committee
+    base = lambda x: lf.baseline_labels(x, "sw", 0.5)  # noqa: E731
+    a = frames[2].copy()
+    a.calc = lf.plus_baseline(committee, base)(a)
+    b = frames[2].copy()
+    b.calc = Calculator(committee)
+    eb, fb, sb = base(frames[2])
+    assert a.get_potential_energy() == pytest.approx(b.get_potential_energy() + eb)
+    assert np.allclose(a.get_forces(), b.get_forces() + fb)
+    assert np.allclose(a.get_stress(), b.get_stress() + sb)
+
+
+def test_baseline_scale_must_be_positive(lf, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        lf.main(["--data", str(tmp_path / "absent"), "baseline", "--potential", "sw", "--scale", "0"])
+    assert e.value.code == 2 and "--scale" in capsys.readouterr().err

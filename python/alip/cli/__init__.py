@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 
 from alip._version import __version__
-from alip.cli import export, featurize, generate, import_n2p2, loop, report, select, train
+from alip.cli import evaluate, export, featurize, generate, import_n2p2, loop, report, select, train
 from alip.cli._common import run_parser
 
 __all__ = ["build_parser", "main"]
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_parser(sub)
     report.add_parser(sub)
     train.add_parser(sub)
+    evaluate.add_parser(sub)
     select.add_parser(sub)
     export.add_parser(sub)
     import_n2p2.add_parser(sub)

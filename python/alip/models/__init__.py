@@ -1,5 +1,6 @@
 """The potential: committee networks, the committee and its predictions, training, the
-ASE calculator, equation-of-state fits, the LAMMPS model file and plugin, the n2p2 import.
+ASE calculator, the evaluation against labels, equation-of-state fits, the LAMMPS model file
+and plugin, the n2p2 import.
 Names load lazily (:mod:`alip._lazy`); the modules themselves hold the full API."""
 
 from alip._lazy import lazy_exports as _lazy_exports
@@ -12,6 +13,8 @@ _LAZY = {
     "TrainResult": "alip.models.training",
     "train_committee": "alip.models.training",
     "Calculator": "alip.models.calculator",
+    "evaluate": "alip.models.evaluation",
+    "Evaluation": "alip.models.evaluation",
     "fit_eos": "alip.models.eos",
     "ev_curve": "alip.models.eos",
     "export_committee": "alip.models.lammps",

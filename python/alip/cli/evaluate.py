@@ -1,0 +1,146 @@
+"""``alip evaluate COMMITTEE LABELED``: a committee's errors on labelled structures, over all and
+per group, with the committee's spread beside them.
+
+Examples::
+
+    alip evaluate committee.pt test.extxyz                       # groups from info: config_type, group or family
+    alip evaluate committee.pt test.extxyz --by temperature --json errors.json
+    alip evaluate committee.pt test.db --out predictions.extxyz  # labels + alip_* predictions per frame
+
+Units: energy meV/atom, forces eV/Å (per component), stress GPa over the 6 Voigt components;
+errors are the committee mean minus the label; "E mean" is the mean signed energy error (an
+offset), "E std" the committee's mean energy spread and "max εF" its largest force deviation.
+``--out`` writes every frame with its labels and the committee's ``alip_energy`` (eV),
+``alip_energy_std`` (eV/atom) and, where the frame has a cell, ``alip_stress`` (Voigt, eV/Å³) in
+``info``, ``alip_forces`` (eV/Å) and ``alip_force_deviation`` (eV/Å) in ``arrays``: the parity
+plot's data. Exit status: 0 done, 2 bad arguments or input (unlabelled frame, an element the
+committee lacks, existing output without --force), checked before anything is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any
+
+from alip.cli._common import cli_error
+
+
+def _rows(table: dict[str, dict[str, float]]) -> list[str]:
+    def num(x: float, fmt: str) -> str:
+        return "—" if not math.isfinite(x) else format(x, fmt)
+
+    out = [
+        "| group | n | E RMSE (meV/atom) | E MAE | E mean | F RMSE (eV/Å) | F MAE | σ RMSE (GPa) | E std (meV/atom) "
+        "| max εF (eV/Å) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in table.items():
+        cells = [
+            num(r["energy_rmse"], ".2f"),
+            num(r["energy_mae"], ".2f"),
+            num(r["energy_mean"], "+.2f"),
+            num(r["force_rmse"], ".4f"),
+            num(r["force_mae"], ".4f"),
+            num(r["stress_rmse"], ".3f"),
+            num(r["energy_std_mean"], ".2f"),
+            num(r["force_deviation_max"], ".3f"),
+        ]
+        out.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _write_predictions(path: str, frames: list, ev: Any) -> None:
+    from ase.io import write
+
+    from alip.files import atomic_path
+
+    off = ev.offsets
+    annotated = []
+    for s, a in enumerate(frames):
+        b = a.copy()
+        b.calc = a.calc
+        b.info["alip_energy"] = float(ev.predicted_energy[s])
+        b.info["alip_energy_std"] = float(ev.energy_std[s]) / 1e3
+        if math.isfinite(ev.predicted_stress[s, 0]):
+            b.info["alip_stress"] = ev.predicted_stress[s].tolist()
+        b.arrays["alip_forces"] = ev.predicted_forces[off[s] : off[s + 1]].copy()
+        b.arrays["alip_force_deviation"] = ev.force_deviation[off[s] : off[s + 1]].copy()
+        annotated.append(b)
+    with atomic_path(path, ".extxyz") as tmp:
+        write(tmp, annotated, format="extxyz")
+
+
+def _run(args: argparse.Namespace) -> int:
+    for path in (args.out, args.json):
+        if path and os.path.exists(path) and not args.force:
+            print(cli_error("evaluate", f"{path} exists; pass --force to overwrite"), file=sys.stderr)
+            return 2
+    if args.out and not args.out.endswith((".extxyz", ".xyz")):
+        print(cli_error("evaluate", f"--out must be an .extxyz file, got {args.out}"), file=sys.stderr)
+        return 2
+    try:
+        from alip.cli.train import check_labeled, read_structures
+        from alip.data.checked_read import check_structures, read_checked
+        from alip.models.committee import Committee
+        from alip.models.evaluation import evaluate, group_labels
+
+        if not os.path.isfile(args.committee):
+            raise ValueError(f"no committee file {args.committee}")
+        committee = Committee.load(args.committee)
+        extxyz = args.labeled.endswith((".extxyz", ".xyz")) and os.path.isfile(args.labeled)
+        if extxyz:  # a bad frame is named with its line before ASE reads the file
+            read_checked(args.labeled, committee.acsf, "stop", args.labeled)
+        frames = read_structures(args.labeled)
+        if not extxyz:
+            check_structures(frames, committee.acsf, "stop", args.labeled)
+        check_labeled(frames, committee.acsf.species, args.labeled)
+        groups = group_labels(frames, args.by)
+        ev = evaluate(committee, frames)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+        print(cli_error("evaluate", exc), file=sys.stderr)
+        return 2
+    table = {"all": ev.summary()}
+    if groups is not None:
+        key, names = groups
+        table |= {f"{key}: {g}": r for g, r in ev.by_group(names).items()}
+    print(
+        f"{args.committee} ({committee.n_members} members) on {len(frames)} frames "
+        f"({int(ev.n_atoms.sum())} atoms) of {args.labeled}:"
+    )
+    print("\n".join(_rows(table)))
+    if args.out:
+        _write_predictions(args.out, frames, ev)
+        print(f"wrote {args.out} (labels and alip_* predictions per frame)")
+    if args.json:
+        from alip.files import atomic_write_text
+
+        record = {"committee": args.committee, "labeled": args.labeled, "by": args.by, "groups": table}
+        atomic_write_text(args.json, json.dumps(record, indent=1, allow_nan=True))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    """``alip evaluate COMMITTEE LABELED``."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="a committee's errors on labelled structures, over all and per group",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("committee", help="committee file (alip train, alip run, alip import-n2p2)")
+    p.add_argument("labeled", help="labelled structures: extxyz (energy/forces/stress as ASE writes them) or *.db")
+    p.add_argument(
+        "--by",
+        default="auto",
+        help="info key whose values group the frames; auto (default): the first of config_type, group, family "
+        "that the frames carry; none: no groups",
+    )
+    p.add_argument("--out", help="write the frames with the committee's predictions (.extxyz)")
+    p.add_argument("--json", help="write the table (per group) as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite existing --out / --json files")
+    p.set_defaults(func=_run)
