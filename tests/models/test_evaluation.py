@@ -148,6 +148,23 @@ def test_cli_table_predictions_and_json(setup):
         assert np.allclose(a.info["alip_stress"], ev.predicted_stress[s], atol=1e-8)
     code, out, _ = _cli(["evaluate", str(d / "c.pt"), str(d / "test.extxyz"), "--by", "none"])
     assert code == 0 and "family:" not in out and "| all | 7 |" in out
+    code, out, err = _cli(["evaluate", str(d / "c.pt"), str(d / "test.extxyz"), "--plots", str(d / "fig")])
+    assert code == 0, err
+    for name in ("parity.png", "uncertainty_vs_error.png"):
+        assert (d / "fig" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_groups_of_other_names_get_distinct_colors(monkeypatch):
+    from alip.reports import plots
+    from alip.reports.plots import FAMILY_COLORS, family_color
+
+    monkeypatch.setattr(plots, "_other_families", {})  # as in a fresh process
+
+    names = ["AIMD-NVT", "Elastic", "Surface", "Vacancy", "md_300K"]
+    colors = [family_color(n) for n in names]
+    assert len(set(colors)) == len(names) and not set(colors) & set(FAMILY_COLORS.values())
+    assert [family_color(n) for n in reversed(names)] == colors[::-1]  # a name keeps its color
+    assert family_color("random") == FAMILY_COLORS["random"]
 
 
 def test_cli_refuses_bad_input_before_computing(setup, tmp_path):

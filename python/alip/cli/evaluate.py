@@ -6,6 +6,7 @@ Examples::
     alip evaluate committee.pt test.extxyz                       # groups from info: config_type, group or family
     alip evaluate committee.pt test.extxyz --by temperature --json errors.json
     alip evaluate committee.pt test.db --out predictions.extxyz  # labels + alip_* predictions per frame
+    alip evaluate committee.pt test.extxyz --plots figures       # parity and spread-vs-error plots by group
 
 Units: energy meV/atom, forces eV/Å (per component), stress GPa over the 6 Voigt components;
 errors are the committee mean minus the label; "E mean" is the mean signed energy error (an
@@ -74,6 +75,32 @@ def _write_predictions(path: str, frames: list, ev: Any) -> None:
         write(tmp, annotated, format="extxyz")
 
 
+def _write_plots(directory: str, label: str, ev: Any, groups: list[str] | None) -> list[str]:
+    """The report's parity and spread-vs-error figures of this evaluation, one color per group."""
+    import numpy as np
+
+    from alip.reports.plots import TestSetPrediction, plot_parity, plot_uncertainty_vs_error
+
+    names = np.asarray(groups if groups is not None else ["all"] * len(ev.n_atoms))
+    e_pred = ev.predicted_energy / ev.n_atoms
+    prediction = TestSetPrediction(
+        label=label,
+        families=names,
+        e_true=e_pred - ev.energy_error / 1e3,
+        e_pred=e_pred,
+        e_std=ev.energy_std / 1e3,
+        atom_families=np.repeat(names, ev.n_atoms),
+        f_true=ev.predicted_forces - ev.force_error,
+        f_pred=ev.predicted_forces,
+        f_dev=ev.force_deviation,
+    )
+    os.makedirs(directory, exist_ok=True)
+    return [
+        plot_parity([prediction], os.path.join(directory, "parity.png")),
+        plot_uncertainty_vs_error([prediction], os.path.join(directory, "uncertainty_vs_error.png")),
+    ]
+
+
 def _run(args: argparse.Namespace) -> int:
     for path in (args.out, args.json):
         if path and os.path.exists(path) and not args.force:
@@ -115,6 +142,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         _write_predictions(args.out, frames, ev)
         print(f"wrote {args.out} (labels and alip_* predictions per frame)")
+    if args.plots:
+        label = os.path.basename(args.labeled)
+        paths = _write_plots(args.plots, label, ev, None if groups is None else groups[1])
+        print("wrote " + ", ".join(paths))
     if args.json:
         from alip.files import atomic_write_text
 
@@ -142,5 +173,6 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--out", help="write the frames with the committee's predictions (.extxyz)")
     p.add_argument("--json", help="write the table (per group) as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write parity.png and uncertainty_vs_error.png (by group) here")
     p.add_argument("--force", action="store_true", help="overwrite existing --out / --json files")
     p.set_defaults(func=_run)

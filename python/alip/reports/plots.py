@@ -75,9 +75,17 @@ class TestSetPrediction:
 
 
 # ----------------------------------------------------------------------------- helpers
+#: colors of families alip does not name (a data set's own groups, the MD test set's), in the
+#: order they are first drawn in a process: distinct up to eight of them, then repeated
+_OTHER_FAMILY_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78"]
+_other_families: dict[str, str] = {}
+
+
 def family_color(name: str) -> str:
-    """Fixed color of a structure family (gray for unknown ones)."""
-    return FAMILY_COLORS.get(name, "#7f7f7f")
+    """Fixed color of one of alip's structure families; other names get the next unused color."""
+    if name in FAMILY_COLORS:
+        return FAMILY_COLORS[name]
+    return _other_families.setdefault(name, _OTHER_FAMILY_COLORS[len(_other_families) % len(_OTHER_FAMILY_COLORS)])
 
 
 def family_name(name: str) -> str:
