@@ -1,8 +1,9 @@
-"""Probe (issue 14, eighteenth study): is the liquid's energy error one that other descriptors
-or more liquid frames remove?
+"""Probe (issue 14, eighteenth and nineteenth studies): is the liquid's energy error one that other
+descriptors, more liquid frames or a physical baseline remove?
 
     python bench/liquid_floor.py mix s0.pt s1.pt s2.pt windows.pt shells.pt n2p2.pt   # committees trained before
     python bench/liquid_floor.py curve --fraction 0.33 --subset-seed 0 --log curve.jsonl   # ~2.5 min on one core
+    python bench/liquid_floor.py baseline --potential sw --scale 0.5 --log delta.jsonl    # ~3 min on one core
 
 ``mix`` evaluates committee files on the mlearn test set (``alip train --spec D`` with other
 descriptors, other seeds, ``alip import-n2p2``): each one's energy RMSE over all frames and per
@@ -14,8 +15,14 @@ mean (a committee of mixed descriptors); models that share them would not.
 ``curve`` trains the default committee (``TrainConfig(seed=--seed, threads=1)``) on every
 training frame of the other phase and a random ``--fraction`` of the ``--phase`` frames
 (``--subset-seed`` draws them) and prints the test errors per phase: the liquid's learning
-curve in its own frames. Both read the shared mlearn set (``--data``) with the shear stresses
-fixed as ``bench/accuracy.py`` does.
+curve in its own frames.
+
+``baseline`` (Δ-learning) trains the default committee on the labels minus ``--scale`` times a
+published potential (``--potential``: alip's ``manybody`` oracle, Stillinger–Weber, Kumagai or
+Tersoff; ``none`` is the control) and predicts committee + baseline: training, cross-validation
+(each held-out frame by the members that held it out: 105 frames, 32 of them liquid) and test
+errors per phase. All three read the shared mlearn set (``--data``) with the shear stresses fixed
+as ``bench/accuracy.py`` does.
 """
 
 from __future__ import annotations
@@ -81,6 +88,49 @@ def phase_fraction(phases: list[str], which: str, fraction: float, seed: int) ->
     return np.sort(np.concatenate([np.flatnonzero(phases_a != which), chosen]))
 
 
+def baseline_labels(atoms, potential: str, scale: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """``scale`` × (energy, forces, Voigt stress) of a published potential (alip's ``manybody``
+    oracle) on ``atoms``; zeros for ``"none"``."""
+    if potential == "none":
+        return 0.0, np.zeros((len(atoms), 3)), np.zeros(6)
+    from alip.data.oracles import make_oracle
+
+    b = atoms.copy()
+    b.calc = make_oracle({"type": "manybody", "potential": potential}).make_calculator(b)
+    return scale * b.get_potential_energy(), scale * b.get_forces(), scale * b.get_stress(voigt=True)
+
+
+def residual_frames(frames: list, base) -> list:
+    """Copies of ``frames`` labelled with their labels minus ``base(atoms)`` (energy, forces, stress)."""
+    from accuracy import labels
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out = []
+    for a in frames:
+        e, f, s = labels(a)
+        eb, fb, sb = base(a)
+        b = a.copy()
+        b.calc = SinglePointCalculator(b, energy=e - eb, forces=f - fb, stress=s - sb)
+        out.append(b)
+    return out
+
+
+def plus_baseline(committee, base):
+    """A calculator factory (for ``accuracy.split_errors``): ``committee`` + ``base``."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from alip.models.calculator import Calculator
+
+    def factory(atoms):
+        eb, fb, sb = base(atoms)
+        b = atoms.copy()
+        b.calc = Calculator(committee)
+        e, f, s = b.get_potential_energy(), b.get_forces(), b.get_stress(voigt=True)
+        return SinglePointCalculator(atoms, energy=e + eb, forces=f + fb, stress=s + sb)
+
+    return factory
+
+
 def _print_mix(table: dict) -> None:
     def row(name: str, r: dict[str, float]) -> str:
         cells = [r.get(k, float("nan")) for k in ("all", "crystal", "liquid")]
@@ -106,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--subset-seed", type=int, default=0, help="draws the frames")
     c.add_argument("--seed", type=int, default=0, help="the committee's (TrainConfig.seed)")
     c.add_argument("--log", help="append the result (one JSON line) here")
+    b = sub.add_parser("baseline", help="the defaults on the labels minus a published potential (Δ-learning)")
+    b.add_argument("--potential", required=True, choices=("none", "sw", "kumagai", "tersoff"))
+    b.add_argument("--scale", type=float, default=1.0, help="of the potential, > 0 (default 1)")
+    b.add_argument("--seed", type=int, default=0, help="the committee's (TrainConfig.seed)")
+    b.add_argument("--log", help="append the result (one JSON line) here")
     args = p.parse_args(argv)
+    if args.cmd == "baseline" and not args.scale > 0:
+        p.error(f"--scale must be > 0, got {args.scale}")
     if args.cmd == "mix" and len(args.models) < 2:
         p.error("mix needs two or more committee files")
     if args.cmd == "curve" and not 0 < args.fraction <= 1:
@@ -133,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from alip.models.training import TrainConfig, errors, train_committee
 
+    if args.cmd == "baseline":
+        return _baseline(args, train, test, e_ground)
     keep = phase_fraction([phase(a, e_ground) for a in train], args.phase, args.fraction, args.subset_seed)
     frames = [train[i] for i in keep]
     t0 = time.perf_counter()
@@ -150,6 +209,41 @@ def main(argv: list[str] | None = None) -> int:
         "test_force_rmse": errors(committee, test)["force_rmse"],
         "wall_s": round(wall, 1),
     }
+    print(json.dumps(rec))
+    if args.log:
+        with open(args.log, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+    return 0
+
+
+def _baseline(args, train: list, test: list, e_ground: float) -> int:
+    from accuracy import split_errors
+
+    from alip.models.committee import Committee
+    from alip.models.training import TrainConfig, train_committee
+
+    base = lambda atoms: baseline_labels(atoms, args.potential, args.scale)  # noqa: E731
+    t0 = time.perf_counter()
+    res = train_committee(residual_frames(train, base), None, TrainConfig(seed=args.seed, threads=1))
+    wall = time.perf_counter() - t0
+    c, held = res.committee, {}
+    cv_calcs = []
+    for j in range(len(res.val_indices)):  # each held-out frame by the members that held it out
+        members = tuple(np.flatnonzero(res.held_out[:, j]).tolist())
+        held.setdefault(members, Committee(c.acsf, c.network.select(members), c.metadata))
+        cv_calcs.append(plus_baseline(held[members], base))
+    rec: dict = {"potential": args.potential, "scale": args.scale, "seed": args.seed, "wall_s": round(wall, 1)}
+    for split, frames, calcs in (
+        ("train", train, plus_baseline(c, base)),
+        ("cv", [train[i] for i in res.val_indices], cv_calcs),
+        ("test", test, plus_baseline(c, base)),
+    ):
+        err = split_errors(calcs, frames, e_ground)
+        rec[split] = {k: err[k] for k in ("n", "energy_rmse", "force_rmse", "stress_rmse")} | {
+            "phases": {p: {k: v[k] for k in ("n", "energy_rmse", "force_rmse")} for p, v in err["phases"].items()}
+        }
+        ph = ", ".join(f"{p} {v['energy_rmse']:.2f}" for p, v in rec[split]["phases"].items())
+        print(f"{split}: E {err['energy_rmse']:.2f} meV/atom ({ph}), F {err['force_rmse']:.4f} eV/Å")
     print(json.dumps(rec))
     if args.log:
         with open(args.log, "a") as fh:
