@@ -186,3 +186,88 @@ def test_cli_refuses_bad_input_before_computing(setup, tmp_path):
     assert code == 2 and "exists" in err and (tmp_path / "o.extxyz").read_text() == "keep"
     code, _, err = _cli(["evaluate", str(d / "c.pt"), str(d / "test.extxyz"), "--out", str(tmp_path / "o.csv")])
     assert code == 2 and ".extxyz" in err and not (tmp_path / "o.csv").exists()
+
+
+def _clusters(n: int) -> list[Atoms]:
+    oracle = make_oracle("sw")
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        a = Atoms("Si4", positions=[[0, 0, 0], [2.35, 0, 0], [0, 2.35, 0], [0, 0, 2.35]] + rng.normal(0, 0.05, (4, 3)))
+        e, f, _ = oracle.compute(a.copy())
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        out.append(a)
+    return out
+
+
+def test_summary_takes_a_mask_or_indices(setup):
+    ev = evaluate(setup["committee"], setup["test"])
+    mask = np.zeros(7, bool)
+    mask[[2, 5]] = True
+    assert ev.summary(mask) == ev.summary([2, 5])
+    assert ev.summary(mask)["n"] == 2
+    with pytest.raises(ValueError, match="7 entries"):
+        ev.summary(np.ones(3, bool))
+
+
+def test_cli_json_is_strict_and_groups_without_stress_are_null(setup, tmp_path):
+    d, test = setup["dir"], setup["test"]
+    frames = []
+    for k, a in enumerate(test):
+        b = a.copy()
+        if k < 3:  # no stress label: their group has no stress error
+            b.calc = SinglePointCalculator(b, energy=a.get_potential_energy(), forces=a.get_forces())
+            b.info["config_type"] = "no stress"
+        else:
+            b.calc = a.calc
+            b.info["config_type"] = "with stress"
+        frames.append(b)
+    write(tmp_path / "mixed.extxyz", frames, format="extxyz")
+    code, out, err = _cli(
+        ["evaluate", str(d / "c.pt"), str(tmp_path / "mixed.extxyz"), "--json", str(tmp_path / "e.json")]
+    )
+    assert code == 0, err
+    assert "| config_type: no stress | 3 |" in out and "— |" in out
+
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    record = json.loads((tmp_path / "e.json").read_text(), parse_constant=refuse)
+    assert record["by"] == "config_type"
+    assert record["groups"]["config_type: no stress"]["stress_rmse"] is None
+    assert record["groups"]["config_type: with stress"]["n_stress"] == 4
+    assert record["groups"]["all"]["n_stress"] == 4
+
+
+def test_cli_outputs_that_cannot_be_written_stop_before_computing(setup, tmp_path):
+    d = setup["dir"]
+    args = ["evaluate", str(d / "c.pt"), str(d / "test.extxyz")]
+    for extra, message in (
+        (["--out", str(tmp_path / "nodir" / "p.extxyz")], "does not exist"),
+        (["--json", str(tmp_path / "nodir" / "e.json")], "does not exist"),
+        (["--json", str(tmp_path)], "is a directory"),
+    ):
+        code, out, err = _cli(args + extra)
+        assert code == 2 and message in err and "| all |" not in out
+    (tmp_path / "afile").write_text("")
+    code, out, err = _cli(args + ["--plots", str(tmp_path / "afile")])
+    assert code == 2 and "is a file" in err and "| all |" not in out
+
+
+def test_cli_clusters_need_allow_nonperiodic(setup, tmp_path):
+    write(tmp_path / "clusters.extxyz", _clusters(3), format="extxyz")
+    args = ["evaluate", str(setup["dir"] / "c.pt"), str(tmp_path / "clusters.extxyz")]
+    code, _, err = _cli(args)
+    assert code == 2 and "--allow-nonperiodic" in err
+    code, out, err = _cli(args + ["--allow-nonperiodic"])
+    assert code == 0 and "| all | 3 |" in out, err
+
+
+def test_train_accepts_clusters_with_allow_nonperiodic(tmp_path):
+    write(tmp_path / "clusters.extxyz", _clusters(6), format="extxyz")
+    args = ["train", str(tmp_path / "clusters.extxyz"), "-o", str(tmp_path / "c.pt"), "--members", "2"]
+    args += ["--hidden", "4", "--epochs", "2", "--lbfgs-steps", "0", "--val-fraction", "0", "--no-progress"]
+    code, _, err = _cli(args)
+    assert code == 2 and "--allow-nonperiodic" in err and not (tmp_path / "c.pt").exists()
+    code, out, err = _cli(args + ["--allow-nonperiodic"])
+    assert code == 0 and (tmp_path / "c.pt").exists(), err

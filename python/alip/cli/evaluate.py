@@ -8,7 +8,8 @@ Examples::
     alip evaluate committee.pt test.db --out predictions.extxyz  # labels + alip_* predictions per frame
     alip evaluate committee.pt test.extxyz --plots figures       # parity and spread-vs-error plots by group
 
-Units: energy meV/atom, forces eV/Å (per component), stress GPa over the 6 Voigt components;
+Units: energy meV/atom, forces eV/Å (per component), stress GPa over the 6 Voigt components
+(of the frames that carry a stress label; — where a group has none);
 errors are the committee mean minus the label; "E mean" is the mean signed energy error (an
 offset), "E std" the committee's mean energy spread and "max εF" its largest force deviation.
 ``--out`` writes every frame with its labels and the committee's ``alip_energy`` (eV),
@@ -101,13 +102,40 @@ def _write_plots(directory: str, label: str, ev: Any, groups: list[str] | None) 
     ]
 
 
-def _run(args: argparse.Namespace) -> int:
-    for path in (args.out, args.json):
-        if path and os.path.exists(path) and not args.force:
-            print(cli_error("evaluate", f"{path} exists; pass --force to overwrite"), file=sys.stderr)
-            return 2
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Why the outputs cannot be written, found before anything is computed."""
+    for flag, path in (("--out", args.out), ("--json", args.json)):
+        if not path:
+            continue
+        if os.path.isdir(path):
+            return f"{flag} {path} is a directory"
+        if os.path.exists(path) and not args.force:
+            return f"{path} exists; pass --force to overwrite"
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            return f"{flag}: the directory {parent} does not exist"
     if args.out and not args.out.endswith((".extxyz", ".xyz")):
-        print(cli_error("evaluate", f"--out must be an .extxyz file, got {args.out}"), file=sys.stderr)
+        return f"--out must be an .extxyz file, got {args.out}"
+    if args.plots:
+        if os.path.exists(args.plots) and not os.path.isdir(args.plots):
+            return f"--plots {args.plots} is a file, not a directory"
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.plots))):
+            return f"--plots: the directory above {args.plots} does not exist"
+    return None
+
+
+def _finite_or_none(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    """The table with NaN (no such label in a group) as None: JSON's null, not its NaN extension."""
+    return {
+        g: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+        for g, r in table.items()
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    problem = _output_problem(args)
+    if problem:
+        print(cli_error("evaluate", problem), file=sys.stderr)
         return 2
     try:
         from alip.cli.train import check_labeled, read_structures
@@ -120,10 +148,10 @@ def _run(args: argparse.Namespace) -> int:
         committee = Committee.load(args.committee)
         extxyz = args.labeled.endswith((".extxyz", ".xyz")) and os.path.isfile(args.labeled)
         if extxyz:  # a bad frame is named with its line before ASE reads the file
-            read_checked(args.labeled, committee.acsf, "stop", args.labeled)
+            read_checked(args.labeled, committee.acsf, "stop", args.labeled, args.allow_nonperiodic)
         frames = read_structures(args.labeled)
         if not extxyz:
-            check_structures(frames, committee.acsf, "stop", args.labeled)
+            check_structures(frames, committee.acsf, "stop", args.labeled, args.allow_nonperiodic)
         check_labeled(frames, committee.acsf.species, args.labeled)
         groups = group_labels(frames, args.by)
         ev = evaluate(committee, frames)
@@ -131,27 +159,34 @@ def _run(args: argparse.Namespace) -> int:
         print(cli_error("evaluate", exc), file=sys.stderr)
         return 2
     table = {"all": ev.summary()}
+    key = None
     if groups is not None:
         key, names = groups
+        if all(n == "(none)" for n in names):
+            print(f"note: no frame has info[{key!r}]; one group", file=sys.stderr)
         table |= {f"{key}: {g}": r for g, r in ev.by_group(names).items()}
     print(
         f"{args.committee} ({committee.n_members} members) on {len(frames)} frames "
         f"({int(ev.n_atoms.sum())} atoms) of {args.labeled}:"
     )
     print("\n".join(_rows(table)))
-    if args.out:
-        _write_predictions(args.out, frames, ev)
-        print(f"wrote {args.out} (labels and alip_* predictions per frame)")
-    if args.plots:
-        label = os.path.basename(args.labeled)
-        paths = _write_plots(args.plots, label, ev, None if groups is None else groups[1])
-        print("wrote " + ", ".join(paths))
-    if args.json:
-        from alip.files import atomic_write_text
+    try:
+        if args.out:
+            _write_predictions(args.out, frames, ev)
+            print(f"wrote {args.out} (labels and alip_* predictions per frame)")
+        if args.plots:
+            label = os.path.basename(args.labeled)
+            paths = _write_plots(args.plots, label, ev, None if groups is None else groups[1])
+            print("wrote " + ", ".join(paths))
+        if args.json:
+            from alip.files import atomic_write_text
 
-        record = {"committee": args.committee, "labeled": args.labeled, "by": args.by, "groups": table}
-        atomic_write_text(args.json, json.dumps(record, indent=1, allow_nan=True))
-        print(f"wrote {args.json}")
+            record = {"committee": args.committee, "labeled": args.labeled, "by": key, "groups": _finite_or_none(table)}
+            atomic_write_text(args.json, json.dumps(record, indent=1, allow_nan=False))
+            print(f"wrote {args.json}")
+    except OSError as exc:
+        print(cli_error("evaluate", f"cannot write the output: {exc}"), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -175,4 +210,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", help="write the table (per group) as JSON")
     p.add_argument("--plots", metavar="DIR", help="write parity.png and uncertainty_vs_error.png (by group) here")
     p.add_argument("--force", action="store_true", help="overwrite existing --out / --json files")
+    p.add_argument(
+        "--allow-nonperiodic",
+        action="store_true",
+        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
+    )
     p.set_defaults(func=_run)

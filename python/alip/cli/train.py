@@ -122,6 +122,7 @@ def train_from_file(
     acsf: ACSF | None = None,
     force: bool = False,
     select: int = DEFAULT_SELECT,
+    allow_nonperiodic: bool = False,
 ) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 
@@ -129,7 +130,8 @@ def train_from_file(
     ``select`` > 0 that many functions chosen by CUR from the candidate pool of LABELED's elements on its structures
     (:func:`alip.core.selection.select_acsf`: better with plenty of data, worse with little,
     docs/accuracy_studies.md, "Fourth study"). Errors (``alip.models.training.errors``) are
-    computed on the training and validation splits.
+    computed on the training and validation splits. ``allow_nonperiodic`` accepts frames without
+    a cell (clusters, molecules); otherwise they are bad input.
     """
     from alip.core.descriptors import ACSF
     from alip.core.selection import candidate_pool, select_acsf
@@ -156,10 +158,10 @@ def train_from_file(
     else:
         checks = fixed
     if extxyz:  # checked before ASE reads it, so that a bad frame is named with its line
-        read_checked(labeled, checks, "stop", os.fspath(labeled))
+        read_checked(labeled, checks, "stop", os.fspath(labeled), allow_nonperiodic)
     structures = read_structures(labeled)
     if not extxyz:
-        check_structures(structures, checks, "stop", os.fspath(labeled))
+        check_structures(structures, checks, "stop", os.fspath(labeled), allow_nonperiodic)
     check_labeled(structures, checks.species, os.fspath(labeled))
     acsf = fixed or select_acsf(structures, select, pool=checks)
     result = train_committee(structures, acsf, config or TrainConfig())
@@ -235,7 +237,15 @@ def _run(args: argparse.Namespace) -> int:
         }
         given["verbose"] = not args.no_progress
         cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})  # the rest: TrainConfig's defaults
-        s = train_from_file(args.labeled, args.out, cfg, acsf, force=args.force, select=args.select)
+        s = train_from_file(
+            args.labeled,
+            args.out,
+            cfg,
+            acsf,
+            force=args.force,
+            select=args.select,
+            allow_nonperiodic=args.allow_nonperiodic,
+        )
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(cli_error("train", exc), file=sys.stderr)
         return 2
@@ -301,6 +311,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"training precision (default {d.dtype})")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
+    p.add_argument(
+        "--allow-nonperiodic",
+        action="store_true",
+        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
+    )
     p.add_argument(
         "--spec",
         help="descriptor: a preset (default_si, fine_si, fine_g5_si, shells_si, windows_si, cross_windows_si), "

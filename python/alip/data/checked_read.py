@@ -50,12 +50,17 @@ def _line_of(path: str, reader: Any, frame: int, reason: str) -> int:
 
 
 def read_checked(
-    path: str | os.PathLike, acsf: Any, on_bad: str = "stop", what: str | None = None
+    path: str | os.PathLike,
+    acsf: Any,
+    on_bad: str = "stop",
+    what: str | None = None,
+    allow_nonperiodic: bool = False,
 ) -> tuple[list[Atoms], dict[int, str]]:
     """(usable structures as ase.Atoms in file order, {frame: reason} of the unusable ones).
 
     ``path``: extxyz or ASE ``*.db``. With ``on_bad="stop"`` any unusable frame raises
-    :class:`BadInputError` naming up to five of them with their lines.
+    :class:`BadInputError` naming up to five of them with their lines; ``allow_nonperiodic``
+    accepts frames without a cell as clusters.
     """
     _check_on_bad(on_bad)
     path = os.fspath(path)
@@ -63,7 +68,7 @@ def read_checked(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what}: no such file: {path}")
     try:
-        reader = open_pool(path)
+        reader = open_pool(path, allow_nonperiodic=allow_nonperiodic)
         bad = dict(reader.index_bad)
         for frames in reader.iter_chunks(chunk_bounds(reader.counts, 1024, 1 << 16)):
             frames, _ = featurize_frames(acsf, frames)
@@ -120,11 +125,15 @@ def _read_frames(path: str, reader: Any, frames: list[int], what: str) -> list[A
 
 
 def check_structures(
-    structures: list[Atoms], acsf: Any, on_bad: str = "stop", what: str = "structures"
+    structures: list[Atoms],
+    acsf: Any,
+    on_bad: str = "stop",
+    what: str = "structures",
+    allow_nonperiodic: bool = False,
 ) -> tuple[list[Atoms], dict[int, str]]:
     """The same checks on structures in memory: (usable ones, {index: reason})."""
     _check_on_bad(on_bad)
-    frames, _ = featurize_frames(acsf, check_frames(Batch.from_atoms(structures)))
+    frames, _ = featurize_frames(acsf, check_frames(Batch.from_atoms(structures), allow_nonperiodic))
     bad = dict(frames.bad)
     if bad and on_bad == "stop":
         _raise(what, [f"structure {k}: {bad[k]}" for k in sorted(bad)[:_SHOWN]], len(bad))

@@ -48,9 +48,18 @@ class Evaluation:
         return np.concatenate([[0], np.cumsum(self.n_atoms)])
 
     def summary(self, frames: Sequence[int] | np.ndarray | None = None) -> dict[str, float]:
-        """RMSE and MAE of energy, forces and stress, the mean energy error (the offset) and the
-        spread (mean energy std, largest ε_F,i) over ``frames`` (indices; default all)."""
-        idx = np.arange(len(self.n_atoms)) if frames is None else np.asarray(frames, dtype=int)
+        """RMSE and MAE of energy, forces and stress (over the frames with a stress label:
+        ``n_stress``), the mean energy error (the offset) and the spread (mean energy std, largest
+        ε_F,i) over ``frames`` (indices or a boolean mask; default all)."""
+        if frames is None:
+            idx = np.arange(len(self.n_atoms))
+        else:
+            idx = np.asarray(frames)
+            if idx.dtype == bool:  # a mask over the frames, not indices 0 and 1
+                if idx.shape != self.n_atoms.shape:
+                    raise ValueError(f"a frame mask needs {len(self.n_atoms)} entries, got {idx.shape}")
+                idx = np.flatnonzero(idx)
+            idx = idx.astype(int)
         off = self.offsets
         atoms = np.concatenate([np.arange(off[s], off[s + 1]) for s in idx]) if len(idx) else np.zeros(0, int)
         de, df = self.energy_error[idx], self.force_error[atoms]
