@@ -271,3 +271,23 @@ def test_train_accepts_clusters_with_allow_nonperiodic(tmp_path):
     assert code == 2 and "--allow-nonperiodic" in err and not (tmp_path / "c.pt").exists()
     code, out, err = _cli(args + ["--allow-nonperiodic"])
     assert code == 0 and (tmp_path / "c.pt").exists(), err
+
+
+def test_train_with_a_test_file_prints_evaluate_s_table_and_checks_it_first(setup, tmp_path):
+    from alip.models.committee import Committee
+    from alip.models.evaluation import error_table, markdown_rows
+
+    d = setup["dir"]
+    write(tmp_path / "train.extxyz", _labelled(10, 4), format="extxyz")
+    args = ["train", str(tmp_path / "train.extxyz"), "-o", str(tmp_path / "c.pt"), "--members", "2", "--hidden", "4"]
+    args += ["--epochs", "2", "--lbfgs-steps", "0", "--val-fraction", "0", "--no-progress"]
+    code, out, err = _cli(args + ["--test", str(d / "test.extxyz")])
+    assert code == 0, err
+    test = read(d / "test.extxyz", ":")
+    ev = evaluate(Committee.load(tmp_path / "c.pt"), test)
+    assert "\n".join(markdown_rows(error_table(ev, group_labels(test)))) in out
+    unlabelled = [a.copy() for a in test[:2]]
+    write(tmp_path / "u.extxyz", unlabelled, format="extxyz")
+    code, out, err = _cli(args + ["--test", str(tmp_path / "u.extxyz"), "-o", str(tmp_path / "d.pt")])
+    assert code == 2 and "u.extxyz" in err and "frame 0" in err
+    assert not (tmp_path / "d.pt").exists() and "trained" not in out  # refused before training

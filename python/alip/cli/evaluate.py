@@ -31,30 +31,6 @@ from typing import Any
 from alip.cli._common import cli_error
 
 
-def _rows(table: dict[str, dict[str, float]]) -> list[str]:
-    def num(x: float, fmt: str) -> str:
-        return "—" if not math.isfinite(x) else format(x, fmt)
-
-    out = [
-        "| group | n | E RMSE (meV/atom) | E MAE | E mean | F RMSE (eV/Å) | F MAE | σ RMSE (GPa) | E std (meV/atom) "
-        "| max εF (eV/Å) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, r in table.items():
-        cells = [
-            num(r["energy_rmse"], ".2f"),
-            num(r["energy_mae"], ".2f"),
-            num(r["energy_mean"], "+.2f"),
-            num(r["force_rmse"], ".4f"),
-            num(r["force_mae"], ".4f"),
-            num(r["stress_rmse"], ".3f"),
-            num(r["energy_std_mean"], ".2f"),
-            num(r["force_deviation_max"], ".3f"),
-        ]
-        out.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
-    return out
-
-
 def _write_predictions(path: str, frames: list, ev: Any) -> None:
     from ase.io import write
 
@@ -138,38 +114,28 @@ def _run(args: argparse.Namespace) -> int:
         print(cli_error("evaluate", problem), file=sys.stderr)
         return 2
     try:
-        from alip.cli.train import check_labeled, read_structures
-        from alip.data.checked_read import check_structures, read_checked
+        from alip.cli.train import read_labeled
         from alip.models.committee import Committee
-        from alip.models.evaluation import evaluate, group_labels
+        from alip.models.evaluation import error_table, evaluate, group_labels, markdown_rows
 
         if not os.path.isfile(args.committee):
             raise ValueError(f"no committee file {args.committee}")
         committee = Committee.load(args.committee)
-        extxyz = args.labeled.endswith((".extxyz", ".xyz")) and os.path.isfile(args.labeled)
-        if extxyz:  # a bad frame is named with its line before ASE reads the file
-            read_checked(args.labeled, committee.acsf, "stop", args.labeled, args.allow_nonperiodic)
-        frames = read_structures(args.labeled)
-        if not extxyz:
-            check_structures(frames, committee.acsf, "stop", args.labeled, args.allow_nonperiodic)
-        check_labeled(frames, committee.acsf.species, args.labeled)
+        frames = read_labeled(args.labeled, committee.acsf, args.allow_nonperiodic)
         groups = group_labels(frames, args.by)
         ev = evaluate(committee, frames)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(cli_error("evaluate", exc), file=sys.stderr)
         return 2
-    table = {"all": ev.summary()}
-    key = None
-    if groups is not None:
-        key, names = groups
-        if all(n == "(none)" for n in names):
-            print(f"note: no frame has info[{key!r}]; one group", file=sys.stderr)
-        table |= {f"{key}: {g}": r for g, r in ev.by_group(names).items()}
+    table = error_table(ev, groups)
+    key = None if groups is None else groups[0]
+    if groups is not None and all(n == "(none)" for n in groups[1]):
+        print(f"note: no frame has info[{key!r}]; one group", file=sys.stderr)
     print(
         f"{args.committee} ({committee.n_members} members) on {len(frames)} frames "
         f"({int(ev.n_atoms.sum())} atoms) of {args.labeled}:"
     )
-    print("\n".join(_rows(table)))
+    print("\n".join(markdown_rows(table)))
     try:
         if args.out:
             _write_predictions(args.out, frames, ev)

@@ -36,6 +36,7 @@ from alip.files import atomic_path
 if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
     from alip.core.descriptors import ACSF
     from alip.models.committee import Committee
+    from alip.models.evaluation import Evaluation
     from alip.models.training import TrainConfig, TrainResult
 
 
@@ -107,12 +108,31 @@ class TrainSummary:
     train_errors: dict[str, float]
     val_errors: dict[str, float] | None  # None without a validation split
     out: str
+    test: Evaluation | None = None  # the committee on the test file, when one was given
+    test_groups: tuple[str, list[str]] | None = None  # its frames' groups (group_labels)
 
 
 def save_atomic(committee: Committee, out: str | os.PathLike) -> None:
     """``committee.save`` to a temporary file in OUT's directory, then rename over OUT."""
     with atomic_path(out) as tmp:
         committee.save(tmp)
+
+
+def read_labeled(path: str | os.PathLike, checks: ACSF, allow_nonperiodic: bool = False) -> list[Atoms]:
+    """Every frame of an extxyz file or ASE ``*.db``, checked as featurization checks them (an
+    extxyz frame named with its line before ASE reads the file) and labelled with elements of
+    ``checks`` (a descriptor, or the candidate pool :func:`train_from_file` selects from)."""
+    from alip.data.checked_read import check_structures, read_checked
+
+    path = os.fspath(path)
+    extxyz = path.endswith((".extxyz", ".xyz")) and os.path.isfile(path)
+    if extxyz:
+        read_checked(path, checks, "stop", path, allow_nonperiodic)
+    structures = read_structures(path)
+    if not extxyz:
+        check_structures(structures, checks, "stop", path, allow_nonperiodic)
+    check_labeled(structures, checks.species, path)
+    return structures
 
 
 def train_from_file(
@@ -123,6 +143,8 @@ def train_from_file(
     force: bool = False,
     select: int = DEFAULT_SELECT,
     allow_nonperiodic: bool = False,
+    test: str | os.PathLike | None = None,
+    by: str = "auto",
 ) -> TrainSummary:
     """Read LABELED, train with :func:`alip.models.training.train_committee`, save to OUT atomically.
 
@@ -131,11 +153,14 @@ def train_from_file(
     (:func:`alip.core.selection.select_acsf`: better with plenty of data, worse with little,
     docs/accuracy_studies.md, "Fourth study"). Errors (``alip.models.training.errors``) are
     computed on the training and validation splits. ``allow_nonperiodic`` accepts frames without
-    a cell (clusters, molecules); otherwise they are bad input.
+    a cell (clusters, molecules); otherwise they are bad input. ``test``: a labelled file checked
+    as LABELED is, before training, and evaluated after it (:mod:`alip.models.evaluation`; its
+    groups by ``by`` as :func:`alip.models.evaluation.group_labels` takes it).
     """
     from alip.core.descriptors import ACSF
     from alip.core.selection import candidate_pool, select_acsf
-    from alip.data.checked_read import check_structures, elements_in, read_checked
+    from alip.data.checked_read import elements_in
+    from alip.models.evaluation import evaluate, group_labels
     from alip.models.training import TrainConfig, errors, train_committee
 
     out = os.fspath(out)
@@ -157,12 +182,8 @@ def train_from_file(
             raise InputError(f"select must be at most {len(checks.g2) + len(checks.g5)} (the pool's functions)")
     else:
         checks = fixed
-    if extxyz:  # checked before ASE reads it, so that a bad frame is named with its line
-        read_checked(labeled, checks, "stop", os.fspath(labeled), allow_nonperiodic)
-    structures = read_structures(labeled)
-    if not extxyz:
-        check_structures(structures, checks, "stop", os.fspath(labeled), allow_nonperiodic)
-    check_labeled(structures, checks.species, os.fspath(labeled))
+    structures = read_labeled(labeled, checks, allow_nonperiodic)
+    test_frames = read_labeled(test, checks, allow_nonperiodic) if test is not None else None  # before training
     acsf = fixed or select_acsf(structures, select, pool=checks)
     result = train_committee(structures, acsf, config or TrainConfig())
     save_atomic(result.committee, out)
@@ -176,6 +197,8 @@ def train_from_file(
         errors(result.committee, train),
         errors(result.committee, val, result.held_out) if val else None,
         out,
+        evaluate(result.committee, test_frames) if test_frames else None,
+        group_labels(test_frames, by) if test_frames else None,
     )
 
 
@@ -245,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
             select=args.select,
             allow_nonperiodic=args.allow_nonperiodic,
+            test=args.test,
+            by=args.by,
         )
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(cli_error("train", exc), file=sys.stderr)
@@ -264,6 +289,11 @@ def _run(args: argparse.Namespace) -> int:
     if s.val_errors is not None:
         what = "each by the members that held it out" if folds else "committee mean"
         print(f"RMSE validation ({len(r.val_indices)} structures, {what}): {_format(s.val_errors)}")
+    if s.test is not None:
+        from alip.models.evaluation import error_table, markdown_rows
+
+        print(f"test ({len(s.test.n_atoms)} structures of {args.test}, committee mean):")
+        print("\n".join(markdown_rows(error_table(s.test, s.test_groups))))
     return 0
 
 
@@ -311,6 +341,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"training precision (default {d.dtype})")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--seed", type=int, help="seed of split, bootstrap and initialisation (default 0)")
+    p.add_argument(
+        "--test",
+        metavar="FILE",
+        help="labelled structures to evaluate the committee on after training (checked before it), as alip "
+        "evaluate prints them: over all and per group",
+    )
+    p.add_argument(
+        "--by",
+        default="auto",
+        help="with --test: info key grouping its frames (auto: config_type, group or family; none: no groups)",
+    )
     p.add_argument(
         "--allow-nonperiodic",
         action="store_true",

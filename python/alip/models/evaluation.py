@@ -20,7 +20,7 @@ from ase.units import GPa
 from alip.models.committee import Committee
 from alip.models.training_data import read_labels
 
-__all__ = ["Evaluation", "evaluate", "group_labels", "GROUP_KEYS"]
+__all__ = ["Evaluation", "evaluate", "group_labels", "error_table", "markdown_rows", "GROUP_KEYS"]
 
 #: ``info`` keys that name a frame's group, tried in this order by ``by="auto"``: MACE's and
 #: nequip's ``config_type``, the mlearn benchmark's ``group``, alip's own ``family``.
@@ -98,6 +98,41 @@ def group_labels(frames: Sequence[Atoms], by: str = "auto") -> tuple[str, list[s
         if not by:
             return None
     return by, [str(a.info.get(by, "(none)")) for a in frames]
+
+
+def error_table(ev: Evaluation, groups: tuple[str, list[str]] | None) -> dict[str, dict[str, float]]:
+    """``{"all": summary, "KEY: name": summary, ...}`` for the groups of :func:`group_labels`."""
+    table = {"all": ev.summary()}
+    if groups is not None:
+        key, names = groups
+        table |= {f"{key}: {g}": r for g, r in ev.by_group(names).items()}
+    return table
+
+
+def markdown_rows(table: dict[str, dict[str, float]]) -> list[str]:
+    """:func:`error_table` as a Markdown table (— where a group has no such label)."""
+
+    def num(x: float, fmt: str) -> str:
+        return "—" if not np.isfinite(x) else format(x, fmt)
+
+    out = [
+        "| group | n | E RMSE (meV/atom) | E MAE | E mean | F RMSE (eV/Å) | F MAE | σ RMSE (GPa) | E std (meV/atom) "
+        "| max εF (eV/Å) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in table.items():
+        cells = [
+            num(r["energy_rmse"], ".2f"),
+            num(r["energy_mae"], ".2f"),
+            num(r["energy_mean"], "+.2f"),
+            num(r["force_rmse"], ".4f"),
+            num(r["force_mae"], ".4f"),
+            num(r["stress_rmse"], ".3f"),
+            num(r["energy_std_mean"], ".2f"),
+            num(r["force_deviation_max"], ".3f"),
+        ]
+        out.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
+    return out
 
 
 def evaluate(committee: Committee, frames: Sequence[Atoms], chunk_size: int = 64) -> Evaluation:
