@@ -169,6 +169,19 @@ def test_phase_errors_add_up_to_the_whole(acc):
     assert total == pytest.approx(err["energy_rmse"] ** 2)
 
 
+def test_phase_rows_print_each_model_s_split_and_a_dash_where_a_phase_is_missing(acc):
+    crystal = {"n": 3, "energy_rmse": 2.345, "energy_mean": 0.61, "force_rmse": 0.05678}
+    liquid = {"n": 2, "energy_rmse": 5.0, "energy_mean": -1.04, "force_rmse": 0.15}
+    rows = {
+        "a": {"val": {"phases": {"crystal": crystal, "liquid": liquid}}},
+        "b": {"val": {"phases": {"crystal": crystal}}},
+    }
+    lines = acc.phase_rows(rows, "val")
+    assert lines[0] == "| phase | n | a | b |"
+    assert lines[2] == "| crystal | 3 | 2.35 (+0.6) / 0.0568 | 2.35 (+0.6) / 0.0568 |"
+    assert lines[3] == "| liquid | 2 | 5.00 (-1.0) / 0.1500 | — |"
+
+
 def test_best_settings_are_a_valid_training_without_validation(acc):
     from alip.models.training import TrainConfig
 
