@@ -149,3 +149,13 @@ def test_baseline_scale_must_be_positive(lf, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         lf.main(["--data", str(tmp_path / "absent"), "baseline", "--potential", "sw", "--scale", "0"])
     assert e.value.code == 2 and "--scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "train, message",
+    [("{bad", "--train is not JSON"), ("[1]", "a JSON object"), ('{"seed": 3}', "other than seed and threads")],
+)
+def test_baseline_train_settings_are_checked_before_reading_data(lf, capsys, tmp_path, train, message):
+    with pytest.raises(SystemExit) as e:
+        lf.main(["--data", str(tmp_path / "absent"), "baseline", "--potential", "none", "--train", train])
+    assert e.value.code == 2 and message in capsys.readouterr().err
