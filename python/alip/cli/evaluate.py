@@ -131,10 +131,8 @@ def _run(args: argparse.Namespace) -> int:
     key = None if groups is None else groups[0]
     if groups is not None and all(n == "(none)" for n in groups[1]):
         print(f"note: no frame has info[{key!r}]; one group", file=sys.stderr)
-    print(
-        f"{args.committee} ({committee.n_members} members) on {len(frames)} frames "
-        f"({int(ev.n_atoms.sum())} atoms) of {args.labeled}:"
-    )
+    members = f"{committee.n_members} member{'s' if committee.n_members != 1 else ''}"
+    print(f"{args.committee} ({members}) on {len(frames)} frames ({int(ev.n_atoms.sum())} atoms) of {args.labeled}:")
     print("\n".join(markdown_rows(table)))
     try:
         if args.out:
