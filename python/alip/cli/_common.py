@@ -27,6 +27,15 @@ def cli_error(command: str, exc: BaseException | str) -> str:
     return f"alip {command}: error: {text}"
 
 
+def add_allow_nonperiodic(parser: argparse.ArgumentParser) -> None:
+    """``--allow-nonperiodic``, the flag library messages name as ``allow_nonperiodic=True``."""
+    parser.add_argument(
+        "--allow-nonperiodic",
+        action="store_true",
+        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
+    )
+
+
 def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
     """Parses `argv` and runs the chosen sub-command; help and exit code 2 without one."""
     args = parser.parse_args(argv)

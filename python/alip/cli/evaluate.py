@@ -28,7 +28,7 @@ import os
 import sys
 from typing import Any
 
-from alip.cli._common import cli_error
+from alip.cli._common import add_allow_nonperiodic, cli_error
 
 
 def _write_predictions(path: str, frames: list, ev: Any) -> None:
@@ -174,9 +174,5 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", help="write the table (per group) as JSON")
     p.add_argument("--plots", metavar="DIR", help="write parity.png and uncertainty_vs_error.png (by group) here")
     p.add_argument("--force", action="store_true", help="overwrite existing --out / --json files")
-    p.add_argument(
-        "--allow-nonperiodic",
-        action="store_true",
-        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
-    )
+    add_allow_nonperiodic(p)
     p.set_defaults(func=_run)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
-from alip.cli._common import cli_error
+from alip.cli._common import add_allow_nonperiodic, cli_error
 
 
 def _client(args: argparse.Namespace) -> tuple[Client | None, Callable[[], None]]:
@@ -129,11 +129,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="a frame that cannot be featurized (NaN, missing cell, ...): stop (default) or skip it "
         "(recorded in OUT/skipped.json)",
     )
-    p.add_argument(
-        "--allow-nonperiodic",
-        action="store_true",
-        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
-    )
+    add_allow_nonperiodic(p)
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="stored value type")
     p.add_argument("--threads", type=int, help="OpenMP threads of the core (per Dask task with a cluster)")
     p.add_argument("--device", help="cpu (default: the compiled core) or cuda[:N] (needs a CUDA build)")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 
-from alip.cli._common import cli_error
+from alip.cli._common import add_allow_nonperiodic, cli_error
 from alip.config import VALIDATIONS, TrainingSection
 from alip.data.io import is_database
 from alip.files import atomic_path
@@ -352,11 +352,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="auto",
         help="with --test: info key grouping its frames (auto: config_type, group or family; none: no groups)",
     )
-    p.add_argument(
-        "--allow-nonperiodic",
-        action="store_true",
-        help="accept structures without a cell as non-periodic clusters (default: a bad frame)",
-    )
+    add_allow_nonperiodic(p)
     p.add_argument(
         "--spec",
         help="descriptor: a preset (default_si, fine_si, fine_g5_si, shells_si, windows_si, cross_windows_si), "
