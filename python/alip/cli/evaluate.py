@@ -52,13 +52,13 @@ def _write_predictions(path: str, frames: list, ev: Any) -> None:
         write(tmp, annotated, format="extxyz")
 
 
-def _write_plots(directory: str, label: str, ev: Any, groups: list[str] | None) -> list[str]:
+def _write_plots(directory: str, label: str, ev: Any, groups: tuple[str, list[str]] | None) -> list[str]:
     """The report's parity and spread-vs-error figures of this evaluation, one color per group."""
     import numpy as np
 
     from alip.reports.plots import TestSetPrediction, plot_parity, plot_uncertainty_vs_error
 
-    names = np.asarray(groups if groups is not None else ["all"] * len(ev.n_atoms))
+    names = np.asarray(groups[1] if groups is not None else ["all"] * len(ev.n_atoms))
     e_pred = ev.predicted_energy / ev.n_atoms
     prediction = TestSetPrediction(
         label=label,
@@ -73,7 +73,7 @@ def _write_plots(directory: str, label: str, ev: Any, groups: list[str] | None) 
     )
     os.makedirs(directory, exist_ok=True)
     return [
-        plot_parity([prediction], os.path.join(directory, "parity.png")),
+        plot_parity([prediction], os.path.join(directory, "parity.png"), groups[0] if groups else "frames"),
         plot_uncertainty_vs_error([prediction], os.path.join(directory, "uncertainty_vs_error.png")),
     ]
 
@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {args.out} (labels and alip_* predictions per frame)")
         if args.plots:
             label = os.path.basename(args.labeled)
-            paths = _write_plots(args.plots, label, ev, None if groups is None else groups[1])
+            paths = _write_plots(args.plots, label, ev, groups)
             print("wrote " + ", ".join(paths))
         if args.json:
             from alip.files import atomic_write_text

@@ -319,8 +319,9 @@ def _rmse(a: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(a)))) if len(a) else math.nan
 
 
-def plot_parity(predictions: Sequence[TestSetPrediction], path: str | os.PathLike) -> str:
-    """Predicted vs oracle energies (per atom) and force components on the test set, by family."""
+def plot_parity(predictions: Sequence[TestSetPrediction], path: str | os.PathLike, grouped_by: str = "family") -> str:
+    """Predicted vs oracle energies (per atom) and force components on the test set, by family
+    (``grouped_by`` names what the prediction's ``families`` are in the legend)."""
     if not predictions:
         raise ValueError("no predictions to plot")
     n = len(predictions)
@@ -372,7 +373,7 @@ def plot_parity(predictions: Sequence[TestSetPrediction], path: str | os.PathLik
             leg = ax.legend(
                 fontsize=8,
                 loc="upper left",
-                title="family (RMSE)",
+                title=f"{grouped_by} (RMSE)",
                 title_fontsize=8,
                 markerscale=2 if ax is ax_f else 1,
             )
