@@ -8,13 +8,17 @@ infer the format from the name (``.extxyz``, ``.png``). A failed write removes i
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["TMP_MARK", "atomic_path", "atomic_write", "atomic_write_text"]
+import numpy as np
+
+__all__ = ["TMP_MARK", "atomic_path", "atomic_write", "atomic_write_json", "atomic_write_text", "json_safe"]
 
 #: What every temporary name contains (left-overs of a killed writer can be found by it).
 TMP_MARK = ".tmp-"
@@ -46,3 +50,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], dur
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def json_safe(o: Any) -> Any:
+    """``o`` as strict JSON values: numpy to Python, NaN and ±inf to None (JSON has no NaN)."""
+    if isinstance(o, dict):
+        return {str(k): json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_safe(v) for v in o]
+    if isinstance(o, (np.generic, np.ndarray)):
+        return json_safe(o.tolist())
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` to ``path`` atomically as strict JSON (:func:`json_safe`: null, never NaN)."""
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False))

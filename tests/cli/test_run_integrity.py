@@ -368,7 +368,7 @@ def test_item7_train_progress_and_frames_cli_flags_and_strict_summary_json(work)
 
     from alip.cli._common import cli_error
     from alip.data.io import write_extxyz
-    from alip.reports.report import _json_safe
+    from alip.files import json_safe
 
     path, frame, line = _pool_file(work, "nan")
     good = work / "labeled.extxyz"
@@ -394,7 +394,7 @@ def test_item7_train_progress_and_frames_cli_flags_and_strict_summary_json(work)
         "again; --on-bad skip skips"
     )
     summary = {"a": float("nan"), "b": [np.float64(np.inf), np.float32(1.5)], "c": {"d": np.array([np.nan, 2.0])}}
-    assert json.loads(json.dumps(_json_safe(summary), allow_nan=False)) == {
+    assert json.loads(json.dumps(json_safe(summary), allow_nan=False)) == {
         "a": None,
         "b": [None, 1.5],
         "c": {"d": [None, 2.0]},

@@ -22,7 +22,6 @@ committee lacks, existing output without --force), checked before anything is co
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -100,14 +99,6 @@ def _output_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _finite_or_none(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
-    """The table with NaN (no such label in a group) as None: JSON's null, not its NaN extension."""
-    return {
-        g: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-        for g, r in table.items()
-    }
-
-
 def _run(args: argparse.Namespace) -> int:
     problem = _output_problem(args)
     if problem:
@@ -143,10 +134,11 @@ def _run(args: argparse.Namespace) -> int:
             paths = _write_plots(args.plots, label, ev, groups)
             print("wrote " + ", ".join(paths))
         if args.json:
-            from alip.files import atomic_write_text
+            from alip.files import atomic_write_json  # null where a group has no such label
 
-            record = {"committee": args.committee, "labeled": args.labeled, "by": key, "groups": _finite_or_none(table)}
-            atomic_write_text(args.json, json.dumps(record, indent=1, allow_nan=False))
+            atomic_write_json(
+                args.json, {"committee": args.committee, "labeled": args.labeled, "by": key, "groups": table}
+            )
             print(f"wrote {args.json}")
     except OSError as exc:
         print(cli_error("evaluate", f"cannot write the output: {exc}"), file=sys.stderr)

@@ -32,6 +32,7 @@ from alip.config import Config, ConfigError
 from alip.core.descriptors import ACSF
 from alip.data.io import read_extxyz
 from alip.data.store import LabelStore
+from alip.files import atomic_write_json
 from alip.models.committee import Committee
 from alip.models.eos import fit_eos
 from alip.models.training import read_labels
@@ -673,7 +674,7 @@ def build_report(
         "failures": step.failures,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1, allow_nan=False))
+    atomic_write_json(out / "summary.json", summary)
     return write_index(out, summary, {k: v for k, v in fig.items() if v})
 
 
@@ -699,19 +700,6 @@ def _subsample(structures: list, n: int) -> list:
         return structures
     idx = np.random.default_rng(0).choice(len(structures), n, replace=False)
     return [structures[i] for i in sorted(idx)]
-
-
-def _json_safe(o: Any) -> Any:
-    """``o`` as strict JSON values: numpy to Python, NaN and ±inf to None (JSON has no NaN)."""
-    if isinstance(o, dict):
-        return {str(k): _json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_json_safe(v) for v in o]
-    if isinstance(o, (np.generic, np.ndarray)):
-        return _json_safe(o.tolist())
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
 
 
 # ----------------------------------------------------------------------------- the page
