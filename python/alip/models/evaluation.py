@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
+from ase.stress import full_3x3_to_voigt_6_stress
 from ase.units import GPa
 
 from alip.models.committee import Committee
@@ -25,9 +26,6 @@ __all__ = ["Evaluation", "evaluate", "group_labels", "error_table", "markdown_ro
 #: ``info`` keys that name a frame's group, tried in this order by ``by="auto"``: MACE's and
 #: nequip's ``config_type``, the mlearn benchmark's ``group``, alip's own ``family``.
 GROUP_KEYS: tuple[str, ...] = ("config_type", "group", "family")
-
-_VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
-
 
 @dataclass
 class Evaluation:
@@ -152,9 +150,9 @@ def evaluate(committee: Committee, frames: Sequence[Atoms], chunk_size: int = 64
     for s, (a, (_, _, st)) in enumerate(zip(frames, labels, strict=True)):
         volume = abs(np.linalg.det(a.cell.array)) if a.pbc.all() else 0.0
         if volume > 0:
-            stress[s] = (-virial[s] / volume)[_VOIGT]
+            stress[s] = full_3x3_to_voigt_6_stress(-virial[s] / volume)
             if st is not None:
-                stress_error[s] = (stress[s] - np.asarray(st)[_VOIGT]) / GPa
+                stress_error[s] = (stress[s] - full_3x3_to_voigt_6_stress(np.asarray(st))) / GPa
     return Evaluation(
         n_atoms=n,
         energy_error=1e3 * (energy - np.array([e for e, _, _ in labels])) / n,
