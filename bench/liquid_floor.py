@@ -40,14 +40,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from accuracy import DEFAULT_DATA, ground_energy, phase, read_mlearn  # noqa: E402
+from accuracy import DEFAULT_DATA, ground_energy, labels, phase, read_mlearn, split_errors  # noqa: E402
 
 
 def energy_errors(energies: np.ndarray, frames: list) -> np.ndarray:
     """Per-frame energy error (meV/atom) of predicted total energies (eV) against the labels."""
     n = np.array([len(a) for a in frames], float)
-    labels = np.array([a.get_potential_energy() for a in frames], float)
-    return 1e3 * (np.asarray(energies, float) - labels) / n
+    label_energies = np.array([a.get_potential_energy() for a in frames], float)
+    return 1e3 * (np.asarray(energies, float) - label_energies) / n
 
 
 def rmse_by_phase(err: np.ndarray, phases: list[str]) -> dict[str, float]:
@@ -104,7 +104,6 @@ def baseline_labels(atoms, potential: str, scale: float) -> tuple[float, np.ndar
 
 def residual_frames(frames: list, base) -> list:
     """Copies of ``frames`` labelled with their labels minus ``base(atoms)`` (energy, forces, stress)."""
-    from accuracy import labels
     from ase.calculators.singlepoint import SinglePointCalculator
 
     out = []
@@ -227,8 +226,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _baseline(args, train: list, test: list, e_ground: float) -> int:
-    from accuracy import split_errors
-
     from alip.models.committee import Committee
     from alip.models.training import TrainConfig, train_committee
 
