@@ -27,6 +27,7 @@ __all__ = ["Evaluation", "evaluate", "group_labels", "error_table", "markdown_ro
 #: nequip's ``config_type``, the mlearn benchmark's ``group``, alip's own ``family``.
 GROUP_KEYS: tuple[str, ...] = ("config_type", "group", "family")
 
+
 @dataclass
 class Evaluation:
     """Per-frame errors of a committee on S labelled frames (N atoms in all)."""
