@@ -1,6 +1,6 @@
 """Accuracy on the mlearn Si benchmark (issue 14): alip against the published SNAP / qSNAP / n2p2 / GAP fits.
 
-    python bench/accuracy.py        # defaults, best, previous (windows_si), CUR-chosen, second, former, (q)SNAP, n2p2, GAP
+    python bench/accuracy.py        # defaults, best, previous, CUR-chosen, second, former, (q)SNAP, n2p2, GAP
     python bench/accuracy.py --models default      # only alip's defaults
     python bench/accuracy.py --models n2p2         # only the published n2p2 network, through alip's core
     python bench/accuracy.py --json accuracy.json --save-dir /tmp/acc   # also keep the committees
