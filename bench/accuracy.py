@@ -44,6 +44,7 @@ B0 101.5, C11 151.4, C12 76.4, C44 56.4 GPa, the published SW values.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -80,7 +81,8 @@ FORMER: dict[str, Any] = SECOND | {"batch_size": 16}
 #: the published mlearn Si GAP's own fit: the gap_fit command line stored in its gap.xml
 #: (mvl_models/Si/gap of github.com/materialsvirtuallab/mlearn): SOAP n_max = l_max = 8 to 5.4 Å,
 #: 1000 sparse environments chosen by CUR, dot-product kernel ζ = 4; σ 0.01 eV per structure's
-#: energy and 0.05 eV/Å per force component, no virials; e0 −0.79 eV. rnd_seed fixes the CUR draw.
+#: energy and 0.05 eV/Å per force component, no virials; e0 −0.79 eV, the isolated atom of the
+#: data set's VASP settings (on other data, e0_method=average instead). rnd_seed fixes the CUR draw.
 GAP_FIT_ARGS: list[str] = [
     "gap={soap l_max=8 n_max=8 atom_sigma=0.5 zeta=4 cutoff=5.4 cutoff_transition_width=0.5 delta=1.0 f0=0.0 "
     "n_sparse=1000 covariance_type=dot_product sparse_method=cur_points}",
@@ -416,9 +418,11 @@ def write_gap_training(frames: list[Atoms], path: str) -> None:
     write(path, out, format="extxyz")
 
 
-def gap_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float]:
+def gap_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float, float]:
     """Fit the published GAP recipe (:data:`GAP_FIT_ARGS`) on ``train`` in ``workdir`` (gap_fit's
-    output in gap_fit.log there); a factory of its quippy calculator and the fit's wall time."""
+    output in gap_fit.log there); a factory of its quippy calculator, the fit's wall time and its
+    CPU time (gap_fit's user + system). RuntimeError if gap_fit fails."""
+    import resource
     import subprocess
 
     import quippy
@@ -428,14 +432,19 @@ def gap_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any],
     xyz, xml = os.path.join(workdir, "gap_train.xyz"), os.path.join(workdir, "gap.xml")
     write_gap_training(train, xyz)
     cmd = [os.path.join(quippy.__path__[0], "gap_fit"), f"at_file={xyz}", *GAP_FIT_ARGS, f"gp_file={xml}"]
-    t0 = time.perf_counter()
+
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), children_cpu()
     with open(os.path.join(workdir, "gap_fit.log"), "w", encoding="utf-8") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
     if done.returncode != 0:
         raise RuntimeError(f"gap_fit failed (exit {done.returncode}); its output: {workdir}/gap_fit.log")
     potential = Potential(param_filename=xml)  # reads the sparse points now: workdir may go after this
-    return (lambda atoms: potential), wall
+    return (lambda atoms: potential), wall, cpu
 
 
 def _gap_missing() -> str | None:
@@ -444,7 +453,8 @@ def _gap_missing() -> str | None:
         from quippy.potential import Potential  # noqa: F401
     except Exception as exc:
         return f"{type(exc).__name__}: {exc} (pip install quippy-ase==0.10.3; Linux x86-64 wheels)"
-    if not os.path.isfile(os.path.join(quippy.__path__[0], "gap_fit")):
+    exe = os.path.join(quippy.__path__[0], "gap_fit")
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         return f"quippy at {quippy.__path__[0]} has no gap_fit executable"
     return None
 
@@ -650,9 +660,14 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 print(f"gap: skipped, quippy is not usable: {missing}")
                 continue
-            with tempfile.TemporaryDirectory() as tmp:
-                calc_for, wall = gap_model(train, os.path.join(args.save_dir, "gap") if args.save_dir else tmp)
-            splits, cpu_train, val_calcs = {"train": train, "val": []}, None, []
+            keep = contextlib.nullcontext(os.path.join(args.save_dir, "gap")) if args.save_dir else None
+            with keep or tempfile.TemporaryDirectory() as workdir:
+                try:
+                    calc_for, wall, cpu_train = gap_model(train, workdir)
+                except RuntimeError as exc:  # the other models' rows still print
+                    print(f"gap: skipped, {exc}")
+                    continue
+            splits, val_calcs = {"train": train, "val": []}, []
             label = "GAP (the published recipe, refitted)"
         else:
             print(f"unknown model {name!r}", file=sys.stderr)

@@ -234,10 +234,10 @@ def test_gap_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
     """A small GAP (fewer sparse points, a smaller SOAP) through the bench's gap_fit path on
     Stillinger–Weber labels: the labels reach gap_fit under the names it is told (under another
     energy name it fits the forces alone and misses the energies by eV/atom) and the calculator it
-    returns predicts them."""
-    pytest.importorskip("quippy")
-    if acc._gap_missing():
-        pytest.skip(acc._gap_missing())
+    returns predicts them; a gap_fit that fails raises."""
+    missing = acc._gap_missing()
+    if missing:
+        pytest.skip(missing)
     from alip.data.oracles import make_oracle
 
     oracle = make_oracle("sw")
@@ -255,7 +255,11 @@ def test_gap_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
         *acc.GAP_FIT_ARGS[1:],
     ]
     monkeypatch.setattr(acc, "GAP_FIT_ARGS", small)
-    calc_for, wall = acc.gap_model(frames, str(tmp_path / "gap"))
-    assert wall > 0 and (tmp_path / "gap" / "gap.xml").is_file()
+    calc_for, wall, cpu = acc.gap_model(frames, str(tmp_path / "gap"))
+    assert wall > 0 and cpu > 0 and (tmp_path / "gap" / "gap.xml").is_file()
     err = acc.split_errors(calc_for, frames)
-    assert err["energy_rmse"] < 5.0 and err["force_rmse"] < 0.1, err
+    assert err["energy_rmse"] < 10.0 and err["force_rmse"] < 0.1, err  # 4.0 and 0.05 measured
+
+    monkeypatch.setattr(acc, "GAP_FIT_ARGS", [*small, "no_such_option=1"])
+    with pytest.raises(RuntimeError, match="gap_fit failed"):  # the bench skips the row with this
+        acc.gap_model(frames, str(tmp_path / "bad"))
