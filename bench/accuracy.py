@@ -660,8 +660,12 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 print(f"gap: skipped, quippy is not usable: {missing}")
                 continue
-            keep = contextlib.nullcontext(os.path.join(args.save_dir, "gap")) if args.save_dir else None
-            with keep or tempfile.TemporaryDirectory() as workdir:
+            gap_dir = (
+                contextlib.nullcontext(os.path.join(args.save_dir, "gap"))
+                if args.save_dir
+                else tempfile.TemporaryDirectory()  # removed once the potential is loaded
+            )
+            with gap_dir as workdir:
                 try:
                     calc_for, wall, cpu_train = gap_model(train, workdir)
                 except RuntimeError as exc:  # the other models' rows still print

@@ -105,14 +105,14 @@ def _run(args: argparse.Namespace) -> int:
         print(cli_error("evaluate", problem), file=sys.stderr)
         return 2
     try:
-        from alip.cli.train import read_labeled
+        from alip.cli.train import read_checked_labeled
         from alip.models.committee import Committee
         from alip.models.evaluation import error_table, evaluate, group_labels, markdown_rows
 
         if not os.path.isfile(args.committee):
             raise ValueError(f"no committee file {args.committee}")
         committee = Committee.load(args.committee)
-        frames = read_labeled(args.labeled, committee.acsf, args.allow_nonperiodic)
+        frames = read_checked_labeled(args.labeled, committee.acsf, args.allow_nonperiodic)
         groups = group_labels(frames, args.by)
         ev = evaluate(committee, frames)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:

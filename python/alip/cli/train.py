@@ -118,10 +118,12 @@ def save_atomic(committee: Committee, out: str | os.PathLike) -> None:
         committee.save(tmp)
 
 
-def read_labeled(path: str | os.PathLike, checks: ACSF, allow_nonperiodic: bool = False) -> list[Atoms]:
-    """Every frame of an extxyz file or ASE ``*.db``, checked as featurization checks them (an
-    extxyz frame named with its line before ASE reads the file) and labelled with elements of
-    ``checks`` (a descriptor, or the candidate pool :func:`train_from_file` selects from)."""
+def read_checked_labeled(path: str | os.PathLike, checks: ACSF, allow_nonperiodic: bool = False) -> list[Atoms]:
+    """Every frame of an extxyz file or ASE ``*.db`` as ase.Atoms, checked as featurization checks
+    them (an extxyz frame named with its line before ASE reads the file) and labelled with elements
+    of ``checks`` (a descriptor, or the candidate pool :func:`train_from_file` selects from); bad
+    input raises a ValueError (:class:`alip.data.checked_read.BadInputError`, :class:`InputError`)
+    where :func:`alip.data.io.read_labeled` leaves unlabelled frames out."""
     from alip.data.checked_read import check_structures, read_checked
 
     path = os.fspath(path)
@@ -182,8 +184,8 @@ def train_from_file(
             raise InputError(f"select must be at most {len(checks.g2) + len(checks.g5)} (the pool's functions)")
     else:
         checks = fixed
-    structures = read_labeled(labeled, checks, allow_nonperiodic)
-    test_frames = read_labeled(test, checks, allow_nonperiodic) if test is not None else None  # before training
+    structures = read_checked_labeled(labeled, checks, allow_nonperiodic)
+    test_frames = read_checked_labeled(test, checks, allow_nonperiodic) if test is not None else None  # before training
     acsf = fixed or select_acsf(structures, select, pool=checks)
     result = train_committee(structures, acsf, config or TrainConfig())
     save_atomic(result.committee, out)
