@@ -263,3 +263,60 @@ def test_gap_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
     monkeypatch.setattr(acc, "GAP_FIT_ARGS", [*small, "no_such_option=1"])
     with pytest.raises(RuntimeError, match="gap_fit failed"):  # the bench skips the row with this
         acc.gap_model(frames, str(tmp_path / "bad"))
+
+
+def test_mace_training_file_carries_the_labels_under_the_keys_it_is_told(acc, tmp_path):
+    from ase.io import read
+
+    frames = [_frame("AIMD-NVT", "x at 300 K", -43.2 + i, i) for i in range(2)]
+    frames[1].calc.results["stress"] = np.arange(6.0)
+    acc.write_mace_training(frames, str(tmp_path / "t.xyz"))
+    back = read(tmp_path / "t.xyz", ":")
+    assert back[0].calc is None and set(back[0].info) == {"REF_energy"}  # no stress where none was stored
+    assert set(back[1].info) == {"REF_energy", "REF_stress"}
+    for a, b in zip(frames, back):
+        assert b.info["REF_energy"] == a.get_potential_energy()
+        np.testing.assert_allclose(b.arrays["REF_forces"], a.get_forces(), atol=1e-8)
+        np.testing.assert_allclose(b.positions, a.positions, atol=1e-8)
+    np.testing.assert_allclose(back[1].info["REF_stress"], frames[1].get_stress(), atol=1e-8)  # Voigt, as MACE reads
+
+
+@pytest.mark.slow  # 25-50 s of training
+def test_mace_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
+    """A small MACE through the bench's mace_run_train path on Stillinger–Weber labels: the labels
+    reach it under the keys it is told and the calculator it returns predicts them; a training that
+    fails raises."""
+    missing = acc._mace_missing()
+    if missing:
+        pytest.skip(missing)
+    from alip.data.oracles import make_oracle
+
+    oracle = make_oracle("sw")
+    frames = []
+    for i in range(12):
+        a = bulk("Si", "diamond", a=5.43 * (0.98 + 0.004 * i), cubic=True)
+        a.rattle(0.05, seed=i)
+        a.calc = oracle.make_calculator(a)
+        e, f, s = a.get_potential_energy(), a.get_forces(), a.get_stress()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f, stress=s)
+        frames.append(a)
+    small = {
+        "--num_channels": "8",
+        "--max_L": "0",
+        "--num_interactions": "1",
+        "--r_max": "4.0",
+        "--max_num_epochs": "200",
+        "--start_swa": "100",
+        "--batch_size": "2",
+        "--eval_interval": "20",
+    }
+    args = [f"{a.split('=')[0]}={small[a.split('=')[0]]}" if a.split("=")[0] in small else a for a in acc.MACE_ARGS]
+    monkeypatch.setattr(acc, "MACE_ARGS", args)
+    calc_for, wall, cpu = acc.mace_model(frames, str(tmp_path / "mace"))
+    assert wall > 0 and cpu > 0 and (tmp_path / "mace" / "model" / "mace_stagetwo.model").is_file()
+    err = acc.split_errors(calc_for, frames)
+    assert err["energy_rmse"] < 10.0 and err["force_rmse"] < 0.1, err  # 1.0 and 0.016 measured
+
+    monkeypatch.setattr(acc, "MACE_ARGS", [*args, "--no_such_option=1"])
+    with pytest.raises(RuntimeError, match="mace_run_train failed"):  # the bench skips the row with this
+        acc.mace_model(frames, str(tmp_path / "bad"))
