@@ -440,28 +440,52 @@ def n2p2_model(data: str) -> Callable[[Atoms], Any]:
     return lambda atoms: Calculator(committee)
 
 
-def write_gap_training(frames: list[Atoms], path: str) -> None:
-    """The frames as gap_fit reads them: energy in ``info["dft_energy"]``, forces in
-    ``arrays["dft_force"]``, nothing else (no stresses: the published fit used none)."""
+def write_training(
+    frames: list[Atoms], path: str, energy_key: str, forces_key: str, stress_key: str | None = None
+) -> None:
+    """The frames' labels as plain extxyz for another code's training: the energy in
+    ``info[energy_key]``, the forces in ``arrays[forces_key]``, the Voigt stress (ASE's sign, eV/Å³)
+    in ``info[stress_key]`` where a frame has one and ``stress_key`` is given; nothing else."""
     from ase.io import write
 
     out = []
     for a in frames:
-        e, f, _ = labels(a)
+        e, f, s = labels(a)
         b = Atoms(a.get_chemical_symbols(), positions=a.positions, cell=a.cell, pbc=a.pbc)
-        b.info["dft_energy"] = float(e)
-        b.arrays["dft_force"] = np.asarray(f, dtype=float).copy()
+        b.info[energy_key] = float(e)
+        b.arrays[forces_key] = np.asarray(f, dtype=float).copy()
+        if stress_key is not None and s is not None:
+            b.info[stress_key] = np.asarray(s, dtype=float).copy()
         out.append(b)
     write(path, out, format="extxyz")
+
+
+def write_gap_training(frames: list[Atoms], path: str) -> None:
+    """The frames as :data:`GAP_FIT_ARGS` tell gap_fit to read them, without stresses (the
+    published fit used none)."""
+    write_training(frames, path, "dft_energy", "dft_force")
+
+
+def run_logged(cmd: list[str], log: str, cwd: str | None = None) -> tuple[int, float, float]:
+    """Run ``cmd`` with its output in the file ``log``: its exit status, wall time and CPU time
+    (the child's user + system)."""
+    import resource
+    import subprocess
+
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), children_cpu()
+    with open(log, "w", encoding="utf-8") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd)
+    return done.returncode, time.perf_counter() - t0, children_cpu() - c0
 
 
 def gap_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float, float]:
     """Fit the published GAP recipe (:data:`GAP_FIT_ARGS`) on ``train`` in ``workdir`` (gap_fit's
     output in gap_fit.log there); a factory of its quippy calculator, the fit's wall time and its
     CPU time (gap_fit's user + system). RuntimeError if gap_fit fails."""
-    import resource
-    import subprocess
-
     import quippy
     from quippy.potential import Potential
 
@@ -469,17 +493,9 @@ def gap_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any],
     xyz, xml = os.path.join(workdir, "gap_train.xyz"), os.path.join(workdir, "gap.xml")
     write_gap_training(train, xyz)
     cmd = [os.path.join(quippy.__path__[0], "gap_fit"), f"at_file={xyz}", *GAP_FIT_ARGS, f"gp_file={xml}"]
-
-    def children_cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
-
-    t0, c0 = time.perf_counter(), children_cpu()
-    with open(os.path.join(workdir, "gap_fit.log"), "w", encoding="utf-8") as log:
-        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
-    if done.returncode != 0:
-        raise RuntimeError(f"gap_fit failed (exit {done.returncode}); its output: {workdir}/gap_fit.log")
+    status, wall, cpu = run_logged(cmd, os.path.join(workdir, "gap_fit.log"))
+    if status != 0:
+        raise RuntimeError(f"gap_fit failed (exit {status}); its output: {workdir}/gap_fit.log")
     potential = Potential(param_filename=xml)  # reads the sparse points now: workdir may go after this
     return (lambda atoms: potential), wall, cpu
 
@@ -497,48 +513,25 @@ def _gap_missing() -> str | None:
 
 
 def write_mace_training(frames: list[Atoms], path: str) -> None:
-    """The frames as ``mace_run_train`` reads them (``--energy_key REF_energy`` and so on: keys
-    that ASE's reader does not turn into a calculator): energy, forces and, where a frame has
-    them, stresses (ASE's sign and eV/Å³)."""
-    from ase.io import write
-
-    out = []
-    for a in frames:
-        e, f, s = labels(a)
-        b = Atoms(a.get_chemical_symbols(), positions=a.positions, cell=a.cell, pbc=a.pbc)
-        b.info["REF_energy"] = float(e)
-        b.arrays["REF_forces"] = np.asarray(f, dtype=float).copy()
-        if s is not None:
-            b.info["REF_stress"] = np.asarray(s, dtype=float).copy()
-        out.append(b)
-    write(path, out, format="extxyz")
+    """The frames under the keys :func:`mace_model` names to ``mace_run_train`` (``REF_``: keys
+    that ASE's reader does not turn into a calculator), stresses included."""
+    write_training(frames, path, "REF_energy", "REF_forces", "REF_stress")
 
 
 def mace_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float, float]:
     """Train MACE with :data:`MACE_ARGS` on ``train`` in ``workdir`` (its output in mace.log
     there); a factory of its ASE calculator (float64), the training's wall time and its CPU time.
     RuntimeError if the training fails."""
-    import resource
-    import subprocess
-
     os.makedirs(workdir, exist_ok=True)
     xyz = os.path.join(workdir, "mace_train.xyz")
     write_mace_training(train, xyz)
     keys = ["--energy_key=REF_energy", "--forces_key=REF_forces", "--stress_key=REF_stress"]
     dirs = [f"--{d}_dir={os.path.join(workdir, d)}" for d in ("results", "checkpoints", "model", "log")]
     cmd = [sys.executable, "-m", "mace.cli.run_train", "--name=mace", f"--train_file={xyz}", *keys, *MACE_ARGS, *dirs]
-
-    def children_cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
-
-    t0, c0 = time.perf_counter(), children_cpu()
-    with open(os.path.join(workdir, "mace.log"), "w", encoding="utf-8") as log:
-        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
+    status, wall, cpu = run_logged(cmd, os.path.join(workdir, "mace.log"), cwd=workdir)
     model = os.path.join(workdir, "model", "mace_stagetwo.model")  # the end of stage two (mace.model: of stage one)
-    if done.returncode != 0 or not os.path.isfile(model):
-        raise RuntimeError(f"mace_run_train failed (exit {done.returncode}); its output: {workdir}/mace.log")
+    if status != 0 or not os.path.isfile(model):
+        raise RuntimeError(f"mace_run_train failed (exit {status}); its output: {workdir}/mace.log")
     from mace.calculators import MACECalculator
 
     calc = MACECalculator(model_paths=model, device="cpu", default_dtype="float64")  # loaded: workdir may go
@@ -551,6 +544,14 @@ def _mace_missing() -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc} (pip install mace-torch==0.3.16)"
     return None
+
+
+#: the peers trained here on the bench's training frames: name -> (fit, why it cannot run or
+#: None, the package it needs, the row's label)
+REFITTED: dict[str, tuple[Callable[..., Any], Callable[[], str | None], str, str]] = {
+    "gap": (gap_model, _gap_missing, "quippy", "GAP (the published recipe, refitted)"),
+    "mace": (mace_model, _mace_missing, "mace-torch", "MACE (mace-torch, not tuned)"),
+}
 
 
 def _lammps_missing() -> str | None:
@@ -749,42 +750,24 @@ def main(argv: list[str] | None = None) -> int:
             calc_for, splits, wall, cpu_train = n2p2_model(args.data), {"train": train, "val": []}, None, None
             val_calcs = []
             label = "n2p2 (published, through alip)"
-        elif name == "gap":
-            missing = _gap_missing()
+        elif name in REFITTED:
+            fit, missing_of, package, label = REFITTED[name]
+            missing = missing_of()
             if missing:
-                print(f"gap: skipped, quippy is not usable: {missing}")
+                print(f"{name}: skipped, {package} is not usable: {missing}")
                 continue
-            gap_dir = (
-                contextlib.nullcontext(os.path.join(args.save_dir, "gap"))
-                if args.save_dir
-                else tempfile.TemporaryDirectory()  # removed once the potential is loaded
-            )
-            with gap_dir as workdir:
-                try:
-                    calc_for, wall, cpu_train = gap_model(train, workdir)
-                except RuntimeError as exc:  # the other models' rows still print
-                    print(f"gap: skipped, {exc}")
-                    continue
-            splits, val_calcs = {"train": train, "val": []}, []
-            label = "GAP (the published recipe, refitted)"
-        elif name == "mace":
-            missing = _mace_missing()
-            if missing:
-                print(f"mace: skipped, mace-torch is not usable: {missing}")
-                continue
-            mace_dir = (
-                contextlib.nullcontext(os.path.join(args.save_dir, "mace"))
+            workdir_of = (
+                contextlib.nullcontext(os.path.join(args.save_dir, name))
                 if args.save_dir
                 else tempfile.TemporaryDirectory()  # removed once the model is loaded
             )
-            with mace_dir as workdir:
+            with workdir_of as workdir:
                 try:
-                    calc_for, wall, cpu_train = mace_model(train, workdir)
-                except RuntimeError as exc:
-                    print(f"mace: skipped, {exc}")
+                    calc_for, wall, cpu_train = fit(train, workdir)
+                except RuntimeError as exc:  # the other models' rows still print
+                    print(f"{name}: skipped, {exc}")
                     continue
             splits, val_calcs = {"train": train, "val": []}, []
-            label = "MACE (mace-torch, not tuned)"
         else:
             print(f"unknown model {name!r}", file=sys.stderr)
             return 2

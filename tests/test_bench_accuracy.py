@@ -22,6 +22,23 @@ def _frame(group: str, description: str, energy: float, seed: int):
     return a
 
 
+def _sw_frames(n: int) -> list:
+    """n rattled diamond cells of 8 atoms over ±2 % in a, with Stillinger–Weber energies,
+    forces and stresses."""
+    from alip.data.oracles import make_oracle
+
+    oracle = make_oracle("sw")
+    frames = []
+    for i in range(n):
+        a = bulk("Si", "diamond", a=5.43 * (0.98 + 0.004 * i), cubic=True)
+        a.rattle(0.05, seed=i)
+        a.calc = oracle.make_calculator(a)
+        e, f, s = a.get_potential_energy(), a.get_forces(), a.get_stress()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f, stress=s)
+        frames.append(a)
+    return frames
+
+
 def test_subsets_name_the_mlearn_families(acc):
     names = [
         acc.subset(_frame("AIMD-NVT", "Snapshot 3 of 18 of AIMD NVT simulation for normal structure at 843 K", 0, 0)),
@@ -238,17 +255,7 @@ def test_gap_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
     missing = acc._gap_missing()
     if missing:
         pytest.skip(missing)
-    from alip.data.oracles import make_oracle
-
-    oracle = make_oracle("sw")
-    frames = []
-    for i in range(12):
-        a = bulk("Si", "diamond", a=5.43 * (0.98 + 0.004 * i), cubic=True)
-        a.rattle(0.05, seed=i)
-        a.calc = oracle.make_calculator(a)
-        e, f = a.get_potential_energy(), a.get_forces()
-        a.calc = SinglePointCalculator(a, energy=e, forces=f)
-        frames.append(a)
+    frames = _sw_frames(12)
     small = [
         "gap={soap l_max=4 n_max=4 atom_sigma=0.5 zeta=4 cutoff=4.0 cutoff_transition_width=0.5 delta=1.0 "
         "f0=0.0 n_sparse=40 covariance_type=dot_product sparse_method=cur_points}",
@@ -289,17 +296,7 @@ def test_mace_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
     missing = acc._mace_missing()
     if missing:
         pytest.skip(missing)
-    from alip.data.oracles import make_oracle
-
-    oracle = make_oracle("sw")
-    frames = []
-    for i in range(12):
-        a = bulk("Si", "diamond", a=5.43 * (0.98 + 0.004 * i), cubic=True)
-        a.rattle(0.05, seed=i)
-        a.calc = oracle.make_calculator(a)
-        e, f, s = a.get_potential_energy(), a.get_forces(), a.get_stress()
-        a.calc = SinglePointCalculator(a, energy=e, forces=f, stress=s)
-        frames.append(a)
+    frames = _sw_frames(12)
     small = {
         "--num_channels": "8",
         "--max_L": "0",
