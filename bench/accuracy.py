@@ -29,7 +29,7 @@ minutes on one core) through QUIP's ``gap_fit`` from the quippy wheel (Linux x86
     pip install quippy-ase==0.10.3
 
 (without it the GAP row is skipped with the reason). ``--models mace`` (not in the default list:
-about an hour on two cores) trains MACE, the equivariant message-passing network, with its own
+about 75 minutes on two cores) trains MACE, the equivariant message-passing network, with its own
 command line (:data:`MACE_ARGS`) on the same frames (``pip install mace-torch==0.3.16``; its
 "train" errors include the 10 % of frames it holds out for its own validation). For every model: RMSE of the
 energy per atom (meV/atom), force components (eV/Å) and stress components (GPa) on the
@@ -104,7 +104,7 @@ GAP_FIT_ARGS: list[str] = [
 #: receptive field of 10 Å), 120 epochs of batch 4 with EMA, stage two (energy weight 1000) from
 #: epoch 90; energies and forces (no stresses: the "weighted" loss), isolated-atom energy by
 #: linear fit (``average``), 10 % of the frames held out for its own validation. Not tuned: the
-#: package's tutorial settings scaled down to two CPU cores (about an hour).
+#: package's tutorial settings scaled down to two CPU cores (74 min there).
 MACE_ARGS: list[str] = [
     "--model=MACE",
     "--num_channels=32",
@@ -512,10 +512,14 @@ def _gap_missing() -> str | None:
     return None
 
 
+#: the label keys of MACE's training file, as mace_run_train is told them (``REF_``: keys that
+#: ASE's reader does not turn into a calculator)
+MACE_KEYS: dict[str, str] = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress"}
+
+
 def write_mace_training(frames: list[Atoms], path: str) -> None:
-    """The frames under the keys :func:`mace_model` names to ``mace_run_train`` (``REF_``: keys
-    that ASE's reader does not turn into a calculator), stresses included."""
-    write_training(frames, path, "REF_energy", "REF_forces", "REF_stress")
+    """The frames under :data:`MACE_KEYS`, stresses included."""
+    write_training(frames, path, MACE_KEYS["energy"], MACE_KEYS["forces"], MACE_KEYS["stress"])
 
 
 def mace_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float, float]:
@@ -525,7 +529,7 @@ def mace_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any]
     os.makedirs(workdir, exist_ok=True)
     xyz = os.path.join(workdir, "mace_train.xyz")
     write_mace_training(train, xyz)
-    keys = ["--energy_key=REF_energy", "--forces_key=REF_forces", "--stress_key=REF_stress"]
+    keys = [f"--{q}_key={key}" for q, key in MACE_KEYS.items()]
     dirs = [f"--{d}_dir={os.path.join(workdir, d)}" for d in ("results", "checkpoints", "model", "log")]
     cmd = [sys.executable, "-m", "mace.cli.run_train", "--name=mace", f"--train_file={xyz}", *keys, *MACE_ARGS, *dirs]
     status, wall, cpu = run_logged(cmd, os.path.join(workdir, "mace.log"), cwd=workdir)
@@ -654,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--models",
         default="default,best,previous,selected,second,former,snap,qsnap,n2p2,gap",
-        help="comma-separated subset of the default, or mace (MACE trained on the same frames, about an hour)",
+        help="comma-separated subset of the default, or mace (MACE trained on the same frames, about 75 min)",
     )
     p.add_argument("--json", help="write all numbers here")
     p.add_argument("--save-dir", help="save the alip committees here (the refitted GAP in DIR/gap, MACE in DIR/mace)")

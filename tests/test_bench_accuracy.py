@@ -23,8 +23,8 @@ def _frame(group: str, description: str, energy: float, seed: int):
 
 
 def _sw_frames(n: int) -> list:
-    """n rattled diamond cells of 8 atoms over ±2 % in a, with Stillinger–Weber energies,
-    forces and stresses."""
+    """n rattled diamond cells of 8 atoms, a from 0.98 to 0.98 + 0.004 (n - 1) times 5.43 Å, with
+    Stillinger–Weber energies, forces and stresses."""
     from alip.data.oracles import make_oracle
 
     oracle = make_oracle("sw")
