@@ -48,12 +48,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -522,16 +524,20 @@ def write_mace_training(frames: list[Atoms], path: str) -> None:
     write_training(frames, path, MACE_KEYS["energy"], MACE_KEYS["forces"], MACE_KEYS["stress"])
 
 
-def mace_model(train: list[Atoms], workdir: str) -> tuple[Callable[[Atoms], Any], float, float]:
-    """Train MACE with :data:`MACE_ARGS` on ``train`` in ``workdir`` (its output in mace.log
-    there); a factory of its ASE calculator (float64), the training's wall time and its CPU time.
-    RuntimeError if the training fails."""
+def mace_model(
+    train: list[Atoms], workdir: str, extra_args: Sequence[str] = ()
+) -> tuple[Callable[[Atoms], Any], float, float]:
+    """Train MACE with :data:`MACE_ARGS` and then ``extra_args`` (mace's command line: a later flag
+    overrides an earlier one) on ``train`` in ``workdir`` (its output in mace.log there); a factory
+    of its ASE calculator (float64), the training's wall time and its CPU time. RuntimeError if the
+    training fails."""
     os.makedirs(workdir, exist_ok=True)
     xyz = os.path.join(workdir, "mace_train.xyz")
     write_mace_training(train, xyz)
     keys = [f"--{q}_key={key}" for q, key in MACE_KEYS.items()]
     dirs = [f"--{d}_dir={os.path.join(workdir, d)}" for d in ("results", "checkpoints", "model", "log")]
-    cmd = [sys.executable, "-m", "mace.cli.run_train", "--name=mace", f"--train_file={xyz}", *keys, *MACE_ARGS, *dirs]
+    run_train = [sys.executable, "-m", "mace.cli.run_train", "--name=mace", f"--train_file={xyz}"]
+    cmd = [*run_train, *keys, *MACE_ARGS, *extra_args, *dirs]  # mace's argparse: the last value of a flag wins
     status, wall, cpu = run_logged(cmd, os.path.join(workdir, "mace.log"), cwd=workdir)
     model = os.path.join(workdir, "model", "mace_stagetwo.model")  # the end of stage two (mace.model: of stage one)
     if status != 0 or not os.path.isfile(model):
@@ -660,6 +666,13 @@ def main(argv: list[str] | None = None) -> int:
         default="default,best,previous,selected,second,former,snap,qsnap,n2p2,gap",
         help="comma-separated subset of the default, or mace (MACE trained on the same frames, about 75 min)",
     )
+    p.add_argument(
+        "--mace-args",
+        default="",
+        metavar="ARGS",
+        help="of --models mace: mace_run_train flags after MACE_ARGS, which they override "
+        "(e.g. '--num_interactions=1': the twenty-second study)",
+    )
     p.add_argument("--json", help="write all numbers here")
     p.add_argument("--save-dir", help="save the alip committees here (the refitted GAP in DIR/gap, MACE in DIR/mace)")
     p.add_argument(
@@ -756,6 +769,9 @@ def main(argv: list[str] | None = None) -> int:
             label = "n2p2 (published, through alip)"
         elif name in REFITTED:
             fit, missing_of, package, label = REFITTED[name]
+            if name == "mace" and args.mace_args:
+                fit = functools.partial(fit, extra_args=shlex.split(args.mace_args))
+                label = f"{label} {args.mace_args}"
             missing = missing_of()
             if missing:
                 print(f"{name}: skipped, {package} is not usable: {missing}")

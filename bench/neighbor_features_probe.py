@@ -1,16 +1,28 @@
-"""Probe (issue 14, twelfth study): does one message pass lower the mlearn liquid's energy error?
+"""Probe (issue 14, twelfth and twenty-second studies): do message passes lower the mlearn liquid's energy error?
 
     python bench/accuracy.py --write-data /tmp/mlearn          # the files with the shear stresses fixed
     python bench/neighbor_features_probe.py G                  # E = sum_i NN(Gs_i), the control
     python bench/neighbor_features_probe.py GH                 # E = sum_i NN([Gs_i, H_i])
     HNORM=1 NSHELL=1 python bench/neighbor_features_probe.py GH   # H as a weighted mean, first shell only
+    python bench/neighbor_features_probe.py GM                 # E = sum_i NN([Gs_i, M_i]), a learned message
+    python bench/neighbor_features_probe.py GMV                # ... and |V_i|^2, a learned vector message
+    python bench/neighbor_features_probe.py GMV2               # two such passes (a receptive field of 10 Å)
     FD=1 python bench/neighbor_features_probe.py GH 1          # also check the forces by finite differences
 
 Gs_i: the default descriptor (``ACSF.cross_windows_si``) standardised on the training set.
 H_i = sum_j phi_m(r_ij) Gs_j over neighbors within 5 Å, phi_m a Gaussian on the first (2.4 Å)
 and second (3.8 Å) neighbor shell times a cosine cutoff (``HNORM=1``: divided by sum_j phi_m,
 a weighted mean), so H_i sees its neighbors' environments: a receptive field of 10.5 Å and a
-higher body order. Forces are exact: G = G0 + J u at u = 0 (J the core's sparse Jacobian, one
+higher body order. GM (twenty-second study) learns the message instead: M_i = sum_j
+R(r_ij) * psi(Gs_j) / 25, R a linear map of 8 sine-Bessel functions times the cosine cutoff
+to ``MSG`` (32) channels, psi a SiLU layer of the neighbor's descriptor to the same channels,
+both trained with the network (a continuous-filter convolution on alip's descriptors, as
+SchNet's on learned embeddings). GMV adds a vector message V_i = sum_j R'(r_ij) * psi(Gs_j) *
+rhat_ij / 25 (its own radial map, the same psi) and feeds its squares per channel, |V_i|^2, an
+invariant of the neighbors' environments and the angles between them (L = 1, as MACE's
+messages). GMV2 runs two such passes, the second's neighbors sending [Gs_j, M_j, |V_j|^2]
+(a receptive field of 10 Å, as MACE's two layers); the readout sees all passes' features.
+Forces are exact: G = G0 + J u at u = 0 (J the core's sparse Jacobian, one
 autograd Function whose backward is the padded contraction), r_ij(u) = |D_ij + u_j − u_i|,
 F = −dE/du (double backward for training). K = 4 members in one stack, 32-32 SiLU, Adam 5e-3 →
 2e-4 over the epochs in batches of 4, energy weight 1 and force weight 0.1, no stress, no
@@ -42,6 +54,8 @@ K = 4
 RC2 = 5.0
 SHELLS = [(2.4, 2.0), (3.8, 1.0)][: int(os.environ.get("NSHELL", "2"))]  # (rs, eta) of the pair weights
 HNORM = bool(int(os.environ.get("HNORM", "0")))  # H as a weighted mean, not a sum
+MSG = int(os.environ.get("MSG", "32"))  # channels of the learned message (arm GM)
+NBESSEL = 8
 
 DATA = os.environ.get("DATA", "/tmp/mlearn")
 train_atoms = read(os.path.join(DATA, "train.extxyz"), ":")
@@ -125,6 +139,8 @@ def features(b, u):
     if arm == "G":
         return G
     r = (b["D"] + u[:, b["pj"]] - u[:, b["pi"]]).norm(dim=-1)  # (K, P)
+    if PASSES:
+        return torch.cat([G, *learned_message(G, r, b, u)], -1)
     w = pair_weights(r)  # (K, P, M)
     msg = (w[..., :, None] * G[:, b["pj"], None, :]).flatten(-2)  # (K, P, M*F)
     H = G.new_zeros(K, b["n"], msg.shape[-1]).index_add(1, b["pi"], msg)
@@ -146,12 +162,50 @@ if arm == "GH":
         hs = torch.cat(hs)
         hmu, hsd = hs.mean(0), hs.std(0).clamp_min(1e-6)
 
-Fin = tr.G.shape[1] * (1 + (len(SHELLS) if arm == "GH" else 0))
+F0 = tr.G.shape[1]
+PASSES = {"GM": 1, "GMV": 1, "GMV2": 2}.get(arm, 0)
+VECTOR = arm in ("GMV", "GMV2")
+PER_PASS = MSG * (2 if VECTOR else 1)  # features each pass adds
+Fin = F0 * (1 + (len(SHELLS) if arm == "GH" else 0)) + PASSES * PER_PASS
 gen = torch.Generator().manual_seed(seed)
+
+
+def pass_parameters(f_in):
+    """One message pass: radial maps (scalar, vector) and the neighbor's SiLU layer psi."""
+    radial = torch.nn.Parameter(torch.randn(K, NBESSEL, MSG, generator=gen) * (1 / NBESSEL) ** 0.5)
+    psi_w = torch.nn.Parameter(torch.randn(K, f_in, MSG, generator=gen) * (1 / f_in) ** 0.5)
+    psi_b = torch.nn.Parameter(torch.zeros(K, 1, MSG))
+    radial_vec = torch.nn.Parameter(torch.randn(K, NBESSEL, MSG, generator=gen) * (1 / NBESSEL) ** 0.5)
+    return [radial, psi_w, psi_b] + ([radial_vec] if VECTOR else [])
+
+
+passes = [pass_parameters(F0 + p * PER_PASS) for p in range(PASSES)]
+
+
+def learned_message(G, r, b, u):
+    """Per pass [M_i] (GM) or [M_i, |V_i|^2] (GMV, GMV2), each (K, n, MSG); a pass's neighbors
+    send their descriptor and the earlier passes' features."""
+    fc = 0.5 * (torch.cos(torch.pi * r / RC2) + 1) * (r < RC2)
+    n = torch.arange(1, NBESSEL + 1, dtype=r.dtype)
+    bessel = torch.sin(n * torch.pi * r[..., None] / RC2) / r[..., None] * fc[..., None]  # (K, P, NB)
+    rhat = (b["D"] + u[:, b["pj"]] - u[:, b["pi"]]) / r[..., None]  # (K, P, 3)
+    out = []
+    for radial, psi_w, psi_b, *radial_vec in passes:
+        x = torch.cat([G, *out], -1)
+        psi = torch.nn.functional.silu(torch.baddbmm(psi_b, x, psi_w))[:, b["pj"]]  # (K, P, MSG)
+        msg = torch.bmm(bessel, radial) * psi
+        out.append(G.new_zeros(K, b["n"], MSG).index_add(1, b["pi"], msg) / 25.0)
+        if VECTOR:
+            vec = (torch.bmm(bessel, radial_vec[0]) * psi)[..., None] * rhat[:, :, None, :]  # (K, P, MSG, 3)
+            V = G.new_zeros(K, b["n"], MSG, 3).index_add(1, b["pi"], vec) / 25.0
+            out.append(10.0 * (V**2).sum(-1))
+    return out
+
+
 sizes = [Fin, 32, 32, 1]
 Ws = [torch.nn.Parameter(torch.randn(K, a, b, generator=gen) * (1 / a) ** 0.5) for a, b in zip(sizes[:-1], sizes[1:])]
 Bs = [torch.nn.Parameter(torch.zeros(K, 1, b)) for b in sizes[1:]]
-params = Ws + Bs
+params = Ws + Bs + [w for p in passes for w in p]
 
 
 def energies_forces(b, graph):
@@ -208,6 +262,7 @@ liq_tr = (tr.E / tr.nat).numpy() - e0 > 0.4
 liq_te = (te.E / te.nat).numpy() - e0 > 0.4
 rms = lambda x: 1e3 * float(np.sqrt(np.mean(np.square(x))))  # noqa: E731
 out = dict(
+    msg=MSG if PASSES else 0,
     nshell=len(SHELLS),
     hnorm=HNORM,
     arm=arm,

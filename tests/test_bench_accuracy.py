@@ -288,6 +288,25 @@ def test_mace_training_file_carries_the_labels_under_the_keys_it_is_told(acc, tm
     np.testing.assert_allclose(back[1].info["REF_stress"], frames[1].get_stress(), atol=1e-8)  # Voigt, as MACE reads
 
 
+def test_mace_extra_args_follow_the_recipe_so_they_override_it(acc, tmp_path, monkeypatch):
+    """``--mace-args`` reach mace_run_train after MACE_ARGS (its argparse keeps the last value of a
+    flag) and before nothing that would undo them; no training runs here."""
+    seen = {}
+
+    def fake_run(cmd, log, cwd):
+        seen["cmd"] = cmd
+        return 1, 0.0, 0.0
+
+    monkeypatch.setattr(acc, "run_logged", fake_run)
+    with pytest.raises(RuntimeError, match="mace_run_train failed"):
+        acc.mace_model(_sw_frames(2), str(tmp_path / "m"), extra_args=["--num_interactions=1", "--num_channels=64"])
+    cmd = seen["cmd"]
+    last = {a.split("=")[0]: i for i, a in enumerate(cmd) if a.startswith("--")}
+    assert cmd[last["--num_interactions"]] == "--num_interactions=1"
+    assert cmd[last["--num_channels"]] == "--num_channels=64"
+    assert last["--num_interactions"] > cmd.index("--num_interactions=2")  # the recipe's own value comes first
+
+
 @pytest.mark.slow  # 25-50 s of training
 def test_mace_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
     """A small MACE through the bench's mace_run_train path on Stillinger–Weber labels: the labels
