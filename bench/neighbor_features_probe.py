@@ -138,9 +138,10 @@ def features(b, u):
     G = (LinG.apply(u, b["G"], b["pad"], b["tgt"]) - mu) / sd  # (K, n, F)
     if arm == "G":
         return G
-    r = (b["D"] + u[:, b["pj"]] - u[:, b["pi"]]).norm(dim=-1)  # (K, P)
+    d = b["D"] + u[:, b["pj"]] - u[:, b["pi"]]  # (K, P, 3)
+    r = d.norm(dim=-1)  # (K, P)
     if PASSES:
-        return torch.cat([G, *learned_message(G, r, b, u)], -1)
+        return torch.cat([G, *learned_message(G, d, r, b)], -1)
     w = pair_weights(r)  # (K, P, M)
     msg = (w[..., :, None] * G[:, b["pj"], None, :]).flatten(-2)  # (K, P, M*F)
     H = G.new_zeros(K, b["n"], msg.shape[-1]).index_add(1, b["pi"], msg)
@@ -171,24 +172,26 @@ gen = torch.Generator().manual_seed(seed)
 
 
 def pass_parameters(f_in):
-    """One message pass: radial maps (scalar, vector) and the neighbor's SiLU layer psi."""
+    """One message pass: radial maps (scalar; vector for GMV, GMV2) and the neighbor's SiLU layer psi."""
     radial = torch.nn.Parameter(torch.randn(K, NBESSEL, MSG, generator=gen) * (1 / NBESSEL) ** 0.5)
     psi_w = torch.nn.Parameter(torch.randn(K, f_in, MSG, generator=gen) * (1 / f_in) ** 0.5)
     psi_b = torch.nn.Parameter(torch.zeros(K, 1, MSG))
+    if not VECTOR:
+        return [radial, psi_w, psi_b]
     radial_vec = torch.nn.Parameter(torch.randn(K, NBESSEL, MSG, generator=gen) * (1 / NBESSEL) ** 0.5)
-    return [radial, psi_w, psi_b] + ([radial_vec] if VECTOR else [])
+    return [radial, psi_w, psi_b, radial_vec]
 
 
 passes = [pass_parameters(F0 + p * PER_PASS) for p in range(PASSES)]
 
 
-def learned_message(G, r, b, u):
+def learned_message(G, d, r, b):
     """Per pass [M_i] (GM) or [M_i, |V_i|^2] (GMV, GMV2), each (K, n, MSG); a pass's neighbors
     send their descriptor and the earlier passes' features."""
     fc = 0.5 * (torch.cos(torch.pi * r / RC2) + 1) * (r < RC2)
     n = torch.arange(1, NBESSEL + 1, dtype=r.dtype)
     bessel = torch.sin(n * torch.pi * r[..., None] / RC2) / r[..., None] * fc[..., None]  # (K, P, NB)
-    rhat = (b["D"] + u[:, b["pj"]] - u[:, b["pi"]]) / r[..., None]  # (K, P, 3)
+    rhat = d / r[..., None] if VECTOR else None  # (K, P, 3)
     out = []
     for radial, psi_w, psi_b, *radial_vec in passes:
         x = torch.cat([G, *out], -1)
