@@ -308,7 +308,7 @@ def test_mace_extra_args_follow_the_recipe_so_they_override_it(acc, tmp_path, mo
 
 
 @pytest.mark.slow  # 25-50 s of training
-def test_mace_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
+def test_mace_model_fits_its_training_energies(acc, tmp_path):
     """A small MACE through the bench's mace_run_train path on Stillinger–Weber labels: the labels
     reach it under the keys it is told and the calculator it returns predicts them; a training that
     fails raises."""
@@ -316,23 +316,20 @@ def test_mace_model_fits_its_training_energies(acc, tmp_path, monkeypatch):
     if missing:
         pytest.skip(missing)
     frames = _sw_frames(12)
-    small = {
-        "--num_channels": "8",
-        "--max_L": "0",
-        "--num_interactions": "1",
-        "--r_max": "4.0",
-        "--max_num_epochs": "200",
-        "--start_swa": "100",
-        "--batch_size": "2",
-        "--eval_interval": "20",
-    }
-    args = [f"{a.split('=')[0]}={small[a.split('=')[0]]}" if a.split("=")[0] in small else a for a in acc.MACE_ARGS]
-    monkeypatch.setattr(acc, "MACE_ARGS", args)
-    calc_for, wall, cpu = acc.mace_model(frames, str(tmp_path / "mace"))
+    small = [  # through extra_args, as --mace-args: they override MACE_ARGS
+        "--num_channels=8",
+        "--max_L=0",
+        "--num_interactions=1",
+        "--r_max=4.0",
+        "--max_num_epochs=200",
+        "--start_swa=100",
+        "--batch_size=2",
+        "--eval_interval=20",
+    ]
+    calc_for, wall, cpu = acc.mace_model(frames, str(tmp_path / "mace"), extra_args=small)
     assert wall > 0 and cpu > 0 and (tmp_path / "mace" / "model" / "mace_stagetwo.model").is_file()
     err = acc.split_errors(calc_for, frames)
     assert err["energy_rmse"] < 10.0 and err["force_rmse"] < 0.1, err  # 1.0 and 0.016 measured
 
-    monkeypatch.setattr(acc, "MACE_ARGS", [*args, "--no_such_option=1"])
     with pytest.raises(RuntimeError, match="mace_run_train failed"):  # the bench skips the row with this
-        acc.mace_model(frames, str(tmp_path / "bad"))
+        acc.mace_model(frames, str(tmp_path / "bad"), extra_args=[*small, "--no_such_option=1"])
