@@ -47,6 +47,9 @@ from alip.core.jacobian import padded_forces, padded_gradients
 from alip.models.training_data import featurize
 
 torch.set_num_threads(int(os.environ.get("NT", "2")))
+ARMS = ("G", "GH", "GM", "GMV", "GMV2")
+if len(sys.argv) < 2 or sys.argv[1] not in ARMS or not all(a.isdigit() for a in sys.argv[2:4]) or len(sys.argv) > 4:
+    sys.exit(f"usage: python bench/neighbor_features_probe.py {{{'|'.join(ARMS)}}} [EPOCHS] [SEED] (see the docstring)")
 arm = sys.argv[1]
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
