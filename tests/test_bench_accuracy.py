@@ -307,6 +307,17 @@ def test_mace_extra_args_follow_the_recipe_so_they_override_it(acc, tmp_path, mo
     assert last["--num_interactions"] > cmd.index("--num_interactions=2")  # the recipe's own value comes first
 
 
+def test_mace_args_on_the_command_line_keep_their_leading_dashes(acc):
+    """``--mace-args '--num_interactions=1'`` as the README writes it: argparse alone would take the
+    value for an option and stop with "expected one argument"."""
+    args = acc.parse_args(["--models", "mace", "--mace-args", "--num_interactions=1"])  # one flag, no space
+    assert args.mace_args == "--num_interactions=1" and args.models == "mace"
+    args = acc.parse_args(["--mace-args", "--num_interactions=1 --num_channels=64", "--models", "mace"])
+    assert args.mace_args == "--num_interactions=1 --num_channels=64" and args.models == "mace"
+    assert acc.parse_args(["--mace-args=--seed=1"]).mace_args == "--seed=1"
+    assert acc.parse_args(["--json", "x.json"]).mace_args == ""
+
+
 @pytest.mark.slow  # 25-50 s of training
 def test_mace_model_fits_its_training_energies(acc, tmp_path):
     """A small MACE through the bench's mace_run_train path on Stillinger–Weber labels: the labels
