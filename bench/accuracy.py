@@ -531,6 +531,7 @@ def mace_model(
     overrides an earlier one) on ``train`` in ``workdir`` (its output in mace.log there); a factory
     of its ASE calculator (float64), the training's wall time and its CPU time. RuntimeError if the
     training fails."""
+    workdir = os.path.abspath(workdir)  # mace_run_train runs in workdir: a relative path would not resolve there
     os.makedirs(workdir, exist_ok=True)
     xyz = os.path.join(workdir, "mace_train.xyz")
     write_mace_training(train, xyz)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -305,6 +307,24 @@ def test_mace_extra_args_follow_the_recipe_so_they_override_it(acc, tmp_path, mo
     assert cmd[last["--num_interactions"]] == "--num_interactions=1"
     assert cmd[last["--num_channels"]] == "--num_channels=64"
     assert last["--num_interactions"] > cmd.index("--num_interactions=2")  # the recipe's own value comes first
+
+
+def test_mace_paths_resolve_from_its_working_directory(acc, tmp_path, monkeypatch):
+    """``--save-dir save`` (relative): mace_run_train runs in its work directory, so every path the
+    command names must be absolute there."""
+    seen = {}
+
+    def fake_run(cmd, log, cwd):
+        seen["cmd"], seen["cwd"] = cmd, cwd
+        return 1, 0.0, 0.0
+
+    monkeypatch.setattr(acc, "run_logged", fake_run)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="mace_run_train failed"):
+        acc.mace_model(_sw_frames(2), os.path.join("save", "mace"))
+    paths = [a.split("=", 1)[1] for a in seen["cmd"] if a.split("=")[0].endswith(("_file", "_dir"))]
+    assert len(paths) == 5 and all(os.path.isabs(x) for x in paths) and os.path.isabs(seen["cwd"])
+    assert os.path.isfile(os.path.join(seen["cwd"], "mace_train.xyz"))
 
 
 def test_mace_args_on_the_command_line_keep_their_leading_dashes(acc):
