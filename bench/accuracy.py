@@ -661,11 +661,6 @@ def _screen_line(r: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; ``--mace-args '--flag=v ...'`` keeps its value although it starts with "--"."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for i, a in enumerate(argv[:-1]):
-        if a == "--mace-args":  # argparse would read the value as an option of its own
-            argv[i : i + 2] = [f"--mace-args={argv[i + 1]}"]
-            break
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz, peers/)")
     p.add_argument(
@@ -711,6 +706,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="instead: write train.extxyz and test.extxyz with the shear stresses fixed to DIR (for `alip train`)",
     )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own = set(p._option_string_actions)  # the bench's own flags: never taken for MACE's
+    i = 0
+    while i < len(argv) - 1:
+        if argv[i] == "--mace-args" and argv[i + 1].split("=")[0] not in own:
+            argv[i : i + 2] = [f"--mace-args={argv[i + 1]}"]  # argparse would read "--x" as an option
+        i += 1
     return p.parse_args(argv)
 
 

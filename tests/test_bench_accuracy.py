@@ -335,6 +335,9 @@ def test_mace_args_on_the_command_line_keep_their_leading_dashes(acc):
     args = acc.parse_args(["--mace-args", "--num_interactions=1 --num_channels=64", "--models", "mace"])
     assert args.mace_args == "--num_interactions=1 --num_channels=64" and args.models == "mace"
     assert acc.parse_args(["--mace-args=--seed=1"]).mace_args == "--seed=1"
+    assert acc.parse_args(["--mace-args", "--seed=1", "--mace-args", "--seed=2"]).mace_args == "--seed=2"  # the last
+    with pytest.raises(SystemExit):  # a flag of the bench's own is not MACE's: argparse's error, as before
+        acc.parse_args(["--mace-args", "--stored-shear"])
     assert acc.parse_args(["--json", "x.json"]).mace_args == ""
 
 
