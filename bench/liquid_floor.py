@@ -4,13 +4,19 @@ descriptors, more liquid frames or a physical baseline remove?
     python bench/liquid_floor.py mix s0.pt s1.pt s2.pt windows.pt shells.pt n2p2.pt   # committees trained before
     python bench/liquid_floor.py curve --fraction 0.33 --subset-seed 0 --log curve.jsonl   # ~2.5 min on one core
     python bench/liquid_floor.py baseline --potential sw --scale 0.5 --log delta.jsonl    # ~3 min on one core
+    python bench/liquid_floor.py split --fraction 0.667 --out /tmp/fold      # a held-out third of the liquid
+    python bench/accuracy.py --data /tmp/fold --models default,mace --save-dir /tmp/fold/save
+    python bench/liquid_floor.py --data /tmp/fold mix --frames /tmp/fold/heldout.extxyz \
+        /tmp/fold/save/alip_default.pt /tmp/fold/save/mace/model/mace_stagetwo.model
 
 ``mix`` evaluates committee files on the mlearn test set (``alip train --spec D`` with other
 descriptors, other seeds, ``alip import-n2p2``): each one's energy RMSE over all frames and per
 phase (crystal / liquid, as ``bench/accuracy.py`` splits them), the correlation of every two
 models' per-frame energy errors on the liquid frames, and the errors of the mean prediction of
 every pair and of all of them. Models whose liquid errors correlate little would cancel in a
-mean (a committee of mixed descriptors); models that share them would not.
+mean (a committee of mixed descriptors); models that share them would not. ``--frames FILE``
+judges them on other frames than the test set's (a fold's held-out frames); a ``.model`` file is a
+MACE model (``bench/accuracy.py --models mace --save-dir``), evaluated through its calculator.
 
 ``curve`` trains the default committee (``TrainConfig(seed=--seed, threads=1)``) on every
 training frame of the other phase and a random ``--fraction`` of the ``--phase`` frames
@@ -23,7 +29,13 @@ Tersoff; ``none`` is the control) and predicts committee + baseline: training, c
 (each held-out frame by the members that held it out: 105 frames, 32 of them liquid with seed 0)
 and test errors per phase; ``--train`` changes other training settings (``--potential none
 --train '{"weight_forces": 0.3}'``: a setting judged on the cross-validation's liquid frames, more
-than the test's 9). All three read the shared mlearn set (``--data``) with the shear stresses fixed
+than the test's 9).
+
+``split`` writes a fold for any model (twenty-third study): ``--out``/train.extxyz, the training
+frames ``curve`` would train on (every frame of the other phase and ``--fraction`` of the
+``--phase`` frames), heldout.extxyz, the rest of that phase's training frames, and test.extxyz,
+all as the shared files store them (so every bench reads them as it reads those), and split.json
+with the training indices of both. All four read the shared mlearn set (``--data``) with the shear stresses fixed
 as ``bench/accuracy.py`` does.
 """
 
@@ -90,6 +102,46 @@ def phase_fraction(phases: list[str], which: str, fraction: float, seed: int) ->
     return np.sort(np.concatenate([np.flatnonzero(phases_a != which), chosen]))
 
 
+def write_split(data: str, out: str, which: str, fraction: float, seed: int) -> dict[str, list[int]]:
+    """The fold ``split`` writes (see the module docstring): ``{"kept": [...], "held_out": [...]}``,
+    indices into the training frames of ``data``."""
+    from ase.io import write
+
+    train = read_mlearn(os.path.join(data, "train.extxyz"), fix_shear=False)  # as stored: written back as such
+    test = read_mlearn(os.path.join(data, "test.extxyz"), fix_shear=False)
+    e_ground = ground_energy(train)
+    phases = [phase(a, e_ground) for a in train]
+    kept = [int(i) for i in phase_fraction(phases, which, fraction, seed)]
+    held_out = sorted(set(range(len(train))) - set(kept))
+    if not held_out:
+        raise ValueError(f"a fraction of {fraction} holds out no {which} frame")
+    os.makedirs(out, exist_ok=True)
+    write(os.path.join(out, "train.extxyz"), [train[i] for i in kept])
+    write(os.path.join(out, "heldout.extxyz"), [train[i] for i in held_out])
+    write(os.path.join(out, "test.extxyz"), test)
+    split = {"kept": kept, "held_out": held_out}
+    with open(os.path.join(out, "split.json"), "w") as fh:
+        json.dump({"phase": which, "fraction": fraction, "subset_seed": seed, "data": data, **split}, fh)
+    return split
+
+
+def model_energies(path: str, frames: list) -> np.ndarray:
+    """Total energies (eV) of ``frames``: a committee file's mean, or a MACE model's (``.model``)."""
+    if path.endswith(".model"):
+        from mace.calculators import MACECalculator
+
+        calc = MACECalculator(model_paths=path, device="cpu", default_dtype="float64")
+        out = []
+        for atoms in frames:
+            a = atoms.copy()
+            a.calc = calc
+            out.append(a.get_potential_energy())
+        return np.array(out)
+    from alip.models.committee import Committee
+
+    return Committee.load(path).predict(frames).energies.mean(0)
+
+
 def baseline_labels(atoms, potential: str, scale: float) -> tuple[float, np.ndarray, np.ndarray]:
     """``scale`` × (energy, forces, Voigt stress) of a published potential (alip's ``manybody``
     oracle) on ``atoms``; zeros for ``"none"``."""
@@ -132,16 +184,16 @@ def plus_baseline(committee, base):
     return factory
 
 
-def _print_mix(table: dict) -> None:
+def _print_mix(table: dict, judged: str = "test") -> None:
     def row(name: str, r: dict[str, float]) -> str:
-        cells = [r.get(k, float("nan")) for k in ("all", "crystal", "liquid")]
-        return f"| {name} | " + " | ".join(f"{x:.2f}" for x in cells) + " |"
+        cells = [f"{r[k]:.2f}" if k in r else "—" for k in ("all", "crystal", "liquid")]  # a phase without frames: —
+        return f"| {name} | " + " | ".join(cells) + " |"
 
-    print("| model | test E RMSE (meV/atom) | crystal | liquid |\n|---|---:|---:|---:|")
+    print(f"| model | {judged} E RMSE (meV/atom) | crystal | liquid |\n|---|---:|---:|---:|")
     print("\n".join(row(n, r) for n, r in table["alone"].items()))
     print("\n| liquid errors of | correlation |\n|---|---:|")
     print("\n".join(f"| {k} | {v:+.3f} |" for k, v in table["correlation"].items()))
-    print("\n| mean prediction of | test E RMSE (meV/atom) | crystal | liquid |\n|---|---:|---:|---:|")
+    print(f"\n| mean prediction of | {judged} E RMSE (meV/atom) | crystal | liquid |\n|---|---:|---:|---:|")
     print("\n".join(row(n, r) for n, r in sorted(table["mean"].items(), key=lambda kv: kv[1]["all"])))
 
 
@@ -150,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=DEFAULT_DATA, help="mlearn-si directory (train.extxyz, test.extxyz)")
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("mix", help="committees alone and averaged, and their liquid errors' correlations")
-    m.add_argument("models", nargs="+", help="committee files (alip train, alip import-n2p2); two or more")
+    m.add_argument(
+        "models", nargs="+", help="committee files (alip train, alip import-n2p2) or MACE .model files; two or more"
+    )
+    m.add_argument("--frames", help="an extxyz to judge them on instead of the test set (split's heldout.extxyz)")
     c = sub.add_parser("curve", help="the defaults on a fraction of one phase's training frames")
     c.add_argument("--phase", default="liquid", choices=("liquid", "crystal"))
     c.add_argument("--fraction", type=float, required=True, help="of that phase's training frames, in (0, 1]")
@@ -163,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0, help="the committee's (TrainConfig.seed)")
     b.add_argument("--train", default="{}", help="other TrainConfig settings as JSON, e.g. '{\"weight_forces\": 0.3}'")
     b.add_argument("--log", help="append the result (one JSON line) here")
+    s_ = sub.add_parser("split", help="write a fold: training frames without a held-out part of one phase")
+    s_.add_argument("--phase", default="liquid", choices=("liquid", "crystal"))
+    s_.add_argument("--fraction", type=float, required=True, help="of that phase's training frames kept, in (0, 1)")
+    s_.add_argument("--subset-seed", type=int, default=0, help="draws the frames")
+    s_.add_argument("--out", required=True, help="directory for train.extxyz, heldout.extxyz, test.extxyz, split.json")
     args = p.parse_args(argv)
     if args.cmd == "baseline" and not args.scale > 0:
         p.error(f"--scale must be > 0, got {args.scale}")
@@ -177,23 +237,33 @@ def main(argv: list[str] | None = None) -> int:
         p.error("mix needs two or more committee files")
     if args.cmd == "curve" and not 0 < args.fraction <= 1:
         p.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    if args.cmd == "split" and not 0 < args.fraction < 1:
+        p.error(f"--fraction must be in (0, 1) (what is not kept is held out), got {args.fraction}")
     for path in getattr(args, "models", []):
         if not os.path.isfile(path):
             p.error(f"no committee file {path!r}")
-
-    from alip.models.committee import Committee
+    if getattr(args, "frames", None) and not os.path.isfile(args.frames):
+        p.error(f"no frames file {args.frames!r}")
+    if args.cmd == "split":
+        try:
+            split = write_split(args.data, args.out, args.phase, args.fraction, args.subset_seed)
+        except (OSError, ValueError) as exc:
+            print(f"bench/liquid_floor.py: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"{len(split['kept'])} training frames kept, {len(split['held_out'])} {args.phase} held out -> {args.out}"
+        )
+        return 0
 
     train = read_mlearn(os.path.join(args.data, "train.extxyz"))
     test = read_mlearn(os.path.join(args.data, "test.extxyz"))
     e_ground = ground_energy(train)
     test_phases = [phase(a, e_ground) for a in test]
     if args.cmd == "mix":
-        energies = {
-            os.path.splitext(os.path.basename(f))[0]: Committee.load(f).predict(test).energies.mean(0)
-            for f in args.models
-        }
-        table = mix_table(energies, test, test_phases)
-        _print_mix(table)
+        judged = read_mlearn(args.frames) if args.frames else test
+        energies = {os.path.splitext(os.path.basename(f))[0]: model_energies(f, judged) for f in args.models}
+        table = mix_table(energies, judged, [phase(a, e_ground) for a in judged])
+        _print_mix(table, os.path.basename(args.frames) if args.frames else "test")
         print(json.dumps(table))
         return 0
 

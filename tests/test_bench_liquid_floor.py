@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -159,3 +161,69 @@ def test_baseline_train_settings_are_checked_before_reading_data(lf, capsys, tmp
     with pytest.raises(SystemExit) as e:
         lf.main(["--data", str(tmp_path / "absent"), "baseline", "--potential", "none", "--train", train])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def _mlearn_like(tmp_path, n_liquid=6, n_crystal=4):
+    """A data directory of the shared set's shape: crystal frames at the ground state, liquid ones
+    0.6 eV/atom above it, stresses as stored (AIMD-NVT: yz and xz exchanged)."""
+    from ase.io import write
+
+    frames = _frames([-4.6] * n_crystal + [-4.0] * n_liquid)
+    for i, a in enumerate(frames):
+        a.info["group"] = "AIMD-NVT"
+        a.calc.results["stress"] = np.array([1.0, 2.0, 3.0, 4.0 + i, 5.0, 6.0]) * 1e-3
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "train.extxyz", frames)
+    write(data / "test.extxyz", frames[:2] + frames[-2:])
+    return data, frames
+
+
+def test_split_holds_out_the_rest_of_one_phase_and_writes_the_files_as_stored(lf, tmp_path):
+    data, frames = _mlearn_like(tmp_path)
+    out = tmp_path / "fold"
+    assert lf.main(["--data", str(data), "split", "--fraction", "0.5", "--out", str(out)]) == 0
+    split = json.loads((out / "split.json").read_text())
+    kept, held = split["kept"], split["held_out"]
+    assert sorted(kept + held) == list(range(10)) and not set(kept) & set(held)
+    assert set(range(4)) <= set(kept) and len(held) == 3 and all(i >= 4 for i in held)  # only liquid, half of 6
+    from ase.io import read
+
+    back = {name: read(out / f"{name}.extxyz", ":") for name in ("train", "heldout", "test")}
+    assert [a.get_potential_energy() for a in back["heldout"]] == [frames[i].get_potential_energy() for i in held]
+    assert len(back["test"]) == 4
+    for a, i in zip(back["train"], kept, strict=True):  # as stored: the shear stays exchanged as in the source
+        assert np.allclose(a.get_stress(), frames[i].calc.results["stress"])
+    assert lf.write_split(str(data), str(tmp_path / "again"), "liquid", 0.5, 0) == {"kept": kept, "held_out": held}
+
+
+@pytest.mark.parametrize("fraction", ["0", "1", "1.5"])
+def test_split_needs_a_fraction_that_holds_something_out(lf, tmp_path, capsys, fraction):
+    with pytest.raises(SystemExit) as e:
+        lf.main(["--data", str(tmp_path / "absent"), "split", "--fraction", fraction, "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "--fraction" in capsys.readouterr().err
+
+
+def test_mix_judges_committees_on_the_frames_it_is_given(lf, tmp_path, capsys):
+    from alip.models.training import TrainConfig, train_committee
+
+    data, _ = _mlearn_like(tmp_path)
+    sw = _sw_frames()
+    paths = []
+    for seed in (0, 1):
+        cfg = TrainConfig(n_members=2, hidden=[4], epochs=1, lbfgs_steps=0, val_fraction=0, seed=seed, threads=1)
+        committee = train_committee(sw, None, cfg).committee
+        paths.append(str(tmp_path / f"c{seed}.pt"))
+        committee.save(paths[-1])
+    from ase.io import write
+
+    write(tmp_path / "judged.extxyz", sw)
+    assert lf.main(["--data", str(data), "mix", "--frames", str(tmp_path / "judged.extxyz"), *paths]) == 0
+    table = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from alip.models.committee import Committee
+
+    err = lf.energy_errors(Committee.load(paths[0]).predict(sw).energies.mean(0), sw)
+    assert table["alone"]["c0"]["all"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    with pytest.raises(SystemExit) as e:
+        lf.main(["--data", str(data), "mix", "--frames", str(tmp_path / "absent.extxyz"), *paths])
+    assert e.value.code == 2 and "absent.extxyz" in capsys.readouterr().err
