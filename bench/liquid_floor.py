@@ -35,8 +35,8 @@ than the test's 9).
 frames ``curve`` would train on (every frame of the other phase and ``--fraction`` of the
 ``--phase`` frames), heldout.extxyz, the rest of that phase's training frames, and test.extxyz,
 all as the shared files store them (so every bench reads them as it reads those), and split.json
-with the training indices of both. All four read the shared mlearn set (``--data``) with the shear stresses fixed
-as ``bench/accuracy.py`` does.
+with the training indices of both. All read the shared mlearn set (``--data``); ``mix``, ``curve`` and
+``baseline`` with the shear stresses fixed as ``bench/accuracy.py`` does, ``split`` as stored.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def mix_table(energies: dict[str, np.ndarray], frames: list, phases: list[str]) 
     errs = {n: energy_errors(energies[n], frames) for n in names}
     liquid = np.asarray(phases) == "liquid"
     out: dict = {"alone": {n: rmse_by_phase(errs[n], phases) for n in names}, "correlation": {}, "mean": {}}
-    for a, b in itertools.combinations(names, 2):
+    for a, b in itertools.combinations(names, 2) if liquid.sum() > 1 else ():  # none without liquid frames
         out["correlation"][f"{a} ~ {b}"] = float(np.corrcoef(errs[a][liquid], errs[b][liquid])[0, 1])
     combos = list(itertools.combinations(names, 2)) + ([tuple(names)] if len(names) > 2 else [])
     for combo in combos:
@@ -234,16 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(args.train, dict) or {"seed", "threads"} & set(args.train):
             p.error("--train must be a JSON object of TrainConfig settings other than seed and threads")
     if args.cmd == "mix" and len(args.models) < 2:
-        p.error("mix needs two or more committee files")
+        p.error("mix needs two or more model files")
     if args.cmd == "curve" and not 0 < args.fraction <= 1:
         p.error(f"--fraction must be in (0, 1], got {args.fraction}")
     if args.cmd == "split" and not 0 < args.fraction < 1:
         p.error(f"--fraction must be in (0, 1) (what is not kept is held out), got {args.fraction}")
     for path in getattr(args, "models", []):
         if not os.path.isfile(path):
-            p.error(f"no committee file {path!r}")
+            p.error(f"no model file {path!r}")
     if getattr(args, "frames", None) and not os.path.isfile(args.frames):
         p.error(f"no frames file {args.frames!r}")
+    if args.cmd == "split" and os.path.realpath(args.out) == os.path.realpath(args.data):
+        p.error("--out must not be the --data directory (split would overwrite its input)")
     if args.cmd == "split":
         try:
             split = write_split(args.data, args.out, args.phase, args.fraction, args.subset_seed)
@@ -261,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     test_phases = [phase(a, e_ground) for a in test]
     if args.cmd == "mix":
         judged = read_mlearn(args.frames) if args.frames else test
-        energies = {os.path.splitext(os.path.basename(f))[0]: model_energies(f, judged) for f in args.models}
+        names = [os.path.splitext(os.path.basename(f))[0] for f in args.models]
+        if len(set(names)) < len(names):  # e.g. two runs' mace_stagetwo.model: name them by their paths
+            names = [os.path.splitext(os.path.relpath(f))[0] for f in args.models]
+        if len(set(names)) < len(names):
+            p.error("a model file is named twice")
+        energies = {n: model_energies(f, judged) for n, f in zip(names, args.models, strict=True)}
         table = mix_table(energies, judged, [phase(a, e_ground) for a in judged])
         _print_mix(table, os.path.basename(args.frames) if args.frames else "test")
         print(json.dumps(table))

@@ -192,6 +192,8 @@ def test_split_holds_out_the_rest_of_one_phase_and_writes_the_files_as_stored(lf
     back = {name: read(out / f"{name}.extxyz", ":") for name in ("train", "heldout", "test")}
     assert [a.get_potential_energy() for a in back["heldout"]] == [frames[i].get_potential_energy() for i in held]
     assert len(back["test"]) == 4
+    for a, b in zip(back["test"], frames[:2] + frames[-2:], strict=True):
+        assert np.allclose(a.get_stress(), b.calc.results["stress"])
     for a, i in zip(back["train"], kept, strict=True):  # as stored: the shear stays exchanged as in the source
         assert np.allclose(a.get_stress(), frames[i].calc.results["stress"])
     assert lf.write_split(str(data), str(tmp_path / "again"), "liquid", 0.5, 0) == {"kept": kept, "held_out": held}
@@ -202,6 +204,15 @@ def test_split_needs_a_fraction_that_holds_something_out(lf, tmp_path, capsys, f
     with pytest.raises(SystemExit) as e:
         lf.main(["--data", str(tmp_path / "absent"), "split", "--fraction", fraction, "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and "--fraction" in capsys.readouterr().err
+
+
+def test_split_refuses_to_overwrite_its_input(lf, tmp_path, capsys):
+    data, _ = _mlearn_like(tmp_path)
+    before = (data / "train.extxyz").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        lf.main(["--data", str(data), "split", "--fraction", "0.5", "--out", str(data)])
+    assert e.value.code == 2 and "overwrite" in capsys.readouterr().err
+    assert (data / "train.extxyz").read_bytes() == before
 
 
 def test_mix_judges_committees_on_the_frames_it_is_given(lf, tmp_path, capsys):
@@ -217,13 +228,58 @@ def test_mix_judges_committees_on_the_frames_it_is_given(lf, tmp_path, capsys):
         committee.save(paths[-1])
     from ase.io import write
 
-    write(tmp_path / "judged.extxyz", sw)
+    judged = sw[:1] + sw[2:]  # 3 frames, the test set 4: the phases must be the judged frames' own
+    write(tmp_path / "judged.extxyz", judged)
     assert lf.main(["--data", str(data), "mix", "--frames", str(tmp_path / "judged.extxyz"), *paths]) == 0
     table = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     from alip.models.committee import Committee
 
-    err = lf.energy_errors(Committee.load(paths[0]).predict(sw).energies.mean(0), sw)
+    err = lf.energy_errors(Committee.load(paths[0]).predict(judged).energies.mean(0), judged)
+    liquid = np.array([a.get_potential_energy() / len(a) > -4.6 + 0.4 for a in judged])
+    assert liquid.any() and not liquid.all()
     assert table["alone"]["c0"]["all"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert table["alone"]["c0"]["liquid"] == pytest.approx(np.sqrt(np.mean(err[liquid] ** 2)))
+    assert table["alone"]["c0"]["crystal"] == pytest.approx(np.sqrt(np.mean(err[~liquid] ** 2)))
     with pytest.raises(SystemExit) as e:
         lf.main(["--data", str(data), "mix", "--frames", str(tmp_path / "absent.extxyz"), *paths])
     assert e.value.code == 2 and "absent.extxyz" in capsys.readouterr().err
+
+
+def test_mix_reads_mace_models_and_names_clashing_files_by_their_paths(lf, tmp_path, capsys, monkeypatch):
+    """A ``.model`` file goes through MACE's calculator (a stand-in here); two runs' files of the same
+    name stay two models; frames without liquid give no correlation, not NaN."""
+    import sys
+    import types
+
+    from ase.calculators.calculator import Calculator as AseCalculator
+
+    class FakeMACE(AseCalculator):
+        implemented_properties = ["energy"]
+
+        def __init__(self, model_paths, device, default_dtype):
+            super().__init__()
+            self.shift = float(open(model_paths).read())  # eV per atom
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            super().calculate(atoms, properties, system_changes)
+            self.results["energy"] = (-4.6 + self.shift) * len(atoms)
+
+    monkeypatch.setitem(sys.modules, "mace.calculators", types.SimpleNamespace(MACECalculator=FakeMACE))
+    data, frames = _mlearn_like(tmp_path)
+    paths = []
+    for run, shift in (("a", 0.001), ("b", -0.002)):
+        (tmp_path / run).mkdir()
+        paths.append(tmp_path / run / "mace_stagetwo.model")
+        paths[-1].write_text(str(shift))
+    from ase.io import write
+
+    write(tmp_path / "crystals.extxyz", frames[:4])  # at -4.6 eV/atom: crystal only
+    monkeypatch.chdir(tmp_path)
+    assert lf.main(["--data", str(data), "mix", "--frames", "crystals.extxyz", *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    table = json.loads(out.strip().splitlines()[-1])
+    names = sorted(table["alone"])
+    assert len(names) == 2 and all(n.endswith("mace_stagetwo") for n in names)
+    assert [table["alone"][n]["all"] for n in names] == pytest.approx([1.0, 2.0])  # meV/atom
+    assert table["correlation"] == {} and "nan" not in out.lower()
+    assert "| — |" in out  # no liquid frames: a dash, not a number
