@@ -543,10 +543,15 @@ def mace_model(
     model = os.path.join(workdir, "model", "mace_stagetwo.model")  # the end of stage two (mace.model: of stage one)
     if status != 0 or not os.path.isfile(model):
         raise RuntimeError(f"mace_run_train failed (exit {status}); its output: {workdir}/mace.log")
+    calc = mace_calculator(model)  # loaded: workdir may go
+    return (lambda atoms: calc), wall, cpu
+
+
+def mace_calculator(model: str) -> Any:
+    """MACE's ASE calculator of a saved ``.model`` file, on the CPU in float64."""
     from mace.calculators import MACECalculator
 
-    calc = MACECalculator(model_paths=model, device="cpu", default_dtype="float64")  # loaded: workdir may go
-    return (lambda atoms: calc), wall, cpu
+    return MACECalculator(model_paths=model, device="cpu", default_dtype="float64")
 
 
 def _mace_missing() -> str | None:

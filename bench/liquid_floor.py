@@ -52,7 +52,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from accuracy import DEFAULT_DATA, ground_energy, labels, phase, read_mlearn, split_errors  # noqa: E402
+from accuracy import (  # noqa: E402
+    DEFAULT_DATA,
+    ground_energy,
+    labels,
+    mace_calculator,
+    phase,
+    read_mlearn,
+    split_errors,
+)
 
 
 def energy_errors(energies: np.ndarray, frames: list) -> np.ndarray:
@@ -128,9 +136,7 @@ def write_split(data: str, out: str, which: str, fraction: float, seed: int) -> 
 def model_energies(path: str, frames: list) -> np.ndarray:
     """Total energies (eV) of ``frames``: a committee file's mean, or a MACE model's (``.model``)."""
     if path.endswith(".model"):
-        from mace.calculators import MACECalculator
-
-        calc = MACECalculator(model_paths=path, device="cpu", default_dtype="float64")
+        calc = mace_calculator(path)
         out = []
         for atoms in frames:
             a = atoms.copy()
